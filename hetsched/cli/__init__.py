@@ -1,0 +1,84 @@
+"""The ``hetsched`` command line: thin wrappers over the library.
+
+Each command lives in a small module of this package that defines ``register(subparsers)``;
+the module adds its parser and sets ``func`` to a handler ``(args) -> int``. ``main`` maps
+:class:`~hetsched.errors.HetschedError` to one line on stderr and exit code 2, Ctrl-C to
+exit code 130 (after the command had its chance to save its best result).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Sequence
+
+from hetsched.errors import HetschedError
+
+__all__ = ["EXIT_INTERRUPTED", "EXIT_USER_ERROR", "build_parser", "main"]
+
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+# Command modules, in the order `hetsched --help` lists them. A module that is missing
+# (a subsystem not built yet) is skipped.
+_COMMAND_MODULES = (
+    "hetsched.cli.graph_cmds",
+    "hetsched.cli.cost_cmds",
+    "hetsched.cli.solve_cmds",
+    "hetsched.cli.partition_cmds",
+    "hetsched.cli.run_cmds",
+    "hetsched.cli.bench_cmds",
+    "hetsched.cli.demo_cmd",
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USER_ERROR, f"hetsched: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from hetsched import __version__
+
+    parser = _Parser(
+        prog="hetsched",
+        description="Place and schedule ML operators on CPU/GPU/NPU machines, with proofs.",
+    )
+    parser.add_argument("--version", action="version", version=f"hetsched {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for modname in _COMMAND_MODULES:
+        try:
+            mod = importlib.import_module(modname)
+        except ModuleNotFoundError as err:
+            if err.name == modname:
+                continue
+            raise
+        mod.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_USER_ERROR
+    try:
+        return int(args.func(args) or 0)
+    except HetschedError as err:
+        msg = str(err).splitlines()[0] if str(err) else type(err).__name__
+        print(f"hetsched: error: {msg}", file=sys.stderr)
+        if os.environ.get("HETSCHED_DEBUG"):
+            raise
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("hetsched: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

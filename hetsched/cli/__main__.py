@@ -1,0 +1,5 @@
+import sys
+
+from hetsched.cli import main
+
+sys.exit(main())
