@@ -51,9 +51,7 @@ def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> None:
     write_text_atomic(path, json.dumps(obj, indent=1, allow_nan=False) + "\n")
 
 
-def read_json(
-    path: str | os.PathLike[str], *, error: type[HetschedError] = HetschedError
-) -> Any:
+def read_json(path: str | os.PathLike[str], *, error: type[HetschedError] = HetschedError) -> Any:
     """Parse a JSON file; a missing, unreadable or malformed file raises ``error`` naming it."""
     p = Path(path)
     try:

@@ -180,10 +180,14 @@ class OpGraph:
         merged: dict[tuple[str, str], float] = {}
         for e in edges:
             if e.src not in by_name:
-                msg = f"graph {name!r}: edge {e.src!r} -> {e.dst!r} references missing node {e.src!r}"
+                msg = (
+                    f"graph {name!r}: edge {e.src!r} -> {e.dst!r} references missing node {e.src!r}"
+                )
                 raise GraphError(msg)
             if e.dst not in by_name:
-                msg = f"graph {name!r}: edge {e.src!r} -> {e.dst!r} references missing node {e.dst!r}"
+                msg = (
+                    f"graph {name!r}: edge {e.src!r} -> {e.dst!r} references missing node {e.dst!r}"
+                )
                 raise GraphError(msg)
             if e.src == e.dst:
                 msg = f"graph {name!r}: self-loop on node {e.src!r}"
@@ -195,7 +199,9 @@ class OpGraph:
         self.index: Mapping[str, int] = MappingProxyType({x: i for i, x in enumerate(order)})
         self.edges: tuple[Edge, ...] = tuple(
             Edge(s, d, b)
-            for (s, d), b in sorted(merged.items(), key=lambda kv: (self.index[kv[0][0]], self.index[kv[0][1]]))
+            for (s, d), b in sorted(
+                merged.items(), key=lambda kv: (self.index[kv[0][0]], self.index[kv[0][1]])
+            )
         )
         self.meta: Mapping[str, Any] = MappingProxyType(dict(meta or {}))
         preds: dict[str, list[str]] = {x: [] for x in order}
@@ -215,9 +221,7 @@ class OpGraph:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, OpGraph):
             return NotImplemented
-        return (
-            self.name == other.name and self.nodes == other.nodes and self.edges == other.edges
-        )
+        return self.name == other.name and self.nodes == other.nodes and self.edges == other.edges
 
     def __hash__(self) -> int:
         return hash((self.name, len(self.nodes), len(self.edges)))
@@ -249,8 +253,12 @@ class OpGraph:
     @cached_property
     def edge_index(self) -> tuple[np.ndarray, np.ndarray]:
         """``(src, dst)`` integer arrays of the edges, in topological positions."""
-        src = np.fromiter((self.index[e.src] for e in self.edges), dtype=np.int64, count=len(self.edges))
-        dst = np.fromiter((self.index[e.dst] for e in self.edges), dtype=np.int64, count=len(self.edges))
+        src = np.fromiter(
+            (self.index[e.src] for e in self.edges), dtype=np.int64, count=len(self.edges)
+        )
+        dst = np.fromiter(
+            (self.index[e.dst] for e in self.edges), dtype=np.int64, count=len(self.edges)
+        )
         return src, dst
 
     @property
