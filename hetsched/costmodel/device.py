@@ -44,6 +44,7 @@ __all__ = [
     "DEFAULT_RAMP_TIME",
     "DTYPES",
     "KINDS",
+    "RAMP_CATEGORIES",
     "Device",
     "Link",
     "dtype_class",
@@ -98,13 +99,14 @@ DEFAULT_MEMORY_EFFICIENCY: Mapping[str, Mapping[str, float]] = MappingProxyType(
                  "reduction": 0.5, "norm": 0.5, "data_movement": 0.4, "other": 0.3},
     }
 )  # fmt: skip
-# Size-dependent factor: an op with ``flops`` work reaches ``flops / (flops + peak·ramp)`` of
-# its category efficiency, i.e. compute time = (flops + peak·ramp_time) / (peak·eff). Small
-# GEMMs/convs cannot fill the machine: half efficiency at ~5 µs of peak work on a CPU (a
-# 100³ GEMM on one socket), ~20 µs on a GPU (SM occupancy), ~10 µs on an NPU array.
-DEFAULT_RAMP_TIME: Mapping[str, float] = MappingProxyType(
-    {"cpu": 5e-6, "gpu": 20e-6, "asic": 10e-6}
-)
+# Size-dependent factor, for matmul, conv and attention only (the ops whose tiling needs
+# a large problem to fill the machine): an op with ``flops`` work reaches
+# ``flops / (flops + peak·ramp_time)`` of its category efficiency, i.e. compute time =
+# (flops + peak·ramp_time) / (peak·eff). Half efficiency at ~1 µs of peak work on a CPU
+# (a ~100³ GEMM on a desktop socket), ~3 µs on a GPU (a ~400³ GEMM on an RTX 4090: SM
+# occupancy), ~2 µs on an NPU array.
+RAMP_CATEGORIES: frozenset[str] = frozenset({"matmul", "conv", "attention"})
+DEFAULT_RAMP_TIME: Mapping[str, float] = MappingProxyType({"cpu": 1e-6, "gpu": 3e-6, "asic": 2e-6})
 
 
 _NUMBERS = (

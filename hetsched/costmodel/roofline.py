@@ -8,9 +8,10 @@ Roofline time of ``node`` on device ``d`` (seconds)::
 
 ``peak`` is the device's peak for the node's dtype class
 (:func:`~hetsched.costmodel.device.dtype_class`); ``peak·ramp_time`` is the size-dependent
-factor: an op reaches ``flops / (flops + peak·ramp_time)`` of its category efficiency, so
-small matmuls and convolutions stay far from peak (defaults in
-:mod:`hetsched.costmodel.device`). An op the device refuses costs ``math.inf``.
+factor (matmul, conv and attention only; 0 for other categories): an op reaches
+``flops / (flops + peak·ramp_time)`` of its category efficiency, so small matmuls and
+convolutions stay far from peak (defaults in :mod:`hetsched.costmodel.device`). An op the
+device refuses costs ``math.inf``.
 
 An explicit ``node.cost`` overrides everything (support included): the value under the
 device's name, else its kind, else ``"*"`` is the time (seconds, or the graph's own units).
@@ -22,7 +23,7 @@ Examples
 >>> m = RooflineCostModel(Platform.preset("edge-soc"))
 >>> mm = OpNode("mm", category="matmul", flops=2e9, bytes_read=8e6, bytes_written=4e6)
 >>> round(m.op_time(mm, "npu0") * 1e3, 3)   # ms
-0.565
+0.555
 >>> m.explain(mm, "npu0").bound
 'compute'
 >>> m.op_time(OpNode("s", category="reduction"), "npu0")
@@ -38,7 +39,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Protocol, runtime_checkable
 
-from hetsched.costmodel.device import Device, dtype_class, peak_for, unsupported_reason
+from hetsched.costmodel.device import (
+    RAMP_CATEGORIES,
+    Device,
+    dtype_class,
+    peak_for,
+    unsupported_reason,
+)
 from hetsched.costmodel.platform import Platform
 from hetsched.graph.opgraph import OpNode
 
@@ -161,7 +168,8 @@ class RooflineCostModel:
         # Same operations, in the same order, as the vectorised table (exact agreement).
         eff_c = d.compute_efficiency(node.category)
         eff_m = d.bandwidth_efficiency(node.category)
-        compute = (node.flops + peak * d.ramp()) / (peak * eff_c) if node.flops > 0 else 0.0
+        ramp = peak * d.ramp() if node.category in RAMP_CATEGORIES else 0.0
+        compute = (node.flops + ramp) / (peak * eff_c) if node.flops > 0 else 0.0
         memory = (node.bytes_read + node.bytes_written) / (d.mem_bandwidth * eff_m)
         return compute, memory
 
@@ -176,7 +184,7 @@ class RooflineCostModel:
         if reason is not None or peak is None:
             return OpCostExplanation(node.name, d.name, math.inf, "unsupported", reason=reason)
         compute, memory = self._terms(node, d, peak)
-        ramp = peak * d.ramp()
+        ramp = peak * d.ramp() if node.category in RAMP_CATEGORIES else 0.0
         return OpCostExplanation(
             node.name, d.name, d.launch_overhead + max(compute, memory),
             "compute" if compute >= memory and node.flops > 0 else "memory",

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hetsched.costmodel.device import Device, peak_for
+from hetsched.costmodel.device import RAMP_CATEGORIES, Device, peak_for
 from hetsched.costmodel.measured import MeasuredCostModel
 from hetsched.costmodel.platform import Platform
 from hetsched.costmodel.roofline import CostModel, RooflineCostModel, explicit_cost
@@ -98,6 +98,7 @@ def _roofline_exec(nodes: tuple[OpNode, ...], model: RooflineCostModel) -> np.nd
     flops = np.fromiter((x.flops for x in nodes), np.float64, n)
     nbytes = np.fromiter((x.bytes_read + x.bytes_written for x in nodes), np.float64, n)
     cat = np.fromiter((cat_of[x.category] for x in nodes), np.int64, n)
+    ramped = np.array([c in RAMP_CATEGORIES for c in CATEGORIES])[cat]
     # Nodes grouped by (op, category, dtype): built-in predicates look only at these.
     groups: dict[tuple[str, str, str], int] = {}
     grp = np.fromiter(
@@ -113,7 +114,8 @@ def _roofline_exec(nodes: tuple[OpNode, ...], model: RooflineCostModel) -> np.nd
         eff_c = np.array([d.compute_efficiency(c) for c in CATEGORIES])[cat]
         eff_m = np.array([d.bandwidth_efficiency(c) for c in CATEGORIES])[cat]
         with np.errstate(invalid="ignore", divide="ignore"):
-            compute = np.where(flops > 0, (flops + peak * d.ramp()) / (peak * eff_c), 0.0)
+            ramp = np.where(ramped, peak * d.ramp(), 0.0)
+            compute = np.where(flops > 0, (flops + ramp) / (peak * eff_c), 0.0)
         memory = nbytes / (d.mem_bandwidth * eff_m)
         col = d.launch_overhead + np.maximum(compute, memory)
         col[_unsupported(nodes, d, groups, grp, rep, peaks_by_dtype, dtype_grp)] = math.inf
