@@ -20,11 +20,12 @@ Examples
 >>> validate(bad, p)
 Traceback (most recent call last):
 ...
-hetsched.errors.PlanError: node 'b' on 'cpu' starts at 1 but its input from 'a' on 'gpu' arrives at 2 (finish 1 + transfer 1)
+hetsched.errors.PlanError: node 'b' on 'cpu' starts at 1 but its input from 'a' on 'gpu' ...
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -270,7 +271,7 @@ def validate(plan: Plan, problem: Problem, *, tol: float = 1e-6) -> None:
     for d in range(problem.num_devices):
         on = np.flatnonzero(dev == d)
         on = on[np.lexsort((fi[on], st[on]))]
-        for x, y in zip(on[:-1], on[1:], strict=True):
+        for x, y in itertools.pairwise(on):
             if st[y] < fi[x] - tol and fi[x] - st[x] > tol and fi[y] - st[y] > tol:
                 msg = (
                     f"nodes {names[x]!r} [{_fmt(st[x])}, {_fmt(fi[x])}) and {names[y]!r} "
@@ -331,7 +332,8 @@ def _transfers_by_edge(plan: Plan, problem: Problem) -> dict[int, tuple[float, f
             raise PlanError(msg)
         if t.src_device != plan.assignment[t.src] or t.dst_device != plan.assignment[t.dst]:
             msg = (
-                f"transfer {t.src!r} -> {t.dst!r} goes {t.src_device!r} -> {t.dst_device!r} but the "
+                f"transfer {t.src!r} -> {t.dst!r} goes {t.src_device!r} -> {t.dst_device!r} "
+                f"but the "
                 f"ops sit on {plan.assignment[t.src]!r} and {plan.assignment[t.dst]!r}"
             )
             raise PlanError(msg)
@@ -359,7 +361,7 @@ def _check_links(
             by_link.setdefault(link, []).append((t0, t1, k))
     for link, items in by_link.items():
         items.sort()
-        for (a0, a1, ka), (b0, b1, kb) in zip(items[:-1], items[1:], strict=True):
+        for (a0, a1, ka), (b0, b1, kb) in itertools.pairwise(items):
             if b0 < a1 - tol:
                 ea = f"{problem.names[problem.edge_src[ka]]}->{problem.names[problem.edge_dst[ka]]}"
                 eb = f"{problem.names[problem.edge_src[kb]]}->{problem.names[problem.edge_dst[kb]]}"

@@ -167,7 +167,7 @@ class Problem:
             raise SolverError(msg)
         if np.isnan(ex).any() or (ex < 0).any():
             i, j = np.argwhere(np.isnan(ex) | (ex < 0))[0]
-            msg = f"node {names[i]!r} on device {devices[j]!r}: execution time {ex[i, j]!r} is invalid"
+            msg = f"node {names[i]!r} on {devices[j]!r}: execution time {ex[i, j]!r} is invalid"
             raise InfeasibleError(msg)
         allowed = np.isfinite(ex)
         bad = np.flatnonzero(~allowed.any(axis=1))

@@ -97,8 +97,8 @@ def load_bound(problem: Problem) -> int:
         return int(p.dur[:, 0].sum())
     identical = len(p.device_groups) == 1
     if identical:
-        return int(math.ceil(p.min_dur.sum() / p.num_devices))
-    return int(math.ceil(_load_lp(p) - 1e-6))
+        return math.ceil(p.min_dur.sum() / p.num_devices)
+    return math.ceil(_load_lp(p) - 1e-6)
 
 
 def _load_lp(p: Problem) -> float:
@@ -164,7 +164,7 @@ def lp_bound(problem: Problem, *, max_ops: int = 3000) -> int:
     solver.Minimize(t)
     if solver.Solve() != pywraplp.Solver.OPTIMAL:
         return 0
-    return int(math.ceil(t.solution_value() - 1e-6))
+    return math.ceil(t.solution_value() - 1e-6)
 
 
 def quick_lower_bound(problem: Problem) -> int:

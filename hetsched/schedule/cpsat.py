@@ -50,7 +50,7 @@ from hetsched.schedule.common import (
     check_time_limit,
     report,
 )
-from hetsched.schedule.listsched import retime
+from hetsched.schedule.listsched import priority_order, retime
 
 __all__ = ["CpSatModel", "build_model", "solve_cpsat"]
 
@@ -74,7 +74,7 @@ class CpSatModel:
 
 def _pooled_groups(p: Problem) -> list[tuple[int, ...]]:
     """Classes of >= 2 interchangeable devices whose mutual transfers are all free."""
-    out = []
+    out: list[tuple[int, ...]] = []
     if p.link_contention:
         return out
     for g in p.device_groups:
@@ -166,7 +166,7 @@ def build_model(
     _add_load(m, load_terms, pooled, makespan)
     _add_precedence(m, p, starts, ends, presence)
     transfer_starts = (
-        _add_link_contention(m, p, starts, ends, presence) if p.link_contention else {}
+        _add_link_contention(m, p, horizon, starts, ends, presence) if p.link_contention else {}
     )
     if p.use_memory:
         _add_memory(m, p, mem_terms)
@@ -255,6 +255,7 @@ def _distinct(choices: dict[int, Any]) -> list[tuple[int, Any]]:
 def _add_link_contention(
     m: cp_model.CpModel,
     p: Problem,
+    horizon: int,
     starts: list,
     ends: list,
     presence: list[dict[int, Any]],
@@ -273,9 +274,7 @@ def _add_link_contention(
                 both = m.new_bool_var(f"xfer_{p.names[u]}_{p.names[v]}_{a}_{b}")
                 m.add_bool_and([lit_a, lit_b]).only_enforce_if(both)
                 m.add_bool_or([lit_a.Not(), lit_b.Not(), both])
-                ts = m.new_int_var(
-                    0, ends[v].proto.domain[-1], f"xstart_{p.names[u]}_{p.names[v]}_{a}_{b}"
-                )
+                ts = m.new_int_var(0, horizon, f"xstart_{p.names[u]}_{p.names[v]}_{a}_{b}")
                 iv = m.new_optional_fixed_size_interval_var(ts, c, both, f"xfer_iv_{k}_{a}_{b}")
                 m.add(ts >= ends[u]).only_enforce_if(both)
                 m.add(starts[v] >= ts + c).only_enforce_if(both)
@@ -340,7 +339,7 @@ def _add_hint(
     for v in range(p.n):
         m.add_hint(starts[v], int(start[v]))
         m.add_hint(ends[v], int(fin[v]))
-        for d, lit in _distinct(presence[v]):
+        for _d, lit in _distinct(presence[v]):
             chosen = presence[v].get(int(assign[v])) is lit
             if not _is_constant(lit):
                 m.add_hint(lit, chosen)
@@ -359,7 +358,7 @@ class _Callback(cp_model.CpSolverSolutionCallback):
     ):
         super().__init__()
         self.built, self.p, self.progress, self.t0 = built, problem, progress, t0
-        self.best: tuple[np.ndarray, np.ndarray] | None = None
+        self.best: tuple[np.ndarray, np.ndarray, dict[int, int]] | None = None
         self.best_value: int | None = None
         self.count = 0
 
@@ -382,7 +381,9 @@ class _Callback(cp_model.CpSolverSolutionCallback):
         )
 
 
-def _extract(values: Any, built: CpSatModel, p: Problem) -> tuple[np.ndarray, np.ndarray]:
+def _extract(
+    values: Any, built: CpSatModel, p: Problem
+) -> tuple[np.ndarray, np.ndarray, dict[int, int]]:
     start = np.array([values.value(s) for s in built.node_to_start], dtype=np.int64)
     assign = np.empty(p.n, dtype=np.int64)
     for v in range(p.n):
@@ -392,7 +393,12 @@ def _extract(values: Any, built: CpSatModel, p: Problem) -> tuple[np.ndarray, np
                 break
     if built.pooled_groups:
         assign = _colour_pools(p, assign, start, built.pooled_groups)
-    return assign, start
+    xfer = {}
+    for (k, a, b), ts in built.edge_pair_to_transfer_start.items():
+        u, v = int(p.edge_src[k]), int(p.edge_dst[k])
+        if assign[u] == a and assign[v] == b:
+            xfer[k] = int(values.value(ts))
+    return assign, start, xfer
 
 
 def _colour_pools(
@@ -448,8 +454,7 @@ def solve_cpsat(
         ]
         hint = min(cands, key=lambda pl: pl.makespan)
     h_assign, h_start = schedule_arrays(hint, problem)
-    order = np.lexsort((np.arange(problem.n), h_start))
-    h_start, _ = retime(problem, h_assign, order.tolist())
+    h_start, h_xfer = retime(problem, h_assign, priority_order(problem, h_start))
     h_makespan = int((h_start + problem.dur[np.arange(problem.n), h_assign]).max())
     lb = lower_bound(problem, use_lp=problem.n <= 2000)
     hint_plan = plan_from_schedule(
@@ -460,6 +465,7 @@ def solve_cpsat(
         status="heuristic",
         lower_bound=lb,
         solve_time=0.0,
+        transfer_start=h_xfer,
     )
     if h_makespan <= lb:
         return hint_plan.with_(
@@ -493,7 +499,7 @@ def solve_cpsat(
         "workers": workers,
     }
     if status == cp_model.OPTIMAL:
-        assign, start = _extract(solver, built, problem)
+        assign, start, xfer = _extract(solver, built, problem)
         value = int(solver.objective_value)
         return plan_from_schedule(
             problem,
@@ -504,9 +510,10 @@ def solve_cpsat(
             lower_bound=value,
             solve_time=elapsed,
             stats=stats,
+            transfer_start=xfer,
         )
     if status == cp_model.FEASIBLE:
-        assign, start = _extract(solver, built, problem)
+        assign, start, xfer = _extract(solver, built, problem)
         bound = max(lb, int(np.ceil(solver.best_objective_bound - 1e-9)))
         return plan_from_schedule(
             problem,
@@ -517,6 +524,7 @@ def solve_cpsat(
             lower_bound=bound,
             solve_time=elapsed,
             stats=stats,
+            transfer_start=xfer,
             interrupted=stop.is_set(),
         )
     if status == cp_model.INFEASIBLE:

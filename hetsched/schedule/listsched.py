@@ -15,6 +15,7 @@ Examples
 from __future__ import annotations
 
 import bisect
+import heapq
 from collections.abc import Sequence
 
 import numpy as np
@@ -22,7 +23,7 @@ import numpy as np
 from hetsched.errors import SolverError
 from hetsched.problem import Problem
 
-__all__ = ["ListScheduler", "Timeline", "retime"]
+__all__ = ["ListScheduler", "Timeline", "priority_order", "retime"]
 
 
 class Timeline:
@@ -197,3 +198,19 @@ def retime(
         dev_free[d] = max(dev_free[d], finish[v])
         seen[v] = True
     return start, transfer_start
+
+
+def priority_order(problem: Problem, key: np.ndarray) -> list[int]:
+    """A topological order that follows ``key`` (smallest first) wherever precedence allows."""
+    indeg = np.array([len(x) for x in problem.preds])
+    heap = [(float(key[v]), v) for v in range(problem.n) if indeg[v] == 0]
+    heapq.heapify(heap)
+    order = []
+    while heap:
+        _, v = heapq.heappop(heap)
+        order.append(v)
+        for s, _k in problem.succs[v]:
+            indeg[s] -= 1
+            if indeg[s] == 0:
+                heapq.heappush(heap, (float(key[s]), s))
+    return order

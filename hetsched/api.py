@@ -1,0 +1,108 @@
+"""The small public surface: :func:`solve` a graph on a platform, get a validated plan.
+
+Examples
+--------
+>>> from hetsched.graph import OpGraph, OpNode, Edge
+>>> g = OpGraph("toy", [OpNode("a", cost={"*": 2.0}), OpNode("b", cost={"*": 3.0}),
+...                     OpNode("c", cost={"*": 3.0})], [Edge("a", "b"), Edge("a", "c")])
+>>> plan = solve(g, "homogeneous-2", time_limit=5)
+>>> plan.makespan, plan.status
+(5.0, 'optimal')
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from hetsched.errors import UsageError
+from hetsched.plan import Plan, validate
+from hetsched.problem import Problem
+from hetsched.schedule import get_solver
+from hetsched.schedule.common import ProgressCallback, check_seed, check_time_limit
+
+if TYPE_CHECKING:
+    from hetsched.graph.opgraph import OpGraph
+
+__all__ = ["OBJECTIVES", "build_problem", "solve"]
+
+OBJECTIVES = ("latency", "throughput", "modulo")
+
+
+def build_problem(
+    graph: OpGraph,
+    platform: Any = "edge-soc",
+    *,
+    cost_model: Any = None,
+    memory: bool = False,
+    link_contention: bool = False,
+) -> Problem:
+    """Compile ``graph`` on ``platform`` (a ``Platform`` or a preset name)."""
+    return Problem.build(
+        graph, platform, cost_model, memory=memory, link_contention=link_contention
+    )
+
+
+def solve(
+    graph: OpGraph,
+    platform: Any = "edge-soc",
+    *,
+    objective: str = "latency",
+    solver: str = "portfolio",
+    time_limit: float = 10.0,
+    seed: int = 0,
+    cost_model: Any = None,
+    memory: bool = False,
+    link_contention: bool = False,
+    workers: int = 2,
+    progress: ProgressCallback | None = None,
+    **options: Any,
+) -> Plan:
+    """Place and schedule every op of ``graph`` on ``platform``; return a validated plan.
+
+    Parameters
+    ----------
+    graph : the operator DAG (see :mod:`hetsched.graph`).
+    platform : a ``Platform`` or a preset name (``hetsched platforms`` lists them).
+    objective : ``"latency"`` (makespan of one inference), ``"throughput"`` (pipeline
+        period) or ``"modulo"`` (initiation interval of repeated iterations).
+    solver : one of :data:`hetsched.schedule.SOLVERS` for latency.
+    time_limit, seed, workers : explicit solver parameters.
+    memory, link_contention : turn on device-capacity and link-overlap constraints.
+
+    Raises
+    ------
+    InfeasibleError : an op no device supports, memory that cannot fit.
+    UsageError, SolverError : bad arguments.
+    """
+    time_limit = check_time_limit(time_limit)
+    seed = check_seed(seed)
+    if objective not in OBJECTIVES:
+        msg = f"unknown objective {objective!r} (choose from {', '.join(OBJECTIVES)})"
+        raise UsageError(msg)
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        msg = f"workers must be a positive integer, got {workers!r}"
+        raise UsageError(msg)
+    problem = build_problem(
+        graph, platform, cost_model=cost_model, memory=memory, link_contention=link_contention
+    )
+    if objective != "latency":
+        from hetsched.partition import solve_objective
+
+        return solve_objective(  # type: ignore[no-any-return]
+            problem,
+            graph,
+            objective=objective,
+            solver=solver,
+            time_limit=time_limit,
+            seed=seed,
+            progress=progress,
+            **options,
+        )
+    fn = get_solver(solver)
+    kwargs: dict[str, Any] = {"time_limit": time_limit, "seed": seed, "progress": progress}
+    if solver in ("cpsat", "portfolio", "lns"):
+        kwargs["workers"] = workers
+    kwargs.update(options)
+    plan: Plan = fn(problem, **kwargs)
+    validate(plan, problem)
+    return plan

@@ -1,0 +1,171 @@
+"""``hetsched solve``: place and schedule a graph, print the verdict, write the plan."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from hetsched.cli import EXIT_INTERRUPTED
+from hetsched.schedule import SOLVERS
+from hetsched.schedule.common import GLOBAL_STOP, Progress
+
+__all__ = ["register"]
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "solve",
+        help="place and schedule a graph on a platform",
+        description="Solve GRAPH (zoo model name, graph JSON or .stg) on a platform.",
+    )
+    p.add_argument("graph", metavar="GRAPH", help="zoo model name, graph .json or .stg file")
+    p.add_argument("--platform", default="edge-soc", help="preset name or platform TOML")
+    p.add_argument("--solver", default="portfolio", choices=sorted(SOLVERS))
+    p.add_argument("--objective", default="latency", choices=("latency", "throughput", "modulo"))
+    p.add_argument("--time-limit", type=float, default=10.0, metavar="SEC")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--memory", action="store_true", help="respect device memory capacity")
+    p.add_argument(
+        "--link-contention", action="store_true", help="transfers on one link never overlap"
+    )
+    p.add_argument("--size", default="tiny", help="zoo model size (tiny|small|base|large)")
+    p.add_argument("--heads", default="fused", choices=("fused", "split"))
+    p.add_argument("--coarsen", action="store_true", help="fuse cheap ops before solving")
+    p.add_argument("--contiguous", action="store_true", help="throughput: contiguous stages")
+    p.add_argument("--max-latency", type=float, default=None, metavar="SEC")
+    p.add_argument("--iterations", type=int, default=None, help="modulo: iterations to unroll")
+    p.add_argument("--quiet", action="store_true", help="no live progress line")
+    p.add_argument("-o", "--output", default=None, help="write the plan JSON here")
+    p.set_defaults(func=run_solve)
+
+
+def load_platform(spec: str) -> Any:
+    """A preset name or a TOML path."""
+    from pathlib import Path
+
+    from hetsched.costmodel import Platform
+
+    if spec.endswith(".toml") or Path(spec).is_file():
+        return Platform.load(spec)
+    return Platform.preset(spec)
+
+
+def load_graph(args: argparse.Namespace) -> Any:
+    from hetsched.graph.resolve import load_graph_spec
+
+    return load_graph_spec(
+        args.graph, size=args.size, heads=args.heads, coarsen=getattr(args, "coarsen", False)
+    )
+
+
+class _ProgressLine:
+    """One live line on stderr: best makespan, bound, gap, elapsed."""
+
+    def __init__(self, enabled: bool, units: str) -> None:
+        self.enabled = enabled
+        self.units = units
+        self.tty = sys.stderr.isatty()
+
+    def __call__(self, ev: Progress) -> None:
+        if not self.enabled:
+            return
+        line = (
+            f"[{ev.elapsed:6.2f}s] {ev.solver:<6} best {_fmt_time(ev.makespan, self.units)}  "
+            f"bound {_fmt_time(ev.bound, self.units)}  gap {100 * ev.gap:5.1f}%"
+        )
+        if self.tty:
+            sys.stderr.write("\r" + line + "\x1b[K")
+        else:
+            sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.enabled and self.tty:
+            sys.stderr.write("\n")
+
+
+def _fmt_time(t: float, units: str) -> str:
+    if units != "s":
+        return f"{t:g}"
+    if t >= 1:
+        return f"{t:.3f} s"
+    if t >= 1e-3:
+        return f"{t * 1e3:.3f} ms"
+    return f"{t * 1e6:.1f} us"
+
+
+@contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """SIGINT/SIGTERM set the global stop token: solvers return their best plan so far."""
+
+    def handler(signum: int, frame: Any) -> None:
+        GLOBAL_STOP.set()
+
+    old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    for s in old:
+        signal.signal(s, handler)
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def run_solve(args: argparse.Namespace) -> int:
+    from hetsched.api import solve
+    from hetsched.plan import save_plan
+
+    graph = load_graph(args)
+    platform = load_platform(args.platform)
+    units = "s" if not graph.has_explicit_costs else str(graph.meta.get("units", "units"))
+    line = _ProgressLine(not args.quiet, "s" if units == "s" else units)
+    options: dict[str, Any] = {}
+    if args.objective == "throughput":
+        options = {"contiguous": args.contiguous, "max_latency": args.max_latency}
+    elif args.objective == "modulo" and args.iterations is not None:
+        options = {"iterations": args.iterations}
+    t0 = time.perf_counter()
+    with stop_on_signals():
+        plan = solve(
+            graph,
+            platform,
+            objective=args.objective,
+            solver=args.solver,
+            time_limit=args.time_limit,
+            seed=args.seed,
+            workers=args.workers,
+            memory=args.memory,
+            link_contention=args.link_contention,
+            progress=line,
+            **options,
+        )
+    line.close()
+    if args.output:
+        save_plan(plan, args.output)
+    print(format_plan_summary(plan, graph_name=graph.name, wall=time.perf_counter() - t0))
+    if args.output:
+        print(f"plan written to {args.output}")
+    return EXIT_INTERRUPTED if plan.interrupted else 0
+
+
+def format_plan_summary(plan: Any, *, graph_name: str, wall: float) -> str:
+    units = plan.units
+    lines = [
+        f"graph     {graph_name}  ({len(plan.assignment)} ops) on {plan.platform}",
+        f"solver    {plan.solver}  status {plan.status}"
+        + ("  (interrupted: best plan so far)" if plan.interrupted else ""),
+        f"makespan  {_fmt_time(plan.makespan, units)}",
+        f"bound     {_fmt_time(plan.lower_bound, units)}   gap {100 * plan.gap:.2f}%",
+        f"time      {plan.solve_time:.2f} s solve, {wall:.2f} s total",
+        "devices   " + ", ".join(f"{d}: {k} ops" for d, k in plan.ops_per_device().items()),
+    ]
+    if plan.stats.get("heuristics"):
+        h = plan.stats["heuristics"]
+        lines.append("heuristic " + ", ".join(f"{k} {_fmt_time(v, units)}" for k, v in h.items()))
+    return "\n".join(lines)

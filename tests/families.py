@@ -1,0 +1,74 @@
+"""Graph families for parametrized solver tests: chains, fork-join, diamonds, layered DAGs."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hetsched.problem import Problem
+
+FAMILIES = ("chain", "fork_join", "diamond", "layered")
+
+
+def family_edges(family: str, n: int, rng: np.random.Generator) -> list[tuple[int, int]]:
+    if family == "chain":
+        return [(i, i + 1) for i in range(n - 1)]
+    if family == "fork_join":
+        mid = list(range(1, n - 1))
+        return [(0, i) for i in mid] + [(i, n - 1) for i in mid]
+    if family == "diamond":
+        edges = []
+        for i in range(0, n - 3, 3):
+            edges += [(i, i + 1), (i, i + 2), (i + 1, i + 3), (i + 2, i + 3)]
+        return edges
+    if family == "layered":
+        width = max(2, int(np.sqrt(n)))
+        layers = [list(range(i, min(i + width, n))) for i in range(0, n, width)]
+        edges = []
+        for a, b in zip(layers[:-1], layers[1:], strict=True):
+            for v in b:
+                k = int(rng.integers(1, min(3, len(a)) + 1))
+                edges += [(int(u), v) for u in rng.choice(a, size=k, replace=False)]
+        return edges
+    raise ValueError(family)
+
+
+def random_problem(
+    seed: int,
+    *,
+    n: int = 8,
+    devices: int = 3,
+    family: str = "layered",
+    ccr: float = 1.0,
+    unsupported: float = 0.15,
+    uniform_links: bool = False,
+) -> Problem:
+    """A heterogeneous problem in integer units (quantum 1), seeded."""
+    rng = np.random.default_rng(seed)
+    edges = family_edges(family, n, rng)
+    base = rng.integers(1, 10, size=n).astype(float)
+    speed = rng.uniform(0.5, 2.0, size=devices)
+    ex = np.round(base[:, None] * speed[None, :] * rng.uniform(0.7, 1.3, size=(n, devices)))
+    ex = np.maximum(ex, 1.0)
+    mask = rng.random((n, devices)) < unsupported
+    mask[np.arange(n), rng.integers(0, devices, size=n)] = False
+    ex[mask] = np.inf
+    mean_w = float(base.mean())
+    data = rng.integers(1, 10, size=len(edges)).astype(float)
+    if uniform_links:
+        inv = np.full((devices, devices), ccr * mean_w / 5.0)
+    else:
+        inv = rng.uniform(0.2, 2.0, size=(devices, devices)) * ccr * mean_w / 5.0
+        inv = (inv + inv.T) / 2
+    np.fill_diagonal(inv, 0.0)
+    lat = np.where(np.eye(devices, dtype=bool), 0.0, 1.0)
+    return Problem.from_arrays(
+        names=[f"t{i}" for i in range(n)],
+        devices=[f"d{j}" for j in range(devices)],
+        exec_time=ex,
+        edges=[(u, v, d) for (u, v), d in zip(edges, data, strict=True)],
+        comm_latency=lat,
+        comm_inv_bandwidth=inv,
+        quantum=1.0,
+        units="u",
+        name=f"{family}-{n}-{seed}",
+    )
