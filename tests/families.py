@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 from hetsched.problem import Problem
@@ -24,7 +26,7 @@ def family_edges(family: str, n: int, rng: np.random.Generator) -> list[tuple[in
         width = max(2, int(np.sqrt(n)))
         layers = [list(range(i, min(i + width, n))) for i in range(0, n, width)]
         edges = []
-        for a, b in zip(layers[:-1], layers[1:], strict=True):
+        for a, b in itertools.pairwise(layers):
             for v in b:
                 k = int(rng.integers(1, min(3, len(a)) + 1))
                 edges += [(int(u), v) for u in rng.choice(a, size=k, replace=False)]

@@ -20,6 +20,7 @@ True
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -177,7 +178,7 @@ def parse_stg(text: str, *, name: str = "stg", source: str = "<stg>") -> OpGraph
     First line: N (real tasks). Then N+2 lines ``id cost npred pred...`` (dummy entry 0 and
     exit N+1 included). ``#`` lines are comments; ``# CP Length : L`` is kept in ``meta``.
     """
-    lines = []
+    lines: list[tuple[int, str]] = []
     meta: dict[str, Any] = {"format_source": "stg"}
     for raw in text.splitlines():
         s = raw.strip()
@@ -189,10 +190,8 @@ def parse_stg(text: str, *, name: str = "stg", source: str = "<stg>") -> OpGraph
                 k, _, v = body.partition(":")
                 k = k.strip()
                 if k == "CP Length":
-                    try:
+                    with contextlib.suppress(ValueError, IndexError):
                         meta["cp_length"] = float(v.split()[0])
-                    except (ValueError, IndexError):
-                        pass
             continue
         lines.append((len(lines) + 1, s))
     if not lines:

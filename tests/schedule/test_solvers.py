@@ -74,9 +74,10 @@ def test_cpsat_is_deterministic_with_one_worker():
     p = random_problem(11, n=14, devices=3, family="layered")
     a = run("cpsat", p)
     b = run("cpsat", p)
-    strip = lambda pl: {
-        k: v for k, v in plan_to_dict(pl).items() if k not in ("solve_time", "stats")
-    }
+
+    def strip(pl):
+        return {k: v for k, v in plan_to_dict(pl).items() if k not in ("solve_time", "stats")}
+
     assert strip(a) == strip(b)
 
 
