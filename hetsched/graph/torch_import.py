@@ -1,0 +1,270 @@
+"""Import ``torch.export`` programs (and fx graphs, and modules) as :class:`OpGraph`.
+
+One :class:`OpNode` per real compute fx node, named like the fx node. Placeholders, the
+output, ``getitem`` and pure views/aliases are not nodes: data edges are routed through them,
+so the DAG holds real compute and real data movement. FLOPs come from torch's own formulas
+(:data:`torch.utils.flop_counter.flop_registry`) evaluated on the shapes in ``meta["val"]``.
+FLOP counting and op categories live in :mod:`hetsched.graph.flops`. torch is imported lazily.
+
+Examples
+--------
+>>> import torch
+>>> lin = torch.nn.Linear(8, 4)
+>>> g = from_torch(torch.nn.Sequential(lin, torch.nn.ReLU()), (torch.randn(2, 8),), name="m")
+>>> [(n.name, n.op, n.category, n.flops) for n in g.nodes]  # doctest: +NORMALIZE_WHITESPACE
+[('linear', 'aten.linear.default', 'matmul', 128.0),
+ ('relu', 'aten.relu.default', 'elementwise', 8.0)]
+>>> g.node("linear").param_bytes
+144.0
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from hetsched.errors import GraphError
+from hetsched.graph.flops import (
+    classify_op,
+    dtype_name,
+    node_flops,
+    op_name,
+    shape_of,
+    tensor_bytes,
+    tensors_in,
+)
+from hetsched.graph.opgraph import Edge, OpGraph, OpNode
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+    from torch import fx
+
+__all__ = ["from_exported", "from_fx", "from_torch"]
+
+
+def _module_path(fx_node: fx.Node) -> str:
+    stack = fx_node.meta.get("nn_module_stack")
+    if not stack:
+        return ""
+    path = list(stack.values())[-1][0]
+    return path if isinstance(path, str) else str(path)
+
+
+# ----------------------------------------------------------------------------- conversion
+
+
+def _is_view(fx_node: fx.Node, outs: list[Any]) -> bool:
+    """An alias-annotated op whose output shares storage with its first tensor input."""
+    schema = getattr(fx_node.target, "_schema", None)
+    if schema is None or not schema.returns:
+        return False
+    alias = schema.returns[0].alias_info
+    if alias is None or alias.is_write:
+        return False
+    ins = [a for a in fx_node.all_input_nodes if tensors_in(a.meta.get("val"))]
+    if not outs or not ins:
+        return True
+    from torch.multiprocessing.reductions import StorageWeakRef
+
+    try:
+        base = tensors_in(ins[0].meta["val"])[0]
+        return bool(
+            StorageWeakRef(outs[0].untyped_storage()) == StorageWeakRef(base.untyped_storage())
+        )
+    except Exception:  # no storage to compare (e.g. a tensor subclass): trust the schema
+        return True
+
+
+class _Importer:
+    """One pass over an fx graph in topological order (see :func:`from_exported`)."""
+
+    def __init__(self, params: set[str]) -> None:
+        self.params = params
+        # fx name -> (kind, owner, base bytes); kind is "op", "param" or "input";
+        # owner is the OpNode name (kind "op") or the placeholder name.
+        self.route: dict[str, tuple[str, str, float]] = {}
+        self.owner: dict[str, str] = {}  # absorbed fx node -> OpNode that covers it
+        self.absorbed_inputs: dict[str, list[fx.Node]] = {}
+        self.nodes: list[OpNode] = []
+        self.edges: list[Edge] = []
+        self.fx_nodes: dict[str, list[str]] = {}
+        self.inputs: list[str] = []
+        self.outputs: list[str] = []
+        self.param_total = 0.0
+
+    def run(self, graph: fx.Graph) -> None:
+        import operator
+
+        for n in graph.nodes:
+            if n.op in ("placeholder", "get_attr"):
+                val = n.meta.get("val")
+                kind = "param" if n.op == "get_attr" or n.name in self.params else "input"
+                size = float(sum(tensor_bytes(t) for t in tensors_in(val)))
+                self.route[n.name] = (kind, n.name, size)
+                if kind == "param":
+                    self.param_total += size
+                continue
+            if n.op == "output":
+                for a in n.all_input_nodes:
+                    self.outputs.append(a.name)
+                continue
+            val = n.meta.get("val")
+            outs = tensors_in(val)
+            if n.target is operator.getitem or not outs or _is_view(n, outs):
+                self._absorb(n, outs)
+            else:
+                self._compute(n, val, outs)
+
+    def _absorb(self, n: fx.Node, outs: list[Any]) -> None:
+        srcs = [a for a in n.all_input_nodes if a.name in self.route]
+        self.absorbed_inputs[n.name] = list(n.all_input_nodes)
+        if not srcs:
+            return
+        kind, owner, base = self.route[srcs[0].name]
+        if not outs:  # a symbolic size or an assert: keeps the dependency, carries no data
+            base = 0.0
+        self.route[n.name] = (kind, owner, base)
+        if kind == "op":
+            self.owner[n.name] = owner
+            self.fx_nodes[owner].append(n.name)
+
+    def _claim(self, fx_name: str, op: str) -> None:
+        """Give unowned absorbed nodes (views of inputs/params) to their first consumer."""
+        stack = [fx_name]
+        while stack:
+            x = stack.pop()
+            if x in self.owner or x not in self.absorbed_inputs:
+                continue
+            self.owner[x] = op
+            self.fx_nodes[op].append(x)
+            stack.extend(a.name for a in self.absorbed_inputs[x])
+
+    def _compute(self, n: fx.Node, val: Any, outs: list[Any]) -> None:
+        from torch import fx
+
+        op, packet = op_name(n.target)
+        tags = getattr(n.target, "tags", ())
+        category = classify_op(packet, pointwise=any(str(t) == "Tag.pointwise" for t in tags))
+        name = n.name
+        self.fx_nodes[name] = [name]
+        read = param = 0.0
+        for a in n.all_input_nodes:
+            self._claim(a.name, name)
+            r = self.route.get(a.name)
+            if r is None:
+                continue
+            kind, src, base = r
+            b = float(sum(tensor_bytes(t) for t in tensors_in(a.meta.get("val"))))
+            b = min(b, base) if base else b
+            read += b
+            if kind == "param":
+                param += b
+            elif kind == "op":
+                self.edges.append(Edge(src, name, b))
+        out_bytes = float(sum(tensor_bytes(t) for t in outs))
+        args = fx.node.map_arg(n.args, lambda x: x.meta.get("val"))
+        kwargs = fx.node.map_arg(n.kwargs, lambda x: x.meta.get("val"))
+        flops = node_flops(n.target, args, dict(kwargs), val, category)
+        self.nodes.append(
+            OpNode(
+                name,
+                op=op,
+                category=category,
+                flops=flops,
+                bytes_read=read,
+                bytes_written=out_bytes,
+                param_bytes=param,
+                out_bytes=out_bytes,
+                dtype=dtype_name(outs[0].dtype),
+                shape=shape_of(outs[0]),
+                module=_module_path(n),
+            )
+        )
+        self.route[name] = ("op", name, out_bytes)
+
+
+def from_exported(ep: torch.export.ExportedProgram, *, name: str | None = None) -> OpGraph:
+    """Build an :class:`OpGraph` from an ``ExportedProgram``.
+
+    Parameters
+    ----------
+    ep : the exported program (any IR level; ``run_decompositions()`` output works too).
+    name : graph name (default ``"exported"``).
+
+    Returns
+    -------
+    OpGraph
+        ``meta`` holds ``source`` (``"torch.export"``), ``inputs`` (user input placeholders),
+        ``outputs`` (fx names feeding the output), ``fx_nodes`` (OpNode name -> the fx nodes it
+        covers, absorbed views and getitems included), ``param_bytes_total`` (bytes of all
+        parameters, buffers and constants, each counted once) and, when some view chain
+        reaches an output without any op, ``unowned`` (those fx names).
+
+    Raises
+    ------
+    GraphError
+        If the program contains no compute op.
+    """
+    sig = ep.graph_signature
+    params = {
+        *sig.inputs_to_parameters,
+        *sig.inputs_to_buffers,
+        *sig.inputs_to_lifted_tensor_constants,
+    }
+    imp = _Importer(params)
+    imp.run(ep.graph)
+    gname = name or "exported"
+    if not imp.nodes:
+        msg = f"graph {gname!r}: the program has no compute ops (only inputs and views)"
+        raise GraphError(msg)
+    unowned = [x for x in imp.absorbed_inputs if x not in imp.owner]
+    meta: dict[str, Any] = {
+        "source": "torch.export",
+        "inputs": [x for x in sig.user_inputs if isinstance(x, str)],
+        "outputs": imp.outputs,
+        "param_bytes_total": imp.param_total,
+        "fx_nodes": imp.fx_nodes,
+    }
+    if unowned:
+        meta["unowned"] = unowned
+    return OpGraph(gname, imp.nodes, imp.edges, meta=meta)
+
+
+def from_torch(
+    model: torch.nn.Module,
+    example_args: Any,
+    *,
+    name: str | None = None,
+    strict: bool = False,
+    dynamic_shapes: Any = None,
+) -> OpGraph:
+    """Export ``model`` with ``torch.export.export`` and import it (see :func:`from_exported`).
+
+    ``example_args`` is a tuple of positional inputs (a single tensor is wrapped).
+
+    Raises
+    ------
+    GraphError
+        If torch.export cannot trace the model; the message names the model and gives the
+        first line of torch's reason.
+    """
+    import torch
+
+    args = example_args if isinstance(example_args, tuple) else (example_args,)
+    label = name or type(model).__name__
+    try:
+        ep = torch.export.export(model, args, strict=strict, dynamic_shapes=dynamic_shapes)
+    except Exception as err:
+        lines = [x.strip() for x in str(err).splitlines() if x.strip()]
+        reason = lines[0] if lines else type(err).__name__
+        msg = f"torch.export could not trace model {label!r}: {type(err).__name__}: {reason}"
+        raise GraphError(msg) from err
+    return from_exported(ep, name=name or type(model).__name__)
+
+
+def from_fx(gm: fx.GraphModule, example_inputs: Any, *, name: str | None = None) -> OpGraph:
+    """Import an fx ``GraphModule`` (e.g. from ``symbolic_trace``) by exporting it.
+
+    Exporting re-traces the module to aten ops with ``meta["val"]`` shapes, so call_module /
+    call_method nodes and torch-level functions all come out as aten ops.
+    """
+    return from_torch(gm, example_inputs, name=name or "fx_graph")
