@@ -1,1 +1,30 @@
-"""hetsched.exec."""
+"""hetsched.exec: run plans on simulated devices with real torch numerics.
+
+:func:`execute` runs a plan with one thread per device and per link (virtual or scaled
+real time, device/op/transfer faults, re-planning); :func:`simulate` and
+:func:`robustness` replay a plan under other or noisy durations; :func:`chrome_trace`
+and :func:`save_gantt` draw plans and runs.
+"""
+
+from hetsched.exec.errors import ExecutionError, InjectedFault
+from hetsched.exec.executor import execute
+from hetsched.exec.faults import DeviceFailure, Fault, OpFailure, TransferLoss, parse_fault
+from hetsched.exec.replan import ReplanRequest, mask_devices, replan_list
+from hetsched.exec.result import ExecutionResult, OpRun, TransferRun
+
+__all__ = [
+    "DeviceFailure",
+    "ExecutionError",
+    "ExecutionResult",
+    "Fault",
+    "InjectedFault",
+    "OpFailure",
+    "OpRun",
+    "ReplanRequest",
+    "TransferLoss",
+    "TransferRun",
+    "execute",
+    "mask_devices",
+    "parse_fault",
+    "replan_list",
+]
