@@ -1,0 +1,170 @@
+"""``hetsched run`` and ``hetsched show``: execute, replay and draw a saved plan."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+__all__ = ["register"]
+
+
+def register(subparsers: Any) -> None:
+    """Add ``run`` and ``show`` to the ``hetsched`` parser."""
+    p = subparsers.add_parser(
+        "run",
+        help="execute a plan on simulated devices (real torch numerics with --model)",
+        description="Run PLAN with one thread per device and link; compare with the plan.",
+    )
+    p.add_argument("plan", metavar="PLAN", help="plan JSON (from `hetsched solve -o`)")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--model", help="zoo model or package.module:factory: run real numerics")
+    src.add_argument("--graph", help="zoo model, graph .json or .stg: ops only occupy time")
+    _graph_options(p)
+    clk = p.add_mutually_exclusive_group()
+    clk.add_argument("--virtual", action="store_true", help="virtual clock (the default)")
+    clk.add_argument("--time-scale", type=float, default=None, metavar="X",
+                     help="real time: X wall seconds per plan second")  # fmt: skip
+    p.add_argument("--fail", action="append", default=[], metavar="DEV@T",
+                   help="device DEV fails at plan time T (repeatable; also op:NAME)")  # fmt: skip
+    p.add_argument("--noise", type=float, default=None, help="replay with this noise (log-sd)")
+    p.add_argument("--samples", type=int, default=100, help="noise samples (default 100)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--watchdog", type=float, default=30.0, metavar="SEC")
+    p.add_argument("--trace", metavar="OUT.json", help="write a Chrome trace of the run")
+    p.add_argument("--gantt", metavar="OUT.png", help="write a Gantt chart of the run")
+    p.set_defaults(func=run_run)
+
+    s = subparsers.add_parser(
+        "show", help="summarise and draw a plan", description="Summarise PLAN; draw it."
+    )
+    s.add_argument("plan", metavar="PLAN")
+    s.add_argument("--graph", help="graph spec, for op categories in the Gantt chart")
+    _graph_options(s)
+    s.add_argument("--gantt", metavar="OUT.png")
+    s.add_argument("--trace", metavar="OUT.json")
+    s.set_defaults(func=run_show)
+
+
+def _graph_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--platform", default=None, help="preset or TOML (default: the plan's)")
+    p.add_argument("--size", default="tiny", help="zoo model size (default tiny)")
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--seq", type=int, default=None)
+    p.add_argument("--heads", default=None, choices=("fused", "split"))
+    p.add_argument(
+        "--coarsen", action="store_true", help="the plan was solved on a coarsened graph"
+    )
+    p.add_argument("--memory", action="store_true", help="the plan respects device memory")
+    p.add_argument("--link-contention", action="store_true", help="the plan serialises links")
+
+
+def _load(args: argparse.Namespace, plan: Any) -> tuple[Any, Any, Any, Any]:
+    """``(graph, program, inputs, problem)`` for ``plan`` from the command-line specs."""
+    from hetsched.cli.solve_cmds import load_platform
+    from hetsched.errors import UsageError
+    from hetsched.graph.resolve import load_graph_spec, load_program_spec
+    from hetsched.problem import Problem
+
+    opts = {"size": args.size, "batch": args.batch, "seq": args.seq, "heads": args.heads}
+    program = inputs = None
+    if getattr(args, "model", None):
+        import torch
+
+        from hetsched.graph.torch_import import from_exported
+
+        model, inputs = load_program_spec(args.model, **opts)
+        program = torch.export.export(model, tuple(inputs))
+        name = plan.graph_name or f"{args.model}-{args.size}"
+        graph = from_exported(program, name=name)
+        if args.coarsen:
+            from hetsched.graph.coarsen import coarsen
+
+            graph = coarsen(graph)
+    elif args.graph:
+        graph = load_graph_spec(args.graph, coarsen=args.coarsen, **opts)
+    else:
+        msg = "give --model (real numerics) or --graph (timing only) to rebuild the problem"
+        raise UsageError(msg)
+    platform = load_platform(args.platform or plan.platform or "edge-soc")
+    problem = Problem.build(graph, platform, memory=args.memory,
+                            link_contention=args.link_contention)  # fmt: skip
+    return graph, program, inputs, problem
+
+
+def _fmt(t: float, units: str) -> str:
+    from hetsched.cli.solve_cmds import _fmt_time
+
+    return _fmt_time(t, units)
+
+
+def run_run(args: argparse.Namespace) -> int:
+    from hetsched.exec.executor import execute
+    from hetsched.exec.gantt import save_gantt
+    from hetsched.exec.simulate import robustness
+    from hetsched.exec.trace import save_trace
+    from hetsched.plan import load_plan
+
+    plan = load_plan(args.plan)
+    graph, program, inputs, problem = _load(args, plan)
+    scaled = args.time_scale is not None
+    res = execute(
+        plan, problem, graph=graph, program=program, inputs=inputs,
+        clock="scaled" if scaled else "virtual", time_scale=args.time_scale or 1.0,
+        faults=args.fail, watchdog=args.watchdog,
+    )  # fmt: skip
+    u = plan.units
+    clock = f"scaled x{args.time_scale:g}" if scaled else "virtual"
+    print(f"plan      {plan.graph_name or '?'} ({plan.solver}, {plan.status}) on "
+          f"{plan.platform or '?'}: {len(plan.assignment)} ops")  # fmt: skip
+    print(f"run       {clock} clock: planned {_fmt(res.planned_makespan, u)}, realized "
+          f"{_fmt(res.makespan, u)} (x{res.slowdown:.4f}), wall {res.wall_time:.3f} s")  # fmt: skip
+    check = {None: "not checked (no program)", True: "match eager", False: "DIFFER from eager"}
+    print(f"outputs   {check[res.outputs_match]}")
+    print(f"dispatch  median {res.dispatch_median_us:.1f} us, p99 {res.dispatch_p99_us:.1f} us")
+    if res.faults_seen or args.fail:
+        seen = ", ".join(res.faults_seen) or "none took effect"
+        print(f"faults    {seen}; {len(res.replans)} re-plan(s)")
+    for d, util in res.utilization.items():
+        n = sum(1 for x in res.assignment.values() if x == d)
+        print(f"device    {d:<10} {100 * util:5.1f}% busy  {n:4d} ops")
+    if args.noise is not None:
+        r = robustness(plan, problem, noise=args.noise, samples=args.samples, seed=args.seed)
+        print(f"noise     {args.noise:g} x {args.samples}: median {_fmt(r['median'], u)}, "
+              f"p95 {_fmt(r['p95'], u)}, mean {_fmt(r['mean'], u)} "
+              f"(planned {_fmt(r['planned'], u)})")  # fmt: skip
+    if args.trace:
+        save_trace(res, args.trace, graph=graph)
+        print(f"trace written to {args.trace}")
+    if args.gantt:
+        save_gantt(res, args.gantt, graph=graph)
+        print(f"gantt written to {args.gantt}")
+    return 1 if res.outputs_match is False else 0
+
+
+def run_show(args: argparse.Namespace) -> int:
+    from hetsched.exec.gantt import save_gantt
+    from hetsched.exec.trace import save_trace
+    from hetsched.graph.resolve import load_graph_spec
+    from hetsched.plan import load_plan
+
+    plan = load_plan(args.plan)
+    graph = None
+    if args.graph:
+        graph = load_graph_spec(args.graph, size=args.size, batch=args.batch, seq=args.seq,
+                                heads=args.heads, coarsen=args.coarsen)  # fmt: skip
+    u = plan.units
+    head = f"{plan.graph_name or '?'} ({plan.solver}, {plan.status}) on {plan.platform or '?'}"
+    print(f"plan      {head}: {len(plan.assignment)} ops, {len(plan.transfers)} transfers")
+    print(f"makespan  {_fmt(plan.makespan, u)}  bound {_fmt(plan.lower_bound, u)}  "
+          f"gap {100 * plan.gap:.1f}%")  # fmt: skip
+    for d, n in plan.ops_per_device().items():
+        busy = sum(plan.finish[x] - plan.start[x] for x, y in plan.assignment.items() if y == d)
+        util = busy / plan.makespan if plan.makespan > 0 else 0.0
+        print(f"device    {d:<10} {100 * util:5.1f}% busy  {n:4d} ops")
+    if args.trace:
+        save_trace(plan, args.trace, graph=graph)
+        print(f"trace written to {args.trace}")
+    if args.gantt:
+        save_gantt(plan, args.gantt, graph=graph)
+        print(f"gantt written to {args.gantt}")
+    return 0
