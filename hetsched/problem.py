@@ -201,6 +201,13 @@ class Problem:
         if not (q > 0 and math.isfinite(q)):
             msg = f"time quantum must be positive and finite, got {q!r}"
             raise SolverError(msg)
+        scaled_max = max(float(np.where(allowed, ex, 0.0).max()), float(comm_real.max(initial=0.0)))
+        if scaled_max / q > MAX_HORIZON:
+            msg = (
+                f"durations overflow the integer time scale: a duration of {scaled_max:g} is "
+                f"{scaled_max / q:.3g} quanta of {q:g} (limit {MAX_HORIZON}); a cost is absurdly large"
+            )
+            raise SolverError(msg)
         dur = np.where(allowed, np.ceil(np.where(allowed, ex, 0.0) / q - _EPS), 0).astype(np.int64)
         comm = np.ceil(comm_real / q - _EPS).astype(np.int64)
         horizon = int(dur.max(axis=1).sum()) + int(comm.max(axis=(1, 2)).sum() if len(comm) else 0)
@@ -370,6 +377,9 @@ def choose_quantum(
         hops[v] = max(hops[v], hops[u] + 1)
     cp = float(length.max())
     k_max = float(hops.max())
+    if not math.isfinite(cp):
+        msg = "durations overflow: the critical path is not a finite number (a cost is too large)"
+        raise SolverError(msg)
     if cp <= 0:
         positive = finite[finite > 0]
         cp = float(positive.min()) if positive.size else 1.0

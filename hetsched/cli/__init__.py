@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -59,9 +60,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _quiet_torch_logs() -> None:
+    """Keep torch's warning logs (export guards, graph dumps) off a user's terminal."""
+    if os.environ.get("HETSCHED_DEBUG"):
+        return
+    # torch configures its own loggers when it is imported (lazily, later), so per-logger
+    # levels set now would be overwritten: disable WARNING and below globally instead.
+    logging.disable(logging.WARNING)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    _quiet_torch_logs()
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_USER_ERROR
