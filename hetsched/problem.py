@@ -205,7 +205,7 @@ class Problem:
         if scaled_max / q > MAX_HORIZON:
             msg = (
                 f"durations overflow the integer time scale: a duration of {scaled_max:g} is "
-                f"{scaled_max / q:.3g} quanta of {q:g} (limit {MAX_HORIZON}); a cost is absurdly large"
+                f"{scaled_max / q:.3g} quanta of {q:g} (limit {MAX_HORIZON}): absurd cost"
             )
             raise SolverError(msg)
         dur = np.where(allowed, np.ceil(np.where(allowed, ex, 0.0) / q - _EPS), 0).astype(np.int64)
