@@ -232,6 +232,7 @@ class _Run:
             (int(u), int(v)): k for k, (u, v) in enumerate(zip(p.edge_src, p.edge_dst, strict=True))
         }
         xfers: dict[int, XferTask] = {}
+        xkey: dict[int, tuple[float, float, int]] = {}
         planned = [(edge_of[p.index[t.src], p.index[t.dst]], t) for t in plan.transfers]
         for k, t in planned:
             u, v = int(p.edge_src[k]), int(p.edge_dst[k])
@@ -240,6 +241,7 @@ class _Run:
                 src = tasks[u].done if u in todo and dev[u] == a else copy_slot(u, a)
                 rel = t_resume if asap else _units(t.start, q)
                 xfers[k] = self._xfer(k, a, dev[v], rel, src)
+                xkey[k] = (t.start, t.finish, u)
         for v in sorted(todo):
             for u, k in p.preds[v]:
                 if u in todo and dev[u] == dev[v]:
@@ -253,15 +255,20 @@ class _Run:
                             if u in todo
                             else self._nearest(u, k, dev[v], copy_slot)
                         )
-                        rel = t_resume if asap else _units(plan.finish.get(p.names[u], 0.0), q)
-                        xfers[k] = self._xfer(k, a, dev[v], rel, src)
+                        t0 = plan.finish.get(p.names[u], 0.0)
+                        xfers[k] = self._xfer(
+                            k, a, dev[v], t_resume if asap else _units(t0, q), src
+                        )
+                        xkey[k] = (t0, t0 + xfers[k].dur * q, u)
                     tasks[v].inputs.append(xfers[k].arrival)
-        order = {v: (tasks[v].release, tasks[v].release + tasks[v].dur, v) for v in todo}
+        # Plan order on every device and link: (start, finish, topological index) never puts a
+        # consumer before its producer, zero-length ops included.
+        order = {v: (plan.start[p.names[v]], plan.finish[p.names[v]], v) for v in todo}
         device_ops: dict[int, list[OpTask]] = {}
         for v in sorted(todo, key=order.__getitem__):
             device_ops.setdefault(dev[v], []).append(tasks[v])
         engines: dict[str, list[XferTask]] = {}
-        for x in sorted(xfers.values(), key=lambda x: (x.release, x.release + x.dur, 2 * x.k)):
+        for x in sorted(xfers.values(), key=lambda x: xkey[x.k]):
             engines.setdefault(self._engine_name(x), []).append(x)
         return Phase(
             devices=p.devices, device_ops=device_ops, engines=engines,

@@ -1,0 +1,142 @@
+"""The executor reproduces plans exactly in virtual time and computes eager's outputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from hetsched.errors import PlanError, UsageError
+from hetsched.exec import execute
+from hetsched.graph.formats import load
+from hetsched.problem import Problem
+from hetsched.schedule.cpsat import solve_cpsat
+from hetsched.schedule.heuristics import solve_cpop, solve_heft, solve_peft
+from tests.exec.helpers import check_order, exported, spread_problem, worker_threads
+from tests.families import FAMILIES, random_problem
+from tests.paths import DATA
+
+SOLVERS = {"heft": solve_heft, "peft": solve_peft, "cpop": solve_cpop}
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("solver", sorted(SOLVERS))
+def test_virtual_makespan_equals_plan(family: str, seed: int, solver: str) -> None:
+    p = random_problem(seed, n=12, family=family)
+    plan = SOLVERS[solver](p, time_limit=5, seed=0)
+    r = execute(plan, p)
+    assert r.makespan == plan.makespan
+    assert dict(r.start) == dict(plan.start) and dict(r.finish) == dict(plan.finish)
+    assert sorted((t.src, t.dst, t.start, t.finish) for t in r.transfers) == sorted(
+        (t.src, t.dst, t.start, t.finish) for t in plan.transfers
+    )
+    check_order(r, p)
+    assert not worker_threads()
+
+
+def test_virtual_reproduces_cpsat_and_link_contention() -> None:
+    p = random_problem(4, n=10, family="layered")
+    plan = solve_cpsat(p, time_limit=5, seed=0, workers=1)
+    assert execute(plan, p).makespan == plan.makespan
+    g_plan = solve_heft(p, time_limit=5, seed=0)
+    for policy in ("plan", "asap"):  # heft plans are left-justified: asap keeps them
+        assert execute(g_plan, p, policy=policy).makespan == g_plan.makespan
+
+
+def test_stg_graph_on_a_platform() -> None:
+    g = load(DATA / "stg50" / "rand0000.stg")
+    p = Problem.build(g, "edge-soc")
+    plan = solve_heft(p, time_limit=5, seed=0)
+    r = execute(plan, p)
+    assert r.makespan == plan.makespan and r.outputs is None and r.outputs_match is None
+    assert set(r.utilization) == set(p.devices)
+    assert 0 < max(r.utilization.values()) <= 1 + 1e-9
+
+
+@pytest.mark.parametrize("model", ["mlp", "attention"])
+@pytest.mark.parametrize("solver", ["heft", "cpsat"])
+def test_outputs_equal_eager(model: str, solver: str) -> None:
+    ep, g, args = exported(model)
+    p = spread_problem(g, seed=1)
+    if solver == "heft":
+        plan = solve_heft(p, time_limit=5, seed=0)
+    else:
+        plan = solve_cpsat(p, time_limit=3, seed=0, workers=1)
+    assert len(set(plan.assignment.values())) >= 2
+    r = execute(plan, p, graph=g, program=ep, inputs=args)
+    assert r.outputs_match is True
+    torch.testing.assert_close(r.outputs, ep.module()(*args))
+    assert r.makespan == plan.makespan
+    assert r.dispatch_median_us >= 0
+    assert not worker_threads()
+
+
+@pytest.mark.parametrize("name", ["mlp", "gpt", "resnet"])
+def test_zoo_models_tiny(name: str) -> None:
+    from hetsched.graph import zoo
+
+    model, args = zoo.build(name, "tiny")
+    ep = torch.export.export(model, args)
+    from hetsched.graph.torch_import import from_exported
+
+    g = from_exported(ep, name=name)
+    p = spread_problem(g, seed=2)
+    plan = solve_heft(p, time_limit=5, seed=0)
+    assert len(set(plan.assignment.values())) >= 2
+    r = execute(plan, p, graph=g, program=ep, inputs=args)
+    assert r.outputs_match is True
+    torch.testing.assert_close(r.outputs, model(*args))
+
+
+@pytest.mark.parametrize("rep", range(4))
+def test_scaled_clock_respects_dependencies(rep: int) -> None:
+    ep, g, args = exported("attention")
+    p = spread_problem(g, seed=rep)
+    plan = solve_heft(p, time_limit=5, seed=0)
+    r = execute(plan, p, graph=g, program=ep, inputs=args, clock="scaled", time_scale=0.5)
+    assert r.outputs_match is True
+    check_order(r, p)
+    for name in plan.start:  # nothing starts before its planned time
+        assert r.start[name] >= plan.start[name] - 1e-12
+    assert r.makespan >= plan.makespan
+    assert not worker_threads()
+
+
+def test_scaled_asap_without_program() -> None:
+    p = random_problem(1, n=20, family="layered")
+    plan = solve_heft(p, time_limit=5, seed=0)
+    r = execute(plan, p, clock="scaled", time_scale=2e-4, policy="asap")
+    check_order(r, p)
+    assert r.clock == "scaled" and r.wall_time > 0
+
+
+def test_bad_arguments() -> None:
+    p = random_problem(0, n=6)
+    plan = solve_heft(p, time_limit=5, seed=0)
+    with pytest.raises(UsageError):
+        execute(plan, p, clock="sundial")
+    with pytest.raises(UsageError):
+        execute(plan, p, time_scale=0)
+    with pytest.raises(UsageError):
+        execute(plan, p, faults=["nosuchdev@1"])
+    other = random_problem(1, n=7)
+    with pytest.raises(PlanError):
+        execute(plan, other)
+    ep, g, args = exported("mlp")
+    with pytest.raises(UsageError):
+        execute(plan, p, program=ep)  # no inputs
+    q = spread_problem(g)
+    with pytest.raises(UsageError):
+        execute(solve_heft(q, time_limit=5, seed=0), q, program=ep, inputs=(*args, *args))
+
+
+def test_result_fields() -> None:
+    p = random_problem(2, n=10)
+    plan = solve_heft(p, time_limit=5, seed=0)
+    r = execute(plan, p)
+    s = r.summary()
+    assert s["planned_makespan"] == plan.makespan and s["slowdown"] == 1.0
+    assert len(r.runs) == p.n and all(x.status == "done" for x in r.runs)
+    busy = sum(x.duration for x in r.runs)
+    assert np.isclose(sum(r.utilization.values()) * r.makespan, busy)
