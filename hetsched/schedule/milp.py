@@ -342,7 +342,7 @@ def solve_milp(
             stats={"proved_by": "bounds", "hint_solver": hint_plan.solver},
         )
     built = build_model(problem, horizon=h_makespan, lower=lb, backend=backend)
-    _set_hint(built, problem, canonical_devices(problem, h_assign, h_start), h_start)
+    _set_hint(built, problem, canonical_devices(problem, h_assign), h_start)
     if export_model:
         with open(export_model, "w", encoding="utf-8") as fh:
             fh.write(built.solver.ExportModelAsLpFormat(False))
@@ -442,11 +442,11 @@ def reachability(p: Problem) -> list[int]:
     return reach
 
 
-def canonical_devices(p: Problem, assign: np.ndarray, start: np.ndarray) -> np.ndarray:
+def canonical_devices(p: Problem, assign: np.ndarray) -> np.ndarray:
     """Relabel interchangeable devices in order of first use by op index (symmetry breaking).
 
     Interchangeable devices map the problem onto itself, so the relabelled plan is feasible
-    with the same ``start``.
+    with the same start times.
     """
     out = assign.copy()
     for g in p.device_groups:

@@ -105,7 +105,7 @@ def device_windows(p: Problem) -> tuple[np.ndarray, np.ndarray]:
     ...     exec_time=np.array([[2.0, 1.0], [3.0, np.inf]]), edges=[(0, 1, 0.0)],
     ...     comm_latency=np.array([[0, 5], [5, 0]]), quantum=1.0)
     >>> h, t = device_windows(p)
-    >>> h[1, 0], t[0, 0], t[0, 1]
+    >>> int(h[1, 0]), int(t[0, 0]), int(t[0, 1])
     (2, 5, 9)
     """
     dur = np.where(p.allowed, p.dur, _BIG).astype(np.int64)
