@@ -7,14 +7,15 @@ bytes are computed directly from the shapes (GEMM/conv/attention FLOPs as
 ``torch.utils.flop_counter`` counts them: 2 per multiply-add; one FLOP per element for add
 and sum, eight for layer_norm; bytes = fp32 inputs + outputs + weights).
 
-The fit (Levenberg–Marquardt on log time, numpy only) has one launch overhead ``o``, one ramp
-``F`` (FLOPs), and per category an effective FLOP rate ``R_c`` and bandwidth ``W_c``::
+The fit (Levenberg–Marquardt on log time with a robust soft-L1 loss, numpy only) has one
+launch overhead ``o`` and per category an effective FLOP rate ``R_c``, a bandwidth ``W_c``
+and a ramp ``F_c`` (FLOPs)::
 
-    t = o + max((flops + F) / R_c, bytes / W_c)      (F only for matmul/conv/attention)
+    t = o + max((flops + F_c) / R_c, bytes / W_c)      (F_c = 0 but for matmul/conv/attention)
 
 which is the roofline of :mod:`hetsched.costmodel.roofline` with peak ``P = max R_c``,
 ``eff_c = R_c / P``, ``B = max W_c``, ``eff_m = W_c / B`` and
-``ramp_time = F / P``. Sizes alternate between the fit set and the held-out set (the
+``ramp_time[c] = F_c / P``. Sizes alternate between the fit set and the held-out set (the
 smallest and largest are always fitted); errors are reported on held-out sizes.
 
 Examples
@@ -32,7 +33,7 @@ import math
 import platform as _platform
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,6 +52,7 @@ __all__ = ["CATEGORIES_TIMED", "CalibrationResult", "Sample", "calibrate", "fit"
 CATEGORIES_TIMED = (
     "matmul", "conv", "elementwise", "reduction", "norm", "attention", "data_movement",
 )  # fmt: skip
+_DELTA = 0.1  # soft-L1 scale in log time: residuals beyond ~10 % count linearly (outliers)
 _NUMEL = (1024, 4096, 16384, 65536, 262144, 524288, 1048576, 2097152, 4194304)
 _SIZES: dict[str, tuple[Any, ...]] = {
     "matmul": (16, 32, 48, 64, 96, 128, 192, 256, 384),
@@ -114,7 +116,7 @@ def measure(
     quick: bool = False,
     threads: int = 1,
     min_run_time: float | None = None,
-    repeats: int = 3,
+    repeats: int = 5,
     progress: Callable[[str], None] | None = None,
 ) -> list[Sample]:
     """Time every category at its sizes (quick: every other size) on the host CPU.
@@ -125,7 +127,7 @@ def measure(
     import torch
     from torch.utils import benchmark
 
-    run_time = min_run_time if min_run_time is not None else (0.02 if quick else 0.1)
+    run_time = min_run_time if min_run_time is not None else (0.01 if quick else 0.05)
     cases = []
     for cat in categories:
         if cat not in _SIZES:
@@ -153,14 +155,14 @@ def measure(
 
 def _predict(theta: np.ndarray, flops: np.ndarray, nbytes: np.ndarray, cat: np.ndarray,
              n_cat: int, ramped: np.ndarray) -> np.ndarray:  # fmt: skip
-    o, ramp = np.exp(theta[0]), np.exp(theta[1])
-    rate, bw = np.exp(theta[2 : 2 + n_cat]), np.exp(theta[2 + n_cat :])
-    compute = np.where(flops > 0, (flops + np.where(ramped, ramp, 0.0)) / rate[cat], 0.0)
+    o, ramp = np.exp(theta[0]), np.exp(theta[1 : 1 + n_cat])
+    rate, bw = np.exp(theta[1 + n_cat : 1 + 2 * n_cat]), np.exp(theta[1 + 2 * n_cat :])
+    compute = np.where(flops > 0, (flops + np.where(ramped, ramp[cat], 0.0)) / rate[cat], 0.0)
     return np.asarray(o + np.maximum(compute, nbytes / bw[cat]))
 
 
 def fit(samples: Sequence[Sample], *, iterations: int = 200) -> dict[str, Any]:
-    """Least squares in log time; returns ``{overhead, ramp_flops, rate{c}, bandwidth{c}}``."""
+    """Least squares in log time: ``{overhead, ramp_flops{c}, rate{c}, bandwidth{c}}``."""
     cats = sorted({s.category for s in samples})
     ci = {c: i for i, c in enumerate(cats)}
     use = [s for s in samples if not s.held_out]
@@ -173,12 +175,15 @@ def fit(samples: Sequence[Sample], *, iterations: int = 200) -> dict[str, Any]:
     rate0 = [max((s.flops / s.seconds for s in use if ci[s.category] == j), default=1e9) or 1e9
              for j in range(k)]  # fmt: skip
     bw0 = [max(s.bytes / s.seconds for s in use if ci[s.category] == j) for j in range(k)]
-    theta = np.log(np.array([0.5 * t.min(), 1e4, *rate0, *bw0]))
-    lo = np.log(np.array([1e-9, 1.0] + [1e6] * k + [1e6] * k))
-    hi = np.log(np.array([1e-2, 1e12] + [1e15] * k + [1e13] * k))
+    theta = np.log(np.array([0.5 * t.min(), *[1e4] * k, *rate0, *bw0]))
+    lo = np.log(np.array([1e-9] + [1.0] * k + [1e6] * k + [1e6] * k))
+    hi = np.log(np.array([1e-2] + [1e12] * k + [1e15] * k + [1e13] * k))
 
     def residual(th: np.ndarray) -> np.ndarray:
         return np.asarray(np.log(_predict(th, f, b, c, k, ramped)) - np.log(t))
+
+    def cost(res: np.ndarray) -> float:  # soft-L1: quadratic near 0, linear for outliers
+        return float(np.sum(np.sqrt(1.0 + (res / _DELTA) ** 2) - 1.0))
 
     r = residual(theta)
     lam = 1e-2
@@ -188,22 +193,23 @@ def fit(samples: Sequence[Sample], *, iterations: int = 200) -> dict[str, Any]:
             step = np.zeros_like(theta)
             step[j] = 1e-6
             jac[:, j] = (residual(theta + step) - r) / 1e-6
-        jtj = jac.T @ jac
-        grad = jac.T @ r
+        w = 1.0 / np.sqrt(1.0 + (r / _DELTA) ** 2)  # IRLS weights of the soft-L1 loss
+        jtj = jac.T @ (jac * w[:, None])
+        grad = jac.T @ (w * r)
         improved = False
         for _ in range(10):
             a = jtj + lam * (np.diag(np.diag(jtj)) + 1e-6 * np.eye(len(theta)))
             cand = np.clip(theta - np.linalg.solve(a, grad), lo, hi)
             rc = residual(cand)
-            if rc @ rc < r @ r:
+            if cost(rc) < cost(r):
                 theta, r, lam, improved = cand, rc, lam / 3, True
                 break
             lam *= 3
         if not improved or np.abs(grad).max() < 1e-10:
             break
     ex = np.exp(theta)
-    rate, bw = ex[2 : 2 + k].copy(), ex[2 + k :].copy()
-    ramp = np.where(ramped, ex[1], 0.0)
+    rate, bw = ex[1 + k : 1 + 2 * k].copy(), ex[1 + 2 * k :].copy()
+    ramp = np.where(ramped, ex[1 : 1 + k][c], 0.0)
     compute = np.where(f > 0, (f + ramp) / rate[c], 0.0)
     memory = b / bw[c]
     for i in range(k):
@@ -216,7 +222,7 @@ def fit(samples: Sequence[Sample], *, iterations: int = 200) -> dict[str, Any]:
             rate[i] = float(np.max((f[sel] + ramp[sel]) / memory[sel]))
     return {
         "overhead": float(ex[0]),
-        "ramp_flops": float(ex[1]),
+        "ramp_flops": {cc: float(ex[1 + i]) for cc, i in ci.items() if cc in RAMP_CATEGORIES},
         "rate": {cc: float(rate[i]) for cc, i in ci.items() if (f[c == i] > 0).any()},
         "bandwidth": {cc: float(bw[i]) for cc, i in ci.items()},
     }
@@ -238,7 +244,7 @@ def fitted_device(base: Device, params: dict[str, Any]) -> Device:
         base.name, base.kind, peaks, bw, base.mem_capacity, params["overhead"], base.supports,
         efficiency={c: min(1.0, r / peak) for c, r in sorted(rates.items())},
         memory_efficiency={c: min(1.0, w / bw) for c, w in sorted(bws.items())},
-        ramp_time=params["ramp_flops"] / peak,
+        ramp_time={c: f / peak for c, f in sorted(params["ramp_flops"].items())} or None,
     )  # fmt: skip
 
 
@@ -282,9 +288,11 @@ class CalibrationResult:
         doc["device"] = {
             "name": d.name, "kind": d.kind, "peak_flops": {"fp32": d.peak_flops["fp32"]},
             "mem_bandwidth": d.mem_bandwidth, "launch_overhead": d.launch_overhead,
-            "ramp_time": d.ramp_time, "efficiency": dict(d.efficiency or {}),
+            "efficiency": dict(d.efficiency or {}),
             "memory_efficiency": dict(d.memory_efficiency or {}),
         }  # fmt: skip
+        if isinstance(d.ramp_time, Mapping):
+            doc["device"]["ramp_time"] = dict(d.ramp_time)
         for key, errs in (("error_before", self.error_before), ("error_after", self.error_after)):
             doc[key] = {c: {"median": m, "worst": w} for c, (m, w) in errs.items()}
         header = "hetsched calibration profile (hetsched calibrate)\n" + self.table()

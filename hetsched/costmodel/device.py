@@ -164,7 +164,8 @@ class Device:
     launch_overhead : seconds added to every op (dispatch, kernel launch).
     supports : a :class:`~hetsched.costmodel.support.Support` predicate.
     efficiency, memory_efficiency : per-category overrides of the default efficiencies.
-    ramp_time : override of the kind's size-dependent factor (see module docs).
+    ramp_time : override of the kind's size-dependent factor (see module docs): seconds,
+        or a table of seconds per category (matmul/conv/attention; others use the default).
     """
 
     name: str
@@ -176,7 +177,7 @@ class Device:
     supports: Support = field(default_factory=everything)
     efficiency: Mapping[str, float] | None = None
     memory_efficiency: Mapping[str, float] | None = None
-    ramp_time: float | None = None
+    ramp_time: float | Mapping[str, float] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -198,7 +199,10 @@ class Device:
         set_(self, "peak_flops", peaks)
         for attr, positive in _NUMBERS:
             v = getattr(self, attr)
-            if v is not None or attr != "ramp_time":
+            if attr == "ramp_time" and isinstance(v, Mapping):
+                keys = tuple(sorted(RAMP_CATEGORIES))
+                set_(self, attr, _check_table(v, f"{w}: ramp_time", keys, unit=False))
+            elif v is not None or attr != "ramp_time":
                 finite = attr in ("launch_overhead", "ramp_time")
                 set_(self, attr, _check_number(v, f"{w}: {attr}", positive=positive,
                                                allow_inf=not finite))  # fmt: skip
@@ -224,9 +228,12 @@ class Device:
             return self.memory_efficiency[category]
         return DEFAULT_MEMORY_EFFICIENCY[self.kind][category]
 
-    def ramp(self) -> float:
-        """Seconds of peak work at which an op reaches half its category efficiency."""
-        return DEFAULT_RAMP_TIME[self.kind] if self.ramp_time is None else self.ramp_time
+    def ramp(self, category: str = "matmul") -> float:
+        """Seconds of peak work at which an op of ``category`` reaches half its efficiency."""
+        r = self.ramp_time
+        if isinstance(r, Mapping):
+            return r.get(category, DEFAULT_RAMP_TIME[self.kind])
+        return DEFAULT_RAMP_TIME[self.kind] if r is None else r
 
 
 @dataclass(frozen=True)

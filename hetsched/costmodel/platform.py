@@ -336,7 +336,7 @@ def _device_dict(d: Device) -> dict[str, Any]:
         if getattr(d, attr) is not None:
             out[attr] = dict(getattr(d, attr))
     if d.ramp_time is not None:
-        out["ramp_time"] = d.ramp_time
+        out["ramp_time"] = d.ramp_time if isinstance(d.ramp_time, float) else dict(d.ramp_time)
     return out
 
 

@@ -168,7 +168,7 @@ class RooflineCostModel:
         # Same operations, in the same order, as the vectorised table (exact agreement).
         eff_c = d.compute_efficiency(node.category)
         eff_m = d.bandwidth_efficiency(node.category)
-        ramp = peak * d.ramp() if node.category in RAMP_CATEGORIES else 0.0
+        ramp = peak * d.ramp(node.category) if node.category in RAMP_CATEGORIES else 0.0
         compute = (node.flops + ramp) / (peak * eff_c) if node.flops > 0 else 0.0
         memory = (node.bytes_read + node.bytes_written) / (d.mem_bandwidth * eff_m)
         return compute, memory
@@ -184,7 +184,7 @@ class RooflineCostModel:
         if reason is not None or peak is None:
             return OpCostExplanation(node.name, d.name, math.inf, "unsupported", reason=reason)
         compute, memory = self._terms(node, d, peak)
-        ramp = peak * d.ramp() if node.category in RAMP_CATEGORIES else 0.0
+        ramp = peak * d.ramp(node.category) if node.category in RAMP_CATEGORIES else 0.0
         return OpCostExplanation(
             node.name, d.name, d.launch_overhead + max(compute, memory),
             "compute" if compute >= memory and node.flops > 0 else "memory",

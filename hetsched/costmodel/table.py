@@ -98,7 +98,6 @@ def _roofline_exec(nodes: tuple[OpNode, ...], model: RooflineCostModel) -> np.nd
     flops = np.fromiter((x.flops for x in nodes), np.float64, n)
     nbytes = np.fromiter((x.bytes_read + x.bytes_written for x in nodes), np.float64, n)
     cat = np.fromiter((cat_of[x.category] for x in nodes), np.int64, n)
-    ramped = np.array([c in RAMP_CATEGORIES for c in CATEGORIES])[cat]
     # Nodes grouped by (op, category, dtype): built-in predicates look only at these.
     groups: dict[tuple[str, str, str], int] = {}
     grp = np.fromiter(
@@ -114,7 +113,8 @@ def _roofline_exec(nodes: tuple[OpNode, ...], model: RooflineCostModel) -> np.nd
         eff_c = np.array([d.compute_efficiency(c) for c in CATEGORIES])[cat]
         eff_m = np.array([d.bandwidth_efficiency(c) for c in CATEGORIES])[cat]
         with np.errstate(invalid="ignore", divide="ignore"):
-            ramp = np.where(ramped, peak * d.ramp(), 0.0)
+            ramp_c = [d.ramp(c) if c in RAMP_CATEGORIES else 0.0 for c in CATEGORIES]
+            ramp = peak * np.array(ramp_c)[cat]
             compute = np.where(flops > 0, (flops + ramp) / (peak * eff_c), 0.0)
         memory = nbytes / (d.mem_bandwidth * eff_m)
         col = d.launch_overhead + np.maximum(compute, memory)

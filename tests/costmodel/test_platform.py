@@ -166,3 +166,15 @@ def test_with_profile(tmp_path) -> None:
     bad.write_text('format = "other"\n')
     with pytest.raises(PlatformError, match=r"not a hetsched\.profile/1"):
         Platform.preset().with_profile(bad)
+
+
+def test_per_category_ramp_round_trip() -> None:
+    text = BASE.replace(
+        "mem_bandwidth = 1e10\n", "mem_bandwidth = 1e10\nramp_time = { matmul = 2e-6 }\n", 1
+    )
+    p = Platform.from_toml(text)
+    cpu = p.device("cpu")
+    assert cpu.ramp("matmul") == 2e-6 and cpu.ramp("conv") == 1e-6  # kind default
+    assert Platform.from_toml(p.to_toml()) == p
+    with pytest.raises(PlatformError, match="ramp_time: unknown key 'norm'"):
+        Platform.from_toml(text.replace("matmul = 2e-6", "norm = 2e-6"))
