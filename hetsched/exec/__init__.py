@@ -9,8 +9,11 @@ and :func:`save_gantt` draw plans and runs.
 from hetsched.exec.errors import ExecutionError, InjectedFault
 from hetsched.exec.executor import execute
 from hetsched.exec.faults import DeviceFailure, Fault, OpFailure, TransferLoss, parse_fault
+from hetsched.exec.gantt import gantt_png, save_gantt
 from hetsched.exec.replan import ReplanRequest, mask_devices, replan_list
 from hetsched.exec.result import ExecutionResult, OpRun, TransferRun
+from hetsched.exec.simulate import Simulation, robustness, simulate
+from hetsched.exec.trace import chrome_trace, save_trace
 
 __all__ = [
     "DeviceFailure",
@@ -21,10 +24,17 @@ __all__ = [
     "OpFailure",
     "OpRun",
     "ReplanRequest",
+    "Simulation",
     "TransferLoss",
     "TransferRun",
+    "chrome_trace",
     "execute",
+    "gantt_png",
     "mask_devices",
     "parse_fault",
     "replan_list",
+    "robustness",
+    "save_gantt",
+    "save_trace",
+    "simulate",
 ]

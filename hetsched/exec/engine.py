@@ -56,6 +56,12 @@ class Clock:
         self.virtual = virtual
         self.unit_wall = unit_wall
         self.t0 = time.perf_counter()
+        self.started = False
+
+    def start(self) -> None:
+        """Time 0 is now (called once, when the first phase's threads are all up)."""
+        if not self.started:
+            self.t0, self.started = time.perf_counter(), True
 
     def now(self) -> float:
         return (time.perf_counter() - self.t0) / self.unit_wall
@@ -130,6 +136,7 @@ class Phase:
         self.xfer_runs: list[tuple[XferTask, float, float, str]] = []
         self.triggered = False
         self._abort = threading.Event()
+        self._go = threading.Event()  # workers start together, once the clock is running
         self._lock = threading.Lock()
         self._error: ExecutionError | None = None
 
@@ -147,6 +154,8 @@ class Phase:
         ]  # fmt: skip
         for t in threads:
             t.start()
+        self.clock.start()
+        self._go.set()
         for t in threads:
             t.join()
         if self._error is not None:
@@ -166,6 +175,7 @@ class Phase:
 
     def _guard(self, fn: Callable[..., None], *args: object) -> None:
         try:
+            self._go.wait(self.watchdog)
             fn(*args)
         except _Stop:
             pass

@@ -44,8 +44,15 @@ import numpy as np
 from hetsched.errors import HetschedError, UsageError
 from hetsched.exec.engine import Clock, OpTask, Phase, Slot, XferTask
 from hetsched.exec.errors import ExecutionError
-from hetsched.exec.faults import DeviceFailure, Fault, OpFailure, TransferLoss, parse_faults
-from hetsched.exec.program import ProgramRunner, outputs_close
+from hetsched.exec.faults import (
+    DeviceFailure,
+    Fault,
+    OpFailure,
+    TransferLoss,
+    check_faults,
+    parse_faults,
+)
+from hetsched.exec.program import ProgramRunner, make_runner, outputs_close
 from hetsched.exec.replan import ReplanRequest, mask_devices, replan_list
 from hetsched.exec.result import ExecutionResult, OpRun, TransferRun
 from hetsched.plan import Plan, Transfer, validate
@@ -105,8 +112,8 @@ def execute(
         msg = f"time_scale and watchdog must be positive, got {time_scale!r}, {watchdog!r}"
         raise UsageError(msg)
     specs = parse_faults(faults)
-    _check_faults(specs, problem)
-    runner = _runner(problem, graph, program, inputs)
+    check_faults(specs, problem)
+    runner = make_runner(problem, graph, program, inputs)
     run = _Run(problem, runner, specs, clock, time_scale, watchdog, policy, replan)
     run.go(plan)
     outputs = runner.outputs() if runner is not None else None
@@ -115,37 +122,6 @@ def execute(
         eager = program.module() if hasattr(program, "module") else program
         match = outputs_close(outputs, eager(*inputs))  # type: ignore[misc]
     return run.result(plan, outputs, match)
-
-
-def _check_faults(specs: Sequence[Fault], p: Problem) -> None:
-    edges = {
-        (p.names[int(u)], p.names[int(v)]) for u, v in zip(p.edge_src, p.edge_dst, strict=True)
-    }
-    for f in specs:
-        bad = (
-            (isinstance(f, DeviceFailure) and f.device not in p.device_index)
-            or (isinstance(f, OpFailure) and f.op not in p.index)
-            or (isinstance(f, TransferLoss) and (f.src, f.dst) not in edges)
-        )
-        if bad:
-            msg = f"fault {f} names something {p.name!r} on {p.platform_name or '?'!r} lacks"
-            raise UsageError(msg)
-
-
-def _runner(p: Problem, graph: Any, program: Any, inputs: Any) -> ProgramRunner | None:
-    if program is None:
-        return None
-    if inputs is None:
-        msg = "a program needs its inputs"
-        raise UsageError(msg)
-    meta = getattr(graph, "meta", {}) or {}
-    fx_nodes = meta.get("fx_nodes") or {x: [x] for x in p.names}
-    runner = ProgramRunner(program, fx_nodes, tuple(inputs))
-    missing = [x for x in p.names if x not in runner.steps]
-    if missing:
-        msg = f"op {missing[0]!r} has no fx nodes in the program ({len(missing)} ops lack them)"
-        raise UsageError(msg)
-    return runner
 
 
 class _Run:

@@ -19,12 +19,24 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from hetsched.errors import UsageError
 
-__all__ = ["DeviceFailure", "Fault", "OpFailure", "TransferLoss", "parse_fault", "parse_faults"]
+if TYPE_CHECKING:
+    from hetsched.problem import Problem
+
+__all__ = [
+    "DeviceFailure",
+    "Fault",
+    "OpFailure",
+    "TransferLoss",
+    "check_faults",
+    "parse_fault",
+    "parse_faults",
+]
 
 
 @dataclass(frozen=True)
@@ -121,3 +133,19 @@ def parse_faults(faults: object) -> tuple[Fault, ...]:
             msg = f"not a fault spec: {f!r}"
             raise UsageError(msg)
     return tuple(out)
+
+
+def check_faults(specs: Sequence[Fault], p: Problem) -> None:
+    """Raise :class:`UsageError` for a fault naming a device, op or edge ``p`` lacks."""
+    edges = {
+        (p.names[int(u)], p.names[int(v)]) for u, v in zip(p.edge_src, p.edge_dst, strict=True)
+    }
+    for f in specs:
+        bad = (
+            (isinstance(f, DeviceFailure) and f.device not in p.device_index)
+            or (isinstance(f, OpFailure) and f.op not in p.index)
+            or (isinstance(f, TransferLoss) and (f.src, f.dst) not in edges)
+        )
+        if bad:
+            msg = f"fault {f} names something {p.name!r} on {p.platform_name or '?'!r} lacks"
+            raise UsageError(msg)

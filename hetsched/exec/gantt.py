@@ -68,6 +68,7 @@ def gantt_png(
     ax = fig.add_subplot()
     used: dict[str, Any] = {}
     label_ops = sum(1 for b in tl.bars if b.kind == "op") <= 80
+    colour: Any
     for b in tl.bars:
         y = y_of.get(b.row)
         if y is None:
@@ -102,7 +103,7 @@ def gantt_png(
         ax.axvline(
             t * k, color=colour, linestyle=style, linewidth=1.2, label=f"{label} {t * k:.4g}"
         )
-    handles = [Patch(facecolor=c, label=name) for name, c in used.items()]
+    handles: list[Any] = [Patch(facecolor=c, label=name) for name, c in used.items()]
     handles += ax.get_legend_handles_labels()[0]
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8,
               frameon=False)  # fmt: skip

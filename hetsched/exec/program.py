@@ -26,12 +26,15 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hetsched.errors import UsageError
 from hetsched.exec.errors import ExecutionError
 
-__all__ = ["ProgramRunner", "outputs_close"]
+if TYPE_CHECKING:
+    from hetsched.problem import Problem
+
+__all__ = ["ProgramRunner", "make_runner", "outputs_close"]
 
 
 class ProgramRunner:
@@ -182,3 +185,20 @@ def outputs_close(
     except (AssertionError, TypeError, ValueError):
         return False
     return True
+
+
+def make_runner(p: Problem, graph: Any, program: Any, inputs: Any) -> ProgramRunner | None:
+    """A runner for ``program`` over ``p``'s ops (None without a program)."""
+    if program is None:
+        return None
+    if inputs is None:
+        msg = "a program needs its inputs"
+        raise UsageError(msg)
+    meta = getattr(graph, "meta", {}) or {}
+    fx_nodes = meta.get("fx_nodes") or {x: [x] for x in p.names}
+    runner = ProgramRunner(program, fx_nodes, tuple(inputs))
+    missing = [x for x in p.names if x not in runner.steps]
+    if missing:
+        msg = f"op {missing[0]!r} has no fx nodes in the program ({len(missing)} ops lack them)"
+        raise UsageError(msg)
+    return runner

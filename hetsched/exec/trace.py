@@ -62,12 +62,13 @@ class Timeline:
 def timeline(source: Plan | ExecutionResult) -> Timeline:
     """Rows and bars of a :class:`~hetsched.plan.Plan` or an :class:`ExecutionResult`."""
     bars: list[Bar] = []
+    faults: tuple[tuple[str, float], ...] = ()
+    planned: float | None = None
     if isinstance(source, Plan):
         for x in sorted(source.assignment, key=lambda x: (source.start[x], x)):
             bars.append(Bar(x, source.assignment[x], source.start[x], source.finish[x], "op"))
         xfers = [(t, "done") for t in source.transfers]
         title = f"{source.graph_name or 'plan'} ({source.solver}, {source.status})"
-        planned, faults = None, ()
         devices = tuple(dict.fromkeys(sorted(source.assignment.values())))
         makespan, lb, units = source.makespan, source.lower_bound, source.units
     else:
