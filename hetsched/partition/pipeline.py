@@ -236,11 +236,21 @@ def _add_symmetry_breaking(m: cp_model.CpModel, p: Problem, on: list[dict[int, A
             m.add(f1 <= f2)
 
 
-def _hint(built: PipelineModel, p: Problem, assign: np.ndarray, period: int) -> None:
+def _hint(built: PipelineModel, p: Problem, assign: np.ndarray, time_limit: float) -> bool:
+    """Hint every variable: solve a copy with the assignment fixed, copy its full solution."""
+    fixed = built.model.clone()
     for v in range(p.n):
         for d, lit in built.node_device_to_on[v].items():
-            built.model.add_hint(lit, int(assign[v]) == d)
-    built.model.add_hint(built.period, period)
+            fixed.add(fixed.get_bool_var_from_proto_index(lit.index) == int(int(assign[v]) == d))
+    solver = cp_model.CpSolver()
+    solver.parameters.max_time_in_seconds = max(0.01, time_limit)
+    solver.parameters.num_workers = 1
+    if solver.solve(fixed) not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        return False
+    values = solver.response_proto.solution
+    for i, val in enumerate(values):
+        built.model.add_hint(built.model.get_int_var_from_proto_index(i), int(val))
+    return True
 
 
 def _canonical(p: Problem, assign: np.ndarray) -> np.ndarray:
@@ -350,13 +360,16 @@ def solve_pipeline(
         p, lower=lower, upper=upper, contiguous=contiguous, stages=stages, max_latency=limit
     )
     if best is not None:
-        _hint(built, p, _canonical(p, best.assign), best.cost.period)
+        stats["hint_complete"] = _hint(
+            built, p, _canonical(p, best.assign), min(5.0, time_limit / 4)
+        )
     if export_model:
         built.model.export_to_file(export_model)
     solver = cp_model.CpSolver()
     solver.parameters.max_time_in_seconds = max(0.01, time_limit - (time.perf_counter() - t0))
     solver.parameters.num_workers = int(workers)
     solver.parameters.random_seed = seed
+    solver.parameters.cp_model_probing_level = 0  # probing costs seconds on 10k+ literals
     remove = stop.on_stop(solver.stop_search)
     try:
         status = solver.solve(built.model)
