@@ -5,7 +5,7 @@
 Examples
 --------
 >>> sorted(SOLVERS)
-['bounds', 'cpop', 'cpsat', 'heft', 'lns', 'milp', 'peft', 'portfolio', 'sat']
+['bounds', 'cpop', 'cpsat', 'heft', 'lns', 'ls', 'milp', 'peft', 'portfolio', 'sat']
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ SOLVERS: dict[str, tuple[str, str]] = {
     "milp": ("hetsched.schedule.milp", "solve_milp"),
     "sat": ("hetsched.schedule.sat", "solve_sat"),
     "lns": ("hetsched.schedule.lns", "solve_lns"),
+    "ls": ("hetsched.schedule.localsearch", "solve_local_search"),
     "portfolio": ("hetsched.schedule.portfolio", "solve_portfolio"),
 }
 

@@ -339,15 +339,12 @@ def _add_hint(
     for v in range(p.n):
         m.add_hint(starts[v], int(start[v]))
         m.add_hint(ends[v], int(fin[v]))
-        for _d, lit in _distinct(presence[v]):
-            chosen = presence[v].get(int(assign[v])) is lit
-            if not _is_constant(lit):
-                m.add_hint(lit, chosen)
+        choices = _distinct(presence[v])
+        if len(choices) < 2:
+            continue  # a single choice is the constant 1 (shared by every such op): no hint
+        for _d, lit in choices:
+            m.add_hint(lit, presence[v].get(int(assign[v])) is lit)
     m.add_hint(makespan, int(fin.max()))
-
-
-def _is_constant(lit: Any) -> bool:
-    return not isinstance(lit, cp_model.IntVar) or lit.index < 0
 
 
 class _Callback(cp_model.CpSolverSolutionCallback):
@@ -388,7 +385,7 @@ def _extract(
     assign = np.empty(p.n, dtype=np.int64)
     for v in range(p.n):
         for d, lit in built.node_device_to_presence[v].items():
-            if values.boolean_value(lit) if not _is_constant(lit) else True:
+            if values.boolean_value(lit):
                 assign[v] = d
                 break
     if built.pooled_groups:
