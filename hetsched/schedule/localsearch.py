@@ -27,6 +27,7 @@ True
 
 from __future__ import annotations
 
+import itertools
 import time
 
 import numpy as np
@@ -63,7 +64,7 @@ def critical_path(
         by_dev.setdefault(int(assign[v]), []).append(v)
     prev_on_dev = np.full(p.n, -1)
     for ops in by_dev.values():
-        for a, b in zip(ops[:-1], ops[1:], strict=True):
+        for a, b in itertools.pairwise(ops):
             prev_on_dev[b] = a
     v = int(np.argmax(fin))
     path = [v]
@@ -117,9 +118,9 @@ def solve_local_search(
     assign, key = schedule_arrays(hint, p)
     start, xfer, best = _evaluate(p, assign, key.astype(float))
     first = best
-    if int(round(hint.makespan / p.quantum)) < best:
+    if round(hint.makespan / p.quantum) < best:
         # The hint's own (insertion) timing beats re-timing in start order: keep its times.
-        start, best = key, int(round(hint.makespan / p.quantum))
+        start, best = key, round(hint.makespan / p.quantum)
         xfer = {}
     lb = quick_lower_bound(p)
     rng = np.random.default_rng(seed)
