@@ -279,23 +279,20 @@ def coarsen_with_report(
         gs, gd = q.group_of[e.src], q.group_of[e.dst]
         if gs != gd:
             best[(e.src, gd)] = max(best.get((e.src, gd), 0.0), e.bytes)
-    edges = [Edge(name_of[q.group_of[s]], name_of[gd], b) for (s, gd), b in best.items()]
+    merged: dict[tuple[str, str], float] = {}
+    for (s, gd), b in best.items():
+        key = (name_of[q.group_of[s]], name_of[gd])
+        merged[key] = merged.get(key, 0.0) + b
+    report = CoarsenReport(
+        len(graph.nodes), len(nodes), len(graph.edges), len(merged), fused, grouped, tuple(rejected)
+    )
     meta = dict(graph.meta)
     meta["groups"] = groups
     if old_fx is not None:
         meta["fx_nodes"] = fx_nodes
-    out = OpGraph(graph.name, nodes, edges, meta=meta)
-    report = CoarsenReport(
-        len(graph.nodes),
-        len(out.nodes),
-        len(graph.edges),
-        len(out.edges),
-        fused,
-        grouped,
-        tuple(rejected),
-    )
     meta["coarsen"] = report.to_dict()
-    return out.replace(meta=meta), report
+    edges = [Edge(s, d, b) for (s, d), b in merged.items()]
+    return OpGraph(graph.name, nodes, edges, meta=meta), report
 
 
 def coarsen(

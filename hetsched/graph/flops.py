@@ -115,7 +115,11 @@ def as_int(x: Any) -> int:
 
 
 def shape_of(t: Any) -> tuple[int, ...]:
-    return tuple(as_int(s) for s in t.shape)
+    """Concrete shape of a tensor (symbolic sizes replaced by their hints)."""
+    shape = tuple(t.shape)
+    if all(type(d) is int for d in shape):
+        return shape
+    return tuple(as_int(d) for d in shape)
 
 
 def tensor_bytes(t: Any) -> int:
@@ -156,27 +160,49 @@ def _registry() -> dict[Any, Callable[..., Any]]:
     return flop_registry  # type: ignore[no-any-return]
 
 
+def _formula(packet: Any) -> Callable[..., Any]:
+    """torch's shape formula for ``packet``, without its pytree wrapper (which is slow)."""
+    f = _registry()[packet]
+    return getattr(f, "__wrapped__", f)
+
+
+def _shapes(x: Any) -> Any:
+    if hasattr(x, "shape") and hasattr(x, "dtype"):
+        return shape_of(x)
+    if isinstance(x, list | tuple):
+        return type(x)(_shapes(v) for v in x)
+    return x
+
+
+def _registered(packet: Any, args: Sequence[Any], kwargs: dict[str, Any], out: Any) -> float:
+    f = _registry()[packet]
+    inner = getattr(f, "__wrapped__", None)
+    if inner is None:  # a "raw" formula: it wants the tensors themselves
+        return float(as_int(f(*args, out_val=out, **kwargs)))
+    shaped = {k: _shapes(v) for k, v in kwargs.items()}
+    return float(as_int(inner(*(_shapes(a) for a in args), out_shape=_shapes(out), **shaped)))
+
+
 def _mm_like(args: Sequence[Any], out: Any, packet: str) -> float:
     import torch
 
     aten = torch.ops.aten
-    reg = _registry()
     if packet == "linear":  # x[..., K] @ W[N, K]^T  ==  mm((M, K), (K, N)); bias not counted
         x, w = shape_of(args[0]), shape_of(args[1])
         m = math.prod(x[:-1]) if len(x) > 1 else 1
-        return float(reg[aten.mm]((m, x[-1]), (x[-1], w[0] if len(w) > 1 else 1)))
+        return float(_formula(aten.mm)((m, x[-1]), (x[-1], w[0] if len(w) > 1 else 1)))
     a, b = shape_of(args[0]), shape_of(args[1])  # matmul / mv / dot: broadcast batch, then bmm
     a2 = (1, *a) if len(a) == 1 else a
     b2 = (*b, 1) if len(b) == 1 else b
     batch = math.prod(torch.broadcast_shapes(a2[:-2], b2[:-2]))
-    return float(reg[aten.bmm]((batch, a2[-2], a2[-1]), (batch, b2[-2], b2[-1])))
+    return float(_formula(aten.bmm)((batch, a2[-2], a2[-1]), (batch, b2[-2], b2[-1])))
 
 
 def _conv_like(args: Sequence[Any], out: Any, packet: str) -> float:
     import torch
 
     transposed = "transpose" in packet
-    conv = _registry()[torch.ops.aten.convolution]
+    conv = _formula(torch.ops.aten.convolution)
     return float(
         conv(
             shape_of(args[0]),
@@ -186,7 +212,7 @@ def _conv_like(args: Sequence[Any], out: Any, packet: str) -> float:
             None,
             None,
             transposed,
-            out_val=shape_of(out),
+            out_shape=shape_of(out),
         )
     )
 
@@ -197,8 +223,8 @@ def _sdpa_like(args: Sequence[Any], out: Any, packet: str) -> float:
     q, k, v = (shape_of(a) for a in args[:3])
     q, k, v = ((*([1] * (4 - len(s))), *s) if len(s) < 4 else s for s in (q, k, v))
     q, k, v = ((math.prod(s[:-3]), *s[-3:]) for s in (q, k, v))
-    sdpa = _registry()[torch.ops.aten._scaled_dot_product_efficient_attention]
-    return float(sdpa(q, k, v, out_val=None))
+    sdpa = _formula(torch.ops.aten._scaled_dot_product_efficient_attention)
+    return float(sdpa(q, k, v, out_shape=None))
 
 
 _ADAPTERS: dict[str, Callable[[Sequence[Any], Any, str], float]] = {
@@ -234,7 +260,7 @@ def node_flops(
     name = op_name(target)[1]
     try:
         if packet is not None and packet in reg:
-            return float(as_int(reg[packet](*args, out_val=out, **kwargs)))
+            return _registered(packet, args, kwargs, out)
         if name in _ADAPTERS:
             return _ADAPTERS[name](args, out, name)
     except Exception:  # a formula that rejects these shapes: fall back to the estimate

@@ -20,6 +20,12 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
+import os
+import sys
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from hetsched.errors import GraphError
@@ -229,6 +235,52 @@ def from_exported(ep: torch.export.ExportedProgram, *, name: str | None = None) 
     return OpGraph(gname, imp.nodes, imp.edges, meta=meta)
 
 
+class _Held(logging.Filter):
+    """Holds back the records one torch log handler would print."""
+
+    def __init__(self, handler: logging.Handler) -> None:
+        super().__init__()
+        self.handler = handler
+        self.records: list[logging.LogRecord] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        self.records.append(record)
+        return False
+
+
+@contextlib.contextmanager
+def _held_torch_output() -> Iterator[list[Any]]:
+    """Hold torch's log lines and stderr prints during an export; ``release()`` replays them.
+
+    A failed export prints a partial graph and warnings that would bury the one-line
+    :class:`GraphError`; a successful one gets its output back unchanged.
+    """
+    loggers = [
+        lg
+        for name, lg in list(logging.Logger.manager.loggerDict.items())
+        if (name == "torch" or name.startswith("torch.")) and isinstance(lg, logging.Logger)
+    ]
+    held = [_Held(h) for lg in loggers for h in lg.handlers]
+    for f in held:
+        f.handler.addFilter(f)
+    buf = io.StringIO()
+    state: list[Any] = [held, buf]
+    try:
+        with contextlib.redirect_stderr(buf):
+            yield state
+    finally:
+        for f in held:
+            f.handler.removeFilter(f)
+
+
+def _release(state: list[Any]) -> None:
+    held, buf = state
+    for f in held:
+        for record in f.records:
+            f.handler.handle(record)
+    sys.stderr.write(buf.getvalue())
+
+
 def from_torch(
     model: torch.nn.Module,
     example_args: Any,
@@ -245,19 +297,25 @@ def from_torch(
     ------
     GraphError
         If torch.export cannot trace the model; the message names the model and gives the
-        first line of torch's reason.
+        first line of torch's reason. torch's own log lines and partial-graph dump are then
+        dropped (set ``HETSCHED_DEBUG=1`` to see them); after a successful export they are
+        printed as usual.
     """
     import torch
 
     args = example_args if isinstance(example_args, tuple) else (example_args,)
     label = name or type(model).__name__
     try:
-        ep = torch.export.export(model, args, strict=strict, dynamic_shapes=dynamic_shapes)
+        with _held_torch_output() as held:
+            ep = torch.export.export(model, args, strict=strict, dynamic_shapes=dynamic_shapes)
     except Exception as err:
+        if os.environ.get("HETSCHED_DEBUG"):
+            _release(held)
         lines = [x.strip() for x in str(err).splitlines() if x.strip()]
         reason = lines[0] if lines else type(err).__name__
         msg = f"torch.export could not trace model {label!r}: {type(err).__name__}: {reason}"
         raise GraphError(msg) from err
+    _release(held)
     return from_exported(ep, name=name or type(model).__name__)
 
 

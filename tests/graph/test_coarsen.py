@@ -1,0 +1,163 @@
+"""Coarsening: totals preserved, always acyclic, module grouping, reports, errors."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from hetsched.errors import UsageError
+from hetsched.graph.coarsen import coarsen, coarsen_with_report
+from hetsched.graph.opgraph import CATEGORIES, Edge, OpGraph, OpNode
+
+TOTALS = ("flops", "bytes_read", "bytes_written", "param_bytes")
+
+
+def _random_dag(seed: int, n: int = 60, p: float = 0.08) -> OpGraph:
+    rng = random.Random(seed)
+    cats = [*CATEGORIES, "elementwise", "elementwise", "data_movement"]
+    nodes = [
+        OpNode(
+            f"n{i}",
+            category=rng.choice(cats),
+            flops=float(rng.randint(0, 100)),
+            bytes_read=float(rng.randint(0, 50)),
+            bytes_written=float(rng.randint(0, 50)),
+            param_bytes=float(rng.randint(0, 5)),
+            out_bytes=float(rng.randint(1, 50)),
+            module=rng.choice(["", "a", "a.x", "a.y", "b", "b.x", "b.x.0", "c.z"]),
+            cost={"cpu": 1.0 + i, "gpu": 0.5},
+        )
+        for i in range(n)
+    ]
+    edges = [
+        Edge(f"n{i}", f"n{j}", float(rng.randint(1, 20)))
+        for i in range(n)
+        for j in range(i + 1, n)
+        if rng.random() < p
+    ]
+    return OpGraph(f"r{seed}", nodes, edges)
+
+
+def _check(orig: OpGraph, c: OpGraph, *, exact_out: bool = True) -> None:
+    for f in TOTALS:
+        assert sum(getattr(n, f) for n in c.nodes) == pytest.approx(
+            sum(getattr(n, f) for n in orig.nodes)
+        )
+    groups = {n.name: c.meta["groups"].get(n.name, [n.name]) for n in c.nodes}
+    members = sorted(m for ms in groups.values() for m in ms)
+    assert members == sorted(n.name for n in orig.nodes)  # a partition
+    group_of = {m: g for g, ms in groups.items() for m in ms}
+    crossing = {(group_of[e.src], group_of[e.dst]) for e in orig.edges}
+    crossing = {(s, d) for s, d in crossing if s != d}
+    assert {(e.src, e.dst) for e in c.edges} == crossing
+    assert c.total_edge_bytes <= orig.total_edge_bytes
+    if not exact_out:  # a coarsened graph no longer knows its members' own out_bytes
+        return
+    for n in c.nodes:  # out_bytes counts members whose output leaves the group
+        leaving = [
+            m
+            for m in groups[n.name]
+            if not orig.successors(m) or any(group_of[s] != n.name for s in orig.successors(m))
+        ]
+        assert n.out_bytes == pytest.approx(sum(orig.node(m).out_bytes for m in leaving))
+
+
+def _chain() -> OpGraph:
+    return OpGraph(
+        "chain",
+        [
+            OpNode("mm", category="matmul", flops=100.0, out_bytes=8.0, module="blk.0.fc"),
+            OpNode("relu", category="elementwise", flops=2.0, out_bytes=8.0, module="blk.0"),
+            OpNode("mm2", category="matmul", flops=50.0, out_bytes=4.0, module="blk.1.fc"),
+            OpNode("add", category="elementwise", flops=1.0, out_bytes=4.0, module="blk.1"),
+        ],
+        [Edge("mm", "relu", 8.0), Edge("relu", "mm2", 8.0), Edge("mm2", "add", 4.0)],
+        meta={"fx_nodes": {"mm": ["mm", "view"], "relu": ["relu"], "mm2": ["mm2"], "add": ["add"]}},
+    )
+
+
+def test_fusion_into_producer() -> None:
+    c, report = coarsen_with_report(_chain())
+    assert [n.name for n in c.nodes] == ["mm", "mm2"]
+    assert dict(c.meta["groups"]) == {"mm": ["mm", "relu"], "mm2": ["mm2", "add"]}
+    assert dict(c.meta["fx_nodes"]) == {"mm": ["mm", "view", "relu"], "mm2": ["mm2", "add"]}
+    assert c.edges == (Edge("mm", "mm2", 8.0),)
+    assert c.node("mm").category == "matmul" and c.node("mm").flops == 102.0
+    assert (report.nodes_before, report.nodes_after, report.fused) == (4, 2, 2)
+    assert c.meta["coarsen"]["nodes_after"] == 2
+    _check(_chain(), c)
+
+
+def test_group_by_module_and_flops_cap() -> None:
+    c = coarsen(_chain(), fuse=False, group_by_module=1)
+    assert [n.name for n in c.nodes] == ["mm"] and c.node("mm").module == "blk"
+    c = coarsen(_chain(), fuse=False, group_by_module=2)
+    assert [n.module for n in c.nodes] == ["blk.0", "blk.1"]
+    capped = coarsen(_chain(), group_by_module=1, max_group_flops=110.0)
+    assert len(capped.nodes) == 2 and max(n.flops for n in capped.nodes) <= 110.0
+
+
+def test_non_convex_module_group_is_left_alone() -> None:
+    g = OpGraph(
+        "nc",
+        [OpNode("a", module="x"), OpNode("b", module="y"), OpNode("c", module="x")],
+        [Edge("a", "b", 1.0), Edge("b", "c", 1.0)],
+    )
+    c, report = coarsen_with_report(g, fuse=False, group_by_module=1)
+    assert len(c.nodes) == 3 and report.ungrouped_modules == ("x",)
+
+
+def test_cost_dicts_are_summed() -> None:
+    g = OpGraph(
+        "cost",
+        [
+            OpNode("a", category="matmul", cost={"cpu": 2.0, "gpu": 1.0}),
+            OpNode("b", category="elementwise", cost={"cpu": 1.0, "gpu": 0.5, "npu": 9.0}),
+        ],
+        [Edge("a", "b", 3.0)],
+    )
+    (node,) = coarsen(g).nodes
+    assert dict(node.cost or {}) == {"cpu": 3.0, "gpu": 1.5}
+
+
+@pytest.mark.parametrize("seed", range(25))
+def test_random_dags_stay_acyclic_and_keep_totals(seed: int) -> None:
+    g = _random_dag(seed)
+    for kw in ({}, {"group_by_module": 1}, {"group_by_module": 2, "fuse": False}):
+        c = coarsen(g, **kw)  # OpGraph's constructor rejects cycles
+        _check(g, c)
+        assert len(c.nodes) <= len(g.nodes)
+    twice = coarsen(coarsen(g), group_by_module=1)
+    _check(g, twice, exact_out=False)
+
+
+def test_max_group_flops_is_respected_on_random_dags() -> None:
+    g = _random_dag(7, n=80)
+    c = coarsen(g, group_by_module=1, max_group_flops=150.0)
+    _check(g, c)
+    assert all(n.flops <= 150.0 for n in c.nodes if len(c.meta["groups"].get(n.name, [n.name])) > 1)
+
+
+def test_no_merge_when_nothing_to_do() -> None:
+    g = _random_dag(3)
+    c = coarsen(g, fuse=False)
+    assert c == g and c.meta["groups"] == {}
+
+
+def test_bad_depth_is_usage_error() -> None:
+    with pytest.raises(UsageError, match="group_by_module"):
+        coarsen(_chain(), group_by_module=0)
+
+
+def test_imported_model_coarsens() -> None:
+    pytest.importorskip("torch")
+    from hetsched.graph import zoo
+
+    g = zoo.graph("gpt", "tiny")
+    c = coarsen(g, group_by_module=2)
+    _check(g, c)
+    assert len(c.nodes) < len(g.nodes) // 2
+    fx = sorted(x for xs in c.meta["fx_nodes"].values() for x in xs)
+    assert fx == sorted(x for xs in g.meta["fx_nodes"].values() for x in xs)
+    assert {"blocks.0", "blocks.1"} <= {n.module for n in c.nodes}
