@@ -31,6 +31,7 @@ from hetsched.exec.errors import ExecutionError, InjectedFault
 __all__ = ["Clock", "OpTask", "Phase", "Slot", "XferTask"]
 
 OK, CUT = 0, 1
+SPIN = 300e-6  # seconds before a deadline when a sleeping worker starts yielding
 
 
 class Slot:
@@ -136,7 +137,7 @@ class Phase:
         self.xfer_runs: list[tuple[XferTask, float, float, str]] = []
         self.triggered = False
         self._abort = threading.Event()
-        self._go = threading.Event()  # workers start together, once the clock is running
+        self.warmup: Callable[[], None] | None = None
         self._lock = threading.Lock()
         self._error: ExecutionError | None = None
 
@@ -152,10 +153,11 @@ class Phase:
                              name=f"hetsched-link-{key}", daemon=True)
             for key, tasks in sorted(self.engines.items())
         ]  # fmt: skip
+        # Workers warm up (thread-local torch state), then start together: the clock starts
+        # when the last one arrives.
+        self._ready = threading.Barrier(len(threads), action=self.clock.start)
         for t in threads:
             t.start()
-        self.clock.start()
-        self._go.set()
         for t in threads:
             t.join()
         if self._error is not None:
@@ -175,7 +177,9 @@ class Phase:
 
     def _guard(self, fn: Callable[..., None], *args: object) -> None:
         try:
-            self._go.wait(self.watchdog)
+            if self.warmup is not None:
+                self.warmup()
+            self._ready.wait(self.watchdog)
             fn(*args)
         except _Stop:
             pass
@@ -195,10 +199,18 @@ class Phase:
         return ok
 
     def _sleep_until(self, t: float) -> None:
-        """Scaled clock only: sleep until unit time ``t`` (interrupted by an abort)."""
-        delay = self.clock.wall(t) - time.perf_counter()
-        if delay > 0:
-            self._abort.wait(delay)
+        """Scaled clock only: sleep until unit time ``t`` (interrupted by an abort).
+
+        Timed waits oversleep by ~0.1 ms (more on a loaded machine), which would add up
+        along every chain of ops: sleep until ``SPIN`` before the deadline, then yield the
+        CPU in a loop (``time.sleep(0)``) until it passes.
+        """
+        target = self.clock.wall(t)
+        delay = target - time.perf_counter()
+        if delay > SPIN:
+            self._abort.wait(delay - SPIN)
+        while time.perf_counter() < target and not self._abort.is_set():
+            time.sleep(0)
         if self._abort.is_set():
             raise _Stop
 

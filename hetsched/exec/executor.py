@@ -35,7 +35,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from types import MappingProxyType
 from typing import Any
 
@@ -78,6 +79,7 @@ def execute(
     watchdog: float = 30.0,
     policy: str = "plan",
     check: bool = True,
+    torch_threads: int | None = 1,
 ) -> ExecutionResult:
     """Run ``plan`` on simulated devices; see the module docstring.
 
@@ -95,6 +97,9 @@ def execute(
     watchdog : longest any single wait may last, in wall seconds.
     policy : ``"plan"`` (no op or transfer starts before its planned time) or ``"asap"``.
     check : compare the outputs with an eager run of the program.
+    torch_threads : torch intra-op threads while the run lasts (restored after); 1 by
+        default: the device threads are the parallelism, and intra-op thread pools that
+        contend with them cost milliseconds per op on a loaded machine.
 
     Raises
     ------
@@ -115,7 +120,8 @@ def execute(
     check_faults(specs, problem)
     runner = make_runner(problem, graph, program, inputs)
     run = _Run(problem, runner, specs, clock, time_scale, watchdog, policy, replan)
-    run.go(plan)
+    with _intra_op_threads(torch_threads if runner is not None else None):
+        run.go(plan)
     outputs = runner.outputs() if runner is not None else None
     match = None
     if runner is not None and check:
@@ -246,13 +252,15 @@ class _Run:
         engines: dict[str, list[XferTask]] = {}
         for x in sorted(xfers.values(), key=lambda x: xkey[x.k]):
             engines.setdefault(self._engine_name(x), []).append(x)
-        return Phase(
+        phase_ = Phase(
             devices=p.devices, device_ops=device_ops, engines=engines,
             device_free=self.device_free, link_free=self.link_free,
             contention=p.link_contention, clock=self.clock, cut=cut, failing=failing,
             run_op=self.runner.run_op if self.runner else None, op_faults=self.op_faults,
             losses=self.losses, watchdog=self.watchdog,
         )  # fmt: skip
+        phase_.warmup = self.runner.warmup if self.runner else None
+        return phase_
 
     def _xfer(self, k: int, a: int, b: int, release: float, src: Slot) -> XferTask:
         p = self.p
@@ -385,6 +393,21 @@ class _Run:
             links=tuple(sorted({x.transfer.links[0] for x in self.xruns if x.transfer.links})),
             fault_times=scale(dict(self.fault_times)),
         )  # fmt: skip
+
+
+@contextmanager
+def _intra_op_threads(n: int | None) -> Iterator[None]:
+    if n is None:
+        yield
+        return
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
 
 
 def _units(t: float, q: float) -> float:

@@ -154,6 +154,13 @@ class ProgramRunner:
             local[node.name] = self._eval(node, local)
         self.env.update(local)
 
+    def warmup(self) -> None:
+        """Run tiny ops once on the calling thread (its first torch calls are slow)."""
+        import torch
+
+        x = torch.ones(2, 4)
+        torch.nn.functional.layer_norm(torch.nn.functional.linear(x, torch.ones(4, 4)), (4,))
+
     def forget(self, op: str) -> None:
         """Drop the values ``op`` produced (its results were lost with a device)."""
         for node in self.steps.get(op, ()):

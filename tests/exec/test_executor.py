@@ -140,3 +140,13 @@ def test_result_fields() -> None:
     assert len(r.runs) == p.n and all(x.status == "done" for x in r.runs)
     busy = sum(x.duration for x in r.runs)
     assert np.isclose(sum(r.utilization.values()) * r.makespan, busy)
+
+
+def test_graph_module_program() -> None:
+    ep, g, args = exported("attention")
+    p = spread_problem(g, seed=3)
+    plan = solve_heft(p, time_limit=5, seed=0)
+    gm = ep.module()  # parameters as get_attr nodes, same compute node names
+    r = execute(plan, p, graph=g, program=gm, inputs=args)
+    assert r.outputs_match is True
+    torch.testing.assert_close(tuple(r.outputs), tuple(ep.module()(*args)))
