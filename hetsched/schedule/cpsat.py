@@ -214,31 +214,40 @@ def _add_precedence(
     ends: list,
     presence: list[dict[int, Any]],
 ) -> None:
-    # For each edge u->v: start_v >= end_u + comm[e, dev(u), dev(v)].
+    # For each edge u->v: start_v >= end_u + comm[e, dev(u), dev(v)], as
+    #   uniform from a:   start_v >= end_u + c_a (on[u,a] - on[v,a])            (linear), or
+    #   otherwise, per b: start_v >= end_u + sum_a comm[e,a,b] on[u,a]  if on[v,b]  (D rows).
     for k in range(p.num_edges):
         u, v = int(p.edge_src[k]), int(p.edge_dst[k])
         m.add(starts[v] >= ends[u])
         comm = p.comm[k]
         if not comm.any():
             continue
-        for a, lit_a in _distinct(presence[u]):
-            row = [int(comm[a, b]) for b in presence[v] if b != a]
-            if not row or max(row) == 0:
-                continue
-            lit_va = presence[v].get(a)
-            if min(row) == max(row):
-                # Uniform from a: start_v >= end_u + c * (on[u,a] - on[v,a]).
+        src = _distinct(presence[u])
+        dst = _distinct(presence[v])
+        uniform = True
+        for a, _lit in src:
+            row = [int(comm[a, b]) for b, _ in dst if presence[v][b] is not presence[u][a]]
+            if row and min(row) != max(row):
+                uniform = False
+        if uniform:
+            for a, lit_a in src:
+                row = [int(comm[a, b]) for b, _ in dst if presence[v][b] is not lit_a]
+                if not row or row[0] == 0:
+                    continue
                 c = row[0]
+                lit_va = presence[v].get(a)
                 if lit_va is None:
                     m.add(starts[v] >= ends[u] + c).only_enforce_if(lit_a)
                 else:
                     m.add(starts[v] >= ends[u] + c * lit_a - c * lit_va)
-                continue
-            for b, lit_b in _distinct(presence[v]):
-                c = int(comm[a, b])
-                if b == a or c == 0 or lit_b is lit_a:
-                    continue
-                m.add(starts[v] >= ends[u] + c).only_enforce_if([lit_a, lit_b])
+            continue
+        for b, lit_b in dst:
+            terms = [(int(comm[a, b]), lit_a) for a, lit_a in src if lit_a is not lit_b]
+            terms = [(c, lit) for c, lit in terms if c > 0]
+            if terms:
+                delay = sum(c * lit for c, lit in terms)
+                m.add(starts[v] >= ends[u] + delay).only_enforce_if(lit_b)
 
 
 def _distinct(choices: dict[int, Any]) -> list[tuple[int, Any]]:
