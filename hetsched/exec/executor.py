@@ -35,8 +35,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from types import MappingProxyType
 from typing import Any
 
@@ -53,7 +52,7 @@ from hetsched.exec.faults import (
     check_faults,
     parse_faults,
 )
-from hetsched.exec.program import ProgramRunner, make_runner, outputs_close
+from hetsched.exec.program import ProgramRunner, intra_op_threads, make_runner, outputs_close
 from hetsched.exec.replan import ReplanRequest, mask_devices, replan_list
 from hetsched.exec.result import ExecutionResult, OpRun, TransferRun
 from hetsched.plan import Plan, Transfer, validate
@@ -120,7 +119,7 @@ def execute(
     check_faults(specs, problem)
     runner = make_runner(problem, graph, program, inputs)
     run = _Run(problem, runner, specs, clock, time_scale, watchdog, policy, replan)
-    with _intra_op_threads(torch_threads if runner is not None else None):
+    with intra_op_threads(torch_threads if runner is not None else None):
         run.go(plan)
     outputs = runner.outputs() if runner is not None else None
     match = None
@@ -393,21 +392,6 @@ class _Run:
             links=tuple(sorted({x.transfer.links[0] for x in self.xruns if x.transfer.links})),
             fault_times=scale(dict(self.fault_times)),
         )  # fmt: skip
-
-
-@contextmanager
-def _intra_op_threads(n: int | None) -> Iterator[None]:
-    if n is None:
-        yield
-        return
-    import torch
-
-    old = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 def _units(t: float, q: float) -> float:

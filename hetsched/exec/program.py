@@ -25,7 +25,8 @@ True
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from hetsched.errors import UsageError
@@ -34,7 +35,7 @@ from hetsched.exec.errors import ExecutionError
 if TYPE_CHECKING:
     from hetsched.problem import Problem
 
-__all__ = ["ProgramRunner", "make_runner", "outputs_close"]
+__all__ = ["ProgramRunner", "intra_op_threads", "make_runner", "outputs_close"]
 
 
 class ProgramRunner:
@@ -209,3 +210,19 @@ def make_runner(p: Problem, graph: Any, program: Any, inputs: Any) -> ProgramRun
         msg = f"op {missing[0]!r} has no fx nodes in the program ({len(missing)} ops lack them)"
         raise UsageError(msg)
     return runner
+
+
+@contextmanager
+def intra_op_threads(n: int | None) -> Iterator[None]:
+    """torch uses ``n`` intra-op threads inside the block (``None``: leave it alone)."""
+    if n is None:
+        yield
+        return
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
