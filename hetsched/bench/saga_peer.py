@@ -64,7 +64,7 @@ PEERS: dict[str, tuple[str, int]] = {
     "saga-olb": ("OLBScheduler", 0),
     "saga-gdl": ("GDLScheduler", 0),
     "saga-bil": ("BILScheduler", 0),
-    "saga-bruteforce": ("BruteForceScheduler", 8),
+    "saga-bruteforce": ("BruteForceScheduler", 6),
     "saga-smt": ("SMTScheduler", 15),
 }
 
@@ -126,10 +126,15 @@ def run_saga(doc: dict[str, Any], peers: list[str]) -> dict[str, Any]:
     from saga import schedulers as ss
 
     logging.getLogger().setLevel(logging.ERROR)
-    net = Network.create(
-        nodes=list(zip(doc["nodes"], doc["speeds"], strict=True)),
-        edges=[tuple(e) for e in doc["bandwidth"]] + [(x, x, float("inf")) for x in doc["nodes"]],
-    )
+
+    def network(self_bw: float) -> Any:
+        return Network.create(
+            nodes=list(zip(doc["nodes"], doc["speeds"], strict=True)),
+            edges=[tuple(e) for e in doc["bandwidth"]] + [(x, x, self_bw) for x in doc["nodes"]],
+        )
+
+    # z3 (SMT) cannot take an infinite self-link bandwidth: a huge finite one instead.
+    nets = {"inf": network(float("inf")), "big": network(1e15)}
     tg = TaskGraph.create(
         tasks=list(zip(doc["tasks"], doc["costs"], strict=True)),
         dependencies=[tuple(e) for e in doc["edges"]],
@@ -138,6 +143,7 @@ def run_saga(doc: dict[str, Any], peers: list[str]) -> dict[str, Any]:
     for peer in peers:
         t0 = time.perf_counter()
         try:
+            net = nets["big" if peer == "saga-smt" else "inf"]
             sched = getattr(ss, PEERS[peer][0])().schedule(net, tg)
             mapping = {
                 t.name: [node, float(t.start), float(t.end)]
