@@ -58,11 +58,19 @@ def _module_path(fx_node: fx.Node) -> str:
 # ----------------------------------------------------------------------------- conversion
 
 
+# Ops that move no data in a graph like this one, although their schema has no view alias.
+_ALIAS_LIKE = frozenset(
+    {"_unsafe_view", "lift_fresh", "lift_fresh_copy", "detach", "detach_", "dropout"}
+)
+
+
 def _is_view(fx_node: fx.Node, outs: list[Any]) -> bool:
     """An alias-annotated op whose output shares storage with its first tensor input."""
     schema = getattr(fx_node.target, "_schema", None)
     if schema is None or not schema.returns:
         return False
+    if schema.name.partition("::")[2] in _ALIAS_LIKE:
+        return True
     alias = schema.returns[0].alias_info
     if alias is None or alias.is_write:
         return False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import pytest
 
@@ -124,7 +125,8 @@ def test_cost_dicts_are_summed() -> None:
 @pytest.mark.parametrize("seed", range(25))
 def test_random_dags_stay_acyclic_and_keep_totals(seed: int) -> None:
     g = _random_dag(seed)
-    for kw in ({}, {"group_by_module": 1}, {"group_by_module": 2, "fuse": False}):
+    kws: list[dict[str, Any]] = [{}, {"group_by_module": 1}, {"group_by_module": 2, "fuse": False}]
+    for kw in kws:
         c = coarsen(g, **kw)  # OpGraph's constructor rejects cycles
         _check(g, c)
         assert len(c.nodes) <= len(g.nodes)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 
@@ -13,6 +14,7 @@ from torch.nn import functional as F  # noqa: E402
 
 from hetsched.errors import GraphError  # noqa: E402
 from hetsched.graph.flops import classify_op, node_flops  # noqa: E402
+from hetsched.graph.opgraph import Edge  # noqa: E402
 from hetsched.graph.torch_import import from_exported, from_fx, from_torch  # noqa: E402
 
 
@@ -22,7 +24,7 @@ class _Views(nn.Module):
         self.lin = nn.Linear(8, 16)
         self.register_buffer("scale", torch.full((16,), 2.0))
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def forward(self, x: Any) -> tuple[Any, ...]:
         y = self.lin(x) * self.scale  # (2, 4, 16)
         a, b = y.split(8, dim=-1)  # views + getitems
         z = a.transpose(1, 2).reshape(2, 32)  # view, then a copy (not contiguous)
@@ -187,3 +189,17 @@ def test_graph_modules_import_without_torch() -> None:
         "assert 'torch' not in sys.modules, 'torch imported eagerly'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_constants_detach_and_expand_move_no_data() -> None:
+    class M(nn.Module):
+        def forward(self, x):
+            c = torch.tensor([1.0, 2.0])  # lift_fresh_copy + detach_ of a constant
+            return (x.detach() + c).expand(3, 2).sum(0)
+
+    g = from_torch(M(), (torch.randn(2),))
+    assert [n.op for n in g.nodes] == ["aten.add.Tensor", "aten.sum.dim_IntList"]
+    add, total = g.nodes
+    assert add.bytes_read == 16 and add.param_bytes == 8  # x and the constant
+    assert total.bytes_read == 8  # the expanded view reads only the 2 real elements
+    assert g.edges == (Edge(add.name, total.name, 8.0),)
