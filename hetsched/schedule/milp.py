@@ -23,7 +23,8 @@ Model (integer units; ``M`` = per-row tightest big-M from the windows):
   ``<= makespan``; static memory knapsack; symmetry breaking between identical devices.
 
 Backends are tried in :data:`BACKENDS` order (the first that the ``ortools`` wheel ships);
-SCIP takes the heuristic plan as a hint. Thread count (1) and seed are set explicitly.
+SCIP and CBC take the heuristic plan as a hint (:data:`HINTED_BACKENDS`). Thread count (1)
+and seed are set explicitly.
 
 Examples
 --------
@@ -64,6 +65,7 @@ from hetsched.schedule.listsched import retime
 
 __all__ = [
     "BACKENDS",
+    "HINTED_BACKENDS",
     "MAX_DISJUNCTIONS",
     "MAX_OPS",
     "MilpModel",
@@ -77,6 +79,8 @@ __all__ = [
 ]
 
 BACKENDS = ("SCIP", "HIGHS", "CBC")
+# pywraplp's HiGHS interface crashes on SetHint (ortools 9.15); the others take the hint.
+HINTED_BACKENDS = ("SCIP", "CBC")
 # Scope of the disjunctive model (see the module docstring).
 MAX_OPS = 150
 MAX_DISJUNCTIONS = 60_000
@@ -288,6 +292,7 @@ def _configure(built: MilpModel, seed: int, seconds: float) -> None:
     solver = built.solver
     solver.SetTimeLimit(max(10, int(seconds * 1000)))
     solver.SetNumThreads(1)
+    solver.SuppressOutput()
     params = {"SCIP": f"randomization/randomseedshift = {seed}", "HIGHS": f"random_seed = {seed}"}
     if built.backend in params:
         solver.SetSolverSpecificParametersAsString(params[built.backend])
@@ -342,7 +347,8 @@ def solve_milp(
             stats={"proved_by": "bounds", "hint_solver": hint_plan.solver},
         )
     built = build_model(problem, horizon=h_makespan, lower=lb, backend=backend)
-    _set_hint(built, problem, canonical_devices(problem, h_assign), h_start)
+    if built.backend in HINTED_BACKENDS:
+        _set_hint(built, problem, canonical_devices(problem, h_assign), h_start)
     if export_model:
         with open(export_model, "w", encoding="utf-8") as fh:
             fh.write(built.solver.ExportModelAsLpFormat(False))

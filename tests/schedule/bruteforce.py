@@ -138,7 +138,7 @@ def stg_problem(name: str, processors: int) -> Problem:
     """An STG graph of ``tests/data/stg50`` on identical processors with free transfers."""
     g = read_stg(STG_DIR / name)
     index = {node.name: i for i, node in enumerate(g.nodes)}
-    cost = [node.cost["*"] for node in g.nodes]
+    cost = [(node.cost or {})["*"] for node in g.nodes]
     return Problem.from_arrays(
         names=[node.name for node in g.nodes],
         devices=[f"p{i}" for i in range(processors)],

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 import pytest
 
-from hetsched.plan import validate
+from hetsched.plan import Plan, validate
 from hetsched.problem import Problem
 from hetsched.schedule.cpsat import solve_cpsat
 from hetsched.schedule.milp import solve_milp
@@ -18,7 +21,7 @@ from tests.schedule.bruteforce import (
 )
 
 SEEDS = range(20)
-SOLVERS = {
+SOLVERS: dict[str, Callable[..., Plan]] = {
     "cpsat": lambda p, **kw: solve_cpsat(p, workers=1, **kw),
     "milp": solve_milp,
     "sat": solve_sat,
@@ -75,7 +78,7 @@ def _memory_instance(seed: int) -> tuple[Problem, Problem, list[int]]:
     mem = rng.integers(1, 5, size=base.n).astype(float)
     placed = [int(rng.choice(base.allowed_devices[v])) for v in range(base.n)]
     used = np.bincount(placed, weights=mem, minlength=base.num_devices)
-    kw = {
+    kw: dict[str, Any] = {
         "names": base.names,
         "devices": base.devices,
         "exec_time": base.exec_time,
