@@ -25,9 +25,8 @@ below :data:`MAX_POSITIONS`. Measured: STG 50-task graphs on 2-8 identical proce
 1-10 thousand positions (30-90 thousand clauses) and are solved or proved in 0.1-5 s when the
 optimum is found at all. A random 20-op, 3-device heterogeneous graph at the default quantum
 (horizon ~13 000 units) needs 160 000 positions, 1.2 million clauses and 6 s just to build:
-use ``cpsat`` there. The sweet spot is unit-cost graphs (STG, ``quantum=1``). Link
-contention and a binding memory
-capacity are not modelled: :class:`~hetsched.errors.SolverError` on entry.
+use ``cpsat`` there. The sweet spot is unit-cost graphs (STG, ``quantum=1``).
+Link contention and a binding memory capacity are not modelled: ``SolverError`` on entry.
 
 Examples
 --------
