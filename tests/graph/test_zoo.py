@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import pytest
@@ -22,6 +23,13 @@ MUST_HAVE = {
 }
 
 
+@functools.cache
+def _tiny(name: str, heads: str | None = None) -> tuple[Any, tuple[Any, ...], Any]:
+    """(model, args, graph) of a tiny zoo model, exported once per test session."""
+    model, args = zoo.build(name, "tiny", heads=heads)
+    return model, args, from_torch(model, args, name=f"{name}-tiny")
+
+
 def test_list_models() -> None:
     assert NAMES == ["gpt", "mamba", "mlp", "resnet", "unet"]
     assert all(m.description and m.inputs for m in zoo.list_models())
@@ -29,7 +37,7 @@ def test_list_models() -> None:
 
 @pytest.mark.parametrize("name", NAMES)
 def test_tiny_models_import(name: str) -> None:
-    g = zoo.graph(name, "tiny")
+    g = _tiny(name)[2]
     assert g.name == f"{name}-tiny"
     assert 10 <= len(g.nodes) < 100
     assert MUST_HAVE[name] <= set(g.category_histogram())
@@ -41,18 +49,15 @@ def test_tiny_models_import(name: str) -> None:
 def test_matmul_conv_attention_flops_match_torch_counter(name: str) -> None:
     from torch.utils.flop_counter import FlopCounterMode
 
-    kw: dict[str, Any] = {"heads": "split"} if name == "gpt" else {}
-    model, args = zoo.build(name, "tiny", **kw)
+    model, args, g = _tiny(name, "split" if name == "gpt" else None)
     with FlopCounterMode(display=False) as fc:
         model(*args)
-    g = from_torch(model, args)
     ours = sum(n.flops for n in g.nodes if n.category in ("matmul", "conv", "attention"))
     assert ours == fc.get_total_flops()
 
 
 def test_gpt_split_heads_make_per_head_ops() -> None:
-    fused = zoo.graph("gpt", "tiny", heads="fused")
-    split = zoo.graph("gpt", "tiny", heads="split")
+    fused, split = _tiny("gpt")[2], _tiny("gpt", "split")[2]
     layers, heads = 2, 2
     assert fused.category_histogram()["attention"] == layers
     assert "attention" not in split.category_histogram()
