@@ -129,7 +129,7 @@ def load_graph_spec(
     from hetsched.graph.formats import load
 
     path = Path(spec)
-    if spec.lower().endswith(_GRAPH_SUFFIXES) or path.is_file():
+    if spec.lower().endswith(_GRAPH_SUFFIXES):
         graph = load(path)
     elif spec in _zoo_names():
         graph = zoo.graph(spec, size, batch=batch, seq=seq, heads=heads)
@@ -138,6 +138,8 @@ def load_graph_spec(
 
         model, args = _call_factory(spec)
         graph = from_torch(model, args, name=spec.partition(":")[2])
+    elif path.is_file():  # a graph file without the usual suffix
+        graph = load(path)
     else:
         raise _unknown(spec)
     if coarsen:
