@@ -155,7 +155,8 @@ def _run_peers(task: Task, problem: Problem) -> list[dict[str, Any]]:
             continue
         r = res.get(peer, {"error": "no result"})
         judged = saga_plans(problem, peer, r)
-        rec["saga_makespan"] = r.get("makespan")
+        if r.get("makespan") is not None:  # saga ran in integer units
+            rec["saga_makespan"] = float(r["makespan"]) * problem.quantum
         rec["solve_time"] = r.get("time")
         if judged["own"] is not None:
             rec["saga_valid"] = True
