@@ -41,6 +41,11 @@ def _geo(xs: Sequence[float]) -> float | None:
     return float(math.exp(sum(math.log(x) for x in xs) / len(xs))) if xs else None
 
 
+def _mean(xs: Sequence[float | None]) -> float | None:
+    vals = [x for x in xs if x is not None]
+    return float(np.mean(vals)) if vals else None
+
+
 def instance_rows(
     records: Sequence[Mapping[str, Any]], specs: Mapping[str, InstanceSpec]
 ) -> list[dict[str, Any]]:
@@ -113,19 +118,9 @@ def summarize(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
             "proved_optimal": sum(1 for r in val if r["status"] == "optimal"),
             "with_known_opt": len(with_opt),
             "reached_opt": sum(1 for r in with_opt if r["reached_opt"]),
-            "mean_gap_to_opt": (
-                float(np.mean([r["gap_to_opt"] for r in with_opt if r["gap_to_opt"] is not None]))
-                if any(r["gap_to_opt"] is not None for r in with_opt)
-                else None
-            ),
-            "mean_gap": (
-                float(np.mean([r["gap"] for r in val if r["gap"] is not None])) if val else None
-            ),
-            "mean_time": (
-                float(np.mean([r["solve_time"] for r in ran if r["solve_time"] is not None]))
-                if ran
-                else None
-            ),
+            "mean_gap_to_opt": _mean([r["gap_to_opt"] for r in with_opt]),
+            "mean_gap": _mean([r["gap"] for r in val]),
+            "mean_time": _mean([r["solve_time"] for r in ran]),
         }
     ms = {(r["instance"], r["solver"]): r["makespan"] for r in rows if r["status"] != "skipped"}
     insts = list(dict.fromkeys(r["instance"] for r in rows))
