@@ -488,6 +488,11 @@ def solve_cpsat(
     solver.parameters.num_workers = int(workers)
     solver.parameters.random_seed = seed
     solver.parameters.log_search_progress = log
+    if built.pooled_groups:
+        # Identical devices share one Cumulative: its edge-finding propagators are what prove
+        # P|prec|Cmax optima (STG rand0001 on 4 processors: 12 s without, 0.04 s with).
+        solver.parameters.use_timetable_edge_finding_in_cumulative = True
+        solver.parameters.use_overload_checker_in_cumulative = True
     cb = _Callback(built, problem, progress, t0)
     remove = stop.on_stop(solver.stop_search)
     try:
