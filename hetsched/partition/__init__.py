@@ -141,7 +141,8 @@ def _baseline_plan(
 
     names = ("dp", "equal-ops", "equal-flops", "capability")
     if solver not in names:
-        msg = f"unknown throughput solver {solver!r} (choose from portfolio, cpsat, {', '.join(names)})"
+        choices = ", ".join(("portfolio", "cpsat", *names))
+        msg = f"unknown throughput solver {solver!r} (choose from {choices})"
         raise UsageError(msg)
     runs = run_baselines(
         problem, graph, stages=options.get("stages"),
@@ -163,9 +164,9 @@ def _baseline_plan(
 def __getattr__(name: str) -> Any:
     # apply/segment_report need torch; demo_cases builds zoo graphs: import on first use.
     if name in ("apply", "segment_report"):
-        from hetsched.partition import apply as _apply_mod
+        import importlib
 
-        return getattr(_apply_mod, name)
+        return getattr(importlib.import_module("hetsched.partition.splitting"), name)
     if name == "demo_cases":
         from hetsched.partition.demo import demo_cases
 

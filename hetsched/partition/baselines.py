@@ -30,6 +30,7 @@ Examples
 
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -57,9 +58,7 @@ class Baseline:
     seconds: float
 
 
-def _segment_matrix(
-    p: Problem, pre: dict[str, np.ndarray], d: int, prev: int | None
-) -> np.ndarray:
+def _segment_matrix(p: Problem, pre: dict[str, np.ndarray], d: int, prev: int | None) -> np.ndarray:
     """``M[i, j]``: bottleneck of segment ``[i, j)`` on ``d`` after a segment on ``prev``."""
     w, bad, mem = pre["w"][:, d], pre["bad"][:, d], pre["mem"]
     m = w[None, :] - w[:, None]
@@ -196,7 +195,7 @@ def _preference(p: Problem) -> list[int]:
 
 def _runs(assign: np.ndarray) -> list[tuple[int, int]]:
     cuts = [0, *(np.flatnonzero(np.diff(assign)) + 1).tolist(), len(assign)]
-    return list(zip(cuts[:-1], cuts[1:], strict=True))
+    return list(itertools.pairwise(cuts))
 
 
 def capability_greedy(problem: Problem, *, min_block_size: int = 5) -> np.ndarray:
@@ -209,9 +208,7 @@ def capability_greedy(problem: Problem, *, min_block_size: int = 5) -> np.ndarra
     assign = np.empty(p.n, dtype=np.int64)
     for v in range(p.n):
         for d in pref:
-            if p.allowed[v, d] and (
-                not p.use_memory or used[d] + p.memory[v] <= p.capacity[d]
-            ):
+            if p.allowed[v, d] and (not p.use_memory or used[d] + p.memory[v] <= p.capacity[d]):
                 break
         else:
             d = _fallback(p, v, None)

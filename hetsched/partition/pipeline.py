@@ -31,6 +31,7 @@ Examples
 
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -105,7 +106,9 @@ def build_pipeline_model(
     return PipelineModel(m, on, period, count, used)
 
 
-def _add_device_load(m: cp_model.CpModel, p: Problem, on: list[dict[int, Any]], period: Any) -> None:
+def _add_device_load(
+    m: cp_model.CpModel, p: Problem, on: list[dict[int, Any]], period: Any
+) -> None:
     # For each device d: sum_v dur[v,d] on[v,d] <= P.
     for d in range(p.num_devices):
         terms = [int(p.dur[v, d]) * on[v][d] for v in range(p.n) if d in on[v] and p.dur[v, d]]
@@ -232,7 +235,7 @@ def _add_symmetry_breaking(m: cp_model.CpModel, p: Problem, on: list[dict[int, A
             f = m.new_int_var(0, p.n, f"first_{p.devices[d]}")
             m.add_min_equality(f, [p.n - (p.n - v) * on[v][d] for v in range(p.n) if d in on[v]])
             first.append(f)
-        for f1, f2 in zip(first, first[1:], strict=False):
+        for f1, f2 in itertools.pairwise(first):
             m.add(f1 <= f2)
 
 

@@ -34,6 +34,7 @@ Examples
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import time
 from collections.abc import Mapping, Sequence
@@ -47,7 +48,7 @@ from ortools.sat.python import cp_model
 from hetsched.errors import InfeasibleError, PlanError, SolverError, UsageError
 from hetsched.plan import Plan, plan_from_schedule, schedule_arrays, validate
 from hetsched.problem import Problem
-from hetsched.schedule.bounds import load_bound
+from hetsched.schedule.bounds import critical_path_bound, load_bound
 from hetsched.schedule.common import (
     GLOBAL_STOP,
     Progress,
@@ -97,9 +98,7 @@ def _carried_index(p: Problem, carried: Carried) -> list[tuple[int, int, int]]:
     return out
 
 
-def res_mii(
-    problem: Problem, *, time_limit: float = 2.0
-) -> tuple[int, bool, np.ndarray | None]:
+def res_mii(problem: Problem, *, time_limit: float = 2.0) -> tuple[int, bool, np.ndarray | None]:
     """Resource bound: least max device load over assignments.
 
     Returns ``(bound, proven exact, best assignment found or None)``.
@@ -134,7 +133,7 @@ def res_mii(
         assign = np.array([next(d for d, x in on[v].items() if s.value(x)) for v in range(p.n)])
     if st == cp_model.OPTIMAL:
         return int(s.objective_value), True, assign
-    return max(lp, int(math.ceil(s.best_objective_bound - 1e-9))), False, assign
+    return max(lp, math.ceil(s.best_objective_bound - 1e-9)), False, assign
 
 
 def rec_mii(problem: Problem, carried: Carried) -> int:
@@ -221,9 +220,7 @@ def _add_modulo_capacity(
                 continue
             tag = f"{p.names[v]}_{p.devices[d]}"
             per_dev[d].append(m.new_optional_fixed_size_interval_var(r, c, lit, f"arc_{tag}"))
-            per_dev[d].append(
-                m.new_optional_fixed_size_interval_var(r + ii, c, lit, f"arc2_{tag}")
-            )
+            per_dev[d].append(m.new_optional_fixed_size_interval_var(r + ii, c, lit, f"arc2_{tag}"))
     for ivs in per_dev.values():
         if len(ivs) > 2:
             m.add_no_overlap(ivs)
@@ -310,9 +307,7 @@ def _list_modulo(
         c = int(p.dur[v, d])
         if c > ii:
             return None
-        ready = max(
-            [int(fin[u]) + int(p.comm[k, assign[u], d]) for u, k in p.preds[v]], default=0
-        )
+        ready = max([int(fin[u]) + int(p.comm[k, assign[u], d]) for u, k in p.preds[v]], default=0)
         taken = arcs.setdefault(d, [])
         cands = sorted({ready, *(ready + (r + w - ready) % ii for r, w in taken)})
         for t in cands:
@@ -450,7 +445,8 @@ def solve_modulo(
     }  # fmt: skip
     base = plan_from_schedule(
         p, assign=assign, start=start, solver="modulo", status="optimal" if proven else "feasible",
-        lower_bound=0, solve_time=time.perf_counter() - t0, stats=stats, objective="modulo",
+        lower_bound=min(critical_path_bound(p), int((start + p.dur[np.arange(p.n), assign]).max())),
+        solve_time=time.perf_counter() - t0, stats=stats, objective="modulo",
         interrupted=stop.is_set(),
     )  # fmt: skip
     fields = {f.name: getattr(base, f.name) for f in dataclasses.fields(Plan)}
@@ -489,14 +485,16 @@ def validate_modulo(
     ]
     for d in range(p.num_devices):
         mine = sorted(r for r in runs if assign[r[2]] == d and r[1] > r[0])
-        for (s0, e0, v0, i0), (s1, _e1, v1, i1) in zip(mine, mine[1:], strict=False):
+        for (_s0, e0, v0, i0), (s1, _e1, v1, i1) in itertools.pairwise(mine):
             if s1 < e0 - tol:
                 msg = (
                     f"unrolled: {p.names[v0]!r}#{i0} and {p.names[v1]!r}#{i1} overlap on "
                     f"{p.devices[d]!r} at {s1} (II {ii:g})"
                 )
                 raise PlanError(msg)
-    deps = [(int(u), int(v), 0, k) for k, (u, v) in enumerate(zip(p.edge_src, p.edge_dst, strict=True))]
+    deps = [
+        (int(u), int(v), 0, k) for k, (u, v) in enumerate(zip(p.edge_src, p.edge_dst, strict=True))
+    ]
     deps += [(u, v, dist, -1) for u, v, dist in _carried_index(p, plan.carried)]
     for u, v, dist, k in deps:
         a, b = int(assign[u]), int(assign[v])

@@ -1,0 +1,160 @@
+"""Apply a plan to the program it was made for: one fx submodule per device segment.
+
+:func:`apply` maps every fx node to the device of the op that covers it
+(``graph.meta["fx_nodes"]``; absorbed views and getitems follow their op, the rest follow
+their first consumer, else their producer), cuts the node order into segments wherever the
+device changes, and calls :func:`torch.fx.passes.split_module.split_module`. Segments only
+depend on earlier ones, so the split module calls them in a valid order. Each submodule
+carries ``device``; the parent carries ``hetsched_devices`` (submodule -> device) and
+``hetsched_segments`` (one row per segment: device, ops, FLOPs).
+
+Examples
+--------
+>>> import torch
+>>> from hetsched.graph.torch_import import from_exported
+>>> from hetsched.plan import Plan
+>>> model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
+>>> ep = torch.export.export(model, (torch.randn(1, 4),))
+>>> g = from_exported(ep, name="seq")
+>>> devs = {"linear": "cpu", "relu": "gpu", "linear_1": "gpu"}
+>>> plan = Plan(devs, dict.fromkeys(devs, 0.0), dict.fromkeys(devs, 0.0), (), 0.0, 0.0,
+...             "heuristic", "manual")
+>>> split = apply(plan, ep, g)
+>>> split.hetsched_devices
+{'submod_0': 'cpu', 'submod_1': 'gpu'}
+>>> x = torch.randn(1, 4)
+>>> torch.testing.assert_close(split(x), model(x))
+>>> print(segment_report(split))
+segment   device  ops  MFLOPs
+submod_0  cpu       1   0.000
+submod_1  gpu       2   0.000
+devices: cpu 1 segment(s), gpu 1 segment(s)
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from hetsched.errors import PlanError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from torch import fx
+
+    from hetsched.graph.opgraph import OpGraph
+    from hetsched.plan import Plan
+
+__all__ = ["apply", "node_devices", "segment_report"]
+
+
+def _as_graph_module(program: Any) -> fx.GraphModule:
+    import torch
+    from torch import fx
+
+    if isinstance(program, torch.export.ExportedProgram):
+        return program.module()  # type: ignore[return-value]
+    if isinstance(program, fx.GraphModule):
+        return program
+    msg = f"apply needs an ExportedProgram or fx.GraphModule, got {type(program).__name__}"
+    raise PlanError(msg)
+
+
+def node_devices(plan: Plan, graph: OpGraph, gm: fx.GraphModule) -> dict[str, str]:
+    """Device of every computing fx node of ``gm`` (placeholders, attrs, output excluded).
+
+    Raises :class:`PlanError` when the plan and the program disagree, naming the op.
+    """
+    fx_nodes: dict[str, list[str]] = graph.meta.get("fx_nodes") or {}
+    if not fx_nodes:
+        msg = f"graph {graph.name!r} has no fx_nodes map: import it from the program"
+        raise PlanError(msg)
+    for op in plan.assignment:
+        if op not in fx_nodes:
+            msg = f"plan places op {op!r}, which graph {graph.name!r} of the program lacks"
+            raise PlanError(msg)
+    by_name = {n.name: n for n in gm.graph.nodes}
+    dev: dict[str, str] = {}
+    for op, names in fx_nodes.items():
+        if op not in plan.assignment:
+            msg = f"plan does not place op {op!r} of the program"
+            raise PlanError(msg)
+        for x in names:
+            if x not in by_name:
+                msg = f"op {op!r} covers fx node {x!r}, which the program does not have"
+                raise PlanError(msg)
+            dev[x] = plan.assignment[op]
+    compute = [n for n in gm.graph.nodes if n.op not in ("placeholder", "get_attr", "output")]
+    for n in reversed(compute):  # unowned nodes follow their first consumer
+        if n.name not in dev:
+            users = [u.name for u in n.users if u.name in dev]
+            if users:
+                dev[n.name] = dev[users[0]]
+    last = next(iter(plan.assignment.values()), "cpu")
+    for n in compute:  # ... else their producer (or the previous node)
+        if n.name not in dev:
+            ins = [a.name for a in n.all_input_nodes if a.name in dev]
+            dev[n.name] = dev[ins[0]] if ins else last
+        last = dev[n.name]
+    return dev
+
+
+def apply(plan: Plan, program: Any, graph: OpGraph) -> fx.GraphModule:
+    """Split ``program`` (ExportedProgram or GraphModule) by ``plan``; see the module docs.
+
+    Raises
+    ------
+    PlanError
+        The plan places an op the program lacks, misses one of its ops, or the graph's
+        ``fx_nodes`` map names nodes the program does not have.
+    """
+    from torch.fx.passes.split_module import split_module
+
+    gm = _as_graph_module(program)
+    dev = node_devices(plan, graph, gm)
+    seg_of: dict[str, int] = {}
+    seg_dev: list[str] = []
+    owner = {x: op for op, names in graph.meta["fx_nodes"].items() for x in names}
+    for n in gm.graph.nodes:
+        if n.name not in dev:
+            continue
+        d = dev[n.name]
+        if n.name in owner and owner[n.name] != n.name and owner[n.name] in seg_of:
+            seg_of[n.name] = seg_of[owner[n.name]]  # absorbed: stays with its op
+            continue
+        if not seg_dev or seg_dev[-1] != d:
+            seg_dev.append(d)
+        seg_of[n.name] = len(seg_dev) - 1
+    split = split_module(gm, gm, lambda n: seg_of.get(n.name, 0))
+    # Keep the program's calling convention (pytree in/out specs of ExportedProgram.module()).
+    split.graph._codegen = gm.graph._codegen
+    split.recompile()
+    devices: dict[str, str] = {}
+    rows = []
+    for i, d in enumerate(seg_dev):
+        name = f"submod_{i}"
+        if not hasattr(split, name):
+            continue
+        sub = getattr(split, name)
+        sub.device = d
+        devices[name] = d
+        ops = [x for x, s in seg_of.items() if s == i and owner.get(x) == x]
+        flops = sum(graph.node(x).flops for x in ops)
+        rows.append({"segment": name, "device": d, "ops": len(ops), "flops": float(flops)})
+    # nn.Module's __setattr__ is typed for tensors and modules only; these are plain data.
+    object.__setattr__(split, "hetsched_devices", devices)
+    object.__setattr__(split, "hetsched_segments", rows)
+    return split
+
+
+def segment_report(split: fx.GraphModule) -> str:
+    """Text table of the segments of an :func:`apply` result and the count per device."""
+    rows = getattr(split, "hetsched_segments", None)
+    if rows is None:
+        msg = "segment_report needs a module returned by hetsched.partition.apply"
+        raise PlanError(msg)
+    lines = [f"{'segment':<9} {'device':<7} {'ops':>3}  {'MFLOPs':>6}"]
+    per: dict[str, int] = {}
+    for r in rows:
+        lines.append(f"{r['segment']:<9} {r['device']:<7} {r['ops']:>3}  {r['flops'] / 1e6:6.3f}")
+        per[r["device"]] = per.get(r["device"], 0) + 1
+    lines.append("devices: " + ", ".join(f"{d} {k} segment(s)" for d, k in per.items()))
+    return "\n".join(lines)
