@@ -49,7 +49,7 @@ import numpy as np
 from ortools.linear_solver import pywraplp
 
 from hetsched.errors import SolverError
-from hetsched.plan import Plan, plan_from_schedule, schedule_arrays
+from hetsched.plan import Plan, plan_from_schedule
 from hetsched.problem import Problem
 from hetsched.schedule.bounds import heads_and_tails
 from hetsched.schedule.common import (
@@ -62,6 +62,7 @@ from hetsched.schedule.common import (
     report,
 )
 from hetsched.schedule.listsched import retime
+from hetsched.schedule.warmstart import canonical_devices, prepare_hint, start_order
 
 __all__ = [
     "BACKENDS",
@@ -70,12 +71,9 @@ __all__ = [
     "MAX_OPS",
     "MilpModel",
     "build_model",
-    "canonical_devices",
     "create_backend",
-    "prepare_hint",
     "reachability",
     "solve_milp",
-    "start_order",
 ]
 
 BACKENDS = ("SCIP", "HIGHS", "CBC")
@@ -404,41 +402,6 @@ def solve_milp(
     )
 
 
-# ---------------------------------------------------------------------- shared with sat.py
-def prepare_hint(
-    problem: Problem, hint: Plan | None, time_limit: float, seed: int
-) -> tuple[Plan, np.ndarray, np.ndarray, int]:
-    """The warm start re-timed in integer units, as a ``heuristic`` plan, and the lower bound.
-
-    Without ``hint`` the best of HEFT/PEFT/CPOP is used. Returns ``(plan, assign, start, lb)``.
-    """
-    from hetsched.schedule.bounds import lower_bound
-    from hetsched.schedule.heuristics import solve_cpop, solve_heft, solve_peft
-
-    if hint is None:
-        cands = [
-            f(problem, time_limit=time_limit, seed=seed)
-            for f in (solve_heft, solve_peft, solve_cpop)
-        ]
-        hint = min(cands, key=lambda pl: pl.makespan)
-    assign, raw = schedule_arrays(hint, problem)
-    start, _ = retime(problem, assign, start_order(raw))
-    lb = lower_bound(problem, use_lp=problem.n <= 2000)
-    plan = plan_from_schedule(
-        problem, assign=assign, start=start, solver=hint.solver, status="heuristic", lower_bound=lb
-    )
-    return plan, assign, start, lb
-
-
-def start_order(start: np.ndarray) -> list[int]:
-    """Ops by start time, ties by index (a topological order for any feasible schedule).
-
-    >>> start_order(np.array([3, 0, 3, 1]))
-    [1, 3, 0, 2]
-    """
-    return np.lexsort((np.arange(len(start)), start)).tolist()
-
-
 def reachability(p: Problem) -> list[int]:
     """``reach[u]`` is a bitset of the ops reachable from ``u`` by a path of edges."""
     reach = [0] * p.n
@@ -446,23 +409,6 @@ def reachability(p: Problem) -> list[int]:
         for v, _ in p.succs[u]:
             reach[u] |= (1 << v) | reach[v]
     return reach
-
-
-def canonical_devices(p: Problem, assign: np.ndarray) -> np.ndarray:
-    """Relabel interchangeable devices in order of first use by op index (symmetry breaking).
-
-    Interchangeable devices map the problem onto itself, so the relabelled plan is feasible
-    with the same start times.
-    """
-    out = assign.copy()
-    for g in p.device_groups:
-        if len(g) < 2:
-            continue
-        first = {d: next((v for v in range(p.n) if assign[v] == d), p.n) for d in g}
-        mapping = dict(zip(sorted(g, key=lambda d: (first[d], d)), g, strict=True))
-        for v in range(p.n):
-            out[v] = mapping.get(int(assign[v]), int(assign[v]))
-    return out
 
 
 _STATUS_NAMES = {

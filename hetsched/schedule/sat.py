@@ -64,7 +64,7 @@ from hetsched.schedule.common import (
     report,
 )
 from hetsched.schedule.listsched import retime
-from hetsched.schedule.milp import prepare_hint, start_order
+from hetsched.schedule.warmstart import prepare_hint, start_order
 
 __all__ = ["MAX_POSITIONS", "SatModel", "build_model", "device_windows", "solve_sat"]
 

@@ -12,11 +12,11 @@ from hetsched.problem import Problem
 from hetsched.schedule.milp import (
     BACKENDS,
     build_model,
-    canonical_devices,
     create_backend,
     reachability,
     solve_milp,
 )
+from hetsched.schedule.warmstart import canonical_devices
 from tests.schedule.bruteforce import (
     brute_force_makespan,
     naive_plan,
