@@ -183,6 +183,12 @@ def _registered(packet: Any, args: Sequence[Any], kwargs: dict[str, Any], out: A
     return float(as_int(inner(*(_shapes(a) for a in args), out_shape=_shapes(out), **shaped)))
 
 
+def _broadcast(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
+    n = max(len(a), len(b))
+    a, b = (1,) * (n - len(a)) + a, (1,) * (n - len(b)) + b
+    return tuple(x if y == 1 else y for x, y in zip(a, b, strict=True))
+
+
 def _mm_like(args: Sequence[Any], out: Any, packet: str) -> float:
     import torch
 
@@ -194,7 +200,7 @@ def _mm_like(args: Sequence[Any], out: Any, packet: str) -> float:
     a, b = shape_of(args[0]), shape_of(args[1])  # matmul / mv / dot: broadcast batch, then bmm
     a2 = (1, *a) if len(a) == 1 else a
     b2 = (*b, 1) if len(b) == 1 else b
-    batch = math.prod(torch.broadcast_shapes(a2[:-2], b2[:-2]))
+    batch = math.prod(_broadcast(a2[:-2], b2[:-2]))
     return float(_formula(aten.bmm)((batch, a2[-2], a2[-1]), (batch, b2[-2], b2[-1])))
 
 

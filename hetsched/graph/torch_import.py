@@ -104,6 +104,7 @@ class _Importer:
         self.inputs: list[str] = []
         self.outputs: list[str] = []
         self.param_total = 0.0
+        self.kinds: dict[Any, tuple[str, str]] = {}
 
     def run(self, graph: fx.Graph) -> None:
         import operator
@@ -152,12 +153,21 @@ class _Importer:
             self.fx_nodes[op].append(x)
             stack.extend(a.name for a in self.absorbed_inputs[x])
 
+    def _kind(self, target: Any) -> tuple[str, str]:
+        """``(op string, category)`` of an fx target, cached per overload."""
+        hit = self.kinds.get(target)
+        if hit is None:
+            import torch
+
+            op, packet = op_name(target)
+            pointwise = torch.Tag.pointwise in getattr(target, "tags", ())
+            hit = self.kinds[target] = (op, classify_op(packet, pointwise=pointwise))
+        return hit
+
     def _compute(self, n: fx.Node, val: Any, outs: list[Any]) -> None:
         from torch import fx
 
-        op, packet = op_name(n.target)
-        tags = getattr(n.target, "tags", ())
-        category = classify_op(packet, pointwise=any(str(t) == "Tag.pointwise" for t in tags))
+        op, category = self._kind(n.target)
         name = n.name
         self.fx_nodes[name] = [name]
         read = param = 0.0
