@@ -101,7 +101,6 @@ class _Importer:
         self.nodes: list[OpNode] = []
         self.edges: list[Edge] = []
         self.fx_nodes: dict[str, list[str]] = {}
-        self.inputs: list[str] = []
         self.outputs: list[str] = []
         self.param_total = 0.0
         self.kinds: dict[Any, tuple[str, str]] = {}
