@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -117,6 +118,29 @@ def stop_on_signals() -> Iterator[None]:
             signal.signal(s, h)
 
 
+def run_in_worker(fn: Callable[[], Any]) -> Any:
+    """Run ``fn`` in a worker thread while the main thread waits in short joins.
+
+    Python runs signal handlers only in the main thread between bytecodes; a solver blocked
+    in native code (CP-SAT) on the main thread would see SIGTERM only at its time limit.
+    """
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as err:  # re-raised in the main thread below
+            box["error"] = err
+
+    worker = threading.Thread(target=target, name="hetsched-solve", daemon=True)
+    worker.start()
+    while worker.is_alive():
+        worker.join(0.1)
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
 def run_solve(args: argparse.Namespace) -> int:
     from hetsched.api import solve
     from hetsched.plan import save_plan
@@ -132,18 +156,20 @@ def run_solve(args: argparse.Namespace) -> int:
         options = {"iterations": args.iterations}
     t0 = time.perf_counter()
     with stop_on_signals():
-        plan = solve(
-            graph,
-            platform,
-            objective=args.objective,
-            solver=args.solver,
-            time_limit=args.time_limit,
-            seed=args.seed,
-            workers=args.workers,
-            memory=args.memory,
-            link_contention=args.link_contention,
-            progress=line,
-            **options,
+        plan = run_in_worker(
+            lambda: solve(
+                graph,
+                platform,
+                objective=args.objective,
+                solver=args.solver,
+                time_limit=args.time_limit,
+                seed=args.seed,
+                workers=args.workers,
+                memory=args.memory,
+                link_contention=args.link_contention,
+                progress=line,
+                **options,
+            )
         )
     line.close()
     if args.output:
