@@ -131,6 +131,9 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
     rows = instance_rows(records, {s.name: s for s in specs})
     summary = summarize(rows)
     summary["wall_time"] = wall
+    from hetsched.schedule.common import GLOBAL_STOP
+
+    summary["interrupted"] = GLOBAL_STOP.is_set()  # rows hold the tasks that finished
     config = asdict(cfg)
     config["time_limit"] = cfg.effective_time_limit()
     files = write_outputs(

@@ -164,6 +164,8 @@ def write_outputs(
         files += _plots(rows, summary, out)
     cmd = config.get("command", "")
     md = [f"# hetsched bench: {config.get('suite')}", "", f"`{cmd}`", ""]
+    if summary.get("interrupted"):
+        md += ["**Interrupted**: only the tasks that finished are reported.", ""]
     md.append(summary_markdown(summary))
     md += ["### Per instance", ""]
     md.append(md_table(_ROW_COLS[:-1], [[r.get(c) for c in _ROW_COLS[:-1]] for r in rows]))

@@ -29,7 +29,7 @@ from hetsched.bench.instances import InstanceSpec, build_problem
 from hetsched.errors import HetschedError
 from hetsched.plan import Plan, validate
 from hetsched.problem import Problem
-from hetsched.schedule.common import Progress
+from hetsched.schedule.common import GLOBAL_STOP, Progress
 
 __all__ = ["Task", "make_tasks", "run_task", "run_tasks"]
 
@@ -103,6 +103,7 @@ def _plan_fields(rec: dict[str, Any], plan: Plan, problem: Problem) -> None:
         lower_bound=plan.lower_bound,
         status=plan.status,
         solve_time=plan.solve_time,
+        interrupted=plan.interrupted,
     )
     try:
         validate(plan, problem)
@@ -208,13 +209,16 @@ def run_tasks(
     progress: bool = True,
 ) -> list[list[dict[str, Any]]]:
     """Run ``tasks``; results in task order. Serial for ``jobs == 1`` without an address,
-    else on Ray (local ``num_cpus=jobs``, or the cluster at ``ray_address``)."""
+    else on Ray (local ``num_cpus=jobs``, or the cluster at ``ray_address``). Once
+    :data:`GLOBAL_STOP` is set no new task starts; tasks not run get an empty list."""
     from tqdm import tqdm
 
     bar = tqdm(total=len(tasks), desc="bench", unit="task", disable=not progress, leave=False)
     results: list[list[dict[str, Any]] | None] = [None] * len(tasks)
     if jobs <= 1 and not ray_address:
         for i, t in enumerate(tasks):
+            if GLOBAL_STOP.is_set():
+                break
             bar.set_postfix_str(f"{t.spec.name[:28]} {t.what}")
             results[i] = run_task(t)
             bar.update()
@@ -236,11 +240,13 @@ def run_tasks(
         futures = {remote.remote(t): i for i, t in enumerate(tasks)}
         pending = list(futures)
         try:
-            while pending:
-                done, pending = ray.wait(pending, num_returns=1)
+            while pending and not GLOBAL_STOP.is_set():
+                done, pending = ray.wait(pending, num_returns=1, timeout=0.5)
                 for f in done:
                     results[futures[f]] = ray.get(f)
                     bar.update()
+            for f in pending:
+                ray.cancel(f, force=True)
         finally:
             if started:
                 ray.shutdown()

@@ -89,7 +89,14 @@ def run_bench_cmd(args: argparse.Namespace) -> int:
         plots=not args.no_plots,
         command="hetsched " + shlex.join(sys.argv[1:]),
     )
-    res = run_bench(cfg)
+    from hetsched.cli import EXIT_INTERRUPTED
+    from hetsched.cli.solve_cmds import run_in_worker, stop_on_signals
+
+    with stop_on_signals():
+        res = run_in_worker(lambda: run_bench(cfg))
     print(summary_markdown(res))
     print(f"wrote {', '.join(res['files'])} to {args.output} in {res['wall_time']:.1f} s")
+    if res.get("interrupted"):
+        print("interrupted: the report holds the tasks that finished", file=sys.stderr)
+        return EXIT_INTERRUPTED
     return 0
