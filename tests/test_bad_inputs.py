@@ -238,3 +238,161 @@ def test_api_errors_are_in_the_hierarchy():
     for exc in (GraphError, PlatformError, InfeasibleError, PlanError, SolverError):
         assert issubclass(exc, HetschedError)
     assert np.isfinite(1.0)
+
+
+# ---------------------------------------------------------------- added by the reliability pass
+def _two_dev_toml(bandwidth="1e9", latency="0"):
+    return (
+        'name = "p"\n[[device]]\nname = "a"\nkind = "cpu"\nmem_bandwidth = 1e9\n'
+        'peak_flops = { fp32 = 1e9 }\n[[device]]\nname = "b"\nkind = "gpu"\n'
+        "mem_bandwidth = 1e9\npeak_flops = { fp32 = 1e9 }\n"
+        f'[[link]]\nsrc = "a"\ndst = "b"\nbandwidth = {bandwidth}\nlatency = {latency}\n'
+    )
+
+
+MORE_PLATFORM_CASES = [
+    ("nan-bandwidth", _two_dev_toml(bandwidth="nan"), "bandwidth"),
+    pytest.param(
+        "inf-bandwidth",
+        _two_dev_toml(bandwidth="inf"),
+        "bandwidth",
+        marks=pytest.mark.xfail(
+            strict=True, reason="costmodel: Link accepts bandwidth = inf (free transfers)"
+        ),
+    ),
+    ("negative-latency", _two_dev_toml(latency="-1e-6"), "latency"),
+    ("nan-latency", _two_dev_toml(latency="nan"), "latency"),
+    (
+        "negative-mem-bandwidth",
+        'name = "p"\n[[device]]\nname = "a"\nkind = "cpu"\nmem_bandwidth = -1\n'
+        "peak_flops = { fp32 = 1e9 }\n",
+        "mem_bandwidth",
+    ),
+    (
+        "inf-peak-flops",
+        'name = "p"\n[[device]]\nname = "a"\nkind = "cpu"\nmem_bandwidth = 1e9\n'
+        "peak_flops = { fp32 = inf }\n",
+        "peak_flops",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "toml", "needle"),
+    [
+        c if isinstance(c, tuple) else pytest.param(*c.values, marks=c.marks, id=c.values[0])
+        for c in MORE_PLATFORM_CASES
+    ],
+    ids=lambda x: x if isinstance(x, str) and "\n" not in x and " " not in x else "",
+)
+def test_bad_platform_numbers(tmp_path, capsys, case, toml, needle):
+    path = tmp_path / f"{case}.toml"
+    path.write_text(toml)
+    code = main(["solve", STG, "--platform", str(path), "--time-limit", "2", "--quiet"])
+    assert_one_line_error(capsys, code, needle)
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--seed", "-1"], "seed"),
+        (["--seed", "abc"], "invalid int value"),
+        (["--time-limit", "nan"], "time limit"),
+        (["--time-limit", "inf"], "time limit"),
+        (["--workers", "-2"], "workers"),
+    ],
+)
+def test_more_bad_arguments(capsys, args, needle):
+    code = main(["solve", STG, "--quiet", *args])
+    assert_one_line_error(capsys, code, needle)
+
+
+@pytest.mark.parametrize(
+    ("case", "text", "needle"),
+    [
+        ("empty", "", "empty.stg"),
+        ("blank-lines", "\n\n  \n", "blank-lines.stg"),
+        ("not-numbers", "2\nx y z\n", "not-numbers.stg"),
+        ("negative-cost", "1\n0 0 0\n1 -3 1 0\n2 0 1 1\n", "negative-cost.stg"),
+    ],
+)
+def test_bad_stg_files(tmp_path, capsys, case, text, needle):
+    path = tmp_path / f"{case}.stg"
+    path.write_text(text)
+    code = main(["solve", str(path), "--platform", "homogeneous-2", "--quiet"])
+    assert_one_line_error(capsys, code, needle)
+
+
+@pytest.fixture(scope="module")
+def stg_plan(tmp_path_factory):
+    """A plan for STG (rand0000) on homogeneous-2, written by ``hetsched solve``."""
+    path = tmp_path_factory.mktemp("plans") / "plan.json"
+    assert main(["solve", STG, "--platform", "homogeneous-2", "--solver", "heft", "--quiet",
+                 "-o", str(path)]) == 0  # fmt: skip
+    return path
+
+
+SHOW_SKIPS_CHECKS = pytest.mark.xfail(
+    strict=True,
+    reason="cli/run_cmds.run_show loads the plan and the --graph/--platform given but never "
+    "validates one against the other: a plan for another graph, or with a device not on the "
+    "platform, is summarised and drawn without a word",
+)
+PLAN_CMDS = ["run", pytest.param("show", marks=SHOW_SKIPS_CHECKS)]
+
+
+@pytest.mark.parametrize("cmd", PLAN_CMDS)
+def test_plan_for_another_graph_cli(capsys, stg_plan, cmd):
+    other = str(DATA / "stg50" / "rand0001.stg")
+    capsys.readouterr()
+    code = main([cmd, str(stg_plan), "--graph", other, "--platform", "homogeneous-2"])
+    assert_one_line_error(capsys, code, "sha256")
+
+
+@pytest.mark.parametrize("cmd", PLAN_CMDS)
+def test_plan_device_not_on_platform_cli(tmp_path, capsys, stg_plan, cmd):
+    doc = json.loads(stg_plan.read_text())
+    doc["nodes"][0]["device"] = "tpu9"
+    path = tmp_path / "foreign.json"
+    path.write_text(json.dumps(doc))
+    capsys.readouterr()
+    code = main([cmd, str(path), "--graph", STG, "--platform", "homogeneous-2"])
+    assert_one_line_error(capsys, code, "'tpu9'")
+
+
+@pytest.mark.parametrize(
+    ("case", "mangle", "needle"),
+    [
+        ("truncated", lambda t: t[: len(t) // 2], "not valid JSON"),
+        ("empty", lambda t: "", "not valid JSON"),
+        ("unknown-version", lambda t: t.replace("hetsched.plan/1", "hetsched.plan/7"), "format"),
+        ("not-an-object", lambda t: "[1, 2, 3]", "plan"),
+    ],
+)
+@pytest.mark.parametrize("cmd", ["run", "show"])
+def test_bad_plan_files(tmp_path, capsys, stg_plan, cmd, case, mangle, needle):
+    path = tmp_path / f"{case}.json"
+    path.write_text(mangle(stg_plan.read_text()))
+    capsys.readouterr()
+    code = main([cmd, str(path), "--graph", STG, "--platform", "homogeneous-2"])
+    assert_one_line_error(capsys, code, needle)
+
+
+def test_export_of_a_model_whose_export_fails(tmp_path, capsys):
+    out = tmp_path / "g.json"
+    code = main(["export", "tests.bad_models:untraceable", "-o", str(out)])
+    assert_one_line_error(capsys, code, "untraceable")
+    assert not out.exists()
+    code = main(["export", "tests.bad_models:not_a_pair", "-o", str(out)])
+    assert_one_line_error(capsys, code, "not_a_pair")
+    code = main(["export", "tests.bad_models:no_such_factory", "-o", str(out)])
+    assert_one_line_error(capsys, code, "no_such_factory")
+    assert not out.exists()
+
+
+def test_api_platform_numbers_raise_platform_error():
+    from hetsched.costmodel import Platform
+
+    for text in (_two_dev_toml(bandwidth="nan"), _two_dev_toml(latency="-1")):
+        with pytest.raises(PlatformError):
+            Platform.from_toml(text)
