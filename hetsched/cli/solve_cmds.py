@@ -36,7 +36,12 @@ def register(sub: Any) -> None:
         "--link-contention", action="store_true", help="transfers on one link never overlap"
     )
     p.add_argument("--size", default="tiny", help="zoo model size (tiny|small|base|large)")
-    p.add_argument("--heads", default="fused", choices=("fused", "split"))
+    p.add_argument(
+        "--heads",
+        default=None,
+        choices=("fused", "split"),
+        help="gpt attention heads (default: split for small/large, fused for tiny/base)",
+    )
     p.add_argument("--coarsen", action="store_true", help="fuse cheap ops before solving")
     p.add_argument("--contiguous", action="store_true", help="throughput: contiguous stages")
     p.add_argument("--max-latency", type=float, default=None, metavar="SEC")
