@@ -191,11 +191,34 @@ def format_plan_summary(plan: Any, *, graph_name: str, wall: float) -> str:
         f"graph     {graph_name}  ({len(plan.assignment)} ops) on {plan.platform}",
         f"solver    {plan.solver}  status {plan.status}"
         + ("  (interrupted: best plan so far)" if plan.interrupted else ""),
-        f"makespan  {_fmt_time(plan.makespan, units)}",
+        ("latency   " if plan.objective != "latency" else "makespan  ")
+        + _fmt_time(plan.makespan, units)
+        + ("  (one iteration)" if plan.objective != "latency" else ""),
         f"bound     {_fmt_time(plan.lower_bound, units)}   gap {100 * plan.gap:.2f}%",
         f"time      {plan.solve_time:.2f} s solve, {wall:.2f} s total",
         "devices   " + ", ".join(f"{d}: {k} ops" for d, k in plan.ops_per_device().items()),
     ]
+    st = plan.stats
+    if plan.objective == "throughput" and "period" in st:
+        lines.append(
+            f"period    {_fmt_time(st['period'], units)}  bound "
+            f"{_fmt_time(st['period_bound'], units)}  "
+            f"gap {100 * float(st.get('period_gap', 0)):.2f}%"
+        )
+        lines.append(f"stages    {st.get('stages')} ({st.get('device_order')})")
+        if isinstance(st.get("latency_model"), int | float):
+            lines.append(
+                f"latency   {_fmt_time(float(st['latency_model']), units)} (stages x period)"
+            )
+        if st.get("utilization"):
+            util = ", ".join(f"{d} {100 * float(u):.0f}%" for d, u in st["utilization"].items())
+            lines.append(f"util      {util}")
+    if plan.objective == "modulo" and "ii" in st:
+        lines.append(
+            f"II        {_fmt_time(st['ii'], units)}  bound {_fmt_time(st['ii_bound'], units)}  "
+            f"(ResMII {st.get('res_mii')}, RecMII {st.get('rec_mii')})  "
+            f"proved by {st.get('proved_by')}"
+        )
     if plan.stats.get("heuristics"):
         h = plan.stats["heuristics"]
         lines.append("heuristic " + ", ".join(f"{k} {_fmt_time(v, units)}" for k, v in h.items()))
