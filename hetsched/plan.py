@@ -9,7 +9,6 @@ Examples
 --------
 >>> import numpy as np
 >>> from hetsched.problem import Problem
-from hetsched.validate import check_membership, validate
 >>> p = Problem.from_arrays(names=["a", "b"], devices=["cpu", "gpu"],
 ...     exec_time=np.array([[4.0, 1.0], [3.0, 2.0]]), edges=[(0, 1, 10.0)],
 ...     comm_inv_bandwidth=np.array([[0.0, 0.1], [0.1, 0.0]]), quantum=1.0)
