@@ -38,7 +38,9 @@ def register(subparsers: Any) -> None:
         "show", help="summarise and draw a plan", description="Summarise PLAN; draw it."
     )
     s.add_argument("plan", metavar="PLAN")
-    s.add_argument("--graph", help="graph spec, for op categories in the Gantt chart")
+    s.add_argument(
+        "--graph", help="graph spec: validate the plan against it, colour ops by category"
+    )
     _graph_options(s)
     s.add_argument("--gantt", metavar="OUT.png")
     s.add_argument("--trace", metavar="OUT.json")
@@ -152,6 +154,16 @@ def run_show(args: argparse.Namespace) -> int:
     if args.graph:
         graph = load_graph_spec(args.graph, size=args.size, batch=args.batch, seq=args.seq,
                                 heads=args.heads, coarsen=args.coarsen)  # fmt: skip
+        # With the graph at hand the plan is checked before it is shown: a plan for another
+        # graph, or one naming a device the platform lacks, is an error, not a picture.
+        from hetsched.cli.solve_cmds import load_platform
+        from hetsched.plan import validate
+        from hetsched.problem import Problem
+
+        platform = load_platform(args.platform or plan.platform or "edge-soc")
+        problem = Problem.build(graph, platform, memory=args.memory,
+                                link_contention=args.link_contention)  # fmt: skip
+        validate(plan, problem)
     u = plan.units
     head = f"{plan.graph_name or '?'} ({plan.solver}, {plan.status}) on {plan.platform or '?'}"
     print(f"plan      {head}: {len(plan.assignment)} ops, {len(plan.transfers)} transfers")
