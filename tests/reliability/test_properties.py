@@ -160,7 +160,9 @@ def test_graph_json_round_trip_is_exact(tmp_path_factory, g):
 finite_pos = st.floats(1e-3, 1e15, allow_nan=False, allow_infinity=False)
 
 
-realistic = st.floats(1e6, 1e15, allow_nan=False, allow_infinity=False)
+# Device speeds within 5 orders of magnitude: a 1e9x spread overflows the integer time
+# scale (a named SolverError, see RELIABILITY.md), which is not what this property tests.
+realistic = st.floats(1e9, 1e14, allow_nan=False, allow_infinity=False)
 
 
 @st.composite
