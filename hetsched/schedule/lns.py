@@ -1,12 +1,14 @@
 """Large-neighbourhood search around the best plan, for graphs too big for one CP-SAT model.
 
-Each step frees a *window* of ops (a time slice of the current schedule, or the
-neighbourhood of its critical path), fixes everything that starts before the window as
-constants, and asks CP-SAT to re-place and re-order the window's ops minimising
-``max(end_v + tail_v)`` (``tail_v``: optimistic time still needed after ``v``). The
-candidate schedule is then re-timed in integer time with the new assignment and the
-dispatch order the sub-solution implies, and kept only if its makespan does not grow.
-Anytime and never worse than its starting plan.
+Each step frees a *window* of ops and re-solves it exactly with CP-SAT
+(:func:`~hetsched.schedule.neighbourhood.solve_neighbourhood`): window ops choose device
+and start, the ops that follow keep device and per-device order but move in time, and the
+rest of the schedule enters through exact tails, so the sub-model's objective is the real
+makespan of the candidate. Windows alternate between a time slice, the critical path's
+neighbourhood and two devices' ops in a time slice; the window grows while sub-solves are
+proved optimal and shrinks when they time out. The candidate is re-timed in integer time
+(:func:`~hetsched.schedule.listsched.retime`) and kept if its makespan does not grow.
+Anytime, reports progress, never worse than its starting plan.
 
 Examples
 --------
@@ -28,14 +30,12 @@ True
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import numpy as np
-from ortools.sat.python import cp_model
 
 from hetsched.plan import Plan, plan_from_schedule, schedule_arrays
 from hetsched.problem import Problem
-from hetsched.schedule.bounds import heads_and_tails, lower_bound
+from hetsched.schedule.bounds import lower_bound
 from hetsched.schedule.common import (
     GLOBAL_STOP,
     Progress,
@@ -46,98 +46,77 @@ from hetsched.schedule.common import (
     report,
 )
 from hetsched.schedule.listsched import priority_order, retime
+from hetsched.schedule.localsearch import critical_path
+from hetsched.schedule.neighbourhood import disjunctive_tails, solve_neighbourhood
 
-__all__ = ["priority_order", "solve_lns"]
+__all__ = ["NEIGHBOURHOODS", "choose_window", "priority_order", "solve_lns"]
+
+NEIGHBOURHOODS = ("time", "critical", "subgraph", "devices", "critical", "subgraph")
 
 
 def _makespan(p: Problem, assign: np.ndarray, start: np.ndarray) -> int:
     return int((start + p.dur[np.arange(p.n), assign]).max())
 
 
-def _window(
-    p: Problem, assign: np.ndarray, start: np.ndarray, size: int, rng: np.random.Generator
-) -> np.ndarray:
-    """Ops whose start is nearest a random time point (or the critical path's slice)."""
-    fin = start + p.dur[np.arange(p.n), assign]
-    ms = int(fin.max())
-    t = rng.integers(0, max(ms, 1))
-    dist = np.abs(start - t) + rng.random(p.n) * 1e-3
-    return np.argsort(dist, kind="stable")[:size]
-
-
-def _solve_window(
+def choose_window(
     p: Problem,
     assign: np.ndarray,
     start: np.ndarray,
-    window: np.ndarray,
-    tail: np.ndarray,
-    time_limit: float,
-    seed: int,
-    workers: int,
-) -> tuple[np.ndarray, np.ndarray] | None:
-    in_w = np.zeros(p.n, dtype=bool)
-    in_w[window] = True
+    size: int,
+    kind: str,
+    rng: np.random.Generator,
+    transfer_start: dict[int, int] | None = None,
+) -> np.ndarray:
+    """Ops to free: nearest in start time to a time point chosen by ``kind``.
+
+    ``time``: a uniform random point; ``critical``: the start of a random op on the critical
+    path, whose ops are taken first; ``devices``: like ``time`` but only ops of two devices;
+    ``subgraph``: ops connected by data edges to a random critical op (not by time).
+    """
     fin = start + p.dur[np.arange(p.n), assign]
-    t_lo = int(start[window].min())
-    horizon = int(fin.max()) + int(p.dur.max()) * len(window) + int(p.comm.max(initial=0)) * 2
-    m = cp_model.CpModel()
-    # Fixed context: ops outside the window that start before it keep their times; their
-    # intervals stay on their devices so window ops cannot overlap them.
-    before = (~in_w) & (start < t_lo + 1)
-    dev_iv: dict[int, list] = {d: [] for d in range(p.num_devices)}
-    for v in np.flatnonzero(before & (fin > t_lo)):
-        d = int(assign[v])
-        dev_iv[d].append(m.new_fixed_size_interval_var(int(start[v]), int(p.dur[v, d]), ""))
-    s_var: dict[int, Any] = {}
-    e_var: dict[int, Any] = {}
-    on: dict[int, dict[int, Any]] = {}
-    obj = m.new_int_var(0, horizon + int(tail.max()), "obj")
-    for v in window.tolist():
-        s_var[v] = m.new_int_var(0, horizon, f"start_{v}")
-        e_var[v] = m.new_int_var(0, horizon, f"end_{v}")
-        lits = {}
-        for d in p.allowed_devices[v]:
-            lit = m.new_bool_var(f"on_{v}_{d}")
-            dev_iv[d].append(
-                m.new_optional_interval_var(s_var[v], int(p.dur[v, d]), e_var[v], lit, "")
-            )
-            lits[d] = lit
-            m.add_hint(lit, int(assign[v]) == d)
-        m.add_exactly_one(list(lits.values()))
-        on[v] = lits
-        m.add_hint(s_var[v], int(start[v]))
-        m.add_hint(e_var[v], int(fin[v]))
-        m.add(obj >= e_var[v] + int(tail[v]) - int(p.min_dur[v]))
-    for ivs in dev_iv.values():
-        if len(ivs) > 1:
-            m.add_no_overlap(ivs)
-    for v in window.tolist():
-        for u, k in p.preds[v]:
-            if in_w[u]:
-                m.add(s_var[v] >= e_var[u])
-                for a, la in on[u].items():
-                    for b, lb in on[v].items():
-                        c = int(p.comm[k, a, b])
-                        if a != b and c:
-                            m.add(s_var[v] >= e_var[u] + c).only_enforce_if([la, lb])
-            else:
-                a = int(assign[u])
-                for b, lb in on[v].items():
-                    m.add(s_var[v] >= int(fin[u]) + int(p.comm[k, a, b])).only_enforce_if(lb)
-    m.minimize(obj)
-    solver = cp_model.CpSolver()
-    solver.parameters.max_time_in_seconds = max(0.05, time_limit)
-    solver.parameters.num_workers = workers
-    solver.parameters.random_seed = seed
-    status = solver.solve(m)
-    if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-        return None
-    new_assign = assign.copy()
-    new_start = start.copy()
-    for v in window.tolist():
-        new_start[v] = solver.value(s_var[v])
-        new_assign[v] = next(d for d, lit in on[v].items() if solver.boolean_value(lit))
-    return new_assign, new_start
+    ms = max(int(fin.max()), 1)
+    if kind == "subgraph":
+        path = critical_path(p, assign, start, transfer_start)
+        return _connected(p, path[int(rng.integers(len(path)))], size, rng)
+    dist_extra = np.zeros(p.n)
+    if kind == "critical":
+        path = critical_path(p, assign, start, transfer_start)
+        t = int(start[path[int(rng.integers(len(path)))]])
+        dist_extra[path] = -0.5 * ms / max(1, len(path))
+    else:
+        t = int(rng.integers(0, ms))
+    dist = np.abs(start - t) + dist_extra + rng.random(p.n) * 1e-3
+    if kind == "devices" and p.num_devices > 2:
+        devs = rng.choice(p.num_devices, size=2, replace=False)
+        dist = np.where(np.isin(assign, devs), dist, np.inf)
+    w = np.argsort(dist, kind="stable")[:size]
+    return w[np.isfinite(dist[w])]
+
+
+def _hint_transfers(p: Problem, plan: Plan) -> dict[int, int]:
+    """Transfer start (units) per edge id, as ``plan`` has them."""
+    edge = {
+        (p.names[u], p.names[v]): k
+        for k, (u, v) in enumerate(zip(p.edge_src.tolist(), p.edge_dst.tolist(), strict=True))
+    }
+    return {
+        edge[t.src, t.dst]: round(t.start / p.quantum)
+        for t in plan.transfers
+        if (t.src, t.dst) in edge
+    }
+
+
+def _connected(p: Problem, seed_op: int, size: int, rng: np.random.Generator) -> np.ndarray:
+    """Up to ``size`` ops reached from ``seed_op`` along data edges (random BFS)."""
+    seen = {seed_op}
+    frontier = [seed_op]
+    while frontier and len(seen) < size:
+        v = frontier.pop(int(rng.integers(len(frontier))))
+        for u, _ in (*p.preds[v], *p.succs[v]):
+            if u not in seen and len(seen) < size:
+                seen.add(u)
+                frontier.append(u)
+    return np.fromiter(sorted(seen), np.int64, len(seen))
 
 
 def solve_lns(
@@ -149,10 +128,16 @@ def solve_lns(
     progress: ProgressCallback | None = None,
     workers: int = 2,
     stop: StopToken | None = None,
-    window: int = 48,
-    step_time: float = 1.0,
+    window: int = 16,
+    step_time: float = 0.5,
+    bound: int | None = None,
+    max_window: int = 400,
 ) -> Plan:
-    """Improve ``hint`` (default: HEFT) by repeated window re-optimisation."""
+    """Improve ``hint`` (default: HEFT) by repeated exact window re-optimisation.
+
+    ``window`` is the initial number of freed ops (adapted), ``step_time`` the CP-SAT limit
+    of one step, ``bound`` a known lower bound in units (computed if not given).
+    """
     time_limit = check_time_limit(time_limit)
     seed = check_seed(seed)
     stop = stop or GLOBAL_STOP
@@ -162,37 +147,65 @@ def solve_lns(
         from hetsched.schedule.heuristics import solve_heft
 
         hint = solve_heft(p, time_limit=time_limit, seed=seed)
-    assign, start = schedule_arrays(hint, p)
-    start, xfer = retime(p, assign, priority_order(p, start))
+    assign, start0 = schedule_arrays(hint, p)
+    start, xfer = retime(p, assign, priority_order(p, start0))
     best_ms = _makespan(p, assign, start)
+    hint_ms = round(hint.makespan / p.quantum)
+    if best_ms > hint_ms:  # re-timing a foreign plan can only help; keep the hint otherwise
+        start, best_ms = start0, hint_ms
+        xfer = _hint_transfers(p, hint)
     start_ms = best_ms
-    lb = lower_bound(p, use_lp=p.n <= 2000)
-    _, tail = heads_and_tails(p)
+    lb = bound if bound is not None else lower_bound(p, use_lp=p.n <= 2000)
     rng = np.random.default_rng(seed)
-    size = min(window, p.n)
-    steps = accepted = 0
+    size = float(min(window, p.n))
+    tail = disjunctive_tails(p, assign, start)
+    best_flow = int((start + p.dur[np.arange(p.n), assign]).sum())
+    steps = accepted = optimal_steps = 0
+    kinds: dict[str, int] = dict.fromkeys(NEIGHBOURHOODS, 0)
     while best_ms > lb and not stop.is_set():
         remaining = time_limit - (time.perf_counter() - t0)
         if remaining < 0.05:
             break
-        w = _window(p, assign, start, size, rng)
-        sub = _solve_window(
-            p, assign, start, w, tail, min(step_time, remaining), seed + steps, workers
-        )
+        kind = NEIGHBOURHOODS[steps % len(NEIGHBOURHOODS)]
+        w = choose_window(p, assign, start, max(2, int(size)), kind, rng, xfer)
         steps += 1
-        if sub is None:
+        if w.size == 0:
             continue
-        cand_assign, cand_key = sub
-        cand_start, cand_xfer = retime(p, cand_assign, priority_order(p, cand_key))
-        ms = _makespan(p, cand_assign, cand_start)
-        if ms <= best_ms:
+        limit = min(step_time, remaining)
+        sub = solve_neighbourhood(
+            p,
+            assign,
+            start,
+            w,
+            tail=tail,
+            flex_cap=max(40, 3 * int(size)),
+            time_limit=limit,
+            seed=seed + steps,
+            workers=workers,
+        )
+        improved = sub is not None and sub.makespan < best_ms
+        optimal_steps += int(sub is not None and sub.optimal)
+        if sub is not None and (sub.optimal or improved):
+            size = min(float(max_window), size * 1.15)
+        else:
+            size = max(8.0, size * 0.8)
+        if sub is None or sub.makespan > best_ms:
+            continue
+        cand_start, cand_xfer = retime(p, sub.assign, priority_order(p, sub.key))
+        ms = _makespan(p, sub.assign, cand_start)
+        flow = int((cand_start + p.dur[np.arange(p.n), sub.assign]).sum())
+        if ms < best_ms or (ms == best_ms and flow <= best_flow):
+            changed = True
             if ms < best_ms:
                 accepted += 1
+                kinds[kind] += 1
                 report(
                     progress,
                     Progress("lns", ms * p.quantum, lb * p.quantum, time.perf_counter() - t0),
                 )
-            assign, start, xfer, best_ms = cand_assign, cand_start, cand_xfer, ms
+            assign, start, xfer, best_ms, best_flow = sub.assign, cand_start, cand_xfer, ms, flow
+            if changed:
+                tail = disjunctive_tails(p, assign, start)
     status = "optimal" if best_ms <= lb else "feasible"
     return plan_from_schedule(
         p,
@@ -200,9 +213,16 @@ def solve_lns(
         start=start,
         solver="lns",
         status=status,
-        lower_bound=lb,
+        lower_bound=min(lb, best_ms),
         solve_time=time.perf_counter() - t0,
-        stats={"steps": steps, "improvements": accepted, "start_makespan": start_ms * p.quantum},
+        stats={
+            "steps": steps,
+            "improvements": accepted,
+            "optimal_steps": optimal_steps,
+            "by_neighbourhood": kinds,
+            "final_window": int(size),
+            "start_makespan": start_ms * p.quantum,
+        },
         transfer_start=xfer,
         interrupted=stop.is_set(),
     )

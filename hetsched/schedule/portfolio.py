@@ -5,6 +5,14 @@ best heuristic is not already proven optimal, CP-SAT (small and medium graphs) o
 large-neighbourhood search around the best plan (large graphs), hinted with the best plan
 so far. Returns the best plan with the best bound any method proved.
 
+The path is picked by size and budget (no tuning): above :data:`CPSAT_MAX_OPS` ops the
+fast LP-guided EFT variants (:func:`~hetsched.schedule.scale.first_plan`) join the
+heuristics; above :data:`LARGE_OPS` PEFT/CPOP are skipped and HEFT runs only when the budget
+is at least :data:`HEFT_BUDGET_PER_OP` seconds per op (it is a Python insertion scheduler,
+~0.7 ms/op); bounds come from the vectorised critical path and the load LP's dual; when the
+graph repeats a block (:func:`~hetsched.schedule.blocks.find_blocks`) a share of the time
+solves one block and replicates it; LNS refines the rest of the time.
+
 Examples
 --------
 >>> import numpy as np
@@ -19,12 +27,13 @@ Examples
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
 from hetsched.plan import Plan
 from hetsched.problem import Problem
-from hetsched.schedule.bounds import lower_bound
+from hetsched.schedule.bounds import critical_path_bound, lower_bound
 from hetsched.schedule.common import (
     GLOBAL_STOP,
     Progress,
@@ -35,13 +44,27 @@ from hetsched.schedule.common import (
     report,
 )
 from hetsched.schedule.heuristics import solve_cpop, solve_heft, solve_peft
+from hetsched.schedule.scale import first_plan, heads_and_tails_fast, load_bound_dual
 
-__all__ = ["CPSAT_MAX_OPS", "LOCAL_SEARCH_SHARE", "solve_portfolio"]
+__all__ = [
+    "BLOCK_SHARE",
+    "CPSAT_MAX_OPS",
+    "HEFT_BUDGET_PER_OP",
+    "LARGE_OPS",
+    "LOCAL_SEARCH_SHARE",
+    "solve_portfolio",
+]
 
 # Above this many ops a monolithic CP-SAT model stalls on 2 cores; LNS takes over.
 CPSAT_MAX_OPS = 400
+# Above this many ops the Python heuristics (PEFT, CPOP, local search, LP bound) cost seconds.
+LARGE_OPS = 3000
+# HEFT on a large graph only if the budget allows this many seconds per op (~5x its cost).
+HEFT_BUDGET_PER_OP = 0.003
 # Fraction of the remaining budget given to local search before the exact stage.
 LOCAL_SEARCH_SHARE = 0.3
+# Fraction of the remaining budget for solving one repeated block (when there are blocks).
+BLOCK_SHARE = 0.3
 
 
 def solve_portfolio(
@@ -59,23 +82,34 @@ def solve_portfolio(
     seed = check_seed(seed)
     stop = stop or GLOBAL_STOP
     t0 = time.perf_counter()
-    heuristics = {
-        "heft": solve_heft(problem, time_limit=time_limit, seed=seed),
-        "peft": solve_peft(problem, time_limit=time_limit, seed=seed),
-        "cpop": solve_cpop(problem, time_limit=time_limit, seed=seed),
-    }
+    n = problem.n
+    heuristics: dict[str, Plan] = {}
+    if n > CPSAT_MAX_OPS:
+        heuristics["eft"] = first_plan(problem)
+        report(progress, Progress("eft", heuristics["eft"].makespan, 0.0, _since(t0)))
+    if n <= LARGE_OPS or time_limit >= HEFT_BUDGET_PER_OP * n:
+        heuristics["heft"] = solve_heft(problem, time_limit=time_limit, seed=seed)
+    if n <= LARGE_OPS:
+        heuristics["peft"] = solve_peft(problem, time_limit=time_limit, seed=seed)
+        heuristics["cpop"] = solve_cpop(problem, time_limit=time_limit, seed=seed)
     candidates = list(heuristics.values()) + ([hint] if hint is not None else [])
     best = min(candidates, key=lambda pl: (pl.makespan, pl.solver))
     q = problem.quantum
-    lb_units = lower_bound(problem, use_lp=problem.n <= 2000)
+    lb_units = _bound(problem)
     bound = max(lb_units * q, max(pl.lower_bound for pl in candidates))
-    report(progress, Progress(best.solver, best.makespan, bound, time.perf_counter() - t0))
+    report(progress, Progress(best.solver, best.makespan, bound, _since(t0)))
     stats: dict[str, Any] = {
         "heuristics": {k: v.makespan for k, v in heuristics.items()},
         "path": [best.solver],
     }
+    if n > CPSAT_MAX_OPS and best.makespan > bound * (1 + 1e-12) and not stop.is_set():
+        remaining = time_limit - _since(t0)
+        improved = _blocks_stage(problem, best, remaining, seed, workers, stop, stats)
+        if improved is not None:
+            best = improved.with_(lower_bound=bound)
+            report(progress, Progress("blocks", best.makespan, bound, _since(t0)))
     remaining = time_limit - (time.perf_counter() - t0)
-    large = problem.n > CPSAT_MAX_OPS
+    large = CPSAT_MAX_OPS < n <= LARGE_OPS
     if large and best.makespan > bound * (1 + 1e-12) and remaining > 0.1 and not stop.is_set():
         # Large graphs: a share of the budget for cheap critical-path moves before LNS. (On
         # graphs CP-SAT takes whole, measured: the time is better spent in CP-SAT.)
@@ -118,6 +152,7 @@ def solve_portfolio(
                 progress=progress,
                 workers=workers,
                 stop=stop,
+                bound=math.floor(bound / q + 1e-9),
             )
         stats["path"].append(exact.solver)
         stats[exact.solver] = dict(exact.stats)
@@ -134,4 +169,54 @@ def solve_portfolio(
         solve_time=time.perf_counter() - t0,
         stats={**stats, "winner": best.solver},
         interrupted=stop.is_set(),
+    )
+
+
+def _since(t0: float) -> float:
+    return time.perf_counter() - t0
+
+
+def _bound(p: Problem) -> int:
+    """Best affordable bound (units): all bounds up to 2000 ops, vectorised ones above."""
+    if p.n <= 2000:
+        return lower_bound(p, use_lp=True)
+    _, tail = heads_and_tails_fast(p)
+    cp = int(tail.max()) if p.n > LARGE_OPS else critical_path_bound(p)
+    return max(cp, load_bound_dual(p))
+
+
+def _blocks_stage(
+    p: Problem,
+    best: Plan,
+    remaining: float,
+    seed: int,
+    workers: int,
+    stop: StopToken,
+    stats: dict[str, Any],
+) -> Plan | None:
+    """Solve one repeated block and replicate it, if the graph has repeated blocks."""
+    from hetsched.plan import plan_from_schedule, schedule_arrays
+    from hetsched.schedule.blocks import find_blocks, solve_by_blocks
+
+    blocks = find_blocks(p)
+    stats["blocks"] = {"count": len(blocks), "size": int(blocks[0].size) if blocks else 0}
+    if len(blocks) < 3 or blocks[0].size < 20 or remaining < 1.0:
+        return None
+    assign, start = schedule_arrays(best, p)
+    out = solve_by_blocks(
+        p,
+        blocks,
+        assign,
+        start,
+        time_limit=BLOCK_SHARE * remaining,
+        seed=seed,
+        workers=workers,
+        stop=stop,
+    )
+    stats["path"].append("blocks")
+    if out is None:
+        return None
+    na, ns, xfer = out
+    return plan_from_schedule(
+        p, assign=na, start=ns, solver="blocks", status="heuristic", transfer_start=xfer
     )
