@@ -246,6 +246,7 @@ def _hint(built: PipelineModel, p: Problem, assign: np.ndarray, time_limit: floa
         for d, lit in built.node_device_to_on[v].items():
             fixed.add(fixed.get_bool_var_from_proto_index(lit.index) == int(int(assign[v]) == d))
     solver = cp_model.CpSolver()
+    solver.parameters.catch_sigint_signal = False  # SIGINT is ours: GLOBAL_STOP
     solver.parameters.max_time_in_seconds = max(0.01, time_limit)
     solver.parameters.num_workers = 1
     if solver.solve(fixed) not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
@@ -369,6 +370,7 @@ def solve_pipeline(
     if export_model:
         built.model.export_to_file(export_model)
     solver = cp_model.CpSolver()
+    solver.parameters.catch_sigint_signal = False  # SIGINT is ours: GLOBAL_STOP
     solver.parameters.max_time_in_seconds = max(0.01, time_limit - (time.perf_counter() - t0))
     solver.parameters.num_workers = int(workers)
     solver.parameters.random_seed = seed

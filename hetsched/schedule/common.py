@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from hetsched.errors import SolverError
 
@@ -26,6 +27,7 @@ __all__ = [
     "Timer",
     "check_seed",
     "check_time_limit",
+    "new_cp_solver",
     "report",
 ]
 
@@ -128,3 +130,20 @@ def check_seed(seed: object) -> int:
         msg = f"seed must be a non-negative integer, got {seed!r}"
         raise SolverError(msg)
     return int(seed)
+
+
+def new_cp_solver(*, time_limit: float, workers: int, seed: int) -> Any:
+    """A CP-SAT solver with explicit limits that leaves SIGINT to us.
+
+    OR-Tools catches SIGINT itself by default (the search then ends as if the time limit
+    hit, and the Python handler is reset afterwards, so the next Ctrl-C kills the process).
+    The CLI's handler sets :data:`GLOBAL_STOP`, whose callback stops the search instead.
+    """
+    from ortools.sat.python import cp_model
+
+    solver = cp_model.CpSolver()
+    solver.parameters.max_time_in_seconds = max(0.01, float(time_limit))
+    solver.parameters.num_workers = int(workers)
+    solver.parameters.random_seed = int(seed)
+    solver.parameters.catch_sigint_signal = False
+    return solver

@@ -47,6 +47,7 @@ from hetsched.schedule.common import (
     StopToken,
     check_seed,
     check_time_limit,
+    new_cp_solver,
     report,
 )
 from hetsched.schedule.cpsat_model import CpSatModel, build_model
@@ -182,10 +183,9 @@ def solve_cpsat(
     built = build_model(problem, horizon=h_makespan, lower=lb, hint=(h_assign, h_start))
     if export_model:
         built.model.export_to_file(export_model)
-    solver = cp_model.CpSolver()
-    solver.parameters.max_time_in_seconds = max(0.01, time_limit - (time.perf_counter() - t0))
-    solver.parameters.num_workers = int(workers)
-    solver.parameters.random_seed = seed
+    solver = new_cp_solver(
+        time_limit=time_limit - (time.perf_counter() - t0), workers=workers, seed=seed
+    )
     solver.parameters.log_search_progress = log
     if built.pooled_groups:
         # Identical devices share one Cumulative: its edge-finding propagators are what prove

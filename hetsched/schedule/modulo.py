@@ -122,6 +122,7 @@ def res_mii(problem: Problem, *, time_limit: float = 2.0) -> tuple[int, bool, np
             m.add(sum(mem) <= int(p.capacity[d]))
     m.minimize(t)
     s = cp_model.CpSolver()
+    s.parameters.catch_sigint_signal = False  # SIGINT is ours: GLOBAL_STOP
     s.parameters.max_time_in_seconds = time_limit
     s.parameters.num_workers = 1
     st = s.solve(m)
@@ -282,6 +283,7 @@ def _add_memory(m: cp_model.CpModel, p: Problem, on: list[dict[int, Any]]) -> No
 
 def _solve(m: cp_model.CpModel, limit: float, seed: int, workers: int, stop: StopToken) -> Any:
     s = cp_model.CpSolver()
+    s.parameters.catch_sigint_signal = False  # SIGINT is ours: GLOBAL_STOP
     s.parameters.max_time_in_seconds = max(0.01, limit)
     s.parameters.num_workers = int(workers)
     s.parameters.random_seed = seed
