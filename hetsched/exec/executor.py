@@ -33,8 +33,10 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from types import MappingProxyType
 from typing import Any
@@ -124,9 +126,27 @@ def execute(
     outputs = runner.outputs() if runner is not None else None
     match = None
     if runner is not None and check:
-        eager = program.module() if hasattr(program, "module") else program
+        eager = _eager_module(program)
         match = outputs_close(outputs, eager(*inputs))  # type: ignore[misc]
     return run.result(plan, outputs, match)
+
+
+# ExportedProgram.module() generates and compiles a new GraphModule on every call, and
+# torch keeps each one's source alive: memoise the eager module per program.
+_EAGER_MODULES: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+
+
+def _eager_module(program: Any) -> Any:
+    if not hasattr(program, "module"):
+        return program
+    try:
+        return _EAGER_MODULES[program]
+    except (KeyError, TypeError):
+        pass
+    module = program.module()
+    with contextlib.suppress(TypeError):
+        _EAGER_MODULES[program] = module
+    return module
 
 
 class _Run:

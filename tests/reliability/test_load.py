@@ -21,10 +21,5 @@ def test_50_executor_runs_no_thread_growth_bounded_memory(figures):
     assert f["rss_growth_kib"] < 64 * 1024, f
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="exec: the Python heap grows ~20 KiB per execute() of the same plan (tracemalloc; "
-    "1000 runs: +20 MB heap, +54 MB RSS): something is retained per run",
-)
 def test_executor_python_heap_is_flat(figures):
     assert figures["heap_growth_bytes"] < 50 * 4 * 1024, figures
