@@ -317,8 +317,9 @@ def solve_neighbourhood(
     in_b, in_m, in_a, t_cut = _split(p, start, window, flex_cap)
     in_w = np.zeros(p.n, dtype=bool)
     in_w[window] = True
-    # Let M reach back into idle gaps before t_cut, by at most the window's time span.
-    span = int(start[window].max()) - t_cut + 1
+    # Let M reach back into idle gaps before t_cut, by at most the window's time span (or
+    # its longest op): further back would put most of B into the NoOverlap constraints.
+    span = max(int(start[window].max()) - t_cut, int(p.dur[window].max())) + 1
     t_lo = max(t_cut - span, min(t_cut, _earliest_ready(p, fin, np.flatnonzero(in_m))))
     ops = np.flatnonzero(in_m).tolist()
     sub_dur = int(p.dur[in_m].max(axis=1).sum()) + int(p.comm.max(initial=0)) * 2

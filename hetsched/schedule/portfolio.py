@@ -5,13 +5,14 @@ best heuristic is not already proven optimal, CP-SAT (small and medium graphs) o
 large-neighbourhood search around the best plan (large graphs), hinted with the best plan
 so far. Returns the best plan with the best bound any method proved.
 
-The path is picked by size and budget (no tuning): above :data:`CPSAT_MAX_OPS` ops the
-fast LP-guided EFT variants (:func:`~hetsched.schedule.scale.first_plan`) join the
-heuristics; above :data:`LARGE_OPS` PEFT/CPOP are skipped and HEFT runs only when the budget
-is at least :data:`HEFT_BUDGET_PER_OP` seconds per op (it is a Python insertion scheduler,
-~0.7 ms/op); bounds come from the vectorised critical path and the load LP's dual; when the
-graph repeats a block (:func:`~hetsched.schedule.blocks.find_blocks`) a share of the time
-solves one block and replicates it; LNS refines the rest of the time.
+The path is picked by size and budget (no tuning). The fast LP-guided EFT variants
+(:func:`~hetsched.schedule.scale.first_plan`) are always among the heuristics and give the
+first plan on large graphs; above :data:`LARGE_OPS` ops PEFT/CPOP are skipped and HEFT runs
+only when the budget is at least :data:`HEFT_BUDGET_PER_OP` seconds per op (it is a Python
+insertion scheduler, ~0.7 ms/op); bounds come from the vectorised critical path and the load
+LP's dual there; when the graph repeats a block
+(:func:`~hetsched.schedule.blocks.find_blocks`) a share of the time solves one block and
+replicates it; LNS refines for the rest of the time.
 
 Examples
 --------
@@ -84,8 +85,8 @@ def solve_portfolio(
     t0 = time.perf_counter()
     n = problem.n
     heuristics: dict[str, Plan] = {}
+    heuristics["eft"] = first_plan(problem)
     if n > CPSAT_MAX_OPS:
-        heuristics["eft"] = first_plan(problem)
         report(progress, Progress("eft", heuristics["eft"].makespan, 0.0, _since(t0)))
     if n <= LARGE_OPS or time_limit >= HEFT_BUDGET_PER_OP * n:
         heuristics["heft"] = solve_heft(problem, time_limit=time_limit, seed=seed)
