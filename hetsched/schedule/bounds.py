@@ -36,9 +36,11 @@ from hetsched.problem import Problem
 from hetsched.schedule.common import ProgressCallback
 
 __all__ = [
+    "LOAD_LP_MAX_OPS",
     "bound_report",
     "critical_path_bound",
     "heads_and_tails",
+    "heads_and_tails_reference",
     "load_bound",
     "lower_bound",
     "lp_bound",
@@ -47,6 +49,8 @@ __all__ = [
 ]
 
 _BIG = np.iinfo(np.int64).max // 8
+# Above this many ops the load bound uses the Lagrangian dual instead of a GLOP model.
+LOAD_LP_MAX_OPS = 2000
 
 
 def _dp_heads(problem: Problem) -> np.ndarray:
@@ -75,6 +79,14 @@ def heads_and_tails(problem: Problem) -> tuple[np.ndarray, np.ndarray]:
 
     Any schedule satisfies ``start[v] >= head[v]`` and ``makespan >= start[v] + tail[v]``.
     """
+    from hetsched.schedule.scale import heads_and_tails_fast
+
+    # Level-by-level numpy (equal to the per-op loop; tested in tests/schedule/test_scale.py).
+    return heads_and_tails_fast(problem)
+
+
+def heads_and_tails_reference(problem: Problem) -> tuple[np.ndarray, np.ndarray]:
+    """The per-op loop :func:`heads_and_tails` is tested against (slow; tests only)."""
     p = problem
     fin = _dp_heads(p)
     dur = np.where(p.allowed, p.dur, _BIG)
@@ -98,6 +110,12 @@ def load_bound(problem: Problem) -> int:
     identical = len(p.device_groups) == 1
     if identical:
         return math.ceil(p.min_dur.sum() / p.num_devices)
+    if p.n > LOAD_LP_MAX_OPS:
+        from hetsched.schedule.scale import load_bound_dual
+
+        # Building the GLOP model takes ~10 s at 12k ops; the Lagrangian dual of the same LP
+        # is a valid bound for any multipliers and lands within 1e-4 of it in 0.2 s.
+        return load_bound_dual(p)
     return math.ceil(_load_lp(p) - 1e-6)
 
 

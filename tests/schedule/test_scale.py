@@ -8,7 +8,8 @@ from hetsched.plan import plan_from_schedule, schedule_arrays, validate
 from hetsched.problem import Problem, choose_quantum
 from hetsched.schedule import portfolio
 from hetsched.schedule.blocks import block_subproblem, find_blocks, replicate, solve_by_blocks
-from hetsched.schedule.bounds import heads_and_tails, load_bound, lower_bound
+from hetsched.schedule.bounds import heads_and_tails_reference as heads_and_tails
+from hetsched.schedule.bounds import load_bound, lower_bound
 from hetsched.schedule.coarse import chain_groups, coarse_problem, uncoarsen
 from hetsched.schedule.heuristics import solve_heft
 from hetsched.schedule.scale import (
