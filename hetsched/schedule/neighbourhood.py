@@ -35,6 +35,7 @@ import numpy as np
 from ortools.sat.python import cp_model
 
 from hetsched.problem import Problem
+from hetsched.schedule.common import GLOBAL_STOP, new_cp_solver
 
 __all__ = ["SubResult", "disjunctive_tails", "dispatch_key", "solve_neighbourhood"]
 
@@ -331,11 +332,12 @@ def solve_neighbourhood(
     last = _add_device_chains(m, p, v, in_b, in_w, in_m, assign, start, fin, t_lo)
     _add_memory(m, p, v, in_w, assign)
     obj = _add_objective(m, p, v, ops, in_a, in_b, assign, start, fin, tail, last, horizon)
-    solver = cp_model.CpSolver()
-    solver.parameters.max_time_in_seconds = max(0.01, time_limit)
-    solver.parameters.num_workers = workers
-    solver.parameters.random_seed = seed
-    status = solver.solve(m)
+    solver = new_cp_solver(time_limit=time_limit, workers=workers, seed=seed)
+    remove = GLOBAL_STOP.on_stop(solver.stop_search)
+    try:
+        status = solver.solve(m)
+    finally:
+        remove()
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return None
     new_assign = assign.copy()
