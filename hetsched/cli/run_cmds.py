@@ -164,6 +164,14 @@ def run_show(args: argparse.Namespace) -> int:
         problem = Problem.build(graph, platform, memory=args.memory,
                                 link_contention=args.link_contention)  # fmt: skip
         validate(plan, problem)
+        if plan.objective == "throughput":
+            from hetsched.partition import as_pipeline_plan, validate_pipeline
+
+            pipe = as_pipeline_plan(plan, problem)
+            validate_pipeline(pipe, problem)
+            print(f"pipeline  period {_fmt(pipe.period, plan.units)}  bound "
+                  f"{_fmt(pipe.period_bound, plan.units)}  stages {pipe.stages} "
+                  f"({', '.join(pipe.device_order)})")  # fmt: skip
     u = plan.units
     head = f"{plan.graph_name or '?'} ({plan.solver}, {plan.status}) on {plan.platform or '?'}"
     print(f"plan      {head}: {len(plan.assignment)} ops, {len(plan.transfers)} transfers")

@@ -32,7 +32,12 @@ from hetsched.partition.baselines import (
 )
 from hetsched.partition.cost import PipelineCost, channels, pipeline_cost, simple_period_bound
 from hetsched.partition.pipeline import build_pipeline_model, solve_pipeline
-from hetsched.partition.pipeplan import PipelinePlan, make_pipeline_plan, validate_pipeline
+from hetsched.partition.pipeplan import (
+    PipelinePlan,
+    as_pipeline_plan,
+    make_pipeline_plan,
+    validate_pipeline,
+)
 from hetsched.schedule.common import ProgressCallback
 
 if TYPE_CHECKING:
@@ -45,6 +50,7 @@ __all__ = [
     "PipelineCost",
     "PipelinePlan",
     "apply",
+    "as_pipeline_plan",
     "build_pipeline_model",
     "capability_greedy",
     "channels",

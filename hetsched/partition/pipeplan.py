@@ -21,6 +21,7 @@ Examples
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -35,7 +36,7 @@ from hetsched.problem import Problem
 from hetsched.schedule.bounds import critical_path_bound
 from hetsched.schedule.listsched import retime
 
-__all__ = ["PipelinePlan", "make_pipeline_plan", "validate_pipeline"]
+__all__ = ["PipelinePlan", "as_pipeline_plan", "make_pipeline_plan", "validate_pipeline"]
 
 
 @dataclass(frozen=True)
@@ -185,3 +186,52 @@ def validate_pipeline(
             f"max_latency {max_latency:.6g} s"
         )
         raise PlanError(msg)
+
+
+def as_pipeline_plan(plan: Plan, problem: Problem) -> PipelinePlan:
+    """Rebuild the :class:`PipelinePlan` of a loaded ``hetsched.plan/1`` throughput plan.
+
+    The JSON format stores the steady-state figures only in ``stats``; this re-derives
+    period, stages and utilization from the assignment, keeps the recorded bound, status and
+    solver, and checks the recorded period against the re-derived one (``PlanError`` if
+    they differ, i.e. the plan was edited or belongs to another cost model).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from hetsched.plan import plan_from_dict, plan_to_dict
+    >>> from hetsched.problem import Problem
+    >>> p = Problem.from_arrays(names=["a", "b"], devices=["x", "y"],
+    ...     exec_time=np.array([[2.0, 3.0], [4.0, 4.0]]), edges=[(0, 1, 1.0)], quantum=1.0)
+    >>> plan = make_pipeline_plan(p, [0, 1], solver="manual", status="heuristic", period_bound=3)
+    >>> back = as_pipeline_plan(plan_from_dict(plan_to_dict(plan)), p)
+    >>> back.period, back.period_bound, back.stages
+    (4.0, 3.0, 2)
+    """
+    if isinstance(plan, PipelinePlan):
+        return plan
+    if plan.objective != "throughput":
+        msg = f"plan objective is {plan.objective!r}, not 'throughput'"
+        raise PlanError(msg)
+    assign, _ = schedule_arrays(plan, problem)
+    q = problem.quantum
+    recorded = float(plan.stats.get("period", math.nan))
+    bound_units = round(float(plan.stats.get("period_bound", 0.0)) / q)
+    rebuilt = make_pipeline_plan(
+        problem,
+        assign,
+        solver=plan.solver,
+        status=plan.status,
+        period_bound=bound_units,
+        solve_time=plan.solve_time,
+        stats=dict(plan.stats),
+        contiguous=bool(plan.stats.get("contiguous", False)),
+        interrupted=plan.interrupted,
+    )
+    if math.isfinite(recorded) and abs(rebuilt.period - recorded) > 1e-9 * max(1.0, recorded):
+        msg = (
+            f"plan records period {recorded!r} but its assignment gives {rebuilt.period!r} "
+            f"on this problem"
+        )
+        raise PlanError(msg)
+    return rebuilt
