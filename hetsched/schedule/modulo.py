@@ -34,10 +34,7 @@ Examples
 from __future__ import annotations
 
 import dataclasses
-import itertools
-import math
 import time
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
@@ -45,10 +42,10 @@ from typing import Any
 import numpy as np
 from ortools.sat.python import cp_model
 
-from hetsched.errors import InfeasibleError, PlanError, SolverError, UsageError
-from hetsched.plan import Plan, plan_from_schedule, schedule_arrays, validate
+from hetsched.errors import SolverError
+from hetsched.plan import Plan, plan_from_schedule
 from hetsched.problem import Problem
-from hetsched.schedule.bounds import critical_path_bound, load_bound
+from hetsched.schedule.bounds import critical_path_bound
 from hetsched.schedule.common import (
     GLOBAL_STOP,
     Progress,
@@ -58,117 +55,17 @@ from hetsched.schedule.common import (
     check_time_limit,
     report,
 )
+from hetsched.schedule.modulo_plan import (
+    Carried,
+    ModuloPlan,
+    carried_comm,
+    carried_index,
+    rec_mii,
+    res_mii,
+    validate_modulo,
+)
 
 __all__ = ["ModuloPlan", "rec_mii", "res_mii", "solve_modulo", "validate_modulo"]
-
-Carried = Sequence[tuple[str, str, int]]
-
-
-@dataclass(frozen=True)
-class ModuloPlan(Plan):
-    """A one-iteration schedule (``start``) repeated every ``ii`` seconds.
-
-    ``ii_bound`` is the proven floor; ``res_mii``/``rec_mii`` the resource and recurrence
-    bounds; ``offset`` the start of each op modulo ``ii``; ``carried`` the loop-carried edges.
-    """
-
-    ii: float = 0.0
-    ii_bound: float = 0.0
-    res_mii: float = 0.0
-    rec_mii: float = 0.0
-    offset: Mapping[str, float] = dataclasses.field(default_factory=dict)
-    carried: tuple[tuple[str, str, int], ...] = ()
-
-
-def _carried_index(p: Problem, carried: Carried) -> list[tuple[int, int, int]]:
-    out = []
-    for item in carried:
-        if len(item) != 3:
-            msg = f"carried edges are (src, dst, distance) triples, got {item!r}"
-            raise UsageError(msg)
-        u, v, dist = item
-        for x in (u, v):
-            if x not in p.index:
-                msg = f"carried edge names op {x!r}, which is not in graph {p.name!r}"
-                raise UsageError(msg)
-        if isinstance(dist, bool) or not isinstance(dist, int) or dist < 1:
-            msg = f"carried edge {u!r} -> {v!r} needs a distance >= 1, got {dist!r}"
-            raise UsageError(msg)
-        out.append((p.index[u], p.index[v], int(dist)))
-    return out
-
-
-def res_mii(problem: Problem, *, time_limit: float = 2.0) -> tuple[int, bool, np.ndarray | None]:
-    """Resource bound: least max device load over assignments.
-
-    Returns ``(bound, proven exact, best assignment found or None)``.
-
-    The fractional LP and the longest op give a floor; a CP-SAT bin packing raises it to the
-    integer optimum when it finishes within ``time_limit`` (else to its proven bound).
-    """
-    p = problem
-    lp = max(load_bound(p), int(p.min_dur.max()))
-    m = cp_model.CpModel()
-    t = m.new_int_var(lp, int(p.dur.max(axis=1).sum()), "load")
-    on = [{d: m.new_bool_var(f"on_{v}_{d}") for d in p.allowed_devices[v]} for v in range(p.n)]
-    for v in range(p.n):
-        m.add_exactly_one(on[v].values())
-    for d in range(p.num_devices):
-        terms = [int(p.dur[v, d]) * on[v][d] for v in range(p.n) if d in on[v]]
-        if terms:
-            m.add(sum(terms) <= t)
-        if p.use_memory and np.isfinite(p.capacity[d]):
-            mem = [int(np.ceil(p.memory[v])) * on[v][d] for v in range(p.n) if d in on[v]]
-            m.add(sum(mem) <= int(p.capacity[d]))
-    m.minimize(t)
-    s = cp_model.CpSolver()
-    s.parameters.catch_sigint_signal = False  # SIGINT is ours: GLOBAL_STOP
-    s.parameters.max_time_in_seconds = time_limit
-    s.parameters.num_workers = 1
-    st = s.solve(m)
-    if st == cp_model.INFEASIBLE:
-        msg = f"no assignment of {p.name!r} fits device memory"
-        raise InfeasibleError(msg)
-    assign = None
-    if st in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-        assign = np.array([next(d for d, x in on[v].items() if s.value(x)) for v in range(p.n)])
-    if st == cp_model.OPTIMAL:
-        return int(s.objective_value), True, assign
-    return max(lp, math.ceil(s.best_objective_bound - 1e-9)), False, assign
-
-
-def rec_mii(problem: Problem, carried: Carried) -> int:
-    """Recurrence bound: least ``II`` with ``sum dur <= II * sum distance`` on every cycle.
-
-    Durations are each op's fastest; transfers count as zero (the ops may share a device).
-    """
-    p = problem
-    arcs = [(int(u), int(v), 0) for u, v in zip(p.edge_src, p.edge_dst, strict=True)]
-    arcs += _carried_index(p, carried)
-    if len(arcs) == p.num_edges:
-        return 0
-    w = p.min_dur.astype(np.int64)
-
-    def positive_cycle(ii: int) -> bool:
-        dist = np.zeros(p.n, dtype=np.int64)
-        for _ in range(p.n):
-            changed = False
-            for u, v, k in arcs:
-                cand = dist[u] + w[u] - ii * k
-                if cand > dist[v]:
-                    dist[v], changed = cand, True
-            if not changed:
-                return False
-        return True
-
-    lo, hi = 0, int(w.sum())
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if positive_cycle(mid):
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
 
 
 @dataclass
@@ -262,15 +159,9 @@ def _add_carried(
         m.add(start[v] + dist * ii >= ends[u])
         for a, la in on[u].items():
             for b, lb in on[v].items():
-                c = _carried_comm(p, u, a, b)
+                c = carried_comm(p, u, a, b)
                 if c:
                     m.add(start[v] + dist * ii >= ends[u] + c).only_enforce_if([la, lb])
-
-
-def _carried_comm(p: Problem, u: int, a: int, b: int) -> int:
-    """Transfer time of ``u``'s output from ``a`` to ``b`` (its largest out-edge; 0 if none)."""
-    ks = [k for _v, k in p.succs[u]]
-    return int(p.comm[ks, a, b].max()) if ks and a != b else 0
 
 
 def _add_memory(m: cp_model.CpModel, p: Problem, on: list[dict[int, Any]]) -> None:
@@ -322,7 +213,7 @@ def _list_modulo(
         if c:
             taken.append((t % ii, c))
     for u, v, dist in carried:
-        c = _carried_comm(p, u, int(assign[u]), int(assign[v]))
+        c = carried_comm(p, u, int(assign[u]), int(assign[v]))
         if start[v] + dist * ii < fin[u] + c:
             return None
     return start
@@ -347,7 +238,7 @@ def _packed_modulo(
         )
         start[v] = ready + (r - ready) % ii
     for u, v, dist in carried:
-        c = _carried_comm(p, u, int(assign[u]), int(assign[v]))
+        c = carried_comm(p, u, int(assign[u]), int(assign[v]))
         if start[v] + dist * ii < start[u] + p.dur[u, assign[u]] + c:
             return None
     return start
@@ -400,7 +291,7 @@ def solve_modulo(
     if p.link_contention:
         msg = "modulo scheduling does not model link contention; solve without it"
         raise SolverError(msg)
-    carried_idx = _carried_index(p, carried)
+    carried_idx = carried_index(p, carried)
     res, res_exact, res_assign = res_mii(p, time_limit=min(2.0, time_limit / 5))
     rec = rec_mii(p, carried)
     lo = max(res, rec, 1)
@@ -462,49 +353,3 @@ def solve_modulo(
 
 def _assign_of(s: Any, var: _Vars, p: Problem) -> np.ndarray:
     return np.array([next(d for d, x in var.on[v].items() if s.value(x)) for v in range(p.n)])
-
-
-def validate_modulo(
-    plan: ModuloPlan, problem: Problem, *, iterations: int = 4, tol: float = 1e-6
-) -> None:
-    """Unroll ``iterations`` iterations and check capacity and every dependency explicitly.
-
-    Raises :class:`PlanError` naming the first overlap or violated (carried) dependency.
-    """
-    validate(plan, problem, tol=tol)
-    p = problem
-    q = p.quantum
-    ii = plan.ii / q
-    if ii < max(plan.res_mii, plan.rec_mii, plan.ii_bound) / q - tol:
-        msg = f"II {plan.ii!r} is below its own lower bound"
-        raise PlanError(msg)
-    assign, start = schedule_arrays(plan, p)
-    dur = p.dur[np.arange(p.n), assign]
-    runs = [
-        (int(start[v] + i * ii), int(start[v] + i * ii + dur[v]), v, i)
-        for i in range(iterations)
-        for v in range(p.n)
-    ]
-    for d in range(p.num_devices):
-        mine = sorted(r for r in runs if assign[r[2]] == d and r[1] > r[0])
-        for (_s0, e0, v0, i0), (s1, _e1, v1, i1) in itertools.pairwise(mine):
-            if s1 < e0 - tol:
-                msg = (
-                    f"unrolled: {p.names[v0]!r}#{i0} and {p.names[v1]!r}#{i1} overlap on "
-                    f"{p.devices[d]!r} at {s1} (II {ii:g})"
-                )
-                raise PlanError(msg)
-    deps = [
-        (int(u), int(v), 0, k) for k, (u, v) in enumerate(zip(p.edge_src, p.edge_dst, strict=True))
-    ]
-    deps += [(u, v, dist, -1) for u, v, dist in _carried_index(p, plan.carried)]
-    for u, v, dist, k in deps:
-        a, b = int(assign[u]), int(assign[v])
-        c = int(p.comm[k, a, b]) if k >= 0 else _carried_comm(p, u, a, b)
-        for i in range(iterations - dist):
-            if start[v] + (i + dist) * ii < start[u] + i * ii + dur[u] + c - tol:
-                msg = (
-                    f"unrolled: {p.names[v]!r}#{i + dist} starts before {p.names[u]!r}#{i} "
-                    f"finishes + transfer ({c})"
-                )
-                raise PlanError(msg)
