@@ -1,4 +1,7 @@
-"""A Ray run (2 local workers) gives the same results as the serial run."""
+"""A Ray run (2 local workers) gives the same results as the serial run.
+
+In the default suite (about 10 s on an idle machine, mostly Ray start-up).
+"""
 
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ pytest.importorskip("ray")
 _KEYS = ("instance", "solver", "makespan", "lower_bound", "status", "valid")
 
 
-@pytest.mark.slow
+@pytest.mark.timeout(240)
 def test_ray_equals_serial():
     specs = [random_spec(12, 3, c, seed=1) for c in (0.1, 10.0)]
     peers = ("saga-heft", "saga-minmin") if _has_saga() else ()
