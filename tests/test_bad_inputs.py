@@ -100,6 +100,16 @@ GRAPH_FILE_CASES = [
     ),
 ]
 
+
+def _two_dev_toml(bandwidth="1e9", latency="0"):
+    return (
+        'name = "p"\n[[device]]\nname = "a"\nkind = "cpu"\nmem_bandwidth = 1e9\n'
+        'peak_flops = { fp32 = 1e9 }\n[[device]]\nname = "b"\nkind = "gpu"\n'
+        "mem_bandwidth = 1e9\npeak_flops = { fp32 = 1e9 }\n"
+        f'[[link]]\nsrc = "a"\ndst = "b"\nbandwidth = {bandwidth}\nlatency = {latency}\n'
+    )
+
+
 PLATFORM_CASES = [
     ("no-devices", 'name = "empty"\n', "device"),
     ("toml-syntax", "name = \n[[device\n", "TOML"),
@@ -123,6 +133,21 @@ PLATFORM_CASES = [
         'peak_flops = { fp32 = 1e9 }\n[[link]]\nsrc = "a"\ndst = "ghost"\nbandwidth = 1e9\n'
         "latency = 0\n",
         "ghost",
+    ),
+    ("nan-bandwidth", _two_dev_toml(bandwidth="nan"), "bandwidth"),
+    ("negative-latency", _two_dev_toml(latency="-1e-6"), "latency"),
+    ("nan-latency", _two_dev_toml(latency="nan"), "latency"),
+    (
+        "negative-mem-bandwidth",
+        'name = "p"\n[[device]]\nname = "a"\nkind = "cpu"\nmem_bandwidth = -1\n'
+        "peak_flops = { fp32 = 1e9 }\n",
+        "mem_bandwidth",
+    ),
+    (
+        "inf-peak-flops",
+        'name = "p"\n[[device]]\nname = "a"\nkind = "cpu"\nmem_bandwidth = 1e9\n'
+        "peak_flops = { fp32 = inf }\n",
+        "peak_flops",
     ),
 ]
 
@@ -167,6 +192,11 @@ def test_bad_platforms(tmp_path, capsys, case, toml, needle):
         (["--solver", "magic"], "invalid choice"),
         (["--platform", "nonexistent-preset"], "nonexistent-preset"),
         (["--workers", "0"], "workers"),
+        (["--seed", "-1"], "seed"),
+        (["--seed", "abc"], "invalid int value"),
+        (["--time-limit", "nan"], "time limit"),
+        (["--time-limit", "inf"], "time limit"),
+        (["--workers", "-2"], "workers"),
     ],
 )
 def test_bad_arguments(capsys, args, needle):
@@ -239,62 +269,6 @@ def test_api_errors_are_in_the_hierarchy():
 
 
 # ---------------------------------------------------------------- added by the reliability pass
-def _two_dev_toml(bandwidth="1e9", latency="0"):
-    return (
-        'name = "p"\n[[device]]\nname = "a"\nkind = "cpu"\nmem_bandwidth = 1e9\n'
-        'peak_flops = { fp32 = 1e9 }\n[[device]]\nname = "b"\nkind = "gpu"\n'
-        "mem_bandwidth = 1e9\npeak_flops = { fp32 = 1e9 }\n"
-        f'[[link]]\nsrc = "a"\ndst = "b"\nbandwidth = {bandwidth}\nlatency = {latency}\n'
-    )
-
-
-MORE_PLATFORM_CASES = [
-    ("nan-bandwidth", _two_dev_toml(bandwidth="nan"), "bandwidth"),
-    ("negative-latency", _two_dev_toml(latency="-1e-6"), "latency"),
-    ("nan-latency", _two_dev_toml(latency="nan"), "latency"),
-    (
-        "negative-mem-bandwidth",
-        'name = "p"\n[[device]]\nname = "a"\nkind = "cpu"\nmem_bandwidth = -1\n'
-        "peak_flops = { fp32 = 1e9 }\n",
-        "mem_bandwidth",
-    ),
-    (
-        "inf-peak-flops",
-        'name = "p"\n[[device]]\nname = "a"\nkind = "cpu"\nmem_bandwidth = 1e9\n'
-        "peak_flops = { fp32 = inf }\n",
-        "peak_flops",
-    ),
-]
-
-
-@pytest.mark.parametrize(
-    ("case", "toml", "needle"),
-    [
-        c if isinstance(c, tuple) else pytest.param(*c.values, marks=c.marks, id=c.values[0])
-        for c in MORE_PLATFORM_CASES
-    ],
-    ids=lambda x: x if isinstance(x, str) and "\n" not in x and " " not in x else "",
-)
-def test_bad_platform_numbers(tmp_path, capsys, case, toml, needle):
-    path = tmp_path / f"{case}.toml"
-    path.write_text(toml)
-    code = main(["solve", STG, "--platform", str(path), "--time-limit", "2", "--quiet"])
-    assert_one_line_error(capsys, code, needle)
-
-
-@pytest.mark.parametrize(
-    ("args", "needle"),
-    [
-        (["--seed", "-1"], "seed"),
-        (["--seed", "abc"], "invalid int value"),
-        (["--time-limit", "nan"], "time limit"),
-        (["--time-limit", "inf"], "time limit"),
-        (["--workers", "-2"], "workers"),
-    ],
-)
-def test_more_bad_arguments(capsys, args, needle):
-    code = main(["solve", STG, "--quiet", *args])
-    assert_one_line_error(capsys, code, needle)
 
 
 @pytest.mark.parametrize(
