@@ -23,7 +23,7 @@ Examples
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -35,7 +35,7 @@ from hetsched.errors import InfeasibleError, SolverError
 if TYPE_CHECKING:
     from hetsched.graph.opgraph import OpGraph
 
-__all__ = ["MAX_HORIZON", "Problem", "choose_quantum"]
+__all__ = ["MAX_HORIZON", "Problem", "choose_quantum", "critical_path_stats"]
 
 # Integer horizons above this risk overflow in CP-SAT/MIP arithmetic (sums of durations).
 MAX_HORIZON = 2**40
@@ -351,7 +351,12 @@ class Problem:
 
 
 def choose_quantum(
-    exec_time: np.ndarray, comm_real: np.ndarray, src: np.ndarray, dst: np.ndarray
+    exec_time: np.ndarray,
+    comm_real: np.ndarray,
+    src: np.ndarray,
+    dst: np.ndarray,
+    *,
+    path_stats: Callable[[np.ndarray, np.ndarray, np.ndarray], tuple[float, float]] | None = None,
 ) -> float:
     """Pick a time quantum that keeps rounding error below 0.1% of any makespan.
 
@@ -360,23 +365,13 @@ def choose_quantum(
     every makespan) and ``k`` the most ops on any path, the quantum is ``L / (1000 k)``:
     rounding up adds at most ``k`` quanta along the path that determines the makespan, i.e.
     at most ``L/1000``. Durations are then rounded to 3 significant digits of the quantum.
+    ``path_stats`` computes ``(L, k)`` (default :func:`critical_path_stats`).
     """
     finite = exec_time[np.isfinite(exec_time)]
     comm_vals = comm_real.ravel()
     if np.all(finite == np.round(finite)) and np.all(comm_vals == np.round(comm_vals)):
         return 1.0
-    n = exec_time.shape[0]
-    best = np.where(np.isfinite(exec_time), exec_time, np.inf).min(axis=1)
-    length = best.copy()
-    hops = np.ones(n)
-    order = np.argsort(dst, kind="stable")
-    for k in order:  # edges sorted by dst: all preds of v are final before v's edges are seen
-        u, v = int(src[k]), int(dst[k])
-        if length[u] + best[v] > length[v]:
-            length[v] = length[u] + best[v]
-        hops[v] = max(hops[v], hops[u] + 1)
-    cp = float(length.max())
-    k_max = float(hops.max())
+    cp, k_max = (path_stats or critical_path_stats)(exec_time, src, dst)
     if not math.isfinite(cp):
         msg = "durations overflow: the critical path is not a finite number (a cost is too large)"
         raise SolverError(msg)
@@ -389,3 +384,20 @@ def choose_quantum(
     mant = q / 10**exp
     nice = 5.0 if mant >= 5 else 2.0 if mant >= 2 else 1.0
     return nice * 10**exp
+
+
+def critical_path_stats(
+    exec_time: np.ndarray, src: np.ndarray, dst: np.ndarray
+) -> tuple[float, float]:
+    """``(L, k)``: longest path with each op at its fastest, and the most ops on any path."""
+    n = exec_time.shape[0]
+    best = np.where(np.isfinite(exec_time), exec_time, np.inf).min(axis=1)
+    length = best.copy()
+    hops = np.ones(n)
+    order = np.argsort(dst, kind="stable")
+    for k in order:  # edges sorted by dst: all preds of v are final before v's edges are seen
+        u, v = int(src[k]), int(dst[k])
+        if length[u] + best[v] > length[v]:
+            length[v] = length[u] + best[v]
+        hops[v] = max(hops[v], hops[u] + 1)
+    return float(length.max()), float(hops.max())

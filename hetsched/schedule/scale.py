@@ -15,7 +15,7 @@ a 10k-op problem costs a few hundred NumPy calls instead of a Python loop over e
 Examples
 --------
 >>> import numpy as np
->>> from hetsched.problem import Problem
+>>> from hetsched.problem import Problem, choose_quantum
 >>> p = Problem.from_arrays(names=["a", "b", "c"], devices=["x", "y"],
 ...     exec_time=np.array([[2.0, 3.0], [4.0, 4.0], [4.0, 4.0]]),
 ...     edges=[(0, 1, 1.0), (0, 2, 1.0)], quantum=1.0)
@@ -32,7 +32,7 @@ import math
 import numpy as np
 
 from hetsched.plan import Plan, plan_from_schedule
-from hetsched.problem import Problem
+from hetsched.problem import Problem, choose_quantum
 from hetsched.schedule.listsched import priority_order, retime
 
 __all__ = [
@@ -137,24 +137,7 @@ def choose_quantum_fast(
     ...                     np.array([1]))
     0.001
     """
-    finite = exec_time[np.isfinite(exec_time)]
-    comm_vals = comm_real.ravel()
-    if np.all(finite == np.round(finite)) and np.all(comm_vals == np.round(comm_vals)):
-        return 1.0
-    cp, k_max = quantum_inputs_fast(exec_time, src, dst)
-    if not math.isfinite(cp):
-        from hetsched.errors import SolverError
-
-        msg = "durations overflow: the critical path is not a finite number (a cost is too large)"
-        raise SolverError(msg)
-    if cp <= 0:
-        positive = finite[finite > 0]
-        cp = float(positive.min()) if positive.size else 1.0
-    q = cp / (1000.0 * k_max)
-    exp = math.floor(math.log10(q))
-    mant = q / 10**exp
-    nice = 5.0 if mant >= 5 else 2.0 if mant >= 2 else 1.0
-    return nice * 10**exp
+    return choose_quantum(exec_time, comm_real, src, dst, path_stats=quantum_inputs_fast)
 
 
 def load_bound_dual(p: Problem, *, iterations: int = 400) -> int:
