@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
@@ -340,19 +340,26 @@ def _device_dict(d: Device) -> dict[str, Any]:
     return out
 
 
+def _check_fields(
+    table: Mapping[str, Any], allowed: Sequence[str], required: Sequence[str], where: str
+) -> None:
+    """Reject unknown keys and report the first missing required key of a TOML table."""
+    unknown = sorted(set(table) - set(allowed))
+    if unknown:
+        msg = f"{where}: unknown field {unknown[0]!r} (expected {', '.join(allowed)})"
+        raise PlatformError(msg)
+    for key in required:
+        if key not in table:
+            msg = f"{where}: missing field {key!r}"
+            raise PlatformError(msg)
+
+
 def _parse_device(dd: Any, i: int, source: str) -> list[Device]:
     if not isinstance(dd, dict) or not isinstance(dd.get("name"), str) or not dd["name"]:
         msg = f"{source}: device #{i} needs a 'name'"
         raise PlatformError(msg)
     w = f"{source}: device {dd['name']!r}"
-    unknown = sorted(set(dd) - set(_DEVICE_KEYS))
-    if unknown:
-        msg = f"{w}: unknown field {unknown[0]!r} (expected {', '.join(_DEVICE_KEYS)})"
-        raise PlatformError(msg)
-    for key in ("kind", "peak_flops", "mem_bandwidth"):
-        if key not in dd:
-            msg = f"{w}: missing field {key!r}"
-            raise PlatformError(msg)
+    _check_fields(dd, _DEVICE_KEYS, ("kind", "peak_flops", "mem_bandwidth"), w)
     if dd["kind"] not in KINDS:
         msg = f"{w}: unknown kind {dd['kind']!r} (expected one of {', '.join(KINDS)})"
         raise PlatformError(msg)
@@ -375,14 +382,7 @@ def _parse_link(ld: Any, i: int, source: str, groups: Mapping[str, list[str]]) -
         msg = f"{source}: link #{i} must be a table"
         raise PlatformError(msg)
     w = f"{source}: link #{i} ({ld.get('src')!r} -> {ld.get('dst')!r})"
-    unknown = sorted(set(ld) - set(_LINK_KEYS))
-    if unknown:
-        msg = f"{w}: unknown field {unknown[0]!r} (expected {', '.join(_LINK_KEYS)})"
-        raise PlatformError(msg)
-    for key in ("src", "dst", "bandwidth"):
-        if key not in ld:
-            msg = f"{w}: missing field {key!r}"
-            raise PlatformError(msg)
+    _check_fields(ld, _LINK_KEYS, ("src", "dst", "bandwidth"), w)
     units = {n for g in groups.values() for n in g}
     for end in ("src", "dst"):
         if ld[end] not in groups and ld[end] not in units:
