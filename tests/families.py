@@ -74,3 +74,18 @@ def random_problem(
         units="u",
         name=f"{family}-{n}-{seed}",
     )
+
+
+def two_op_link_contention_problem() -> Problem:
+    """Two ops on two devices joined by one link, with link contention on."""
+    return Problem.from_arrays(
+        names=["a", "b"],
+        devices=["x", "y"],
+        exec_time=np.ones((2, 2)),
+        edges=[(0, 1, 1.0)],
+        comm_latency=np.array([[0, 1], [1, 0]]),
+        route_links={(0, 1): (0,), (1, 0): (0,)},
+        link_names=["l"],
+        link_contention=True,
+        quantum=1.0,
+    )

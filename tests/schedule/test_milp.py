@@ -17,6 +17,7 @@ from hetsched.schedule.milp import (
     solve_milp,
 )
 from hetsched.schedule.warmstart import canonical_devices
+from tests.families import two_op_link_contention_problem
 from tests.schedule.bruteforce import (
     brute_force_makespan,
     naive_plan,
@@ -82,17 +83,7 @@ def test_scope_limits(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_link_contention_is_refused() -> None:
-    p = Problem.from_arrays(
-        names=["a", "b"],
-        devices=["x", "y"],
-        exec_time=np.ones((2, 2)),
-        edges=[(0, 1, 1.0)],
-        comm_latency=np.array([[0, 1], [1, 0]]),
-        route_links={(0, 1): (0,), (1, 0): (0,)},
-        link_names=["l"],
-        link_contention=True,
-        quantum=1.0,
-    )
+    p = two_op_link_contention_problem()
     with pytest.raises(SolverError, match="link contention"):
         solve_milp(p, time_limit=1)
 

@@ -14,6 +14,7 @@ from hetsched.plan import validate
 from hetsched.problem import Problem
 from hetsched.schedule.common import Progress, StopToken
 from hetsched.schedule.sat import build_model, device_windows, solve_sat
+from tests.families import two_op_link_contention_problem
 from tests.schedule.bruteforce import naive_plan, random_tiny_problem, stg_optima, stg_problem
 
 
@@ -63,17 +64,7 @@ def test_scope_limit(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_link_contention_is_refused() -> None:
-    p = Problem.from_arrays(
-        names=["a", "b"],
-        devices=["x", "y"],
-        exec_time=np.ones((2, 2)),
-        edges=[(0, 1, 1.0)],
-        comm_latency=np.array([[0, 1], [1, 0]]),
-        route_links={(0, 1): (0,), (1, 0): (0,)},
-        link_names=["l"],
-        link_contention=True,
-        quantum=1.0,
-    )
+    p = two_op_link_contention_problem()
     with pytest.raises(SolverError, match="link contention"):
         solve_sat(p, time_limit=1)
 
