@@ -37,9 +37,8 @@ import numpy as np
 from ortools.sat.python import cp_model
 
 from hetsched.errors import SolverError
-from hetsched.plan import Plan, plan_from_schedule, schedule_arrays
+from hetsched.plan import Plan, plan_from_schedule
 from hetsched.problem import Problem
-from hetsched.schedule.bounds import lower_bound
 from hetsched.schedule.common import (
     GLOBAL_STOP,
     Progress,
@@ -51,7 +50,7 @@ from hetsched.schedule.common import (
     report,
 )
 from hetsched.schedule.cpsat_model import CpSatModel, build_model
-from hetsched.schedule.listsched import priority_order, retime
+from hetsched.schedule.warmstart import prepare_hint
 
 __all__ = ["CpSatModel", "build_model", "solve_cpsat"]
 
@@ -151,34 +150,14 @@ def solve_cpsat(
     seed = check_seed(seed)
     t0 = time.perf_counter()
     stop = stop or GLOBAL_STOP
-    if hint is None:
-        from hetsched.schedule.heuristics import solve_cpop, solve_heft, solve_peft
-
-        cands = [
-            f(problem, time_limit=time_limit, seed=seed)
-            for f in (solve_heft, solve_peft, solve_cpop)
-        ]
-        hint = min(cands, key=lambda pl: pl.makespan)
-    h_assign, h_start = schedule_arrays(hint, problem)
-    h_start, h_xfer = retime(problem, h_assign, priority_order(problem, h_start))
-    h_makespan = int((h_start + problem.dur[np.arange(problem.n), h_assign]).max())
-    lb = lower_bound(problem, use_lp=problem.n <= 2000)
-    hint_plan = plan_from_schedule(
-        problem,
-        assign=h_assign,
-        start=h_start,
-        solver=hint.solver,
-        status="heuristic",
-        lower_bound=lb,
-        solve_time=0.0,
-        transfer_start=h_xfer,
-    )
+    hint_plan, h_assign, h_start, lb = prepare_hint(problem, hint, time_limit, seed)
+    h_makespan = round(hint_plan.makespan / problem.quantum)
     if h_makespan <= lb:
         return hint_plan.with_(
             status="optimal",
             solver="cpsat",
             solve_time=time.perf_counter() - t0,
-            stats={"proved_by": "bounds", "hint_solver": hint.solver},
+            stats={"proved_by": "bounds", "hint_solver": hint_plan.solver},
         )
     built = build_model(problem, horizon=h_makespan, lower=lb, hint=(h_assign, h_start))
     if export_model:
@@ -204,7 +183,7 @@ def solve_cpsat(
         "solutions": cb.count,
         "branches": solver.num_branches,
         "conflicts": solver.num_conflicts,
-        "hint_solver": hint.solver,
+        "hint_solver": hint_plan.solver,
         "hint_makespan": h_makespan * problem.quantum,
         "workers": workers,
     }

@@ -17,7 +17,7 @@ import numpy as np
 
 from hetsched.plan import Plan, plan_from_schedule, schedule_arrays
 from hetsched.problem import Problem
-from hetsched.schedule.listsched import retime
+from hetsched.schedule.listsched import priority_order, retime
 
 __all__ = ["canonical_devices", "prepare_hint", "start_order"]
 
@@ -39,10 +39,18 @@ def prepare_hint(
         ]
         hint = min(cands, key=lambda pl: pl.makespan)
     assign, raw = schedule_arrays(hint, problem)
-    start, _ = retime(problem, assign, start_order(raw))
+    # priority_order, not start_order: a topological order even for a hint that is not a
+    # feasible schedule; for a feasible one both give the same order.
+    start, xfer = retime(problem, assign, priority_order(problem, raw))
     lb = lower_bound(problem, use_lp=problem.n <= 2000)
     plan = plan_from_schedule(
-        problem, assign=assign, start=start, solver=hint.solver, status="heuristic", lower_bound=lb
+        problem,
+        assign=assign,
+        start=start,
+        solver=hint.solver,
+        status="heuristic",
+        lower_bound=lb,
+        transfer_start=xfer,
     )
     return plan, assign, start, lb
 
