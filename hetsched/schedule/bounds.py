@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import math
 import time
+import weakref
+from collections.abc import Callable
 
 import numpy as np
 
@@ -185,16 +187,28 @@ def lp_bound(problem: Problem, *, max_ops: int = 3000) -> int:
     return math.ceil(t.solution_value() - 1e-6)
 
 
+# A Problem is immutable, and every heuristic, the portfolio and the exact solvers ask for
+# its bounds: compute each once per problem (the load LP alone costs as much as HEFT).
+_BOUND_MEMO: weakref.WeakKeyDictionary[Problem, dict[str, int]] = weakref.WeakKeyDictionary()
+
+
+def _memo(problem: Problem, key: str, compute: Callable[[Problem], int]) -> int:
+    cache = _BOUND_MEMO.setdefault(problem, {})
+    if key not in cache:
+        cache[key] = compute(problem)
+    return cache[key]
+
+
 def quick_lower_bound(problem: Problem) -> int:
     """The cheap bounds only (critical path, load); no LP over precedence."""
-    return max(critical_path_bound(problem), load_bound(problem))
+    return _memo(problem, "quick", lambda p: max(critical_path_bound(p), load_bound(p)))
 
 
 def lower_bound(problem: Problem, *, use_lp: bool = True) -> int:
     """Best of all bounds, in integer units."""
     lb = quick_lower_bound(problem)
     if use_lp:
-        lb = max(lb, lp_bound(problem))
+        lb = max(lb, _memo(problem, "lp", lp_bound))
     return lb
 
 
