@@ -337,18 +337,6 @@ class Problem:
             return False
         return not (self.link_contention and self.route_links)
 
-    @property
-    def is_unit_scaled(self) -> bool:
-        """True when the quantum is 1 and units are the graph's own (STG-like instances)."""
-        return self.quantum == 1.0 and self.units != "s"
-
-    def to_time(self, units: float) -> float:
-        """Integer units to real time."""
-        return float(units) * self.quantum
-
-    def to_units(self, t: float) -> float:
-        return float(t) / self.quantum
-
 
 def choose_quantum(
     exec_time: np.ndarray,

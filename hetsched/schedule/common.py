@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +23,6 @@ __all__ = [
     "Progress",
     "ProgressCallback",
     "StopToken",
-    "Timer",
     "check_seed",
     "check_time_limit",
     "new_cp_solver",
@@ -94,23 +92,6 @@ class StopToken:
 
 # The process-wide token the CLI's SIGINT/SIGTERM handler sets.
 GLOBAL_STOP = StopToken()
-
-
-class Timer:
-    """Wall-clock deadline helper."""
-
-    def __init__(self, time_limit: float) -> None:
-        self.t0 = time.perf_counter()
-        self.time_limit = time_limit
-
-    def elapsed(self) -> float:
-        return time.perf_counter() - self.t0
-
-    def remaining(self) -> float:
-        return max(0.0, self.time_limit - self.elapsed())
-
-    def expired(self) -> bool:
-        return self.remaining() <= 0
 
 
 def check_time_limit(time_limit: object) -> float:
