@@ -19,13 +19,6 @@ from hetsched.problem import Problem
 from hetsched.schedule import get_solver
 
 
-def single_device(problem: Problem, device: str) -> float | None:
-    d = problem.device_index[device]
-    if not problem.allowed[:, d].all():
-        return None
-    return float(problem.dur[:, d].sum()) * problem.quantum
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--sizes", default="tiny,small")
@@ -48,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
             validate(plan, problem)
             heft = get_solver("heft")(problem, time_limit=args.time_limit, seed=0)
             gpu = next((d for d in problem.devices if d.startswith("gpu")), None)
-            on_gpu = single_device(problem, gpu) if gpu else None
+            on_gpu = problem.single_device_makespan(gpu) if gpu else None
             gpu_txt = f"{on_gpu * 1e6:.1f}" if on_gpu else "unsupported op"
             vs_gpu = f"{on_gpu / plan.makespan:.2f}x" if on_gpu else "-"
             print(

@@ -18,6 +18,8 @@ Examples
 [[4, 1], [3, 2]]
 >>> int(p.comm[0, 0, 1]), int(p.comm[0, 1, 1])
 (1, 0)
+>>> p.single_device_makespan("gpu")
+3.0
 """
 
 from __future__ import annotations
@@ -305,6 +307,13 @@ class Problem:
         """Fastest allowed duration of each op (int64 ``[n]``)."""
         big = np.iinfo(np.int64).max
         return np.where(self.allowed, self.dur, big).min(axis=1)
+
+    def single_device_makespan(self, device: str) -> float | None:
+        """Real time with every op on ``device`` (no transfers); None if it refuses an op."""
+        d = self.device_index[device]
+        if not self.allowed[:, d].all():
+            return None
+        return float(self.dur[:, d].sum()) * self.quantum
 
     @cached_property
     def device_groups(self) -> tuple[tuple[int, ...], ...]:

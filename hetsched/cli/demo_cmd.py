@@ -32,15 +32,6 @@ def register(sub: Any) -> None:
     p.set_defaults(func=run_demo)
 
 
-def _all_on(problem: Any, device: str) -> float | None:
-    """Makespan with every op on ``device`` (None if it cannot run them all)."""
-
-    d = problem.device_index[device]
-    if not problem.allowed[:, d].all():
-        return None
-    return float(problem.dur[:, d].sum()) * problem.quantum
-
-
 def run_demo(args: argparse.Namespace) -> int:
     import torch
 
@@ -71,7 +62,7 @@ def run_demo(args: argparse.Namespace) -> int:
     plan = solve(graph, platform, time_limit=args.time_limit, seed=args.seed, progress=None)
     validate(plan, problem)
     print(format_plan_summary(plan, graph_name=graph.name, wall=plan.solve_time))
-    baselines = {d: _all_on(problem, d) for d in problem.devices}
+    baselines = {d: problem.single_device_makespan(d) for d in problem.devices}
     heft = plan.stats.get("heuristics", {}).get("heft")
     if heft:
         print(
