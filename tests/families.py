@@ -89,3 +89,45 @@ def two_op_link_contention_problem() -> Problem:
         link_contention=True,
         quantum=1.0,
     )
+
+
+def series_problem(
+    seed: int, *, segments: int = 2, width: int = 2, devices: int = 2, depth: int = 1
+) -> Problem:
+    """Cut ops joined by ``width`` parallel chains of ``depth`` ops, with residual edges from
+    each cut to the next (they jump over the chains): the shape of a transformer layer."""
+    rng = np.random.default_rng(seed)
+    edges: list[tuple[int, int]] = []
+    cut = 0
+    n = 1
+    for _ in range(segments):
+        ends = []
+        for _ in range(width):
+            prev = cut
+            for _ in range(depth):
+                edges.append((prev, n))
+                prev = n
+                n += 1
+            ends.append(prev)
+        edges += [(e, n) for e in ends]
+        if rng.random() < 0.7:
+            edges.append((cut, n))  # residual
+        cut = n
+        n += 1
+    ex = rng.integers(1, 6, size=(n, devices)).astype(float)
+    mask = rng.random((n, devices)) < 0.2
+    mask[np.arange(n), rng.integers(0, devices, size=n)] = False
+    ex[mask] = np.inf
+    lat = rng.integers(0, 3, size=(devices, devices)).astype(float)
+    lat = (lat + lat.T) / 2
+    np.fill_diagonal(lat, 0.0)
+    return Problem.from_arrays(
+        names=[f"s{i}" for i in range(n)],
+        devices=[f"d{j}" for j in range(devices)],
+        exec_time=ex,
+        edges=[(u, v, 1.0) for u, v in sorted(edges)],
+        comm_latency=lat,
+        quantum=1.0,
+        units="u",
+        name=f"series-{segments}x{width}x{depth}-{seed}",
+    )

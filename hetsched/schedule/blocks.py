@@ -25,14 +25,13 @@ Examples
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 
 from hetsched.plan import plan_from_schedule, schedule_arrays
 from hetsched.problem import Problem
 from hetsched.schedule.common import StopToken
 from hetsched.schedule.listsched import priority_order, retime
+from hetsched.schedule.series import subproblem
 
 __all__ = ["block_subproblem", "find_blocks", "replicate", "solve_by_blocks"]
 
@@ -92,36 +91,7 @@ def find_blocks(
 
 def block_subproblem(p: Problem, ops: np.ndarray) -> Problem:
     """``ops`` (sorted indices) as a Problem of their own: internal edges only."""
-    ops = np.asarray(ops, dtype=np.int64)
-    pos = np.full(p.n, -1, dtype=np.int64)
-    pos[ops] = np.arange(ops.size)
-    keep = (pos[p.edge_src] >= 0) & (pos[p.edge_dst] >= 0)
-    ks = np.flatnonzero(keep)
-    base = Problem.from_arrays(
-        names=[p.names[i] for i in ops.tolist()],
-        devices=list(p.devices),
-        device_kinds=list(p.device_kinds),
-        exec_time=p.exec_time[ops],
-        edges=[
-            (int(pos[p.edge_src[k]]), int(pos[p.edge_dst[k]]), float(p.edge_bytes[k]))
-            for k in ks.tolist()
-        ],
-        memory_bytes=p.memory[ops],
-        capacity=p.capacity,
-        use_memory=False,
-        quantum=p.quantum,
-        units=p.units,
-        name=f"{p.name}/block",
-        platform_name=p.platform_name,
-    )
-    return dataclasses.replace(
-        base,
-        dur=p.dur[ops],
-        allowed=p.allowed[ops],
-        comm=p.comm[ks],
-        link_contention=False,
-        route_links={},
-    )
+    return subproblem(p, ops, name="block")
 
 
 def replicate(

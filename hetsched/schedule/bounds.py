@@ -8,6 +8,9 @@
   times with precedence, per-device load (transfers relaxed to zero).
 * :func:`homogeneous_bound` - for identical devices, ``ceil(total work / P)`` and the
   critical path.
+* :func:`~hetsched.schedule.series.series_bound` - the sum over the segments between ops
+  every schedule runs alone (layer boundaries) of each segment's bound, and
+  :func:`~hetsched.schedule.windows.window_load_bound` - the load LP with heads and tails.
 
 All results are integer units of the problem, rounded up (durations are integers).
 
@@ -200,24 +203,37 @@ def _memo(problem: Problem, key: str, compute: Callable[[Problem], int]) -> int:
 
 
 def quick_lower_bound(problem: Problem) -> int:
-    """The cheap bounds only (critical path, load); no LP over precedence."""
-    return _memo(problem, "quick", lambda p: max(critical_path_bound(p), load_bound(p)))
+    """The cheap bounds only (critical path, load, series); no LP over the whole graph."""
+    from hetsched.schedule.series import series_bound
+
+    return _memo(
+        problem,
+        "quick",
+        lambda p: max(critical_path_bound(p), load_bound(p), series_bound(p)),
+    )
 
 
 def lower_bound(problem: Problem, *, use_lp: bool = True) -> int:
     """Best of all bounds, in integer units."""
+    from hetsched.schedule.windows import window_load_bound
+
     lb = quick_lower_bound(problem)
     if use_lp:
-        lb = max(lb, _memo(problem, "lp", lp_bound))
+        lb = max(lb, _memo(problem, "lp", lp_bound), _memo(problem, "window", window_load_bound))
     return lb
 
 
 def bound_report(problem: Problem) -> dict[str, int]:
     """Every bound by name (units), for explaining a gap."""
+    from hetsched.schedule.series import series_bound
+    from hetsched.schedule.windows import window_load_bound
+
     return {
         "critical_path": critical_path_bound(problem),
         "load": load_bound(problem),
         "lp": lp_bound(problem),
+        "window": window_load_bound(problem),
+        "series": series_bound(problem),
     }
 
 

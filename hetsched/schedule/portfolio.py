@@ -10,7 +10,10 @@ The path is picked by size and budget (no tuning). The fast LP-guided EFT varian
 first plan on large graphs; above :data:`LARGE_OPS` ops PEFT/CPOP are skipped and HEFT runs
 only when the budget is at least :data:`HEFT_BUDGET_PER_OP` seconds per op (it is a Python
 insertion scheduler, ~0.7 ms/op); bounds come from the vectorised critical path and the load
-LP's dual there; when the graph repeats a block
+LP's dual there, plus the series bound (:mod:`~hetsched.schedule.series`); when series cuts
+split the graph into repeated segments (transformer layers) a share of the time solves each
+class of segments once and copies it (:mod:`~hetsched.schedule.segments`, whose proven
+segment bounds tighten the series bound); when the graph repeats a block
 (:func:`~hetsched.schedule.blocks.find_blocks`) a share of the time solves one block and
 replicates it; LNS refines for the rest of the time.
 
@@ -53,6 +56,7 @@ __all__ = [
     "HEFT_BUDGET_PER_OP",
     "LARGE_OPS",
     "LOCAL_SEARCH_SHARE",
+    "SEGMENT_SHARE",
     "solve_portfolio",
 ]
 
@@ -66,6 +70,8 @@ HEFT_BUDGET_PER_OP = 0.003
 LOCAL_SEARCH_SHARE = 0.3
 # Fraction of the remaining budget for solving one repeated block (when there are blocks).
 BLOCK_SHARE = 0.3
+# Fraction of the remaining budget for solving the classes of segments between series cuts.
+SEGMENT_SHARE = 0.4
 
 
 def solve_portfolio(
@@ -103,6 +109,17 @@ def solve_portfolio(
         "heuristics": {k: v.makespan for k, v in heuristics.items()},
         "path": [best.solver],
     }
+    if n > CPSAT_MAX_OPS and best.makespan > bound * (1 + 1e-12) and not stop.is_set():
+        remaining = time_limit - _since(t0)
+        known: dict[str, int] = {}
+        improved = _segments_stage(problem, best, remaining, seed, workers, stop, stats, known)
+        if known:
+            from hetsched.schedule.series import series_bound
+
+            bound = max(bound, series_bound(problem, known) * q)
+        if improved is not None:
+            best = improved.with_(lower_bound=bound)
+            report(progress, Progress("segments", best.makespan, bound, _since(t0)))
     if n > CPSAT_MAX_OPS and best.makespan > bound * (1 + 1e-12) and not stop.is_set():
         remaining = time_limit - _since(t0)
         improved = _blocks_stage(problem, best, remaining, seed, workers, stop, stats)
@@ -181,9 +198,54 @@ def _bound(p: Problem) -> int:
     """Best affordable bound (units): all bounds up to 2000 ops, vectorised ones above."""
     if p.n <= 2000:
         return lower_bound(p, use_lp=True)
+    from hetsched.schedule.series import series_bound
+
     _, tail = heads_and_tails_fast(p)
     cp = int(tail.max()) if p.n > LARGE_OPS else critical_path_bound(p)
-    return max(cp, load_bound_dual(p))
+    return max(cp, load_bound_dual(p), series_bound(p))
+
+
+def _segments_stage(
+    p: Problem,
+    best: Plan,
+    remaining: float,
+    seed: int,
+    workers: int,
+    stop: StopToken,
+    stats: dict[str, Any],
+    known: dict[str, int],
+) -> Plan | None:
+    """Solve each class of identical segments between series cuts once, copy the patterns."""
+    from hetsched.plan import plan_from_schedule, schedule_arrays
+    from hetsched.schedule.segments import segment_classes, solve_segments
+
+    classes = segment_classes(p)
+    stats["segments"] = {
+        "classes": len(classes),
+        "ops": sum(c.total_ops for c in classes),
+    }
+    # Worth it only when the classes cover much of the graph and repeat (else LNS does it).
+    covered = sum(c.total_ops for c in classes)
+    if not classes or covered < 0.5 * p.n or remaining < 1.0:
+        return None
+    assign, start = schedule_arrays(best, p)
+    out = solve_segments(
+        p,
+        assign,
+        start,
+        time_limit=SEGMENT_SHARE * remaining,
+        seed=seed,
+        workers=workers,
+        stop=stop,
+        known=known,
+    )
+    stats["path"].append("segments")
+    if out is None:
+        return None
+    na, ns, xfer = out
+    return plan_from_schedule(
+        p, assign=na, start=ns, solver="segments", status="heuristic", transfer_start=xfer
+    )
 
 
 def _blocks_stage(

@@ -141,10 +141,14 @@ def test_portfolio_large_path_keeps_the_contract(monkeypatch):
     assert events and plan.stats["path"][-1] == "lns"
 
 
-def test_portfolio_uses_blocks_when_the_graph_repeats(monkeypatch):
+def test_portfolio_uses_segments_then_blocks_when_the_graph_repeats(monkeypatch):
     monkeypatch.setattr(portfolio, "CPSAT_MAX_OPS", 10)
     p = _repeated(blocks=8, seed=2)
     plan = portfolio.solve_portfolio(p, time_limit=3.0, seed=0, workers=1)
     validate(plan, p)
-    assert plan.stats["blocks"]["count"] >= 3
+    # the 8 fork-join layers are one class of segments between series cuts
+    assert plan.stats["segments"] == {"classes": 1, "ops": 40}
+    assert "segments" in plan.stats["path"]
+    # here the segment bounds prove the best heuristic optimal; otherwise blocks run next
+    assert plan.status == "optimal" or plan.stats["blocks"]["count"] >= 3
     assert plan.lower_bound <= plan.makespan

@@ -1,0 +1,152 @@
+"""Solve a large graph segment by segment along its series cuts (see :mod:`.series`).
+
+Between two series cuts nothing else can run, so a graph whose cuts split it into segments
+(a transformer: the attention of each layer between its layer norm and the ``cat`` of the
+heads, then a chain of single ops) is scheduled well by scheduling every segment well. Each
+*class* of identical segments (the 48 attention blocks of a 48-layer model are one class) is
+solved once, exactly with CP-SAT where it is small enough (LNS otherwise), as its own
+problem: the cut before it, the segment, and the cut closing it, so the transfers at both
+ends are modelled. The pattern (devices and order) is copied onto every member of the class
+and the whole schedule is re-timed by :func:`~hetsched.schedule.listsched.retime`, so the
+result is always valid; callers keep it only if it is shorter. The bound CP-SAT proves for a
+class feeds :func:`~.series.series_bound`, which is how the gap on such graphs gets honest.
+
+Examples
+--------
+>>> import numpy as np
+>>> from hetsched.problem import Problem
+>>> from hetsched.schedule.scale import first_plan
+>>> from hetsched.plan import schedule_arrays
+>>> rng = np.random.default_rng(0)
+>>> names, edges, ex = [], [], []
+>>> for layer in range(4):  # a cut, four parallel ops, repeated
+...     c = len(names); names.append(f"cut{layer}"); ex.append([3.0, 1.0])
+...     if layer: edges += [(c - 4 + i, c, 1.0) for i in range(4)]
+...     for i in range(4):
+...         names.append(f"op{layer}_{i}"); ex.append([2.0, 2.0 + i])
+...         edges.append((c, c + 1 + i, 1.0))
+>>> p = Problem.from_arrays(names=names, devices=["x", "y"], exec_time=np.array(ex),
+...     edges=sorted(edges), comm_latency=np.array([[0, 1], [1, 0]]), quantum=1.0)
+>>> assign, start = schedule_arrays(first_plan(p), p)
+>>> known = {}
+>>> out = solve_segments(p, assign, start, time_limit=5, workers=1, known=known)
+>>> len(known)  # one class: the three "four ops then a cut" segments
+1
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from hetsched.plan import Plan, plan_from_schedule, schedule_arrays
+from hetsched.problem import Problem
+from hetsched.schedule.common import GLOBAL_STOP, StopToken
+from hetsched.schedule.listsched import priority_order, retime
+from hetsched.schedule.series import segment_key, series_cuts, subproblem
+
+__all__ = ["SegmentClass", "segment_classes", "solve_segments"]
+
+# Classes smaller than this many ops in total are left to LNS.
+MIN_CLASS_OPS = 8
+# Above this many ops a segment is solved by LNS instead of one CP-SAT model.
+SEGMENT_CPSAT_MAX_OPS = 120
+
+
+@dataclass
+class SegmentClass:
+    """Identical segments: each member is ``[cut before, *segment ops, closing cut]``."""
+
+    key: str
+    members: list[np.ndarray]
+
+    @property
+    def total_ops(self) -> int:
+        return sum(m.size - 1 for m in self.members)
+
+
+def segment_classes(p: Problem) -> list[SegmentClass]:
+    """Classes of identical multi-op segments closed by a cut, most ops first."""
+    cuts = series_cuts(p).tolist()
+    classes: dict[str, SegmentClass] = {}
+    for prev, cut in itertools.pairwise(cuts):
+        if cut - prev < 3:  # a single op between cuts: nothing to solve
+            continue
+        ops = np.arange(prev, cut + 1)
+        key = segment_key(p, ops)
+        classes.setdefault(key, SegmentClass(key, [])).members.append(ops)
+    out = [c for c in classes.values() if c.total_ops >= MIN_CLASS_OPS]
+    return sorted(out, key=lambda c: -c.total_ops)
+
+
+def _solve_one(
+    sub: Problem,
+    hint_assign: np.ndarray,
+    hint_start: np.ndarray,
+    limit: float,
+    seed: int,
+    workers: int,
+    stop: StopToken,
+) -> Plan:
+    """Best plan of one segment from the current schedule's pattern."""
+    hint_start, _ = retime(sub, hint_assign, priority_order(sub, hint_start))
+    hint = plan_from_schedule(
+        sub, assign=hint_assign, start=hint_start, solver="current", status="heuristic"
+    )
+    if sub.n <= SEGMENT_CPSAT_MAX_OPS:
+        from hetsched.schedule.cpsat import solve_cpsat
+
+        return solve_cpsat(sub, time_limit=limit, seed=seed, hint=hint, workers=workers, stop=stop)
+    from hetsched.schedule.lns import solve_lns
+
+    return solve_lns(sub, time_limit=limit, seed=seed, hint=hint, workers=workers, stop=stop)
+
+
+def solve_segments(
+    p: Problem,
+    assign: np.ndarray,
+    start: np.ndarray,
+    *,
+    time_limit: float,
+    seed: int = 0,
+    workers: int = 2,
+    stop: StopToken | None = None,
+    known: dict[str, int] | None = None,
+) -> tuple[np.ndarray, np.ndarray, dict[int, int]] | None:
+    """Solve each class of identical segments once and copy its pattern onto every member.
+
+    The time is shared between classes by their op counts. ``known`` receives, per class
+    key, the bound the sub-solve proved on ``end(closing cut) - start(cut before)`` (units).
+    Returns ``(assign, start, transfer_start)`` re-timed, or ``None`` unless the makespan
+    got shorter.
+    """
+    stop = stop or GLOBAL_STOP
+    t0 = time.perf_counter()
+    classes = segment_classes(p)
+    if not classes:
+        return None
+    new_assign = assign.copy()
+    key = start.astype(np.float64).copy()
+    for i, cls in enumerate(classes):
+        remaining = time_limit - (time.perf_counter() - t0)
+        if remaining < 0.05 or stop.is_set():
+            break
+        share = remaining * cls.total_ops / sum(c.total_ops for c in classes[i:])
+        rep = cls.members[len(cls.members) // 2]
+        sub = subproblem(p, rep, name="segment")
+        plan = _solve_one(sub, assign[rep], start[rep], share, seed, workers, stop)
+        if known is not None and plan.lower_bound > 0:
+            lb = int(np.floor(plan.lower_bound / p.quantum + 1e-6))
+            known[cls.key] = max(known.get(cls.key, 0), lb)
+        pat_assign, pat_start = schedule_arrays(plan, sub)
+        rel = pat_start - pat_start.min() + np.arange(rep.size) / (rep.size + 1)
+        for ops in cls.members:
+            new_assign[ops] = pat_assign
+            key[ops] = float(start[ops].min()) + rel
+    new_start, xfer = retime(p, new_assign, priority_order(p, key))
+    cur = int((start + p.dur[np.arange(p.n), assign]).max())
+    ms = int((new_start + p.dur[np.arange(p.n), new_assign]).max())
+    return (new_assign, new_start, xfer) if ms < cur else None

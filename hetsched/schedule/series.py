@@ -1,0 +1,237 @@
+"""Series decomposition: ops every schedule must run one after another, and the bound it gives.
+
+An op ``c`` is a *series cut* when every other op is its ancestor or its descendant (the
+residual adds and layer norms between transformer layers, the ``cat`` that joins attention
+heads). No two ops on opposite sides of a cut can overlap in time: everything before ``c``
+finishes before ``c`` starts, everything after starts after ``c`` ends. So the graph is a
+chain of *segments* (the ops after one cut up to and including the next cut), and the
+makespan is at least the sum of the segments' own lower bounds. A load bound over the whole
+graph lets the attention of one layer fill the idle devices of another; the series bound does
+not, which is what makes it tight on transformer graphs.
+
+Cuts are found in one pass over the topological order (ops are indexed topologically): ``c``
+is a cut iff every op before it has a successor at or before ``c`` (following successors
+then ends at ``c``) and every op after it a predecessor at or after ``c``. Residual edges
+may jump over a cut.
+
+Examples
+--------
+>>> import numpy as np
+>>> from hetsched.problem import Problem
+>>> p = Problem.from_arrays(names=["a", "b", "c", "d"], devices=["x", "y"],
+...     exec_time=np.array([[1.0, 9.0], [4.0, 4.0], [4.0, 4.0], [2.0, 2.0]]),
+...     edges=[(0, 1, 1.0), (0, 2, 1.0), (1, 3, 1.0), (2, 3, 1.0)], quantum=1.0)
+>>> series_cuts(p).tolist()
+[0, 3]
+>>> [s.tolist() for s in series_segments(p)]
+[[0], [1, 2], [3]]
+>>> series_bound(p)  # 1 + (4 | 4 on two devices) + 2
+7
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import itertools
+from collections.abc import Mapping
+
+import numpy as np
+
+from hetsched.problem import Problem
+
+__all__ = [
+    "segment_bound",
+    "segment_key",
+    "series_bound",
+    "series_cuts",
+    "series_segments",
+    "subproblem",
+]
+
+# Segments up to this many ops get the LP relaxation coupling load and precedence.
+SEGMENT_LP_MAX_OPS = 600
+# Segments up to this many ops get a longest-path pass per device of the cut before them.
+CPFIX_MAX_OPS = 3000
+_BIG = np.iinfo(np.int64).max // 8
+
+
+def series_cuts(p: Problem) -> np.ndarray:
+    """Indices of the series cuts, in topological order."""
+    n = p.n
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    src, dst = p.edge_src.astype(np.int64), p.edge_dst.astype(np.int64)
+    # first successor / last predecessor of every op (n / -1 where there is none)
+    first_succ = np.full(n, n, dtype=np.int64)
+    np.minimum.at(first_succ, src, dst)
+    last_pred = np.full(n, -1, dtype=np.int64)
+    np.maximum.at(last_pred, dst, src)
+    # i is a cut iff every op before i has a successor at or before i (so following
+    # successors from it ends at i) and every op after i a predecessor at or after i
+    reach_before = np.concatenate([[-1], np.maximum.accumulate(first_succ)[:-1]])
+    reach_after = np.concatenate([np.minimum.accumulate(last_pred[::-1])[::-1][1:], [n]])
+    i = np.arange(n)
+    return np.flatnonzero((reach_before <= i) & (reach_after >= i))
+
+
+def series_segments(p: Problem) -> list[np.ndarray]:
+    """The ops between consecutive cuts; each cut is a segment of its own."""
+    cuts = series_cuts(p)
+    bounds = sorted({0, p.n, *cuts.tolist(), *(cuts + 1).tolist()})
+    return [np.arange(a, b) for a, b in itertools.pairwise(bounds) if b > a]
+
+
+def subproblem(p: Problem, ops: np.ndarray, *, name: str = "sub") -> Problem:
+    """``ops`` (sorted indices) as a Problem of their own: internal edges only, no memory."""
+    ops = np.asarray(ops, dtype=np.int64)
+    pos = np.full(p.n, -1, dtype=np.int64)
+    pos[ops] = np.arange(ops.size)
+    keep = (pos[p.edge_src] >= 0) & (pos[p.edge_dst] >= 0)
+    ks = np.flatnonzero(keep)
+    base = Problem.from_arrays(
+        names=[p.names[i] for i in ops.tolist()],
+        devices=list(p.devices),
+        device_kinds=list(p.device_kinds),
+        exec_time=p.exec_time[ops],
+        edges=[
+            (int(pos[p.edge_src[k]]), int(pos[p.edge_dst[k]]), float(p.edge_bytes[k]))
+            for k in ks.tolist()
+        ],
+        memory_bytes=p.memory[ops],
+        capacity=p.capacity,
+        use_memory=False,
+        quantum=p.quantum,
+        units=p.units,
+        name=f"{p.name}/{name}",
+        platform_name=p.platform_name,
+    )
+    return dataclasses.replace(
+        base,
+        dur=p.dur[ops],
+        allowed=p.allowed[ops],
+        comm=p.comm[ks],
+        link_contention=False,
+        route_links={},
+    )
+
+
+def segment_key(p: Problem, ops: np.ndarray) -> str:
+    """Equal keys for op sets that are the same scheduling problem (repeated layers)."""
+    h = hashlib.sha256()
+    h.update(np.where(p.allowed[ops], p.dur[ops], -1).tobytes())
+    pos = np.full(p.n, -1, dtype=np.int64)
+    pos[ops] = np.arange(ops.size)
+    keep = np.flatnonzero((pos[p.edge_src] >= 0) & (pos[p.edge_dst] >= 0))
+    h.update(pos[p.edge_src[keep]].tobytes())
+    h.update(pos[p.edge_dst[keep]].tobytes())
+    h.update(p.comm[keep].tobytes())
+    return h.hexdigest()
+
+
+def segment_bound(sub: Problem) -> int:
+    """Best bound of one segment: critical path, load LP and, for small segments, the LP
+    relaxation and the window load LP."""
+    from hetsched.schedule.bounds import critical_path_bound, load_bound, lp_bound
+    from hetsched.schedule.windows import window_load_bound
+
+    out = max(critical_path_bound(sub), load_bound(sub))
+    if sub.n <= SEGMENT_LP_MAX_OPS:
+        out = max(out, lp_bound(sub), window_load_bound(sub))
+    return out
+
+
+def _finish_after(sub: Problem, src_dev: int | None) -> np.ndarray:
+    """``fin[v, d]``: earliest finish of ``v`` on ``d`` measured from the end of op 0 placed
+    on ``src_dev`` (op 0 itself finishes at 0); ``src_dev=None``: from time 0, op 0 free."""
+    dur = np.where(sub.allowed, sub.dur, _BIG).astype(np.int64)
+    fin = dur.copy()
+    if src_dev is not None:
+        fin[0] = _BIG
+        fin[0, src_dev] = 0
+    for v in range(1 if src_dev is not None else 0, sub.n):
+        ready = np.zeros(sub.num_devices, dtype=np.int64)
+        for u, k in sub.preds[v]:
+            ready = np.maximum(ready, (fin[u][:, None] + sub.comm[k]).min(axis=0))
+        fin[v] = np.where(sub.allowed[v], np.minimum(ready + dur[v], _BIG), _BIG)
+    return fin
+
+
+def _group_costs(
+    p: Problem, cut: int | None, group: np.ndarray, known: Mapping[str, int]
+) -> np.ndarray:
+    """Bounds on ``end(last op of group) - end(cut)`` by the devices of ``cut`` and the last
+    op, shape ``(D, D)`` (``cut=None``: the first group, shape ``(1, D)``). The last op of a
+    closing group is a cut; the last group after the final cut has every op as a possible
+    last one, so its costs are maxima over its ops (read from column 0)."""
+    d_count = p.num_devices
+    ops = group if cut is None else np.concatenate([[cut], group])
+    sub = subproblem(p, ops)
+    # the ops before the closing cut all end before it starts; and the whole of ``ops``
+    # (cut included) runs from start(cut) to end(last op)
+    body = segment_bound(subproblem(p, group[:-1])) if group.size > 1 else 0
+    whole = segment_bound(sub)
+    free = np.maximum(body + p.dur[group[-1]], whole if cut is None else 0)
+    rows = [None] if cut is None else list(range(d_count))
+    out = np.full((len(rows), d_count), _BIG, dtype=np.int64)
+    k_start = known.get(segment_key(p, ops))
+    for i, d_a in enumerate(rows):
+        if group.size > CPFIX_MAX_OPS:
+            fin = np.zeros((sub.n, d_count), dtype=np.int64)
+        else:
+            fin = _finish_after(sub, d_a)
+        last = np.minimum(fin[-1], _BIG)
+        # bounds on the whole count from start(cut)
+        from_start = max(whole, k_start or 0)
+        extra = from_start - (int(p.dur[cut, d_a]) if d_a is not None else 0)
+        out[i] = np.where(sub.allowed[-1], np.maximum(np.maximum(last, free), extra), _BIG)
+    return out
+
+
+def series_bound(p: Problem, known: Mapping[str, int] | None = None) -> int:
+    """Lower bound (units) from the series decomposition; 0 when the graph has no cut.
+
+    A dynamic program over the cuts and their devices: the cost of a segment is the best of
+    its own bound (critical path, load LP, LP), the longest path through it from the previous
+    cut's device (so forced transfers count) and ``known[segment_key(...)]`` (a bound on
+    ``end(cut_j) - start(cut_{j-1})`` proved elsewhere, e.g. by CP-SAT on one repeated
+    segment). Repeated segments are bounded once.
+    """
+    known = known or {}
+    cuts = series_cuts(p)
+    if cuts.size == 0:
+        return 0
+    memo: dict[str, np.ndarray] = {}
+
+    def costs(cut: int | None, group: np.ndarray) -> np.ndarray:
+        if cut is not None and group.size == 1:  # one op right after a cut: no model needed
+            b = int(group[0])
+            c = np.zeros((p.num_devices, p.num_devices), dtype=np.int64)
+            for u, k in p.preds[b]:
+                if u == cut:
+                    c = np.maximum(c, p.comm[k])
+            return np.where(p.allowed[b][None, :], c + p.dur[b][None, :], _BIG)
+        ops = group if cut is None else np.concatenate([[cut], group])
+        key = segment_key(p, ops)
+        if key not in memo:
+            memo[key] = _group_costs(p, cut, group, known)
+        return memo[key]
+
+    first = costs(None, np.arange(int(cuts[0]) + 1))[0]
+    best = np.where(p.allowed[cuts[0]], first, _BIG)
+    for prev, cut in itertools.pairwise(cuts.tolist()):
+        c = costs(prev, np.arange(prev + 1, cut + 1))
+        best = np.minimum((best[:, None] + c).min(axis=0), _BIG)
+    last = int(cuts[-1])
+    if last < p.n - 1:
+        rest = np.arange(last + 1, p.n)
+        sub = subproblem(p, np.concatenate([[last], rest]))
+        free = segment_bound(subproblem(p, rest))
+        ends = np.full(p.num_devices, free, dtype=np.int64)
+        if rest.size <= CPFIX_MAX_OPS:
+            for d_a in range(p.num_devices):
+                if p.allowed[last, d_a]:
+                    fin = _finish_after(sub, d_a)[1:]
+                    ends[d_a] = max(free, int(fin.min(axis=1).max()))
+        best = best + ends
+    return int(best.min())

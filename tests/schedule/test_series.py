@@ -1,0 +1,101 @@
+"""Series cuts, the series and window bounds, and the segment-by-segment solve."""
+
+from __future__ import annotations
+
+import networkx as nx
+import numpy as np
+import pytest
+
+from hetsched.plan import plan_from_schedule, schedule_arrays, validate
+from hetsched.problem import Problem
+from hetsched.schedule.bounds import critical_path_bound, load_bound, lower_bound
+from hetsched.schedule.cpsat import solve_cpsat
+from hetsched.schedule.scale import first_plan
+from hetsched.schedule.segments import segment_classes, solve_segments
+from hetsched.schedule.series import series_bound, series_cuts, series_segments
+from hetsched.schedule.windows import window_load_bound
+from tests.families import FAMILIES, random_problem, series_problem
+from tests.schedule.bruteforce import brute_force_makespan
+
+
+def _cuts_by_definition(p: Problem) -> list[int]:
+    g = nx.DiGraph()
+    g.add_nodes_from(range(p.n))
+    g.add_edges_from(zip(p.edge_src.tolist(), p.edge_dst.tolist(), strict=True))
+    return [v for v in range(p.n) if len(nx.ancestors(g, v)) + len(nx.descendants(g, v)) == p.n - 1]
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("family", [*FAMILIES, "series"])
+def test_cuts_are_the_ops_comparable_with_every_other(family: str, seed: int) -> None:
+    if family == "series":
+        p = series_problem(seed, segments=3, width=1 + seed % 3, depth=1 + seed % 2)
+    else:
+        p = random_problem(seed, n=12, family=family)
+    assert series_cuts(p).tolist() == _cuts_by_definition(p)
+    segs = series_segments(p)
+    assert np.concatenate(segs).tolist() == list(range(p.n))
+
+
+@pytest.mark.parametrize("seed", range(16))
+def test_series_and_window_bounds_never_exceed_the_brute_force_optimum(seed: int) -> None:
+    p = series_problem(seed, segments=2, width=2, devices=2 + seed % 2)
+    best = brute_force_makespan(p)
+    assert 0 < series_bound(p) <= best
+    assert window_load_bound(p) <= best
+    assert lower_bound(p) <= best
+
+
+def test_series_bound_is_stronger_than_the_whole_graph_bounds_somewhere() -> None:
+    wins = 0
+    for seed in range(16):
+        p = series_problem(seed, segments=3, width=6, devices=2)
+        wins += series_bound(p) > max(critical_path_bound(p), load_bound(p))
+    assert wins >= 8
+
+
+def test_window_bound_adds_fill_and_drain_to_the_load_bound() -> None:
+    # a -> b -> c where only b is fast on y: y's work cannot start before a nor end after c.
+    p = Problem.from_arrays(
+        names=["a", "b", "c"],
+        devices=["x", "y"],
+        exec_time=np.array([[2.0, 9.0], [9.0, 2.0], [2.0, 9.0]]),
+        edges=[(0, 1, 1.0), (1, 2, 1.0)],
+        quantum=1.0,
+    )
+    assert load_bound(p) == 4
+    assert window_load_bound(p) == 6 == brute_force_makespan(p)
+
+
+def test_known_segment_bounds_raise_the_series_bound_and_stay_valid() -> None:
+    p = series_problem(3, segments=4, width=4, devices=3, depth=2)
+    exact = solve_cpsat(p, time_limit=20, workers=1)
+    assert exact.status == "optimal"
+    opt = round(exact.makespan)
+    assign, start = schedule_arrays(first_plan(p), p)
+    known: dict[str, int] = {}
+    solve_segments(p, assign, start, time_limit=5, workers=1, known=known)
+    assert known
+    assert series_bound(p) <= series_bound(p, known) <= opt
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_segment_solve_returns_a_valid_shorter_schedule(seed: int) -> None:
+    p = series_problem(seed, segments=6, width=5, devices=3, depth=2)
+    classes = segment_classes(p)
+    assert classes and all(m.size == classes[0].members[0].size for m in classes[0].members)
+    # a poor start: everything on the first allowed device, in index order
+    assign = np.argmax(p.allowed, axis=1)
+    from hetsched.schedule.listsched import retime
+
+    start, _ = retime(p, assign, list(range(p.n)))
+    before = int((start + p.dur[np.arange(p.n), assign]).max())
+    out = solve_segments(p, assign, start, time_limit=3, workers=1)
+    assert out is not None
+    na, ns, xfer = out
+    plan = plan_from_schedule(
+        p, assign=na, start=ns, solver="segments", status="heuristic", transfer_start=xfer
+    )
+    validate(plan, p)
+    assert plan.makespan < before
+    assert plan.makespan >= series_bound(p)
