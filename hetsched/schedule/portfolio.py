@@ -12,10 +12,9 @@ only when the budget is at least :data:`HEFT_BUDGET_PER_OP` seconds per op (it i
 insertion scheduler, ~0.7 ms/op); bounds come from the vectorised critical path and the load
 LP's dual there, plus the series bound (:mod:`~hetsched.schedule.series`); when series cuts
 split the graph into repeated segments (transformer layers) a share of the time solves each
-class of segments once and copies it (:mod:`~hetsched.schedule.segments`, whose proven
-segment bounds tighten the series bound); when the graph repeats a block
-(:func:`~hetsched.schedule.blocks.find_blocks`) a share of the time solves one block and
-replicates it; LNS refines for the rest of the time.
+class of segments once and copies it (:mod:`~hetsched.schedule.segments`); when the graph
+repeats a block (:func:`~hetsched.schedule.blocks.find_blocks`) a share of the time solves
+one block and replicates it; LNS refines for the rest of the time.
 
 Examples
 --------
@@ -71,7 +70,7 @@ LOCAL_SEARCH_SHARE = 0.3
 # Fraction of the remaining budget for solving one repeated block (when there are blocks).
 BLOCK_SHARE = 0.3
 # Fraction of the remaining budget for solving the classes of segments between series cuts.
-SEGMENT_SHARE = 0.4
+SEGMENT_SHARE = 0.6
 
 
 def solve_portfolio(
@@ -111,12 +110,7 @@ def solve_portfolio(
     }
     if n > CPSAT_MAX_OPS and best.makespan > bound * (1 + 1e-12) and not stop.is_set():
         remaining = time_limit - _since(t0)
-        known: dict[str, int] = {}
-        improved = _segments_stage(problem, best, remaining, seed, workers, stop, stats, known)
-        if known:
-            from hetsched.schedule.series import series_bound
-
-            bound = max(bound, series_bound(problem, known) * q)
+        improved = _segments_stage(problem, best, remaining, seed, workers, stop, stats)
         if improved is not None:
             best = improved.with_(lower_bound=bound)
             report(progress, Progress("segments", best.makespan, bound, _since(t0)))
@@ -213,7 +207,6 @@ def _segments_stage(
     workers: int,
     stop: StopToken,
     stats: dict[str, Any],
-    known: dict[str, int],
 ) -> Plan | None:
     """Solve each class of identical segments between series cuts once, copy the patterns."""
     from hetsched.plan import plan_from_schedule, schedule_arrays
@@ -237,7 +230,6 @@ def _segments_stage(
         seed=seed,
         workers=workers,
         stop=stop,
-        known=known,
     )
     stats["path"].append("segments")
     if out is None:

@@ -5,11 +5,11 @@ Between two series cuts nothing else can run, so a graph whose cuts split it int
 heads, then a chain of single ops) is scheduled well by scheduling every segment well. Each
 *class* of identical segments (the 48 attention blocks of a 48-layer model are one class) is
 solved once, exactly with CP-SAT where it is small enough (LNS otherwise), as its own
-problem: the cut before it, the segment, and the cut closing it, so the transfers at both
-ends are modelled. The pattern (devices and order) is copied onto every member of the class
-and the whole schedule is re-timed by :func:`~hetsched.schedule.listsched.retime`, so the
-result is always valid; callers keep it only if it is shorter. The bound CP-SAT proves for a
-class feeds :func:`~.series.series_bound`, which is how the gap on such graphs gets honest.
+problem: the cut before it (on its current device), the segment, the cut closing it and the
+op after that (on its current device), so the transfers at both ends are the real ones. The
+pattern (devices and order) is copied onto every member of the class and the whole schedule
+is re-timed by :func:`~hetsched.schedule.listsched.retime`, so the result is always valid;
+callers keep it only if it is shorter.
 
 Examples
 --------
@@ -28,14 +28,14 @@ Examples
 >>> p = Problem.from_arrays(names=names, devices=["x", "y"], exec_time=np.array(ex),
 ...     edges=sorted(edges), comm_latency=np.array([[0, 1], [1, 0]]), quantum=1.0)
 >>> assign, start = schedule_arrays(first_plan(p), p)
->>> known = {}
->>> out = solve_segments(p, assign, start, time_limit=5, workers=1, known=known)
->>> len(known)  # one class: the three "four ops then a cut" segments
-1
+>>> [c.total_ops for c in segment_classes(p)]  # three "four ops, then a cut" segments
+[15]
+>>> out = solve_segments(p, assign, start, time_limit=5, workers=1)
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import time
 from dataclasses import dataclass
@@ -82,6 +82,23 @@ def segment_classes(p: Problem) -> list[SegmentClass]:
     return sorted(out, key=lambda c: -c.total_ops)
 
 
+def _boundary_problem(
+    p: Problem, rep: np.ndarray, assign: np.ndarray
+) -> tuple[Problem, np.ndarray]:
+    """``rep`` plus the op after its closing cut, as a Problem whose first and (if present)
+    last op stay on their current devices: the op before the segment and the one after it
+    are where they are, so the transfers into and out of the segment are the real ones."""
+    ops = rep
+    if rep[-1] + 1 < p.n:
+        ops = np.concatenate([rep, [rep[-1] + 1]])
+    sub = subproblem(p, ops, name="segment")
+    allowed = sub.allowed.copy()
+    for i in {0, ops.size - 1} if ops.size > rep.size else {0}:
+        allowed[i] = False
+        allowed[i, assign[ops[i]]] = True
+    return dataclasses.replace(sub, allowed=allowed), ops
+
+
 def _solve_one(
     sub: Problem,
     hint_assign: np.ndarray,
@@ -114,14 +131,11 @@ def solve_segments(
     seed: int = 0,
     workers: int = 2,
     stop: StopToken | None = None,
-    known: dict[str, int] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, dict[int, int]] | None:
     """Solve each class of identical segments once and copy its pattern onto every member.
 
-    The time is shared between classes by their op counts. ``known`` receives, per class
-    key, the bound the sub-solve proved on ``end(closing cut) - start(cut before)`` (units).
-    Returns ``(assign, start, transfer_start)`` re-timed, or ``None`` unless the makespan
-    got shorter.
+    The time is shared between classes by their op counts. Returns ``(assign, start,
+    transfer_start)`` re-timed, or ``None`` unless the makespan got shorter.
     """
     stop = stop or GLOBAL_STOP
     t0 = time.perf_counter()
@@ -136,16 +150,14 @@ def solve_segments(
             break
         share = remaining * cls.total_ops / sum(c.total_ops for c in classes[i:])
         rep = cls.members[len(cls.members) // 2]
-        sub = subproblem(p, rep, name="segment")
-        plan = _solve_one(sub, assign[rep], start[rep], share, seed, workers, stop)
-        if known is not None and plan.lower_bound > 0:
-            lb = int(np.floor(plan.lower_bound / p.quantum + 1e-6))
-            known[cls.key] = max(known.get(cls.key, 0), lb)
+        sub, ops = _boundary_problem(p, rep, new_assign)
+        plan = _solve_one(sub, new_assign[ops], start[ops], share, seed, workers, stop)
         pat_assign, pat_start = schedule_arrays(plan, sub)
+        pat_assign, pat_start = pat_assign[: rep.size], pat_start[: rep.size]
         rel = pat_start - pat_start.min() + np.arange(rep.size) / (rep.size + 1)
-        for ops in cls.members:
-            new_assign[ops] = pat_assign
-            key[ops] = float(start[ops].min()) + rel
+        for member in cls.members:
+            new_assign[member] = pat_assign
+            key[member] = float(start[member].min()) + rel
     new_start, xfer = retime(p, new_assign, priority_order(p, key))
     cur = int((start + p.dur[np.arange(p.n), assign]).max())
     ms = int((new_start + p.dur[np.arange(p.n), new_assign]).max())

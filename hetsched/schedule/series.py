@@ -34,7 +34,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import itertools
-from collections.abc import Mapping
 
 import numpy as np
 
@@ -157,13 +156,10 @@ def _finish_after(sub: Problem, src_dev: int | None) -> np.ndarray:
     return fin
 
 
-def _group_costs(
-    p: Problem, cut: int | None, group: np.ndarray, known: Mapping[str, int]
-) -> np.ndarray:
-    """Bounds on ``end(last op of group) - end(cut)`` by the devices of ``cut`` and the last
-    op, shape ``(D, D)`` (``cut=None``: the first group, shape ``(1, D)``). The last op of a
-    closing group is a cut; the last group after the final cut has every op as a possible
-    last one, so its costs are maxima over its ops (read from column 0)."""
+def _group_costs(p: Problem, cut: int | None, group: np.ndarray) -> np.ndarray:
+    """Bounds on ``end(closing cut) - end(cut)`` by the devices of ``cut`` (rows) and of the
+    closing cut, the last op of ``group`` (columns); ``cut=None`` (the ops up to the first
+    cut): one row, bounds on ``end(first cut)``."""
     d_count = p.num_devices
     ops = group if cut is None else np.concatenate([[cut], group])
     sub = subproblem(p, ops)
@@ -174,30 +170,26 @@ def _group_costs(
     free = np.maximum(body + p.dur[group[-1]], whole if cut is None else 0)
     rows = [None] if cut is None else list(range(d_count))
     out = np.full((len(rows), d_count), _BIG, dtype=np.int64)
-    k_start = known.get(segment_key(p, ops))
     for i, d_a in enumerate(rows):
         if group.size > CPFIX_MAX_OPS:
             fin = np.zeros((sub.n, d_count), dtype=np.int64)
         else:
             fin = _finish_after(sub, d_a)
         last = np.minimum(fin[-1], _BIG)
-        # bounds on the whole count from start(cut)
-        from_start = max(whole, k_start or 0)
-        extra = from_start - (int(p.dur[cut, d_a]) if d_a is not None else 0)
+        # the bound on the whole counts from start(cut)
+        extra = whole - (int(p.dur[cut, d_a]) if d_a is not None else 0)
         out[i] = np.where(sub.allowed[-1], np.maximum(np.maximum(last, free), extra), _BIG)
     return out
 
 
-def series_bound(p: Problem, known: Mapping[str, int] | None = None) -> int:
+def series_bound(p: Problem) -> int:
     """Lower bound (units) from the series decomposition; 0 when the graph has no cut.
 
     A dynamic program over the cuts and their devices: the cost of a segment is the best of
-    its own bound (critical path, load LP, LP), the longest path through it from the previous
-    cut's device (so forced transfers count) and ``known[segment_key(...)]`` (a bound on
-    ``end(cut_j) - start(cut_{j-1})`` proved elsewhere, e.g. by CP-SAT on one repeated
-    segment). Repeated segments are bounded once.
+    its own bound (critical path, load LP, LP, window LP; with and without the cut before
+    it) and the longest path through it from the previous cut's device (so forced transfers
+    count). Repeated segments are bounded once.
     """
-    known = known or {}
     cuts = series_cuts(p)
     if cuts.size == 0:
         return 0
@@ -214,7 +206,7 @@ def series_bound(p: Problem, known: Mapping[str, int] | None = None) -> int:
         ops = group if cut is None else np.concatenate([[cut], group])
         key = segment_key(p, ops)
         if key not in memo:
-            memo[key] = _group_costs(p, cut, group, known)
+            memo[key] = _group_costs(p, cut, group)
         return memo[key]
 
     first = costs(None, np.arange(int(cuts[0]) + 1))[0]

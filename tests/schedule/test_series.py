@@ -6,11 +6,9 @@ import networkx as nx
 import numpy as np
 import pytest
 
-from hetsched.plan import plan_from_schedule, schedule_arrays, validate
+from hetsched.plan import plan_from_schedule, validate
 from hetsched.problem import Problem
 from hetsched.schedule.bounds import critical_path_bound, load_bound, lower_bound
-from hetsched.schedule.cpsat import solve_cpsat
-from hetsched.schedule.scale import first_plan
 from hetsched.schedule.segments import segment_classes, solve_segments
 from hetsched.schedule.series import series_bound, series_cuts, series_segments
 from hetsched.schedule.windows import window_load_bound
@@ -65,18 +63,6 @@ def test_window_bound_adds_fill_and_drain_to_the_load_bound() -> None:
     )
     assert load_bound(p) == 4
     assert window_load_bound(p) == 6 == brute_force_makespan(p)
-
-
-def test_known_segment_bounds_raise_the_series_bound_and_stay_valid() -> None:
-    p = series_problem(3, segments=4, width=4, devices=3, depth=2)
-    exact = solve_cpsat(p, time_limit=20, workers=1)
-    assert exact.status == "optimal"
-    opt = round(exact.makespan)
-    assign, start = schedule_arrays(first_plan(p), p)
-    known: dict[str, int] = {}
-    solve_segments(p, assign, start, time_limit=5, workers=1, known=known)
-    assert known
-    assert series_bound(p) <= series_bound(p, known) <= opt
 
 
 @pytest.mark.parametrize("seed", range(3))
