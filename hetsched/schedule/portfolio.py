@@ -66,7 +66,7 @@ LARGE_OPS = 3000
 # HEFT on a large graph only if the budget allows this many seconds per op (~5x its cost).
 HEFT_BUDGET_PER_OP = 0.003
 # Fraction of the remaining budget given to local search before the exact stage.
-LOCAL_SEARCH_SHARE = 0.3
+LOCAL_SEARCH_SHARE = 0.1
 # Fraction of the remaining budget for solving one repeated block (when there are blocks).
 BLOCK_SHARE = 0.3
 # Fraction of the remaining budget for solving the classes of segments between series cuts.
