@@ -42,7 +42,7 @@ def _problem(spec: dict, graph_path: str | None):
         from hetsched.problem import Problem
 
         tracemalloc.stop()
-        if graph_path:
+        if graph_path and spec["size"] == "large":
             g = hg.load(graph_path)
         else:
             from hetsched.graph import zoo
@@ -101,15 +101,16 @@ def specs(budget: float, zoo_budget: float, sizes: tuple[int, ...]) -> list[dict
     out += [
         {"kind": "random", "n": 1000, "ccr": c, "seed": 1, "budget": budget} for c in (0.1, 5.0)
     ]
-    out.append(
-        {
-            "kind": "zoo",
-            "model": "gpt",
-            "size": "large",
-            "platform": "edge-soc",
-            "budget": zoo_budget,
-        }
-    )
+    for size, limit in (("small", budget), ("large", zoo_budget)):
+        out.append(
+            {
+                "kind": "zoo",
+                "model": "gpt",
+                "size": size,
+                "platform": "edge-soc",
+                "budget": limit,
+            }
+        )
     return out
 
 
