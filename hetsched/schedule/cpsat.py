@@ -50,6 +50,7 @@ from hetsched.schedule.common import (
     report,
 )
 from hetsched.schedule.cpsat_model import CpSatModel, build_model
+from hetsched.schedule.symmetry import branch_classes, canonical_hint
 from hetsched.schedule.warmstart import prepare_hint
 
 __all__ = ["CpSatModel", "build_model", "solve_cpsat"]
@@ -159,7 +160,11 @@ def solve_cpsat(
             solve_time=time.perf_counter() - t0,
             stats={"proved_by": "bounds", "hint_solver": hint_plan.solver},
         )
-    built = build_model(problem, horizon=h_makespan, lower=lb, hint=(h_assign, h_start))
+    branches = branch_classes(problem)
+    h_assign, h_start = canonical_hint(branches, h_assign, h_start)
+    built = build_model(
+        problem, horizon=h_makespan, lower=lb, hint=(h_assign, h_start), branches=branches
+    )
     if export_model:
         built.model.export_to_file(export_model)
     solver = new_cp_solver(

@@ -16,6 +16,7 @@ Examples
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,10 +68,14 @@ def build_model(
     lower: int = 0,
     hint: tuple[np.ndarray, np.ndarray] | None = None,
     fixed: dict[int, tuple[int, int]] | None = None,
+    branches: list[list[np.ndarray]] | None = None,
 ) -> CpSatModel:
     """Build the CP-SAT model of ``problem`` with makespan in ``[lower, horizon]``.
 
     ``fixed`` (op -> (device, start)) pins ops (large-neighbourhood search, re-planning).
+    ``branches``: classes of interchangeable branches
+    (:func:`~hetsched.schedule.symmetry.branch_classes`); the members of a class start their
+    first ops in class order (the hint must agree: see ``symmetry.canonical_hint``).
     """
     p = problem
     m = cp_model.CpModel()
@@ -145,6 +150,10 @@ def build_model(
     if p.use_memory:
         _add_memory(m, p, mem_terms)
     _add_symmetry_breaking(m, p, presence, pooled)
+    for cls in branches or []:
+        # Swapping two identical branches maps a schedule to a schedule: order them.
+        for a, b in itertools.pairwise(cls):
+            m.add(starts[int(a[0])] <= starts[int(b[0])])
     if hint is not None:
         _add_hint(m, p, hint, starts, ends, presence, makespan)
     m.minimize(makespan)
