@@ -95,7 +95,8 @@ def heads_and_tails_reference(problem: Problem) -> tuple[np.ndarray, np.ndarray]
     p = problem
     fin = _dp_heads(p)
     dur = np.where(p.allowed, p.dur, _BIG)
-    head = np.maximum(0, (fin - dur).min(axis=1))
+    # earliest start over the devices the op may use (fin - dur is 0 on the others)
+    head = np.maximum(0, np.where(p.allowed, fin - dur, _BIG).min(axis=1))
     # tail[v, d]: min time from start of v on d to the end.
     tail_d = np.where(p.allowed, p.dur, _BIG).astype(np.int64)
     for v in range(p.n - 1, -1, -1):

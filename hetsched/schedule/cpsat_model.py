@@ -69,6 +69,7 @@ def build_model(
     hint: tuple[np.ndarray, np.ndarray] | None = None,
     fixed: dict[int, tuple[int, int]] | None = None,
     branches: list[list[np.ndarray]] | None = None,
+    tighten: bool = True,
 ) -> CpSatModel:
     """Build the CP-SAT model of ``problem`` with makespan in ``[lower, horizon]``.
 
@@ -76,10 +77,15 @@ def build_model(
     ``branches``: classes of interchangeable branches
     (:func:`~hetsched.schedule.symmetry.branch_classes`); the members of a class start their
     first ops in class order (the hint must agree: see ``symmetry.canonical_hint``).
+    ``tighten=False`` leaves out the head/tail windows (start domains and ``makespan >=
+    start + tail`` rows): the fallback when CP-SAT wrongly reports a model infeasible.
     """
     p = problem
     m = cp_model.CpModel()
-    head, tail = heads_and_tails(p)
+    if tighten:
+        head, tail = heads_and_tails(p)
+    else:
+        head, tail = np.zeros(p.n, dtype=np.int64), np.asarray(p.min_dur, dtype=np.int64)
     pooled = pooled_groups(p)
     pooled_of = {d: g for g in pooled for d in g}
     starts, ends, presence = [], [], []

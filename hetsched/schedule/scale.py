@@ -83,7 +83,8 @@ def heads_and_tails_fast(p: Problem) -> tuple[np.ndarray, np.ndarray]:
         np.maximum.at(ready, vs, arr)
         uniq = np.unique(vs)
         fin[uniq] = np.where(p.allowed[uniq], ready[uniq] + dur[uniq], _BIG)
-    head = np.maximum(0, (fin - dur).min(axis=1))
+    # earliest start over the devices the op may use (fin - dur is 0 on the others)
+    head = np.maximum(0, np.where(p.allowed, fin - dur, _BIG).min(axis=1))
     # Tails: by reverse "height" (longest path to a sink), sinks first.
     height = np.zeros(p.n, dtype=np.int64)
     for k in np.argsort(-p.edge_src, kind="stable").tolist():
