@@ -31,6 +31,7 @@ from hetsched.plan import plan_from_schedule, schedule_arrays
 from hetsched.problem import Problem
 from hetsched.schedule.common import StopToken
 from hetsched.schedule.listsched import priority_order, retime
+from hetsched.schedule.scale import fits_memory
 from hetsched.schedule.series import subproblem
 
 __all__ = ["block_subproblem", "find_blocks", "replicate", "solve_by_blocks"]
@@ -114,10 +115,8 @@ def replicate(
     for b in blocks:
         new_assign[b] = block_assign
         key[b] = float(start[b].min()) + rel
-    if p.use_memory:
-        used = np.bincount(new_assign, weights=p.memory, minlength=p.num_devices)
-        if (used > p.capacity * (1 + 1e-12)).any():
-            return assign, start, {}
+    if not fits_memory(p, new_assign):
+        return assign, start, {}
     new_start, xfer = retime(p, new_assign, priority_order(p, key))
     return new_assign, new_start, xfer
 

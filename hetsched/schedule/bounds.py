@@ -50,6 +50,7 @@ __all__ = [
     "lower_bound",
     "lp_bound",
     "quick_lower_bound",
+    "series_lower_bound",
     "solve_bounds",
 ]
 
@@ -203,14 +204,19 @@ def _memo(problem: Problem, key: str, compute: Callable[[Problem], int]) -> int:
     return cache[key]
 
 
-def quick_lower_bound(problem: Problem) -> int:
-    """The cheap bounds only (critical path, load, series); no LP over the whole graph."""
+def series_lower_bound(problem: Problem) -> int:
+    """:func:`~hetsched.schedule.series.series_bound`, computed once per problem."""
     from hetsched.schedule.series import series_bound
 
+    return _memo(problem, "series", series_bound)
+
+
+def quick_lower_bound(problem: Problem) -> int:
+    """The cheap bounds only (critical path, load, series); no LP over the whole graph."""
     return _memo(
         problem,
         "quick",
-        lambda p: max(critical_path_bound(p), load_bound(p), series_bound(p)),
+        lambda p: max(critical_path_bound(p), load_bound(p), series_lower_bound(p)),
     )
 
 
@@ -226,7 +232,6 @@ def lower_bound(problem: Problem, *, use_lp: bool = True) -> int:
 
 def bound_report(problem: Problem) -> dict[str, int]:
     """Every bound by name (units), for explaining a gap."""
-    from hetsched.schedule.series import series_bound
     from hetsched.schedule.windows import window_load_bound
 
     return {
@@ -234,7 +239,7 @@ def bound_report(problem: Problem) -> dict[str, int]:
         "load": load_bound(problem),
         "lp": lp_bound(problem),
         "window": window_load_bound(problem),
-        "series": series_bound(problem),
+        "series": series_lower_bound(problem),
     }
 
 

@@ -36,7 +36,7 @@ from typing import Any
 
 from hetsched.plan import Plan
 from hetsched.problem import Problem
-from hetsched.schedule.bounds import critical_path_bound, lower_bound
+from hetsched.schedule.bounds import critical_path_bound, lower_bound, series_lower_bound
 from hetsched.schedule.common import (
     GLOBAL_STOP,
     Progress,
@@ -99,7 +99,8 @@ def solve_portfolio(
         heuristics["peft"] = solve_peft(problem, time_limit=time_limit, seed=seed)
         heuristics["cpop"] = solve_cpop(problem, time_limit=time_limit, seed=seed)
     candidates = list(heuristics.values()) + ([hint] if hint is not None else [])
-    best = min(candidates, key=lambda pl: (pl.makespan, pl.solver))
+    # a plan over a device's memory is no plan (EFT only overflows when nothing else fits)
+    best = min(candidates, key=lambda pl: (not _fits(problem, pl), pl.makespan, pl.solver))
     q = problem.quantum
     lb_units = _bound(problem)
     bound = max(lb_units * q, max(pl.lower_bound for pl in candidates))
@@ -184,6 +185,13 @@ def solve_portfolio(
     )
 
 
+def _fits(p: Problem, plan: Plan) -> bool:
+    from hetsched.plan import schedule_arrays
+    from hetsched.schedule.scale import fits_memory
+
+    return fits_memory(p, schedule_arrays(plan, p)[0])
+
+
 def _since(t0: float) -> float:
     return time.perf_counter() - t0
 
@@ -192,11 +200,9 @@ def _bound(p: Problem) -> int:
     """Best affordable bound (units): all bounds up to 2000 ops, vectorised ones above."""
     if p.n <= 2000:
         return lower_bound(p, use_lp=True)
-    from hetsched.schedule.series import series_bound
-
     _, tail = heads_and_tails_fast(p)
     cp = int(tail.max()) if p.n > LARGE_OPS else critical_path_bound(p)
-    return max(cp, load_bound_dual(p), series_bound(p))
+    return max(cp, load_bound_dual(p), series_lower_bound(p))
 
 
 def _segments_stage(

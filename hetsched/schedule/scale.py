@@ -39,6 +39,7 @@ __all__ = [
     "choose_quantum_fast",
     "eft_schedule",
     "first_plan",
+    "fits_memory",
     "heads_and_tails_fast",
     "levels",
     "load_bound_dual",
@@ -181,12 +182,14 @@ def eft_schedule(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Earliest-finish-time list schedule without insertion; ``(assign, start)``.
 
-    Each op goes to the device minimising ``finish + penalty[v, d]`` (default 0).
+    Each op goes to the device minimising ``finish + penalty[v, d]`` (default 0); with
+    ``p.use_memory``, a device whose capacity the op would overflow only when all do.
     """
     assign = np.zeros(p.n, dtype=np.int64)
     start = np.zeros(p.n, dtype=np.int64)
     fin = np.zeros(p.n, dtype=np.int64)
     dev_free = np.zeros(p.num_devices, dtype=np.int64)
+    used = np.zeros(p.num_devices, dtype=np.float64)
     dur = np.where(p.allowed, p.dur, _BIG)
     preds = p.preds
     for v in order:
@@ -199,10 +202,22 @@ def eft_schedule(
         else:
             s = dev_free
         f = s + dur[v]
-        d = int(f.argmin() if penalty is None else (f + penalty[v]).argmin())
+        score = f if penalty is None else f + penalty[v]
+        if p.use_memory:
+            score = np.where(used + p.memory[v] > p.capacity, score + 1e18, score)
+        d = int(score.argmin())
         assign[v], start[v], fin[v] = d, s[d], f[d]
         dev_free[d] = f[d]
+        used[d] += p.memory[v]
     return assign, start
+
+
+def fits_memory(p: Problem, assign: np.ndarray) -> bool:
+    """Whether the ops placed on each device fit its capacity (always, without memory)."""
+    if not p.use_memory:
+        return True
+    used = np.bincount(assign, weights=p.memory, minlength=p.num_devices)
+    return bool((used <= p.capacity * (1 + 1e-12)).all())
 
 
 def first_plan(
@@ -233,6 +248,8 @@ def first_plan(
             assign, start = eft_schedule(p, order, alpha * red + forbid)
             start, xfer = retime(p, assign, priority_order(p, start))
             ms = int((start + p.dur[np.arange(p.n), assign]).max())
+            if not fits_memory(p, assign):
+                ms += _BIG  # over capacity: only if no variant fits
             if best is None or ms < best[0]:
                 best = (ms, assign, start, xfer, f"alpha={alpha:g},gamma={gamma:g}")
     assert best is not None

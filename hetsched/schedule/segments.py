@@ -46,6 +46,7 @@ from hetsched.plan import Plan, plan_from_schedule, schedule_arrays
 from hetsched.problem import Problem
 from hetsched.schedule.common import GLOBAL_STOP, StopToken
 from hetsched.schedule.listsched import priority_order, retime
+from hetsched.schedule.scale import fits_memory
 from hetsched.schedule.series import segment_key, series_cuts, subproblem
 
 __all__ = ["SegmentClass", "segment_classes", "solve_segments"]
@@ -73,7 +74,7 @@ def segment_classes(p: Problem) -> list[SegmentClass]:
     cuts = series_cuts(p).tolist()
     classes: dict[str, SegmentClass] = {}
     for prev, cut in itertools.pairwise(cuts):
-        if cut - prev < 3:  # a single op between cuts: nothing to solve
+        if cut - prev == 1:  # consecutive cuts (a lone op between two cuts is a cut too)
             continue
         ops = np.arange(prev, cut + 1)
         key = segment_key(p, ops)
@@ -93,7 +94,8 @@ def _boundary_problem(
         ops = np.concatenate([rep, [rep[-1] + 1]])
     sub = subproblem(p, ops, name="segment")
     allowed = sub.allowed.copy()
-    for i in {0, ops.size - 1} if ops.size > rep.size else {0}:
+    pinned = [0, ops.size - 1] if ops.size > rep.size else [0]
+    for i in pinned:
         allowed[i] = False
         allowed[i, assign[ops[i]]] = True
     return dataclasses.replace(sub, allowed=allowed), ops
@@ -156,8 +158,11 @@ def solve_segments(
         pat_assign, pat_start = pat_assign[: rep.size], pat_start[: rep.size]
         rel = pat_start - pat_start.min() + np.arange(rep.size) / (rep.size + 1)
         for member in cls.members:
-            new_assign[member] = pat_assign
+            # not the opening cut: it is the previous member's closing cut (or stays put)
+            new_assign[member[1:]] = pat_assign[1:]
             key[member] = float(start[member].min()) + rel
+    if not fits_memory(p, new_assign):
+        return None
     new_start, xfer = retime(p, new_assign, priority_order(p, key))
     cur = int((start + p.dur[np.arange(p.n), assign]).max())
     ms = int((new_start + p.dur[np.arange(p.n), new_assign]).max())

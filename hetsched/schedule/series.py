@@ -34,6 +34,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import itertools
+import math
+import weakref
 
 import numpy as np
 
@@ -48,8 +50,13 @@ __all__ = [
     "subproblem",
 ]
 
-# Segments up to this many ops get the LP relaxation coupling load and precedence.
+# Segments from SEGMENT_LP_MIN_OPS up to SEGMENT_LP_MAX_OPS ops get the LP relaxation and
+# the window load LP; smaller ones the critical path and total work / devices, larger ones
+# the critical path and the load LP.
+SEGMENT_LP_MIN_OPS = 8
 SEGMENT_LP_MAX_OPS = 600
+# Only this many classes of distinct segments (the ones covering the most ops) get LPs.
+MAX_LP_CLASSES = 32
 # Segments up to this many ops get a longest-path pass per device of the cut before them.
 CPFIX_MAX_OPS = 3000
 _BIG = np.iinfo(np.int64).max // 8
@@ -81,21 +88,44 @@ def series_segments(p: Problem) -> list[np.ndarray]:
     return [np.arange(a, b) for a, b in itertools.pairwise(bounds) if b > a]
 
 
+_EDGES_BY_SRC: weakref.WeakKeyDictionary[Problem, tuple[np.ndarray, np.ndarray]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _internal_edges(p: Problem, ops: np.ndarray) -> np.ndarray:
+    """Ids of the edges with both ends in ``ops`` (sorted op indices), in id order.
+
+    A contiguous range (every segment and block is one) costs O(log E + its edges), so
+    bounding thousands of small segments stays linear overall.
+    """
+    lo, hi = int(ops[0]), int(ops[-1])
+    if hi - lo + 1 == ops.size:
+        if p not in _EDGES_BY_SRC:
+            order = np.argsort(p.edge_src, kind="stable")
+            _EDGES_BY_SRC[p] = (order, p.edge_src[order])
+        order, src_sorted = _EDGES_BY_SRC[p]
+        ks = order[np.searchsorted(src_sorted, lo) : np.searchsorted(src_sorted, hi, "right")]
+        return np.sort(ks[p.edge_dst[ks] <= hi])
+    inside = np.zeros(p.n, dtype=bool)
+    inside[ops] = True
+    return np.flatnonzero(inside[p.edge_src] & inside[p.edge_dst])
+
+
 def subproblem(p: Problem, ops: np.ndarray, *, name: str = "sub") -> Problem:
     """``ops`` (sorted indices) as a Problem of their own: internal edges only, no memory."""
     ops = np.asarray(ops, dtype=np.int64)
-    pos = np.full(p.n, -1, dtype=np.int64)
-    pos[ops] = np.arange(ops.size)
-    keep = (pos[p.edge_src] >= 0) & (pos[p.edge_dst] >= 0)
-    ks = np.flatnonzero(keep)
+    ks = _internal_edges(p, ops)
+    local_src = np.searchsorted(ops, p.edge_src[ks])
+    local_dst = np.searchsorted(ops, p.edge_dst[ks])
     base = Problem.from_arrays(
         names=[p.names[i] for i in ops.tolist()],
         devices=list(p.devices),
         device_kinds=list(p.device_kinds),
         exec_time=p.exec_time[ops],
         edges=[
-            (int(pos[p.edge_src[k]]), int(pos[p.edge_dst[k]]), float(p.edge_bytes[k]))
-            for k in ks.tolist()
+            (int(u), int(v), float(b))
+            for u, v, b in zip(local_src, local_dst, p.edge_bytes[ks], strict=True)
         ],
         memory_bytes=p.memory[ops],
         capacity=p.capacity,
@@ -117,23 +147,23 @@ def subproblem(p: Problem, ops: np.ndarray, *, name: str = "sub") -> Problem:
 
 def segment_key(p: Problem, ops: np.ndarray) -> str:
     """Equal keys for op sets that are the same scheduling problem (repeated layers)."""
-    h = hashlib.sha256()
+    ks = _internal_edges(p, ops)
+    h = hashlib.sha256(np.array([ops.size, ks.size, p.num_devices], dtype=np.int64).tobytes())
     h.update(np.where(p.allowed[ops], p.dur[ops], -1).tobytes())
-    pos = np.full(p.n, -1, dtype=np.int64)
-    pos[ops] = np.arange(ops.size)
-    keep = np.flatnonzero((pos[p.edge_src] >= 0) & (pos[p.edge_dst] >= 0))
-    h.update(pos[p.edge_src[keep]].tobytes())
-    h.update(pos[p.edge_dst[keep]].tobytes())
-    h.update(p.comm[keep].tobytes())
+    h.update(np.searchsorted(ops, p.edge_src[ks]).tobytes())
+    h.update(np.searchsorted(ops, p.edge_dst[ks]).tobytes())
+    h.update(p.comm[ks].tobytes())
     return h.hexdigest()
 
 
-def segment_bound(sub: Problem) -> int:
+def segment_bound(sub: Problem, *, use_lp: bool = True) -> int:
     """Best bound of one segment: critical path, load LP and, for small segments, the LP
     relaxation and the window load LP."""
     from hetsched.schedule.bounds import critical_path_bound, load_bound, lp_bound
     from hetsched.schedule.windows import window_load_bound
 
+    if not use_lp or sub.n < SEGMENT_LP_MIN_OPS:  # thousands of small LPs add up
+        return max(critical_path_bound(sub), math.ceil(sub.min_dur.sum() / sub.num_devices))
     out = max(critical_path_bound(sub), load_bound(sub))
     if sub.n <= SEGMENT_LP_MAX_OPS:
         out = max(out, lp_bound(sub), window_load_bound(sub))
@@ -156,7 +186,7 @@ def _finish_after(sub: Problem, src_dev: int | None) -> np.ndarray:
     return fin
 
 
-def _group_costs(p: Problem, cut: int | None, group: np.ndarray) -> np.ndarray:
+def _group_costs(p: Problem, cut: int | None, group: np.ndarray, use_lp: bool) -> np.ndarray:
     """Bounds on ``end(closing cut) - end(cut)`` by the devices of ``cut`` (rows) and of the
     closing cut, the last op of ``group`` (columns); ``cut=None`` (the ops up to the first
     cut): one row, bounds on ``end(first cut)``."""
@@ -165,17 +195,19 @@ def _group_costs(p: Problem, cut: int | None, group: np.ndarray) -> np.ndarray:
     sub = subproblem(p, ops)
     # the ops before the closing cut all end before it starts; and the whole of ``ops``
     # (cut included) runs from start(cut) to end(last op)
-    body = segment_bound(subproblem(p, group[:-1])) if group.size > 1 else 0
-    whole = segment_bound(sub)
+    body = segment_bound(subproblem(p, group[:-1]), use_lp=use_lp) if group.size > 1 else 0
+    whole = segment_bound(sub, use_lp=use_lp)
     free = np.maximum(body + p.dur[group[-1]], whole if cut is None else 0)
     rows = [None] if cut is None else list(range(d_count))
     out = np.full((len(rows), d_count), _BIG, dtype=np.int64)
     for i, d_a in enumerate(rows):
+        if d_a is not None and not p.allowed[cut, d_a]:
+            continue  # the cut never runs there: the row stays _BIG
         if group.size > CPFIX_MAX_OPS:
             fin = np.zeros((sub.n, d_count), dtype=np.int64)
         else:
             fin = _finish_after(sub, d_a)
-        last = np.minimum(fin[-1], _BIG)
+        last = fin[-1]
         # the bound on the whole counts from start(cut)
         extra = whole - (int(p.dur[cut, d_a]) if d_a is not None else 0)
         out[i] = np.where(sub.allowed[-1], np.maximum(np.maximum(last, free), extra), _BIG)
@@ -193,27 +225,39 @@ def series_bound(p: Problem) -> int:
     cuts = series_cuts(p)
     if cuts.size == 0:
         return 0
-    memo: dict[str, np.ndarray] = {}
+    groups: list[tuple[int | None, np.ndarray]] = [(None, np.arange(int(cuts[0]) + 1))]
+    groups += [(a, np.arange(a + 1, b + 1)) for a, b in itertools.pairwise(cuts.tolist())]
+    keys: list[tuple[bool, str] | None] = []
+    ops_per_key: dict[tuple[bool, str], int] = {}
+    for cut, group in groups:
+        if cut is not None and group.size == 1:
+            keys.append(None)
+            continue
+        ops = group if cut is None else np.concatenate([[cut], group])
+        class_key = (cut is None, segment_key(p, ops))
+        keys.append(class_key)
+        ops_per_key[class_key] = ops_per_key.get(class_key, 0) + group.size
+    # LPs for the classes covering the most ops only: a graph of thousands of distinct
+    # small segments would otherwise spend seconds in GLOP
+    lp_keys = set(sorted(ops_per_key, key=lambda k: -ops_per_key[k])[:MAX_LP_CLASSES])
+    memo: dict[tuple[bool, str], np.ndarray] = {}
 
-    def costs(cut: int | None, group: np.ndarray) -> np.ndarray:
-        if cut is not None and group.size == 1:  # one op right after a cut: no model needed
+    def costs(cut: int | None, group: np.ndarray, key: tuple[bool, str] | None) -> np.ndarray:
+        if key is None:  # one op right after a cut: no model needed
             b = int(group[0])
             c = np.zeros((p.num_devices, p.num_devices), dtype=np.int64)
             for u, k in p.preds[b]:
                 if u == cut:
                     c = np.maximum(c, p.comm[k])
             return np.where(p.allowed[b][None, :], c + p.dur[b][None, :], _BIG)
-        ops = group if cut is None else np.concatenate([[cut], group])
-        key = segment_key(p, ops)
         if key not in memo:
-            memo[key] = _group_costs(p, cut, group)
+            memo[key] = _group_costs(p, cut, group, use_lp=key in lp_keys)
         return memo[key]
 
-    first = costs(None, np.arange(int(cuts[0]) + 1))[0]
+    first = costs(None, groups[0][1], keys[0])[0]
     best = np.where(p.allowed[cuts[0]], first, _BIG)
-    for prev, cut in itertools.pairwise(cuts.tolist()):
-        c = costs(prev, np.arange(prev + 1, cut + 1))
-        best = np.minimum((best[:, None] + c).min(axis=0), _BIG)
+    for (cut, group), group_key in zip(groups[1:], keys[1:], strict=True):
+        best = np.minimum((best[:, None] + costs(cut, group, group_key)).min(axis=0), _BIG)
     last = int(cuts[-1])
     if last < p.n - 1:
         rest = np.arange(last + 1, p.n)

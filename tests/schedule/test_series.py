@@ -85,3 +85,81 @@ def test_segment_solve_returns_a_valid_shorter_schedule(seed: int) -> None:
     validate(plan, p)
     assert plan.makespan < before
     assert plan.makespan >= series_bound(p)
+
+
+def _layers(layers: int, width: int, cut_time: list[float], op_time: list[float], **kw):
+    """``layers`` x (a cut, ``width`` parallel ops), closed by a last cut."""
+    names, edges, ex = [], [], []
+    for layer in range(layers + 1):
+        c = len(names)
+        names.append(f"cut{layer}")
+        ex.append(cut_time)
+        if layer:
+            edges += [(c - width + i, c, 1.0) for i in range(width)]
+        if layer == layers:
+            break
+        for i in range(width):
+            names.append(f"op{layer}_{i}")
+            ex.append(op_time)
+            edges.append((c, c + 1 + i, 1.0))
+    return Problem.from_arrays(
+        names=names, devices=["x", "y"], exec_time=np.array(ex), edges=sorted(edges), **kw
+    )
+
+
+def test_segment_solve_moves_the_cuts_too() -> None:
+    # Cuts are 20x faster on y; starting from everything on x the copied pattern must move
+    # every closing cut (each member's opening cut is the previous member's closing cut).
+    from hetsched.schedule.listsched import retime
+
+    p = _layers(4, 3, [20.0, 1.0], [2.0, 2.0], quantum=1.0)
+    assign = np.zeros(p.n, dtype=np.int64)
+    start, _ = retime(p, assign, list(range(p.n)))
+    out = solve_segments(p, assign, start, time_limit=3, workers=1)
+    assert out is not None
+    na, ns, _ = out
+    cuts = [i for i, name in enumerate(p.names) if name.startswith("cut")]
+    assert na[cuts[1:]].tolist() == [1, 1, 1, 1]
+    assert int((ns + p.dur[np.arange(p.n), na]).max()) <= 40
+
+
+def test_segment_solve_never_overflows_memory() -> None:
+    from hetsched.schedule.listsched import retime
+
+    p = _layers(
+        4,
+        4,
+        [1.0, 5.0],
+        [1.0, 5.0],
+        quantum=1.0,
+        memory_bytes=np.ones(21),
+        capacity=np.array([10.0, 1e9]),
+        use_memory=True,
+    )
+    assign = np.ones(p.n, dtype=np.int64)
+    assign[:10] = 0  # ten ops on x, its capacity
+    start, _ = retime(p, assign, list(range(p.n)))
+    out = solve_segments(p, assign, start, time_limit=2, workers=1)
+    if out is not None:
+        na, ns, xfer = out
+        plan = plan_from_schedule(
+            p, assign=na, start=ns, solver="segments", status="heuristic", transfer_start=xfer
+        )
+        validate(plan, p)
+
+
+def test_portfolio_never_returns_a_plan_over_memory() -> None:
+    from hetsched.schedule.portfolio import solve_portfolio
+
+    p = _layers(
+        90,
+        4,
+        [1.0, 5.0],
+        [1.0, 5.0],
+        quantum=1.0,
+        memory_bytes=np.ones(451),
+        capacity=np.array([200.0, 1e9]),
+        use_memory=True,
+    )
+    plan = solve_portfolio(p, time_limit=3, seed=0, workers=1)
+    validate(plan, p)
