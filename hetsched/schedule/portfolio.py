@@ -70,7 +70,7 @@ LOCAL_SEARCH_SHARE = 0.1
 # Fraction of the remaining budget for solving one repeated block (when there are blocks).
 BLOCK_SHARE = 0.3
 # Fraction of the remaining budget for solving the classes of segments between series cuts.
-SEGMENT_SHARE = 0.6
+SEGMENT_SHARE = 0.8
 
 
 def solve_portfolio(

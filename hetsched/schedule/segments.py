@@ -49,12 +49,16 @@ from hetsched.schedule.listsched import priority_order, retime
 from hetsched.schedule.scale import fits_memory
 from hetsched.schedule.series import segment_key, series_cuts, subproblem
 
-__all__ = ["SegmentClass", "segment_classes", "solve_segments"]
+__all__ = ["SegmentClass", "lp_rounded_assignment", "segment_classes", "solve_segments"]
 
 # Classes smaller than this many ops in total are left to LNS.
 MIN_CLASS_OPS = 8
 # Above this many ops a segment is solved by LNS instead of one CP-SAT model.
 SEGMENT_CPSAT_MAX_OPS = 120
+# Share of an LNS segment's time for scheduling the rounded window-LP assignment first.
+LP_ROUNDED_SHARE = 0.4
+# ... and the rounded plan starts LNS unless it is more than this factor longer.
+LP_ROUNDED_SLACK = 1.03
 
 
 @dataclass
@@ -115,13 +119,67 @@ def _solve_one(
     hint = plan_from_schedule(
         sub, assign=hint_assign, start=hint_start, solver="current", status="heuristic"
     )
-    if sub.n <= SEGMENT_CPSAT_MAX_OPS:
-        from hetsched.schedule.cpsat import solve_cpsat
+    from hetsched.schedule.cpsat import solve_cpsat
 
+    if sub.n <= SEGMENT_CPSAT_MAX_OPS:
         return solve_cpsat(sub, time_limit=limit, seed=seed, hint=hint, workers=workers, stop=stop)
     from hetsched.schedule.lns import solve_lns
 
-    return solve_lns(sub, time_limit=limit, seed=seed, hint=hint, workers=workers, stop=stop)
+    t0 = time.perf_counter()
+    rounded = _lp_rounded_plan(sub, LP_ROUNDED_SHARE * limit, seed, workers, stop)
+    # LNS keeps the structure of its start: from the LP's device mix it goes further than
+    # from a greedy one, so the rounded plan starts it unless it is clearly worse
+    if rounded is not None and rounded.makespan <= LP_ROUNDED_SLACK * hint.makespan:
+        hint = rounded
+    remaining = max(0.05, limit - (time.perf_counter() - t0))
+    return solve_lns(sub, time_limit=remaining, seed=seed, hint=hint, workers=workers, stop=stop)
+
+
+def lp_rounded_assignment(p: Problem, frac: np.ndarray) -> np.ndarray:
+    """Round a fractional assignment class by class: ops with the same duration row (the
+    32 ``softmax`` of 32 heads) share out the class's LP totals in index order, so a class
+    the LP splits 26/6 between two devices gets 26 and 6 ops, not 32 and 0."""
+    assign = np.argmax(np.where(p.allowed, frac, -1.0), axis=1)
+    _, cls = np.unique(np.where(p.allowed, p.dur, -1), axis=0, return_inverse=True)
+    for c in np.unique(cls):
+        ops = np.flatnonzero(cls.reshape(-1) == c)
+        share = frac[ops].sum(axis=0) / ops.size
+        owed = np.zeros(p.num_devices)
+        for v in ops.tolist():
+            owed += share
+            score = np.where(p.allowed[v], owed, -np.inf)
+            d = int(np.argmax(score))
+            assign[v] = d
+            owed[d] -= 1.0
+    return assign
+
+
+def _lp_rounded_plan(
+    sub: Problem, limit: float, seed: int, workers: int, stop: StopToken
+) -> Plan | None:
+    """The window LP's assignment, rounded by class, scheduled exactly by CP-SAT with the
+    devices fixed (a sequencing problem, far easier than the joint one)."""
+    from hetsched.schedule.cpsat import solve_cpsat
+    from hetsched.schedule.heuristics import solve_heft
+    from hetsched.schedule.windows import window_load_lp
+
+    solved = window_load_lp(sub)
+    if solved is None or limit < 0.1:
+        return None
+    assign = lp_rounded_assignment(sub, solved[1])
+    only = np.zeros_like(sub.allowed)
+    only[np.arange(sub.n), assign] = True
+    fixed = dataclasses.replace(sub, allowed=only)
+    plan = solve_cpsat(
+        fixed,
+        time_limit=limit,
+        seed=seed,
+        hint=solve_heft(fixed),
+        workers=workers,
+        stop=stop,
+    )
+    a, st = schedule_arrays(plan, fixed)
+    return plan_from_schedule(sub, assign=a, start=st, solver="lp-rounded", status="heuristic")
 
 
 def solve_segments(

@@ -36,7 +36,7 @@ import numpy as np
 
 from hetsched.problem import Problem
 
-__all__ = ["WINDOW_MAX_OPS", "device_heads_tails", "window_load_bound"]
+__all__ = ["WINDOW_MAX_OPS", "device_heads_tails", "window_load_bound", "window_load_lp"]
 
 # GLOP model size grows with ops x thresholds^2; above this many ops the bound is skipped.
 WINDOW_MAX_OPS = 3000
@@ -72,14 +72,21 @@ def _thresholds(values: np.ndarray, count: int) -> list[int]:
 
 def window_load_bound(p: Problem, *, thresholds: int = 8) -> int:
     """The window load LP's optimum, rounded up (units); 0 above :data:`WINDOW_MAX_OPS`."""
+    solved = window_load_lp(p, thresholds=thresholds)
+    return 0 if solved is None else math.ceil(solved[0] - 1e-6)
+
+
+def window_load_lp(p: Problem, *, thresholds: int = 8) -> tuple[float, np.ndarray] | None:
+    """``(T, x)``: the window load LP's optimum and its fractional assignment ``x[v, d]``;
+    ``None`` above :data:`WINDOW_MAX_OPS` ops or if GLOP fails."""
     if p.n > WINDOW_MAX_OPS or p.n == 0:
-        return 0
+        return None
     from ortools.linear_solver import pywraplp
 
     head, tail = device_heads_tails(p)
     solver = pywraplp.Solver.CreateSolver("GLOP")
     if solver is None:  # pragma: no cover - GLOP ships with every OR-Tools wheel
-        return 0
+        return None
     # Every constraint below with no op placed on ``d`` reads ``T >= r + s``: only valid
     # where ``r + s`` is at most a proven bound, the critical path.
     cp = int(np.where(p.allowed, head + p.dur + tail, _BIG).min(axis=1).max())
@@ -106,5 +113,8 @@ def window_load_bound(p: Problem, *, thresholds: int = 8) -> int:
                     solver.Add(solver.Sum(terms) <= t - (r + s))
     solver.Minimize(t)
     if solver.Solve() != pywraplp.Solver.OPTIMAL:
-        return 0
-    return math.ceil(t.solution_value() - 1e-6)
+        return None
+    frac = np.zeros((p.n, p.num_devices))
+    for (v, d), var in x.items():
+        frac[v, d] = var.solution_value()
+    return float(t.solution_value()), frac

@@ -163,3 +163,20 @@ def test_portfolio_never_returns_a_plan_over_memory() -> None:
     )
     plan = solve_portfolio(p, time_limit=3, seed=0, workers=1)
     validate(plan, p)
+
+
+def test_lp_rounding_shares_a_class_out_like_the_lp() -> None:
+    from hetsched.schedule.segments import lp_rounded_assignment
+
+    ex = np.array([[2.0, 3.0]] * 4 + [[1.0, np.inf]])
+    p = Problem.from_arrays(
+        names=[f"o{i}" for i in range(5)],
+        devices=["x", "y"],
+        exec_time=ex,
+        quantum=1.0,
+        edges=[(i, 4, 1.0) for i in range(4)],
+    )
+    frac = np.array([[0.75, 0.25]] * 4 + [[0.2, 0.8]])  # the last op may only use x
+    assign = lp_rounded_assignment(p, frac)
+    assert sorted(assign[:4].tolist()) == [0, 0, 0, 1]
+    assert assign[4] == 0
