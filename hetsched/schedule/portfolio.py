@@ -1,9 +1,9 @@
 """Portfolio: heuristics first, bounds, then exact search seeded with the best plan.
 
-Within one time budget: HEFT, PEFT and CPOP (milliseconds), the lower bounds, and if the
-best heuristic is not already proven optimal, CP-SAT (small and medium graphs) or
-large-neighbourhood search around the best plan (large graphs), hinted with the best plan
-so far. Returns the best plan with the best bound any method proved.
+Within one time budget: HEFT, PEFT, CPOP and LP-rounded HEFT (milliseconds to ~0.5 s), the
+lower bounds, and if the best heuristic is not already proven optimal, CP-SAT (small and
+medium graphs) or large-neighbourhood search around the best plan (large graphs), hinted
+with the best plan so far. Returns the best plan with the best bound any method proved.
 
 The path is picked by size and budget (no tuning). The fast LP-guided EFT variants
 (:func:`~hetsched.schedule.scale.first_plan`) are always among the heuristics and give the
@@ -47,6 +47,7 @@ from hetsched.schedule.common import (
     report,
 )
 from hetsched.schedule.heuristics import solve_cpop, solve_heft, solve_peft
+from hetsched.schedule.lpround import solve_lp_heft
 from hetsched.schedule.scale import first_plan, heads_and_tails_fast, load_bound_dual
 
 __all__ = [
@@ -98,6 +99,9 @@ def solve_portfolio(
     if n <= LARGE_OPS:
         heuristics["peft"] = solve_peft(problem, time_limit=time_limit, seed=seed)
         heuristics["cpop"] = solve_cpop(problem, time_limit=time_limit, seed=seed)
+        lp_heft = solve_lp_heft(problem)
+        if lp_heft is not None:
+            heuristics["lp-heft"] = lp_heft
     candidates = list(heuristics.values()) + ([hint] if hint is not None else [])
     # a plan over a device's memory is no plan (EFT only overflows when nothing else fits)
     best = min(candidates, key=lambda pl: (not _fits(problem, pl), pl.makespan, pl.solver))

@@ -49,7 +49,7 @@ from hetsched.schedule.listsched import priority_order, retime
 from hetsched.schedule.scale import fits_memory
 from hetsched.schedule.series import segment_key, series_cuts, subproblem
 
-__all__ = ["SegmentClass", "lp_rounded_assignment", "segment_classes", "solve_segments"]
+__all__ = ["SegmentClass", "segment_classes", "solve_segments"]
 
 # Classes smaller than this many ops in total are left to LNS.
 MIN_CLASS_OPS = 8
@@ -135,25 +135,6 @@ def _solve_one(
     return solve_lns(sub, time_limit=remaining, seed=seed, hint=hint, workers=workers, stop=stop)
 
 
-def lp_rounded_assignment(p: Problem, frac: np.ndarray) -> np.ndarray:
-    """Round a fractional assignment class by class: ops with the same duration row (the
-    32 ``softmax`` of 32 heads) share out the class's LP totals in index order, so a class
-    the LP splits 26/6 between two devices gets 26 and 6 ops, not 32 and 0."""
-    assign = np.argmax(np.where(p.allowed, frac, -1.0), axis=1)
-    _, cls = np.unique(np.where(p.allowed, p.dur, -1), axis=0, return_inverse=True)
-    for c in np.unique(cls):
-        ops = np.flatnonzero(cls.reshape(-1) == c)
-        share = frac[ops].sum(axis=0) / ops.size
-        owed = np.zeros(p.num_devices)
-        for v in ops.tolist():
-            owed += share
-            score = np.where(p.allowed[v], owed, -np.inf)
-            d = int(np.argmax(score))
-            assign[v] = d
-            owed[d] -= 1.0
-    return assign
-
-
 def _lp_rounded_plan(
     sub: Problem, limit: float, seed: int, workers: int, stop: StopToken
 ) -> Plan | None:
@@ -161,6 +142,7 @@ def _lp_rounded_plan(
     devices fixed (a sequencing problem, far easier than the joint one)."""
     from hetsched.schedule.cpsat import solve_cpsat
     from hetsched.schedule.heuristics import solve_heft
+    from hetsched.schedule.lpround import lp_rounded_assignment
     from hetsched.schedule.windows import window_load_lp
 
     solved = window_load_lp(sub)

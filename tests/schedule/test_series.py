@@ -166,7 +166,7 @@ def test_portfolio_never_returns_a_plan_over_memory() -> None:
 
 
 def test_lp_rounding_shares_a_class_out_like_the_lp() -> None:
-    from hetsched.schedule.segments import lp_rounded_assignment
+    from hetsched.schedule.lpround import lp_rounded_assignment
 
     ex = np.array([[2.0, 3.0]] * 4 + [[1.0, np.inf]])
     p = Problem.from_arrays(
@@ -180,3 +180,14 @@ def test_lp_rounding_shares_a_class_out_like_the_lp() -> None:
     assign = lp_rounded_assignment(p, frac)
     assert sorted(assign[:4].tolist()) == [0, 0, 0, 1]
     assert assign[4] == 0
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_lp_heft_is_valid_and_keeps_a_valid_bound(seed: int) -> None:
+    from hetsched.schedule.lpround import solve_lp_heft
+
+    p = random_problem(seed, n=60, devices=4, ccr=1.0)
+    plan = solve_lp_heft(p)
+    assert plan is not None
+    validate(plan, p)
+    assert plan.lower_bound <= lower_bound(p) * p.quantum + 1e-9
