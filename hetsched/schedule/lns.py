@@ -49,7 +49,7 @@ from hetsched.schedule.listsched import priority_order, retime
 from hetsched.schedule.localsearch import critical_path
 from hetsched.schedule.neighbourhood import disjunctive_tails, solve_neighbourhood
 
-__all__ = ["NEIGHBOURHOODS", "choose_window", "priority_order", "solve_lns"]
+__all__ = ["NEIGHBOURHOODS", "choose_window", "plan_transfer_starts", "priority_order", "solve_lns"]
 
 NEIGHBOURHOODS = ("time", "critical", "subgraph", "devices", "critical", "subgraph")
 
@@ -93,7 +93,7 @@ def choose_window(
     return w[np.isfinite(dist[w])]
 
 
-def _hint_transfers(p: Problem, plan: Plan) -> dict[int, int]:
+def plan_transfer_starts(p: Problem, plan: Plan) -> dict[int, int]:
     """Transfer start (units) per edge id, as ``plan`` has them."""
     edge = {
         (p.names[u], p.names[v]): k
@@ -153,7 +153,7 @@ def solve_lns(
     hint_ms = round(hint.makespan / p.quantum)
     if best_ms > hint_ms:  # re-timing a foreign plan can only help; keep the hint otherwise
         start, best_ms = start0, hint_ms
-        xfer = _hint_transfers(p, hint)
+        xfer = plan_transfer_starts(p, hint)
     start_ms = best_ms
     lb = bound if bound is not None else lower_bound(p, use_lp=p.n <= 2000)
     rng = np.random.default_rng(seed)

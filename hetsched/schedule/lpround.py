@@ -62,7 +62,7 @@ def solve_lp_heft(
     signature and unused (it takes well under a second at 1000 ops)."""
     from hetsched.schedule.bounds import quick_lower_bound
     from hetsched.schedule.heuristics import solve_heft
-    from hetsched.schedule.lns import _hint_transfers
+    from hetsched.schedule.lns import plan_transfer_starts
     from hetsched.schedule.scale import fits_memory
     from hetsched.schedule.windows import window_load_lp
 
@@ -88,5 +88,5 @@ def solve_lp_heft(
         # the fixed problem's bounds hold for that assignment only
         lower_bound=quick_lower_bound(problem),
         solve_time=time.perf_counter() - t0,
-        transfer_start=_hint_transfers(problem, plan),
+        transfer_start=plan_transfer_starts(problem, plan),
     )
