@@ -44,6 +44,8 @@ __all__ = [
     "LOAD_LP_MAX_OPS",
     "bound_report",
     "critical_path_bound",
+    "device_finish_times",
+    "device_tail_times",
     "heads_and_tails",
     "heads_and_tails_reference",
     "load_bound",
@@ -59,12 +61,19 @@ _BIG = np.iinfo(np.int64).max // 8
 LOAD_LP_MAX_OPS = 2000
 
 
-def _dp_heads(problem: Problem) -> np.ndarray:
-    """``H[v, d]``: earliest finish of ``v`` if placed on ``d`` (inf where not allowed)."""
+def device_finish_times(problem: Problem, *, first_on: int | None = None) -> np.ndarray:
+    """``H[v, d]``: earliest finish of ``v`` if placed on ``d`` (inf where not allowed).
+
+    ``first_on``: op 0 is pinned to that device and finishes at 0, so the other finishes
+    count from its end (a segment after a series cut on a given device).
+    """
     p = problem
     dur = np.where(p.allowed, p.dur, _BIG)
     fin = np.where(p.allowed, p.dur, _BIG).astype(np.int64)
-    for v in range(p.n):
+    if first_on is not None:
+        fin[0] = _BIG
+        fin[0, first_on] = 0
+    for v in range(0 if first_on is None else 1, p.n):
         ready = np.zeros(p.num_devices, dtype=np.int64)
         for u, k in p.preds[v]:
             # arrival on each device b: min over a of fin[u, a] + comm[k, a, b]
@@ -74,9 +83,24 @@ def _dp_heads(problem: Problem) -> np.ndarray:
     return fin
 
 
+def device_tail_times(problem: Problem) -> np.ndarray:
+    """``Q[v, d]``: least time from the start of ``v`` on ``d`` to the end of the schedule,
+    ``v`` included (inf where not allowed)."""
+    p = problem
+    dur = np.where(p.allowed, p.dur, _BIG)
+    tail_d = np.where(p.allowed, p.dur, _BIG).astype(np.int64)
+    for v in range(p.n - 1, -1, -1):
+        after = np.zeros(p.num_devices, dtype=np.int64)
+        for s, k in p.succs[v]:
+            nxt = (p.comm[k] + tail_d[s][None, :]).min(axis=1)
+            after = np.maximum(after, nxt)
+        tail_d[v] = np.where(p.allowed[v], dur[v] + after, _BIG)
+    return tail_d
+
+
 def critical_path_bound(problem: Problem) -> int:
     """Longest path with every op on its best device and unavoidable transfers."""
-    fin = _dp_heads(problem)
+    fin = device_finish_times(problem)
     return int(fin.min(axis=1).max())
 
 
@@ -94,19 +118,11 @@ def heads_and_tails(problem: Problem) -> tuple[np.ndarray, np.ndarray]:
 def heads_and_tails_reference(problem: Problem) -> tuple[np.ndarray, np.ndarray]:
     """The per-op loop :func:`heads_and_tails` is tested against (slow; tests only)."""
     p = problem
-    fin = _dp_heads(p)
+    fin = device_finish_times(p)
     dur = np.where(p.allowed, p.dur, _BIG)
     # earliest start over the devices the op may use (fin - dur is 0 on the others)
     head = np.maximum(0, np.where(p.allowed, fin - dur, _BIG).min(axis=1))
-    # tail[v, d]: min time from start of v on d to the end.
-    tail_d = np.where(p.allowed, p.dur, _BIG).astype(np.int64)
-    for v in range(p.n - 1, -1, -1):
-        after = np.zeros(p.num_devices, dtype=np.int64)
-        for s, k in p.succs[v]:
-            nxt = (p.comm[k] + tail_d[s][None, :]).min(axis=1)
-            after = np.maximum(after, nxt)
-        tail_d[v] = np.where(p.allowed[v], dur[v] + after, _BIG)
-    return head.astype(np.int64), tail_d.min(axis=1)
+    return head.astype(np.int64), device_tail_times(p).min(axis=1)
 
 
 def load_bound(problem: Problem) -> int:

@@ -40,6 +40,7 @@ import weakref
 import numpy as np
 
 from hetsched.problem import Problem
+from hetsched.schedule.bounds import device_finish_times
 
 __all__ = [
     "segment_bound",
@@ -170,22 +171,6 @@ def segment_bound(sub: Problem, *, use_lp: bool = True) -> int:
     return out
 
 
-def _finish_after(sub: Problem, src_dev: int | None) -> np.ndarray:
-    """``fin[v, d]``: earliest finish of ``v`` on ``d`` measured from the end of op 0 placed
-    on ``src_dev`` (op 0 itself finishes at 0); ``src_dev=None``: from time 0, op 0 free."""
-    dur = np.where(sub.allowed, sub.dur, _BIG).astype(np.int64)
-    fin = dur.copy()
-    if src_dev is not None:
-        fin[0] = _BIG
-        fin[0, src_dev] = 0
-    for v in range(1 if src_dev is not None else 0, sub.n):
-        ready = np.zeros(sub.num_devices, dtype=np.int64)
-        for u, k in sub.preds[v]:
-            ready = np.maximum(ready, (fin[u][:, None] + sub.comm[k]).min(axis=0))
-        fin[v] = np.where(sub.allowed[v], np.minimum(ready + dur[v], _BIG), _BIG)
-    return fin
-
-
 def _group_costs(p: Problem, cut: int | None, group: np.ndarray, use_lp: bool) -> np.ndarray:
     """Bounds on ``end(closing cut) - end(cut)`` by the devices of ``cut`` (rows) and of the
     closing cut, the last op of ``group`` (columns); ``cut=None`` (the ops up to the first
@@ -206,7 +191,7 @@ def _group_costs(p: Problem, cut: int | None, group: np.ndarray, use_lp: bool) -
         if group.size > CPFIX_MAX_OPS:
             fin = np.zeros((sub.n, d_count), dtype=np.int64)
         else:
-            fin = _finish_after(sub, d_a)
+            fin = device_finish_times(sub, first_on=d_a)
         last = fin[-1]
         # the bound on the whole counts from start(cut)
         extra = whole - (int(p.dur[cut, d_a]) if d_a is not None else 0)
@@ -267,7 +252,7 @@ def series_bound(p: Problem) -> int:
         if rest.size <= CPFIX_MAX_OPS:
             for d_a in range(p.num_devices):
                 if p.allowed[last, d_a]:
-                    fin = _finish_after(sub, d_a)[1:]
+                    fin = device_finish_times(sub, first_on=d_a)[1:]
                     ends[d_a] = max(free, int(fin.min(axis=1).max()))
         best = best + ends
     return int(best.min())

@@ -35,6 +35,7 @@ import math
 import numpy as np
 
 from hetsched.problem import Problem
+from hetsched.schedule.bounds import device_finish_times, device_tail_times
 
 __all__ = ["WINDOW_MAX_OPS", "device_heads_tails", "window_load_bound", "window_load_lp"]
 
@@ -46,21 +47,9 @@ _BIG = np.iinfo(np.int64).max // 8
 def device_heads_tails(p: Problem) -> tuple[np.ndarray, np.ndarray]:
     """``(h, q)``, shape ``(n, D)``: earliest start of ``v`` on ``d`` and the least time
     between its end and the makespan (``_BIG`` where ``v`` may not run on ``d``)."""
-    dur = np.where(p.allowed, p.dur, _BIG).astype(np.int64)
-    fin = dur.copy()
-    for v in range(p.n):
-        ready = np.zeros(p.num_devices, dtype=np.int64)
-        for u, k in p.preds[v]:
-            ready = np.maximum(ready, (fin[u][:, None] + p.comm[k]).min(axis=0))
-        fin[v] = np.where(p.allowed[v], np.minimum(ready + dur[v], _BIG), _BIG)
-    tail = dur.copy()  # tail including v's own duration
-    after = np.zeros((p.n, p.num_devices), dtype=np.int64)
-    for v in range(p.n - 1, -1, -1):
-        for s, k in p.succs[v]:
-            after[v] = np.maximum(after[v], (p.comm[k] + tail[s][None, :]).min(axis=1))
-        tail[v] = np.where(p.allowed[v], np.minimum(after[v] + dur[v], _BIG), _BIG)
-    head = np.where(p.allowed, fin - dur, _BIG)
-    return head, np.where(p.allowed, after, _BIG)
+    busy = np.where(p.allowed, p.dur, 0)
+    head = np.where(p.allowed, device_finish_times(p) - busy, _BIG)
+    return head, np.where(p.allowed, device_tail_times(p) - busy, _BIG)
 
 
 def _thresholds(values: np.ndarray, count: int) -> list[int]:
