@@ -31,7 +31,7 @@ import numpy as np
 from hetsched.plan import Plan, plan_from_schedule, schedule_arrays
 from hetsched.problem import Problem
 
-__all__ = ["lp_rounded_assignment", "solve_lp_heft"]
+__all__ = ["lp_rounded_assignment", "lp_rounded_problem", "solve_lp_heft"]
 
 
 def lp_rounded_assignment(p: Problem, frac: np.ndarray) -> np.ndarray:
@@ -53,21 +53,14 @@ def lp_rounded_assignment(p: Problem, frac: np.ndarray) -> np.ndarray:
     return assign
 
 
-def solve_lp_heft(
-    problem: Problem, *, time_limit: float = 10.0, seed: int = 0, hint: Plan | None = None
-) -> Plan | None:
-    """HEFT on the rounded window-LP assignment; ``None`` when the LP is out of scope
-    (over :data:`~hetsched.schedule.windows.WINDOW_MAX_OPS` ops) or the rounding overflows
-    a device's memory. ``time_limit``, ``seed`` and ``hint`` are accepted for a uniform
-    signature and unused (it takes well under a second at 1000 ops)."""
-    from hetsched.schedule.bounds import quick_lower_bound
-    from hetsched.schedule.heuristics import solve_heft
-    from hetsched.schedule.lns import plan_transfer_starts
+def lp_rounded_problem(problem: Problem) -> Problem | None:
+    """``problem`` with every op restricted to its device in the rounded window-LP
+    assignment; ``None`` when the LP is out of scope (over
+    :data:`~hetsched.schedule.windows.WINDOW_MAX_OPS` ops) or the rounding overflows a
+    device's memory."""
     from hetsched.schedule.scale import fits_memory
     from hetsched.schedule.windows import window_load_lp
 
-    del time_limit, seed, hint
-    t0 = time.perf_counter()
     solved = window_load_lp(problem)
     if solved is None:
         return None
@@ -76,7 +69,20 @@ def solve_lp_heft(
         return None
     only = np.zeros_like(problem.allowed)
     only[np.arange(problem.n), assign] = True
-    fixed = dataclasses.replace(problem, allowed=only)
+    return dataclasses.replace(problem, allowed=only)
+
+
+def solve_lp_heft(problem: Problem) -> Plan | None:
+    """HEFT on :func:`lp_rounded_problem` (``None`` where that is); well under a second at
+    1000 ops."""
+    from hetsched.schedule.bounds import quick_lower_bound
+    from hetsched.schedule.heuristics import solve_heft
+    from hetsched.schedule.lns import plan_transfer_starts
+
+    t0 = time.perf_counter()
+    fixed = lp_rounded_problem(problem)
+    if fixed is None:
+        return None
     plan = solve_heft(fixed)
     a, s = schedule_arrays(plan, fixed)
     return plan_from_schedule(

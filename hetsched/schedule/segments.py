@@ -142,16 +142,11 @@ def _lp_rounded_plan(
     devices fixed (a sequencing problem, far easier than the joint one)."""
     from hetsched.schedule.cpsat import solve_cpsat
     from hetsched.schedule.heuristics import solve_heft
-    from hetsched.schedule.lpround import lp_rounded_assignment
-    from hetsched.schedule.windows import window_load_lp
+    from hetsched.schedule.lpround import lp_rounded_problem
 
-    solved = window_load_lp(sub)
-    if solved is None or limit < 0.1:
+    fixed = lp_rounded_problem(sub) if limit >= 0.1 else None
+    if fixed is None:
         return None
-    assign = lp_rounded_assignment(sub, solved[1])
-    only = np.zeros_like(sub.allowed)
-    only[np.arange(sub.n), assign] = True
-    fixed = dataclasses.replace(sub, allowed=only)
     plan = solve_cpsat(
         fixed,
         time_limit=limit,

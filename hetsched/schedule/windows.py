@@ -31,6 +31,7 @@ Examples
 from __future__ import annotations
 
 import math
+import weakref
 
 import numpy as np
 
@@ -42,6 +43,9 @@ __all__ = ["WINDOW_MAX_OPS", "device_heads_tails", "window_load_bound", "window_
 # GLOP model size grows with ops x thresholds^2; above this many ops the bound is skipped.
 WINDOW_MAX_OPS = 3000
 _BIG = np.iinfo(np.int64).max // 8
+_SOLVED: weakref.WeakKeyDictionary[Problem, dict[int, tuple[float, np.ndarray] | None]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def device_heads_tails(p: Problem) -> tuple[np.ndarray, np.ndarray]:
@@ -67,7 +71,15 @@ def window_load_bound(p: Problem, *, thresholds: int = 8) -> int:
 
 def window_load_lp(p: Problem, *, thresholds: int = 8) -> tuple[float, np.ndarray] | None:
     """``(T, x)``: the window load LP's optimum and its fractional assignment ``x[v, d]``;
-    ``None`` above :data:`WINDOW_MAX_OPS` ops or if GLOP fails."""
+    ``None`` above :data:`WINDOW_MAX_OPS` ops or if GLOP fails. Solved once per problem
+    (the bound and LP-rounded HEFT both ask for it)."""
+    cache = _SOLVED.setdefault(p, {})
+    if thresholds not in cache:
+        cache[thresholds] = _solve_window_lp(p, thresholds)
+    return cache[thresholds]
+
+
+def _solve_window_lp(p: Problem, thresholds: int) -> tuple[float, np.ndarray] | None:
     if p.n > WINDOW_MAX_OPS or p.n == 0:
         return None
     from ortools.linear_solver import pywraplp
