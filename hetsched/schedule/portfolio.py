@@ -34,6 +34,8 @@ import math
 import time
 from typing import Any
 
+import numpy as np
+
 from hetsched.plan import Plan
 from hetsched.problem import Problem
 from hetsched.schedule.bounds import critical_path_bound, lower_bound, series_lower_bound
@@ -113,18 +115,15 @@ def solve_portfolio(
         "heuristics": {k: v.makespan for k, v in heuristics.items()},
         "path": [best.solver],
     }
-    if n > CPSAT_MAX_OPS and best.makespan > bound * (1 + 1e-12) and not stop.is_set():
+    # Large graphs: repeated segments, then a repeated block, each solved once and copied.
+    for name, stage in (("segments", _segments_stage), ("blocks", _blocks_stage)):
+        if n <= CPSAT_MAX_OPS or best.makespan <= bound * (1 + 1e-12) or stop.is_set():
+            break
         remaining = time_limit - _since(t0)
-        improved = _segments_stage(problem, best, remaining, seed, workers, stop, stats)
+        improved = stage(problem, best, remaining, seed, workers, stop, stats)
         if improved is not None:
             best = improved.with_(lower_bound=bound)
-            report(progress, Progress("segments", best.makespan, bound, _since(t0)))
-    if n > CPSAT_MAX_OPS and best.makespan > bound * (1 + 1e-12) and not stop.is_set():
-        remaining = time_limit - _since(t0)
-        improved = _blocks_stage(problem, best, remaining, seed, workers, stop, stats)
-        if improved is not None:
-            best = improved.with_(lower_bound=bound)
-            report(progress, Progress("blocks", best.makespan, bound, _since(t0)))
+            report(progress, Progress(name, best.makespan, bound, _since(t0)))
     remaining = time_limit - (time.perf_counter() - t0)
     large = CPSAT_MAX_OPS < n <= LARGE_OPS
     if large and best.makespan > bound * (1 + 1e-12) and remaining > 0.1 and not stop.is_set():
@@ -219,16 +218,13 @@ def _segments_stage(
     stats: dict[str, Any],
 ) -> Plan | None:
     """Solve each class of identical segments between series cuts once, copy the patterns."""
-    from hetsched.plan import plan_from_schedule, schedule_arrays
+    from hetsched.plan import schedule_arrays
     from hetsched.schedule.segments import segment_classes, solve_segments
 
     classes = segment_classes(p)
-    stats["segments"] = {
-        "classes": len(classes),
-        "ops": sum(c.total_ops for c in classes),
-    }
-    # Worth it only when the classes cover much of the graph and repeat (else LNS does it).
     covered = sum(c.total_ops for c in classes)
+    stats["segments"] = {"classes": len(classes), "ops": covered}
+    # Worth it only when the classes cover much of the graph and repeat (else LNS does it).
     if not classes or covered < 0.5 * p.n or remaining < 1.0:
         return None
     assign, start = schedule_arrays(best, p)
@@ -241,13 +237,7 @@ def _segments_stage(
         workers=workers,
         stop=stop,
     )
-    stats["path"].append("segments")
-    if out is None:
-        return None
-    na, ns, xfer = out
-    return plan_from_schedule(
-        p, assign=na, start=ns, solver="segments", status="heuristic", transfer_start=xfer
-    )
+    return _stage_plan(p, out, "segments", stats)
 
 
 def _blocks_stage(
@@ -260,7 +250,7 @@ def _blocks_stage(
     stats: dict[str, Any],
 ) -> Plan | None:
     """Solve one repeated block and replicate it, if the graph has repeated blocks."""
-    from hetsched.plan import plan_from_schedule, schedule_arrays
+    from hetsched.plan import schedule_arrays
     from hetsched.schedule.blocks import find_blocks, solve_by_blocks
 
     blocks = find_blocks(p)
@@ -278,10 +268,22 @@ def _blocks_stage(
         workers=workers,
         stop=stop,
     )
-    stats["path"].append("blocks")
+    return _stage_plan(p, out, "blocks", stats)
+
+
+def _stage_plan(
+    p: Problem,
+    out: tuple[np.ndarray, np.ndarray, dict[int, int]] | None,
+    name: str,
+    stats: dict[str, Any],
+) -> Plan | None:
+    """A stage's ``(assign, start, transfer_start)`` as a plan; the stage goes on the path."""
+    from hetsched.plan import plan_from_schedule
+
+    stats["path"].append(name)
     if out is None:
         return None
-    na, ns, xfer = out
+    assign, start, xfer = out
     return plan_from_schedule(
-        p, assign=na, start=ns, solver="blocks", status="heuristic", transfer_start=xfer
+        p, assign=assign, start=start, solver=name, status="heuristic", transfer_start=xfer
     )
