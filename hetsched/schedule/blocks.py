@@ -30,7 +30,7 @@ import numpy as np
 from hetsched.plan import plan_from_schedule, schedule_arrays
 from hetsched.problem import Problem
 from hetsched.schedule.common import StopToken
-from hetsched.schedule.listsched import priority_order, retime
+from hetsched.schedule.listsched import makespan_units, priority_order, retime
 from hetsched.schedule.scale import fits_memory
 from hetsched.schedule.series import subproblem
 
@@ -147,12 +147,12 @@ def solve_by_blocks(
     cands = [own, solve_heft(sub, time_limit=time_limit, seed=seed), first_plan(sub)]
     hint = min(cands, key=lambda pl: pl.makespan)
     best = solve_lns(sub, time_limit=time_limit, seed=seed, hint=hint, workers=workers, stop=stop)
-    cur = int((start + p.dur[np.arange(p.n), assign]).max())
+    cur = makespan_units(p, assign, start)
     out = None
     for pl in (best, *cands):
         sa, ss = schedule_arrays(pl, sub)
         na, ns, xfer = replicate(p, blocks, sa, ss, assign, start)
-        ms = int((ns + p.dur[np.arange(p.n), na]).max())
+        ms = makespan_units(p, na, ns)
         if ms < cur:
             cur, out = ms, (na, ns, xfer)
     return out

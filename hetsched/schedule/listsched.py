@@ -23,7 +23,7 @@ import numpy as np
 from hetsched.errors import SolverError
 from hetsched.problem import Problem
 
-__all__ = ["ListScheduler", "Timeline", "priority_order", "retime"]
+__all__ = ["ListScheduler", "Timeline", "makespan_units", "priority_order", "retime"]
 
 
 class Timeline:
@@ -198,6 +198,11 @@ def retime(
         dev_free[d] = max(dev_free[d], finish[v])
         seen[v] = True
     return start, transfer_start
+
+
+def makespan_units(problem: Problem, assign: np.ndarray, start: np.ndarray) -> int:
+    """The makespan (integer units) of the schedule ``(assign, start)``."""
+    return int((start + problem.dur[np.arange(problem.n), assign]).max())
 
 
 def priority_order(problem: Problem, key: np.ndarray) -> list[int]:

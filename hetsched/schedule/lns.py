@@ -45,17 +45,13 @@ from hetsched.schedule.common import (
     check_time_limit,
     report,
 )
-from hetsched.schedule.listsched import priority_order, retime
+from hetsched.schedule.listsched import makespan_units, priority_order, retime
 from hetsched.schedule.localsearch import critical_path
 from hetsched.schedule.neighbourhood import disjunctive_tails, solve_neighbourhood
 
 __all__ = ["NEIGHBOURHOODS", "choose_window", "plan_transfer_starts", "priority_order", "solve_lns"]
 
 NEIGHBOURHOODS = ("time", "critical", "subgraph", "devices", "critical", "subgraph")
-
-
-def _makespan(p: Problem, assign: np.ndarray, start: np.ndarray) -> int:
-    return int((start + p.dur[np.arange(p.n), assign]).max())
 
 
 def choose_window(
@@ -149,7 +145,7 @@ def solve_lns(
         hint = solve_heft(p, time_limit=time_limit, seed=seed)
     assign, start0 = schedule_arrays(hint, p)
     start, xfer = retime(p, assign, priority_order(p, start0))
-    best_ms = _makespan(p, assign, start)
+    best_ms = makespan_units(p, assign, start)
     hint_ms = round(hint.makespan / p.quantum)
     if best_ms > hint_ms:  # re-timing a foreign plan can only help; keep the hint otherwise
         start, best_ms = start0, hint_ms
@@ -192,7 +188,7 @@ def solve_lns(
         if sub is None or sub.makespan > best_ms:
             continue
         cand_start, cand_xfer = retime(p, sub.assign, priority_order(p, sub.key))
-        ms = _makespan(p, sub.assign, cand_start)
+        ms = makespan_units(p, sub.assign, cand_start)
         flow = int((cand_start + p.dur[np.arange(p.n), sub.assign]).sum())
         if ms < best_ms or (ms == best_ms and flow <= best_flow):
             changed = True

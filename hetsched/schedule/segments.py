@@ -45,7 +45,7 @@ import numpy as np
 from hetsched.plan import Plan, plan_from_schedule, schedule_arrays
 from hetsched.problem import Problem
 from hetsched.schedule.common import GLOBAL_STOP, StopToken
-from hetsched.schedule.listsched import priority_order, retime
+from hetsched.schedule.listsched import makespan_units, priority_order, retime
 from hetsched.schedule.scale import fits_memory
 from hetsched.schedule.series import segment_key, series_cuts, subproblem
 
@@ -199,6 +199,5 @@ def solve_segments(
     if not fits_memory(p, new_assign):
         return None
     new_start, xfer = retime(p, new_assign, priority_order(p, key))
-    cur = int((start + p.dur[np.arange(p.n), assign]).max())
-    ms = int((new_start + p.dur[np.arange(p.n), new_assign]).max())
-    return (new_assign, new_start, xfer) if ms < cur else None
+    better = makespan_units(p, new_assign, new_start) < makespan_units(p, assign, start)
+    return (new_assign, new_start, xfer) if better else None
