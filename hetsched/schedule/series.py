@@ -43,6 +43,7 @@ from hetsched.problem import Problem
 from hetsched.schedule.bounds import device_finish_times
 
 __all__ = [
+    "pinned_window_bounds",
     "segment_bound",
     "segment_key",
     "series_bound",
@@ -60,6 +61,10 @@ SEGMENT_LP_MAX_OPS = 600
 MAX_LP_CLASSES = 32
 # Segments up to this many ops get a longest-path pass per device of the cut before them.
 CPFIX_MAX_OPS = 3000
+# The classes covering the most ops get the window LP once per pair of devices of the cut
+# before them and their closing cut, while the LPs solved so (ops x device pairs, summed)
+# stay within this much work.
+PINNED_LP_MAX_WORK = 60_000
 _BIG = np.iinfo(np.int64).max // 8
 
 
@@ -171,7 +176,9 @@ def segment_bound(sub: Problem, *, use_lp: bool = True) -> int:
     return out
 
 
-def _group_costs(p: Problem, cut: int | None, group: np.ndarray, use_lp: bool) -> np.ndarray:
+def _group_costs(
+    p: Problem, cut: int | None, group: np.ndarray, use_lp: bool, pinned: bool = False
+) -> np.ndarray:
     """Bounds on ``end(closing cut) - end(cut)`` by the devices of ``cut`` (rows) and of the
     closing cut, the last op of ``group`` (columns); ``cut=None`` (the ops up to the first
     cut): one row, bounds on ``end(first cut)``."""
@@ -195,7 +202,58 @@ def _group_costs(p: Problem, cut: int | None, group: np.ndarray, use_lp: bool) -
         last = fin[-1]
         # the bound on the whole counts from start(cut)
         extra = whole - (int(p.dur[cut, d_a]) if d_a is not None else 0)
+        if pinned and d_a is not None:
+            extra = np.maximum(extra, pinned_window_bounds(sub, d_a) - int(p.dur[cut, d_a]))
         out[i] = np.where(sub.allowed[-1], np.maximum(np.maximum(last, free), extra), _BIG)
+    return out
+
+
+def pinned_window_bounds(sub: Problem, first_on: int) -> np.ndarray:
+    """Window LP bound of ``sub`` (a cut, then its segment) by the device of its last op
+    (``_BIG`` where that op may not run), with its first op on ``first_on``.
+
+    Pinning both ends makes the fill and drain exact: with the layer norm on an NPU the
+    CPU waits for its transfer, with the ``cat`` on the CPU the last heads end early enough
+    to reach it. The free LP takes the best device for each op's head separately.
+    """
+    from hetsched.schedule.windows import window_load_bound
+
+    out = np.full(sub.num_devices, _BIG, dtype=np.int64)
+    for d_b in np.flatnonzero(sub.allowed[-1]).tolist():
+        allowed = sub.allowed.copy()
+        allowed[0] = False
+        allowed[0, first_on] = True
+        allowed[-1] = False
+        allowed[-1, d_b] = True
+        out[d_b] = window_load_bound(dataclasses.replace(sub, allowed=allowed))
+    return out
+
+
+def _pinned_keys(
+    p: Problem,
+    groups: list[tuple[int | None, np.ndarray]],
+    keys: list[tuple[bool, str] | None],
+    by_cover: list[tuple[bool, str]],
+) -> set[tuple[bool, str]]:
+    """The classes that get :func:`pinned_window_bounds`: most ops covered first, while the
+    LPs (ops x device pairs) stay within :data:`PINNED_LP_MAX_WORK`."""
+    first: dict[tuple[bool, str], tuple[int, np.ndarray]] = {}
+    for (cut, group), key in zip(groups, keys, strict=True):
+        if key is not None and cut is not None and key not in first:
+            first[key] = (cut, group)
+    out: set[tuple[bool, str]] = set()
+    work = 0
+    for key in by_cover[:MAX_LP_CLASSES]:
+        if key not in first:
+            continue
+        cut, group = first[key]
+        if not SEGMENT_LP_MIN_OPS <= group.size + 1 <= SEGMENT_LP_MAX_OPS:
+            continue
+        pairs = int(p.allowed[cut].sum()) * int(p.allowed[group[-1]].sum())
+        if work + pairs * (group.size + 1) > PINNED_LP_MAX_WORK:
+            break
+        work += pairs * (group.size + 1)
+        out.add(key)
     return out
 
 
@@ -204,8 +262,10 @@ def series_bound(p: Problem) -> int:
 
     A dynamic program over the cuts and their devices: the cost of a segment is the best of
     its own bound (critical path, load LP, LP, window LP; with and without the cut before
-    it) and the longest path through it from the previous cut's device (so forced transfers
-    count). Repeated segments are bounded once.
+    it), the longest path through it from the previous cut's device (so forced transfers
+    count) and, for the classes covering the most ops, the window LP with both cuts pinned
+    to the devices the program is pricing (:func:`pinned_window_bounds`). Repeated segments
+    are bounded once.
     """
     cuts = series_cuts(p)
     if cuts.size == 0:
@@ -224,7 +284,9 @@ def series_bound(p: Problem) -> int:
         ops_per_key[class_key] = ops_per_key.get(class_key, 0) + group.size
     # LPs for the classes covering the most ops only: a graph of thousands of distinct
     # small segments would otherwise spend seconds in GLOP
-    lp_keys = set(sorted(ops_per_key, key=lambda k: -ops_per_key[k])[:MAX_LP_CLASSES])
+    by_cover = sorted(ops_per_key, key=lambda k: -ops_per_key[k])
+    lp_keys = set(by_cover[:MAX_LP_CLASSES])
+    pinned_keys = _pinned_keys(p, groups, keys, by_cover)
     memo: dict[tuple[bool, str], np.ndarray] = {}
 
     def costs(cut: int | None, group: np.ndarray, key: tuple[bool, str] | None) -> np.ndarray:
@@ -236,7 +298,9 @@ def series_bound(p: Problem) -> int:
                     c = np.maximum(c, p.comm[k])
             return np.where(p.allowed[b][None, :], c + p.dur[b][None, :], _BIG)
         if key not in memo:
-            memo[key] = _group_costs(p, cut, group, use_lp=key in lp_keys)
+            memo[key] = _group_costs(
+                p, cut, group, use_lp=key in lp_keys, pinned=key in pinned_keys
+            )
         return memo[key]
 
     first = costs(None, groups[0][1], keys[0])[0]

@@ -9,8 +9,10 @@ pair of thresholds ``(r, s)``, the ops placed on ``d`` with ``h[v, d] >= r`` and
 
     sum over those ops of dur[v, d] * x[v, d]  <=  T - r - s
 
-(only for ``r + s`` up to the critical path: with none of those ops on ``d`` the row says
-``T >= r + s``, true only below a proven bound).
+With none of those ops on ``d`` the row says ``T >= r + s``, true only up to a proven
+bound (the critical path ``cp``). Above it the row becomes ``load <= T - cp - (r + s - cp)
+* used`` with ``used >= x[v, d]`` for each of those ops: ``used`` is 1 when one of them is
+on ``d`` (the window holds) and may be 0 when none is (``T >= cp``).
 
 With fractional assignments ``x`` this is an LP (GLOP); every schedule satisfies it, so its
 optimum ``T`` is a lower bound. On pipelines (attention heads: NPU linears first, CPU softmax
@@ -106,12 +108,19 @@ def _solve_window_lp(p: Problem, thresholds: int) -> tuple[float, np.ndarray] | 
         hs, qs = head[ops, d], tail[ops, d]
         for r in _thresholds(hs, thresholds):
             for s in _thresholds(qs, thresholds):
-                if r + s > cp:
-                    continue
                 sel = ops[(hs >= r) & (qs >= s)]
                 terms = [int(p.dur[v, d]) * x[v, d] for v in sel.tolist() if p.dur[v, d]]
-                if terms:
+                if not terms:
+                    continue
+                if r + s <= cp:
                     solver.Add(solver.Sum(terms) <= t - (r + s))
+                    continue
+                # past the critical path the window binds only if some op of ``sel`` is
+                # on ``d``: ``used`` (>= each x) is that indicator, relaxed
+                used = solver.NumVar(0, 1, f"used_{d}_{r}_{s}")
+                for v in sel.tolist():
+                    solver.Add(used >= x[v, d])
+                solver.Add(solver.Sum(terms) <= t - cp - (r + s - cp) * used)
     solver.Minimize(t)
     if solver.Solve() != pywraplp.Solver.OPTIMAL:
         return None

@@ -191,3 +191,60 @@ def test_lp_heft_is_valid_and_keeps_a_valid_bound(seed: int) -> None:
     assert plan is not None
     validate(plan, p)
     assert plan.lower_bound <= lower_bound(p) * p.quantum + 1e-9
+
+
+def _fan(width: int, latency: float) -> Problem:
+    """A cut, ``width`` parallel ops, a closing cut; three devices, every op equally fast
+    everywhere, ``latency`` for every transfer between devices."""
+    n = width + 2
+    edges = [(0, i, 1.0) for i in range(1, n - 1)] + [(i, n - 1, 1.0) for i in range(1, n - 1)]
+    lat = np.full((3, 3), latency)
+    np.fill_diagonal(lat, 0.0)
+    return Problem.from_arrays(
+        names=[f"o{i}" for i in range(n)],
+        devices=["x", "y", "z"],
+        exec_time=np.array([[1.0] * 3] + [[4.0] * 3] * width + [[1.0] * 3]),
+        edges=edges,
+        comm_latency=lat,
+        quantum=1.0,
+    )
+
+
+def test_pinning_the_cuts_counts_the_fill_and_drain_of_every_other_device(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Left free, each device's head reads 1 (the cut could run on it); pinned, two of the
+    # three devices wait for a transfer after the cut and send one before the closing cut.
+    import hetsched.schedule.series as series
+
+    monkeypatch.setattr(series, "SEGMENT_LP_MIN_OPS", 1)
+    p = _fan(4, 3.0)
+    best = brute_force_makespan(p)
+    pinned = series_bound(p)
+    monkeypatch.setattr(series, "PINNED_LP_MAX_WORK", 0)
+    free = series_bound(p)
+    assert free < pinned <= best
+
+
+@pytest.mark.parametrize("seed", range(24))
+def test_pinned_series_bound_never_exceeds_the_brute_force_optimum(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hetsched.schedule.series as series
+
+    monkeypatch.setattr(series, "SEGMENT_LP_MIN_OPS", 1)  # pin even the tiny segments
+    p = series_problem(
+        seed, segments=1 + seed % 2, width=1 + seed % 3, devices=2 + seed % 2, depth=1
+    )
+    assert series_bound(p) <= brute_force_makespan(p)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_pinned_series_bound_never_exceeds_the_cpsat_optimum(seed: int) -> None:
+    from hetsched.schedule.cpsat import solve_cpsat
+
+    # segments of 10+ ops: the default thresholds pin them
+    p = series_problem(seed, segments=2, width=4 + seed % 2, devices=3, depth=2)
+    plan = solve_cpsat(p, time_limit=20, workers=1, seed=0)
+    assert plan.status == "optimal"
+    assert series_bound(p) <= round(plan.makespan / p.quantum)
