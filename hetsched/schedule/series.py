@@ -62,9 +62,9 @@ MAX_LP_CLASSES = 32
 # Segments up to this many ops get a longest-path pass per device of the cut before them.
 CPFIX_MAX_OPS = 3000
 # The classes covering the most ops get the window LP once per pair of devices of the cut
-# before them and their closing cut, while the LPs solved so (ops x device pairs, summed)
-# stay within this much work.
-PINNED_LP_MAX_WORK = 60_000
+# before them and their closing cut, while the LPs solved so (ops x devices x device pairs,
+# summed; GLOP takes ~0.1 ms per unit here) stay within this much work (gpt large: 8,288).
+PINNED_LP_MAX_WORK = 20_000
 _BIG = np.iinfo(np.int64).max // 8
 
 
@@ -236,7 +236,7 @@ def _pinned_keys(
     by_cover: list[tuple[bool, str]],
 ) -> set[tuple[bool, str]]:
     """The classes that get :func:`pinned_window_bounds`: most ops covered first, while the
-    LPs (ops x device pairs) stay within :data:`PINNED_LP_MAX_WORK`."""
+    LPs (ops x devices x device pairs) stay within :data:`PINNED_LP_MAX_WORK`."""
     first: dict[tuple[bool, str], tuple[int, np.ndarray]] = {}
     for (cut, group), key in zip(groups, keys, strict=True):
         if key is not None and cut is not None and key not in first:
@@ -250,9 +250,10 @@ def _pinned_keys(
         if not SEGMENT_LP_MIN_OPS <= group.size + 1 <= SEGMENT_LP_MAX_OPS:
             continue
         pairs = int(p.allowed[cut].sum()) * int(p.allowed[group[-1]].sum())
-        if work + pairs * (group.size + 1) > PINNED_LP_MAX_WORK:
-            break
-        work += pairs * (group.size + 1)
+        cost = pairs * (group.size + 1) * p.num_devices
+        if work + cost > PINNED_LP_MAX_WORK:
+            continue  # a smaller class may still fit
+        work += cost
         out.add(key)
     return out
 
