@@ -44,6 +44,8 @@ __all__ = ["WINDOW_MAX_OPS", "device_heads_tails", "window_load_bound", "window_
 
 # GLOP model size grows with ops x thresholds^2; above this many ops the bound is skipped.
 WINDOW_MAX_OPS = 3000
+# Heads and tails combine the inputs (outputs) of an op two at a time among this many.
+HEAD_PAIRS = 8
 _BIG = np.iinfo(np.int64).max // 8
 _SOLVED: weakref.WeakKeyDictionary[Problem, dict[int, tuple[float, np.ndarray] | None]] = (
     weakref.WeakKeyDictionary()
@@ -52,10 +54,12 @@ _SOLVED: weakref.WeakKeyDictionary[Problem, dict[int, tuple[float, np.ndarray] |
 
 def device_heads_tails(p: Problem) -> tuple[np.ndarray, np.ndarray]:
     """``(h, q)``, shape ``(n, D)``: earliest start of ``v`` on ``d`` and the least time
-    between its end and the makespan (``_BIG`` where ``v`` may not run on ``d``)."""
+    between its end and the makespan (``_BIG`` where ``v`` may not run on ``d``), with
+    pairs of the :data:`HEAD_PAIRS` latest inputs (earliest outputs) that share a device
+    run one after the other."""
     busy = np.where(p.allowed, p.dur, 0)
-    head = np.where(p.allowed, device_finish_times(p) - busy, _BIG)
-    return head, np.where(p.allowed, device_tail_times(p) - busy, _BIG)
+    head = np.where(p.allowed, device_finish_times(p, pairs=HEAD_PAIRS) - busy, _BIG)
+    return head, np.where(p.allowed, device_tail_times(p, pairs=HEAD_PAIRS) - busy, _BIG)
 
 
 def _thresholds(values: np.ndarray, count: int) -> list[int]:
