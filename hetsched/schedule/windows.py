@@ -9,6 +9,11 @@ pair of thresholds ``(r, s)``, the ops placed on ``d`` with ``h[v, d] >= r`` and
 
     sum over those ops of dur[v, d] * x[v, d]  <=  T - r - s
 
+An op that may start before ``r`` but must end by ``T - s`` still spends at least
+``h + dur - r`` inside (it cannot be split), and the mirror holds on the right; the rows
+count those parts too (:func:`_window_part`), so the LP cannot fill an idle start with a
+sliver of a long op.
+
 With none of those ops on ``d`` the row says ``T >= r + s``, true only up to a proven
 bound (the critical path ``cp``). Above it the row becomes ``load <= T - cp - (r + s - cp)
 * used`` with ``used >= x[v, d]`` for each of those ops: ``used`` is 1 when one of them is
@@ -69,6 +74,19 @@ def _thresholds(values: np.ndarray, count: int) -> list[int]:
     return np.unique(np.quantile(vals, np.linspace(0, 1, count), method="lower")).tolist()
 
 
+def _window_part(hs: np.ndarray, qs: np.ndarray, ps: np.ndarray, r: int, s: int) -> np.ndarray:
+    """Least time each op spends inside ``[r, T - s]`` on the device.
+
+    Ops with head ``>= r`` and tail ``>= s`` run wholly inside; one that may start before
+    ``r`` but ends by ``T - s`` (tail ``>= s``) still runs ``head + dur - r`` inside (it
+    cannot start before its head, nor be split), and the mirror on the right; ops that may
+    overhang both ends count nothing.
+    """
+    left = np.where(hs >= r, ps, np.maximum(0, hs + ps - r))
+    right = np.where(qs >= s, ps, np.maximum(0, qs + ps - s))
+    return np.where((hs >= r) | (qs >= s), np.minimum(left, right), 0)
+
+
 def window_load_bound(p: Problem, *, thresholds: int = 8) -> int:
     """The window load LP's optimum, rounded up (units); 0 above :data:`WINDOW_MAX_OPS`."""
     solved = window_load_lp(p, thresholds=thresholds)
@@ -109,11 +127,14 @@ def _solve_window_lp(p: Problem, thresholds: int) -> tuple[float, np.ndarray] | 
         ops = np.flatnonzero(p.allowed[:, d])
         if ops.size == 0:
             continue
-        hs, qs = head[ops, d], tail[ops, d]
+        hs, qs, ps = head[ops, d], tail[ops, d], p.dur[ops, d]
         for r in _thresholds(hs, thresholds):
             for s in _thresholds(qs, thresholds):
-                sel = ops[(hs >= r) & (qs >= s)]
-                terms = [int(p.dur[v, d]) * x[v, d] for v in sel.tolist() if p.dur[v, d]]
+                coef = _window_part(hs, qs, ps, r, s)
+                keep = coef > 0
+                sel = ops[keep]
+                parts = zip(sel.tolist(), coef[keep].tolist(), strict=True)
+                terms = [int(c) * x[v, d] for v, c in parts]
                 if not terms:
                     continue
                 if r + s <= cp:

@@ -248,3 +248,15 @@ def test_pinned_series_bound_never_exceeds_the_cpsat_optimum(seed: int) -> None:
     plan = solve_cpsat(p, time_limit=20, workers=1, seed=0)
     assert plan.status == "optimal"
     assert series_bound(p) <= round(plan.makespan / p.quantum)
+
+
+def test_window_counts_the_part_of_an_op_it_cannot_leave() -> None:
+    from hetsched.schedule.windows import _window_part
+
+    # window [r=5, T-s] with s=2; heads, tails and durations of five ops on one device
+    heads = np.array([6, 2, 2, 6, 0])
+    tails = np.array([3, 3, 3, 0, 0])
+    durs = np.array([4, 4, 2, 4, 9])
+    # inside: 4; starts by 2 and ends by T-3: at least 2+4-5 = 1 inside; 2+2-5 < 0: 0;
+    # starts inside, may end after T-2: 0+4-2 = 2; may overhang both ends: 0
+    assert _window_part(heads, tails, durs, 5, 2).tolist() == [4, 1, 0, 2, 0]
