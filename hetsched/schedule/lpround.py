@@ -17,8 +17,8 @@ Examples
 ...     exec_time=np.array([[2.0, 3.0], [4.0, 4.0], [4.0, 4.0]]),
 ...     edges=[(0, 1, 1.0), (0, 2, 1.0)], quantum=1.0)
 >>> plan = solve_lp_heft(p)
->>> plan.solver, plan.makespan  # the optimum is 6: rounding is a heuristic
-('lp-heft', 7.0)
+>>> plan.solver, plan.makespan  # the optimum here; in general rounding is a heuristic
+('lp-heft', 6.0)
 """
 
 from __future__ import annotations
