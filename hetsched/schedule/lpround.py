@@ -6,7 +6,7 @@ fast devices and leaves slow ones idle; the window load LP
 device should take. :func:`lp_rounded_assignment` rounds its fractional assignment class by
 class (ops with the same duration row share the class's totals), and :func:`solve_lp_heft`
 schedules that assignment with HEFT's insertion list scheduler. On 1000-op random DAGs at
-CCR 1 it starts at 777 where HEFT is at 823 (bound 720), and LNS from it reaches 741 in 25 s
+CCR 1 it starts at 777-779 where HEFT is at 823 (bound 720), and LNS from it reaches 741 in 25 s
 where LNS from HEFT reaches 804.
 
 Examples
