@@ -89,8 +89,9 @@ def device_finish_times(
             # arrival on each device b from each device a: fin[u, a] + comm[k, a, b]
             arr = fin[u][:, None] + p.comm[k]
             ready = np.maximum(ready, arr.min(axis=0))
-            arrivals.append((fin[u] - dur[u], dur[u], p.comm[k], arr))
-        if pairs and len(arrivals) > 1:
+            if pairs:
+                arrivals.append((fin[u] - dur[u], dur[u], p.comm[k], arr))
+        if len(arrivals) > 1:
             ready = np.maximum(ready, _pair_ready(arrivals, pairs))
         fin[v] = np.where(p.allowed[v], np.minimum(ready + dur[v], _BIG), _BIG)
     return fin
@@ -130,8 +131,9 @@ def device_tail_times(problem: Problem, *, pairs: int = 0) -> np.ndarray:
             # from the end of v on d to the end, through s on b: comm[k, d, b] + tail[s, b]
             via = p.comm[k].T + tail_d[s][:, None]
             after = np.maximum(after, via.min(axis=0))
-            departures.append((tail_d[s] - dur[s], dur[s], p.comm[k].T, via))
-        if pairs and len(departures) > 1:
+            if pairs:
+                departures.append((tail_d[s] - dur[s], dur[s], p.comm[k].T, via))
+        if len(departures) > 1:
             after = np.maximum(after, _pair_ready(departures, pairs))
         tail_d[v] = np.where(p.allowed[v], np.minimum(dur[v] + after, _BIG), _BIG)
     return tail_d
