@@ -21,6 +21,7 @@ test: venv
 	$(BIN)/ruff check hetsched tests benchmarks
 	$(BIN)/ruff format --check hetsched tests benchmarks
 	$(BIN)/mypy hetsched
+	$(BIN)/lint-imports
 	$(BIN)/pytest -q
 
 clean:

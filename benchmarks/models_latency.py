@@ -16,7 +16,7 @@ import time
 from hetsched.graph import zoo
 from hetsched.plan import validate
 from hetsched.problem import Problem
-from hetsched.schedule import get_solver
+from hetsched.solver import get_solver
 
 
 def main(argv: list[str] | None = None) -> int:

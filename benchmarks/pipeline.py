@@ -14,8 +14,8 @@ import argparse
 import sys
 
 from hetsched.graph import zoo
-from hetsched.partition import solve_pipeline
 from hetsched.problem import Problem
+from hetsched.schedule.throughput import solve_pipeline
 
 BASELINES = ("dp", "equal-ops", "equal-flops", "capability")
 

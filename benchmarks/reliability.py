@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 def determinism(seeds: int = 5) -> dict[str, object]:
     """CP-SAT plans over repeated runs: 1 worker vs 4 workers, finished vs time-limited."""
     from hetsched.plan import plan_to_dict
-    from hetsched.schedule.cpsat import solve_cpsat
+    from hetsched.schedule.latency.cpsat import solve_cpsat
     from tests.families import random_problem
 
     def fp(plan):

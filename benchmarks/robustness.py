@@ -16,7 +16,7 @@ import sys
 from hetsched.exec.simulate import robustness
 from hetsched.graph import zoo
 from hetsched.problem import Problem
-from hetsched.schedule import get_solver
+from hetsched.solver import get_solver
 
 SOLVERS = ("heft", "peft", "cpop", "portfolio")
 

@@ -59,7 +59,7 @@ def _problem(spec: dict, graph_path: str | None):
 
 def run_one(spec: dict, graph_path: str | None) -> dict:
     from hetsched.plan import validate
-    from hetsched.schedule.portfolio import solve_portfolio
+    from hetsched.schedule.latency.portfolio import solve_portfolio
 
     p, build, build_mib = _problem(spec, graph_path)
     events: list[tuple[float, float]] = []

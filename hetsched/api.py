@@ -17,8 +17,7 @@ from typing import TYPE_CHECKING, Any
 from hetsched.errors import UsageError
 from hetsched.plan import Plan, validate
 from hetsched.problem import Problem
-from hetsched.schedule import get_solver
-from hetsched.schedule.common import ProgressCallback, check_seed, check_time_limit
+from hetsched.solver import ProgressCallback, check_seed, check_time_limit, get_solver
 
 if TYPE_CHECKING:
     from hetsched.graph.opgraph import OpGraph
@@ -65,7 +64,7 @@ def solve(
     platform : a ``Platform`` or a preset name (``hetsched platforms`` lists them).
     objective : ``"latency"`` (makespan of one inference), ``"throughput"`` (pipeline
         period) or ``"modulo"`` (initiation interval of repeated iterations).
-    solver : one of :data:`hetsched.schedule.SOLVERS` for latency.
+    solver : one of :data:`hetsched.solver.SOLVERS` for latency.
     time_limit, seed, workers : explicit solver parameters.
     memory, link_contention : turn on device-capacity and link-overlap constraints.
 
@@ -86,7 +85,7 @@ def solve(
         graph, platform, cost_model=cost_model, memory=memory, link_contention=link_contention
     )
     if objective != "latency":
-        from hetsched.partition import solve_objective
+        from hetsched.schedule.throughput import solve_objective
 
         return solve_objective(  # type: ignore[no-any-return]
             problem,

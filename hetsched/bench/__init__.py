@@ -97,7 +97,7 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
     from hetsched.bench.report import instance_rows, summarize
     from hetsched.bench.runner import make_tasks, run_tasks
     from hetsched.bench.saga_peer import PEERS
-    from hetsched.schedule import SOLVERS
+    from hetsched.solver import SOLVERS
 
     bad = [s for s in cfg.solvers if s not in SOLVERS]
     bad += [p for p in cfg.peers if p not in PEERS]
@@ -131,7 +131,7 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
     rows = instance_rows(records, {s.name: s for s in specs})
     summary = summarize(rows)
     summary["wall_time"] = wall
-    from hetsched.schedule.common import GLOBAL_STOP
+    from hetsched.solver import GLOBAL_STOP
 
     summary["interrupted"] = GLOBAL_STOP.is_set()  # rows hold the tasks that finished
     config = asdict(cfg)

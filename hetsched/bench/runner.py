@@ -29,7 +29,7 @@ from hetsched.bench.instances import InstanceSpec, build_problem
 from hetsched.errors import HetschedError
 from hetsched.plan import Plan, validate
 from hetsched.problem import Problem
-from hetsched.schedule.common import GLOBAL_STOP, Progress
+from hetsched.solver import GLOBAL_STOP, Progress
 
 __all__ = ["Task", "make_tasks", "run_task", "run_tasks"]
 
@@ -113,7 +113,7 @@ def _plan_fields(rec: dict[str, Any], plan: Plan, problem: Problem) -> None:
 
 
 def _run_solver(task: Task, problem: Problem) -> dict[str, Any]:
-    from hetsched.schedule import get_solver
+    from hetsched.solver import get_solver
 
     rec = _base(task, problem, task.what)
     events: list[list[float]] = []

@@ -13,7 +13,8 @@ Every saga schedule is turned into two plans:
 * ``own``: saga's float times as they are (units x quantum). Reported only if our validator
   accepts them, which needs the fit to be exact.
 * ``retimed``: saga's assignment and per-device order (by saga's start times), re-timed to
-  the earliest integer start times in our model (:func:`~hetsched.schedule.listsched.retime`).
+  the earliest integer start times in our model
+  (:func:`~hetsched.schedule.latency.listsched.retime`).
   Always comparable with our solvers; equal to or better than ``own`` when the fit is exact.
 
 saga breaks ties by set iteration order, so results depend on ``PYTHONHASHSEED``;
@@ -188,7 +189,7 @@ def run_peers(problem: Problem, peers: list[str], *, hash_seed: int = 0) -> dict
 def saga_plans(problem: Problem, peer: str, result: dict[str, Any]) -> dict[str, Any]:
     """Judge one peer's result; returns ``{"own": Plan|None, "own_error", "retimed": Plan|None,
     "error"}``. Never raises for a broken schedule: the violation is returned as text."""
-    from hetsched.schedule.listsched import priority_order, retime
+    from hetsched.schedule.latency.listsched import priority_order, retime
 
     out: dict[str, Any] = {"own": None, "own_error": None, "retimed": None, "error": None}
     if "error" in result:

@@ -165,7 +165,7 @@ def run_show(args: argparse.Namespace) -> int:
                                 link_contention=args.link_contention)  # fmt: skip
         validate(plan, problem)
         if plan.objective == "throughput":
-            from hetsched.partition import as_pipeline_plan, validate_pipeline
+            from hetsched.schedule.throughput import as_pipeline_plan, validate_pipeline
 
             pipe = as_pipeline_plan(plan, problem)
             validate_pipeline(pipe, problem)

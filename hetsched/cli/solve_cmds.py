@@ -12,8 +12,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from hetsched.cli import EXIT_INTERRUPTED
-from hetsched.schedule import SOLVERS
-from hetsched.schedule.common import GLOBAL_STOP, Progress
+from hetsched.solver import GLOBAL_STOP, SOLVERS, Progress
 
 __all__ = ["register"]
 

@@ -1,6 +1,6 @@
 """hetsched.costmodel: devices, platforms, cost models and the cost table."""
 
-from hetsched.costmodel.device import Device, Link
+from hetsched.costmodel.device import Device, Link, is_supported
 from hetsched.costmodel.measured import MeasuredCostModel
 from hetsched.costmodel.platform import DEFAULT_PLATFORM, Platform
 from hetsched.costmodel.roofline import CostModel, OpCostExplanation, RooflineCostModel
@@ -11,7 +11,6 @@ from hetsched.costmodel.support import (
     categories,
     decline_if_dtype,
     everything,
-    is_supported,
     not_categories,
     not_ops,
     ops,

@@ -48,6 +48,7 @@ __all__ = [
     "Device",
     "Link",
     "dtype_class",
+    "is_supported",
     "peak_for",
     "unsupported_reason",
 ]
@@ -308,3 +309,17 @@ def unsupported_reason(node: OpNode, device: Device) -> str | None:
         unit = f"{key} units" if key else "integer/fp64 units"
         return f"no {unit} for dtype {node.dtype!r} (has {have})"
     return device.supports.why_not(node, device)
+
+
+def is_supported(node: OpNode, device: Any) -> bool:
+    """The device's predicate and its dtype units agree (explicit costs are not consulted).
+
+    >>> from hetsched.costmodel import Platform
+    >>> from hetsched.graph import OpNode
+    >>> npu = Platform.preset("edge-soc").device("npu0")
+    >>> is_supported(OpNode("c", category="conv"), npu)
+    True
+    >>> is_supported(OpNode("r", category="reduction"), npu)
+    False
+    """
+    return unsupported_reason(node, device) is None

@@ -10,8 +10,8 @@ function (:func:`predicate`) is evaluated per node.
 Built-in predicates also have a plain-data form (``to_spec``/``from_spec``) used by the
 platform TOML files, e.g. ``{categories = ["conv", "matmul"]}``.
 
-:func:`is_supported` is the full check used by the cost models: the device's predicate *and*
-the device having compute units for the node's dtype (see
+:func:`~hetsched.costmodel.device.is_supported` is the full check used by the cost models:
+the device's predicate *and* the device having compute units for the node's dtype (see
 :func:`hetsched.costmodel.device.dtype_class`).
 
 Examples
@@ -45,7 +45,6 @@ __all__ = [
     "decline_if_dtype",
     "everything",
     "from_spec",
-    "is_supported",
     "not_categories",
     "not_ops",
     "ops",
@@ -267,19 +266,3 @@ def from_spec(spec: Mapping[str, Any], *, where: str = "supports") -> Support:
             msg = f"{where}: unknown key {key!r} (expected one of {known})"
             raise PlatformError(msg)
     return everything() if not parts else all_of(*parts)
-
-
-def is_supported(node: OpNode, device: Any) -> bool:
-    """The device's predicate and its dtype units agree (explicit costs are not consulted).
-
-    >>> from hetsched.costmodel import Platform
-    >>> from hetsched.graph import OpNode
-    >>> npu = Platform.preset("edge-soc").device("npu0")
-    >>> is_supported(OpNode("c", category="conv"), npu)
-    True
-    >>> is_supported(OpNode("r", category="reduction"), npu)
-    False
-    """
-    from hetsched.costmodel.device import unsupported_reason
-
-    return unsupported_reason(node, device) is None

@@ -18,7 +18,7 @@ Examples
 --------
 >>> import numpy as np
 >>> from hetsched.problem import Problem
->>> from hetsched.schedule.heuristics import solve_heft
+>>> from hetsched.schedule.latency.heuristics import solve_heft
 >>> p = Problem.from_arrays(names=["a", "b", "c"], devices=["x", "y"],
 ...     exec_time=np.array([[2.0, 3.0], [4.0, 4.0], [4.0, 4.0]]),
 ...     edges=[(0, 1, 1.0), (0, 2, 1.0)], comm_latency=np.array([[0, 1], [1, 0]]), quantum=1.0)

@@ -38,8 +38,8 @@ import numpy as np
 from hetsched.errors import InfeasibleError
 from hetsched.plan import Plan, Transfer
 from hetsched.problem import Problem
-from hetsched.schedule.heuristics import upward_rank
-from hetsched.schedule.listsched import Timeline
+from hetsched.schedule.latency.heuristics import upward_rank
+from hetsched.schedule.latency.listsched import Timeline
 
 __all__ = ["ReplanRequest", "Replanner", "mask_devices", "replan_list"]
 

@@ -18,8 +18,8 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import hetsched.graph.zoo as zoo
 from hetsched.errors import GraphError, UsageError
-from hetsched.graph import zoo
 from hetsched.graph.opgraph import OpGraph
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -168,7 +168,7 @@ def build(
     if batch < 1 or (seq is not None and seq < 1):
         msg = f"batch and seq must be >= 1, got batch={batch}, seq={seq}"
         raise UsageError(msg)
-    from hetsched.graph import _zoo_models as zm
+    import hetsched.graph._zoo_models as zm
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)

@@ -75,7 +75,7 @@ def test_peer_task_records(problem):
 
 
 def test_exact_peers_match_cpsat_on_tiny():
-    from hetsched.schedule import get_solver
+    from hetsched.solver import get_solver
 
     p = build_problem(random_spec(5, 2, 1.0, seed=1))
     res = run_saga(saga_input(p), ["saga-bruteforce", "saga-smt"])

@@ -17,7 +17,7 @@ def main(reps: int = 5) -> None:
     from hetsched.exec import execute
     from hetsched.graph import zoo
     from hetsched.graph.torch_import import from_exported
-    from hetsched.schedule.heuristics import solve_heft
+    from hetsched.schedule.latency.heuristics import solve_heft
     from tests.exec.helpers import exported, spread_problem
 
     cases = {"attention": exported("attention")}

@@ -10,8 +10,8 @@ from hetsched.errors import PlanError, UsageError
 from hetsched.exec import execute
 from hetsched.graph.formats import load
 from hetsched.problem import Problem
-from hetsched.schedule.cpsat import solve_cpsat
-from hetsched.schedule.heuristics import solve_cpop, solve_heft, solve_peft
+from hetsched.schedule.latency.cpsat import solve_cpsat
+from hetsched.schedule.latency.heuristics import solve_cpop, solve_heft, solve_peft
 from tests.exec.helpers import check_order, exported, spread_problem, worker_threads
 from tests.families import FAMILIES, random_problem
 from tests.paths import DATA

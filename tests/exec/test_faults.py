@@ -19,7 +19,7 @@ from hetsched.exec import (
     parse_fault,
     replan_list,
 )
-from hetsched.schedule.heuristics import solve_heft
+from hetsched.schedule.latency.heuristics import solve_heft
 from tests.exec.helpers import exported, spread_problem, worker_threads
 from tests.families import random_problem
 

@@ -7,8 +7,8 @@ import pytest
 
 from hetsched.errors import UsageError
 from hetsched.exec.simulate import robustness, simulate
-from hetsched.schedule.cpsat import solve_cpsat
-from hetsched.schedule.heuristics import solve_heft
+from hetsched.schedule.latency.cpsat import solve_cpsat
+from hetsched.schedule.latency.heuristics import solve_heft
 from tests.families import FAMILIES, random_problem
 
 

@@ -15,7 +15,7 @@ from hetsched.graph.formats import load
 from hetsched.graph.resolve import load_graph_spec
 from hetsched.plan import save_plan
 from hetsched.problem import Problem
-from hetsched.schedule.heuristics import solve_heft
+from hetsched.schedule.latency.heuristics import solve_heft
 from tests.families import random_problem
 from tests.paths import DATA
 

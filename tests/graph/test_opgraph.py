@@ -5,8 +5,7 @@ import pytest
 from hetsched.errors import GraphError
 from hetsched.graph import Edge, OpGraph, OpNode, from_dict, load, parse_stg, read_stg, save
 from hetsched.graph.formats import to_dict
-
-from ..paths import DATA
+from tests.paths import DATA
 
 
 def small() -> OpGraph:

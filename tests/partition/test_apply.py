@@ -9,13 +9,9 @@ torch = pytest.importorskip("torch")
 from hetsched.errors import PlanError  # noqa: E402
 from hetsched.graph import zoo  # noqa: E402
 from hetsched.graph.torch_import import from_exported  # noqa: E402
-from hetsched.partition import (  # noqa: E402
-    apply,
-    capability_greedy,
-    make_pipeline_plan,
-    segment_report,
-)
+from hetsched.partition import apply, segment_report  # noqa: E402
 from hetsched.problem import Problem  # noqa: E402
+from hetsched.schedule.throughput import capability_greedy, make_pipeline_plan  # noqa: E402
 
 
 def _plan(name):

@@ -11,8 +11,8 @@ from __future__ import annotations
 import pytest
 
 from hetsched.plan import plan_to_dict, validate
+from tests.families import random_problem
 
-from ..families import random_problem
 from .test_properties import _identical, run
 
 SOLVERS = ("heft", "peft", "cpop", "bounds", "cpsat", "milp", "sat", "portfolio", "ls", "lns")

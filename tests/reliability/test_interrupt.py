@@ -98,8 +98,8 @@ def test_sigint_during_cpsat_says_interrupted(big_graph, tmp_path):
 RESET_SCRIPT = """
 import os, signal, threading, time
 from tests.families import random_problem
-from hetsched.schedule.common import GLOBAL_STOP
-from hetsched.schedule.cpsat import solve_cpsat
+from hetsched.solver import GLOBAL_STOP
+from hetsched.schedule.latency.cpsat import solve_cpsat
 hits = []
 signal.signal(signal.SIGINT, lambda s, f: (hits.append(s), GLOBAL_STOP.set()))
 threading.Timer(1.0, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
@@ -157,9 +157,8 @@ def test_atomic_write_keeps_old_file_when_writer_raises(tmp_path, monkeypatch):
 
 
 def test_atomic_write_non_json_value_keeps_old_plan(tmp_path):
-    from hetsched.schedule.heuristics import solve_heft
-
-    from ..families import random_problem
+    from hetsched.schedule.latency.heuristics import solve_heft
+    from tests.families import random_problem
 
     p = random_problem(0, n=8)
     plan = solve_heft(p, time_limit=1, seed=0)

@@ -17,9 +17,9 @@ from hetsched.costmodel import Platform
 from hetsched.graph import Edge, OpGraph, OpNode, from_dict, graph_sha256, load, save, to_dict
 from hetsched.plan import load_plan, plan_to_dict, save_plan, validate
 from hetsched.problem import Problem
-from hetsched.schedule import get_solver
+from hetsched.solver import get_solver
+from tests.families import FAMILIES, random_problem
 
-from ..families import FAMILIES, random_problem
 from .conftest import PROFILE_NAME
 
 PROFILE = settings(settings.get_profile(PROFILE_NAME))

@@ -1,0 +1,114 @@
+"""Lower bounds on the makespan: the floor every reported gap is measured to.
+
+* :func:`critical_path_bound` - longest path, each op on any device it supports, with a
+  dynamic program over (op, device) so transfers forced by support are counted.
+* :func:`load_bound` - no device can finish before it has done its share of the work:
+  an LP over fractional assignments, min T s.t. per-device load <= T.
+* :func:`lp_bound` - the LP relaxation that couples both: fractional assignment, start
+  times with precedence, per-device load (transfers relaxed to zero).
+* :func:`~hetsched.schedule.bounds.series_bound` - the sum over the segments between ops
+  every schedule runs alone (layer boundaries) of each segment's bound, and
+  :func:`~hetsched.schedule.bounds.window_load_bound` - the load LP with heads and tails.
+
+All results are integer units of the problem, rounded up (durations are integers).
+
+Examples
+--------
+>>> import numpy as np
+>>> from hetsched.problem import Problem
+>>> p = Problem.from_arrays(names=["a", "b", "c"], devices=["x", "y"],
+...     exec_time=np.array([[2.0, 3.0], [4.0, 4.0], [4.0, 4.0]]),
+...     edges=[(0, 1, 1.0), (0, 2, 1.0)], quantum=1.0)
+>>> critical_path_bound(p), load_bound(p)
+(6, 5)
+>>> lower_bound(p)
+6
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable
+
+from hetsched.problem import Problem
+from hetsched.schedule.bounds.levels import heads_and_tails_fast, levels
+from hetsched.schedule.bounds.load import LOAD_LP_MAX_OPS, load_bound, load_bound_dual, lp_bound
+from hetsched.schedule.bounds.paths import (
+    critical_path_bound,
+    device_finish_times,
+    device_tail_times,
+    heads_and_tails,
+    heads_and_tails_reference,
+)
+from hetsched.schedule.bounds.series import segment_key, series_bound, series_cuts, series_segments
+from hetsched.schedule.bounds.windows import device_heads_tails, window_load_bound, window_load_lp
+
+__all__ = [
+    "LOAD_LP_MAX_OPS",
+    "bound_report",
+    "critical_path_bound",
+    "device_finish_times",
+    "device_heads_tails",
+    "device_tail_times",
+    "heads_and_tails",
+    "heads_and_tails_fast",
+    "heads_and_tails_reference",
+    "levels",
+    "load_bound",
+    "load_bound_dual",
+    "lower_bound",
+    "lp_bound",
+    "quick_lower_bound",
+    "segment_key",
+    "series_bound",
+    "series_cuts",
+    "series_lower_bound",
+    "series_segments",
+    "window_load_bound",
+    "window_load_lp",
+]
+
+
+# A Problem is immutable, and every heuristic, the portfolio and the exact solvers ask for
+# its bounds: compute each once per problem (the load LP alone costs as much as HEFT).
+_BOUND_MEMO: weakref.WeakKeyDictionary[Problem, dict[str, int]] = weakref.WeakKeyDictionary()
+
+
+def _memo(problem: Problem, key: str, compute: Callable[[Problem], int]) -> int:
+    cache = _BOUND_MEMO.setdefault(problem, {})
+    if key not in cache:
+        cache[key] = compute(problem)
+    return cache[key]
+
+
+def series_lower_bound(problem: Problem) -> int:
+    """:func:`~hetsched.schedule.bounds.series_bound`, computed once per problem."""
+    return _memo(problem, "series", series_bound)
+
+
+def quick_lower_bound(problem: Problem) -> int:
+    """The cheap bounds only (critical path, load, series); no LP over the whole graph."""
+    return _memo(
+        problem,
+        "quick",
+        lambda p: max(critical_path_bound(p), load_bound(p), series_lower_bound(p)),
+    )
+
+
+def lower_bound(problem: Problem, *, use_lp: bool = True) -> int:
+    """Best of all bounds, in integer units."""
+    lb = quick_lower_bound(problem)
+    if use_lp:
+        lb = max(lb, _memo(problem, "lp", lp_bound), _memo(problem, "window", window_load_bound))
+    return lb
+
+
+def bound_report(problem: Problem) -> dict[str, int]:
+    """Every bound by name (units), for explaining a gap."""
+    return {
+        "critical_path": critical_path_bound(problem),
+        "load": load_bound(problem),
+        "lp": lp_bound(problem),
+        "window": window_load_bound(problem),
+        "series": series_lower_bound(problem),
+    }

@@ -1,0 +1,216 @@
+"""Classic heterogeneous list schedulers with insertion: HEFT, CPOP and PEFT.
+
+Written from the papers: Topcuoglu, Hariri & Wu, "Performance-effective and low-complexity
+task scheduling for heterogeneous computing", IEEE TPDS 2002 (HEFT, CPOP); Arabnejad &
+Barbosa, "List scheduling algorithm for heterogeneous systems by an optimistic cost
+table", IEEE TPDS 2014 (PEFT). Average costs are taken over the devices that support an op;
+average transfer costs over ordered pairs of distinct devices.
+
+Examples
+--------
+>>> import numpy as np
+>>> from hetsched.problem import Problem
+>>> p = Problem.from_arrays(names=["a", "b", "c"], devices=["x", "y"],
+...     exec_time=np.array([[2.0, 3.0], [4.0, 4.0], [4.0, 4.0]]),
+...     edges=[(0, 1, 1.0), (0, 2, 1.0)], comm_latency=np.array([[0, 1], [1, 0]]), quantum=1.0)
+>>> solve_heft(p, time_limit=1, seed=0).makespan
+7.0
+"""
+
+from __future__ import annotations
+
+import heapq
+import time
+from typing import Any
+
+import numpy as np
+
+from hetsched.plan import Plan, plan_from_schedule
+from hetsched.problem import Problem
+from hetsched.schedule.latency.listsched import ListScheduler
+from hetsched.solver import ProgressCallback, check_seed, check_time_limit
+
+__all__ = ["mean_comm", "mean_dur", "solve_cpop", "solve_heft", "solve_peft", "upward_rank"]
+
+
+def mean_dur(problem: Problem) -> np.ndarray:
+    """Average duration of each op over the devices that support it."""
+    allowed = problem.allowed
+    return (problem.dur * allowed).sum(axis=1) / np.maximum(allowed.sum(axis=1), 1)
+
+
+def mean_comm(problem: Problem) -> np.ndarray:
+    """Average transfer time of each edge over ordered pairs of distinct devices."""
+    d = problem.num_devices
+    if d == 1 or problem.num_edges == 0:
+        return np.zeros(problem.num_edges)
+    return problem.comm.sum(axis=(1, 2)) / (d * (d - 1))
+
+
+def upward_rank(problem: Problem) -> np.ndarray:
+    """HEFT's rank_u: average cost of the longest path from each op to an exit."""
+    w, c = mean_dur(problem), mean_comm(problem)
+    rank = w.copy()
+    for v in range(problem.n - 1, -1, -1):
+        best = 0.0
+        for s, k in problem.succs[v]:
+            best = max(best, c[k] + rank[s])
+        rank[v] = w[v] + best
+    return rank
+
+
+def downward_rank(problem: Problem) -> np.ndarray:
+    """CPOP's rank_d: average cost of the longest path from an entry to each op (exclusive)."""
+    w, c = mean_dur(problem), mean_comm(problem)
+    rank = np.zeros(problem.n)
+    for v in range(problem.n):
+        for u, k in problem.preds[v]:
+            rank[v] = max(rank[v], rank[u] + w[u] + c[k])
+    return rank
+
+
+def _finish(problem: Problem, ls: ListScheduler, name: str, t0: float, **stats: Any) -> Plan:
+    from hetsched.schedule.bounds import quick_lower_bound
+
+    return plan_from_schedule(
+        problem,
+        assign=ls.assign,
+        start=ls.start,
+        solver=name,
+        status="heuristic",
+        lower_bound=quick_lower_bound(problem),
+        solve_time=time.perf_counter() - t0,
+        stats=stats,
+        transfer_start=ls.transfer_start,
+    )
+
+
+def _ready_list_schedule(
+    problem: Problem, priority: np.ndarray, place: Any, *, insertion: bool = True
+) -> ListScheduler:
+    """Schedule ready ops in decreasing ``priority`` (ties: topological index)."""
+    ls = ListScheduler(problem, insertion=insertion)
+    indeg = np.array([len(x) for x in problem.preds])
+    heap = [(-float(priority[v]), v) for v in range(problem.n) if indeg[v] == 0]
+    heapq.heapify(heap)
+    while heap:
+        _, v = heapq.heappop(heap)
+        place(ls, v)
+        for s, _k in problem.succs[v]:
+            indeg[s] -= 1
+            if indeg[s] == 0:
+                heapq.heappush(heap, (-float(priority[s]), s))
+    return ls
+
+
+def solve_heft(
+    problem: Problem,
+    *,
+    time_limit: float = 10.0,
+    seed: int = 0,
+    hint: Plan | None = None,
+    progress: ProgressCallback | None = None,
+    insertion: bool = True,
+) -> Plan:
+    """HEFT: ops by decreasing upward rank, each on the device giving the earliest finish."""
+    check_time_limit(time_limit)
+    check_seed(seed)
+    t0 = time.perf_counter()
+    rank = upward_rank(problem)
+
+    def place(ls: ListScheduler, v: int) -> None:
+        d, s, f, tr = ls.best_device(v)
+        ls.commit(v, d, s, f, tr)
+
+    ls = _ready_list_schedule(problem, rank, place, insertion=insertion)
+    return _finish(problem, ls, "heft", t0)
+
+
+def solve_cpop(
+    problem: Problem,
+    *,
+    time_limit: float = 10.0,
+    seed: int = 0,
+    hint: Plan | None = None,
+    progress: ProgressCallback | None = None,
+) -> Plan:
+    """CPOP: critical-path ops pinned to the one device that runs the whole path fastest."""
+    check_time_limit(time_limit)
+    check_seed(seed)
+    t0 = time.perf_counter()
+    prio = upward_rank(problem) + downward_rank(problem)
+    cp_len = prio.max()
+    on_cp = np.isclose(prio, cp_len, rtol=1e-9, atol=1e-9)
+    # Walk one critical path from an entry op, following successors with priority == |CP|.
+    path: list[int] = []
+    entries = [v for v in range(problem.n) if not problem.preds[v] and on_cp[v]]
+    v = entries[0] if entries else int(np.argmax(prio))
+    while True:
+        path.append(v)
+        nxt = [s for s, _ in problem.succs[v] if on_cp[s]]
+        if not nxt:
+            break
+        v = min(nxt)
+    cp_set = set(path)
+    costs = []
+    for d in range(problem.num_devices):
+        ok = all(problem.allowed[x, d] for x in path)
+        costs.append(problem.dur[path, d].sum() if ok else np.inf)
+    cp_dev = int(np.argmin(costs)) if np.isfinite(min(costs)) else -1
+
+    def place(ls: ListScheduler, v: int) -> None:
+        if v in cp_set and cp_dev >= 0 and ls.fits_memory(v, cp_dev):
+            s, f, tr = ls.evaluate(v, cp_dev)
+            ls.commit(v, cp_dev, s, f, tr)
+        else:
+            d, s, f, tr = ls.best_device(v)
+            ls.commit(v, d, s, f, tr)
+
+    ls = _ready_list_schedule(problem, prio, place)
+    return _finish(
+        problem,
+        ls,
+        "cpop",
+        t0,
+        critical_path_device=problem.devices[cp_dev] if cp_dev >= 0 else None,
+    )
+
+
+def optimistic_cost_table(problem: Problem) -> np.ndarray:
+    """PEFT's OCT[v, d]: optimistic remaining time after ``v`` finishes on ``d``."""
+    n, dn = problem.n, problem.num_devices
+    big = np.iinfo(np.int64).max // 4
+    dur = np.where(problem.allowed, problem.dur, big).astype(np.float64)
+    oct_ = np.zeros((n, dn))
+    for v in range(n - 1, -1, -1):
+        best = np.zeros(dn)
+        for s, k in problem.succs[v]:
+            # For each device d of v: min over devices w of s of OCT[s,w] + dur[s,w] + comm[k,d,w].
+            cand = (oct_[s] + dur[s])[None, :] + problem.comm[k]
+            best = np.maximum(best, cand.min(axis=1))
+        oct_[v] = best
+    return oct_
+
+
+def solve_peft(
+    problem: Problem,
+    *,
+    time_limit: float = 10.0,
+    seed: int = 0,
+    hint: Plan | None = None,
+    progress: ProgressCallback | None = None,
+) -> Plan:
+    """PEFT: rank by mean OCT; place each op minimising EFT + OCT (look-ahead)."""
+    check_time_limit(time_limit)
+    check_seed(seed)
+    t0 = time.perf_counter()
+    oct_ = optimistic_cost_table(problem)
+    allowed = problem.allowed
+    rank = (oct_ * allowed).sum(axis=1) / np.maximum(allowed.sum(axis=1), 1)
+
+    def place(ls: ListScheduler, v: int) -> None:
+        d, s, f, tr = ls.best_device(v, key_extra=oct_[v])
+        ls.commit(v, d, s, f, tr)
+
+    ls = _ready_list_schedule(problem, rank, place)
+    return _finish(problem, ls, "peft", t0)

@@ -1,0 +1,295 @@
+"""Portfolio: heuristics first, bounds, then exact search seeded with the best plan.
+
+Within one time budget: HEFT, PEFT, CPOP and LP-rounded HEFT (milliseconds to ~0.5 s), the
+lower bounds, and if the best heuristic is not already proven optimal, CP-SAT (small and
+medium graphs) or large-neighbourhood search around the best plan (large graphs), hinted
+with the best plan so far. Returns the best plan with the best bound any method proved.
+
+The path is picked by size and budget (no tuning). The fast LP-guided EFT variants
+(:func:`~hetsched.schedule.latency.eft.first_plan`) are always among the heuristics and give the
+first plan on large graphs; above :data:`LARGE_OPS` ops PEFT/CPOP are skipped and HEFT runs
+only when the budget is at least :data:`HEFT_BUDGET_PER_OP` seconds per op (it is a Python
+insertion scheduler, ~0.7 ms/op); bounds come from the vectorised critical path and the load
+LP's dual there, plus the series bound (:mod:`~hetsched.schedule.bounds.series`); when series cuts
+split the graph into repeated segments (transformer layers) a share of the time solves each
+class of segments once and copies it (:mod:`~hetsched.schedule.latency.segments`); when the graph
+repeats a block (:func:`~hetsched.schedule.latency.blocks.find_blocks`) a share of the time solves
+one block and replicates it; LNS refines for the rest of the time.
+
+Examples
+--------
+>>> import numpy as np
+>>> from hetsched.problem import Problem
+>>> p = Problem.from_arrays(names=["a", "b", "c"], devices=["x", "y"],
+...     exec_time=np.array([[2.0, 3.0], [4.0, 4.0], [4.0, 4.0]]),
+...     edges=[(0, 1, 1.0), (0, 2, 1.0)], comm_latency=np.array([[0, 1], [1, 0]]), quantum=1.0)
+>>> plan = solve_portfolio(p, time_limit=5, seed=0, workers=1)
+>>> plan.status, plan.makespan, plan.solver
+('optimal', 7.0, 'portfolio')
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import numpy as np
+
+from hetsched.plan import Plan
+from hetsched.problem import Problem
+from hetsched.schedule.bounds import (
+    critical_path_bound,
+    heads_and_tails_fast,
+    load_bound_dual,
+    lower_bound,
+    series_lower_bound,
+)
+from hetsched.schedule.latency.eft import first_plan
+from hetsched.schedule.latency.heuristics import solve_cpop, solve_heft, solve_peft
+from hetsched.schedule.latency.lpround import solve_lp_heft
+from hetsched.solver import (
+    GLOBAL_STOP,
+    Progress,
+    ProgressCallback,
+    StopToken,
+    check_seed,
+    check_time_limit,
+    report,
+)
+
+__all__ = [
+    "BLOCK_SHARE",
+    "CPSAT_MAX_OPS",
+    "HEFT_BUDGET_PER_OP",
+    "LARGE_OPS",
+    "LOCAL_SEARCH_SHARE",
+    "SEGMENT_SHARE",
+    "solve_portfolio",
+]
+
+# Above this many ops a monolithic CP-SAT model stalls on 2 cores; LNS takes over.
+CPSAT_MAX_OPS = 400
+# Above this many ops the Python heuristics (PEFT, CPOP, local search, LP bound) cost seconds.
+LARGE_OPS = 3000
+# HEFT on a large graph only if the budget allows this many seconds per op (~5x its cost).
+HEFT_BUDGET_PER_OP = 0.003
+# Fraction of the remaining budget given to local search before the exact stage.
+LOCAL_SEARCH_SHARE = 0.1
+# Fraction of the remaining budget for solving one repeated block (when there are blocks).
+BLOCK_SHARE = 0.3
+# Fraction of the remaining budget for solving the classes of segments between series cuts.
+SEGMENT_SHARE = 0.8
+
+
+def solve_portfolio(
+    problem: Problem,
+    *,
+    time_limit: float = 10.0,
+    seed: int = 0,
+    hint: Plan | None = None,
+    progress: ProgressCallback | None = None,
+    workers: int = 2,
+    stop: StopToken | None = None,
+) -> Plan:
+    """Best plan and best bound of heuristics + exact search within ``time_limit``."""
+    time_limit = check_time_limit(time_limit)
+    seed = check_seed(seed)
+    stop = stop or GLOBAL_STOP
+    t0 = time.perf_counter()
+    n = problem.n
+    heuristics: dict[str, Plan] = {}
+    heuristics["eft"] = first_plan(problem)
+    if n > CPSAT_MAX_OPS:
+        report(progress, Progress("eft", heuristics["eft"].makespan, 0.0, _since(t0)))
+    if n <= LARGE_OPS or time_limit >= HEFT_BUDGET_PER_OP * n:
+        heuristics["heft"] = solve_heft(problem, time_limit=time_limit, seed=seed)
+    if n <= LARGE_OPS:
+        heuristics["peft"] = solve_peft(problem, time_limit=time_limit, seed=seed)
+        heuristics["cpop"] = solve_cpop(problem, time_limit=time_limit, seed=seed)
+        lp_heft = solve_lp_heft(problem)
+        if lp_heft is not None:
+            heuristics["lp-heft"] = lp_heft
+    candidates = list(heuristics.values()) + ([hint] if hint is not None else [])
+    # a plan over a device's memory is no plan (EFT only overflows when nothing else fits)
+    best = min(candidates, key=lambda pl: (not _fits(problem, pl), pl.makespan, pl.solver))
+    q = problem.quantum
+    lb_units = _bound(problem)
+    bound = max(lb_units * q, max(pl.lower_bound for pl in candidates))
+    report(progress, Progress(best.solver, best.makespan, bound, _since(t0)))
+    stats: dict[str, Any] = {
+        "heuristics": {k: v.makespan for k, v in heuristics.items()},
+        "path": [best.solver],
+    }
+    # Large graphs: repeated segments, then a repeated block, each solved once and copied.
+    for name, stage in (("segments", _segments_stage), ("blocks", _blocks_stage)):
+        if n <= CPSAT_MAX_OPS or best.makespan <= bound * (1 + 1e-12) or stop.is_set():
+            break
+        remaining = time_limit - _since(t0)
+        improved = stage(problem, best, remaining, seed, workers, stop, stats)
+        if improved is not None:
+            best = improved.with_(lower_bound=bound)
+            report(progress, Progress(name, best.makespan, bound, _since(t0)))
+    remaining = time_limit - (time.perf_counter() - t0)
+    large = CPSAT_MAX_OPS < n <= LARGE_OPS
+    if large and best.makespan > bound * (1 + 1e-12) and remaining > 0.1 and not stop.is_set():
+        # Large graphs: a share of the budget for cheap critical-path moves before LNS. (On
+        # graphs CP-SAT takes whole, measured: the time is better spent in CP-SAT.)
+        from hetsched.schedule.latency.localsearch import solve_local_search
+
+        ls = solve_local_search(
+            problem,
+            time_limit=max(0.05, LOCAL_SEARCH_SHARE * remaining),
+            seed=seed,
+            hint=best,
+            progress=progress,
+            stop=stop,
+        )
+        stats["path"].append("ls")
+        stats["ls"] = dict(ls.stats)
+        if ls.makespan < best.makespan:
+            best = ls
+        remaining = time_limit - (time.perf_counter() - t0)
+    if best.makespan > bound * (1 + 1e-12) and remaining > 0.05 and not stop.is_set():
+        if problem.n <= CPSAT_MAX_OPS:
+            from hetsched.schedule.latency.cpsat import solve_cpsat
+
+            exact = solve_cpsat(
+                problem,
+                time_limit=remaining,
+                seed=seed,
+                hint=best,
+                progress=progress,
+                workers=workers,
+                stop=stop,
+            )
+        else:
+            from hetsched.schedule.latency.lns import solve_lns
+
+            exact = solve_lns(
+                problem,
+                time_limit=remaining,
+                seed=seed,
+                hint=best,
+                progress=progress,
+                workers=workers,
+                stop=stop,
+                bound=math.floor(bound / q + 1e-9),
+            )
+        stats["path"].append(exact.solver)
+        stats[exact.solver] = dict(exact.stats)
+        bound = max(bound, exact.lower_bound)
+        if exact.makespan <= best.makespan:
+            best = exact
+    status = "optimal" if best.makespan <= bound * (1 + 1e-12) else best.status
+    if status == "heuristic" and "cpsat" in stats["path"]:
+        status = "feasible"
+    return best.with_(
+        solver="portfolio",
+        status=status,
+        lower_bound=min(bound, best.makespan),
+        solve_time=time.perf_counter() - t0,
+        stats={**stats, "winner": best.solver},
+        interrupted=stop.is_set(),
+    )
+
+
+def _fits(p: Problem, plan: Plan) -> bool:
+    from hetsched.plan import schedule_arrays
+    from hetsched.schedule.latency.eft import fits_memory
+
+    return fits_memory(p, schedule_arrays(plan, p)[0])
+
+
+def _since(t0: float) -> float:
+    return time.perf_counter() - t0
+
+
+def _bound(p: Problem) -> int:
+    """Best affordable bound (units): all bounds up to 2000 ops, vectorised ones above."""
+    if p.n <= 2000:
+        return lower_bound(p, use_lp=True)
+    _, tail = heads_and_tails_fast(p)
+    cp = int(tail.max()) if p.n > LARGE_OPS else critical_path_bound(p)
+    return max(cp, load_bound_dual(p), series_lower_bound(p))
+
+
+def _segments_stage(
+    p: Problem,
+    best: Plan,
+    remaining: float,
+    seed: int,
+    workers: int,
+    stop: StopToken,
+    stats: dict[str, Any],
+) -> Plan | None:
+    """Solve each class of identical segments between series cuts once, copy the patterns."""
+    from hetsched.plan import schedule_arrays
+    from hetsched.schedule.latency.segments import segment_classes, solve_segments
+
+    classes = segment_classes(p)
+    covered = sum(c.total_ops for c in classes)
+    stats["segments"] = {"classes": len(classes), "ops": covered}
+    # Worth it only when the classes cover much of the graph and repeat (else LNS does it).
+    if not classes or covered < 0.5 * p.n or remaining < 1.0:
+        return None
+    assign, start = schedule_arrays(best, p)
+    out = solve_segments(
+        p,
+        assign,
+        start,
+        time_limit=SEGMENT_SHARE * remaining,
+        seed=seed,
+        workers=workers,
+        stop=stop,
+    )
+    return _stage_plan(p, out, "segments", stats)
+
+
+def _blocks_stage(
+    p: Problem,
+    best: Plan,
+    remaining: float,
+    seed: int,
+    workers: int,
+    stop: StopToken,
+    stats: dict[str, Any],
+) -> Plan | None:
+    """Solve one repeated block and replicate it, if the graph has repeated blocks."""
+    from hetsched.plan import schedule_arrays
+    from hetsched.schedule.latency.blocks import find_blocks, solve_by_blocks
+
+    blocks = find_blocks(p)
+    stats["blocks"] = {"count": len(blocks), "size": int(blocks[0].size) if blocks else 0}
+    if len(blocks) < 3 or blocks[0].size < 20 or remaining < 1.0:
+        return None
+    assign, start = schedule_arrays(best, p)
+    out = solve_by_blocks(
+        p,
+        blocks,
+        assign,
+        start,
+        time_limit=BLOCK_SHARE * remaining,
+        seed=seed,
+        workers=workers,
+        stop=stop,
+    )
+    return _stage_plan(p, out, "blocks", stats)
+
+
+def _stage_plan(
+    p: Problem,
+    out: tuple[np.ndarray, np.ndarray, dict[int, int]] | None,
+    name: str,
+    stats: dict[str, Any],
+) -> Plan | None:
+    """A stage's ``(assign, start, transfer_start)`` as a plan; the stage goes on the path."""
+    from hetsched.plan import plan_from_schedule
+
+    stats["path"].append(name)
+    if out is None:
+        return None
+    assign, start, xfer = out
+    return plan_from_schedule(
+        p, assign=assign, start=start, solver=name, status="heuristic", transfer_start=xfer
+    )
