@@ -30,7 +30,7 @@ from __future__ import annotations
 import heapq
 import math
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from types import MappingProxyType
 
 import numpy as np
@@ -54,19 +54,13 @@ def mask_devices(problem: Problem, devices: Collection[str]) -> Problem:
     InfeasibleError
         If some op is supported by none of the remaining devices.
     """
-    idx = [problem.device_index[d] for d in devices]
-    allowed = problem.allowed.copy()
-    allowed[:, idx] = False
-    exec_time = problem.exec_time.copy()
-    exec_time[:, idx] = np.inf
-    orphan = np.flatnonzero(~allowed.any(axis=1))
-    if orphan.size:
-        msg = (
-            f"op {problem.names[orphan[0]]!r} can run on no surviving device "
-            f"(lost: {', '.join(devices)})"
-        )
-        raise InfeasibleError(msg)
-    return replace(problem, allowed=allowed, exec_time=exec_time)
+    keep = np.ones((problem.n, problem.num_devices), dtype=bool)
+    keep[:, [problem.device_index[d] for d in devices]] = False
+    try:
+        return problem.restrict(keep)
+    except InfeasibleError as err:
+        msg = f"{err} (lost: {', '.join(devices)})"
+        raise InfeasibleError(msg) from err
 
 
 @dataclass(frozen=True)

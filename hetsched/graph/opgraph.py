@@ -1,8 +1,13 @@
-"""The operator DAG: :class:`OpNode`, :class:`Edge` and :class:`OpGraph`.
+"""The operator DAG: :class:`OpNode`, :class:`Tensor`, :class:`Edge` and :class:`OpGraph`.
 
-An :class:`OpGraph` is immutable and validated on construction: unique names, edges between
-existing nodes, non-negative finite sizes, no cycles. Node order is a deterministic
-topological order (Kahn's algorithm, ties broken by original insertion position).
+An :class:`OpGraph` is immutable and validated on construction: unique names, tensors and
+edges between existing nodes, non-negative finite sizes, no cycles. Node order is a
+deterministic topological order (Kahn's algorithm, ties broken by original insertion position).
+
+Data moves as **tensors**: one producer, one or more consumers, a size. A tensor read by two
+ops on one remote device is moved there once. ``edges`` are the derived (producer, consumer)
+dependencies with the bytes of every tensor between the pair, for graph algorithms. A graph
+given only edges (STG files, ``hetsched.graph/1`` JSON) has one tensor per edge.
 
 Examples
 --------
@@ -13,6 +18,10 @@ Examples
 15.0
 >>> g.predecessors("b")
 ('a',)
+>>> t = OpGraph("fork", [OpNode("a"), OpNode("b"), OpNode("c")],
+...             tensors=[Tensor("a:0", "a", ("b", "c"), 4.0)])
+>>> [(e.src, e.dst, e.bytes) for e in t.edges], len(t.tensors)
+([('a', 'b', 4.0), ('a', 'c', 4.0)], 1)
 """
 
 from __future__ import annotations
@@ -30,7 +39,7 @@ import numpy as np
 
 from hetsched.errors import GraphError
 
-__all__ = ["CATEGORIES", "Edge", "OpGraph", "OpNode"]
+__all__ = ["CATEGORIES", "Edge", "OpGraph", "OpNode", "Tensor"]
 
 CATEGORIES: tuple[str, ...] = (
     "matmul",
@@ -148,12 +157,60 @@ class Edge:
             raise GraphError(msg)
 
 
-class OpGraph:
-    """An immutable, validated DAG of :class:`OpNode` joined by :class:`Edge`.
+@dataclass(frozen=True)
+class Tensor:
+    """A value one op produces and others read: moved once per destination device.
 
-    Parallel edges between the same pair are merged (bytes added). ``nodes`` is a
-    deterministic topological order; ``index[name]`` gives a node's position in it.
-    ``meta`` carries importer extras (e.g. the fx node names each op covers).
+    ``name`` is unique in its graph; ``dsts`` are the consumers (duplicates are dropped, so an
+    op reading one tensor twice, ``x * x``, reads it once).
+    """
+
+    name: str
+    src: str
+    dsts: tuple[str, ...]
+    bytes: float = 0.0
+    dtype: str = "float32"
+
+    def __post_init__(self) -> None:
+        b = self.bytes
+        if not isinstance(self.name, str) or not self.name:
+            msg = f"tensor name must be a non-empty string, got {self.name!r}"
+            raise GraphError(msg)
+        if not isinstance(b, int | float) or isinstance(b, bool):
+            msg = f"tensor {self.name!r}: bytes must be a number, got {b!r}"
+            raise GraphError(msg)
+        if not math.isfinite(b) or b < 0:
+            msg = f"tensor {self.name!r}: bytes must be finite and >= 0, got {b!r}"
+            raise GraphError(msg)
+        if isinstance(self.dsts, str):
+            msg = f"tensor {self.name!r}: dsts must be a list of node names, got {self.dsts!r}"
+            raise GraphError(msg)
+        dsts = tuple(dict.fromkeys(str(x) for x in self.dsts))
+        if not dsts:
+            msg = f"tensor {self.name!r} from {self.src!r} has no consumer"
+            raise GraphError(msg)
+        object.__setattr__(self, "dsts", dsts)
+        object.__setattr__(self, "bytes", float(b))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-JSON form (see :mod:`hetsched.graph.formats`)."""
+        return {
+            "name": self.name,
+            "src": self.src,
+            "dsts": list(self.dsts),
+            "bytes": self.bytes,
+            "dtype": self.dtype,
+        }
+
+
+class OpGraph:
+    """An immutable, validated DAG of :class:`OpNode` joined by :class:`Tensor` (or edges).
+
+    Give ``tensors`` (producer, consumers, bytes) or plain ``edges`` (one tensor each), not
+    both. ``edges`` is then the merged (producer, consumer) view: bytes of every tensor
+    between the pair added. ``nodes`` is a deterministic topological order; ``index[name]``
+    gives a node's position in it. ``meta`` carries importer extras (e.g. the fx node names
+    each op covers).
     """
 
     def __init__(
@@ -162,6 +219,7 @@ class OpGraph:
         nodes: Iterable[OpNode],
         edges: Iterable[Edge] = (),
         *,
+        tensors: Iterable[Tensor] | None = None,
         meta: Mapping[str, Any] | None = None,
     ) -> None:
         node_list = list(nodes)
@@ -177,22 +235,33 @@ class OpGraph:
                 msg = f"graph {name!r}: duplicate node name {n.name!r}"
                 raise GraphError(msg)
             by_name[n.name] = n
+        edge_list = list(edges)
+        if tensors is None:
+            tensor_list = _tensors_of_edges(edge_list, name)
+        elif edge_list:
+            msg = f"graph {name!r}: give tensors or edges, not both"
+            raise GraphError(msg)
+        else:
+            tensor_list = list(tensors)
         merged: dict[tuple[str, str], float] = {}
-        for e in edges:
-            if e.src not in by_name:
-                msg = (
-                    f"graph {name!r}: edge {e.src!r} -> {e.dst!r} references missing node {e.src!r}"
-                )
+        seen: set[str] = set()
+        for t in tensor_list:
+            if not isinstance(t, Tensor):
+                msg = f"graph {name!r}: expected Tensor, got {type(t).__name__}"
                 raise GraphError(msg)
-            if e.dst not in by_name:
-                msg = (
-                    f"graph {name!r}: edge {e.src!r} -> {e.dst!r} references missing node {e.dst!r}"
-                )
+            if t.name in seen:
+                msg = f"graph {name!r}: duplicate tensor name {t.name!r}"
                 raise GraphError(msg)
-            if e.src == e.dst:
-                msg = f"graph {name!r}: self-loop on node {e.src!r}"
-                raise GraphError(msg)
-            merged[(e.src, e.dst)] = merged.get((e.src, e.dst), 0.0) + float(e.bytes)
+            seen.add(t.name)
+            for end in (t.src, *t.dsts):
+                if end not in by_name:
+                    msg = f"graph {name!r}: tensor {t.name!r} references missing node {end!r}"
+                    raise GraphError(msg)
+            for d in t.dsts:
+                if d == t.src:
+                    msg = f"graph {name!r}: self-loop on node {t.src!r}"
+                    raise GraphError(msg)
+                merged[(t.src, d)] = merged.get((t.src, d), 0.0) + t.bytes
         order = _topological_order([n.name for n in node_list], list(merged), name)
         self.name = name
         self.nodes: tuple[OpNode, ...] = tuple(by_name[x] for x in order)
@@ -202,6 +271,11 @@ class OpGraph:
             for (s, d), b in sorted(
                 merged.items(), key=lambda kv: (self.index[kv[0][0]], self.index[kv[0][1]])
             )
+        )
+        pos = {x: i for i, x in enumerate(order)}
+        self.tensors: tuple[Tensor, ...] = tuple(
+            Tensor(t.name, t.src, tuple(sorted(t.dsts, key=pos.__getitem__)), t.bytes, t.dtype)
+            for t in sorted(tensor_list, key=lambda t: pos[t.src])
         )
         self.meta: Mapping[str, Any] = MappingProxyType(dict(meta or {}))
         preds: dict[str, list[str]] = {x: [] for x in order}
@@ -221,10 +295,23 @@ class OpGraph:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, OpGraph):
             return NotImplemented
-        return self.name == other.name and self.nodes == other.nodes and self.edges == other.edges
+        return (
+            self.name == other.name
+            and self.nodes == other.nodes
+            and self.edges == other.edges
+            and self.tensors == other.tensors
+        )
 
     def __hash__(self) -> int:
         return hash((self.name, len(self.nodes), len(self.edges)))
+
+    @property
+    def has_named_tensors(self) -> bool:
+        """Whether some tensor has two consumers or a producer has two tensors to one op.
+
+        False for a graph built from plain edges (one tensor per edge).
+        """
+        return len(self.tensors) != len(self.edges)
 
     def node(self, name: str) -> OpNode:
         """The node called ``name``; :class:`GraphError` if there is none."""
@@ -320,16 +407,27 @@ class OpGraph:
         *,
         name: str | None = None,
         nodes: Iterable[OpNode] | None = None,
-        edges: Iterable[Edge] | None = None,
+        tensors: Iterable[Tensor] | None = None,
         meta: Mapping[str, Any] | None = None,
     ) -> OpGraph:
         """A new graph with some parts replaced."""
         return OpGraph(
             self.name if name is None else name,
             self.nodes if nodes is None else nodes,
-            self.edges if edges is None else edges,
+            tensors=self.tensors if tensors is None else tensors,
             meta=self.meta if meta is None else meta,
         )
+
+
+def _tensors_of_edges(edges: list[Edge], graph: str) -> list[Tensor]:
+    """One tensor per (producer, consumer) pair; parallel edges merge (bytes added)."""
+    merged: dict[tuple[str, str], float] = {}
+    for e in edges:
+        if not isinstance(e, Edge):
+            msg = f"graph {graph!r}: expected Edge, got {type(e).__name__}"
+            raise GraphError(msg)
+        merged[(e.src, e.dst)] = merged.get((e.src, e.dst), 0.0) + float(e.bytes)
+    return [Tensor(f"{s}->{d}", s, (d,), b) for (s, d), b in merged.items()]
 
 
 def _node_weight(n: OpNode, weight: str) -> float:

@@ -1,10 +1,21 @@
 """The compiled, integer-scaled scheduling problem every solver shares.
 
-A :class:`Problem` is built once from ``(graph, platform, cost model)``: execution times
-per (op, device) become integers in a time quantum, transfers per (edge, device pair)
-likewise, unsupported pairs are masked out. Durations are rounded *up*, so an integer
-schedule is also feasible in real time; the quantum is chosen so that the rounding error
-stays below 0.1% of the makespan (see :func:`choose_quantum`).
+A :class:`Problem` is built once from ``(graph, platform, cost model)``: every op's execution
+*modes* (:mod:`~hetsched.problem.modes`; today one per device that supports it) with integer
+durations in a time quantum, every *tensor* (:mod:`~hetsched.problem.tensors`) with its
+integer transfer time between each pair of devices, device capacities and links. Durations
+are rounded *up*, so an integer schedule is also feasible in real time; the quantum keeps the
+rounding error below 0.1% of the makespan (:func:`~hetsched.problem.quantum.choose_quantum`).
+
+A Problem is immutable for real: its arrays are read-only and its invariants are checked on
+construction (including ``dataclasses.replace``), so bounds cached for it cannot go stale.
+
+Derived *device views* serve the solvers that think in (op, device) pairs: ``dur[v, d]``,
+``allowed[v, d]`` and ``exec_time[v, d]`` describe the fastest single-device mode of ``v``
+on ``d``; ``comm[e, a, b]`` is the transfer time of edge ``e``'s tensor. On a problem whose
+modes are exactly one per (op, device) they are the whole problem; otherwise they are a
+restriction (plans over them are feasible), and :meth:`Problem.relaxation` is the device
+view that lower bounds are computed on.
 
 Examples
 --------
@@ -20,20 +31,28 @@ Examples
 (1, 0)
 >>> p.single_device_makespan("gpu")
 3.0
+>>> p.dur[0, 0] = 7
+Traceback (most recent call last):
+...
+ValueError: assignment destination is read-only
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from hetsched.errors import InfeasibleError, SolverError
+from hetsched.problem.modes import Modes, ModeSpec
 from hetsched.problem.quantum import choose_quantum
+from hetsched.problem.tensors import Tensors
 
 if TYPE_CHECKING:
     from hetsched.graph.opgraph import OpGraph
@@ -43,25 +62,29 @@ __all__ = ["MAX_HORIZON", "Problem"]
 # Integer horizons above this risk overflow in CP-SAT/MIP arithmetic (sums of durations).
 MAX_HORIZON = 2**40
 _EPS = 1e-9
+_BIG = np.iinfo(np.int64).max
+
+
+def _frozen(a: np.ndarray) -> np.ndarray:
+    a.setflags(write=False)
+    return a
 
 
 @dataclass(frozen=True, eq=False)
 class Problem:
-    """Integer-scaled scheduling instance.
+    """Integer-scaled scheduling instance (see the module docstring).
 
     Attributes
     ----------
-    names : node names in topological order (node ``i`` is ``names[i]``).
+    names : op names in topological order (op ``i`` is ``names[i]``).
     devices, device_kinds : device names and kinds, in platform order.
     quantum : real time (seconds, or graph units) of one integer time unit.
     units : ``"s"`` or the graph's own unit label.
-    exec_time : float ``[n, D]`` real execution time, ``inf`` where unsupported.
-    allowed : bool ``[n, D]``; ``dur`` int64 ``[n, D]`` (0 where not allowed).
-    edge_src, edge_dst, edge_bytes : the data edges.
-    comm : int64 ``[E, D, D]`` transfer duration of edge ``e`` from device ``a`` to ``b``
-        (0 on the diagonal).
+    modes : every execution mode of every op; ``mode_dur`` their integer durations.
+    tensors : every tensor; ``tensor_comm[t, a, b]`` its integer transfer time from device
+        ``a`` to ``b`` (0 on the diagonal).
     route_links : link indices used by a transfer from ``a`` to ``b``; ``link_names``.
-    memory : bytes each op holds on its device; ``capacity`` per device (``inf`` = no limit).
+    capacity : bytes per device (``inf`` = no limit).
     use_memory, link_contention : which optional constraints are on.
     """
 
@@ -70,16 +93,12 @@ class Problem:
     device_kinds: tuple[str, ...]
     quantum: float
     units: str
-    exec_time: np.ndarray
-    allowed: np.ndarray
-    dur: np.ndarray
-    edge_src: np.ndarray
-    edge_dst: np.ndarray
-    edge_bytes: np.ndarray
-    comm: np.ndarray
+    modes: Modes
+    mode_dur: np.ndarray
+    tensors: Tensors
+    tensor_comm: np.ndarray
     route_links: Mapping[tuple[int, int], tuple[int, ...]]
     link_names: tuple[str, ...]
-    memory: np.ndarray
     capacity: np.ndarray
     use_memory: bool = False
     link_contention: bool = False
@@ -87,6 +106,50 @@ class Problem:
     platform_name: str = ""
     graph_sha256: str = ""
     meta: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        n, d = len(self.names), len(self.devices)
+        if n == 0 or d == 0:
+            msg = "problem needs at least one node and one device"
+            raise SolverError(msg)
+        if len(set(self.names)) != n:
+            msg = "problem: op names must be unique"
+            raise SolverError(msg)
+        if len(self.device_kinds) != d:
+            msg = "problem: one kind per device"
+            raise SolverError(msg)
+        if not (self.quantum > 0 and math.isfinite(self.quantum)):
+            msg = f"time quantum must be positive and finite, got {self.quantum!r}"
+            raise SolverError(msg)
+        if self.modes.num_ops != n:
+            msg = f"problem: modes cover {self.modes.num_ops} ops, the problem has {n}"
+            raise SolverError(msg)
+        if self.modes.devs.size and (self.modes.devs.min() < 0 or self.modes.devs.max() >= d):
+            msg = "problem: a mode names a device index out of range"
+            raise SolverError(msg)
+        dur = np.asarray(self.mode_dur)
+        if dur.shape != (self.modes.num_modes,) or dur.dtype != np.int64 or np.any(dur < 0):
+            msg = "problem: mode_dur must be non-negative int64, one per mode"
+            raise SolverError(msg)
+        t = self.tensors.num_tensors
+        if self.tensors.cons.size and self.tensors.cons.max() >= n:
+            msg = "problem: a tensor consumer is out of range"
+            raise SolverError(msg)
+        comm = np.asarray(self.tensor_comm)
+        if comm.shape != (t, d, d) or comm.dtype != np.int64 or np.any(comm < 0):
+            msg = f"problem: tensor_comm must be non-negative int64 of shape {(t, d, d)}"
+            raise SolverError(msg)
+        if t and np.any(comm[:, np.arange(d), np.arange(d)] != 0):
+            msg = "problem: a transfer to the same device must take 0"
+            raise SolverError(msg)
+        cap = np.asarray(self.capacity)
+        if cap.shape != (d,) or np.any(np.isnan(cap)) or np.any(cap < 0):
+            msg = f"problem: capacity must be {d} non-negative numbers"
+            raise SolverError(msg)
+        for a in (self.mode_dur, self.tensor_comm, self.capacity):
+            a.setflags(write=False)
+        object.__setattr__(self, "route_links", MappingProxyType(dict(self.route_links)))
+        object.__setattr__(self, "meta", MappingProxyType(dict(self.meta)))
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -107,25 +170,27 @@ class Problem:
         if isinstance(platform, str):
             platform = Platform.preset(platform)
         table = build_cost_table(graph, platform, cost_model)
-        edges = list(
-            zip(
-                table.edge_src.tolist(),
-                table.edge_dst.tolist(),
-                table.edge_bytes.tolist(),
-                strict=True,
-            )
+        index = {x.name: i for i, x in enumerate(graph.nodes)}
+        tensors = Tensors.build(
+            len(graph.nodes),
+            [
+                (index[t.src], [index[x] for x in t.dsts], t.bytes, t.name, t.dtype)
+                for t in graph.tensors
+            ],
         )
-        return cls.from_arrays(
-            names=[n.name for n in graph.nodes],
+        modes = Modes.device_modes(
+            table.exec, memory=table.memory, precision=[x.dtype for x in graph.nodes]
+        )
+        return cls.from_modes(
+            names=[x.name for x in graph.nodes],
             devices=list(table.device_names),
             device_kinds=list(table.device_kinds),
-            exec_time=table.exec,
-            edges=edges,
+            modes=modes,
+            tensors=tensors,
             comm_latency=table.comm_latency,
             comm_inv_bandwidth=table.comm_inv_bandwidth,
             route_links=table.route_links,
             link_names=table.link_names,
-            memory_bytes=table.memory,
             capacity=table.capacity,
             use_memory=memory,
             link_contention=link_contention,
@@ -144,6 +209,7 @@ class Problem:
         devices: Sequence[str],
         exec_time: np.ndarray,
         edges: Sequence[tuple[int, int, float]] = (),
+        tensors: Sequence[tuple[int, Sequence[int], float]] | None = None,
         comm_latency: np.ndarray | None = None,
         comm_inv_bandwidth: np.ndarray | None = None,
         device_kinds: Sequence[str] | None = None,
@@ -159,7 +225,11 @@ class Problem:
         platform_name: str = "",
         graph_sha256: str = "",
     ) -> Problem:
-        """Build from plain arrays (tests, benchmarks, peers). ``edges`` are index triples."""
+        """One mode per (op, device) with a finite ``exec_time[op, device]`` (tests, peers).
+
+        Data moves as ``edges`` (index triples, one tensor each) or as ``tensors``
+        ``(producer, consumers, bytes)``, not both.
+        """
         n, d = len(names), len(devices)
         ex = np.asarray(exec_time, dtype=np.float64)
         if ex.shape != (n, d):
@@ -172,67 +242,106 @@ class Problem:
             i, j = np.argwhere(np.isnan(ex) | (ex < 0))[0]
             msg = f"node {names[i]!r} on {devices[j]!r}: execution time {ex[i, j]!r} is invalid"
             raise InfeasibleError(msg)
-        allowed = np.isfinite(ex)
-        bad = np.flatnonzero(~allowed.any(axis=1))
+        bad = np.flatnonzero(~np.isfinite(ex).any(axis=1))
         if bad.size:
             msg = f"op {names[bad[0]]!r} is supported by no device (tried {', '.join(devices)})"
             raise InfeasibleError(msg)
-        e_arr = np.asarray(edges, dtype=np.float64).reshape(-1, 3)
-        src = e_arr[:, 0].astype(np.int64)
-        dst = e_arr[:, 1].astype(np.int64)
-        nbytes = e_arr[:, 2]
-        if (src >= dst).any():
-            k = int(np.flatnonzero(src >= dst)[0])
-            msg = f"edge {names[src[k]]!r} -> {names[dst[k]]!r} is not in topological order"
+        if tensors is not None and len(edges):
+            msg = "give edges or tensors, not both"
             raise SolverError(msg)
+        for u, v, _b in edges:
+            if int(u) >= int(v):
+                msg = f"edge {names[int(u)]!r} -> {names[int(v)]!r} is not in topological order"
+                raise SolverError(msg)
+        tens = Tensors.build(n, tensors) if tensors is not None else Tensors.from_edges(n, edges)
+        return cls.from_modes(
+            names=names,
+            devices=devices,
+            device_kinds=device_kinds,
+            modes=Modes.device_modes(ex, memory=memory_bytes),
+            tensors=tens,
+            comm_latency=comm_latency,
+            comm_inv_bandwidth=comm_inv_bandwidth,
+            route_links=route_links,
+            link_names=link_names,
+            capacity=capacity,
+            use_memory=use_memory,
+            link_contention=link_contention,
+            quantum=quantum,
+            units=units,
+            name=name,
+            platform_name=platform_name,
+            graph_sha256=graph_sha256,
+        )
+
+    @classmethod
+    def from_modes(
+        cls,
+        *,
+        names: Sequence[str],
+        devices: Sequence[str],
+        modes: Modes,
+        tensors: Tensors,
+        comm_latency: np.ndarray | None = None,
+        comm_inv_bandwidth: np.ndarray | None = None,
+        device_kinds: Sequence[str] | None = None,
+        route_links: Mapping[tuple[int, int], tuple[int, ...]] | None = None,
+        link_names: Sequence[str] = (),
+        capacity: np.ndarray | None = None,
+        use_memory: bool = False,
+        link_contention: bool = False,
+        quantum: float | None = None,
+        units: str = "s",
+        name: str = "problem",
+        platform_name: str = "",
+        graph_sha256: str = "",
+    ) -> Problem:
+        """The general constructor: real-time modes and tensors, scaled to integer units.
+
+        With ``use_memory``, modes that cannot fit their devices alone are dropped
+        (:class:`InfeasibleError` if an op loses every mode).
+        """
+        d = len(devices)
         lat = np.zeros((d, d)) if comm_latency is None else np.asarray(comm_latency, float)
         inv = (
             np.zeros((d, d))
             if comm_inv_bandwidth is None
             else np.asarray(comm_inv_bandwidth, float)
         )
-        comm_real = lat[None, :, :] + nbytes[:, None, None] * inv[None, :, :]
+        comm_real = lat[None, :, :] + tensors.nbytes[:, None, None] * inv[None, :, :]
         comm_real[:, np.arange(d), np.arange(d)] = 0.0
         if not np.isfinite(comm_real).all() or (comm_real < 0).any():
-            k, a, b = np.argwhere(~np.isfinite(comm_real) | (comm_real < 0))[0]
+            t, a, b = np.argwhere(~np.isfinite(comm_real) | (comm_real < 0))[0]
+            src = names[int(tensors.src[t])]
+            dst = names[int(tensors.consumers(int(t))[0])]
             msg = (
-                f"edge {names[src[k]]!r} -> {names[dst[k]]!r}: no valid transfer from "
-                f"{devices[a]!r} to {devices[b]!r}"
+                f"edge {src!r} -> {dst!r}: no valid transfer from {devices[a]!r} to {devices[b]!r}"
             )
             raise InfeasibleError(msg)
-        q = quantum if quantum is not None else choose_quantum(ex, comm_real, src, dst)
+        cap = np.full(d, np.inf) if capacity is None else np.asarray(capacity, float).copy()
+        if use_memory:
+            modes = _fitting_modes(modes, cap, names)
+        q = quantum if quantum is not None else _quantum(modes, comm_real, tensors)
         if not (q > 0 and math.isfinite(q)):
             msg = f"time quantum must be positive and finite, got {q!r}"
             raise SolverError(msg)
-        scaled_max = max(float(np.where(allowed, ex, 0.0).max()), float(comm_real.max(initial=0.0)))
+        scaled_max = max(float(modes.time.max(initial=0.0)), float(comm_real.max(initial=0.0)))
         if scaled_max / q > MAX_HORIZON:
             msg = (
                 f"durations overflow the integer time scale: a duration of {scaled_max:g} is "
                 f"{scaled_max / q:.3g} quanta of {q:g} (limit {MAX_HORIZON}): absurd cost"
             )
             raise SolverError(msg)
-        dur = np.where(allowed, np.ceil(np.where(allowed, ex, 0.0) / q - _EPS), 0).astype(np.int64)
+        mode_dur = np.ceil(modes.time / q - _EPS).astype(np.int64)
         comm = np.ceil(comm_real / q - _EPS).astype(np.int64)
-        horizon = int(dur.max(axis=1).sum()) + int(comm.max(axis=(1, 2)).sum() if len(comm) else 0)
+        horizon = int(np.maximum.reduceat(mode_dur, modes.op_start[:-1]).sum())
+        horizon += int(comm.max(axis=(1, 2)).sum()) if comm.size else 0
         if horizon > MAX_HORIZON:
             msg = (
                 f"durations overflow the integer time scale: horizon {horizon} units of {q:g} "
                 f"exceeds {MAX_HORIZON}; a cost or size is absurdly large"
             )
             raise SolverError(msg)
-        mem = np.zeros(n) if memory_bytes is None else np.asarray(memory_bytes, float)
-        cap = np.full(d, np.inf) if capacity is None else np.asarray(capacity, float)
-        if use_memory:
-            fits = mem[:, None] <= cap[None, :] + _EPS
-            alone = np.flatnonzero(~(fits & allowed).any(axis=1))
-            if alone.size:
-                i = int(alone[0])
-                msg = (
-                    f"op {names[i]!r} needs {mem[i]:.0f} bytes, more than the memory of every "
-                    f"device that supports it"
-                )
-                raise InfeasibleError(msg)
-            allowed = allowed & fits
         kinds = tuple(device_kinds) if device_kinds is not None else tuple("cpu" for _ in devices)
         return cls(
             names=tuple(names),
@@ -240,16 +349,12 @@ class Problem:
             device_kinds=kinds,
             quantum=float(q),
             units=units,
-            exec_time=ex,
-            allowed=allowed,
-            dur=dur,
-            edge_src=src,
-            edge_dst=dst,
-            edge_bytes=nbytes,
-            comm=comm,
+            modes=modes,
+            mode_dur=mode_dur,
+            tensors=tensors,
+            tensor_comm=comm,
             route_links=dict(route_links or {}),
             link_names=tuple(link_names),
-            memory=mem,
             capacity=cap,
             use_memory=use_memory,
             link_contention=link_contention,
@@ -258,7 +363,7 @@ class Problem:
             graph_sha256=graph_sha256,
         )
 
-    # ------------------------------------------------------------------ views
+    # ------------------------------------------------------------------ sizes and indices
     @property
     def n(self) -> int:
         return len(self.names)
@@ -271,13 +376,41 @@ class Problem:
     def num_edges(self) -> int:
         return int(self.edge_src.size)
 
-    @cached_property
-    def index(self) -> dict[str, int]:
-        return {x: i for i, x in enumerate(self.names)}
+    @property
+    def num_modes(self) -> int:
+        return self.modes.num_modes
 
     @cached_property
-    def device_index(self) -> dict[str, int]:
-        return {x: i for i, x in enumerate(self.devices)}
+    def index(self) -> Mapping[str, int]:
+        return MappingProxyType({x: i for i, x in enumerate(self.names)})
+
+    @cached_property
+    def device_index(self) -> Mapping[str, int]:
+        return MappingProxyType({x: i for i, x in enumerate(self.devices)})
+
+    # ------------------------------------------------------------------ edges (derived)
+    @property
+    def edge_src(self) -> np.ndarray:
+        """Producer op of each (tensor, consumer) edge."""
+        return self.tensors.edge_src
+
+    @property
+    def edge_dst(self) -> np.ndarray:
+        return self.tensors.edge_dst
+
+    @property
+    def edge_tensor(self) -> np.ndarray:
+        """The tensor each edge carries."""
+        return self.tensors.edge_tensor
+
+    @cached_property
+    def edge_bytes(self) -> np.ndarray:
+        return _frozen(self.tensors.nbytes[self.edge_tensor])
+
+    @cached_property
+    def comm(self) -> np.ndarray:
+        """``[E, D, D]`` integer transfer time of each edge's tensor between device pairs."""
+        return _frozen(self.tensor_comm[self.edge_tensor])
 
     @cached_property
     def preds(self) -> tuple[tuple[tuple[int, int], ...], ...]:
@@ -299,15 +432,129 @@ class Problem:
             out[u].append((v, k))
         return tuple(tuple(x) for x in out)
 
+    # ------------------------------------------------------------------ modes and device views
+    @cached_property
+    def is_device_table(self) -> bool:
+        """True when the modes are exactly one single-device mode per allowed (op, device).
+
+        Then the device views are the whole problem, and a solver that works on them solves
+        the question asked; otherwise they are a restriction.
+        """
+        return self.modes.is_device_table(self.num_devices)
+
+    @cached_property
+    def device_mode(self) -> np.ndarray:
+        """``[n, D]`` the fastest single-device mode of each op on each device (-1: none)."""
+        return self.modes.single(self.num_devices)
+
+    @cached_property
+    def allowed(self) -> np.ndarray:
+        """``[n, D]`` whether the op has a single-device mode on the device."""
+        return _frozen(self.device_mode >= 0)
+
+    @cached_property
+    def dur(self) -> np.ndarray:
+        """``[n, D]`` integer duration of :attr:`device_mode` (0 where not allowed)."""
+        dm = self.device_mode
+        return _frozen(np.where(dm >= 0, self.mode_dur[np.maximum(dm, 0)], 0).astype(np.int64))
+
+    @cached_property
+    def exec_time(self) -> np.ndarray:
+        """``[n, D]`` real time of :attr:`device_mode` (``inf`` where not allowed)."""
+        dm = self.device_mode
+        return _frozen(np.where(dm >= 0, self.modes.time[np.maximum(dm, 0)], np.inf))
+
+    @cached_property
+    def dev_memory(self) -> np.ndarray:
+        """``[n, D]`` bytes :attr:`device_mode` holds on its device (0 where not allowed)."""
+        dm = self.device_mode
+        return _frozen(np.where(dm >= 0, self.modes.memory[np.maximum(dm, 0)], 0.0))
+
+    @cached_property
+    def memory(self) -> np.ndarray:
+        """Bytes each op holds on whichever device view it runs on (the largest of them)."""
+        return _frozen(self.dev_memory.max(axis=1))
+
     @cached_property
     def allowed_devices(self) -> tuple[tuple[int, ...], ...]:
         return tuple(tuple(np.flatnonzero(row).tolist()) for row in self.allowed)
 
     @cached_property
     def min_dur(self) -> np.ndarray:
-        """Fastest allowed duration of each op (int64 ``[n]``)."""
-        big = np.iinfo(np.int64).max
-        return np.where(self.allowed, self.dur, big).min(axis=1)
+        """Fastest duration of each op over all its modes (int64 ``[n]``)."""
+        return _frozen(np.minimum.reduceat(self.mode_dur, self.modes.op_start[:-1]))
+
+    def mode_of(self, v: int, spec: ModeSpec) -> int:
+        """The id of op ``v``'s mode ``spec``; :class:`KeyError` if it has none such."""
+        return self._mode_ids[(v, spec)]
+
+    @cached_property
+    def _mode_ids(self) -> Mapping[tuple[int, ModeSpec], int]:
+        return {
+            (int(self.modes.op[m]), self.modes.describe(m, self.devices)): m
+            for m in range(self.num_modes)
+        }
+
+    def restrict(self, keep: np.ndarray, *, name: str | None = None) -> Problem:
+        """The same problem with only the modes whose every device ``keep[op, device]`` allows.
+
+        ``keep`` is a bool ``[n, D]`` mask (pin an op: one ``True`` in its row; lose a device:
+        a ``False`` column). :class:`InfeasibleError` names an op left with no mode.
+        """
+        keep = np.asarray(keep, dtype=bool)
+        if keep.shape != (self.n, self.num_devices):
+            msg = f"restrict: mask has shape {keep.shape}, expected {(self.n, self.num_devices)}"
+            raise SolverError(msg)
+        ok = np.array(
+            [
+                bool(keep[int(self.modes.op[m]), list(self.modes.devices_of(m))].all())
+                for m in range(self.num_modes)
+            ],
+            dtype=bool,
+        )
+        left = np.bincount(self.modes.op[ok], minlength=self.n)
+        if np.any(left == 0):
+            v = int(np.flatnonzero(left == 0)[0])
+            msg = f"op {self.names[v]!r} has no mode left on the devices it may use"
+            raise InfeasibleError(msg)
+        if ok.all():
+            return self
+        kept = np.flatnonzero(ok)
+        return dataclasses.replace(
+            self,
+            modes=self.modes.select(kept),
+            mode_dur=self.mode_dur[kept].copy(),
+            name=self.name if name is None else name,
+        )
+
+    def with_memory(self, capacity: np.ndarray, op_memory: np.ndarray | None = None) -> Problem:
+        """Memory constraints on: device ``capacity`` (bytes), and, if given, the bytes each
+        op holds in every one of its modes. Modes that cannot fit alone are dropped."""
+        cap = np.asarray(capacity, dtype=np.float64).copy()
+        modes = self.modes
+        if op_memory is not None:
+            mem = np.asarray(op_memory, dtype=np.float64)
+            if mem.shape != (self.n,):
+                msg = f"op_memory has shape {mem.shape}, expected ({self.n},)"
+                raise SolverError(msg)
+            modes = dataclasses.replace(modes, memory=mem[modes.op].copy())
+        fit = _fitting_modes(modes, cap, self.names)
+        kept = (
+            np.arange(self.num_modes)
+            if fit is modes
+            else np.array([self._mode_key_index[k] for k in _mode_keys(fit)], dtype=np.int64)
+        )
+        return dataclasses.replace(
+            self, modes=fit, mode_dur=self.mode_dur[kept].copy(), capacity=cap, use_memory=True
+        )
+
+    @cached_property
+    def _mode_key_index(self) -> Mapping[tuple[int, tuple[int, ...], str, str], int]:
+        return {k: m for m, k in enumerate(_mode_keys(self.modes))}
+
+    def describe_mode(self, m: int) -> ModeSpec:
+        """Mode ``m`` by value (device names, precision, tag)."""
+        return self.modes.describe(m, self.devices)
 
     def single_device_makespan(self, device: str) -> float | None:
         """Real time with every op on ``device`` (no transfers); None if it refuses an op."""
@@ -316,9 +563,59 @@ class Problem:
             return None
         return float(self.dur[:, d].sum()) * self.quantum
 
+    # ------------------------------------------------------------------ relaxation for bounds
+    def relaxation(self) -> Problem:
+        """A device-view problem whose optimum is at most this problem's: bounds go here.
+
+        Each op may run on any device of any of its modes, for the fastest such mode's
+        duration, alone; a tensor moves for free between devices that share a mode of its
+        producer and otherwise from the nearest of them. Any schedule of this problem maps
+        to one of the relaxation (each op on one device of its mode) with the same times.
+        Returns ``self`` when the modes are already one per (op, device).
+        """
+        if self.is_device_table:
+            return self
+        d = self.num_devices
+        rows = []
+        co = np.zeros((self.n, d, d), dtype=bool)  # co[v, a, b]: a, b share a mode of v
+        for v in range(self.n):
+            co[v, np.arange(d), np.arange(d)] = True
+            best: dict[int, tuple[int, float, float]] = {}
+            for m in self.modes.ops_modes(v).tolist():
+                devs = self.modes.devices_of(m)
+                for a in devs:
+                    cand = (
+                        int(self.mode_dur[m]),
+                        float(self.modes.memory[m]),
+                        float(self.modes.time[m]),
+                    )
+                    if a not in best or cand < best[a]:
+                        best[a] = cand
+                    co[v, a, list(devs)] = True
+            rows += [(v, (a,), *best[a]) for a in sorted(best)]
+        modes = Modes.build(self.n, [(v, ds, time, mem) for v, ds, _, mem, time in rows])
+        mode_dur = np.array([r[2] for r in rows], dtype=np.int64)
+        # comm[t, a, b] = 0 when a and b share a mode of t's producer, else the cheapest
+        # transfer to b from a device sharing a mode with a.
+        comm = self.tensor_comm.copy()
+        for t in range(self.tensors.num_tensors):
+            share = co[int(self.tensors.src[t])]
+            via = np.where(share[:, :, None], self.tensor_comm[t][None, :, :], _BIG)
+            comm[t] = np.where(share, 0, via.min(axis=1))
+        return dataclasses.replace(
+            self,
+            modes=modes,
+            mode_dur=mode_dur,
+            tensor_comm=comm,
+            use_memory=False,
+            link_contention=False,
+            name=f"{self.name}/relaxed",
+        )
+
+    # ------------------------------------------------------------------ symmetry
     @cached_property
     def device_groups(self) -> tuple[tuple[int, ...], ...]:
-        """Classes of interchangeable devices: same durations, same transfer costs to others.
+        """Classes of interchangeable devices: same modes, same transfer costs to others.
 
         Used for symmetry breaking. Two devices ``a, b`` are interchangeable when swapping them
         maps the problem onto itself.
@@ -335,14 +632,73 @@ class Problem:
         return tuple(tuple(g) for g in groups)
 
     def _interchangeable(self, a: int, b: int) -> bool:
+        if self.modes.multi_device or not self.is_device_table:
+            return False
         if not np.array_equal(self.allowed[:, a], self.allowed[:, b]):
             return False
         if not np.array_equal(self.dur[:, a], self.dur[:, b]):
+            return False
+        if not np.array_equal(self.dev_memory[:, a], self.dev_memory[:, b]):
             return False
         if self.capacity[a] != self.capacity[b]:
             return False
         perm = np.arange(self.num_devices)
         perm[a], perm[b] = b, a
-        if self.num_edges and not np.array_equal(self.comm, self.comm[:, perm][:, :, perm]):
+        tc = self.tensor_comm
+        if tc.size and not np.array_equal(tc, tc[:, perm][:, :, perm]):
             return False
         return not (self.link_contention and self.route_links)
+
+
+def _fitting_modes(modes: Modes, cap: np.ndarray, names: Sequence[str]) -> Modes:
+    """The modes whose bytes fit each of their devices alone."""
+    keep = [
+        m
+        for m in range(modes.num_modes)
+        if all(modes.memory[m] <= cap[d] + _EPS for d in modes.devices_of(m))
+    ]
+    ops_left = set(modes.op[keep].tolist())
+    for v in range(modes.num_ops):
+        if v not in ops_left:
+            need = float(modes.memory[modes.ops_modes(v)].min())
+            msg = (
+                f"op {names[v]!r} needs {need:.0f} bytes, more than the memory of every "
+                f"device that supports it"
+            )
+            raise InfeasibleError(msg)
+    if len(keep) == modes.num_modes:
+        return modes
+    return Modes.build(
+        modes.num_ops,
+        [
+            (
+                int(modes.op[m]),
+                modes.devices_of(m),
+                float(modes.time[m]),
+                float(modes.memory[m]),
+                modes.precision[m],
+                modes.tag[m],
+            )
+            for m in keep
+        ],
+    )
+
+
+def _mode_keys(modes: Modes) -> list[tuple[int, tuple[int, ...], str, str]]:
+    return [
+        (int(modes.op[m]), modes.devices_of(m), modes.precision[m], modes.tag[m])
+        for m in range(modes.num_modes)
+    ]
+
+
+def _quantum(modes: Modes, comm_real: np.ndarray, tensors: Tensors) -> float:
+    """:func:`choose_quantum` over every mode's time (fastest per op on the path)."""
+    from hetsched.problem.quantum import choose_quantum_fast
+
+    width = int(np.diff(modes.op_start).max())
+    table = np.full((modes.num_ops, width), np.inf)
+    slot = np.arange(modes.num_modes) - modes.op_start[modes.op]
+    table[modes.op, slot] = modes.time
+    src, dst = tensors.edge_src, tensors.edge_dst
+    pick = choose_quantum_fast if modes.num_ops > 2000 else choose_quantum
+    return pick(table, comm_real, src, dst)

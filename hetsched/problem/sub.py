@@ -1,8 +1,19 @@
-"""Sub-problems: a set of ops (a segment, a block, a window) as a Problem of its own."""
+"""Sub-problems: a set of ops (a segment, a block, a window) as a Problem of its own.
+
+Examples
+--------
+>>> import numpy as np
+>>> from hetsched.problem import Problem
+>>> p = Problem.from_arrays(names=["a", "b", "c"], devices=["x", "y"],
+...     exec_time=np.array([[2.0, 3.0], [4.0, 4.0], [4.0, 4.0]]),
+...     edges=[(0, 1, 1.0), (1, 2, 1.0)], quantum=1.0)
+>>> sub = subproblem(p, np.array([1, 2]))
+>>> sub.names, sub.num_edges, sub.dur.tolist()
+(('b', 'c'), 1, [[4, 4], [4, 4]])
+"""
 
 from __future__ import annotations
 
-import dataclasses
 import weakref
 
 import numpy as np
@@ -36,33 +47,28 @@ def internal_edges(p: Problem, ops: np.ndarray) -> np.ndarray:
 
 
 def subproblem(p: Problem, ops: np.ndarray, *, name: str = "sub") -> Problem:
-    """``ops`` (sorted indices) as a Problem of their own: internal edges only, no memory."""
+    """``ops`` (sorted indices) as a Problem of their own: tensors among them, no memory.
+
+    Modes, durations and transfer times are the parent's (no re-rounding); the edges of
+    the sub-problem are the parent's :func:`internal_edges`, in the same order.
+    """
     ops = np.asarray(ops, dtype=np.int64)
-    ks = internal_edges(p, ops)
-    local_src = np.searchsorted(ops, p.edge_src[ks])
-    local_dst = np.searchsorted(ops, p.edge_dst[ks])
-    base = Problem.from_arrays(
-        names=[p.names[i] for i in ops.tolist()],
-        devices=list(p.devices),
-        device_kinds=list(p.device_kinds),
-        exec_time=p.exec_time[ops],
-        edges=[
-            (int(u), int(v), float(b))
-            for u, v, b in zip(local_src, local_dst, p.edge_bytes[ks], strict=True)
-        ],
-        memory_bytes=p.memory[ops],
-        capacity=p.capacity,
-        use_memory=False,
+    tensors, kept = p.tensors.subset(ops, p.n)
+    return Problem(
+        names=tuple(p.names[i] for i in ops.tolist()),
+        devices=p.devices,
+        device_kinds=p.device_kinds,
         quantum=p.quantum,
         units=p.units,
+        modes=p.modes.subset(ops),
+        mode_dur=np.concatenate(
+            [p.mode_dur[p.modes.op_start[v] : p.modes.op_start[v + 1]] for v in ops.tolist()]
+        ).astype(np.int64),
+        tensors=tensors,
+        tensor_comm=p.tensor_comm[kept],
+        route_links={},
+        link_names=p.link_names,
+        capacity=p.capacity,
         name=f"{p.name}/{name}",
         platform_name=p.platform_name,
-    )
-    return dataclasses.replace(
-        base,
-        dur=p.dur[ops],
-        allowed=p.allowed[ops],
-        comm=p.comm[ks],
-        link_contention=False,
-        route_links={},
     )

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from hetsched.costmodel import Platform
 from hetsched.graph import Edge, OpGraph, OpNode, from_dict, graph_sha256, load, save, to_dict
 from hetsched.plan import load_plan, plan_to_dict, save_plan, validate
-from hetsched.problem import Problem
+from hetsched.problem import Modes, Problem
 from hetsched.solver import get_solver
 from tests.families import FAMILIES, random_problem
 
@@ -61,8 +61,9 @@ def _identical(p: Problem) -> Problem:
     """Same problem on identical devices: every column equal to the first."""
     from dataclasses import replace
 
-    col = p.exec_time[:, :1]
-    return replace(p, exec_time=np.repeat(col, p.num_devices, axis=1))
+    modes = Modes.device_modes(np.repeat(p.exec_time[:, :1], p.num_devices, axis=1))
+    dur = np.repeat(p.dur[:, :1], p.num_devices, axis=1).ravel()
+    return replace(p, modes=modes, mode_dur=dur, name=f"{p.name}/identical")
 
 
 @PROFILE

@@ -31,7 +31,6 @@ Examples
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import itertools
 import math
@@ -168,7 +167,7 @@ def pinned_window_bounds(sub: Problem, first_on: int) -> np.ndarray:
         allowed[0, first_on] = True
         allowed[-1] = False
         allowed[-1, d_b] = True
-        out[d_b] = window_load_bound(dataclasses.replace(sub, allowed=allowed))
+        out[d_b] = window_load_bound(sub.restrict(allowed))
     return out
 
 

@@ -11,7 +11,7 @@ member its group's device and dispatching members in (group start, index) order 
 Examples
 --------
 >>> import numpy as np
->>> from hetsched.problem import Problem
+>>> from hetsched.problem import Modes, Problem, Tensors
 >>> p = Problem.from_arrays(names=list("abcd"), devices=["x", "y"],
 ...     exec_time=np.array([[1.0, 2.0], [1.0, 2.0], [3.0, 1.0], [1.0, 1.0]]),
 ...     edges=[(0, 1, 1.0), (1, 3, 1.0), (2, 3, 1.0)], comm_latency=np.ones((2, 2)), quantum=1.0)
@@ -24,11 +24,9 @@ Examples
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 
-from hetsched.problem import Problem
+from hetsched.problem import Modes, Problem, Tensors
 from hetsched.schedule.latency.listsched import priority_order, retime
 
 __all__ = ["chain_groups", "coarse_problem", "uncoarsen"]
@@ -102,9 +100,10 @@ def _topological_groups(p: Problem, groups: np.ndarray, g: int) -> np.ndarray:
 def coarse_problem(p: Problem, groups: np.ndarray) -> Problem:
     """The quotient problem of ``groups`` (one id per op, convex groups).
 
-    ``dur_G,d = sum_{v in G} dur_v,d``; ``comm_(G,H),a,b = sum_{u->v, u in G, v in H}
-    comm_uv,a,b``; group ``G`` allowed on ``d`` iff every member is. Ops keep their ids
-    relabelled topologically; read the mapping back with ``coarse.meta["groups"]``.
+    ``dur_G,d = sum_{v in G} dur_v,d`` over the device views; a tensor crossing from ``G``
+    to ``H`` counts once per pair, and ``comm_(G,H),a,b`` sums the tensors crossing; group
+    ``G`` may run on ``d`` iff every member may. Ops keep their ids relabelled
+    topologically; read the mapping back with ``coarse.meta["groups"]``.
     """
     g = int(groups.max()) + 1
     groups = _topological_groups(p, np.asarray(groups, dtype=np.int64), g)
@@ -114,35 +113,43 @@ def coarse_problem(p: Problem, groups: np.ndarray) -> Problem:
     allowed = np.ones((g, d), dtype=bool)
     np.logical_and.at(allowed, groups, p.allowed)
     cs, cd = groups[p.edge_src], groups[p.edge_dst]
-    keep = cs != cd
-    pairs, inv = np.unique(np.stack([cs[keep], cd[keep]], axis=1), axis=0, return_inverse=True)
+    keep = np.flatnonzero(cs != cd)
+    # one entry per (group pair, tensor): a tensor read twice in H crosses once
+    trip = np.unique(np.stack([cs[keep], cd[keep], p.edge_tensor[keep]], axis=1), axis=0)
+    pairs, inv = np.unique(trip[:, :2], axis=0, return_inverse=True)
     inv = inv.reshape(-1)
     comm = np.zeros((len(pairs), d, d), dtype=np.int64)
-    np.add.at(comm, inv, p.comm[keep])
+    np.add.at(comm, inv, p.tensor_comm[trip[:, 2]])
     nbytes = np.zeros(len(pairs))
-    np.add.at(nbytes, inv, p.edge_bytes[keep])
-    ex = np.where(allowed, dur * p.quantum, np.inf)
+    np.add.at(nbytes, inv, p.tensors.nbytes[trip[:, 2]])
     mem = np.zeros(g)
     np.add.at(mem, groups, p.memory)
-    base = Problem.from_arrays(
-        names=[f"g{i}" for i in range(g)],
-        devices=list(p.devices),
-        device_kinds=list(p.device_kinds),
-        exec_time=ex,
-        edges=[(int(a), int(b), float(x)) for (a, b), x in zip(pairs, nbytes, strict=True)],
-        memory_bytes=mem,
-        capacity=p.capacity,
-        use_memory=p.use_memory,
+    v_idx, d_idx = np.nonzero(allowed)
+    modes = Modes.build(
+        g,
+        [
+            (v, (a,), float(dur[v, a]) * p.quantum, float(mem[v]))
+            for v, a in zip(v_idx, d_idx, strict=True)
+        ],
+    )
+    return Problem(
+        names=tuple(f"g{i}" for i in range(g)),
+        devices=p.devices,
+        device_kinds=p.device_kinds,
         quantum=p.quantum,
         units=p.units,
+        modes=modes,
+        mode_dur=dur[v_idx, d_idx].astype(np.int64),
+        tensors=Tensors.build(
+            g, [(int(a), (int(b),), float(x)) for (a, b), x in zip(pairs, nbytes, strict=True)]
+        ),
+        tensor_comm=comm,
+        route_links=p.route_links,
+        link_names=p.link_names,
+        capacity=p.capacity,
+        use_memory=p.use_memory,
         name=f"{p.name}/coarse",
         platform_name=p.platform_name,
-    )
-    return dataclasses.replace(
-        base,
-        dur=np.where(allowed, dur, 0),
-        allowed=base.allowed & allowed,
-        comm=comm,
         meta={"groups": groups},
     )
 

@@ -23,7 +23,6 @@ Examples
 
 from __future__ import annotations
 
-import dataclasses
 import time
 
 import numpy as np
@@ -69,7 +68,7 @@ def lp_rounded_problem(problem: Problem) -> Problem | None:
         return None
     only = np.zeros_like(problem.allowed)
     only[np.arange(problem.n), assign] = True
-    return dataclasses.replace(problem, allowed=only)
+    return problem.restrict(only)
 
 
 def solve_lp_heft(problem: Problem) -> Plan | None:

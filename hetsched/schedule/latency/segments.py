@@ -35,7 +35,6 @@ Examples
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import time
 from dataclasses import dataclass
@@ -102,7 +101,7 @@ def _boundary_problem(
     for i in pinned:
         allowed[i] = False
         allowed[i, assign[ops[i]]] = True
-    return dataclasses.replace(sub, allowed=allowed), ops
+    return sub.restrict(allowed), ops
 
 
 def _solve_one(

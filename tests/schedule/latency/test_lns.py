@@ -1,6 +1,5 @@
 """LNS: exact neighbourhoods, plans validate, never worse than the start, honest bounds."""
 
-import dataclasses
 
 import numpy as np
 import pytest
@@ -71,9 +70,7 @@ def test_neighbourhood_objective_is_the_real_makespan(kind):
 
 def test_lns_honours_stop_and_memory():
     p = random_problem(5, n=60, devices=3, family="layered")
-    p = dataclasses.replace(
-        p, use_memory=True, memory=np.ones(p.n), capacity=np.array([30.0, 30.0, 30.0])
-    )
+    p = p.with_memory(np.array([30.0, 30.0, 30.0]), np.ones(p.n))
     stop = StopToken()
     stop.set()
     h = solve_heft(p)

@@ -61,7 +61,7 @@ def test_link_contention_and_memory_plans_validate():
         validate(plan, p)
     mem = np.full(base.n, 10.0)
     cap = np.array([30.0, 50.0, 1e9])
-    p2 = replace(base, use_memory=True, memory=mem, capacity=cap)
+    p2 = base.with_memory(cap, mem)
     for solver in (*HEURISTICS, "cpsat"):
         plan = run(solver, p2)
         validate(plan, p2)
