@@ -1,6 +1,5 @@
 """LNS: exact neighbourhoods, plans validate, never worse than the start, honest bounds."""
 
-
 import numpy as np
 import pytest
 
