@@ -15,9 +15,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from hetsched.errors import UsageError
-from hetsched.plan import Plan, validate
+from hetsched.plan import Plan
 from hetsched.problem import Problem
-from hetsched.solver import ProgressCallback, check_seed, check_time_limit, get_solver
+from hetsched.solver import ProgressCallback, StopToken, run_solver
 
 if TYPE_CHECKING:
     from hetsched.graph.opgraph import OpGraph
@@ -52,8 +52,9 @@ def solve(
     cost_model: Any = None,
     memory: bool = False,
     link_contention: bool = False,
-    workers: int = 2,
+    workers: int | None = None,
     progress: ProgressCallback | None = None,
+    stop: StopToken | None = None,
     **options: Any,
 ) -> Plan:
     """Place and schedule every op of ``graph`` on ``platform``; return a validated plan.
@@ -65,21 +66,19 @@ def solve(
     objective : ``"latency"`` (makespan of one inference), ``"throughput"`` (pipeline
         period) or ``"modulo"`` (initiation interval of repeated iterations).
     solver : one of :data:`hetsched.solver.SOLVERS` for latency.
-    time_limit, seed, workers : explicit solver parameters.
+    time_limit, seed : explicit solver parameters; ``workers`` for solvers that run parallel
+        workers (default 2 there; an error for the others).
     memory, link_contention : turn on device-capacity and link-overlap constraints.
+    stop : a :class:`~hetsched.solver.StopToken` that cuts this solve short (it returns its
+        best plan so far, marked ``interrupted``); each solve gets a fresh one by default.
 
     Raises
     ------
     InfeasibleError : an op no device supports, memory that cannot fit.
-    UsageError, SolverError : bad arguments.
+    UsageError, SolverError : bad arguments, or an option the solver does not take.
     """
-    time_limit = check_time_limit(time_limit)
-    seed = check_seed(seed)
     if objective not in OBJECTIVES:
         msg = f"unknown objective {objective!r} (choose from {', '.join(OBJECTIVES)})"
-        raise UsageError(msg)
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        msg = f"workers must be a positive integer, got {workers!r}"
         raise UsageError(msg)
     problem = build_problem(
         graph, platform, cost_model=cost_model, memory=memory, link_contention=link_contention
@@ -87,7 +86,7 @@ def solve(
     if objective != "latency":
         from hetsched.schedule.throughput import solve_objective
 
-        return solve_objective(  # type: ignore[no-any-return]
+        return solve_objective(
             problem,
             graph,
             objective=objective,
@@ -95,13 +94,17 @@ def solve(
             time_limit=time_limit,
             seed=seed,
             progress=progress,
+            workers=workers,
+            stop=stop,
             **options,
         )
-    fn = get_solver(solver)
-    kwargs: dict[str, Any] = {"time_limit": time_limit, "seed": seed, "progress": progress}
-    if solver in ("cpsat", "portfolio", "lns"):
-        kwargs["workers"] = workers
-    kwargs.update(options)
-    plan: Plan = fn(problem, **kwargs)
-    validate(plan, problem)
-    return plan
+    return run_solver(
+        solver,
+        problem,
+        time_limit=time_limit,
+        seed=seed,
+        progress=progress,
+        workers=workers,
+        stop=stop,
+        **options,
+    )

@@ -1,4 +1,15 @@
-"""What every solver shares: the progress event, the stop token, and argument checks.
+"""One skeleton for every solver: limits, seed, a stop token per solve, one status rule.
+
+A solver is a :class:`Solver`: a name, what it honours (:class:`Capabilities`), the options
+it takes, and a ``run(problem, ctx, **options) -> Plan`` that writes only its model and
+search. :func:`run_solver` is the shared prologue and epilogue: it checks the time limit,
+seed and workers, refuses what the solver would ignore (a hint, workers, an unknown option,
+link contention or memory it does not model, modes it cannot choose), gives the solve its own
+:class:`StopToken` (a compiler calls ``solve`` many times in one process), and stamps the
+name, time and interruption on the plan, reports it, and validates it. The status follows
+from the plan by one rule (:func:`hetsched.plan.plan_status`).
+
+The registry :data:`SOLVERS` names every latency solver (imported on first use).
 
 Examples
 --------
@@ -6,6 +17,10 @@ Examples
 5.0
 >>> check_seed(3)
 3
+>>> sorted(SOLVERS)
+['bounds', 'cpop', 'cpsat', 'heft', 'lns', 'ls', 'milp', 'peft', 'portfolio', 'sat']
+>>> get_solver("heft").capabilities.hint
+False
 """
 
 from __future__ import annotations
@@ -13,22 +28,31 @@ from __future__ import annotations
 import importlib
 import math
 import threading
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
 from hetsched.errors import SolverError, UsageError
 
+if TYPE_CHECKING:
+    from hetsched.plan import Plan
+    from hetsched.problem import Problem
+
 __all__ = [
-    "GLOBAL_STOP",
     "SOLVERS",
+    "Capabilities",
     "Progress",
     "ProgressCallback",
+    "SolveContext",
+    "Solver",
     "StopToken",
     "check_seed",
     "check_time_limit",
+    "check_workers",
     "get_solver",
     "report",
+    "run_solver",
 ]
 
 
@@ -92,10 +116,6 @@ class StopToken:
         return remove
 
 
-# The process-wide token the CLI's SIGINT/SIGTERM handler sets.
-GLOBAL_STOP = StopToken()
-
-
 def check_time_limit(time_limit: object) -> float:
     """A positive finite number of seconds, or :class:`SolverError`."""
     if isinstance(time_limit, bool) or not isinstance(time_limit, int | float):
@@ -115,30 +135,230 @@ def check_seed(seed: object) -> int:
     return int(seed)
 
 
-# name -> (module, function). Imported lazily so that one missing optional backend does not
-# break the others.
-SOLVERS: dict[str, tuple[str, str]] = {
-    "heft": ("hetsched.schedule.latency.heuristics", "solve_heft"),
-    "peft": ("hetsched.schedule.latency.heuristics", "solve_peft"),
-    "cpop": ("hetsched.schedule.latency.heuristics", "solve_cpop"),
-    "bounds": ("hetsched.schedule.latency.boundsolver", "solve_bounds"),
-    "cpsat": ("hetsched.schedule.latency.cpsat", "solve_cpsat"),
-    "milp": ("hetsched.schedule.latency.milp", "solve_milp"),
-    "sat": ("hetsched.schedule.latency.sat", "solve_sat"),
-    "lns": ("hetsched.schedule.latency.lns", "solve_lns"),
-    "ls": ("hetsched.schedule.latency.localsearch", "solve_local_search"),
-    "portfolio": ("hetsched.schedule.latency.portfolio", "solve_portfolio"),
+def check_workers(workers: object) -> int:
+    """A positive integer number of workers, or :class:`UsageError`."""
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        msg = f"workers must be a positive integer, got {workers!r}"
+        raise UsageError(msg)
+    return int(workers)
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a solver honours. :func:`run_solver` refuses what it would otherwise ignore.
+
+    ``hint``: starts from a given plan. ``workers``: runs parallel workers. ``anytime``:
+    reports improvements while it runs. ``exact``: searches the whole problem and can prove
+    optimality (an unproven plan is then ``feasible``). ``links``: link contention.
+    ``memory``: device capacities. ``modes``: chooses among every mode of an op (precision,
+    splits), not only one device-view mode per device.
+    """
+
+    hint: bool = False
+    workers: bool = False
+    anytime: bool = False
+    exact: bool = False
+    links: bool = True
+    memory: bool = True
+    modes: bool = False
+
+
+_KEEP: Any = object()
+
+
+@dataclass(frozen=True)
+class SolveContext:
+    """One solve's limits and channels: what :meth:`Solver.run` gets instead of keywords.
+
+    The stop token belongs to this solve (and the sub-solves it starts with :meth:`child`).
+    """
+
+    time_limit: float
+    seed: int
+    stop: StopToken
+    workers: int = 1
+    progress: ProgressCallback | None = None
+    hint: Plan | None = None
+    started: float = field(default_factory=time.perf_counter)
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started
+
+    def remaining(self) -> float:
+        """Seconds left of the time limit (never negative)."""
+        return max(0.0, self.time_limit - self.elapsed())
+
+    def expired(self) -> bool:
+        """Stopped, or out of time."""
+        return self.stop.is_set() or self.remaining() <= 0.0
+
+    def report(self, solver: str, makespan: float, bound: float) -> None:
+        """Send an anytime improvement to the progress callback, if there is one."""
+        report(self.progress, Progress(solver, makespan, bound, self.elapsed()))
+
+    def child(
+        self,
+        *,
+        time_limit: float | None = None,
+        hint: Any = _KEEP,
+        seed: int | None = None,
+        progress: Any = _KEEP,
+    ) -> SolveContext:
+        """A sub-solve: same stop token, at most the time left, its own clock."""
+        left = self.remaining()
+        return SolveContext(
+            time_limit=max(1e-3, left if time_limit is None else min(time_limit, left)),
+            seed=self.seed if seed is None else seed,
+            stop=self.stop,
+            workers=self.workers,
+            progress=self.progress if progress is _KEEP else progress,
+            hint=self.hint if hint is _KEEP else hint,
+        )
+
+
+@dataclass(frozen=True)
+class Solver:
+    """A solver: its model and search (``run``), what it honours, the options it takes.
+
+    Calling it runs :func:`run_solver`: ``solver(problem, time_limit=..., seed=...)``.
+    ``check`` is an extra validator for objective-specific plans (pipelines, modulo).
+    """
+
+    name: str
+    run: Callable[..., Plan]
+    capabilities: Capabilities = field(default_factory=Capabilities)
+    options: tuple[str, ...] = ()
+    check: Callable[[Plan, Problem], None] | None = None
+
+    def __call__(
+        self,
+        problem: Problem,
+        *,
+        time_limit: float = 10.0,
+        seed: int = 0,
+        hint: Plan | None = None,
+        progress: ProgressCallback | None = None,
+        workers: int | None = None,
+        stop: StopToken | None = None,
+        **options: Any,
+    ) -> Plan:
+        return run_solver(
+            self,
+            problem,
+            time_limit=time_limit,
+            seed=seed,
+            hint=hint,
+            progress=progress,
+            workers=workers,
+            stop=stop,
+            **options,
+        )
+
+    def within(self, problem: Problem, ctx: SolveContext, **options: Any) -> Plan:
+        """Run as a stage of another solve (its stop token, no validation or report)."""
+        return _stamp(self, self.run(problem, ctx, **options), ctx)
+
+
+def run_solver(
+    solver: str | Solver,
+    problem: Problem,
+    *,
+    time_limit: float = 10.0,
+    seed: int = 0,
+    hint: Plan | None = None,
+    progress: ProgressCallback | None = None,
+    workers: int | None = None,
+    stop: StopToken | None = None,
+    validate: bool = True,
+    **options: Any,
+) -> Plan:
+    """Solve ``problem`` with ``solver`` (a :class:`Solver` or a name in :data:`SOLVERS`).
+
+    Raises
+    ------
+    UsageError : a hint, workers or an option the solver does not take.
+    SolverError : bad limits, or constraints or modes the solver does not model.
+    """
+    spec = get_solver(solver) if isinstance(solver, str) else solver
+    caps = spec.capabilities
+    time_limit = check_time_limit(time_limit)
+    seed = check_seed(seed)
+    if hint is not None and not caps.hint:
+        msg = f"solver {spec.name!r} does not start from a hint"
+        raise UsageError(msg)
+    if workers is not None and not caps.workers:
+        msg = f"solver {spec.name!r} runs on one thread; it takes no workers"
+        raise UsageError(msg)
+    unknown = sorted(set(options) - set(spec.options))
+    if unknown:
+        takes = ", ".join(spec.options) or "none"
+        msg = f"solver {spec.name!r} takes no option {unknown[0]!r} (its options: {takes})"
+        raise UsageError(msg)
+    if problem.link_contention and not caps.links:
+        msg = f"solver {spec.name!r} does not model link contention; use cpsat or portfolio"
+        raise SolverError(msg)
+    if problem.use_memory and not caps.memory:
+        msg = f"solver {spec.name!r} does not model device memory; use cpsat or portfolio"
+        raise SolverError(msg)
+    if not caps.modes and not problem.is_device_table:
+        msg = (
+            f"solver {spec.name!r} chooses one device per op; this problem has other modes "
+            "(precision, splits): use heft, cpsat or portfolio"
+        )
+        raise SolverError(msg)
+    ctx = SolveContext(
+        time_limit=time_limit,
+        seed=seed,
+        stop=stop if stop is not None else StopToken(),
+        workers=check_workers(workers) if workers is not None else (2 if caps.workers else 1),
+        progress=progress,
+        hint=hint,
+    )
+    plan = _stamp(spec, spec.run(problem, ctx, **options), ctx)
+    if progress is not None and not caps.anytime:
+        ctx.report(spec.name, plan.objective_value, plan.objective_bound)
+    if validate:
+        from hetsched.plan import validate as check
+
+        check(plan, problem)
+        if spec.check is not None:
+            spec.check(plan, problem)
+    return plan
+
+
+def _stamp(spec: Solver, plan: Plan, ctx: SolveContext) -> Plan:
+    """The epilogue every plan gets: who solved it, how long, whether it was cut short."""
+    return replace(plan, solver=spec.name, solve_time=ctx.elapsed(), interrupted=ctx.stop.is_set())
+
+
+# name -> "module:attribute" of the Solver. Imported lazily so that one missing optional
+# backend does not break the others.
+SOLVERS: dict[str, str] = {
+    "heft": "hetsched.schedule.latency.heuristics:solve_heft",
+    "peft": "hetsched.schedule.latency.heuristics:solve_peft",
+    "cpop": "hetsched.schedule.latency.heuristics:solve_cpop",
+    "bounds": "hetsched.schedule.latency.boundsolver:solve_bounds",
+    "cpsat": "hetsched.schedule.latency.cpsat:solve_cpsat",
+    "milp": "hetsched.schedule.latency.milp:solve_milp",
+    "sat": "hetsched.schedule.latency.sat:solve_sat",
+    "lns": "hetsched.schedule.latency.lns:solve_lns",
+    "ls": "hetsched.schedule.latency.localsearch:solve_local_search",
+    "portfolio": "hetsched.schedule.latency.portfolio:solve_portfolio",
 }
 
 
-def get_solver(name: str) -> Callable[..., Any]:
-    """The solve function called ``name``; :class:`UsageError` listing the valid ones."""
+def get_solver(name: str) -> Solver:
+    """The solver called ``name``; :class:`UsageError` listing the valid ones."""
     if name not in SOLVERS:
         msg = f"unknown solver {name!r} (choose from {', '.join(sorted(SOLVERS))})"
         raise UsageError(msg)
-    module, func = SOLVERS[name]
+    module, attr = SOLVERS[name].split(":")
     try:
-        return getattr(importlib.import_module(module), func)  # type: ignore[no-any-return]
+        found = getattr(importlib.import_module(module), attr)
     except (ModuleNotFoundError, AttributeError) as err:
         msg = f"solver {name!r} is not available in this build ({err})"
         raise UsageError(msg) from err
+    if not isinstance(found, Solver):  # pragma: no cover - registry typo
+        msg = f"{SOLVERS[name]} is not a Solver"
+        raise UsageError(msg)
+    return found

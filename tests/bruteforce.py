@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import csv
 import itertools
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +51,18 @@ def topological_orders(n: int, preds: list[list[int]]) -> Iterator[list[int]]:
     return rec()
 
 
+def device_bytes(p: Problem, assign: Sequence[int], j: int) -> float:
+    """Static residency, written out independently of hetsched.plan.memory: the bytes of the
+    ops on ``j`` plus one copy of each tensor an op on ``j`` reads from another device."""
+    own = sum(p.memory[v] for v in range(len(p.names)) if assign[v] == j)
+    received = set()
+    for k in range(len(p.edge_src)):
+        u, v = int(p.edge_src[k]), int(p.edge_dst[k])
+        if assign[v] == j and assign[u] != j:
+            received.add(int(p.edge_tensor[k]))
+    return own + sum(float(p.tensors.nbytes[t]) for t in received)
+
+
 def brute_force_makespan(p: Problem) -> int:
     """The optimal makespan (integer units) of ``p`` by exhaustive enumeration."""
     n, d = len(p.names), len(p.devices)
@@ -61,9 +73,7 @@ def brute_force_makespan(p: Problem) -> int:
     choices = [[j for j in range(d) if p.allowed[v, j]] for v in range(n)]
     best = None
     for assign in itertools.product(*choices):
-        if p.use_memory and any(
-            sum(p.memory[v] for v in range(n) if assign[v] == j) > p.capacity[j] for j in range(d)
-        ):
+        if p.use_memory and any(device_bytes(p, assign, j) > p.capacity[j] for j in range(d)):
             continue
         for order in orders:
             free = [0] * d
@@ -128,7 +138,7 @@ def naive_plan(p: Problem, assign: list[int] | None = None) -> Plan:
             ready = max(ready, finish[u] + int(p.comm[k, assign[u], j]))
         start[v], finish[v] = ready, ready + int(p.dur[v, j])
         free[j] = finish[v]
-    return plan_from_schedule(p, assign=assign, start=start, solver="naive", status="heuristic")
+    return plan_from_schedule(p, assign=assign, start=start, solver="naive")
 
 
 STG_DIR = Path(__file__).resolve().parent / "data" / "stg50"

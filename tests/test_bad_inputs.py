@@ -237,17 +237,17 @@ def test_plan_for_another_graph_and_foreign_device():
     import hetsched
     from hetsched.graph import read_stg
     from hetsched.plan import validate
-    from hetsched.problem import Problem
+    from hetsched.problem import ModeSpec, Problem
 
     g = read_stg(STG)
     plan = hetsched.solve(g, "homogeneous-2", solver="heft", time_limit=1)
     other = read_stg(DATA / "stg50" / "rand0001.stg")
     with pytest.raises(PlanError, match="sha256"):
         validate(plan, Problem.build(other, "homogeneous-2"))
-    assignment = dict(plan.assignment)
-    assignment["t1"] = "tpu9"
+    modes = dict(plan.modes)
+    modes["t1"] = ModeSpec(("tpu9",))
     with pytest.raises(PlanError, match="'tpu9', which is not on platform"):
-        validate(plan.with_(assignment=assignment), Problem.build(g, "homogeneous-2"))
+        validate(plan.with_(modes=modes), Problem.build(g, "homogeneous-2"))
 
 
 def test_api_errors_are_in_the_hierarchy():
@@ -323,7 +323,7 @@ def test_plan_device_not_on_platform_cli(tmp_path, capsys, stg_plan, cmd):
     [
         ("truncated", lambda t: t[: len(t) // 2], "not valid JSON"),
         ("empty", lambda t: "", "not valid JSON"),
-        ("unknown-version", lambda t: t.replace("hetsched.plan/1", "hetsched.plan/7"), "format"),
+        ("unknown-version", lambda t: t.replace("hetsched.plan/2", "hetsched.plan/7"), "format"),
         ("not-an-object", lambda t: "[1, 2, 3]", "plan"),
     ],
 )

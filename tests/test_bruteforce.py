@@ -15,6 +15,7 @@ from hetsched.schedule.latency.milp import solve_milp
 from hetsched.schedule.latency.sat import solve_sat
 from tests.bruteforce import (
     brute_force_makespan,
+    device_bytes,
     naive_plan,
     random_tiny_problem,
     topological_orders,
@@ -77,7 +78,15 @@ def _memory_instance(seed: int) -> tuple[Problem, Problem, list[int]]:
     rng = np.random.default_rng(100 + seed)
     mem = rng.integers(1, 5, size=base.n).astype(float)
     placed = [int(rng.choice(base.allowed_devices[v])) for v in range(base.n)]
-    used = np.bincount(placed, weights=mem, minlength=base.num_devices)
+    with_mem = Problem.from_arrays(
+        names=base.names,
+        devices=base.devices,
+        exec_time=base.exec_time,
+        edges=list(zip(base.edge_src, base.edge_dst, base.edge_bytes, strict=True)),
+        memory_bytes=mem,
+        quantum=1.0,
+    )
+    used = np.array([device_bytes(with_mem, placed, j) for j in range(base.num_devices)])
     kw: dict[str, Any] = {
         "names": base.names,
         "devices": base.devices,

@@ -17,11 +17,10 @@ Examples
 from __future__ import annotations
 
 import functools
-import inspect
 import json
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,7 +28,7 @@ from hetsched.bench.instances import InstanceSpec, build_problem
 from hetsched.errors import HetschedError
 from hetsched.plan import Plan, validate
 from hetsched.problem import Problem
-from hetsched.solver import GLOBAL_STOP, Progress
+from hetsched.solver import Progress, StopToken
 
 __all__ = ["Task", "make_tasks", "run_task", "run_tasks"]
 
@@ -112,7 +111,7 @@ def _plan_fields(rec: dict[str, Any], plan: Plan, problem: Problem) -> None:
         rec["error"] = f"invalid plan: {err}"
 
 
-def _run_solver(task: Task, problem: Problem) -> dict[str, Any]:
+def _run_solver(task: Task, problem: Problem, stop: StopToken | None = None) -> dict[str, Any]:
     from hetsched.solver import get_solver
 
     rec = _base(task, problem, task.what)
@@ -123,11 +122,15 @@ def _run_solver(task: Task, problem: Problem) -> dict[str, Any]:
 
     t0 = time.perf_counter()
     try:
-        fn: Callable[..., Plan] = get_solver(task.what)
-        kw: dict[str, Any] = {}
-        if "workers" in inspect.signature(fn).parameters:
-            kw["workers"] = task.workers
-        plan = fn(problem, time_limit=task.time_limit, seed=task.seed, progress=on_progress, **kw)
+        solver = get_solver(task.what)
+        plan = solver(
+            problem,
+            time_limit=task.time_limit,
+            seed=task.seed,
+            progress=on_progress,
+            workers=task.workers if solver.capabilities.workers else None,
+            stop=stop,
+        )
         _plan_fields(rec, plan, problem)
     except HetschedError as err:
         rec["error"] = f"{type(err).__name__}: {err}"
@@ -172,8 +175,10 @@ def _run_peers(task: Task, problem: Problem) -> list[dict[str, Any]]:
     return out
 
 
-def run_task(task: Task) -> list[dict[str, Any]]:
-    """Run one task; never raises for a solver's or a peer's failure (it is a record)."""
+def run_task(task: Task, stop: StopToken | None = None) -> list[dict[str, Any]]:
+    """Run one task; never raises for a solver's or a peer's failure (it is a record).
+
+    ``stop`` interrupts its solve (the solve returns its best plan so far)."""
     try:
         problem = _problem(json.dumps(task.spec.to_dict(), sort_keys=True))
     except (HetschedError, ImportError, OSError) as err:
@@ -198,7 +203,7 @@ def run_task(task: Task) -> list[dict[str, Any]]:
         return [rec]
     if task.what == "peers":
         return _run_peers(task, problem)
-    return [_run_solver(task, problem)]
+    return [_run_solver(task, problem, stop)]
 
 
 def run_tasks(
@@ -207,20 +212,23 @@ def run_tasks(
     jobs: int = 1,
     ray_address: str | None = None,
     progress: bool = True,
+    stop: StopToken | None = None,
 ) -> list[list[dict[str, Any]]]:
     """Run ``tasks``; results in task order. Serial for ``jobs == 1`` without an address,
-    else on Ray (local ``num_cpus=jobs``, or the cluster at ``ray_address``). Once
-    :data:`GLOBAL_STOP` is set no new task starts; tasks not run get an empty list."""
+    else on Ray (local ``num_cpus=jobs``, or the cluster at ``ray_address``). Once ``stop``
+    is set no new task starts (a serial run's current solve returns its best plan); tasks
+    not run get an empty list."""
+    stop = stop if stop is not None else StopToken()
     from tqdm import tqdm
 
     bar = tqdm(total=len(tasks), desc="bench", unit="task", disable=not progress, leave=False)
     results: list[list[dict[str, Any]] | None] = [None] * len(tasks)
     if jobs <= 1 and not ray_address:
         for i, t in enumerate(tasks):
-            if GLOBAL_STOP.is_set():
+            if stop.is_set():
                 break
             bar.set_postfix_str(f"{t.spec.name[:28]} {t.what}")
-            results[i] = run_task(t)
+            results[i] = run_task(t, stop=stop)
             bar.update()
     else:
         import ray
@@ -240,7 +248,7 @@ def run_tasks(
         futures = {remote.remote(t): i for i, t in enumerate(tasks)}
         pending = list(futures)
         try:
-            while pending and not GLOBAL_STOP.is_set():
+            while pending and not stop.is_set():
                 done, pending = ray.wait(pending, num_returns=1, timeout=0.5)
                 for f in done:
                     results[futures[f]] = ray.get(f)

@@ -46,7 +46,7 @@ import numpy as np
 
 from hetsched.errors import HetschedError
 from hetsched.plan import Plan, plan_from_schedule, validate
-from hetsched.problem import Problem
+from hetsched.problem import ModeSpec, Problem
 
 __all__ = ["PEERS", "run_peers", "run_saga", "saga_input", "saga_plans"]
 
@@ -204,13 +204,12 @@ def saga_plans(problem: Problem, peer: str, result: dict[str, Any]) -> dict[str,
         return out
     q = problem.quantum
     own = Plan(
-        assignment=MappingProxyType({x: mapping[x][0] for x in problem.names}),
+        modes=MappingProxyType({x: ModeSpec((mapping[x][0],)) for x in problem.names}),
         start=MappingProxyType({x: mapping[x][1] * q for x in problem.names}),
         finish=MappingProxyType({x: mapping[x][2] * q for x in problem.names}),
         transfers=(),
         makespan=max(mapping[x][2] for x in problem.names) * q,
         lower_bound=0.0,
-        status="heuristic",
         solver=peer,
         solve_time=float(result.get("time", 0.0)),
         graph_name=problem.name,
@@ -232,7 +231,6 @@ def saga_plans(problem: Problem, peer: str, result: dict[str, Any]) -> dict[str,
             assign=assign,
             start=start,
             solver=peer,
-            status="heuristic",
             solve_time=float(result.get("time", 0.0)),
             transfer_start=xfer,
         )

@@ -91,9 +91,10 @@ def run_bench_cmd(args: argparse.Namespace) -> int:
     )
     from hetsched.cli import EXIT_INTERRUPTED
     from hetsched.cli.solve_cmds import run_in_worker, stop_on_signals
+    from hetsched.solver import StopToken
 
-    with stop_on_signals():
-        res = run_in_worker(lambda: run_bench(cfg))
+    with stop_on_signals(StopToken()) as stop:
+        res = run_in_worker(lambda: run_bench(cfg, stop=stop))
     print(summary_markdown(res))
     print(f"wrote {', '.join(res['files'])} to {args.output} in {res['wall_time']:.1f} s")
     if res.get("interrupted"):

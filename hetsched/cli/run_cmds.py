@@ -143,6 +143,28 @@ def run_run(args: argparse.Namespace) -> int:
     return 1 if res.outputs_match is False else 0
 
 
+def _show_objective(plan: Any, problem: Any) -> None:
+    """Print a throughput or modulo plan's typed result; re-check it first when the problem
+    is at hand."""
+    u = plan.units
+    if plan.pipeline is not None:
+        from hetsched.schedule.throughput import validate_pipeline
+
+        if problem is not None:
+            validate_pipeline(plan, problem)
+        pipe = plan.pipeline
+        print(f"pipeline  period {_fmt(pipe.period, u)}  bound {_fmt(pipe.period_bound, u)}  "
+              f"stages {pipe.stages} ({', '.join(pipe.device_order)})")  # fmt: skip
+    if plan.modulo is not None:
+        from hetsched.schedule.throughput.modulo import validate_modulo
+
+        if problem is not None:
+            validate_modulo(plan, problem)
+        mod = plan.modulo
+        print(f"modulo    II {_fmt(mod.ii, u)}  bound {_fmt(mod.ii_bound, u)}  "
+              f"(ResMII {_fmt(mod.res_mii, u)}, RecMII {_fmt(mod.rec_mii, u)})")  # fmt: skip
+
+
 def run_show(args: argparse.Namespace) -> int:
     from hetsched.exec.gantt import save_gantt
     from hetsched.exec.trace import save_trace
@@ -150,7 +172,7 @@ def run_show(args: argparse.Namespace) -> int:
     from hetsched.plan import load_plan
 
     plan = load_plan(args.plan)
-    graph = None
+    graph = problem = None
     if args.graph:
         graph = load_graph_spec(args.graph, size=args.size, batch=args.batch, seq=args.seq,
                                 heads=args.heads, coarsen=args.coarsen)  # fmt: skip
@@ -164,14 +186,7 @@ def run_show(args: argparse.Namespace) -> int:
         problem = Problem.build(graph, platform, memory=args.memory,
                                 link_contention=args.link_contention)  # fmt: skip
         validate(plan, problem)
-        if plan.objective == "throughput":
-            from hetsched.schedule.throughput import as_pipeline_plan, validate_pipeline
-
-            pipe = as_pipeline_plan(plan, problem)
-            validate_pipeline(pipe, problem)
-            print(f"pipeline  period {_fmt(pipe.period, plan.units)}  bound "
-                  f"{_fmt(pipe.period_bound, plan.units)}  stages {pipe.stages} "
-                  f"({', '.join(pipe.device_order)})")  # fmt: skip
+    _show_objective(plan, problem)
     u = plan.units
     head = f"{plan.graph_name or '?'} ({plan.solver}, {plan.status}) on {plan.platform or '?'}"
     print(f"plan      {head}: {len(plan.assignment)} ops, {len(plan.transfers)} transfers")

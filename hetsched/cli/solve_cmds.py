@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from hetsched.cli import EXIT_INTERRUPTED
-from hetsched.solver import GLOBAL_STOP, SOLVERS, Progress
+from hetsched.solver import SOLVERS, Progress, StopToken
 
 __all__ = ["register"]
 
@@ -29,7 +29,12 @@ def register(sub: Any) -> None:
     p.add_argument("--objective", default="latency", choices=("latency", "throughput", "modulo"))
     p.add_argument("--time-limit", type=float, default=10.0, metavar="SEC")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workers", type=int, default=2)
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="parallel workers, for solvers that run them (cpsat, lns, portfolio; default 2)",
+    )
     p.add_argument("--memory", action="store_true", help="respect device memory capacity")
     p.add_argument(
         "--link-contention", action="store_true", help="transfers on one link never overlap"
@@ -106,17 +111,17 @@ def _fmt_time(t: float, units: str) -> str:
 
 
 @contextmanager
-def stop_on_signals() -> Iterator[None]:
-    """SIGINT/SIGTERM set the global stop token: solvers return their best plan so far."""
+def stop_on_signals(stop: StopToken) -> Iterator[StopToken]:
+    """While inside, SIGINT/SIGTERM set ``stop``: the solve returns its best plan so far."""
 
     def handler(signum: int, frame: Any) -> None:
-        GLOBAL_STOP.set()
+        stop.set()
 
     old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     for s in old:
         signal.signal(s, handler)
     try:
-        yield
+        yield stop
     finally:
         for s, h in old.items():
             signal.signal(s, h)
@@ -159,7 +164,7 @@ def run_solve(args: argparse.Namespace) -> int:
     elif args.objective == "modulo" and args.iterations is not None:
         options = {"iterations": args.iterations}
     t0 = time.perf_counter()
-    with stop_on_signals():
+    with stop_on_signals(StopToken()) as stop:
         plan = run_in_worker(
             lambda: solve(
                 graph,
@@ -172,6 +177,7 @@ def run_solve(args: argparse.Namespace) -> int:
                 memory=args.memory,
                 link_contention=args.link_contention,
                 progress=line,
+                stop=stop,
                 **options,
             )
         )
@@ -197,28 +203,28 @@ def format_plan_summary(plan: Any, *, graph_name: str, wall: float) -> str:
         f"time      {plan.solve_time:.2f} s solve, {wall:.2f} s total",
         "devices   " + ", ".join(f"{d}: {k} ops" for d, k in plan.ops_per_device().items()),
     ]
-    st = plan.stats
-    if plan.objective == "throughput" and "period" in st:
+    pipe = plan.pipeline
+    if pipe is not None:
         lines.append(
-            f"period    {_fmt_time(st['period'], units)}  bound "
-            f"{_fmt_time(st['period_bound'], units)}  "
-            f"gap {100 * float(st.get('period_gap', 0)):.2f}%"
+            f"period    {_fmt_time(pipe.period, units)}  bound "
+            f"{_fmt_time(pipe.period_bound, units)}  gap {100 * pipe.gap:.2f}%"
         )
-        lines.append(f"stages    {st.get('stages')} ({st.get('device_order')})")
-        if isinstance(st.get("latency_model"), int | float):
-            lines.append(
-                f"latency   {_fmt_time(float(st['latency_model']), units)} (stages x period)"
-            )
-        if st.get("utilization"):
-            util = ", ".join(f"{d} {100 * float(u):.0f}%" for d, u in st["utilization"].items())
+        lines.append(f"stages    {pipe.stages} ({list(pipe.device_order)})")
+        if pipe.latency:
+            lines.append(f"latency   {_fmt_time(pipe.latency, units)} (stages x period)")
+        if pipe.utilization:
+            util = ", ".join(f"{d} {100 * u:.0f}%" for d, u in pipe.utilization.items())
             lines.append(f"util      {util}")
-    if plan.objective == "modulo" and "ii" in st:
+    mod = plan.modulo
+    if mod is not None:
         lines.append(
-            f"II        {_fmt_time(st['ii'], units)}  bound {_fmt_time(st['ii_bound'], units)}  "
-            f"(ResMII {st.get('res_mii')}, RecMII {st.get('rec_mii')})  "
-            f"proved by {st.get('proved_by')}"
+            f"II        {_fmt_time(mod.ii, units)}  bound {_fmt_time(mod.ii_bound, units)}  "
+            f"(ResMII {_fmt_time(mod.res_mii, units)}, RecMII {_fmt_time(mod.rec_mii, units)})"
+            + (f"  proved by {mod.proved_by}" if mod.proved_by else "")
         )
-    if plan.stats.get("heuristics"):
-        h = plan.stats["heuristics"]
-        lines.append("heuristic " + ", ".join(f"{k} {_fmt_time(v, units)}" for k, v in h.items()))
+    if plan.baselines:
+        lines.append(
+            "heuristic "
+            + ", ".join(f"{k} {_fmt_time(v, units)}" for k, v in plan.baselines.items())
+        )
     return "\n".join(lines)

@@ -4,11 +4,20 @@ Internal to :mod:`hetsched.exec.executor`. Times are in the problem's integer un
 floats). Every piece of data has a :class:`Slot`: a ``threading.Event`` plus the time the
 data became available, set once by its producer. A device worker runs its ops in order; each
 op waits on the slots of its inputs, starts at ``max(inputs, device free, release)``, runs
-its fx nodes and occupies the device for its duration. An engine moves tensors over one
-link (or device pair): it waits for the source slot, occupies the route and sets the
-arrival slot. With a virtual clock the times are computed from the slots (a
+its fx nodes and occupies the device for its duration. An op whose mode spans several
+devices is in the order of each of them: its first device *leads* (waits until every other
+device of the mode has *joined*, i.e. reached the op with its previous ops done, and until
+every input is on every device; computes once; sets the op's slot), the others wait for the
+op to finish, so the op holds all its devices from start to finish. An engine moves tensors
+over one link (or device pair): one task per (tensor, destination device), which waits for
+the source slot, occupies the route and sets the arrival slot that every reader on that
+device waits on. With a virtual clock the times are computed from the slots (a
 discrete-event replay whose result does not depend on thread timing); with a scaled clock
 threads sleep until wall-clock deadlines and times are read from the clock.
+
+Each device records what it stores (:class:`DeviceMemory`): the bytes of every op's mode
+from the op's start, and one receive buffer per tensor delivered to it, kept until the run
+ends (the static residency of :mod:`hetsched.plan.memory`).
 
 A phase may end at a *cut* (a device failure at time ``cut``): nothing starts at or after
 it, the failing device loses the op it is running and the transfers it sends or receives,
@@ -28,7 +37,7 @@ from dataclasses import dataclass, field
 
 from hetsched.exec.errors import ExecutionError, InjectedFault
 
-__all__ = ["Clock", "OpTask", "Phase", "Slot", "XferTask"]
+__all__ = ["Clock", "DeviceMemory", "OpTask", "Phase", "Slot", "XferTask"]
 
 OK, CUT = 0, 1
 SPIN = 300e-6  # seconds before a deadline when a sleeping worker starts yielding
@@ -71,27 +80,70 @@ class Clock:
         return self.t0 + t * self.unit_wall
 
 
+class DeviceMemory:
+    """Bytes each device has stored so far in a run, and the peak (thread-safe).
+
+    Nothing is freed before the run ends, as in the plan's static memory model; a receive
+    buffer is counted once per (tensor, device), however often the transfer is retried.
+    """
+
+    def __init__(self, num_devices: int) -> None:
+        self.held = [0.0] * num_devices
+        self.peak = [0.0] * num_devices
+        self._buffers: set[tuple[int, int]] = set()
+        self._lock = threading.Lock()
+
+    def _add(self, d: int, nbytes: float) -> None:
+        self.held[d] += nbytes
+        self.peak[d] = max(self.peak[d], self.held[d])
+
+    def store(self, devices: tuple[int, ...], nbytes: float) -> None:
+        """An op's mode starts: each of its devices holds ``nbytes`` more."""
+        with self._lock:
+            for d in devices:
+                self._add(d, nbytes)
+
+    def receive(self, tensor: int, device: int, nbytes: float) -> None:
+        """A transfer of ``tensor`` to ``device`` starts: its receive buffer (once)."""
+        with self._lock:
+            if (tensor, device) not in self._buffers:
+                self._buffers.add((tensor, device))
+                self._add(device, nbytes)
+
+
 @dataclass(eq=False)
 class OpTask:
+    """One op in its mode: ``devices[0]`` leads, the others join (module docstring)."""
+
     v: int
     name: str
-    device: int
+    mode: int
+    devices: tuple[int, ...]
     release: float
     dur: float
+    nbytes: float
     inputs: list[Slot] = field(default_factory=list)
     done: Slot = field(default_factory=Slot)
+    joined: dict[int, Slot] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.joined = {d: Slot() for d in self.devices[1:]}
 
 
 @dataclass(eq=False)
 class XferTask:
-    k: int
+    """One tensor to one device; ``dsts`` are the ops that read it there."""
+
+    tensor: int
+    name: str
     src: str
-    dst: str
+    dsts: list[str]
     src_dev: int
     dst_dev: int
     links: tuple[int, ...]
     release: float
     dur: float
+    nbytes: float
     source: Slot
     arrival: Slot = field(default_factory=Slot)
 
@@ -117,7 +169,8 @@ class Phase:
         failing: int,
         run_op: Callable[[str], None] | None,
         op_faults: frozenset[str],
-        losses: dict[tuple[str, str], int],
+        losses: dict[tuple[int, int], int],
+        memory: DeviceMemory,
         watchdog: float,
     ) -> None:
         self.devices = devices
@@ -132,8 +185,9 @@ class Phase:
         self.run_op = run_op
         self.op_faults = op_faults
         self.losses = losses
+        self.memory = memory
         self.watchdog = watchdog
-        self.op_runs: list[tuple[int, int, float, float, str, float]] = []
+        self.op_runs: list[tuple[OpTask, float, float, str, float]] = []
         self.xfer_runs: list[tuple[XferTask, float, float, str]] = []
         self.triggered = False
         self._abort = threading.Event()
@@ -165,6 +219,7 @@ class Phase:
 
     def _all_slots(self) -> list[Slot]:
         out = [t.done for ops in self.device_ops.values() for t in ops]
+        out += [s for ops in self.device_ops.values() for t in ops for s in t.joined.values()]
         return out + [x.arrival for xs in self.engines.values() for x in xs]
 
     def _fail(self, err: ExecutionError) -> None:
@@ -223,9 +278,17 @@ class Phase:
         free_wall = time.perf_counter()
         virtual = self.clock.virtual
         for i, task in enumerate(ops):
+            if task.devices[0] != d:  # another device leads: hold this one until it ends
+                task.joined[d].set(free_t, free_wall)
+                self._wait(task.done, f"op {task.name!r} on {dev!r}")
+                if task.done.state != OK:
+                    self._halt(d, ops[i + 1 :])
+                    return free_t
+                free_t, free_wall = task.done.time, task.done.wall
+                continue
             ready_t, ready_wall = max(free_t, task.release), free_wall
             halted = False
-            for slot in task.inputs:
+            for slot in (*task.joined.values(), *task.inputs):
                 self._wait(slot, f"op {task.name!r} on {dev!r}")
                 if slot.state != OK:
                     halted = True
@@ -233,7 +296,7 @@ class Phase:
                 ready_t = max(ready_t, slot.time)
                 ready_wall = max(ready_wall, slot.wall)
             if halted or ready_t >= self.cut:
-                self._halt(ops[i:])
+                self._halt(d, ops[i:])
                 return free_t
             if virtual:
                 start = ready_t
@@ -242,16 +305,17 @@ class Phase:
                 ready_wall = max(ready_wall, self.clock.wall(ready_t))
                 start = max(self.clock.now(), ready_t)
                 if start >= self.cut:
-                    self._halt(ops[i:])
+                    self._halt(d, ops[i:])
                     return free_t
             wall_start = time.perf_counter()
             overhead = max(0.0, wall_start - ready_wall)
             end = start + task.dur
-            if d == self.failing and end > self.cut:
+            self.memory.store(task.devices, task.nbytes)
+            if self.failing in task.devices and end > self.cut:
                 if not virtual:
                     self._sleep_until(self.cut)
-                self.op_runs.append((task.v, d, start, self.cut, "lost", overhead))
-                self._halt(ops[i:])
+                self.op_runs.append((task, start, self.cut, "lost", overhead))
+                self._halt(d, ops[i:])
                 return free_t
             self._compute(task, dev)
             if virtual:
@@ -259,7 +323,7 @@ class Phase:
             else:
                 self._sleep_until(end)
                 finish = max(self.clock.now(), end)
-            self.op_runs.append((task.v, d, start, finish, "done", overhead))
+            self.op_runs.append((task, start, finish, "done", overhead))
             free_t, free_wall = finish, time.perf_counter()
             task.done.set(finish, free_wall)
         return free_t
@@ -277,19 +341,20 @@ class Phase:
             msg = f"op {task.name!r} on device {dev!r} raised {type(err).__name__}: {err}"
             raise ExecutionError(msg, op=task.name, device=dev) from err
 
-    def _halt(self, rest: list[OpTask]) -> None:
+    def _halt(self, d: int, rest: list[OpTask]) -> None:
+        """Device ``d`` runs nothing more: cut the ops it leads, leave the others it joins."""
         self.triggered = True
         now = time.perf_counter()
         for t in rest:
-            t.done.set(math.inf, now, CUT)
+            (t.done if t.devices[0] == d else t.joined[d]).set(math.inf, now, CUT)
 
     # ------------------------------------------------------------------ transfer engine
     def _engine(self, key: str, tasks: list[XferTask]) -> None:
         pending: list[tuple[float, int, XferTask, float, int]] = []
         seq = 0
         for task in tasks:
-            while not self._wait_or_deliver(task.source, pending, f"transfer {task.src!r} -> "
-                                            f"{task.dst!r} on {key!r}"):  # fmt: skip
+            what = f"transfer of {task.name!r} to {self.devices[task.dst_dev]!r} on {key!r}"
+            while not self._wait_or_deliver(task.source, pending, what):
                 pass
             if task.source.state != OK:
                 self._cut_xfer(task)
@@ -314,6 +379,7 @@ class Phase:
         pending: list[tuple[float, int, XferTask, float, int]], seq: int,
     ) -> None:  # fmt: skip
         end = start + task.dur
+        self.memory.receive(task.tensor, task.dst_dev, task.nbytes)
         if self.contention:
             with self._lock:
                 for x in task.links:
@@ -336,16 +402,17 @@ class Phase:
             self.xfer_runs.append((task, start, self.cut, "lost"))
             self._cut_xfer(task)
             return
-        key = (task.src, task.dst)
+        key = (task.tensor, task.dst_dev)
         if self.losses.get(key, 0) > 0:
             self.losses[key] -= 1
             self.xfer_runs.append((task, start, due, "lost"))
             if attempt >= 1:
                 msg = (
-                    f"transfer {task.src!r} -> {task.dst!r} ({self.devices[task.src_dev]} -> "
+                    f"transfer of tensor {task.name!r} from {task.src!r} to "
+                    f"{', '.join(task.dsts)} ({self.devices[task.src_dev]} -> "
                     f"{self.devices[task.dst_dev]}) was lost twice"
                 )
-                raise ExecutionError(msg, op=task.dst, device=self.devices[task.dst_dev])
+                raise ExecutionError(msg, op=task.dsts[0], device=self.devices[task.dst_dev])
             if due >= self.cut:
                 self._cut_xfer(task)
                 return

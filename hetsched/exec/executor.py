@@ -1,17 +1,19 @@
 """Run a plan: one thread per device, one transfer engine per link, real torch numerics.
 
-:func:`execute` runs every op on its planned device in the plan's per-device order. An op
-starts once its inputs are on its device (produced there or delivered by a transfer), its
-device is free and (policy ``"plan"``) its planned start time is reached; it occupies the
-device for its planned duration on a clock: ``"virtual"`` (discrete-event, deterministic:
-a valid plan is reproduced exactly) or ``"scaled"`` (threads really sleep, ``time_scale``
-seconds of wall per second of plan). With a ``program`` each op really evaluates its fx
-nodes, so the outputs are real and are checked against eager.
+:func:`execute` runs every op in its planned mode, in the plan's order on every device. An
+op starts once each input tensor is on every device of its mode (produced there, or
+delivered by a transfer), all those devices are free and (policy ``"plan"``) its planned
+start time is reached; it holds all of them for its planned duration on a clock:
+``"virtual"`` (discrete-event, deterministic: a valid plan is reproduced exactly) or
+``"scaled"`` (threads really sleep, ``time_scale`` seconds of wall per second of plan).
+A transfer moves one tensor to one device once, however many ops read it there. With a
+``program`` each op really evaluates its fx nodes, once (on its first device) however many
+devices its mode spans, so the outputs are real and are checked against eager.
 
 Device failures split the run into phases: at the failure time nothing new starts, the
-failed device loses its running op, its in-flight transfers and every result only it
-holds; results delivered elsewhere survive. The ops not yet run, plus the lost results
-still needed (by those ops, or as graph outputs), are re-planned on the survivors
+failed device loses its running op, its in-flight transfers and every tensor only it
+holds; tensors held elsewhere survive. The ops not yet run, plus the producers of lost
+tensors still needed (by those ops, or as graph outputs), are re-planned on the survivors
 (:func:`~hetsched.exec.replan.replan_list` by default) and the run goes on.
 
 Examples
@@ -24,8 +26,8 @@ Examples
 ...     edges=[(0, 1, 1.0), (0, 2, 1.0)], comm_latency=np.array([[0, 1], [1, 0]]), quantum=1.0)
 >>> plan = solve_heft(p, time_limit=1, seed=0)
 >>> r = execute(plan, p)
->>> r.makespan == plan.makespan, r.outputs_match
-(True, None)
+>>> r.makespan == plan.makespan, r.outputs_match, dict(r.memory) == dict(plan.memory)
+(True, None, True)
 >>> r2 = execute(plan, p, faults=["y@3"])
 >>> r2.faults_seen, sorted(set(r2.assignment.values()))
 (('y@3',), ['x'])
@@ -44,7 +46,7 @@ from typing import Any
 import numpy as np
 
 from hetsched.errors import HetschedError, UsageError
-from hetsched.exec.engine import Clock, OpTask, Phase, Slot, XferTask
+from hetsched.exec.engine import Clock, DeviceMemory, OpTask, Phase, Slot, XferTask
 from hetsched.exec.errors import ExecutionError
 from hetsched.exec.faults import (
     DeviceFailure,
@@ -57,8 +59,10 @@ from hetsched.exec.faults import (
 from hetsched.exec.program import ProgramRunner, intra_op_threads, make_runner, outputs_close
 from hetsched.exec.replan import ReplanRequest, mask_devices, replan_list
 from hetsched.exec.result import ExecutionResult, OpRun, TransferRun
+from hetsched.exec.simulate import planned_transfers
 from hetsched.plan import Plan, Transfer, validate
-from hetsched.problem import Problem
+from hetsched.plan.plan import nearest_source
+from hetsched.problem import DEFAULT_PRECISION, ModeSpec, Problem
 
 __all__ = ["execute"]
 
@@ -93,7 +97,8 @@ def execute(
         its positional user inputs. Without a program ops only occupy time.
     clock : ``"virtual"`` or ``"scaled"``; ``time_scale`` wall seconds per plan second.
     faults : :class:`DeviceFailure`, :class:`OpFailure`, :class:`TransferLoss` or their
-        strings (``"npu1@0.004"``, ``"op:NAME"``, ``"transfer:SRC->DST"``).
+        strings (``"npu1@0.004"``, ``"op:NAME"``, ``"transfer:TENSOR@DEVICE"``,
+        ``"transfer:SRC->DST"``).
     replan : ``request -> Plan`` called after a device failure (default ``replan_list``).
     watchdog : longest any single wait may last, in wall seconds.
     policy : ``"plan"`` (no op or transfer starts before its planned time) or ``"asap"``.
@@ -150,7 +155,11 @@ def _eager_module(program: Any) -> Any:
 
 
 class _Run:
-    """Phases of one execution and what they realized (all times in problem units)."""
+    """Phases of one execution and what they realized (all times in problem units).
+
+    ``held[op]`` maps each surviving device of the op's mode to the time its outputs are
+    there; ``delivered[tensor]`` each surviving device a transfer brought it to.
+    """
 
     def __init__(
         self, p: Problem, runner: ProgramRunner | None, specs: Sequence[Fault], clock: str,
@@ -165,9 +174,22 @@ class _Run:
             (f for f in specs if isinstance(f, DeviceFailure)), key=lambda f: (f.time, f.device)
         )
         self.op_faults = frozenset(f.op for f in specs if isinstance(f, OpFailure))
-        self.losses = {(f.src, f.dst): f.times for f in specs if isinstance(f, TransferLoss)}
-        self.final: dict[int, tuple[int, float, float]] = {}  # op -> (device, start, finish)
-        self.copies: dict[int, dict[int, float]] = {}  # op -> {device: time its result is there}
+        tensor_id = {x: t for t, x in enumerate(p.tensors.names)}
+        # Losses by (tensor, device); those named by an edge bind to the first transfer that
+        # serves the edge's consumer.
+        self.losses: dict[tuple[int, int], int] = {}
+        self.edge_losses: dict[tuple[int, int], int] = {}
+        for f in specs:
+            if isinstance(f, TransferLoss) and f.tensor:
+                key = (tensor_id[f.tensor], p.device_index[f.device])
+                self.losses[key] = self.losses.get(key, 0) + f.times
+            elif isinstance(f, TransferLoss):
+                key = (p.index[f.src], p.index[f.dst])
+                self.edge_losses[key] = self.edge_losses.get(key, 0) + f.times
+        self.final: dict[int, tuple[int, float, float]] = {}  # op -> (mode, start, finish)
+        self.held: dict[int, dict[int, float]] = {}
+        self.delivered: dict[int, dict[int, float]] = {}
+        self.memory = DeviceMemory(p.num_devices)
         self.runs: list[OpRun] = []
         self.xruns: list[TransferRun] = []
         self.overheads: list[float] = []
@@ -179,6 +201,13 @@ class _Run:
         self.replans: list[Plan] = []
         self.wall0 = time.perf_counter()
         self.wall = 0.0
+
+    def tensor_at(self, t: int) -> dict[int, float]:
+        """Surviving devices holding tensor ``t`` of a finished producer, and since when."""
+        out = dict(self.held.get(int(self.p.tensors.src[t]), {}))
+        for d, x in self.delivered.get(t, {}).items():
+            out[d] = min(out.get(d, math.inf), x)
+        return out
 
     # ------------------------------------------------------------------ phases
     def go(self, plan: Plan) -> None:
@@ -193,7 +222,7 @@ class _Run:
             fail = failures.pop(0) if failures else None
             cut = fail.time / p.quantum if fail else math.inf
             failing = p.device_index[fail.device] if fail else -1
-            ph = self._phase(plan, todo, cut, failing, t_resume, phase)
+            ph = self._phase(plan, todo, cut, failing, t_resume)
             ph.run()
             self._absorb(ph, phase)
             todo = {v for v in range(p.n) if v not in self.final}
@@ -203,8 +232,8 @@ class _Run:
             self.failed.append(fail.device)
             self.seen.append(str(fail))
             self.fault_times[str(fail)] = fail.time
-            for c in self.copies.values():
-                c.pop(failing, None)
+            for where in (*self.held.values(), *self.delivered.values()):
+                where.pop(failing, None)
             todo |= self._lost_needed(todo)
             if not todo:
                 break
@@ -214,86 +243,101 @@ class _Run:
         self.wall = time.perf_counter() - self.wall0
 
     def _phase(
-        self, plan: Plan, todo: set[int], cut: float, failing: int, t_resume: float, phase: int
+        self, plan: Plan, todo: set[int], cut: float, failing: int, t_resume: float
     ) -> Phase:
         p, q = self.p, self.p.quantum
         asap = self.policy == "asap"
-        dev = {v: p.device_index[plan.assignment[p.names[v]]] for v in todo}
-        op_rel = {v: t_resume if asap else _units(plan.start[p.names[v]], q) for v in todo}
-        tasks = {v: OpTask(v, p.names[v], dev[v], op_rel[v], float(p.dur[v, dev[v]])) for v in todo}
+        tasks: dict[int, OpTask] = {}
+        for v in todo:
+            m = _mode_of(p, v, plan.modes[p.names[v]])
+            release = t_resume if asap else _units(plan.start[p.names[v]], q)
+            tasks[v] = OpTask(
+                v, p.names[v], m, p.modes.devices_of(m), release, float(p.mode_dur[m]),
+                float(p.modes.memory[m]),
+            )  # fmt: skip
         static: dict[tuple[int, int], Slot] = {}
 
-        def copy_slot(u: int, d: int) -> Slot:
-            if (u, d) not in static:
-                static[u, d] = Slot()
-                static[u, d].set(self.copies[u][d], time.perf_counter())
-            return static[u, d]
+        def copy_slot(t: int, d: int) -> Slot:
+            if (t, d) not in static:
+                static[t, d] = Slot()
+                static[t, d].set(self.tensor_at(t)[d], time.perf_counter())
+            return static[t, d]
 
-        edge_of = {
-            (int(u), int(v)): k for k, (u, v) in enumerate(zip(p.edge_src, p.edge_dst, strict=True))
-        }
-        xfers: dict[int, XferTask] = {}
-        xkey: dict[int, tuple[float, float, int]] = {}
-        planned = [(edge_of[p.index[t.src], p.index[t.dst]], t) for t in plan.transfers]
-        for k, t in planned:
-            u, v = int(p.edge_src[k]), int(p.edge_dst[k])
-            if v in todo:
-                a = p.device_index[t.src_device]
-                src = tasks[u].done if u in todo and dev[u] == a else copy_slot(u, a)
-                rel = t_resume if asap else _units(t.start, q)
-                xfers[k] = self._xfer(k, a, dev[v], rel, src)
-                xkey[k] = (t.start, t.finish, u)
+        planned = planned_transfers(plan, p)
+        xfers: dict[tuple[int, int], XferTask] = {}
+        order_x: dict[tuple[int, int], tuple[float, float, int, int, int]] = {}
         for v in sorted(todo):
             for u, k in p.preds[v]:
-                if u in todo and dev[u] == dev[v]:
-                    tasks[v].inputs.append(tasks[u].done)
-                elif u not in todo and dev[v] in self.copies[u]:
-                    tasks[v].inputs.append(copy_slot(u, dev[v]))
-                else:
-                    if k not in xfers:  # a plan may omit zero-cost transfers: add them
-                        a, src = (
-                            (dev[u], tasks[u].done)
-                            if u in todo
-                            else self._nearest(u, k, dev[v], copy_slot)
-                        )
-                        t0 = plan.finish.get(p.names[u], 0.0)
-                        xfers[k] = self._xfer(
-                            k, a, dev[v], t_resume if asap else _units(t0, q), src
-                        )
-                        xkey[k] = (t0, t0 + xfers[k].dur * q, u)
-                    tasks[v].inputs.append(xfers[k].arrival)
+                t = int(p.edge_tensor[k])
+                for b in tasks[v].devices:
+                    if u in todo and b in tasks[u].devices:
+                        tasks[v].inputs.append(tasks[u].done)
+                        continue
+                    if u not in todo and b in self.tensor_at(t):
+                        tasks[v].inputs.append(copy_slot(t, b))
+                        continue
+                    if (t, b) not in xfers:
+                        x, t0 = self._xfer(t, b, tasks.get(u), planned.get((t, b)), copy_slot)
+                        x.release = t_resume if asap else max(t_resume, _units(t0, q))
+                        xfers[t, b] = x
+                        order_x[t, b] = (t0, t0 + x.dur * q, u, t, b)
+                    lost = self.edge_losses.pop((u, v), 0)
+                    if lost:
+                        self.losses[t, b] = self.losses.get((t, b), 0) + lost
+                    xfers[t, b].dsts.append(p.names[v])
+                    tasks[v].inputs.append(xfers[t, b].arrival)
         # Plan order on every device and link: (start, finish, topological index) never puts a
-        # consumer before its producer, zero-length ops included.
+        # consumer before its producer, zero-length ops included; every device of a mode sees
+        # its ops in the same order, so the devices of a multi-device op never wait in a cycle.
         order = {v: (plan.start[p.names[v]], plan.finish[p.names[v]], v) for v in todo}
         device_ops: dict[int, list[OpTask]] = {}
         for v in sorted(todo, key=order.__getitem__):
-            device_ops.setdefault(dev[v], []).append(tasks[v])
+            for d in tasks[v].devices:
+                device_ops.setdefault(d, []).append(tasks[v])
         engines: dict[str, list[XferTask]] = {}
-        for x in sorted(xfers.values(), key=lambda x: xkey[x.k]):
-            engines.setdefault(self._engine_name(x), []).append(x)
+        for key in sorted(xfers, key=order_x.__getitem__):
+            engines.setdefault(self._engine_name(xfers[key]), []).append(xfers[key])
         phase_ = Phase(
             devices=p.devices, device_ops=device_ops, engines=engines,
             device_free=self.device_free, link_free=self.link_free,
             contention=p.link_contention, clock=self.clock, cut=cut, failing=failing,
             run_op=self.runner.run_op if self.runner else None, op_faults=self.op_faults,
-            losses=self.losses, watchdog=self.watchdog,
+            losses=self.losses, memory=self.memory, watchdog=self.watchdog,
         )  # fmt: skip
         phase_.warmup = self.runner.warmup if self.runner else None
         return phase_
 
-    def _xfer(self, k: int, a: int, b: int, release: float, src: Slot) -> XferTask:
-        p = self.p
-        return XferTask(
-            k=k, src=p.names[int(p.edge_src[k])], dst=p.names[int(p.edge_dst[k])], src_dev=a,
-            dst_dev=b, links=p.route_links.get((a, b), ()), release=release,
-            dur=float(p.comm[k, a, b]), source=src,
+    def _xfer(
+        self, t: int, b: int, producer: OpTask | None, planned: Transfer | None,
+        copy_slot: Callable[[int, int], Slot],
+    ) -> tuple[XferTask, float]:  # fmt: skip
+        """The transfer of tensor ``t`` to device ``b`` and its planned start (plan time):
+        from the producer running in this phase, or from a surviving copy. A plan may omit a
+        transfer (a zero-cost one, or a custom re-planner's): it is added, from the source
+        that delivers first, starting when the producer ends."""
+        p, q = self.p, self.p.quantum
+        u = int(p.tensors.src[t])
+        a_plan = p.device_index.get(planned.src_device, -1) if planned else -1
+        if producer is not None:
+            have = producer.devices
+            a = a_plan if a_plan in have else nearest_source(p, t, have, b)
+            src = producer.done
+            t0 = planned.start if planned else producer.release * q + producer.dur * q
+        else:
+            where = self.tensor_at(t)
+            a = (
+                a_plan
+                if a_plan in where
+                else min(where, key=lambda a: (where[a] + p.tensor_comm[t, a, b], a))
+            )
+            src = copy_slot(t, a)
+            t0 = planned.start if planned else where[a] * q
+        x = XferTask(
+            tensor=t, name=p.tensors.names[t], src=p.names[u], dsts=[], src_dev=a, dst_dev=b,
+            links=p.route_links.get((a, b), ()), release=0.0,
+            dur=float(p.tensor_comm[t, a, b]), nbytes=float(p.tensors.nbytes[t]), source=src,
         )  # fmt: skip
-
-    def _nearest(
-        self, u: int, k: int, d: int, slot: Callable[[int, int], Slot]
-    ) -> tuple[int, Slot]:
-        a = min(self.copies[u], key=lambda a: (self.copies[u][a] + self.p.comm[k, a, d], a))
-        return a, slot(u, a)
+        return x, t0
 
     def _engine_name(self, x: XferTask) -> str:
         p = self.p
@@ -303,71 +347,78 @@ class _Run:
 
     def _absorb(self, ph: Phase, phase: int) -> None:
         p = self.p
-        for v, d, s, f, status, ovh in ph.op_runs:
-            self.runs.append(OpRun(p.names[v], p.devices[d], s, f, status, phase))
+        for task, s, f, status, ovh in ph.op_runs:
+            on = tuple(p.devices[d] for d in task.devices)
+            self.runs.append(OpRun(task.name, on[0], s, f, status, phase, devices=on))
             if status == "done":
-                self.final[v] = (d, s, f)
-                self.copies[v] = {d: f}
+                self.final[task.v] = (task.mode, s, f)
+                self.held[task.v] = dict.fromkeys(task.devices, f)
                 self.overheads.append(ovh)
         for x, s, f, status in ph.xfer_runs:
             self.xruns.append(TransferRun(self._transfer(x, s, f), status, phase))
-            u = p.index[x.src]
-            if status == "done" and u in self.copies:
-                have = self.copies[u]
+            if status == "done":
+                have = self.delivered.setdefault(x.tensor, {})
                 have[x.dst_dev] = min(have.get(x.dst_dev, math.inf), f)
         self.device_free.update(ph.device_free)
         self.link_free.update(ph.link_free)
 
     def _transfer(self, x: XferTask, s: float, f: float) -> Transfer:
-        p = self.p
+        p, q = self.p, self.p.quantum
         return Transfer(
-            src=x.src, dst=x.dst, bytes=float(p.edge_bytes[x.k]), src_device=p.devices[x.src_dev],
-            dst_device=p.devices[x.dst_dev], links=tuple(p.link_names[i] for i in x.links) or
-            (self._engine_name(x),), start=s, finish=f,
+            tensor=x.name, src=x.src, dsts=tuple(x.dsts), bytes=x.nbytes,
+            src_device=p.devices[x.src_dev], dst_device=p.devices[x.dst_dev],
+            links=tuple(p.link_names[i] for i in x.links) or (self._engine_name(x),),
+            start=s * q, finish=f * q,
         )  # fmt: skip
 
     def _lost_needed(self, todo: set[int]) -> set[int]:
-        """Finished ops whose results are needed but survive nowhere (to re-run)."""
+        """Finished ops to re-run: producers of tensors needed (by ``todo``) that survive
+        nowhere, and graph outputs whose devices all failed; recursively."""
         p = self.p
-        sinks = [v for v in range(p.n) if not p.succs[v]]
-        stack = [*todo, *(v for v in sinks if v in self.final and not self.copies.get(v))]
-        out = {v for v in sinks if v in self.final and not self.copies.get(v)}
+        out = {v for v in range(p.n) if not p.succs[v] and v in self.final and not self.held[v]}
+        stack = [*todo, *out]
         while stack:
             v = stack.pop()
-            for u, _ in p.preds[v]:
-                if u not in todo and u not in out and not self.copies.get(u):
+            for u, k in p.preds[v]:
+                if u not in todo and u not in out and not self.tensor_at(int(p.edge_tensor[k])):
                     out.add(u)
                     stack.append(u)
         for v in out:
             del self.final[v]
-            self.copies.pop(v, None)
+            self.held.pop(v, None)
             if self.runner is not None:
                 self.runner.forget(p.names[v])
         return out
 
     def _replan(self, todo: set[int], t_resume: float) -> Plan:
         p, q = self.p, self.p.quantum
+        copies = {}
+        for t in range(p.tensors.num_tensors):
+            where = self.tensor_at(t) if int(p.tensors.src[t]) in self.final else {}
+            if where:
+                copies[p.tensors.names[t]] = {p.devices[d]: x * q for d, x in where.items()}
         try:
             masked = mask_devices(p, self.failed)
             request = ReplanRequest(
                 problem=masked,
                 time=t_resume * q,
                 run=tuple(p.names[v] for v in sorted(todo)),
-                copies={p.names[u]: {p.devices[d]: t * q for d, t in c.items()}
-                        for u, c in self.copies.items() if c},
+                copies=copies,
                 device_free={p.devices[d]: t * q for d, t in self.device_free.items()},
                 link_free={p.link_names[x]: t * q for x, t in self.link_free.items()},
                 failed=tuple(self.failed),
             )  # fmt: skip
             new = self.replan(request)
+            lacking = [p.names[v] for v in todo if p.names[v] not in new.modes]
+            dead = [d for x in new.modes.values() for d in x.devices if d in self.failed]
+            if lacking or dead:
+                msg = f"unplaced {lacking[:3]}, on failed devices {dead[:3]}"
+                raise ExecutionError(msg)
+            for v in todo:
+                _mode_of(p, v, new.modes[p.names[v]])
         except HetschedError as err:
             msg = f"re-planning after the failure of {', '.join(self.failed)} failed: {err}"
             raise ExecutionError(msg) from err
-        lacking = [p.names[v] for v in todo if p.names[v] not in new.assignment]
-        dead = [x for x in new.assignment.values() if x in self.failed]
-        if lacking or dead:
-            msg = f"re-plan is unusable: unplaced {lacking[:3]}, on failed devices {dead[:3]}"
-            raise ExecutionError(msg)
         self.replans.append(new)
         return new
 
@@ -378,22 +429,23 @@ class _Run:
         makespan = max((f for _, _, f in self.final.values()), default=0.0)
         busy = dict.fromkeys(p.devices, 0.0)
         for r in self.runs:
-            busy[r.device] += r.finish - r.start
+            for d in r.devices:
+                busy[d] += r.finish - r.start
         ov = np.asarray(self.overheads) * 1e6
         scale = MappingProxyType
         final = sorted(self.final.items())
         util = {d: (b / makespan if makespan > 0 else 0.0) for d, b in busy.items()}
-        delivered = tuple(_rescale(x.transfer, q) for x in self.xruns if x.status == "done")
+        delivered = tuple(x.transfer for x in self.xruns if x.status == "done")
+        on = {v: tuple(p.devices[d] for d in p.modes.devices_of(m)) for v, (m, _, _) in final}
         return ExecutionResult(
             outputs=outputs,
-            assignment=scale({names[v]: p.devices[d] for v, (d, _, _) in final}),
+            assignment=scale({names[v]: on[v][0] for v, _ in final}),
             start=scale({names[v]: s * q for v, (_, s, _) in final}),
             finish=scale({names[v]: f * q for v, (_, _, f) in final}),
             transfers=delivered,
-            runs=tuple(OpRun(r.op, r.device, r.start * q, r.finish * q, r.status, r.phase)
-                       for r in self.runs),
-            transfer_runs=tuple(TransferRun(_rescale(x.transfer, q), x.status, x.phase)
-                                for x in self.xruns),
+            runs=tuple(OpRun(r.op, r.device, r.start * q, r.finish * q, r.status, r.phase,
+                             devices=r.devices) for r in self.runs),
+            transfer_runs=tuple(self.xruns),
             makespan=makespan * q,
             planned_makespan=plan.makespan,
             lower_bound=plan.lower_bound,
@@ -411,7 +463,23 @@ class _Run:
             devices=p.devices,
             links=tuple(sorted({x.transfer.links[0] for x in self.xruns if x.transfer.links})),
             fault_times=scale(dict(self.fault_times)),
+            modes=scale({names[v]: on[v] for v, _ in final}),
+            memory=scale({p.devices[d]: float(x) for d, x in enumerate(self.memory.peak)}),
         )  # fmt: skip
+
+
+def _mode_of(p: Problem, v: int, spec: ModeSpec) -> int:
+    """The problem's mode id of op ``v``'s mode ``spec`` (a plain device name matches the
+    op's device-view mode there); :class:`ExecutionError` if it has none such."""
+    try:
+        return p.mode_of(v, spec)
+    except KeyError:
+        pass
+    d = p.device_index.get(spec.devices[0], -1) if len(spec.devices) == 1 else -1
+    if d >= 0 and spec.precision == DEFAULT_PRECISION and not spec.tag and p.allowed[v, d]:
+        return int(p.device_mode[v, d])
+    msg = f"op {p.names[v]!r} has no mode {str(spec)!r}"
+    raise ExecutionError(msg, op=p.names[v])
 
 
 def _units(t: float, q: float) -> float:
@@ -419,8 +487,3 @@ def _units(t: float, q: float) -> float:
     u = t / q
     r = round(u)
     return float(r) if abs(u - r) < 1e-6 else u
-
-
-def _rescale(t: Transfer, q: float) -> Transfer:
-    return Transfer(t.src, t.dst, t.bytes, t.src_device, t.dst_device, t.links,
-                    t.start * q, t.finish * q)  # fmt: skip

@@ -1,8 +1,10 @@
 """Gantt chart (PNG, matplotlib Agg) of a plan or a run.
 
 Devices are rows, then links; ops are coloured by category when the graph is given (else
-by device), transfers drawn on their links, lost attempts hatched in red; vertical lines
-mark the makespan, the lower bound, the planned makespan of a run and device failures.
+by device; an op of a multi-device mode is drawn on each of its devices), transfers drawn
+on their links and labelled ``TENSOR@DEVICE`` when there is room, lost attempts hatched in
+red; vertical lines mark the makespan, the lower bound, the planned makespan of a run and
+device failures.
 
 Examples
 --------
@@ -12,7 +14,7 @@ Examples
 >>> p = Problem.from_arrays(names=["a", "b"], devices=["cpu", "gpu"],
 ...     exec_time=np.array([[4.0, 1.0], [3.0, 2.0]]), edges=[(0, 1, 10.0)],
 ...     comm_inv_bandwidth=np.array([[0.0, 0.1], [0.1, 0.0]]), quantum=1.0)
->>> plan = plan_from_schedule(p, assign=[1, 0], start=[0, 2], solver="manual", status="feasible")
+>>> plan = plan_from_schedule(p, assign=[1, 0], start=[0, 2], solver="manual")
 >>> path = os.path.join(tempfile.mkdtemp(), "g.png")
 >>> save_gantt(plan, path)
 >>> open(path, "rb").read(4) == b"\\x89PNG"
@@ -76,7 +78,7 @@ def gantt_png(
         if b.kind == "transfer":
             colour, key = _TRANSFER_COLOUR, "transfer"
         elif graph is not None:
-            key = _category(graph, b.name)
+            key = _category(graph, b.op or b.name)
             colour = by_cat.get(key, cmap(7))
         else:
             key, colour = b.row, by_dev[b.row]
@@ -90,7 +92,7 @@ def gantt_png(
             hatch="///" if lost else None,
         )
         used.setdefault("lost" if lost else key, "#ffcdd2" if lost else colour)
-        if label_ops and b.kind == "op" and (b.finish - b.start) > 0.04 * span:
+        if label_ops and (b.finish - b.start) > 0.04 * span:
             ax.text((b.start + b.finish) / 2 * k, y, b.name, ha="center", va="center",
                     fontsize=7, clip_on=True)  # fmt: skip
     lines = [("makespan", tl.makespan, "black", "--")]

@@ -1,12 +1,12 @@
 """Re-planning after a device failure: the default list-scheduling re-planner.
 
 Semantics (see also :func:`~hetsched.exec.executor.execute`): when a device fails at time
-``T``, ops that finished keep their results on every surviving device that holds a copy
-(where they ran, and wherever a transfer delivered them). Ops that ran on the failed device
-and whose results are still needed (by an op not yet run, or as a graph output) and have no
-surviving copy are re-run on a survivor. The re-planner places the ops to (re)run on the
-surviving devices, no earlier than ``T`` and after each device's running op, reading each
-input from its earliest-available copy.
+``T``, the tensors of ops that finished survive on every surviving device that holds a copy
+(the devices of the producer's mode, and wherever a transfer delivered them). Producers of
+tensors still needed (by an op not yet run, or as a graph output) that survive nowhere are
+re-run. The re-planner places the ops to (re)run, each in one of its modes on the surviving
+devices, no earlier than ``T`` and after each device's running op; each tensor goes once to
+each device that reads it, from the copy that delivers it first.
 
 Examples
 --------
@@ -18,11 +18,12 @@ Examples
 >>> q = mask_devices(p, ["y"])
 >>> q.allowed.tolist()
 [[True, False], [True, False]]
->>> req = ReplanRequest(problem=q, time=3.0, run=("b",), copies={"a": {"y": 1.0}},
+>>> tensor = p.tensors.names[0]
+>>> req = ReplanRequest(problem=q, time=3.0, run=("b",), copies={tensor: {"y": 1.0}},
 ...                     device_free={"x": 4.0}, failed=("y",))
 >>> plan = replan_list(req)
->>> plan.assignment["b"], plan.start["b"], plan.transfers[0].start
-('x', 4.0, 3.0)
+>>> plan.assignment["b"], plan.start["b"], plan.transfers[0].start, plan.status
+('x', 4.0, 3.0, 'heuristic')
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ __all__ = ["ReplanRequest", "Replanner", "mask_devices", "replan_list"]
 
 
 def mask_devices(problem: Problem, devices: Collection[str]) -> Problem:
-    """``problem`` with ``devices`` unusable (their columns masked as unsupported).
+    """``problem`` with ``devices`` unusable: only the modes that avoid all of them.
 
     Device indices stay as they are, so plans of the two problems compare directly.
 
@@ -68,8 +69,8 @@ class ReplanRequest:
     """What a re-planner gets after a failure. Times are plan times (seconds or units).
 
     ``problem`` has the failed devices masked out; ``run`` are the ops to (re)run, in
-    topological order; ``copies[op]`` maps each surviving device holding ``op``'s result to
-    the time it is there (for every finished op not in ``run``); ``device_free`` and
+    topological order; ``copies[tensor]`` maps each surviving device holding a tensor of
+    a finished op not in ``run`` to the time it is there; ``device_free`` and
     ``link_free`` give when in-flight work ends.
     """
 
@@ -85,13 +86,42 @@ class ReplanRequest:
 Replanner = Callable[[ReplanRequest], Plan]
 
 
+@dataclass
+class _State:
+    """The re-plan so far, in integer units: busy timelines, placed ops, planned transfers
+    (``(tensor, device) -> (source device, start, duration)``), where each tensor is."""
+
+    p: Problem
+    t0: int
+    dev_tl: list[Timeline]
+    link_tl: list[Timeline]
+    copies: dict[int, dict[int, int]]
+    mode: dict[int, int] = field(default_factory=dict)
+    start: dict[int, int] = field(default_factory=dict)
+    finish: dict[int, int] = field(default_factory=dict)
+    xfers: dict[tuple[int, int], tuple[int, int, int]] = field(default_factory=dict)
+
+    @property
+    def contention(self) -> bool:
+        return self.p.link_contention and bool(self.p.link_names)
+
+    def sources(self, t: int) -> dict[int, int]:
+        """Devices a transfer of ``t`` may leave from, and since when: the producer's mode
+        when it is re-planned here, else the surviving copies."""
+        u = int(self.p.tensors.src[t])
+        if u in self.mode:
+            return dict.fromkeys(self.p.modes.devices_of(self.mode[u]), self.finish[u])
+        return self.copies.get(t, {})
+
+
 def replan_list(request: ReplanRequest) -> Plan:
     """HEFT-style list scheduling of ``request.run`` on the surviving devices.
 
     Ops are taken by upward rank among those whose inputs are placed; each goes to the
-    device where it finishes first (insertion into idle gaps, transfers from the copy that
-    arrives first, links reserved when the problem has link contention). Returns a plan of
-    the re-run ops and the transfers into them, status ``heuristic``, solver ``replan-list``.
+    mode where it finishes first (the earliest gap common to all its devices, insertion;
+    each input tensor on each of its devices, moved once per device from the source that
+    delivers first; links reserved when the problem has link contention). Returns a plan
+    of the re-run ops and the transfers into them (solver ``replan-list``, not searched).
     """
     p, q = request.problem, request.problem.quantum
     t0 = math.ceil(request.time / q - 1e-9)
@@ -101,107 +131,142 @@ def replan_list(request: ReplanRequest) -> Plan:
     link_tl = [Timeline() for _ in p.link_names]
     for x, name in enumerate(p.link_names):
         link_tl[x].reserve(0, max(t0, math.ceil(request.link_free.get(name, 0.0) / q - 1e-9)))
-    contention = p.link_contention and bool(p.link_names)
+    tensor_id = {x: t for t, x in enumerate(p.tensors.names)}
     copies = {
-        p.index[u]: {p.device_index[d]: math.ceil(t / q - 1e-9) for d, t in c.items()}
-        for u, c in request.copies.items()
+        tensor_id[x]: {p.device_index[d]: math.ceil(t / q - 1e-9) for d, t in c.items()}
+        for x, c in request.copies.items()
     }
+    st = _State(p, t0, dev_tl, link_tl, copies)
     todo = {p.index[x] for x in request.run}
     rank = upward_rank(p)
     missing = {v: sum(1 for u, _ in p.preds[v] if u in todo) for v in todo}
     heap = [(-rank[v], v) for v in todo if missing[v] == 0]
     heapq.heapify(heap)
-    assign: dict[int, int] = {}
-    start: dict[int, int] = {}
-    finish: dict[int, int] = {}
-    xfers: dict[int, tuple[int, int, int]] = {}  # edge -> (src device, start, duration)
     while heap:
         _, v = heapq.heappop(heap)
         best = None
-        for d in p.allowed_devices[v]:
-            s, plan_x = _evaluate(p, v, d, t0, assign, finish, copies, dev_tl, link_tl, contention)
-            f = s + int(p.dur[v, d])
+        for m in p.modes.ops_modes(v).tolist():
+            s, new = _evaluate(st, v, m)
+            f = s + int(p.mode_dur[m])
             if best is None or f < best[0]:
-                best = (f, d, s, plan_x)
-        if best is None:
+                best = (f, m, s, new)
+        if best is None:  # pragma: no cover - a Problem gives every op a mode
             msg = f"op {p.names[v]!r} can run on no surviving device"
             raise InfeasibleError(msg)
-        f, d, s, plan_x = best
-        assign[v], start[v], finish[v] = d, s, f
-        dev_tl[d].reserve(s, f)
-        for k, (a, ts, c) in plan_x.items():
-            xfers[k] = (a, ts, c)
-            if contention:
-                for x in p.route_links.get((a, d), ()):
-                    link_tl[x].reserve(ts, ts + c)
+        _commit(st, v, *best)
         for w, _ in p.succs[v]:
             if w in todo:
                 missing[w] -= 1
                 if missing[w] == 0:
                     heapq.heappush(heap, (-rank[w], w))
-    transfers = tuple(
-        Transfer(
-            src=p.names[int(p.edge_src[k])],
-            dst=p.names[int(p.edge_dst[k])],
-            bytes=float(p.edge_bytes[k]),
-            src_device=p.devices[a],
-            dst_device=p.devices[assign[int(p.edge_dst[k])]],
-            links=tuple(
-                p.link_names[x] for x in p.route_links.get((a, assign[int(p.edge_dst[k])]), ())
-            ),
-            start=ts * q,
-            finish=(ts + c) * q,
+    return _plan(st)
+
+
+def _evaluate(
+    st: _State, v: int, m: int
+) -> tuple[int, dict[tuple[int, int], tuple[int, int, int]]]:
+    """Earliest start of ``v`` in mode ``m`` and the new transfers it needs."""
+    p = st.p
+    devs = p.modes.devices_of(m)
+    ready = st.t0
+    new: dict[tuple[int, int], tuple[int, int, int]] = {}
+    tentative: dict[int, int] = {}  # link -> end of the transfers this op already claimed
+    for _u, k in p.preds[v]:
+        t = int(p.edge_tensor[k])
+        where = st.sources(t)
+        if not where:
+            msg = f"input {p.tensors.names[t]!r} of op {p.names[v]!r} survives on no device"
+            raise InfeasibleError(msg)
+        for b in devs:
+            if b in where:
+                ready = max(ready, where[b])
+                continue
+            if (t, b) in st.xfers:  # moved there already for another reader
+                _, ts, c = st.xfers[t, b]
+                ready = max(ready, ts + c)
+                continue
+            best = None
+            for a, ta in sorted(where.items()):
+                c = int(p.tensor_comm[t, a, b])
+                ts = max(ta, st.t0)
+                if st.contention and c > 0:
+                    for x in p.route_links.get((a, b), ()):
+                        ts = max(
+                            ts,
+                            tentative.get(x, 0),
+                            st.link_tl[x].earliest_fit(ts, c, insertion=False),
+                        )
+                if best is None or ts + c < best[1] + best[2]:
+                    best = (a, ts, c)
+            assert best is not None
+            new[t, b] = best
+            if st.contention:
+                for x in p.route_links.get((best[0], b), ()):
+                    tentative[x] = best[1] + best[2]
+            ready = max(ready, best[1] + best[2])
+    return _common_gap(st, devs, ready, int(p.mode_dur[m])), new
+
+
+def _common_gap(st: _State, devs: tuple[int, ...], ready: int, length: int) -> int:
+    """Earliest start ``>= ready`` of a gap of ``length`` free on every device of ``devs``."""
+    s = ready
+    while True:
+        nxt = max(st.dev_tl[d].earliest_fit(s, length) for d in devs)
+        if nxt == s:
+            return s
+        s = nxt
+
+
+def _commit(
+    st: _State, v: int, f: int, m: int, s: int, new: dict[tuple[int, int], tuple[int, int, int]]
+) -> None:
+    p = st.p
+    st.mode[v], st.start[v], st.finish[v] = m, s, f
+    for d in p.modes.devices_of(m):
+        st.dev_tl[d].reserve(s, f)
+    for (t, b), (a, ts, c) in new.items():
+        st.xfers[t, b] = (a, ts, c)
+        if st.contention:
+            for x in p.route_links.get((a, b), ()):
+                st.link_tl[x].reserve(ts, ts + c)
+
+
+def _plan(st: _State) -> Plan:
+    p, q = st.p, st.p.quantum
+    devs = p.modes.mode_devices
+    usage = np.zeros(p.num_devices)
+    for m in st.mode.values():
+        usage[list(devs[m])] += p.modes.memory[m]
+    transfers = []
+    for (t, b), (a, ts, c) in sorted(st.xfers.items()):
+        usage[b] += p.tensors.nbytes[t]
+        readers = [int(x) for x in p.tensors.consumers(t) if x in st.mode and b in devs[st.mode[x]]]
+        transfers.append(
+            Transfer(
+                tensor=p.tensors.names[t],
+                src=p.names[int(p.tensors.src[t])],
+                dsts=tuple(p.names[x] for x in readers),
+                bytes=float(p.tensors.nbytes[t]),
+                src_device=p.devices[a],
+                dst_device=p.devices[b],
+                links=tuple(p.link_names[x] for x in p.route_links.get((a, b), ())),
+                start=ts * q,
+                finish=(ts + c) * q,
+            )
         )
-        for k, (a, ts, c) in sorted(xfers.items())
-    )
-    order = sorted(assign)
+    order = sorted(st.mode)
     return Plan(
-        assignment=MappingProxyType({p.names[v]: p.devices[assign[v]] for v in order}),
-        start=MappingProxyType({p.names[v]: float(start[v]) * q for v in order}),
-        finish=MappingProxyType({p.names[v]: float(finish[v]) * q for v in order}),
-        transfers=transfers,
-        makespan=float(max(finish.values(), default=t0)) * q,
+        modes=MappingProxyType({p.names[v]: p.describe_mode(st.mode[v]) for v in order}),
+        start=MappingProxyType({p.names[v]: float(st.start[v]) * q for v in order}),
+        finish=MappingProxyType({p.names[v]: float(st.finish[v]) * q for v in order}),
+        transfers=tuple(transfers),
+        makespan=float(max(st.finish.values(), default=st.t0)) * q,
         lower_bound=0.0,
-        status="heuristic",
         solver="replan-list",
+        searched=False,
         graph_name=p.name,
         graph_sha256=p.graph_sha256,
         platform=p.platform_name,
         units=p.units,
+        memory=MappingProxyType({p.devices[d]: float(usage[d]) for d in range(p.num_devices)}),
     )
-
-
-def _evaluate(
-    p: Problem, v: int, d: int, t0: int, assign: dict[int, int], finish: dict[int, int],
-    copies: dict[int, dict[int, int]], dev_tl: list[Timeline], link_tl: list[Timeline],
-    contention: bool,
-) -> tuple[int, dict[int, tuple[int, int, int]]]:  # fmt: skip
-    """Earliest start of ``v`` on ``d`` and the transfers it needs (edge -> src, start, dur)."""
-    ready = t0
-    plan_x: dict[int, tuple[int, int, int]] = {}
-    tentative: dict[int, int] = {}  # link -> end of the transfers this op already claimed
-    for u, k in p.preds[v]:
-        where = {assign[u]: finish[u]} if u in assign else copies.get(u, {})
-        if d in where:
-            ready = max(ready, where[d])
-            continue
-        best = None
-        for a, ta in sorted(where.items()):
-            c = int(p.comm[k, a, d])
-            ts = max(ta, t0)
-            if contention and c > 0:
-                for x in p.route_links.get((a, d), ()):
-                    ts = max(
-                        ts, tentative.get(x, 0), link_tl[x].earliest_fit(ts, c, insertion=False)
-                    )
-            if best is None or ts + c < best[1] + best[2]:
-                best = (a, ts, c)
-        if best is None:
-            msg = f"input {p.names[u]!r} of op {p.names[v]!r} survives on no device"
-            raise InfeasibleError(msg)
-        plan_x[k] = best
-        if contention:
-            for x in p.route_links.get((best[0], d), ()):
-                tentative[x] = best[1] + best[2]
-        ready = max(ready, best[1] + best[2])
-    return dev_tl[d].earliest_fit(ready, int(p.dur[v, d])), plan_x

@@ -3,8 +3,10 @@
 Examples
 --------
 >>> r = OpRun("a", "cpu", 0.0, 2.0, "done", 0)
->>> r.duration
-2.0
+>>> r.duration, r.devices
+(2.0, ('cpu',))
+>>> OpRun("b", "gpu0", 0.0, 1.0, "done", 0, devices=("gpu0", "gpu1")).devices
+('gpu0', 'gpu1')
 """
 
 from __future__ import annotations
@@ -20,7 +22,10 @@ __all__ = ["ExecutionResult", "OpRun", "TransferRun"]
 
 @dataclass(frozen=True)
 class OpRun:
-    """One attempt of an op: ``status`` is ``done`` or ``lost`` (its device failed)."""
+    """One attempt of an op: ``status`` is ``done`` or ``lost`` (a device of it failed).
+
+    ``devices`` are all the devices its mode held for the attempt (``device`` is the first).
+    """
 
     op: str
     device: str
@@ -28,6 +33,11 @@ class OpRun:
     finish: float
     status: str
     phase: int
+    devices: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.devices:
+            object.__setattr__(self, "devices", (self.device,))
 
     @property
     def duration(self) -> float:
@@ -36,7 +46,8 @@ class OpRun:
 
 @dataclass(frozen=True)
 class TransferRun:
-    """One attempt of a transfer: ``done``, or ``lost`` (dropped, or an endpoint failed)."""
+    """One attempt of a transfer (one tensor to one device): ``done``, or ``lost`` (dropped,
+    or an endpoint failed)."""
 
     transfer: Transfer
     status: str
@@ -47,10 +58,14 @@ class TransferRun:
 class ExecutionResult:
     """The realized run of a plan.
 
-    Times are plan times (seconds, or the graph's units). ``assignment``/``start``/
-    ``finish`` describe the run of each op that counted (the last one when it was re-run);
-    ``runs`` and ``transfer_runs`` hold every attempt, lost ones included. ``transfers`` are
-    the delivered transfers. ``utilization`` is busy time over makespan per device.
+    Times are plan times (seconds, or the graph's units). ``assignment`` (first device),
+    ``modes`` (every device of the op's mode), ``start`` and ``finish`` describe the run of
+    each op that counted (the last one when it was re-run); ``runs`` and ``transfer_runs``
+    hold every attempt, lost ones included. ``transfers`` are the delivered transfers, one
+    per (tensor, destination device). ``utilization`` is busy time over makespan per device
+    (an op of a multi-device mode keeps each of its devices busy). ``memory`` is the peak
+    bytes each device stored, as the executor tracked them (mode bytes of the ops it
+    started, one receive buffer per tensor delivered to it).
     Dispatch overhead is the wall time from the moment an op could start (inputs present,
     device free, release time reached) to the moment its worker started it, in µs.
     ``outputs_match`` is None when no program ran, else whether the outputs equal eager.
@@ -80,6 +95,8 @@ class ExecutionResult:
     devices: tuple[str, ...] = ()
     links: tuple[str, ...] = ()
     fault_times: Mapping[str, float] = field(default_factory=dict)
+    modes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    memory: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def slowdown(self) -> float:
@@ -97,6 +114,7 @@ class ExecutionResult:
             "dispatch_median_us": self.dispatch_median_us,
             "dispatch_p99_us": self.dispatch_p99_us,
             "utilization": dict(self.utilization),
+            "memory": dict(self.memory),
             "faults_seen": list(self.faults_seen),
             "replans": len(self.replans),
             "wall_time": self.wall_time,

@@ -1,10 +1,10 @@
 """Discrete-event replay of a plan under other or noisy durations, vectorised over samples.
 
-The replay keeps the plan's assignment and its order on every device and link; each op
-starts when its inputs have arrived and its device is free (policy ``"asap"``, a self-timed
-run) or additionally not before its planned start (policy ``"plan"``, as
-:func:`~hetsched.exec.executor.execute` runs by default). All samples advance together:
-one numpy vector per event.
+The replay keeps the plan's modes, its transfers (one per tensor and destination device)
+and its order on every device and link; each op starts when each input is on every device of
+its mode and all of them are free (policy ``"asap"``, a self-timed run) or additionally not
+before its planned start (policy ``"plan"``, as :func:`~hetsched.exec.executor.execute`
+runs by default). All samples advance together: one numpy vector per event.
 
 Examples
 --------
@@ -29,10 +29,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from hetsched.errors import UsageError
-from hetsched.plan import Plan, schedule_arrays
+from hetsched.plan import Plan, Transfer, mode_ids
+from hetsched.plan.plan import nearest_source
 from hetsched.problem import Problem
 
-__all__ = ["Simulation", "robustness", "simulate"]
+__all__ = ["Simulation", "planned_transfers", "robustness", "simulate"]
 
 DISTRIBUTIONS = ("lognormal", "uniform")
 
@@ -69,9 +70,11 @@ def simulate(
     dist: str = "lognormal",
     policy: str = "asap",
 ) -> Simulation:
-    """Replay ``plan`` with durations from ``exec_time`` (``[n, D]``, plan time) and
-    ``comm_time`` (``[E, D, D]``), defaulting to ``problem``'s, times multiplicative noise.
+    """Replay ``plan`` with durations from ``exec_time`` and ``comm_time`` (plan time),
+    defaulting to ``problem``'s, times multiplicative noise.
 
+    ``exec_time`` is per mode (``[num_modes]``) or, for plans whose every op runs on one
+    device, per (op, device) (``[n, D]``); ``comm_time`` is per tensor (``[T, D, D]``).
     ``noise`` is the log-sd of a median-1 lognormal factor (``dist="lognormal"``) or the
     half-width of a uniform factor ``1 ± noise`` (``dist="uniform"``), drawn per op and per
     transfer and sample from ``numpy.random.default_rng(seed)``.
@@ -89,63 +92,115 @@ def simulate(
         msg = f"need noise >= 0 (< 1 for uniform) and samples >= 1, got {noise!r}, {samples!r}"
         raise UsageError(msg)
     p, q = problem, problem.quantum
-    assign, _ = schedule_arrays(plan, p)
-    ex = p.dur.astype(float) if exec_time is None else np.asarray(exec_time, float) / q
-    cm = p.comm.astype(float) if comm_time is None else np.asarray(comm_time, float) / q
-    if ex.shape != p.dur.shape or cm.shape != p.comm.shape:
-        msg = f"duration arrays must have shapes {p.dur.shape} and {p.comm.shape}"
+    m = mode_ids(plan, p)
+    devs = [p.modes.devices_of(int(k)) for k in m]
+    base = _op_durations(p, m, exec_time)
+    cm = p.tensor_comm.astype(float) if comm_time is None else np.asarray(comm_time, float) / q
+    if cm.shape != p.tensor_comm.shape:
+        msg = f"comm_time must have shape {p.tensor_comm.shape} (tensor, device, device)"
         raise UsageError(msg)
+    xfers = _transfers(plan, p, m)
     rng = np.random.default_rng(seed)
-    nodes = np.arange(p.n)
-    op_dur = ex[nodes, assign][None, :] * _factors(rng, noise, (samples, p.n), dist)
-    k_all = np.arange(p.num_edges)
-    edge_comm = cm[k_all, assign[p.edge_src], assign[p.edge_dst]]
-    x_dur = edge_comm[None, :] * _factors(rng, noise, (samples, p.num_edges), dist)
-    events = _events(plan, p, assign, policy == "plan")
+    op_dur = base[None, :] * _factors(rng, noise, (samples, p.n), dist)
+    x_base = np.array([cm[t, a, b] for t, a, b, _ in xfers], dtype=float)
+    x_dur = x_base[None, :] * _factors(rng, noise, (samples, len(xfers)), dist)
+    slot = {(t, b): j for j, (t, _a, b, _s) in enumerate(xfers)}
+    release = policy == "plan"
+    events: list[tuple[tuple[float, float, int], int, int, float]] = []
+    for i, x in enumerate(p.names):
+        s, f = plan.start[x] / q, plan.finish[x] / q
+        events.append(((s, f, 2 * i), 0, i, s if release else 0.0))
+    for j, (tx, ax, bx, sx) in enumerate(xfers):
+        u = int(p.tensors.src[tx])
+        fx = sx + float(p.tensor_comm[tx, ax, bx])
+        events.append(((sx, fx, 2 * u + 1), 1, j, sx if release else 0.0))
+    events.sort(key=lambda e: e[0])
     start = np.zeros((samples, p.n))
     finish = np.zeros((samples, p.n))
-    arrive = np.zeros((samples, p.num_edges))
+    arrive = np.zeros((samples, len(xfers)))
     dev_free = np.zeros((samples, p.num_devices))
     link_free = np.zeros((samples, max(1, len(p.link_names))))
     contention = p.link_contention and bool(p.link_names)
     for _, kind, i, rel in events:
-        if kind == 0:  # op i
-            d = int(assign[i])
-            t = np.maximum(dev_free[:, d], rel)
+        if kind == 0:  # op i: every input on every device of its mode, all of them free
+            on = list(devs[i])
+            t = np.maximum(dev_free[:, on].max(axis=1), rel)
             for u, k in p.preds[i]:
-                t = np.maximum(t, finish[:, u] if assign[u] == d else arrive[:, k])
+                tensor = int(p.edge_tensor[k])
+                for b in on:
+                    got = finish[:, u] if b in devs[u] else arrive[:, slot[tensor, b]]
+                    t = np.maximum(t, got)
             start[:, i] = t
-            finish[:, i] = dev_free[:, d] = t + op_dur[:, i]
-        else:  # transfer over edge i
-            u = int(p.edge_src[i])
-            t = np.maximum(finish[:, u], rel)
-            route = p.route_links.get((int(assign[u]), int(assign[p.edge_dst[i]])), ())
+            finish[:, i] = t + op_dur[:, i]
+            dev_free[:, on] = finish[:, i][:, None]
+        else:  # transfer i
+            tensor, a, b, _ = xfers[i]
+            t = np.maximum(finish[:, int(p.tensors.src[tensor])], rel)
+            route = list(p.route_links.get((a, b), ()))
             if contention and route:
-                t = np.maximum(t, link_free[:, list(route)].max(axis=1))
-                link_free[:, list(route)] = (t + x_dur[:, i])[:, None]
+                t = np.maximum(t, link_free[:, route].max(axis=1))
+                link_free[:, route] = (t + x_dur[:, i])[:, None]
             arrive[:, i] = t + x_dur[:, i]
     return Simulation(finish.max(axis=1) * q, start * q, finish * q, plan.makespan)
 
 
-def _events(
-    plan: Plan, p: Problem, assign: np.ndarray, release: bool
-) -> list[tuple[tuple[float, float, int], int, int, float]]:
-    """Ops and transfers in an order consistent with dependencies and the plan's orders."""
+def _op_durations(p: Problem, m: np.ndarray, exec_time: np.ndarray | None) -> np.ndarray:
+    """Duration (units) of each op in its mode."""
+    if exec_time is None:
+        return p.mode_dur[m].astype(float)
+    ex = np.asarray(exec_time, float) / p.quantum
+    if ex.shape == (p.num_modes,):
+        return ex[m]  # type: ignore[no-any-return]
+    if ex.shape == p.dur.shape and np.all(p.modes.width[m] == 1):
+        return ex[np.arange(p.n), p.modes.devs[p.modes.dev_start[m]]]  # type: ignore[no-any-return]
+    msg = (
+        f"exec_time must have shape ({p.num_modes},) (per mode) or {p.dur.shape} (per op and "
+        "device, for a plan whose ops each run on one device)"
+    )
+    raise UsageError(msg)
+
+
+def _transfers(plan: Plan, p: Problem, m: np.ndarray) -> list[tuple[int, int, int, float]]:
+    """``(tensor, source, destination, planned start in units)`` of every transfer the plan
+    needs; one it omits leaves from the fastest source when its producer ends."""
     q = p.quantum
-    out: list[tuple[tuple[float, float, int], int, int, float]] = []
-    for i, x in enumerate(p.names):
-        s, f = plan.start[x] / q, plan.finish[x] / q
-        out.append(((s, f, 2 * i), 0, i, s if release else 0.0))
-    planned = {(t.src, t.dst): t for t in plan.transfers}
-    for k in range(p.num_edges):
-        u, v = int(p.edge_src[k]), int(p.edge_dst[k])
-        if assign[u] == assign[v]:
-            continue
-        t = planned.get((p.names[u], p.names[v]))
-        s = t.start / q if t else plan.finish[p.names[u]] / q
-        f = t.finish / q if t else s + float(p.comm[k, assign[u], assign[v]])
-        out.append(((s, f, 2 * u + 1), 1, k, s if release else 0.0))
-    out.sort(key=lambda e: e[0])
+    planned = planned_transfers(plan, p)
+    need: set[tuple[int, int]] = set()
+    for u, c, t in zip(
+        p.edge_src.tolist(), p.edge_dst.tolist(), p.edge_tensor.tolist(), strict=True
+    ):
+        have = p.modes.devices_of(int(m[u]))
+        need.update((t, b) for b in p.modes.devices_of(int(m[c])) if b not in have)
+    out = []
+    for t, b in sorted(need):
+        u = int(p.tensors.src[t])
+        have = p.modes.devices_of(int(m[u]))
+        x = planned.get((t, b))
+        a = p.device_index.get(x.src_device, -1) if x else -1
+        if a not in have:
+            a = nearest_source(p, t, have, b)
+        out.append((t, a, b, x.start / q if x else plan.finish[p.names[u]] / q))
+    return out
+
+
+def planned_transfers(plan: Plan, p: Problem) -> dict[tuple[int, int], Transfer]:
+    """The plan's transfers by ``(tensor, destination device)`` index; a transfer of a
+    first-format plan (no tensor name, one reader) is the tensor of its edge."""
+    tensor_id = {x: t for t, x in enumerate(p.tensors.names)}
+    edge_tensor = {
+        (p.names[u], p.names[v]): t
+        for u, v, t in zip(
+            p.edge_src.tolist(), p.edge_dst.tolist(), p.edge_tensor.tolist(), strict=True
+        )
+    }
+    out = {}
+    for x in plan.transfers:
+        t = tensor_id.get(x.tensor, -1)
+        if t < 0 and not x.tensor and len(x.dsts) == 1:
+            t = edge_tensor.get((x.src, x.dsts[0]), -1)
+        b = p.device_index.get(x.dst_device, -1)
+        if t >= 0 and b >= 0:
+            out[t, b] = x
     return out
 
 

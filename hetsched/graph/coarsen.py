@@ -17,8 +17,10 @@ A merged node takes the name, op and category of its representative: the member 
 FLOPs (ties: a non-cheap member, then the earliest); ``flops``, ``bytes_read``,
 ``bytes_written``, ``param_bytes`` and explicit ``cost`` (keys common to all members) are
 summed; ``out_bytes`` counts the members whose output leaves the group (or leaves the graph).
-An edge between groups carries, per producing member, the largest tensor any member of the
-consumer group reads from it, summed over producing members.
+Tensors keep their name, size and dtype: a tensor produced in group G and read in other groups
+goes from G's merged node to those groups (its consumers inside G are dropped); a tensor read
+only inside G disappears. A tensor shared by two groups thus stays one tensor, moved once per
+device however many of its readers were merged.
 
 Examples
 --------
@@ -30,6 +32,8 @@ Examples
 >>> c = coarsen(g)
 >>> [n.name for n in c.nodes], c.total_flops, dict(c.meta["groups"])
 (['mm', 'mm2'], 152.0, {'mm': ['mm', 'relu']})
+>>> c.tensors
+(Tensor(name='relu->mm2', src='mm', dsts=('mm2',), bytes=8.0, dtype='float32'),)
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hetsched.errors import UsageError
-from hetsched.graph.opgraph import Edge, OpGraph, OpNode
+from hetsched.graph.opgraph import OpGraph, OpNode, Tensor
 
 __all__ = ["CHEAP_CATEGORIES", "CoarsenReport", "coarsen", "coarsen_with_report"]
 
@@ -212,6 +216,19 @@ def _cost(nodes: list[OpNode]) -> dict[str, float] | None:
     return {k: sum(c[k] for c in costs if c is not None) for k in sorted(keys)}
 
 
+def _quotient_tensors(
+    graph: OpGraph, group_of: dict[str, str], name_of: dict[str, str]
+) -> list[Tensor]:
+    """Each tensor from its producer's group to the other groups reading it (if any)."""
+    out = []
+    for t in graph.tensors:
+        home = group_of[t.src]
+        dsts = dict.fromkeys(name_of[group_of[d]] for d in t.dsts if group_of[d] != home)
+        if dsts:
+            out.append(Tensor(t.name, name_of[home], tuple(dsts), t.bytes, t.dtype))
+    return out
+
+
 def coarsen_with_report(
     graph: OpGraph,
     *,
@@ -274,25 +291,17 @@ def coarsen_with_report(
             groups[rep] = list(old_groups[rep])
         if old_fx is not None:
             fx_nodes[rep] = [x for m in members for x in old_fx.get(m, [])]
-    best: dict[tuple[str, str], float] = {}
-    for e in graph.edges:
-        gs, gd = q.group_of[e.src], q.group_of[e.dst]
-        if gs != gd:
-            best[(e.src, gd)] = max(best.get((e.src, gd), 0.0), e.bytes)
-    merged: dict[tuple[str, str], float] = {}
-    for (s, gd), b in best.items():
-        key = (name_of[q.group_of[s]], name_of[gd])
-        merged[key] = merged.get(key, 0.0) + b
+    tensors = _quotient_tensors(graph, q.group_of, name_of)
+    pairs = {(t.src, d) for t in tensors for d in t.dsts}
     report = CoarsenReport(
-        len(graph.nodes), len(nodes), len(graph.edges), len(merged), fused, grouped, tuple(rejected)
+        len(graph.nodes), len(nodes), len(graph.edges), len(pairs), fused, grouped, tuple(rejected)
     )
     meta = dict(graph.meta)
     meta["groups"] = groups
     if old_fx is not None:
         meta["fx_nodes"] = fx_nodes
     meta["coarsen"] = report.to_dict()
-    edges = [Edge(s, d, b) for (s, d), b in merged.items()]
-    return OpGraph(graph.name, nodes, edges, meta=meta), report
+    return OpGraph(graph.name, nodes, tensors=tensors, meta=meta), report
 
 
 def coarsen(

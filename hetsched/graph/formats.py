@@ -1,18 +1,33 @@
-"""Graph file formats: ``hetsched.graph/1`` JSON and the Kasahara STG text format.
+"""Graph file formats: ``hetsched.graph/2`` JSON and the Kasahara STG text format.
 
-JSON round trips are lossless. STG tasks get an explicit ``cost`` (``{"*": c}``, the same on
-every device); the two dummy tasks stay as zero-cost nodes. Costs of STG graphs are in the
-graph's own time units.
+A ``hetsched.graph/2`` document holds ``name``, ``nodes`` (:meth:`OpNode.to_dict` objects),
+``tensors`` (``{"name", "src", "dsts", "bytes", "dtype"}``: one producer, its consumers, the
+size) and optionally ``meta``. :func:`save` writes version 2; :func:`load` also reads
+``hetsched.graph/1`` documents, whose ``edges`` (``{"src", "dst", "bytes"}``) become one
+tensor each, named ``"src->dst"``. JSON round trips are lossless.
+
+STG tasks get an explicit ``cost`` (``{"*": c}``, the same on every device); the two dummy
+tasks stay as zero-cost nodes, and edges carry no bytes (one tensor each). Costs of STG graphs
+are in the graph's own time units.
 
 Examples
 --------
 >>> import tempfile, os
->>> from hetsched.graph.opgraph import OpGraph, OpNode, Edge
->>> g = OpGraph("t", [OpNode("a", flops=2.0), OpNode("b")], [Edge("a", "b", 8.0)])
+>>> from hetsched.graph.opgraph import OpGraph, OpNode, Tensor
+>>> g = OpGraph("t", [OpNode("a", flops=2.0), OpNode("b"), OpNode("c")],
+...             tensors=[Tensor("x", "a", ("b", "c"), 8.0)])
+>>> doc = to_dict(g)
+>>> doc["format"], doc["tensors"]  # doctest: +NORMALIZE_WHITESPACE
+('hetsched.graph/2',
+ [{'name': 'x', 'src': 'a', 'dsts': ['b', 'c'], 'bytes': 8.0, 'dtype': 'float32'}])
 >>> p = os.path.join(tempfile.mkdtemp(), "g.json")
 >>> save(g, p)
 >>> load(p) == g
 True
+>>> v1 = {"format": "hetsched.graph/1", "nodes": [{"name": "a"}, {"name": "b"}],
+...       "edges": [{"src": "a", "dst": "b", "bytes": 4.0}]}
+>>> from_dict(v1).tensors
+(Tensor(name='a->b', src='a', dsts=('b',), bytes=4.0, dtype='float32'),)
 >>> g2 = parse_stg("2\\n0 0 0\\n1 3 1 0\\n2 4 1 1\\n3 0 1 2\\n", name="tiny")
 >>> [n.cost["*"] for n in g2.nodes]
 [0.0, 3.0, 4.0, 0.0]
@@ -30,10 +45,11 @@ from typing import Any
 
 from hetsched.errors import GraphError
 from hetsched.fileio import read_json, write_json_atomic
-from hetsched.graph.opgraph import Edge, OpGraph, OpNode
+from hetsched.graph.opgraph import Edge, OpGraph, OpNode, Tensor
 
 __all__ = [
     "GRAPH_FORMAT",
+    "GRAPH_FORMATS",
     "from_dict",
     "graph_sha256",
     "load",
@@ -43,7 +59,9 @@ __all__ = [
     "to_dict",
 ]
 
-GRAPH_FORMAT = "hetsched.graph/1"
+GRAPH_FORMAT = "hetsched.graph/2"
+_FORMAT_V1 = "hetsched.graph/1"
+GRAPH_FORMATS: tuple[str, ...] = (_FORMAT_V1, GRAPH_FORMAT)
 _NODE_KEYS = {
     "name",
     "op",
@@ -58,15 +76,18 @@ _NODE_KEYS = {
     "module",
     "cost",
 }
+_TENSOR_REQUIRED = ("name", "src", "dsts", "bytes")
+_TENSOR_KEYS = {*_TENSOR_REQUIRED, "dtype"}
+_V2_KEYS = {"format", "name", "nodes", "tensors", "meta"}
 
 
 def to_dict(graph: OpGraph) -> dict[str, Any]:
-    """The ``hetsched.graph/1`` document of ``graph``."""
+    """The ``hetsched.graph/2`` document of ``graph``."""
     doc: dict[str, Any] = {
         "format": GRAPH_FORMAT,
         "name": graph.name,
         "nodes": [n.to_dict() for n in graph.nodes],
-        "edges": [{"src": e.src, "dst": e.dst, "bytes": e.bytes} for e in graph.edges],
+        "tensors": [t.to_dict() for t in graph.tensors],
     }
     if graph.meta:
         doc["meta"] = _jsonable(dict(graph.meta))
@@ -74,7 +95,7 @@ def to_dict(graph: OpGraph) -> dict[str, Any]:
 
 
 def graph_sha256(graph: OpGraph) -> str:
-    """Content hash of the graph's nodes and edges (plans record it to detect mismatches)."""
+    """Content hash of the graph's name, nodes and tensors (plans record it against mismatches)."""
     doc = to_dict(graph)
     doc.pop("meta", None)
     blob = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
@@ -94,22 +115,56 @@ def _jsonable(x: Any) -> Any:
 
 
 def from_dict(doc: Any, *, source: str = "<graph>") -> OpGraph:
-    """Build an :class:`OpGraph` from a ``hetsched.graph/1`` document; strict."""
+    """Build an :class:`OpGraph` from a ``hetsched.graph/2`` or ``/1`` document; strict.
+
+    Raises
+    ------
+    GraphError
+        One line naming ``source`` for an unknown format version, a malformed node or tensor
+        (missing or unknown field, wrong type, unknown node), or an invalid graph.
+    """
     if not isinstance(doc, dict):
         msg = f"{source}: expected a JSON object, got {type(doc).__name__}"
         raise GraphError(msg)
     fmt = doc.get("format")
-    if fmt != GRAPH_FORMAT:
-        msg = f"{source}: unsupported graph format {fmt!r} (expected {GRAPH_FORMAT!r})"
+    if fmt not in GRAPH_FORMATS:
+        known = ", ".join(repr(f) for f in GRAPH_FORMATS)
+        msg = f"{source}: unsupported graph format {fmt!r} (known: {known})"
         raise GraphError(msg)
-    nodes_doc = doc.get("nodes")
-    edges_doc = doc.get("edges", [])
-    if not isinstance(nodes_doc, list):
-        msg = f"{source}: field 'nodes' must be a list"
+    wrong = "tensors" if fmt == _FORMAT_V1 else "edges"
+    if wrong in doc:
+        msg = f"{source}: a {fmt!r} document has no field {wrong!r}"
         raise GraphError(msg)
-    if not isinstance(edges_doc, list):
-        msg = f"{source}: field 'edges' must be a list"
+    if fmt == GRAPH_FORMAT and set(doc) - _V2_KEYS:
+        msg = f"{source}: unknown top-level field(s) {sorted(set(doc) - _V2_KEYS)}"
         raise GraphError(msg)
+    nodes = _nodes_of(_list_field(doc, "nodes", source, required=True), source)
+    name = str(doc.get("name") or Path(source).stem)
+    meta = doc.get("meta") or {}
+    if fmt == _FORMAT_V1:
+        edges = _edges_of(_list_field(doc, "edges", source), source)
+        return OpGraph(name, nodes, edges, meta=meta)
+    known_nodes = {n.name for n in nodes}
+    tensors_doc = _list_field(doc, "tensors", source)
+    tensors = [_tensor_of(td, i, known_nodes, source) for i, td in enumerate(tensors_doc)]
+    seen: set[str] = set()
+    for t in tensors:
+        if t.name in seen:
+            msg = f"{source}: duplicate tensor name {t.name!r}"
+            raise GraphError(msg)
+        seen.add(t.name)
+    return OpGraph(name, nodes, tensors=tensors, meta=meta)
+
+
+def _list_field(doc: dict[str, Any], key: str, source: str, *, required: bool = False) -> list[Any]:
+    value = doc.get(key, None if required else [])
+    if not isinstance(value, list):
+        msg = f"{source}: field {key!r} must be a list"
+        raise GraphError(msg)
+    return value
+
+
+def _nodes_of(nodes_doc: list[Any], source: str) -> list[OpNode]:
     nodes = []
     for i, nd in enumerate(nodes_doc):
         if not isinstance(nd, dict) or "name" not in nd:
@@ -135,23 +190,68 @@ def from_dict(doc: Any, *, source: str = "<graph>") -> OpGraph:
         except TypeError as err:
             msg = f"{source}: node {nd['name']!r}: {err}"
             raise GraphError(msg) from err
+    return nodes
+
+
+def _edges_of(edges_doc: list[Any], source: str) -> list[Edge]:
+    """``hetsched.graph/1`` edges (the graph makes one tensor of each)."""
     edges = []
     for i, ed in enumerate(edges_doc):
         if not isinstance(ed, dict) or "src" not in ed or "dst" not in ed:
             msg = f"{source}: edge #{i} must be an object with 'src' and 'dst'"
             raise GraphError(msg)
         edges.append(Edge(str(ed["src"]), str(ed["dst"]), ed.get("bytes", 0.0)))
-    name = doc.get("name") or Path(source).stem
-    return OpGraph(str(name), nodes, edges, meta=doc.get("meta") or {})
+    return edges
+
+
+def _tensor_of(td: Any, i: int, nodes: set[str], source: str) -> Tensor:
+    """One ``hetsched.graph/2`` tensor; ``dtype`` may be left out (``"float32"``)."""
+    if not isinstance(td, dict):
+        msg = f"{source}: tensor #{i} must be an object, got {type(td).__name__}"
+        raise GraphError(msg)
+    raw = td.get("name")
+    label = repr(raw) if isinstance(raw, str) and raw else f"#{i}"
+    missing = [k for k in _TENSOR_REQUIRED if k not in td]
+    if missing:
+        msg = f"{source}: tensor {label} is missing field(s) {missing}"
+        raise GraphError(msg)
+    unknown = sorted(set(td) - _TENSOR_KEYS)
+    if unknown:
+        msg = f"{source}: tensor {label} has unknown field(s) {unknown}"
+        raise GraphError(msg)
+    src, dsts, size, dtype = td["src"], td["dsts"], td["bytes"], td.get("dtype", "float32")
+    problem = ""
+    if not isinstance(raw, str) or not raw:
+        problem = f"'name' must be a non-empty string, got {raw!r}"
+    elif not isinstance(src, str):
+        problem = f"'src' must be a node name, got {src!r}"
+    elif not isinstance(dsts, list) or not dsts or not all(isinstance(d, str) for d in dsts):
+        problem = f"'dsts' must be a non-empty list of node names, got {dsts!r}"
+    elif not isinstance(size, int | float) or isinstance(size, bool):
+        problem = f"'bytes' must be a number, got {size!r}"
+    elif not isinstance(dtype, str):
+        problem = f"'dtype' must be a string, got {dtype!r}"
+    else:
+        gone = next((x for x in (src, *dsts) if x not in nodes), None)
+        if gone is not None:
+            problem = f"references unknown node {gone!r}"
+    if problem:
+        msg = f"{source}: tensor {label}: {problem}"
+        raise GraphError(msg)
+    try:
+        return Tensor(str(raw), src, tuple(dsts), size, dtype)
+    except GraphError as err:
+        msg = f"{source}: {err}"
+        raise GraphError(msg) from err
 
 
 def save(graph: OpGraph, path: str | os.PathLike[str]) -> None:
-    """Write ``graph`` as ``hetsched.graph/1`` JSON, atomically."""
+    """Write ``graph`` as ``hetsched.graph/2`` JSON, atomically."""
     write_json_atomic(path, to_dict(graph))
 
 
 def load(path: str | os.PathLike[str]) -> OpGraph:
-    """Read a graph file: ``.stg`` (Kasahara STG) or ``hetsched.graph/1`` JSON."""
+    """Read a graph file: ``.stg`` (Kasahara STG) or ``hetsched.graph/2`` (or ``/1``) JSON."""
     p = Path(path)
     if p.suffix.lower() == ".stg":
         return read_stg(p)

@@ -1,8 +1,11 @@
 """Import ``torch.export`` programs (and fx graphs, and modules) as :class:`OpGraph`.
 
 One :class:`OpNode` per real compute fx node, named like the fx node. Placeholders, the
-output, ``getitem`` and pure views/aliases are not nodes: data edges are routed through them,
-so the DAG holds real compute and real data movement. FLOPs come from torch's own formulas
+output, ``getitem`` and pure views/aliases are not nodes: data is routed through them, so the
+DAG holds real compute and real data movement. One :class:`Tensor` per fx value that ops read,
+named like that fx node (a view or getitem, or the producing op itself): its producer is the
+op that owns the value, its consumers every op reading that same fx node, each once (two views
+of one output are two tensors). FLOPs come from torch's own formulas
 (:data:`torch.utils.flop_counter.flop_registry`) evaluated on the shapes in ``meta["val"]``.
 FLOP counting and op categories live in :mod:`hetsched.graph.flops`. torch is imported lazily.
 
@@ -38,7 +41,7 @@ from hetsched.graph.flops import (
     tensor_bytes,
     tensors_in,
 )
-from hetsched.graph.opgraph import Edge, OpGraph, OpNode
+from hetsched.graph.opgraph import OpGraph, OpNode, Tensor
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -99,7 +102,9 @@ class _Importer:
         self.owner: dict[str, str] = {}  # absorbed fx node -> OpNode that covers it
         self.absorbed_inputs: dict[str, list[fx.Node]] = {}
         self.nodes: list[OpNode] = []
-        self.edges: list[Edge] = []
+        # consumed fx name -> (producing OpNode, consumers, bytes, dtype); dict = ordered set
+        self.tensors: dict[str, tuple[str, dict[str, None], float, str]] = {}
+        self.dtypes: dict[str, str] = {}  # OpNode name -> dtype of its first output
         self.fx_nodes: dict[str, list[str]] = {}
         self.outputs: list[str] = []
         self.param_total = 0.0
@@ -182,7 +187,7 @@ class _Importer:
             if kind == "param":
                 param += b
             elif kind == "op":
-                self.edges.append(Edge(src, name, b))
+                self._read(a, src, name, b)
         out_bytes = float(sum(tensor_bytes(t) for t in outs))
         args = fx.node.map_arg(n.args, lambda x: x.meta.get("val"))
         kwargs = fx.node.map_arg(n.kwargs, lambda x: x.meta.get("val"))
@@ -203,6 +208,19 @@ class _Importer:
             )
         )
         self.route[name] = ("op", name, out_bytes)
+        self.dtypes[name] = self.nodes[-1].dtype
+
+    def _read(self, a: fx.Node, src: str, consumer: str, size: float) -> None:
+        """``consumer`` reads fx value ``a`` (owned by op ``src``): one tensor per fx value."""
+        hit = self.tensors.get(a.name)
+        if hit is None:
+            ts = tensors_in(a.meta.get("val"))
+            dtype = dtype_name(ts[0].dtype) if ts else self.dtypes[src]
+            hit = self.tensors[a.name] = (src, {}, size, dtype)
+        hit[1][consumer] = None
+
+    def tensor_list(self) -> list[Tensor]:
+        return [Tensor(x, s, tuple(d), b, dt) for x, (s, d, b, dt) in self.tensors.items()]
 
 
 def from_exported(ep: torch.export.ExportedProgram, *, name: str | None = None) -> OpGraph:
@@ -249,7 +267,7 @@ def from_exported(ep: torch.export.ExportedProgram, *, name: str | None = None) 
     }
     if unowned:
         meta["unowned"] = unowned
-    return OpGraph(gname, imp.nodes, imp.edges, meta=meta)
+    return OpGraph(gname, imp.nodes, tensors=imp.tensor_list(), meta=meta)
 
 
 class _Held(logging.Filter):

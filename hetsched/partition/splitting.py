@@ -1,6 +1,7 @@
 """Apply a plan to the program it was made for: one fx submodule per device segment.
 
-:func:`apply` maps every fx node to the device of the op that covers it
+:func:`apply` maps every fx node to the device of the op that covers it (the first device of
+a multi-device mode: the split program computes such an op once, there)
 (``graph.meta["fx_nodes"]``; absorbed views and getitems follow their op, the rest follow
 their first consumer, else their producer), cuts the node order into segments wherever the
 device changes, and calls :func:`torch.fx.passes.split_module.split_module`. Segments only
@@ -13,12 +14,15 @@ Examples
 >>> import torch
 >>> from hetsched.graph.torch_import import from_exported
 >>> from hetsched.plan import Plan
+>>> from hetsched.problem import ModeSpec
 >>> model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
 >>> ep = torch.export.export(model, (torch.randn(1, 4),))
 >>> g = from_exported(ep, name="seq")
 >>> devs = {"linear": "cpu", "relu": "gpu", "linear_1": "gpu"}
->>> plan = Plan(devs, dict.fromkeys(devs, 0.0), dict.fromkeys(devs, 0.0), (), 0.0, 0.0,
-...             "heuristic", "manual")
+>>> modes = {op: ModeSpec((d,)) for op, d in devs.items()}
+>>> t = dict.fromkeys(devs, 0.0)
+>>> plan = Plan(modes=modes, start=t, finish=t, transfers=(), makespan=0.0, lower_bound=0.0,
+...             solver="manual")
 >>> split = apply(plan, ep, g)
 >>> split.hetsched_devices
 {'submod_0': 'cpu', 'submod_1': 'gpu'}

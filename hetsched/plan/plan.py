@@ -1,7 +1,10 @@
-"""Plans: where and when every op runs, every transfer, and how good it is proven to be.
+"""Plans: the mode and start of every op, every transfer, and how good it is proven to be.
 
-A :class:`Plan` is a frozen result; :func:`~hetsched.plan.validate.validate` re-checks it
-against a :class:`~hetsched.problem.Problem` independently of the solver that produced it.
+A :class:`Plan` is a frozen result: for every op the mode it runs in (devices, precision:
+:class:`~hetsched.problem.ModeSpec`) and its start and finish, every transfer (one tensor to
+one device, once), the makespan, a proven lower bound, and a status derived from them by one
+rule (:func:`plan_status`). :func:`~hetsched.plan.validate.validate` re-checks a plan against
+its :class:`~hetsched.problem.Problem` independently of the solver that produced it.
 
 Examples
 --------
@@ -10,41 +13,73 @@ Examples
 >>> p = Problem.from_arrays(names=["a", "b"], devices=["cpu", "gpu"],
 ...     exec_time=np.array([[4.0, 1.0], [3.0, 2.0]]), edges=[(0, 1, 10.0)],
 ...     comm_inv_bandwidth=np.array([[0.0, 0.1], [0.1, 0.0]]), quantum=1.0)
->>> plan = plan_from_schedule(p, assign=[1, 1], start=[0, 1], solver="manual", status="feasible")
->>> plan.makespan, dict(plan.assignment)
-(3.0, {'a': 'gpu', 'b': 'gpu'})
+>>> plan = plan_from_schedule(p, assign=[1, 1], start=[0, 1], solver="manual")
+>>> plan.makespan, dict(plan.assignment), plan.status
+(3.0, {'a': 'gpu', 'b': 'gpu'}, 'heuristic')
+>>> plan.with_(lower_bound=3.0).status
+'optimal'
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from types import MappingProxyType
 from typing import Any
 
 import numpy as np
 
 from hetsched.errors import PlanError
-from hetsched.problem import Problem
+from hetsched.plan.memory import static_usage
+from hetsched.plan.results import ModuloResult, PipelineResult
+from hetsched.problem import DEFAULT_PRECISION, ModeSpec, Problem
 
 __all__ = [
     "STATUSES",
     "Plan",
     "Transfer",
     "check_membership",
+    "mode_array",
+    "mode_ids",
+    "nearest_source",
     "plan_from_schedule",
+    "plan_status",
+    "plan_transfer_starts",
     "schedule_arrays",
 ]
 
 STATUSES = ("optimal", "feasible", "heuristic")
+# Relative tolerance of "makespan equals the bound" (float seconds round-trip).
+_TIGHT = 1e-9
+
+
+def plan_status(value: float, bound: float, *, searched: bool) -> str:
+    """The one status rule, for every solver and objective.
+
+    ``optimal``: the value is proven (it does not exceed a lower bound of the question
+    asked). ``feasible``: not proven, but an exact search over the whole problem ran (the
+    gap is what it could not close in time). ``heuristic``: not proven, and no exact search
+    over the whole problem ran (list schedulers, local search, LNS).
+
+    >>> plan_status(5.0, 5.0, searched=False), plan_status(5.0, 4.0, searched=True)
+    ('optimal', 'feasible')
+    """
+    if value <= bound * (1 + _TIGHT) + 1e-15:
+        return "optimal"
+    return "feasible" if searched else "heuristic"
 
 
 @dataclass(frozen=True)
 class Transfer:
-    """A tensor moved between devices for edge ``src -> dst``."""
+    """One tensor moved to one device, once, however many ops read it there.
 
+    ``dsts`` are the consumers on ``dst_device`` that read it; ``src`` is its producer.
+    """
+
+    tensor: str
     src: str
-    dst: str
+    dsts: tuple[str, ...]
     bytes: float
     src_device: str
     dst_device: str
@@ -55,21 +90,24 @@ class Transfer:
 
 @dataclass(frozen=True)
 class Plan:
-    """Where (``assignment``) and when (``start``/``finish``) each op runs.
+    """Where (``modes``) and when (``start``/``finish``) each op runs (module docstring).
 
-    ``status`` is ``optimal`` (proven), ``feasible`` (exact solver, not proven) or
-    ``heuristic``; ``interrupted`` is set when the solve was cut short by a signal.
-    Times are in seconds, or the graph's own units (``units``) for unit-cost graphs.
+    ``assignment`` (op -> device; the first device of a multi-device mode) is derived from
+    ``modes``. ``status`` is derived from the objective's value and bound and ``searched``
+    (:func:`plan_status`). ``memory`` is each device's peak bytes under the problem's
+    memory model. ``baselines`` are the heuristic makespans the solver started from;
+    ``pipeline``/``modulo`` carry the steady-state results of those objectives. ``stats``
+    holds solver diagnostics only. Times are in seconds, or the graph's own ``units``.
     """
 
-    assignment: Mapping[str, str]
+    modes: Mapping[str, ModeSpec]
     start: Mapping[str, float]
     finish: Mapping[str, float]
     transfers: tuple[Transfer, ...]
     makespan: float
     lower_bound: float
-    status: str
     solver: str
+    searched: bool = False
     solve_time: float = 0.0
     stats: Mapping[str, Any] = field(default_factory=dict)
     objective: str = "latency"
@@ -78,27 +116,70 @@ class Plan:
     platform: str = ""
     units: str = "s"
     interrupted: bool = False
+    memory: Mapping[str, float] = field(default_factory=dict)
+    baselines: Mapping[str, float] = field(default_factory=dict)
+    pipeline: PipelineResult | None = None
+    modulo: ModuloResult | None = None
 
     def __post_init__(self) -> None:
-        if self.status not in STATUSES:
-            msg = f"plan status must be one of {STATUSES}, got {self.status!r}"
+        if self.objective == "throughput" and self.pipeline is None:
+            msg = "a throughput plan needs its pipeline result"
             raise PlanError(msg)
+        if self.objective == "modulo" and self.modulo is None:
+            msg = "a modulo plan needs its modulo result"
+            raise PlanError(msg)
+
+    @cached_property
+    def assignment(self) -> Mapping[str, str]:
+        """Op -> device (the first device of its mode)."""
+        return MappingProxyType({x: m.devices[0] for x, m in self.modes.items()})
+
+    @property
+    def objective_value(self) -> float:
+        """Makespan (latency), period (throughput) or initiation interval (modulo)."""
+        if self.pipeline is not None and self.objective == "throughput":
+            return self.pipeline.period
+        if self.modulo is not None and self.objective == "modulo":
+            return self.modulo.ii
+        return self.makespan
+
+    @property
+    def objective_bound(self) -> float:
+        """The proven lower bound of :attr:`objective_value`."""
+        if self.pipeline is not None and self.objective == "throughput":
+            return self.pipeline.period_bound
+        if self.modulo is not None and self.objective == "modulo":
+            return self.modulo.ii_bound
+        return self.lower_bound
+
+    @property
+    def status(self) -> str:
+        """``optimal`` | ``feasible`` | ``heuristic`` (:func:`plan_status`)."""
+        return plan_status(self.objective_value, self.objective_bound, searched=self.searched)
 
     @property
     def gap(self) -> float:
-        """Relative gap ``(makespan - bound) / makespan`` (0 when proven optimal)."""
+        """Relative gap ``(makespan - bound) / makespan`` of one iteration (0 when proven)."""
         if self.makespan <= 0:
             return 0.0
         return max(0.0, (self.makespan - self.lower_bound) / self.makespan)
 
+    @property
+    def objective_gap(self) -> float:
+        """Relative gap of the objective's value to its bound."""
+        v = self.objective_value
+        return 0.0 if v <= 0 else max(0.0, (v - self.objective_bound) / v)
+
     def ops_per_device(self) -> dict[str, int]:
+        """How many ops each device runs (an op of a multi-device mode counts on each)."""
         out: dict[str, int] = {}
-        for dev in self.assignment.values():
-            out[dev] = out.get(dev, 0) + 1
+        for m in self.modes.values():
+            for dev in m.devices:
+                out[dev] = out.get(dev, 0) + 1
         return dict(sorted(out.items()))
 
     def with_(self, **changes: Any) -> Plan:
-        """A copy with some fields changed."""
+        """A copy with some fields changed (the status follows)."""
         return replace(self, **changes)
 
 
@@ -106,59 +187,60 @@ class Plan:
 def plan_from_schedule(
     problem: Problem,
     *,
-    assign: Sequence[int] | np.ndarray,
     start: Sequence[int] | np.ndarray,
     solver: str,
-    status: str,
+    assign: Sequence[int] | np.ndarray | None = None,
+    modes: Sequence[int] | np.ndarray | None = None,
+    searched: bool = False,
     lower_bound: float = 0.0,
     solve_time: float = 0.0,
     stats: Mapping[str, Any] | None = None,
-    transfer_start: Mapping[int, int] | None = None,
+    transfer_start: Mapping[tuple[int, int], int] | None = None,
     objective: str = "latency",
     interrupted: bool = False,
+    baselines: Mapping[str, float] | None = None,
+    pipeline: PipelineResult | None = None,
+    modulo: ModuloResult | None = None,
 ) -> Plan:
-    """Build a :class:`Plan` from integer arrays (device index and start unit per op).
+    """Build a :class:`Plan` from integer arrays: a mode id per op (``modes``), or a device
+    index per op (``assign``: the op's device-view mode there), and a start unit per op.
 
-    ``lower_bound`` is in integer units. Transfers start when the producer finishes unless
-    ``transfer_start`` (edge id -> unit) says otherwise (link contention).
+    ``lower_bound`` is in integer units. Each tensor goes once to each device that reads it
+    and does not hold it, from the producer's device that reaches it fastest; it starts
+    when the producer finishes unless ``transfer_start[(tensor, device)]`` says otherwise
+    (link contention).
     """
-    a = np.asarray(assign, dtype=np.int64)
+    m = mode_array(problem, assign=assign, modes=modes)
     s = np.asarray(start, dtype=np.int64)
     q = problem.quantum
-    nodes = np.arange(problem.n)
-    fin = s + problem.dur[nodes, a]
-    transfers = []
-    for k in range(problem.num_edges):
-        u, v = int(problem.edge_src[k]), int(problem.edge_dst[k])
-        da, db = int(a[u]), int(a[v])
-        if da == db:
-            continue
-        t0 = int(transfer_start[k]) if transfer_start and k in transfer_start else int(fin[u])
-        links = tuple(problem.link_names[i] for i in problem.route_links.get((da, db), ()))
-        transfers.append(
-            Transfer(
-                src=problem.names[u],
-                dst=problem.names[v],
-                bytes=float(problem.edge_bytes[k]),
-                src_device=problem.devices[da],
-                dst_device=problem.devices[db],
-                links=links,
-                start=t0 * q,
-                finish=(t0 + int(problem.comm[k, da, db])) * q,
-            )
+    fin = s + problem.mode_dur[m]
+    transfers = [
+        Transfer(
+            tensor=problem.tensors.names[t],
+            src=problem.names[int(problem.tensors.src[t])],
+            dsts=tuple(problem.names[c] for c in readers),
+            bytes=float(problem.tensors.nbytes[t]),
+            src_device=problem.devices[a],
+            dst_device=problem.devices[b],
+            links=tuple(problem.link_names[i] for i in problem.route_links.get((a, b), ())),
+            start=t0 * q,
+            finish=(t0 + int(problem.tensor_comm[t, a, b])) * q,
         )
+        for t, a, b, readers, t0 in _transfers(problem, m, fin, transfer_start)
+    ]
     makespan = int(fin.max()) if fin.size else 0
+    usage = static_usage(problem, m)
     return Plan(
-        assignment=MappingProxyType(
-            {problem.names[i]: problem.devices[a[i]] for i in range(problem.n)}
+        modes=MappingProxyType(
+            {problem.names[i]: problem.describe_mode(int(m[i])) for i in range(problem.n)}
         ),
         start=MappingProxyType({problem.names[i]: float(s[i]) * q for i in range(problem.n)}),
         finish=MappingProxyType({problem.names[i]: float(fin[i]) * q for i in range(problem.n)}),
         transfers=tuple(transfers),
         makespan=makespan * q,
         lower_bound=float(lower_bound) * q,
-        status=status,
         solver=solver,
+        searched=searched,
         solve_time=float(solve_time),
         stats=MappingProxyType(dict(stats or {})),
         objective=objective,
@@ -167,39 +249,145 @@ def plan_from_schedule(
         platform=problem.platform_name,
         units=problem.units,
         interrupted=interrupted,
+        memory=MappingProxyType(
+            {problem.devices[d]: float(usage[d]) for d in range(problem.num_devices)}
+        ),
+        baselines=MappingProxyType(dict(baselines or {})),
+        pipeline=pipeline,
+        modulo=modulo,
     )
 
 
+def mode_array(
+    problem: Problem,
+    *,
+    assign: Sequence[int] | np.ndarray | None = None,
+    modes: Sequence[int] | np.ndarray | None = None,
+) -> np.ndarray:
+    """Mode id per op from ``modes`` or from device indices ``assign`` (device views)."""
+    if (assign is None) == (modes is None):
+        msg = "give the ops' modes or their devices (assign), exactly one"
+        raise PlanError(msg)
+    if modes is not None:
+        m = np.asarray(modes, dtype=np.int64)
+    else:
+        a = np.asarray(assign, dtype=np.int64)
+        m = problem.device_mode[np.arange(problem.n), a]
+        if np.any(m < 0):
+            v = int(np.flatnonzero(m < 0)[0])
+            msg = (
+                f"node {problem.names[v]!r} is placed on {problem.devices[int(a[v])]!r}, "
+                "which does not support it"
+            )
+            raise PlanError(msg)
+    if m.shape != (problem.n,) or np.any(problem.modes.op[m] != np.arange(problem.n)):
+        msg = "every op needs one of its own modes"
+        raise PlanError(msg)
+    return m
+
+
+def _transfers(
+    problem: Problem,
+    m: np.ndarray,
+    fin: np.ndarray,
+    transfer_start: Mapping[tuple[int, int], int] | None,
+) -> list[tuple[int, int, int, tuple[int, ...], int]]:
+    """``(tensor, from device, to device, readers there, start)`` of every transfer."""
+    devs = problem.modes.mode_devices
+    need: dict[tuple[int, int], list[int]] = {}
+    for k in range(problem.num_edges):
+        u, c, t = int(problem.edge_src[k]), int(problem.edge_dst[k]), int(problem.edge_tensor[k])
+        have = devs[int(m[u])]
+        for b in devs[int(m[c])]:
+            if b not in have:
+                need.setdefault((t, b), []).append(c)
+    out = []
+    for (t, b), readers in sorted(need.items()):
+        u = int(problem.tensors.src[t])
+        a = nearest_source(problem, t, devs[int(m[u])], b)
+        t0 = int(fin[u])
+        if transfer_start and (t, b) in transfer_start:
+            t0 = int(transfer_start[(t, b)])
+        out.append((t, a, b, tuple(readers), t0))
+    return out
+
+
+def nearest_source(problem: Problem, tensor: int, have: Sequence[int], b: int) -> int:
+    """The device of ``have`` that sends ``tensor`` to ``b`` fastest (ties: lowest index)."""
+    return min(have, key=lambda a: (int(problem.tensor_comm[tensor, a, b]), a))
+
+
+def mode_ids(plan: Plan, problem: Problem) -> np.ndarray:
+    """The problem's mode id of every op's mode in ``plan``; :class:`PlanError` if it has none.
+
+    A mode recorded with the default precision and no tag (as plans of the first format
+    are read) matches the op's device-view mode on that device.
+    """
+    check_membership(plan, problem)
+    out = np.empty(problem.n, dtype=np.int64)
+    for i, name in enumerate(problem.names):
+        spec = plan.modes[name]
+        try:
+            out[i] = problem.mode_of(i, spec)
+            continue
+        except KeyError:
+            pass
+        m = -1
+        if len(spec.devices) == 1 and spec.precision == DEFAULT_PRECISION and not spec.tag:
+            m = int(problem.device_mode[i, problem.device_index[spec.devices[0]]])
+        if m < 0:
+            why = "does not support it" if len(spec.devices) == 1 else "has no such mode"
+            if len(spec.devices) == 1 and problem.use_memory:
+                why = "does not support it or cannot hold it"
+            msg = f"node {name!r} is placed on {str(spec)!r}, which {why}"
+            raise PlanError(msg)
+        out[i] = m
+    return out
+
+
+def plan_transfer_starts(problem: Problem, plan: Plan) -> dict[tuple[int, int], int]:
+    """Transfer start (units) per ``(tensor, destination device)``, as ``plan`` has them."""
+    tensor_id = {x: t for t, x in enumerate(problem.tensors.names)}
+    out = {}
+    for x in plan.transfers:
+        t = tensor_id.get(x.tensor)
+        b = problem.device_index.get(x.dst_device)
+        if t is not None and b is not None:
+            out[(t, b)] = round(x.start / problem.quantum)
+    return out
+
+
 def schedule_arrays(plan: Plan, problem: Problem) -> tuple[np.ndarray, np.ndarray]:
-    """``(assign, start)`` integer arrays of ``plan`` in ``problem``'s indexing.
+    """``(assign, start)`` integer arrays of ``plan``: first device index and start unit.
 
     Raises :class:`PlanError` if the plan names an op or device the problem does not have.
     """
-    assign = np.empty(problem.n, dtype=np.int64)
-    start = np.empty(problem.n, dtype=np.int64)
     check_membership(plan, problem)
-    for i, name in enumerate(problem.names):
-        assign[i] = problem.device_index[plan.assignment[name]]
-        start[i] = round(plan.start[name] / problem.quantum)
+    assign = np.array(
+        [problem.device_index[plan.assignment[x]] for x in problem.names], dtype=np.int64
+    )
+    start = np.array([round(plan.start[x] / problem.quantum) for x in problem.names], np.int64)
     return assign, start
 
 
 def check_membership(plan: Plan, problem: Problem) -> None:
-    missing = [x for x in problem.names if x not in plan.assignment]
+    """Every op of the problem, and only those, placed on devices the platform has."""
+    missing = [x for x in problem.names if x not in plan.modes]
     if missing:
         msg = f"plan does not place op {missing[0]!r} ({len(missing)} ops unplaced)"
         raise PlanError(msg)
-    extra = [x for x in plan.assignment if x not in problem.index]
+    extra = [x for x in plan.modes if x not in problem.index]
     if extra:
         msg = f"plan places op {extra[0]!r}, which is not in graph {problem.name!r}"
         raise PlanError(msg)
-    for name, dev in plan.assignment.items():
-        if dev not in problem.device_index:
-            msg = (
-                f"plan puts op {name!r} on device {dev!r}, which is not on platform "
-                f"{problem.platform_name or '?'!r} (devices: {', '.join(problem.devices)})"
-            )
-            raise PlanError(msg)
+    for name, spec in plan.modes.items():
+        for dev in spec.devices:
+            if dev not in problem.device_index:
+                msg = (
+                    f"plan puts op {name!r} on device {dev!r}, which is not on platform "
+                    f"{problem.platform_name or '?'!r} (devices: {', '.join(problem.devices)})"
+                )
+                raise PlanError(msg)
         if name not in plan.start or name not in plan.finish:
             msg = f"plan has no start/finish time for op {name!r}"
             raise PlanError(msg)

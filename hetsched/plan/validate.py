@@ -1,9 +1,12 @@
 """Independent plan validation: re-check every constraint, name the first violation.
 
 :func:`validate` knows nothing about the solver that produced a plan. It converts the
-plan's real times back to the problem's integer units and checks placement and support,
-durations, device overlap, precedence with transfer delays, link overlap (when link
-contention is on), memory capacity (when memory is on), the makespan and the bound.
+plan's real times back to the problem's integer units and checks: every op in one of its
+own modes (devices that support it, memory that fits it), durations, that no device runs
+two ops at once (a multi-device mode occupies all its devices), every tensor on every device
+that reads it before the reader starts (produced there, or moved there once by a transfer
+from a device of its producer's mode), link overlap (when link contention is on), memory
+(:mod:`~hetsched.plan.memory`, when memory is on), the makespan and the bound.
 
 Examples
 --------
@@ -13,13 +16,13 @@ Examples
 >>> p = Problem.from_arrays(names=["a", "b"], devices=["cpu", "gpu"],
 ...     exec_time=np.array([[4.0, 1.0], [3.0, 2.0]]), edges=[(0, 1, 10.0)],
 ...     comm_inv_bandwidth=np.array([[0.0, 0.1], [0.1, 0.0]]), quantum=1.0)
->>> ok = plan_from_schedule(p, assign=[1, 1], start=[0, 1], solver="manual", status="feasible")
+>>> ok = plan_from_schedule(p, assign=[1, 1], start=[0, 1], solver="manual")
 >>> validate(ok, p)
->>> bad = plan_from_schedule(p, assign=[1, 0], start=[0, 1], solver="manual", status="feasible")
+>>> bad = plan_from_schedule(p, assign=[1, 0], start=[0, 1], solver="manual")
 >>> validate(bad, p)
 Traceback (most recent call last):
 ...
-hetsched.errors.PlanError: node 'b' on 'cpu' starts at 1 but its input from 'a' on 'gpu' ...
+hetsched.errors.PlanError: node 'b' on 'cpu' starts at 1 but tensor 'a->b' from 'a' ...
 """
 
 from __future__ import annotations
@@ -30,7 +33,8 @@ import math
 import numpy as np
 
 from hetsched.errors import PlanError
-from hetsched.plan.plan import Plan, check_membership
+from hetsched.plan.memory import static_usage, within
+from hetsched.plan.plan import Plan, Transfer, mode_ids
 from hetsched.problem import Problem
 
 __all__ = ["validate"]
@@ -40,9 +44,7 @@ def validate(plan: Plan, problem: Problem, *, tol: float = 1e-6) -> None:
     """Check every constraint of ``plan`` against ``problem``; raise :class:`PlanError`.
 
     Independent of any solver: works on real times converted back to units, with an
-    absolute tolerance of ``tol`` units. Checks placement and support, durations, device
-    overlap, precedence with transfer delays, link overlap (when ``link_contention``),
-    memory capacity (when ``use_memory``), makespan and bound consistency.
+    absolute tolerance of ``tol`` units.
     """
     if plan.graph_sha256 and problem.graph_sha256 and plan.graph_sha256 != problem.graph_sha256:
         msg = (
@@ -50,78 +52,39 @@ def validate(plan: Plan, problem: Problem, *, tol: float = 1e-6) -> None:
             f"{problem.name!r} (sha256 {problem.graph_sha256[:12]})"
         )
         raise PlanError(msg)
-    check_membership(plan, problem)
+    m = mode_ids(plan, problem)
     q = problem.quantum
     names = problem.names
-    dev = np.array([problem.device_index[plan.assignment[x]] for x in names], dtype=np.int64)
     st = np.array([plan.start[x] / q for x in names])
     fi = np.array([plan.finish[x] / q for x in names])
-    idx = np.arange(problem.n)
     for i in range(problem.n):
         if not (math.isfinite(st[i]) and math.isfinite(fi[i])) or st[i] < -tol:
             msg = f"node {names[i]!r} has invalid times start={plan.start[names[i]]!r}"
             raise PlanError(msg)
-    unsupported = np.flatnonzero(~problem.allowed[idx, dev])
-    if unsupported.size:
-        i = int(unsupported[0])
-        why = (
-            "does not support it"
-            if not np.isfinite(problem.exec_time[i, dev[i]])
-            else "cannot hold it"
-        )
-        msg = f"node {names[i]!r} is placed on {problem.devices[dev[i]]!r}, which {why}"
-        raise PlanError(msg)
-    want = problem.dur[idx, dev]
+    want = problem.mode_dur[m]
     wrong = np.flatnonzero(np.abs(fi - st - want) > tol)
     if wrong.size:
         i = int(wrong[0])
         msg = (
-            f"node {names[i]!r} on {problem.devices[dev[i]]!r} runs {_fmt(fi[i] - st[i])} units, "
-            f"cost table says {want[i]}"
+            f"node {names[i]!r} on {_where(problem, int(m[i]))} runs {_fmt(fi[i] - st[i])} "
+            f"units, cost table says {want[i]}"
         )
         raise PlanError(msg)
-    for d in range(problem.num_devices):
-        on = np.flatnonzero(dev == d)
-        on = on[np.lexsort((fi[on], st[on]))]
-        for x, y in itertools.pairwise(on):
-            if st[y] < fi[x] - tol and fi[x] - st[x] > tol and fi[y] - st[y] > tol:
-                msg = (
-                    f"nodes {names[x]!r} [{_fmt(st[x])}, {_fmt(fi[x])}) and {names[y]!r} "
-                    f"[{_fmt(st[y])}, {_fmt(fi[y])}) overlap on {problem.devices[d]!r}"
-                )
-                raise PlanError(msg)
-    transfer_of = _transfers_by_edge(plan, problem)
-    for k in range(problem.num_edges):
-        u, v = int(problem.edge_src[k]), int(problem.edge_dst[k])
-        c = int(problem.comm[k, dev[u], dev[v]])
-        arrive = fi[u] + c
-        if k in transfer_of:
-            t0, t1 = transfer_of[k]
-            if t0 < fi[u] - tol or abs(t1 - t0 - c) > tol:
-                msg = (
-                    f"transfer {names[u]!r} -> {names[v]!r} runs [{_fmt(t0)}, {_fmt(t1)}) but must "
-                    f"start after {_fmt(fi[u])} and last {c} units"
-                )
-                raise PlanError(msg)
-            arrive = max(arrive, t1)
-        if st[v] < arrive - tol:
+    _check_devices(problem, m, st, fi, tol)
+    xfers = _transfers_by_target(plan, problem, m, tol)
+    _check_inputs(problem, m, fi, st, xfers, tol)
+    if problem.link_contention:
+        _check_links(problem, xfers, tol)
+    if problem.use_memory:
+        used = static_usage(problem, m)
+        over = np.flatnonzero(~within(used, problem.capacity))
+        if over.size:
+            d = int(over[0])
             msg = (
-                f"node {names[v]!r} on {problem.devices[dev[v]]!r} starts at {_fmt(st[v])} but its "
-                f"input from {names[u]!r} on {problem.devices[dev[u]]!r} arrives at {_fmt(arrive)} "
-                f"(finish {_fmt(fi[u])} + transfer {c})"
+                f"device {problem.devices[d]!r} holds {used[d]:.0f} bytes, over its capacity "
+                f"{problem.capacity[d]:.0f}"
             )
             raise PlanError(msg)
-    if problem.link_contention:
-        _check_links(plan, problem, transfer_of, dev, tol)
-    if problem.use_memory:
-        for d in range(problem.num_devices):
-            used = float(problem.memory[dev == d].sum())
-            if used > problem.capacity[d] * (1 + 1e-12):
-                msg = (
-                    f"device {problem.devices[d]!r} holds {used:.0f} bytes, over its capacity "
-                    f"{problem.capacity[d]:.0f}"
-                )
-                raise PlanError(msg)
     ms = float(fi.max())
     if abs(plan.makespan / q - ms) > tol:
         msg = f"plan makespan {plan.makespan!r} is not the last finish time {ms * q!r}"
@@ -131,52 +94,152 @@ def validate(plan: Plan, problem: Problem, *, tol: float = 1e-6) -> None:
         raise PlanError(msg)
 
 
-def _transfers_by_edge(plan: Plan, problem: Problem) -> dict[int, tuple[float, float]]:
-    edge_id = {
-        (problem.names[int(u)], problem.names[int(v)]): k
-        for k, (u, v) in enumerate(zip(problem.edge_src, problem.edge_dst, strict=True))
+def _where(problem: Problem, mode: int) -> str:
+    return " + ".join(repr(problem.devices[d]) for d in problem.modes.devices_of(mode))
+
+
+def _check_devices(
+    problem: Problem, m: np.ndarray, st: np.ndarray, fi: np.ndarray, tol: float
+) -> None:
+    """No device runs two ops at once (zero-length ops take no time)."""
+    on: list[list[int]] = [[] for _ in problem.devices]
+    for i, k in enumerate(m.tolist()):
+        for d in problem.modes.devices_of(k):
+            on[d].append(i)
+    names = problem.names
+    for d, ops in enumerate(on):
+        arr = np.array(ops, dtype=np.int64)
+        if arr.size < 2:
+            continue
+        arr = arr[np.lexsort((fi[arr], st[arr]))]
+        busy = arr[fi[arr] - st[arr] > tol]
+        for x, y in itertools.pairwise(busy.tolist()):
+            if st[y] < fi[x] - tol:
+                msg = (
+                    f"nodes {names[x]!r} [{_fmt(st[x])}, {_fmt(fi[x])}) and {names[y]!r} "
+                    f"[{_fmt(st[y])}, {_fmt(fi[y])}) overlap on {problem.devices[d]!r}"
+                )
+                raise PlanError(msg)
+
+
+def _transfers_by_target(
+    plan: Plan, problem: Problem, m: np.ndarray, tol: float
+) -> dict[tuple[int, int], tuple[float, float, int]]:
+    """``(tensor, device) -> (start, finish, source device)`` in units, each checked: from
+    a device of the producer's mode, after the producer, for its transfer time, to a device
+    where some op reads it and the producer's mode does not hold it."""
+    tensor_id = {x: t for t, x in enumerate(problem.tensors.names)}
+    edge_tensor = {
+        (problem.names[int(u)], problem.names[int(v)]): int(t)
+        for u, v, t in zip(problem.edge_src, problem.edge_dst, problem.edge_tensor, strict=True)
     }
-    out: dict[int, tuple[float, float]] = {}
-    for t in plan.transfers:
-        k = edge_id.get((t.src, t.dst))
-        if k is None:
-            msg = f"plan has a transfer {t.src!r} -> {t.dst!r} for an edge the graph does not have"
-            raise PlanError(msg)
-        if t.src_device != plan.assignment[t.src] or t.dst_device != plan.assignment[t.dst]:
+    q = problem.quantum
+    out: dict[tuple[int, int], tuple[float, float, int]] = {}
+    for x in plan.transfers:
+        t = _tensor_of(x, tensor_id, edge_tensor)
+        u = int(problem.tensors.src[t])
+        if x.src != problem.names[u]:
             msg = (
-                f"transfer {t.src!r} -> {t.dst!r} goes {t.src_device!r} -> {t.dst_device!r} "
-                f"but the "
-                f"ops sit on {plan.assignment[t.src]!r} and {plan.assignment[t.dst]!r}"
+                f"transfer of tensor {x.tensor!r} names producer {x.src!r}, "
+                f"not {problem.names[u]!r}"
             )
             raise PlanError(msg)
-        out[k] = (t.start / problem.quantum, t.finish / problem.quantum)
+        a = problem.device_index.get(x.src_device, -1)
+        b = problem.device_index.get(x.dst_device, -1)
+        have = problem.modes.devices_of(int(m[u]))
+        if a not in have:
+            msg = (
+                f"transfer of tensor {x.tensor!r} leaves {x.src_device!r}, but {x.src!r} runs "
+                f"on {_where(problem, int(m[u]))}"
+            )
+            raise PlanError(msg)
+        readers = [
+            int(c) for c in problem.tensors.consumers(t) if b in problem.modes.devices_of(int(m[c]))
+        ]
+        if b in have or not readers:
+            msg = f"transfer of tensor {x.tensor!r} to {x.dst_device!r}, where no op needs it"
+            raise PlanError(msg)
+        if (t, b) in out:
+            msg = f"tensor {x.tensor!r} is moved to {x.dst_device!r} twice"
+            raise PlanError(msg)
+        t0, t1 = x.start / q, x.finish / q
+        c = int(problem.tensor_comm[t, a, b])
+        fin_u = problem.mode_dur[int(m[u])] + plan.start[x.src] / q
+        if t0 < fin_u - tol or abs(t1 - t0 - c) > tol:
+            msg = (
+                f"transfer of tensor {x.tensor!r} to {x.dst_device!r} runs [{_fmt(t0)}, "
+                f"{_fmt(t1)}) but must start after {_fmt(fin_u)} and last {c} units"
+            )
+            raise PlanError(msg)
+        out[(t, b)] = (t0, t1, a)
     return out
 
 
-def _check_links(
-    plan: Plan,
+def _tensor_of(
+    x: Transfer, tensor_id: dict[str, int], edge_tensor: dict[tuple[str, str], int]
+) -> int:
+    if x.tensor in tensor_id:
+        return tensor_id[x.tensor]
+    if not x.tensor and len(x.dsts) == 1 and (x.src, x.dsts[0]) in edge_tensor:
+        return edge_tensor[(x.src, x.dsts[0])]  # a first-format plan: one transfer per edge
+    msg = f"plan moves tensor {x.tensor or x.src!r}, which the graph does not have"
+    raise PlanError(msg)
+
+
+def _check_inputs(
     problem: Problem,
-    transfer_of: dict[int, tuple[float, float]],
-    dev: np.ndarray,
+    m: np.ndarray,
+    fi: np.ndarray,
+    st: np.ndarray,
+    xfers: dict[tuple[int, int], tuple[float, float, int]],
     tol: float,
 ) -> None:
-    by_link: dict[int, list[tuple[float, float, int]]] = {}
+    """Every op starts after each input is on each of its devices."""
+    names = problem.names
     for k in range(problem.num_edges):
-        u, v = int(problem.edge_src[k]), int(problem.edge_dst[k])
-        if dev[u] == dev[v] or problem.comm[k, dev[u], dev[v]] == 0:
+        u, v, t = int(problem.edge_src[k]), int(problem.edge_dst[k]), int(problem.edge_tensor[k])
+        have = problem.modes.devices_of(int(m[u]))
+        for b in problem.modes.devices_of(int(m[v])):
+            if b in have:
+                arrive, c = fi[u], 0
+            elif (t, b) in xfers:
+                arrive = xfers[(t, b)][1]
+                c = int(problem.tensor_comm[t, xfers[(t, b)][2], b])
+            elif problem.link_contention and min(problem.tensor_comm[t, a, b] for a in have) > 0:
+                msg = (
+                    f"plan lacks the transfer of tensor {problem.tensors.names[t]!r} to "
+                    f"{problem.devices[b]!r} for {names[v]!r}"
+                )
+                raise PlanError(msg)
+            else:
+                c = min(int(problem.tensor_comm[t, a, b]) for a in have)
+                arrive = fi[u] + c
+            if st[v] < arrive - tol:
+                msg = (
+                    f"node {names[v]!r} on {problem.devices[b]!r} starts at {_fmt(st[v])} but "
+                    f"tensor {problem.tensors.names[t]!r} from {names[u]!r} on "
+                    f"{_where(problem, int(m[u]))} arrives at {_fmt(arrive)} "
+                    f"(finish {_fmt(fi[u])} + transfer {c})"
+                )
+                raise PlanError(msg)
+
+
+def _check_links(
+    problem: Problem, xfers: dict[tuple[int, int], tuple[float, float, int]], tol: float
+) -> None:
+    """Transfers on one link never overlap (a route holds all its links)."""
+    by_link: dict[int, list[tuple[float, float, int, int]]] = {}
+    for (t, b), (t0, t1, a) in xfers.items():
+        if problem.tensor_comm[t, a, b] == 0:
             continue
-        if k not in transfer_of:
-            msg = f"plan lacks the transfer for edge {problem.names[u]!r} -> {problem.names[v]!r}"
-            raise PlanError(msg)
-        t0, t1 = transfer_of[k]
-        for link in problem.route_links.get((int(dev[u]), int(dev[v])), ()):
-            by_link.setdefault(link, []).append((t0, t1, k))
+        for link in problem.route_links.get((a, b), ()):
+            by_link.setdefault(link, []).append((t0, t1, t, b))
     for link, items in by_link.items():
         items.sort()
-        for (a0, a1, ka), (b0, b1, kb) in itertools.pairwise(items):
+        for (a0, a1, ta, ba), (b0, b1, tb, bb) in itertools.pairwise(items):
             if b0 < a1 - tol:
-                ea = f"{problem.names[problem.edge_src[ka]]}->{problem.names[problem.edge_dst[ka]]}"
-                eb = f"{problem.names[problem.edge_src[kb]]}->{problem.names[problem.edge_dst[kb]]}"
+                ea = f"{problem.tensors.names[ta]}->{problem.devices[ba]}"
+                eb = f"{problem.tensors.names[tb]}->{problem.devices[bb]}"
                 msg = (
                     f"transfers {ea} [{_fmt(a0)}, {_fmt(a1)}) and {eb} [{_fmt(b0)}, {_fmt(b1)}) "
                     f"overlap on link {problem.link_names[link]!r}"

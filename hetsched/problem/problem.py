@@ -253,7 +253,20 @@ class Problem:
             if int(u) >= int(v):
                 msg = f"edge {names[int(u)]!r} -> {names[int(v)]!r} is not in topological order"
                 raise SolverError(msg)
-        tens = Tensors.build(n, tensors) if tensors is not None else Tensors.from_edges(n, edges)
+        rows: list[tuple[int, tuple[int, ...], float, str]] = []
+        if tensors is None:
+            rows = [
+                (int(u), (int(v),), float(b), f"{names[int(u)]}->{names[int(v)]}")
+                for u, v, b in edges
+            ]
+        else:
+            count: dict[int, int] = {}
+            for row in tensors:
+                u, cs, b = int(row[0]), row[1], float(row[2])
+                k = count[u] = count.get(u, -1) + 1
+                label = str(row[3]) if len(row) > 3 else f"{names[u]}:{k}"  # type: ignore[misc]
+                rows.append((u, tuple(int(c) for c in cs), b, label))
+        tens = Tensors.build(n, rows)
         return cls.from_modes(
             names=names,
             devices=devices,
@@ -565,6 +578,11 @@ class Problem:
 
     # ------------------------------------------------------------------ relaxation for bounds
     def relaxation(self) -> Problem:
+        """:attr:`relaxed`: the device-view problem lower bounds are computed on."""
+        return self.relaxed
+
+    @cached_property
+    def relaxed(self) -> Problem:
         """A device-view problem whose optimum is at most this problem's: bounds go here.
 
         Each op may run on any device of any of its modes, for the fastest such mode's

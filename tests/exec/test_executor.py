@@ -9,6 +9,7 @@ import torch
 from hetsched.errors import PlanError, UsageError
 from hetsched.exec import execute
 from hetsched.graph.formats import load
+from hetsched.plan import Transfer
 from hetsched.problem import Problem
 from hetsched.schedule.latency.cpsat import solve_cpsat
 from hetsched.schedule.latency.heuristics import solve_cpop, solve_heft, solve_peft
@@ -28,11 +29,14 @@ def test_virtual_makespan_equals_plan(family: str, seed: int, solver: str) -> No
     r = execute(plan, p)
     assert r.makespan == plan.makespan
     assert dict(r.start) == dict(plan.start) and dict(r.finish) == dict(plan.finish)
-    assert sorted((t.src, t.dst, t.start, t.finish) for t in r.transfers) == sorted(
-        (t.src, t.dst, t.start, t.finish) for t in plan.transfers
-    )
+    assert sorted(_key(t) for t in r.transfers) == sorted(_key(t) for t in plan.transfers)
+    assert dict(r.memory) == dict(plan.memory)
     check_order(r, p)
     assert not worker_threads()
+
+
+def _key(t: Transfer) -> tuple:
+    return (t.tensor, t.src, t.dsts, t.src_device, t.dst_device, t.start, t.finish)
 
 
 def test_virtual_reproduces_cpsat_and_link_contention() -> None:
@@ -68,6 +72,7 @@ def test_outputs_equal_eager(model: str, solver: str) -> None:
     assert r.outputs_match is True
     torch.testing.assert_close(r.outputs, ep.module()(*args))
     assert r.makespan == plan.makespan
+    assert dict(r.memory) == dict(plan.memory)
     assert r.dispatch_median_us >= 0
     assert not worker_threads()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import pytest
 import torch
 
@@ -19,6 +20,8 @@ from hetsched.exec import (
     parse_fault,
     replan_list,
 )
+from hetsched.plan import plan_from_schedule
+from hetsched.problem import Problem
 from hetsched.schedule.latency.heuristics import solve_heft
 from tests.exec.helpers import exported, spread_problem, worker_threads
 from tests.families import random_problem
@@ -97,16 +100,43 @@ def test_transfer_loss_retried_once_then_error() -> None:
     p = random_problem(5, n=12, family="layered")
     plan = solve_heft(p, time_limit=5, seed=0)
     t = plan.transfers[0]
-    r = execute(plan, p, faults=[TransferLoss(t.src, t.dst)])
+    r = execute(plan, p, faults=[TransferLoss(t.src, t.dsts[0])])
     lost = [x for x in r.transfer_runs if x.status == "lost"]
     assert len(lost) == 1 and r.makespan >= plan.makespan
+    assert (lost[0].transfer.tensor, lost[0].transfer.dst_device) == (t.tensor, t.dst_device)
     with pytest.raises(ExecutionError, match="lost twice"):
-        execute(plan, p, faults=[TransferLoss(t.src, t.dst, times=2)])
+        execute(plan, p, faults=[TransferLoss(t.src, t.dsts[0], times=2)])
+    r = execute(plan, p, faults=[f"transfer:{t.tensor}@{t.dst_device}"])
+    lost = [x.transfer for x in r.transfer_runs if x.status == "lost"]
+    assert [(x.tensor, x.dst_device) for x in lost] == [(t.tensor, t.dst_device)]
+    with pytest.raises(ExecutionError, match="lost twice"):
+        execute(plan, p, faults=[f"transfer:{t.tensor}@{t.dst_device}x2"])
+    with pytest.raises(UsageError):
+        execute(plan, p, faults=["transfer:nosuchtensor@d0"])
     assert not worker_threads()
+
+
+def test_edge_loss_names_the_shared_transfer() -> None:
+    """Two readers of one tensor on one device: one transfer; losing it by either edge
+    loses that transfer, once."""
+    p = Problem.from_arrays(
+        names=["a", "b", "c"], devices=["x", "y"], exec_time=np.ones((3, 2)),
+        tensors=[(0, (1, 2), 4.0)], comm_latency=np.array([[0.0, 2.0], [2.0, 0.0]]),
+        quantum=1.0,
+    )  # fmt: skip
+    plan = plan_from_schedule(p, assign=[0, 1, 1], start=[0, 3, 4], solver="manual")
+    assert len(plan.transfers) == 1
+    for fault in ("transfer:a->c", "transfer:a->b"):
+        r = execute(plan, p, faults=[fault])
+        runs = [(x.transfer.tensor, x.transfer.dst_device, x.status) for x in r.transfer_runs]
+        assert runs == [(p.tensors.names[0], "y", "lost"), (p.tensors.names[0], "y", "done")]
+        assert r.transfers[0].dsts == ("b", "c") and r.makespan == plan.makespan + 2
 
 
 def test_parse_and_replan_helpers() -> None:
     assert parse_fault("gpu@0.5") == DeviceFailure("gpu", 0.5)
+    assert parse_fault("transfer:x@gpu") == TransferLoss(tensor="x", device="gpu")
+    assert str(parse_fault("transfer:a->bx3")) == "transfer:a->bx3"
     with pytest.raises(UsageError):
         parse_fault("gpu at noon")
     p = random_problem(0, n=6, unsupported=0.0)

@@ -46,9 +46,14 @@ def test_noise_is_seeded_and_plausible() -> None:
 def test_other_durations() -> None:
     p = random_problem(4, n=10)
     plan = solve_heft(p, time_limit=5, seed=0)
-    twice = simulate(plan, p, exec_time=2 * p.dur * p.quantum, comm_time=2 * p.comm * p.quantum)
+    q = p.quantum
+    twice = simulate(plan, p, exec_time=2 * p.dur * q, comm_time=2 * p.tensor_comm * q)
     assert twice.makespan[0] == pytest.approx(2 * plan.makespan)
+    per_mode = simulate(plan, p, exec_time=2 * p.mode_dur * q, comm_time=2 * p.tensor_comm * q)
+    assert per_mode.makespan[0] == pytest.approx(2 * plan.makespan)
     with pytest.raises(UsageError):
         simulate(plan, p, exec_time=np.ones((2, 2)))
     with pytest.raises(UsageError):
         simulate(plan, p, noise=-1)
+    with pytest.raises(UsageError):
+        simulate(plan, p, comm_time=np.ones((1, 2, 2)))

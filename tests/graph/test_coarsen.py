@@ -9,7 +9,7 @@ import pytest
 
 from hetsched.errors import UsageError
 from hetsched.graph.coarsen import coarsen, coarsen_with_report
-from hetsched.graph.opgraph import CATEGORIES, Edge, OpGraph, OpNode
+from hetsched.graph.opgraph import CATEGORIES, Edge, OpGraph, OpNode, Tensor
 
 TOTALS = ("flops", "bytes_read", "bytes_written", "param_bytes")
 
@@ -163,3 +163,81 @@ def test_imported_model_coarsens() -> None:
     fx = sorted(x for xs in c.meta["fx_nodes"].values() for x in xs)
     assert fx == sorted(x for xs in g.meta["fx_nodes"].values() for x in xs)
     assert {"blocks.0", "blocks.1"} <= {n.module for n in c.nodes}
+
+
+def _shared() -> OpGraph:
+    """``mm`` makes ``x``, read by ``relu`` (fusable), ``fc1`` and ``fc2`` (one module)."""
+    return OpGraph(
+        "shared",
+        [
+            OpNode("mm", category="matmul", flops=100.0, out_bytes=8.0),
+            OpNode("relu", category="elementwise", flops=1.0, out_bytes=8.0),
+            OpNode("fc1", category="matmul", flops=50.0, out_bytes=4.0, module="head.fc1"),
+            OpNode("fc2", category="matmul", flops=50.0, out_bytes=4.0, module="head.fc2"),
+            OpNode("add", category="matmul", flops=9.0, module="out"),
+        ],
+        tensors=[
+            Tensor("x", "mm", ("relu", "fc1", "fc2"), 8.0),
+            Tensor("r", "relu", ("add",), 8.0, dtype="float16"),
+            Tensor("h1", "fc1", ("add",), 4.0),
+            Tensor("h2", "fc2", ("add",), 4.0),
+        ],
+    )
+
+
+def test_coarsen_keeps_a_shared_tensor_shared() -> None:
+    c = coarsen(_shared())  # relu fuses into mm: x loses that consumer
+    assert dict(c.meta["groups"]) == {"mm": ["mm", "relu"]}
+    by_name = {t.name: t for t in c.tensors}
+    assert (by_name["x"].src, by_name["x"].dsts, by_name["x"].bytes) == ("mm", ("fc1", "fc2"), 8.0)
+    assert (by_name["r"].src, by_name["r"].dsts, by_name["r"].dtype) == ("mm", ("add",), "float16")
+    grouped, report = coarsen_with_report(_shared(), group_by_module=1)
+    assert dict(grouped.meta["groups"])["fc1"] == ["fc1", "fc2"]
+    x = {t.name: t for t in grouped.tensors}["x"]
+    assert x.dsts == ("fc1",) and x.bytes == 8.0  # read by both members: moved once
+    h = [t for t in grouped.tensors if t.src == "fc1"]
+    assert sorted((t.name, t.dsts, t.bytes) for t in h) == [
+        ("h1", ("add",), 4.0),
+        ("h2", ("add",), 4.0),
+    ]
+    assert report.edges_after == len(grouped.edges) == 3
+    _check(_shared(), grouped)
+
+
+def test_a_tensor_read_only_inside_its_group_disappears() -> None:
+    g = OpGraph(
+        "inner",
+        [OpNode("a", category="matmul", flops=5.0), OpNode("b", category="elementwise")],
+        tensors=[Tensor("t", "a", ("b",), 4.0)],
+    )
+    c = coarsen(g)
+    assert len(c.nodes) == 1 and c.tensors == () and c.edges == ()
+
+
+def _random_tensor_dag(seed: int, n: int = 50) -> OpGraph:
+    """Each node makes up to two tensors, each read by a few later nodes."""
+    rng = random.Random(seed)
+    base = _random_dag(seed, n=n, p=0.0)
+    tensors = []
+    for i in range(n - 1):
+        for k in range(rng.randint(0, 2)):
+            dsts = rng.sample(range(i + 1, n), min(n - i - 1, rng.randint(1, 3)))
+            tensors.append(Tensor(f"n{i}:{k}", f"n{i}", tuple(f"n{j}" for j in dsts), 4.0 + k))
+    return base.replace(tensors=tensors)
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_random_tensor_dags_keep_tensor_identity(seed: int) -> None:
+    g = _random_tensor_dag(seed)
+    for kw in [{}, {"group_by_module": 1}]:
+        c = coarsen(g, **kw)
+        _check(g, c)
+        groups = {n.name: c.meta["groups"].get(n.name, [n.name]) for n in c.nodes}
+        group_of = {m: grp for grp, ms in groups.items() for m in ms}
+        expect = {}
+        for t in g.tensors:
+            outside = {group_of[d] for d in t.dsts} - {group_of[t.src]}
+            if outside:
+                expect[t.name] = (group_of[t.src], outside, t.bytes, t.dtype)
+        got = {t.name: (t.src, set(t.dsts), t.bytes, t.dtype) for t in c.tensors}
+        assert got == expect

@@ -203,3 +203,57 @@ def test_constants_detach_and_expand_move_no_data() -> None:
     assert add.bytes_read == 16 and add.param_bytes == 8  # x and the constant
     assert total.bytes_read == 8  # the expanded view reads only the 2 real elements
     assert g.edges == (Edge(add.name, total.name, 8.0),)
+
+
+def test_a_tensor_read_by_two_ops_is_one_tensor_with_two_consumers() -> None:
+    class Fork(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.b = nn.Linear(8, 8), nn.Linear(8, 8)
+
+        def forward(self, x):
+            y = torch.relu(x)
+            return self.a(y) + self.b(y) + y  # y feeds both linears and a residual add
+
+    g = from_torch(Fork(), (torch.randn(4, 8),))
+    y = {t.name: t for t in g.tensors}["relu"]
+    assert y.src == "relu" and set(y.dsts) == {"linear", "linear_1", "add_1"}
+    assert y.bytes == 4 * 8 * 4 and y.dtype == "float32"
+    assert sum(t.src == "relu" for t in g.tensors) == 1
+    assert g.has_named_tensors  # three edges leave relu, one tensor
+    assert {(e.src, e.dst) for e in g.edges} >= {("relu", "linear"), ("relu", "linear_1")}
+
+
+def test_an_op_reading_a_tensor_twice_is_one_consumer() -> None:
+    class Square(nn.Module):
+        def forward(self, x):
+            y = torch.relu(x)
+            return y * y
+
+    g = from_torch(Square(), (torch.randn(4, 8),))
+    assert [(t.name, t.src, t.dsts, t.bytes) for t in g.tensors] == [
+        ("relu", "relu", ("mul",), 4 * 8 * 4.0)
+    ]
+    assert g.edges == (Edge("relu", "mul", 4 * 8 * 4.0),)
+    assert g.node("mul").bytes_read == 4 * 8 * 4
+
+
+def test_getitems_of_one_op_are_separate_tensors_with_their_dtypes() -> None:
+    class Max(nn.Module):
+        def forward(self, x):
+            v, i = torch.relu(x).max(-1)
+            return v + i, v * 2
+
+    g = from_torch(Max(), (torch.randn(4, 8),))
+    outs = {t.name: (t.dsts, t.bytes, t.dtype) for t in g.tensors if t.src == "max_1"}
+    assert outs == {
+        "getitem": (("add", "mul"), 16.0, "float32"),
+        "getitem_1": (("add",), 32.0, "int64"),
+    }
+    assert {(e.src, e.dst): e.bytes for e in g.edges}[("max_1", "add")] == 16.0 + 32.0
+    views = from_torch(_Views(), (torch.randn(2, 4, 8),))
+    assert len({t.name for t in views.tensors}) == len(views.tensors)  # unique names
+    half = 2 * 4 * 8 * 4
+    shared = {t.name: (t.src, t.dsts, t.bytes) for t in views.tensors}
+    assert shared["getitem"] == ("mul", ("add",), half)
+    assert shared["getitem_1"] == ("mul", ("add",), half)

@@ -10,7 +10,7 @@ from hetsched.errors import PlanError  # noqa: E402
 from hetsched.graph import zoo  # noqa: E402
 from hetsched.graph.torch_import import from_exported  # noqa: E402
 from hetsched.partition import apply, segment_report  # noqa: E402
-from hetsched.problem import Problem  # noqa: E402
+from hetsched.problem import ModeSpec, Problem  # noqa: E402
 from hetsched.schedule.throughput import capability_greedy, make_pipeline_plan  # noqa: E402
 
 
@@ -21,7 +21,7 @@ def _plan(name):
     p = Problem.build(g, "edge-soc")
     # A fragmented plan (capability greedy before merging) exercises many segments.
     assign = capability_greedy(p, min_block_size=1)
-    plan = make_pipeline_plan(p, assign, solver="test", status="heuristic", period_bound=0)
+    plan = make_pipeline_plan(p, assign, solver="test", period_bound=0)
     return model, args, ep, g, plan
 
 
@@ -39,10 +39,10 @@ def test_round_trip_every_zoo_model(name):
 
 def test_plan_for_another_program():
     _, _, ep, g, plan = _plan("mlp")
-    other = plan.with_(assignment={**plan.assignment, "conv2d_99": "cpu"})
+    other = plan.with_(modes={**plan.modes, "conv2d_99": ModeSpec(("cpu",))})
     with pytest.raises(PlanError, match="conv2d_99"):
         apply(other, ep, g)
-    missing = dict(plan.assignment)
+    missing = dict(plan.modes)
     missing.pop("relu")
     with pytest.raises(PlanError, match="relu"):
-        apply(plan.with_(assignment=missing), ep, g)
+        apply(plan.with_(modes=missing), ep, g)

@@ -12,7 +12,7 @@ from hetsched.plan import (
     save_plan,
     validate,
 )
-from hetsched.problem import Problem
+from hetsched.problem import ModeSpec, Problem
 
 
 def two_dev(**kw) -> Problem:
@@ -33,7 +33,7 @@ def two_dev(**kw) -> Problem:
 
 
 def make(p, assign, start, **kw):
-    return plan_from_schedule(p, assign=assign, start=start, solver="t", status="feasible", **kw)
+    return plan_from_schedule(p, assign=assign, start=start, solver="t", **kw)
 
 
 def test_good_plan_validates_and_transfers_are_listed():
@@ -41,7 +41,9 @@ def test_good_plan_validates_and_transfers_are_listed():
     plan = make(p, [1, 0, 1], [0, 3, 1])
     validate(plan, p)
     assert plan.makespan == 6.0
-    assert [(t.src, t.dst, t.links) for t in plan.transfers] == [("a", "b", ("pcie",))]
+    assert [(t.tensor, t.src, t.dsts, t.links) for t in plan.transfers] == [
+        ("a->b", "a", ("b",), ("pcie",))
+    ]
 
 
 @pytest.mark.parametrize(
@@ -74,14 +76,18 @@ def test_wrong_duration_and_makespan_and_bound():
 def test_membership_errors():
     p = two_dev()
     plan = make(p, [1, 0, 1], [0, 3, 1])
-    a = dict(plan.assignment)
-    a["a"] = "tpu"
+    m = dict(plan.modes)
+    m["a"] = ModeSpec(("tpu",))
     with pytest.raises(PlanError, match="device 'tpu', which is not on platform"):
-        validate(plan.with_(assignment=a), p)
-    a = dict(plan.assignment)
-    del a["c"]
+        validate(plan.with_(modes=m), p)
+    m = dict(plan.modes)
+    del m["c"]
     with pytest.raises(PlanError, match="does not place op 'c'"):
-        validate(plan.with_(assignment=a), p)
+        validate(plan.with_(modes=m), p)
+    m = dict(plan.modes)
+    m["a"] = ModeSpec(("gpu",), precision="int8")
+    with pytest.raises(PlanError, match=r"has no such mode|does not support it"):
+        validate(plan.with_(modes=m), p)
     with pytest.raises(PlanError, match="sha256"):
         validate(plan.with_(graph_sha256="abc"), two_dev(graph_sha256="def"))
 
@@ -92,7 +98,11 @@ def test_memory_capacity_checked_when_on():
     plan = make(p, [1, 0, 1], [0, 3, 1])
     with pytest.raises(PlanError, match="over its capacity"):
         validate(plan, p)
-    validate(make(p, [0, 0, 1], [0, 2, 4]), p)
+    validate(make(p, [0, 0, 0], [0, 2, 5]), p)
+    # c alone fits the gpu, but it also holds the 10-byte tensor it receives from a
+    with pytest.raises(PlanError, match="'gpu' holds 15 bytes"):
+        validate(make(p, [0, 0, 1], [0, 2, 4]), p)
+    assert make(p, [0, 0, 1], [0, 2, 4]).memory == {"cpu": 10.0, "gpu": 15.0}
 
 
 def test_link_contention_checked_when_on():
@@ -110,8 +120,30 @@ def test_link_contention_checked_when_on():
     both_at_once = make(p, [0, 1, 1], [0, 3, 4])
     with pytest.raises(PlanError, match="overlap on link 'bus'"):
         validate(both_at_once, p)
-    serial = make(p, [0, 1, 1], [0, 3, 5], transfer_start={0: 1, 1: 3})
+    serial = make(p, [0, 1, 1], [0, 3, 5], transfer_start={(0, 1): 1, (1, 1): 3})
     validate(serial, p)
+
+
+def test_a_tensor_read_twice_on_one_device_moves_once():
+    p = Problem.from_arrays(
+        names=["a", "b", "c"],
+        devices=["cpu", "gpu"],
+        exec_time=np.array([[1.0, 1.0], [1.0, 1.0], [1.0, 1.0]]),
+        tensors=[(0, (1, 2), 1.0)],
+        comm_latency=np.array([[0.0, 2.0], [2.0, 0.0]]),
+        route_links={(0, 1): (0,), (1, 0): (0,)},
+        link_names=["bus"],
+        link_contention=True,
+        quantum=1.0,
+    )
+    plan = make(p, [0, 1, 1], [0, 3, 4])
+    validate(plan, p)
+    assert [(t.tensor, t.dsts, t.start, t.finish) for t in plan.transfers] == [
+        ("a:0", ("b", "c"), 1.0, 3.0)
+    ]
+    doubled = plan.with_(transfers=plan.transfers * 2)
+    with pytest.raises(PlanError, match="moved to 'gpu' twice"):
+        validate(doubled, p)
 
 
 def test_json_round_trip(tmp_path):

@@ -48,6 +48,7 @@ def _edges_by_level(p: Problem, key: np.ndarray) -> list[np.ndarray]:
 
 def heads_and_tails_fast(p: Problem) -> tuple[np.ndarray, np.ndarray]:
     """Vectorised :func:`~hetsched.schedule.bounds.heads_and_tails` (same results)."""
+    p = p.relaxation()  # bounds of the question asked
     lev = levels(p)
     dur = np.where(p.allowed, p.dur, _BIG).astype(np.int64)
     fin = dur.copy()

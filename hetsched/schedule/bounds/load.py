@@ -32,6 +32,7 @@ LOAD_LP_MAX_OPS = 2000
 
 def load_bound(problem: Problem) -> int:
     """Minimum over fractional assignments of the maximum device load (an LP)."""
+    problem = problem.relaxation()  # bounds of the question asked
     p = problem
     if p.num_devices == 1:
         return int(p.dur[:, 0].sum())
@@ -79,6 +80,7 @@ def lp_bound(problem: Problem, *, max_ops: int = 3000) -> int:
     dur[u,d] x[u,d]``; ``T >= S[v] + sum_d dur[v,d] x[v,d]``; ``T >= load_d``. Transfers
     are relaxed to zero. Skipped (returns 0) above ``max_ops`` ops.
     """
+    problem = problem.relaxation()  # bounds of the question asked
     p = problem
     if p.n > max_ops:
         return 0
@@ -125,6 +127,7 @@ def load_dual(p: Problem, *, iterations: int = 400) -> tuple[int, np.ndarray]:
     are improved by a projected subgradient ascent and the best value is returned, rounded
     up. Equal to :func:`~hetsched.schedule.bounds.load_bound` up to the ascent's accuracy.
     """
+    p = p.relaxation()  # bounds of the question asked
     d = p.num_devices
     if d == 1:
         return int(p.dur[:, 0].sum()), np.ones(1)

@@ -33,6 +33,7 @@ def device_finish_times(
     earlier head plus both durations (an attention head's q and k linears on one NPU: its
     ``matmul`` waits for both, not for one).
     """
+    problem = problem.relaxation()  # bounds of the question asked
     p = problem
     dur = np.where(p.allowed, p.dur, _BIG)
     fin = np.where(p.allowed, p.dur, _BIG).astype(np.int64)
@@ -78,6 +79,7 @@ def device_tail_times(problem: Problem, *, pairs: int = 0) -> np.ndarray:
     """``Q[v, d]``: least time from the start of ``v`` on ``d`` to the end of the schedule,
     ``v`` included (inf where not allowed). ``pairs``: as in :func:`device_finish_times`,
     mirrored (two successors on one device run one after the other)."""
+    problem = problem.relaxation()  # bounds of the question asked
     p = problem
     dur = np.where(p.allowed, p.dur, _BIG)
     tail_d = np.where(p.allowed, p.dur, _BIG).astype(np.int64)
@@ -98,6 +100,7 @@ def device_tail_times(problem: Problem, *, pairs: int = 0) -> np.ndarray:
 
 def critical_path_bound(problem: Problem) -> int:
     """Longest path with every op on its best device and unavoidable transfers."""
+    problem = problem.relaxation()  # bounds of the question asked
     fin = device_finish_times(problem)
     return int(fin.min(axis=1).max())
 
@@ -107,6 +110,7 @@ def heads_and_tails(problem: Problem) -> tuple[np.ndarray, np.ndarray]:
 
     Any schedule satisfies ``start[v] >= head[v]`` and ``makespan >= start[v] + tail[v]``.
     """
+    problem = problem.relaxation()  # bounds of the question asked
     from hetsched.schedule.bounds.levels import heads_and_tails_fast
 
     # Level-by-level numpy (equal to the per-op loop; tested in tests/schedule/test_scale.py).
@@ -115,6 +119,7 @@ def heads_and_tails(problem: Problem) -> tuple[np.ndarray, np.ndarray]:
 
 def heads_and_tails_reference(problem: Problem) -> tuple[np.ndarray, np.ndarray]:
     """The per-op loop :func:`heads_and_tails` is tested against (slow; tests only)."""
+    problem = problem.relaxation()  # bounds of the question asked
     p = problem
     fin = device_finish_times(p)
     dur = np.where(p.allowed, p.dur, _BIG)

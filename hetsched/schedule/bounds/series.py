@@ -210,6 +210,7 @@ def series_bound(p: Problem) -> int:
     to the devices the program is pricing (:func:`pinned_window_bounds`). Repeated segments
     are bounded once.
     """
+    p = p.relaxation()  # bounds of the question asked
     cuts = series_cuts(p)
     if cuts.size == 0:
         return 0

@@ -62,6 +62,7 @@ def device_heads_tails(p: Problem) -> tuple[np.ndarray, np.ndarray]:
     between its end and the makespan (``_BIG`` where ``v`` may not run on ``d``), with
     pairs of the :data:`HEAD_PAIRS` latest inputs (earliest outputs) that share a device
     run one after the other."""
+    p = p.relaxation()  # bounds of the question asked
     busy = np.where(p.allowed, p.dur, 0)
     head = np.where(p.allowed, device_finish_times(p, pairs=HEAD_PAIRS) - busy, _BIG)
     return head, np.where(p.allowed, device_tail_times(p, pairs=HEAD_PAIRS) - busy, _BIG)
@@ -89,6 +90,7 @@ def _window_part(hs: np.ndarray, qs: np.ndarray, ps: np.ndarray, r: int, s: int)
 
 def window_load_bound(p: Problem, *, thresholds: int = 8) -> int:
     """The window load LP's optimum, rounded up (units); 0 above :data:`WINDOW_MAX_OPS`."""
+    p = p.relaxation()  # bounds of the question asked
     solved = window_load_lp(p, thresholds=thresholds)
     return 0 if solved is None else math.ceil(solved[0] - 1e-6)
 
@@ -97,6 +99,7 @@ def window_load_lp(p: Problem, *, thresholds: int = 8) -> tuple[float, np.ndarra
     """``(T, x)``: the window load LP's optimum and its fractional assignment ``x[v, d]``;
     ``None`` above :data:`WINDOW_MAX_OPS` ops or if GLOP fails. Solved once per problem
     (the bound and LP-rounded HEFT both ask for it)."""
+    p = p.relaxation()  # bounds of the question asked
     cache = _SOLVED.setdefault(p, {})
     if thresholds not in cache:
         cache[thresholds] = _solve_window_lp(p, thresholds)

@@ -101,7 +101,7 @@ def replicate(
     block_start: np.ndarray,
     assign: np.ndarray,
     start: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, dict[int, int]]:
+) -> tuple[np.ndarray, np.ndarray, dict[tuple[int, int], int]]:
     """Every block takes ``block_assign`` and the order of ``block_start``; re-timed.
 
     Ops outside the blocks keep their device; dispatch keys are the current starts, with
@@ -130,7 +130,7 @@ def solve_by_blocks(
     seed: int = 0,
     workers: int = 2,
     stop: StopToken | None = None,
-) -> tuple[np.ndarray, np.ndarray, dict[int, int]] | None:
+) -> tuple[np.ndarray, np.ndarray, dict[tuple[int, int], int]] | None:
     """Solve the middle block alone (LNS from the best of its own pattern, HEFT and EFT),
     replicate it onto every block; ``None`` unless the whole schedule gets shorter."""
     from hetsched.schedule.latency.eft import first_plan
@@ -140,9 +140,7 @@ def solve_by_blocks(
     mid = blocks[len(blocks) // 2]
     sub = block_subproblem(p, mid)
     own_start, _ = retime(sub, assign[mid], priority_order(sub, start[mid]))
-    own = plan_from_schedule(
-        sub, assign=assign[mid], start=own_start, solver="own", status="heuristic"
-    )
+    own = plan_from_schedule(sub, assign=assign[mid], start=own_start, solver="own")
     cands = [own, solve_heft(sub, time_limit=time_limit, seed=seed), first_plan(sub)]
     hint = min(cands, key=lambda pl: pl.makespan)
     best = solve_lns(sub, time_limit=time_limit, seed=seed, hint=hint, workers=workers, stop=stop)

@@ -1,35 +1,37 @@
-"""The bounds as a solver: HEFT's plan carrying the best proven lower bound."""
+"""The bounds as a solver: the best heuristic plan (or the hint) carrying every lower bound.
+
+Examples
+--------
+>>> import numpy as np
+>>> from hetsched.problem import Problem
+>>> p = Problem.from_arrays(names=["a", "b", "c"], devices=["x", "y"],
+...     exec_time=np.array([[2.0, 3.0], [4.0, 4.0], [4.0, 4.0]]),
+...     edges=[(0, 1, 1.0), (0, 2, 1.0)], quantum=1.0)
+>>> plan = solve_bounds(p, time_limit=5)
+>>> plan.lower_bound, sorted(plan.stats["bounds"])
+(6.0, ['critical_path', 'load', 'lp', 'series', 'window'])
+"""
 
 from __future__ import annotations
-
-import time
 
 from hetsched.plan import Plan
 from hetsched.problem import Problem
 from hetsched.schedule.bounds import bound_report
-from hetsched.solver import ProgressCallback
+from hetsched.schedule.latency.heuristics import solve_heft
+from hetsched.solver import Capabilities, SolveContext, Solver
 
 __all__ = ["solve_bounds"]
 
 
-def solve_bounds(
-    problem: Problem,
-    *,
-    time_limit: float = 10.0,
-    seed: int = 0,
-    hint: Plan | None = None,
-    progress: ProgressCallback | None = None,
-) -> Plan:
-    """The bounds as a "solver": HEFT's plan carrying the best proven lower bound."""
-    from hetsched.schedule.latency.heuristics import solve_heft
-
-    t0 = time.perf_counter()
+def _bounds(problem: Problem, ctx: SolveContext) -> Plan:
+    """HEFT's plan (or the hint) with the best proven lower bound, every bound in stats."""
     report = bound_report(problem)
-    plan = hint if hint is not None else solve_heft(problem, time_limit=time_limit, seed=seed)
+    plan = ctx.hint if ctx.hint is not None else solve_heft.within(problem, ctx.child())
     lb = max(report.values())
     return plan.with_(
         lower_bound=max(plan.lower_bound, lb * problem.quantum),
-        solver="bounds",
-        solve_time=time.perf_counter() - t0,
         stats={**plan.stats, "bounds": report},
     )
+
+
+solve_bounds = Solver("bounds", _bounds, Capabilities(hint=True, modes=True))

@@ -156,7 +156,7 @@ def coarse_problem(p: Problem, groups: np.ndarray) -> Problem:
 
 def uncoarsen(
     p: Problem, groups: np.ndarray, coarse_assign: np.ndarray, coarse_start: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, dict[int, int]]:
+) -> tuple[np.ndarray, np.ndarray, dict[tuple[int, int], int]]:
     """Fine ``(assign, start, transfer_start)``: members on their group's device, dispatched
     in (group start, op index) order and re-timed; always a valid fine schedule."""
     assign = np.asarray(coarse_assign, dtype=np.int64)[groups]

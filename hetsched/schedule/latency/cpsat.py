@@ -31,7 +31,6 @@ Examples
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 import numpy as np
@@ -40,19 +39,11 @@ from ortools.sat.python import cp_model
 from hetsched.errors import SolverError
 from hetsched.plan import Plan, plan_from_schedule
 from hetsched.problem import Problem
-from hetsched.schedule.cpsolver import new_cp_solver
+from hetsched.schedule.cpsolver import new_cp_solver, solve_cp
 from hetsched.schedule.latency.cpsat_model import CpSatModel, build_model
 from hetsched.schedule.latency.symmetry import branch_classes, canonical_hint
 from hetsched.schedule.latency.warmstart import prepare_hint
-from hetsched.solver import (
-    GLOBAL_STOP,
-    Progress,
-    ProgressCallback,
-    StopToken,
-    check_seed,
-    check_time_limit,
-    report,
-)
+from hetsched.solver import Capabilities, SolveContext, Solver
 
 log_ = logging.getLogger(__name__)
 
@@ -62,12 +53,10 @@ __all__ = ["CpSatModel", "build_model", "solve_cpsat"]
 class _Callback(cp_model.CpSolverSolutionCallback):
     """Records each improving solution and reports it to ``progress``."""
 
-    def __init__(
-        self, built: CpSatModel, problem: Problem, progress: ProgressCallback | None, t0: float
-    ):
+    def __init__(self, built: CpSatModel, problem: Problem, ctx: SolveContext):
         super().__init__()
-        self.built, self.p, self.progress, self.t0 = built, problem, progress, t0
-        self.best: tuple[np.ndarray, np.ndarray, dict[int, int]] | None = None
+        self.built, self.p, self.ctx = built, problem, ctx
+        self.best: tuple[np.ndarray, np.ndarray, dict[tuple[int, int], int]] | None = None
         self.best_value: int | None = None
         self.count = 0
 
@@ -79,35 +68,32 @@ class _Callback(cp_model.CpSolverSolutionCallback):
         self.best_value = value
         self.best = _extract(self, self.built, self.p)
         bound = max(int(self.best_objective_bound), self.built.lower_bound)
-        report(
-            self.progress,
-            Progress(
-                "cpsat",
-                value * self.p.quantum,
-                min(bound, value) * self.p.quantum,
-                time.perf_counter() - self.t0,
-            ),
-        )
+        self.ctx.report("cpsat", value * self.p.quantum, min(bound, value) * self.p.quantum)
 
 
 def _extract(
     values: Any, built: CpSatModel, p: Problem
-) -> tuple[np.ndarray, np.ndarray, dict[int, int]]:
+) -> tuple[np.ndarray, np.ndarray, dict[tuple[int, int], int]]:
+    """``(mode id, start, transfer starts by (tensor, device))`` of the solution."""
     start = np.array([values.value(s) for s in built.node_to_start], dtype=np.int64)
-    assign = np.empty(p.n, dtype=np.int64)
+    mode = np.empty(p.n, dtype=np.int64)
     for v in range(p.n):
-        for d, lit in built.node_device_to_presence[v].items():
+        for k, lit in built.node_mode_to_presence[v].items():
             if values.boolean_value(lit):
-                assign[v] = d
+                mode[v] = k
                 break
     if built.pooled_groups:
-        assign = _colour_pools(p, assign, start, built.pooled_groups)
+        first = p.modes.devs[p.modes.dev_start[mode]]
+        assign = _colour_pools(p, first, start, built.pooled_groups)
+        mode = p.device_mode[np.arange(p.n), assign]
     xfer = {}
-    for (k, a, b), ts in built.edge_pair_to_transfer_start.items():
-        u, v = int(p.edge_src[k]), int(p.edge_dst[k])
-        if assign[u] == a and assign[v] == b:
-            xfer[k] = int(values.value(ts))
-    return assign, start, xfer
+    for (t, a, b), ts in built.tensor_pair_to_transfer_start.items():
+        u = int(p.tensors.src[t])
+        if a in p.modes.devices_of(int(mode[u])) and any(
+            b in p.modes.devices_of(int(mode[c])) for c in p.tensors.consumers(t)
+        ):
+            xfer[(t, b)] = int(values.value(ts))
+    return mode, start, xfer
 
 
 def _colour_pools(
@@ -132,68 +118,49 @@ def _colour_pools(
     return out
 
 
-def solve_cpsat(
-    problem: Problem,
-    *,
-    time_limit: float = 10.0,
-    seed: int = 0,
-    hint: Plan | None = None,
-    progress: ProgressCallback | None = None,
-    workers: int = 2,
-    stop: StopToken | None = None,
-    export_model: str | None = None,
-    log: bool = False,
+def _cpsat(
+    problem: Problem, ctx: SolveContext, *, export_model: str | None = None, log: bool = False
 ) -> Plan:
-    """Minimise makespan with CP-SAT; anytime; never worse than the hint.
+    """Minimise makespan with CP-SAT; anytime; never worse than the warm start.
 
-    Without a ``hint`` the best of HEFT/PEFT/CPOP is used. ``export_model`` writes the model
-    (text proto) for debugging. Returns ``optimal`` when CP-SAT proves it, else ``feasible``
-    (or the hint itself, if CP-SAT improved nothing), with the best bound known.
+    Without a hint the best of HEFT/PEFT/CPOP is the warm start. ``export_model`` writes the
+    model (text proto) for debugging. The plan carries CP-SAT's proof (lower bound = its
+    value when OPTIMAL) or the best bound known; without an improvement within the time
+    limit it is the warm start.
     """
-    time_limit = check_time_limit(time_limit)
-    seed = check_seed(seed)
-    t0 = time.perf_counter()
-    stop = stop or GLOBAL_STOP
-    hint_plan, h_assign, h_start, lb = prepare_hint(problem, hint, time_limit, seed)
-    h_makespan = round(hint_plan.makespan / problem.quantum)
+    warm = prepare_hint(problem, ctx)
+    h_makespan, lb = warm.makespan, warm.lb
+    hint_plan = warm.plan.with_(searched=True)
+    ctx.report(warm.plan.solver, hint_plan.makespan, lb * problem.quantum)  # the start point
     if h_makespan <= lb:
-        return hint_plan.with_(
-            status="optimal",
-            solver="cpsat",
-            solve_time=time.perf_counter() - t0,
-            stats={"proved_by": "bounds", "hint_solver": hint_plan.solver},
-        )
-    branches = branch_classes(problem)
-    h_assign, h_start = canonical_hint(branches, h_assign, h_start)
+        return hint_plan.with_(stats={"proved_by": "bounds", "hint_solver": warm.plan.solver})
+    device_model = problem.is_device_table
+    branches = branch_classes(problem) if device_model else []
+    h_mode, h_start = warm.modes, warm.start
+    if branches:
+        h_assign, h_start = canonical_hint(branches, warm.assign, h_start)
+        h_mode = problem.device_mode[np.arange(problem.n), h_assign]
 
     def run(tighten: bool) -> tuple[CpSatModel, cp_model.CpSolver, _Callback, Any]:
         built = build_model(
             problem,
             horizon=h_makespan,
             lower=lb,
-            hint=(h_assign, h_start),
+            hint=(h_mode, h_start),
             branches=branches,
             tighten=tighten,
         )
         if export_model:
             built.model.export_to_file(export_model)
-        solver = new_cp_solver(
-            time_limit=max(0.01, time_limit - (time.perf_counter() - t0)),
-            workers=workers,
-            seed=seed,
-        )
+        solver = new_cp_solver(time_limit=ctx.remaining(), workers=ctx.workers, seed=ctx.seed)
         solver.parameters.log_search_progress = log
         if built.pooled_groups:
             # Identical devices share one Cumulative: its edge-finding propagators are what
             # prove P|prec|Cmax optima (STG rand0001 on 4 processors: 12 s without, 0.04 s).
             solver.parameters.use_timetable_edge_finding_in_cumulative = True
             solver.parameters.use_overload_checker_in_cumulative = True
-        cb = _Callback(built, problem, progress, t0)
-        remove = stop.on_stop(solver.stop_search)
-        try:
-            status = solver.solve(built.model, cb)
-        finally:
-            remove()
+        cb = _Callback(built, problem, ctx)
+        status = solve_cp(solver, built.model, ctx.stop, cb)
         return built, solver, cb, status
 
     built, solver, cb, status = run(tighten=True)
@@ -209,52 +176,47 @@ def solve_cpsat(
             h_makespan,
         )
         built, solver, cb, status = run(tighten=False)
-    elapsed = time.perf_counter() - t0
     stats = {
         "cp_status": solver.status_name(status),
         "solutions": cb.count,
         "branches": solver.num_branches,
         "conflicts": solver.num_conflicts,
-        "hint_solver": hint_plan.solver,
+        "hint_solver": warm.plan.solver,
         "hint_makespan": h_makespan * problem.quantum,
-        "workers": workers,
+        "workers": ctx.workers,
+        "model": "devices" if device_model else "modes",
     }
     if wrongly_infeasible:
         stats["solver_fault"] = "INFEASIBLE with a feasible hint; retried without windows"
-    if status == cp_model.OPTIMAL:
-        assign, start, xfer = _extract(solver, built, problem)
-        value = int(solver.objective_value)
+    if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        mode, start, xfer = _extract(solver, built, problem)
+        value = int((start + problem.mode_dur[mode]).max())
+        if status == cp_model.OPTIMAL:
+            bound = value
+        else:
+            bound = max(lb, int(np.ceil(solver.best_objective_bound - 1e-9)))
         return plan_from_schedule(
             problem,
-            assign=assign,
+            modes=mode,
             start=start,
             solver="cpsat",
-            status="optimal",
-            lower_bound=value,
-            solve_time=elapsed,
+            searched=True,
+            lower_bound=min(bound, value),
             stats=stats,
             transfer_start=xfer,
-        )
-    if status == cp_model.FEASIBLE:
-        assign, start, xfer = _extract(solver, built, problem)
-        bound = max(lb, int(np.ceil(solver.best_objective_bound - 1e-9)))
-        return plan_from_schedule(
-            problem,
-            assign=assign,
-            start=start,
-            solver="cpsat",
-            status="feasible",
-            lower_bound=bound,
-            solve_time=elapsed,
-            stats=stats,
-            transfer_start=xfer,
-            interrupted=stop.is_set(),
+            baselines=warm.plan.baselines,
         )
     if status == cp_model.MODEL_INVALID:
         msg = f"CP-SAT rejected the model: {built.model.validate()}"
         raise SolverError(msg)
     # UNKNOWN (no solution within the limit) or INFEASIBLE again (a solver fault, see above):
-    # fall back to the (feasible) hint, without claiming anything.
-    return hint_plan.with_(
-        solve_time=elapsed, stats={**stats, "fallback": "hint"}, interrupted=stop.is_set()
-    )
+    # the (feasible) warm start, without claiming anything.
+    return hint_plan.with_(stats={**stats, "fallback": "hint"})
+
+
+solve_cpsat = Solver(
+    "cpsat",
+    _cpsat,
+    Capabilities(hint=True, workers=True, anytime=True, exact=True, modes=True),
+    options=("export_model", "log"),
+)

@@ -17,17 +17,19 @@ Examples
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from ortools.sat.python import cp_model
 
-from hetsched.errors import InfeasibleError
+from hetsched.errors import InfeasibleError, SolverError
+from hetsched.plan.memory import linear_terms
 from hetsched.problem import Problem
 from hetsched.schedule.bounds import heads_and_tails
 
-__all__ = ["CpSatModel", "build_model", "distinct_choices", "pooled_groups"]
+__all__ = ["CpSatModel", "build_model", "distinct_choices", "mode_delay", "pooled_groups"]
 
 
 @dataclass
@@ -41,16 +43,17 @@ class CpSatModel:
     makespan: cp_model.IntVar
     horizon: int
     pooled_groups: list[tuple[int, ...]] = field(default_factory=list)
-    edge_pair_to_transfer_start: dict[tuple[int, int, int], cp_model.IntVar] = field(
+    tensor_pair_to_transfer_start: dict[tuple[int, int, int], cp_model.IntVar] = field(
         default_factory=dict
     )
     lower_bound: int = 0
+    node_mode_to_presence: list[dict[int, Any]] = field(default_factory=list)
 
 
 def pooled_groups(p: Problem) -> list[tuple[int, ...]]:
     """Classes of >= 2 interchangeable devices whose mutual transfers are all free."""
     out: list[tuple[int, ...]] = []
-    if p.link_contention:
+    if p.link_contention or p.use_memory:  # both are per device, not per class
         return out
     for g in p.device_groups:
         if len(g) < 2:
@@ -73,13 +76,20 @@ def build_model(
 ) -> CpSatModel:
     """Build the CP-SAT model of ``problem`` with makespan in ``[lower, horizon]``.
 
-    ``fixed`` (op -> (device, start)) pins ops (large-neighbourhood search, re-planning).
-    ``branches``: classes of interchangeable branches
-    (:func:`~hetsched.schedule.latency.symmetry.branch_classes`); the members of a class start their
-    first ops in class order (the hint must agree: see ``symmetry.canonical_hint``).
-    ``tighten=False`` leaves out the head/tail windows (start domains and ``makespan >=
-    start + tail`` rows): the fallback when CP-SAT wrongly reports a model infeasible.
+    ``hint`` is ``(mode id, start)`` per op. ``fixed`` (op -> (device, start)) pins ops to
+    their device-view mode (large-neighbourhood search, re-planning). ``branches``: classes of
+    interchangeable branches (:func:`~hetsched.schedule.latency.symmetry.branch_classes`);
+    the members of a class start their first ops in class order (the hint must agree: see
+    ``symmetry.canonical_hint``). ``tighten=False`` leaves out the head/tail windows (start
+    domains and ``makespan >= start + tail`` rows): the fallback when CP-SAT wrongly reports a
+    model infeasible.
+
+    A problem whose modes are one per (op, device) gets the device model (pooled classes of
+    identical devices, symmetry breaking); any other gets the mode model: an optional
+    interval per mode in the NoOverlap of each of its devices.
     """
+    if not problem.is_device_table:
+        return _build_mode_model(problem, horizon=horizon, lower=lower, hint=hint, tighten=tighten)
     p = problem
     m = cp_model.CpModel()
     if tighten:
@@ -92,7 +102,6 @@ def build_model(
     dev_intervals: dict[int, list] = {d: [] for d in range(p.num_devices)}
     pool_intervals: dict[tuple[int, ...], list] = {g: [] for g in pooled}
     load_terms: dict[int, list] = {d: [] for d in range(p.num_devices)}
-    mem_terms: dict[int, list] = {d: [] for d in range(p.num_devices)}
     for v in range(p.n):
         lo = int(head[v])
         hi = int(horizon - tail[v])
@@ -133,8 +142,6 @@ def build_model(
                 dev_intervals[d].append(iv)
                 choices[d] = lit
                 load_terms[d].append((dur, lit))
-            if p.use_memory and p.memory[v] > 0:
-                mem_terms[d].append((int(p.memory[v]), lit))
         m.add_exactly_one(lits)
         if fixed and v in fixed:
             m.add(s == fixed[v][1])
@@ -154,16 +161,162 @@ def build_model(
         _add_link_contention(m, p, horizon, starts, ends, presence) if p.link_contention else {}
     )
     if p.use_memory:
-        _add_memory(m, p, mem_terms)
+        _add_memory(m, p, presence)
     _add_symmetry_breaking(m, p, presence, pooled)
     for cls in branches or []:
         # Swapping two identical branches maps a schedule to a schedule: order them.
         for a, b in itertools.pairwise(cls):
             m.add(starts[int(a[0])] <= starts[int(b[0])])
+    # the device model's literal of (v, d) is the literal of v's mode on d
+    modes = [{int(p.device_mode[v, d]): lit for d, lit in presence[v].items()} for v in range(p.n)]
     if hint is not None:
-        _add_hint(m, p, hint, starts, ends, presence, makespan)
+        _add_hint(m, p, hint, starts, ends, modes, makespan)
     m.minimize(makespan)
-    return CpSatModel(m, starts, ends, presence, makespan, horizon, pooled, transfer_starts, lower)
+    return CpSatModel(
+        m, starts, ends, presence, makespan, horizon, pooled, transfer_starts, lower, modes
+    )
+
+
+def _build_mode_model(
+    p: Problem,
+    *,
+    horizon: int,
+    lower: int,
+    hint: tuple[np.ndarray, np.ndarray] | None,
+    tighten: bool,
+) -> CpSatModel:
+    """The model over modes: one optional interval per mode, in the NoOverlap of each of its
+    devices; transfer delays per (producer mode, consumer mode)."""
+    if p.link_contention:
+        msg = "cpsat models link contention for one mode per (op, device) only"
+        raise SolverError(msg)
+    m = cp_model.CpModel()
+    if tighten:
+        head, tail = heads_and_tails(p)  # of the relaxation: valid for every mode
+    else:
+        head, tail = np.zeros(p.n, dtype=np.int64), np.asarray(p.min_dur, dtype=np.int64)
+    starts, ends, modes = [], [], []
+    dev_intervals: dict[int, list] = {d: [] for d in range(p.num_devices)}
+    load_terms: dict[int, list] = {d: [] for d in range(p.num_devices)}
+    for v in range(p.n):
+        lo, hi = int(head[v]), int(horizon - tail[v])
+        if hi < lo:
+            msg = (
+                f"op {p.names[v]!r} cannot fit below horizon {horizon} (head {lo}, tail {tail[v]})"
+            )
+            raise InfeasibleError(msg)
+        s = m.new_int_var(lo, hi, f"start_{p.names[v]}")
+        e = m.new_int_var(lo + int(p.min_dur[v]), horizon, f"end_{p.names[v]}")
+        ids = p.modes.ops_modes(v).tolist()
+        lits = {}
+        for k in ids:
+            label = str(p.describe_mode(k))
+            lit = (
+                m.new_bool_var(f"mode_{p.names[v]}_{label}") if len(ids) > 1 else m.new_constant(1)
+            )
+            dur = int(p.mode_dur[k])
+            iv = m.new_optional_interval_var(s, dur, e, lit, f"run_{p.names[v]}_{label}")
+            for d in p.modes.devices_of(k):
+                dev_intervals[d].append(iv)
+                load_terms[d].append((dur, lit))
+            lits[k] = lit
+        m.add_exactly_one(list(lits.values()))
+        starts.append(s)
+        ends.append(e)
+        modes.append(lits)
+    makespan = m.new_int_var(max(lower, 0), horizon, "makespan")
+    for v in range(p.n):
+        m.add(makespan >= starts[v] + int(tail[v]))
+        if not p.succs[v]:
+            m.add(makespan >= ends[v])
+    _add_no_overlap(m, dev_intervals)
+    _add_load(m, load_terms, [], makespan)
+    _add_mode_precedence(m, p, starts, ends, modes)
+    if p.use_memory:
+        _add_mode_memory(m, p, modes)
+    presence = [_device_literals(m, p, modes[v]) for v in range(p.n)]
+    if hint is not None:
+        _add_hint(m, p, hint, starts, ends, modes, makespan)
+    m.minimize(makespan)
+    return CpSatModel(m, starts, ends, presence, makespan, horizon, [], {}, lower, modes)
+
+
+def _device_literals(m: cp_model.CpModel, p: Problem, lits: dict[int, Any]) -> dict[int, Any]:
+    """``on[v, d]``: some mode of ``v`` on ``d`` is chosen (the OR of those modes)."""
+    by_dev: dict[int, list] = {}
+    for k, lit in lits.items():
+        for d in p.modes.devices_of(k):
+            by_dev.setdefault(d, []).append(lit)
+    out = {}
+    for d, xs in by_dev.items():
+        if len(xs) == 1:
+            out[d] = xs[0]
+        else:
+            y = m.new_bool_var("")
+            m.add_max_equality(y, xs)
+            out[d] = y
+    return out
+
+
+def mode_delay(p: Problem, t: int, mu: int, mv: int) -> int:
+    """Time from the end of a producer in mode ``mu`` until tensor ``t`` is on every device of
+    a consumer's mode ``mv``: per device, 0 if ``mu`` holds it, else the fastest transfer."""
+    have = p.modes.devices_of(mu)
+    delay = 0
+    for b in p.modes.devices_of(mv):
+        if b not in have:
+            delay = max(delay, min(int(p.tensor_comm[t, a, b]) for a in have))
+    return delay
+
+
+def _add_mode_precedence(
+    m: cp_model.CpModel, p: Problem, starts: list, ends: list, modes: list[dict[int, Any]]
+) -> None:
+    # For each edge u->v and each mode mv of v:
+    #   start_v >= end_u + sum_mu delay(mu, mv) x_mu   if x_mv.
+    for k in range(p.num_edges):
+        u, v, t = int(p.edge_src[k]), int(p.edge_dst[k]), int(p.edge_tensor[k])
+        m.add(starts[v] >= ends[u])
+        for mv, lit_v in modes[v].items():
+            terms = [(mode_delay(p, t, mu, mv), lit_u) for mu, lit_u in modes[u].items()]
+            terms = [(c, lit) for c, lit in terms if c > 0]
+            if terms:
+                m.add(starts[v] >= ends[u] + sum(c * lit for c, lit in terms)).only_enforce_if(
+                    lit_v
+                )
+
+
+def _add_mode_memory(m: cp_model.CpModel, p: Problem, modes: list[dict[int, Any]]) -> None:
+    # For each device d: sum over modes on d of bytes x_m + sum over tensors t of
+    #   bytes_t recv[t, d] <= capacity[d], recv[t, d] >= (some reader's mode on d) - (producer's
+    #   mode on d): the one memory model (hetsched.plan.memory).
+    on = [_device_literals(m, p, modes[v]) for v in range(p.n)]
+    terms: dict[int, list] = {d: [] for d in range(p.num_devices)}
+    for v in range(p.n):
+        for k, lit in modes[v].items():
+            b = math.ceil(p.modes.memory[k])
+            for d in p.modes.devices_of(k):
+                if b:
+                    terms[d].append((b, lit))
+    for t in range(p.tensors.num_tensors):
+        nbytes = math.ceil(p.tensors.nbytes[t])
+        u = int(p.tensors.src[t])
+        if nbytes == 0:
+            continue
+        for d in range(p.num_devices):
+            readers = [int(c) for c in p.tensors.consumers(t) if d in on[int(c)]]
+            if not readers:
+                continue
+            recv = m.new_bool_var(f"recv_{p.tensors.names[t]}_{p.devices[d]}")
+            for c in readers:
+                if d in on[u]:
+                    m.add(recv >= on[c][d] - on[u][d])
+                else:
+                    m.add(recv >= on[c][d])
+            terms[d].append((nbytes, recv))
+    for d, ts in terms.items():
+        if ts and np.isfinite(p.capacity[d]):
+            m.add(sum(c * lit for c, lit in ts) <= int(p.capacity[d]))
 
 
 def _add_no_overlap(m: cp_model.CpModel, dev_intervals: dict[int, list]) -> None:
@@ -258,38 +411,66 @@ def _add_link_contention(
     ends: list,
     presence: list[dict[int, Any]],
 ) -> dict[tuple[int, int, int], cp_model.IntVar]:
-    # For each link l: transfers routed over l (edge e, a->b with on[u,a] & on[v,b]) are disjoint.
+    # For each link l: the transfers routed over l are disjoint. A transfer moves tensor t
+    # from a to b once (on[src(t), a] and some reader of t on b); every reader on b waits
+    # for it.
     by_link: dict[int, list] = {}
     out = {}
-    for k in range(p.num_edges):
-        u, v = int(p.edge_src[k]), int(p.edge_dst[k])
+    for t in range(p.tensors.num_tensors):
+        u = int(p.tensors.src[t])
+        cons = [int(c) for c in p.tensors.consumers(t)]
+        label = p.tensors.names[t]
         for a, lit_a in presence[u].items():
-            for b, lit_b in presence[v].items():
-                c = int(p.comm[k, a, b])
+            for b in range(p.num_devices):
+                c_ab = int(p.tensor_comm[t, a, b])
                 route = p.route_links.get((a, b), ())
-                if a == b or c == 0 or not route:
+                readers = [c for c in cons if b in presence[c]]
+                if a == b or c_ab == 0 or not route or not readers:
                     continue
-                both = m.new_bool_var(f"xfer_{p.names[u]}_{p.names[v]}_{a}_{b}")
-                m.add_bool_and([lit_a, lit_b]).only_enforce_if(both)
-                m.add_bool_or([lit_a.Not(), lit_b.Not(), both])
-                ts = m.new_int_var(0, horizon, f"xstart_{p.names[u]}_{p.names[v]}_{a}_{b}")
-                iv = m.new_optional_fixed_size_interval_var(ts, c, both, f"xfer_iv_{k}_{a}_{b}")
+                need = m.new_bool_var(f"need_{label}_{b}")
+                m.add_max_equality(need, [presence[c][b] for c in readers])
+                both = m.new_bool_var(f"xfer_{label}_{a}_{b}")
+                m.add_bool_and([lit_a, need]).only_enforce_if(both)
+                m.add_bool_or([lit_a.Not(), need.Not(), both])
+                ts = m.new_int_var(0, horizon, f"xstart_{label}_{a}_{b}")
+                iv = m.new_optional_fixed_size_interval_var(ts, c_ab, both, f"xfer_iv_{t}_{a}_{b}")
                 m.add(ts >= ends[u]).only_enforce_if(both)
-                m.add(starts[v] >= ts + c).only_enforce_if(both)
+                for c in readers:
+                    m.add(starts[c] >= ts + c_ab).only_enforce_if([both, presence[c][b]])
                 for link in route:
                     by_link.setdefault(link, []).append(iv)
-                out[(k, a, b)] = ts
+                out[(t, a, b)] = ts
     for ivs in by_link.values():
         if len(ivs) > 1:
             m.add_no_overlap(ivs)
     return out
 
 
-def _add_memory(m: cp_model.CpModel, p: Problem, mem_terms: dict[int, list]) -> None:
-    # For each device d: sum_v mem[v] on[v,d] <= capacity[d] (static residency).
-    for d, terms in mem_terms.items():
-        if terms and np.isfinite(p.capacity[d]):
-            m.add(sum(c * lit for c, lit in terms) <= int(p.capacity[d]))
+def _add_memory(m: cp_model.CpModel, p: Problem, presence: list[dict[int, Any]]) -> None:
+    # For each device d: sum_v bytes[v,d] on[v,d] + sum_t bytes_t recv[t,d] <= capacity[d],
+    # recv[t,d] >= on[c,d] - on[src(t),d] for each reader c of t: the one memory model
+    # (hetsched.plan.memory.linear_terms).
+    op_bytes, buffers = linear_terms(p)
+    terms: dict[int, list] = {d: [] for d in range(p.num_devices)}
+    for v in range(p.n):
+        for d, lit in presence[v].items():
+            if op_bytes[v, d] > 0:
+                terms[d].append((math.ceil(op_bytes[v, d]), lit))
+    for t, d, readers in buffers:
+        u = int(p.tensors.src[t])
+        recv = m.new_bool_var(f"recv_{p.tensors.names[t]}_{p.devices[d]}")
+        for c in readers.tolist():
+            lit_c = presence[c].get(d)  # absent when c is fixed elsewhere
+            if lit_c is None:
+                continue
+            if d in presence[u]:
+                m.add(recv >= lit_c - presence[u][d])
+            else:
+                m.add(recv >= lit_c)
+        terms[d].append((math.ceil(p.tensors.nbytes[t]), recv))
+    for d, ts in terms.items():
+        if ts and np.isfinite(p.capacity[d]):
+            m.add(sum(c * lit for c, lit in ts) <= int(p.capacity[d]))
 
 
 def _add_symmetry_breaking(
@@ -329,17 +510,18 @@ def _add_hint(
     hint: tuple[np.ndarray, np.ndarray],
     starts: list,
     ends: list,
-    presence: list[dict[int, Any]],
+    modes: list[dict[int, Any]],
     makespan: cp_model.IntVar,
 ) -> None:
-    assign, start = hint
-    fin = start + p.dur[np.arange(p.n), assign]
+    mode, start = hint
+    fin = start + p.mode_dur[mode]
     for v in range(p.n):
         m.add_hint(starts[v], int(start[v]))
         m.add_hint(ends[v], int(fin[v]))
-        choices = distinct_choices(presence[v])
-        if len(choices) < 2:
+        lits = distinct_choices(modes[v])
+        if len(lits) < 2:
             continue  # a single choice is the constant 1 (shared by every such op): no hint
-        for _d, lit in choices:
-            m.add_hint(lit, presence[v].get(int(assign[v])) is lit)
+        chosen = modes[v].get(int(mode[v]))
+        for _k, lit in lits:
+            m.add_hint(lit, lit is chosen)
     m.add_hint(makespan, int(fin.max()))

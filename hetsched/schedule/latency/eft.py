@@ -21,7 +21,7 @@ import math
 
 import numpy as np
 
-from hetsched.plan import Plan, plan_from_schedule
+from hetsched.plan import MemoryTracker, Plan, overflow, plan_from_schedule
 from hetsched.problem import Problem
 from hetsched.schedule.bounds.levels import heads_and_tails_fast
 from hetsched.schedule.bounds.load import load_dual
@@ -43,12 +43,13 @@ def eft_schedule(
 
     Each op goes to the device minimising ``finish + penalty[v, d]`` (default 0); with
     ``p.use_memory``, a device whose capacity the op would overflow only when all do.
+    Transfers are not shared here; :func:`first_plan` re-times the result exactly.
     """
     assign = np.zeros(p.n, dtype=np.int64)
     start = np.zeros(p.n, dtype=np.int64)
     fin = np.zeros(p.n, dtype=np.int64)
     dev_free = np.zeros(p.num_devices, dtype=np.int64)
-    used = np.zeros(p.num_devices, dtype=np.float64)
+    memory = MemoryTracker(p) if p.use_memory else None
     dur = np.where(p.allowed, p.dur, _BIG)
     preds = p.preds
     for v in order:
@@ -62,21 +63,23 @@ def eft_schedule(
             s = dev_free
         f = s + dur[v]
         score = f if penalty is None else f + penalty[v]
-        if p.use_memory:
-            score = np.where(used + p.memory[v] > p.capacity, score + 1e18, score)
+        if memory is not None:
+            full = [
+                not p.allowed[v, d] or not memory.fits(v, int(p.device_mode[v, d]))
+                for d in range(p.num_devices)
+            ]
+            score = np.where(full, score + 1e18, score)
         d = int(score.argmin())
         assign[v], start[v], fin[v] = d, s[d], f[d]
         dev_free[d] = f[d]
-        used[d] += p.memory[v]
+        if memory is not None:
+            memory.place(v, int(p.device_mode[v, d]))
     return assign, start
 
 
 def fits_memory(p: Problem, assign: np.ndarray) -> bool:
-    """Whether the ops placed on each device fit its capacity (always, without memory)."""
-    if not p.use_memory:
-        return True
-    used = np.bincount(assign, weights=p.memory, minlength=p.num_devices)
-    return bool((used <= p.capacity * (1 + 1e-12)).all())
+    """Whether every device holds what ``assign`` puts there (always, without memory)."""
+    return overflow(p, p.device_mode[np.arange(p.n), assign]) is None
 
 
 def first_plan(
@@ -100,7 +103,7 @@ def first_plan(
     w = np.where(p.allowed, p.dur, np.inf) * lam[None, :]
     red = np.where(np.isfinite(w), w - w.min(axis=1, keepdims=True), 0.0)
     ratio = np.where(p.allowed, p.dur, np.inf) / np.maximum(p.min_dur, 1)[:, None]
-    best: tuple[int, np.ndarray, np.ndarray, dict[int, int], str] | None = None
+    best: tuple[int, np.ndarray, np.ndarray, dict[tuple[int, int], int], str] | None = None
     for gamma in gammas:
         forbid = np.where(ratio > gamma, 1e15, 0.0)
         for alpha in alphas:
@@ -118,7 +121,6 @@ def first_plan(
         assign=assign,
         start=start,
         solver="eft",
-        status="heuristic",
         lower_bound=lower_bound,
         transfer_start=xfer,
         stats={"variant": variant},

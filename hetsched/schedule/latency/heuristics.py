@@ -20,7 +20,6 @@ Examples
 from __future__ import annotations
 
 import heapq
-import time
 from typing import Any
 
 import numpy as np
@@ -28,7 +27,7 @@ import numpy as np
 from hetsched.plan import Plan, plan_from_schedule
 from hetsched.problem import Problem
 from hetsched.schedule.latency.listsched import ListScheduler
-from hetsched.solver import ProgressCallback, check_seed, check_time_limit
+from hetsched.solver import Capabilities, SolveContext, Solver
 
 __all__ = ["mean_comm", "mean_dur", "solve_cpop", "solve_heft", "solve_peft", "upward_rank"]
 
@@ -69,17 +68,15 @@ def downward_rank(problem: Problem) -> np.ndarray:
     return rank
 
 
-def _finish(problem: Problem, ls: ListScheduler, name: str, t0: float, **stats: Any) -> Plan:
+def _plan(problem: Problem, ls: ListScheduler, **stats: Any) -> Plan:
     from hetsched.schedule.bounds import quick_lower_bound
 
     return plan_from_schedule(
         problem,
-        assign=ls.assign,
+        modes=ls.mode,
         start=ls.start,
-        solver=name,
-        status="heuristic",
+        solver="list",
         lower_bound=quick_lower_bound(problem),
-        solve_time=time.perf_counter() - t0,
         stats=stats,
         transfer_start=ls.transfer_start,
     )
@@ -103,41 +100,19 @@ def _ready_list_schedule(
     return ls
 
 
-def solve_heft(
-    problem: Problem,
-    *,
-    time_limit: float = 10.0,
-    seed: int = 0,
-    hint: Plan | None = None,
-    progress: ProgressCallback | None = None,
-    insertion: bool = True,
-) -> Plan:
-    """HEFT: ops by decreasing upward rank, each on the device giving the earliest finish."""
-    check_time_limit(time_limit)
-    check_seed(seed)
-    t0 = time.perf_counter()
-    rank = upward_rank(problem)
+def _heft(problem: Problem, _ctx: SolveContext, *, insertion: bool = True) -> Plan:
+    """HEFT: ops by decreasing upward rank, each in the mode giving the earliest finish.
 
-    def place(ls: ListScheduler, v: int) -> None:
-        d, s, f, tr = ls.best_device(v)
-        ls.commit(v, d, s, f, tr)
-
-    ls = _ready_list_schedule(problem, rank, place, insertion=insertion)
-    return _finish(problem, ls, "heft", t0)
+    Deterministic and fast: no time limit, seed or stop applies (``_ctx`` unused).
+    """
+    ls = _ready_list_schedule(
+        problem, upward_rank(problem), ListScheduler.place_best, insertion=insertion
+    )
+    return _plan(problem, ls)
 
 
-def solve_cpop(
-    problem: Problem,
-    *,
-    time_limit: float = 10.0,
-    seed: int = 0,
-    hint: Plan | None = None,
-    progress: ProgressCallback | None = None,
-) -> Plan:
+def _cpop(problem: Problem, _ctx: SolveContext) -> Plan:
     """CPOP: critical-path ops pinned to the one device that runs the whole path fastest."""
-    check_time_limit(time_limit)
-    check_seed(seed)
-    t0 = time.perf_counter()
     prio = upward_rank(problem) + downward_rank(problem)
     cp_len = prio.max()
     on_cp = np.isclose(prio, cp_len, rtol=1e-9, atol=1e-9)
@@ -159,21 +134,15 @@ def solve_cpop(
     cp_dev = int(np.argmin(costs)) if np.isfinite(min(costs)) else -1
 
     def place(ls: ListScheduler, v: int) -> None:
-        if v in cp_set and cp_dev >= 0 and ls.fits_memory(v, cp_dev):
-            s, f, tr = ls.evaluate(v, cp_dev)
-            ls.commit(v, cp_dev, s, f, tr)
+        m = int(problem.device_mode[v, cp_dev]) if cp_dev >= 0 else -1
+        if v in cp_set and m >= 0 and ls.fits_memory(v, m):
+            s, f, tr = ls.evaluate(v, m)
+            ls.commit(v, m, s, f, tr)
         else:
-            d, s, f, tr = ls.best_device(v)
-            ls.commit(v, d, s, f, tr)
+            ls.place_best(v)
 
     ls = _ready_list_schedule(problem, prio, place)
-    return _finish(
-        problem,
-        ls,
-        "cpop",
-        t0,
-        critical_path_device=problem.devices[cp_dev] if cp_dev >= 0 else None,
-    )
+    return _plan(problem, ls, critical_path_device=problem.devices[cp_dev] if cp_dev >= 0 else None)
 
 
 def optimistic_cost_table(problem: Problem) -> np.ndarray:
@@ -192,25 +161,23 @@ def optimistic_cost_table(problem: Problem) -> np.ndarray:
     return oct_
 
 
-def solve_peft(
-    problem: Problem,
-    *,
-    time_limit: float = 10.0,
-    seed: int = 0,
-    hint: Plan | None = None,
-    progress: ProgressCallback | None = None,
-) -> Plan:
+def _peft(problem: Problem, _ctx: SolveContext) -> Plan:
     """PEFT: rank by mean OCT; place each op minimising EFT + OCT (look-ahead)."""
-    check_time_limit(time_limit)
-    check_seed(seed)
-    t0 = time.perf_counter()
     oct_ = optimistic_cost_table(problem)
     allowed = problem.allowed
     rank = (oct_ * allowed).sum(axis=1) / np.maximum(allowed.sum(axis=1), 1)
+    modes = problem.modes
 
     def place(ls: ListScheduler, v: int) -> None:
-        d, s, f, tr = ls.best_device(v, key_extra=oct_[v])
-        ls.commit(v, d, s, f, tr)
+        # a mode's output lands on all its devices: the look-ahead from the best of them
+        extra = np.array([oct_[v, list(modes.devices_of(m))].min() for m in modes.ops_modes(v)])
+        ls.place_best(v, key_extra=extra)
 
     ls = _ready_list_schedule(problem, rank, place)
-    return _finish(problem, ls, "peft", t0)
+    return _plan(problem, ls)
+
+
+_LIST = Capabilities(modes=True)
+solve_heft = Solver("heft", _heft, _LIST, options=("insertion",))
+solve_cpop = Solver("cpop", _cpop, _LIST)
+solve_peft = Solver("peft", _peft, _LIST)

@@ -21,9 +21,18 @@ from collections.abc import Sequence
 import numpy as np
 
 from hetsched.errors import SolverError
+from hetsched.plan.memory import MemoryTracker
+from hetsched.plan.plan import nearest_source
 from hetsched.problem import Problem
 
-__all__ = ["ListScheduler", "Timeline", "makespan_units", "priority_order", "retime"]
+__all__ = [
+    "ListScheduler",
+    "Timeline",
+    "makespan_units",
+    "priority_order",
+    "retime",
+    "retime_modes",
+]
 
 
 class Timeline:
@@ -60,53 +69,86 @@ class Timeline:
 
 
 class ListScheduler:
-    """Places ops one at a time at their earliest finish time, with insertion.
+    """Places ops one at a time at their earliest finish time, with insertion, over modes.
 
-    Handles transfer delays, optional link contention (each transfer reserves every link
-    of its route) and optional static memory capacity.
+    A mode occupies all its devices at once (the earliest common gap). A tensor goes once to
+    each device that reads it, from the producer's device that reaches it fastest; a later
+    reader on that device reuses the transfer. With link contention each transfer reserves
+    every link of its route; with memory on, modes that would overflow a device are skipped
+    (:class:`~hetsched.plan.MemoryTracker`).
     """
 
     def __init__(self, problem: Problem, *, insertion: bool = True) -> None:
         self.p = problem
         self.insertion = insertion
-        self.assign = np.full(problem.n, -1, dtype=np.int64)
+        self.mode = np.full(problem.n, -1, dtype=np.int64)
         self.start = np.zeros(problem.n, dtype=np.int64)
         self.finish = np.zeros(problem.n, dtype=np.int64)
         self.devices = [Timeline() for _ in problem.devices]
         self.links = [Timeline() for _ in problem.link_names]
-        self.transfer_start: dict[int, int] = {}
-        self.mem_used = np.zeros(problem.num_devices)
+        self.transfer_start: dict[tuple[int, int], int] = {}
+        self.arrival: dict[tuple[int, int], int] = {}
+        self.memory = MemoryTracker(problem)
 
-    def fits_memory(self, v: int, d: int) -> bool:
-        p = self.p
-        return not p.use_memory or self.mem_used[d] + p.memory[v] <= p.capacity[d] * (1 + 1e-12)
+    @property
+    def assign(self) -> np.ndarray:
+        """First device of each placed op's mode (-1 where not placed)."""
+        first = self.p.modes.devs[self.p.modes.dev_start[:-1]]
+        return np.where(self.mode >= 0, first[np.maximum(self.mode, 0)], -1)
 
-    def evaluate(self, v: int, d: int) -> tuple[int, int, dict[int, int]]:
-        """``(start, finish, transfer starts)`` of op ``v`` on device ``d`` without committing."""
+    def fits_memory(self, v: int, m: int) -> bool:
+        return self.memory.fits(v, m)
+
+    def evaluate(self, v: int, m: int) -> tuple[int, int, dict[tuple[int, int], int]]:
+        """``(start, finish, new transfers)`` of op ``v`` in mode ``m`` without committing.
+
+        New transfers map ``(tensor, device)`` to their start.
+        """
         p = self.p
+        devs = p.modes.devices_of(m)
         ready = 0
-        transfers: dict[int, int] = {}
+        transfers: dict[tuple[int, int], int] = {}
         contention = p.link_contention and bool(p.link_names)
         tentative: dict[int, list[tuple[int, int]]] = {}
         for u, k in sorted(p.preds[v], key=lambda uk: int(self.finish[uk[0]])):
-            a = int(self.assign[u])
-            if a < 0:
+            mu = int(self.mode[u])
+            if mu < 0:
                 msg = f"op {p.names[v]!r} scheduled before its predecessor {p.names[u]!r}"
                 raise SolverError(msg)
-            c = int(p.comm[k, a, d])
-            t = int(self.finish[u])
-            if a != d and c > 0 and contention:
-                route = p.route_links.get((a, d), ())
-                t = self._link_fit(route, t, c, tentative)
-                for link in route:
-                    tentative.setdefault(link, []).append((t, t + c))
-                transfers[k] = t
-            elif a != d:
-                transfers[k] = t
-            ready = max(ready, t + c)
-        length = int(p.dur[v, d])
-        s = self.devices[d].earliest_fit(ready, length, insertion=self.insertion)
+            have = p.modes.devices_of(mu)
+            t = int(p.edge_tensor[k])
+            for b in devs:
+                if b in have:
+                    ready = max(ready, int(self.finish[u]))
+                    continue
+                if (t, b) in self.arrival:
+                    ready = max(ready, self.arrival[(t, b)])
+                    continue
+                a = nearest_source(p, t, have, b)
+                c = int(p.tensor_comm[t, a, b])
+                t0 = int(self.finish[u]) if (t, b) not in transfers else transfers[(t, b)]
+                if (t, b) not in transfers and c > 0 and contention:
+                    route = p.route_links.get((a, b), ())
+                    t0 = self._link_fit(route, t0, c, tentative)
+                    for link in route:
+                        tentative.setdefault(link, []).append((t0, t0 + c))
+                transfers[(t, b)] = t0
+                ready = max(ready, t0 + c)
+        length = int(p.mode_dur[m])
+        s = self._common_fit(devs, ready, length)
         return s, s + length, transfers
+
+    def _common_fit(self, devs: Sequence[int], ready: int, length: int) -> int:
+        """Earliest start >= ``ready`` free on every device of ``devs`` for ``length``."""
+        t = ready
+        while True:
+            moved = False
+            for d in devs:
+                t2 = self.devices[d].earliest_fit(t, length, insertion=self.insertion)
+                if t2 != t:
+                    t, moved = t2, True
+            if not moved:
+                return t
 
     def _link_fit(
         self, route: Sequence[int], t: int, c: int, tentative: dict[int, list[tuple[int, int]]]
@@ -123,79 +165,111 @@ class ListScheduler:
             if not moved:
                 return t
 
-    def commit(self, v: int, d: int, start: int, finish: int, transfers: dict[int, int]) -> None:
+    def commit(
+        self, v: int, m: int, start: int, finish: int, transfers: dict[tuple[int, int], int]
+    ) -> None:
         p = self.p
-        self.assign[v] = d
+        self.memory.place(v, m)
+        self.mode[v] = m
         self.start[v] = start
         self.finish[v] = finish
-        self.devices[d].reserve(start, finish)
-        self.mem_used[d] += p.memory[v]
-        for k, t in transfers.items():
-            self.transfer_start[k] = t
-            u = int(p.edge_src[k])
-            a = int(self.assign[u])
-            c = int(p.comm[k, a, d])
-            if p.link_contention:
-                for link in p.route_links.get((a, d), ()):
-                    self.links[link].reserve(t, t + c)
+        for d in p.modes.devices_of(m):
+            self.devices[d].reserve(start, finish)
+        for (t, b), t0 in transfers.items():
+            u = int(p.tensors.src[t])
+            a = nearest_source(p, t, p.modes.devices_of(int(self.mode[u])), b)
+            c = int(p.tensor_comm[t, a, b])
+            self.transfer_start[(t, b)] = t0
+            self.arrival[(t, b)] = t0 + c
+            if p.link_contention and c > 0:
+                for link in p.route_links.get((a, b), ()):
+                    self.links[link].reserve(t0, t0 + c)
 
-    def best_device(
+    def best_mode(
         self, v: int, key_extra: np.ndarray | None = None
-    ) -> tuple[int, int, int, dict[int, int]]:
-        """Device minimising finish time (+ ``key_extra[d]``); ties to the lower index."""
-        best: tuple[float, int, int, int, dict[int, int]] | None = None
-        for d in self.p.allowed_devices[v]:
-            if not self.fits_memory(v, d):
+    ) -> tuple[int, int, int, dict[tuple[int, int], int]]:
+        """Mode minimising finish time (+ ``key_extra[mode]``, indexed by the op's modes in
+        order); ties to the first mode. ``(mode, start, finish, transfers)``."""
+        best: tuple[float, int, int, int, dict[tuple[int, int], int]] | None = None
+        for i, m in enumerate(self.p.modes.ops_modes(v).tolist()):
+            if not self.fits_memory(v, m):
                 continue
-            s, f, tr = self.evaluate(v, d)
-            key = f + (float(key_extra[d]) if key_extra is not None else 0.0)
+            s, f, tr = self.evaluate(v, m)
+            key = f + (float(key_extra[i]) if key_extra is not None else 0.0)
             if best is None or key < best[0]:
-                best = (key, d, s, f, tr)
+                best = (key, m, s, f, tr)
         if best is None:
             msg = f"no device has memory left for op {self.p.names[v]!r}"
             raise SolverError(msg)
         return best[1], best[2], best[3], best[4]
 
+    def place_best(self, v: int, key_extra: np.ndarray | None = None) -> None:
+        """Commit :meth:`best_mode`."""
+        m, s, f, tr = self.best_mode(v, key_extra)
+        self.commit(v, m, s, f, tr)
+
 
 def retime(
     problem: Problem, assign: np.ndarray, order: Sequence[int]
-) -> tuple[np.ndarray, dict[int, int]]:
-    """Earliest integer start times for a fixed assignment and a global dispatch ``order``.
+) -> tuple[np.ndarray, dict[tuple[int, int], int]]:
+    """Earliest integer start times for fixed devices (device views) and a dispatch order.
+
+    See :func:`retime_modes`; ``assign`` is a device index per op.
+    """
+    from hetsched.plan import mode_array
+
+    return retime_modes(problem, mode_array(problem, assign=assign), order)
+
+
+def retime_modes(
+    problem: Problem, modes: np.ndarray, order: Sequence[int]
+) -> tuple[np.ndarray, dict[tuple[int, int], int]]:
+    """Earliest integer start times for a fixed mode per op and a global dispatch ``order``.
 
     ``order`` must be a topological order; each device (and link) runs its ops in that order.
     Turns a float-time or foreign schedule into a feasible integer one (used for hints).
-    Returns ``(start, transfer_start)``.
+    Returns ``(start, transfer_start)`` with transfers keyed by ``(tensor, device)``.
     """
     p = problem
     dev_free = np.zeros(p.num_devices, dtype=np.int64)
     link_free = np.zeros(max(1, len(p.link_names)), dtype=np.int64)
     start = np.zeros(p.n, dtype=np.int64)
     finish = np.zeros(p.n, dtype=np.int64)
-    transfer_start: dict[int, int] = {}
+    transfer_start: dict[tuple[int, int], int] = {}
+    arrival: dict[tuple[int, int], int] = {}
     seen = np.zeros(p.n, dtype=bool)
+    devs_of = p.modes.mode_devices
     for v in order:
-        d = int(assign[v])
+        devs = devs_of[int(modes[v])]
         ready = 0
         for u, k in p.preds[v]:
             if not seen[u]:
                 msg = f"order places {p.names[v]!r} before its predecessor {p.names[u]!r}"
                 raise SolverError(msg)
-            a = int(assign[u])
-            c = int(p.comm[k, a, d])
-            t = int(finish[u])
-            if a != d:
-                if p.link_contention and c > 0:
-                    route = p.route_links.get((a, d), ())
-                    if route:
-                        t = max(t, *(int(link_free[x]) for x in route))
-                        for x in route:
-                            link_free[x] = t + c
-                transfer_start[k] = t
-            ready = max(ready, t + c)
-        s = max(ready, int(dev_free[d]))
+            have = devs_of[int(modes[u])]
+            t = int(p.edge_tensor[k])
+            for b in devs:
+                if b in have:
+                    ready = max(ready, int(finish[u]))
+                    continue
+                if (t, b) not in arrival:
+                    a = nearest_source(p, t, have, b)
+                    c = int(p.tensor_comm[t, a, b])
+                    t0 = int(finish[u])
+                    if p.link_contention and c > 0:
+                        route = p.route_links.get((a, b), ())
+                        if route:
+                            t0 = max(t0, *(int(link_free[x]) for x in route))
+                            for x in route:
+                                link_free[x] = t0 + c
+                    transfer_start[(t, b)] = t0
+                    arrival[(t, b)] = t0 + c
+                ready = max(ready, arrival[(t, b)])
+        s = max(ready, *(int(dev_free[d]) for d in devs))
         start[v] = s
-        finish[v] = s + int(p.dur[v, d])
-        dev_free[d] = max(dev_free[d], finish[v])
+        finish[v] = s + int(p.mode_dur[int(modes[v])])
+        for d in devs:
+            dev_free[d] = max(dev_free[d], finish[v])
         seen[v] = True
     return start, transfer_start
 

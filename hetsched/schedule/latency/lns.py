@@ -29,27 +29,24 @@ True
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 
-from hetsched.plan import Plan, plan_from_schedule, schedule_arrays
+from hetsched.plan import (
+    Plan,
+    overflow,
+    plan_from_schedule,
+    plan_transfer_starts,
+    schedule_arrays,
+)
 from hetsched.problem import Problem
 from hetsched.schedule.bounds import lower_bound
+from hetsched.schedule.latency.heuristics import solve_heft
 from hetsched.schedule.latency.listsched import makespan_units, priority_order, retime
 from hetsched.schedule.latency.localsearch import critical_path
 from hetsched.schedule.latency.neighbourhood import disjunctive_tails, solve_neighbourhood
-from hetsched.solver import (
-    GLOBAL_STOP,
-    Progress,
-    ProgressCallback,
-    StopToken,
-    check_seed,
-    check_time_limit,
-    report,
-)
+from hetsched.solver import Capabilities, SolveContext, Solver
 
-__all__ = ["NEIGHBOURHOODS", "choose_window", "plan_transfer_starts", "priority_order", "solve_lns"]
+__all__ = ["NEIGHBOURHOODS", "choose_window", "priority_order", "solve_lns"]
 
 NEIGHBOURHOODS = ("time", "critical", "subgraph", "devices", "critical", "subgraph")
 
@@ -61,7 +58,7 @@ def choose_window(
     size: int,
     kind: str,
     rng: np.random.Generator,
-    transfer_start: dict[int, int] | None = None,
+    transfer_start: dict[tuple[int, int], int] | None = None,
 ) -> np.ndarray:
     """Ops to free: nearest in start time to a time point chosen by ``kind``.
 
@@ -89,19 +86,6 @@ def choose_window(
     return w[np.isfinite(dist[w])]
 
 
-def plan_transfer_starts(p: Problem, plan: Plan) -> dict[int, int]:
-    """Transfer start (units) per edge id, as ``plan`` has them."""
-    edge = {
-        (p.names[u], p.names[v]): k
-        for k, (u, v) in enumerate(zip(p.edge_src.tolist(), p.edge_dst.tolist(), strict=True))
-    }
-    return {
-        edge[t.src, t.dst]: round(t.start / p.quantum)
-        for t in plan.transfers
-        if (t.src, t.dst) in edge
-    }
-
-
 def _connected(p: Problem, seed_op: int, size: int, rng: np.random.Generator) -> np.ndarray:
     """Up to ``size`` ops reached from ``seed_op`` along data edges (random BFS)."""
     seen = {seed_op}
@@ -115,34 +99,23 @@ def _connected(p: Problem, seed_op: int, size: int, rng: np.random.Generator) ->
     return np.fromiter(sorted(seen), np.int64, len(seen))
 
 
-def solve_lns(
+def _lns(
     problem: Problem,
+    ctx: SolveContext,
     *,
-    time_limit: float = 10.0,
-    seed: int = 0,
-    hint: Plan | None = None,
-    progress: ProgressCallback | None = None,
-    workers: int = 2,
-    stop: StopToken | None = None,
     window: int = 16,
     step_time: float = 0.5,
     bound: int | None = None,
     max_window: int = 400,
 ) -> Plan:
-    """Improve ``hint`` (default: HEFT) by repeated exact window re-optimisation.
+    """Improve the hint (default: HEFT) by repeated exact window re-optimisation.
 
     ``window`` is the initial number of freed ops (adapted), ``step_time`` the CP-SAT limit
-    of one step, ``bound`` a known lower bound in units (computed if not given).
+    of one step, ``bound`` a known lower bound in units (computed if not given). A step
+    whose result overflows a device's memory is rejected.
     """
-    time_limit = check_time_limit(time_limit)
-    seed = check_seed(seed)
-    stop = stop or GLOBAL_STOP
-    t0 = time.perf_counter()
     p = problem
-    if hint is None:
-        from hetsched.schedule.latency.heuristics import solve_heft
-
-        hint = solve_heft(p, time_limit=time_limit, seed=seed)
+    hint = ctx.hint if ctx.hint is not None else solve_heft.within(p, ctx.child())
     assign, start0 = schedule_arrays(hint, p)
     start, xfer = retime(p, assign, priority_order(p, start0))
     best_ms = makespan_units(p, assign, start)
@@ -152,14 +125,15 @@ def solve_lns(
         xfer = plan_transfer_starts(p, hint)
     start_ms = best_ms
     lb = bound if bound is not None else lower_bound(p, use_lp=p.n <= 2000)
-    rng = np.random.default_rng(seed)
+    ctx.report(hint.solver, best_ms * p.quantum, lb * p.quantum)  # the start point
+    rng = np.random.default_rng(ctx.seed)
     size = float(min(window, p.n))
     tail = disjunctive_tails(p, assign, start)
     best_flow = int((start + p.dur[np.arange(p.n), assign]).sum())
     steps = accepted = optimal_steps = 0
     kinds: dict[str, int] = dict.fromkeys(NEIGHBOURHOODS, 0)
-    while best_ms > lb and not stop.is_set():
-        remaining = time_limit - (time.perf_counter() - t0)
+    while best_ms > lb and not ctx.stop.is_set():
+        remaining = ctx.remaining()
         if remaining < 0.05:
             break
         kind = NEIGHBOURHOODS[steps % len(NEIGHBOURHOODS)]
@@ -176,8 +150,9 @@ def solve_lns(
             tail=tail,
             flex_cap=max(40, 3 * int(size)),
             time_limit=limit,
-            seed=seed + steps,
-            workers=workers,
+            seed=ctx.seed + steps,
+            workers=ctx.workers,
+            stop=ctx.stop,
         )
         improved = sub is not None and sub.makespan < best_ms
         optimal_steps += int(sub is not None and sub.optimal)
@@ -187,6 +162,8 @@ def solve_lns(
             size = max(8.0, size * 0.8)
         if sub is None or sub.makespan > best_ms:
             continue
+        if overflow(p, p.device_mode[np.arange(p.n), sub.assign]) is not None:
+            continue
         cand_start, cand_xfer = retime(p, sub.assign, priority_order(p, sub.key))
         ms = makespan_units(p, sub.assign, cand_start)
         flow = int((cand_start + p.dur[np.arange(p.n), sub.assign]).sum())
@@ -195,22 +172,16 @@ def solve_lns(
             if ms < best_ms:
                 accepted += 1
                 kinds[kind] += 1
-                report(
-                    progress,
-                    Progress("lns", ms * p.quantum, lb * p.quantum, time.perf_counter() - t0),
-                )
+                ctx.report("lns", ms * p.quantum, lb * p.quantum)
             assign, start, xfer, best_ms, best_flow = sub.assign, cand_start, cand_xfer, ms, flow
             if changed:
                 tail = disjunctive_tails(p, assign, start)
-    status = "optimal" if best_ms <= lb else "feasible"
     return plan_from_schedule(
         p,
         assign=assign,
         start=start,
         solver="lns",
-        status=status,
         lower_bound=min(lb, best_ms),
-        solve_time=time.perf_counter() - t0,
         stats={
             "steps": steps,
             "improvements": accepted,
@@ -220,5 +191,13 @@ def solve_lns(
             "start_makespan": start_ms * p.quantum,
         },
         transfer_start=xfer,
-        interrupted=stop.is_set(),
+        baselines=hint.baselines,
     )
+
+
+solve_lns = Solver(
+    "lns",
+    _lns,
+    Capabilities(hint=True, workers=True, anytime=True),
+    options=("window", "step_time", "bound", "max_window"),
+)

@@ -28,29 +28,30 @@ True
 from __future__ import annotations
 
 import itertools
-import time
 
 import numpy as np
 
-from hetsched.plan import Plan, plan_from_schedule, schedule_arrays
+from hetsched.plan import (
+    Plan,
+    overflow,
+    plan_from_schedule,
+    plan_transfer_starts,
+    schedule_arrays,
+)
 from hetsched.problem import Problem
 from hetsched.schedule.bounds import quick_lower_bound
+from hetsched.schedule.latency.heuristics import solve_heft
 from hetsched.schedule.latency.listsched import priority_order, retime
-from hetsched.solver import (
-    GLOBAL_STOP,
-    Progress,
-    ProgressCallback,
-    StopToken,
-    check_seed,
-    check_time_limit,
-    report,
-)
+from hetsched.solver import Capabilities, SolveContext, Solver
 
 __all__ = ["critical_path", "solve_local_search"]
 
 
 def critical_path(
-    p: Problem, assign: np.ndarray, start: np.ndarray, transfer_start: dict[int, int] | None = None
+    p: Problem,
+    assign: np.ndarray,
+    start: np.ndarray,
+    transfer_start: dict[tuple[int, int], int] | None = None,
 ) -> list[int]:
     """Ops on a chain that determines the makespan, last op first.
 
@@ -73,8 +74,9 @@ def critical_path(
         nxt = -1
         for u, k in p.preds[v]:
             arrive = fin[u] + p.comm[k, assign[u], assign[v]]
-            if transfer_start and k in transfer_start and assign[u] != assign[v]:
-                arrive = transfer_start[k] + p.comm[k, assign[u], assign[v]]
+            key = (int(p.edge_tensor[k]), int(assign[v]))
+            if transfer_start and key in transfer_start and assign[u] != assign[v]:
+                arrive = transfer_start[key] + p.comm[k, assign[u], assign[v]]
             if arrive == start[v]:
                 nxt = u
                 break
@@ -90,43 +92,30 @@ def critical_path(
 
 def _evaluate(
     p: Problem, assign: np.ndarray, key: np.ndarray
-) -> tuple[np.ndarray, dict[int, int], int]:
+) -> tuple[np.ndarray, dict[tuple[int, int], int], int]:
     start, xfer = retime(p, assign, priority_order(p, key))
     return start, xfer, int((start + p.dur[np.arange(p.n), assign]).max())
 
 
-def solve_local_search(
-    problem: Problem,
-    *,
-    time_limit: float = 5.0,
-    seed: int = 0,
-    hint: Plan | None = None,
-    progress: ProgressCallback | None = None,
-    stop: StopToken | None = None,
-    max_evaluations: int | None = None,
+def _local_search(
+    problem: Problem, ctx: SolveContext, *, max_evaluations: int | None = None
 ) -> Plan:
-    """Improve ``hint`` (default: HEFT) by critical-path moves and swaps."""
-    time_limit = check_time_limit(time_limit)
-    seed = check_seed(seed)
-    stop = stop or GLOBAL_STOP
-    t0 = time.perf_counter()
+    """Improve the hint (default: HEFT) by critical-path moves and swaps."""
     p = problem
-    if hint is None:
-        from hetsched.schedule.latency.heuristics import solve_heft
-
-        hint = solve_heft(p, time_limit=time_limit, seed=seed)
+    hint = ctx.hint if ctx.hint is not None else solve_heft.within(p, ctx.child())
     assign, key = schedule_arrays(hint, p)
     start, xfer, best = _evaluate(p, assign, key.astype(float))
     first = best
     if round(hint.makespan / p.quantum) < best:
         # The hint's own (insertion) timing beats re-timing in start order: keep its times.
         start, best = key, round(hint.makespan / p.quantum)
-        xfer = {}
+        xfer = plan_transfer_starts(p, hint)
     lb = quick_lower_bound(p)
-    rng = np.random.default_rng(seed)
+    ctx.report(hint.solver, best * p.quantum, lb * p.quantum)  # the start point
+    rng = np.random.default_rng(ctx.seed)
     evals = moves = 0
     stale = 0
-    while best > lb and not stop.is_set() and time.perf_counter() - t0 < time_limit:
+    while best > lb and not ctx.expired():
         if max_evaluations is not None and evals >= max_evaluations:
             break
         path = critical_path(p, assign, start, xfer)
@@ -135,28 +124,22 @@ def solve_local_search(
         for i in order.tolist():
             v = path[i]
             cands = [d for d in p.allowed_devices[v] if d != assign[v]]
-            if p.use_memory:
-                used = np.bincount(assign, weights=p.memory, minlength=p.num_devices)
-                cands = [d for d in cands if used[d] + p.memory[v] <= p.capacity[d]]
             rng.shuffle(cands)
             for d in cands:
                 trial = assign.copy()
                 trial[v] = d
+                if overflow(p, p.device_mode[np.arange(p.n), trial]) is not None:
+                    continue
                 s2, x2, ms = _evaluate(p, trial, start.astype(float) + rng.random(p.n) * 0.5)
                 evals += 1
                 if ms < best or (ms == best and rng.random() < 0.1):
                     if ms < best:
                         improved = True
-                        report(
-                            progress,
-                            Progress(
-                                "ls", ms * p.quantum, lb * p.quantum, time.perf_counter() - t0
-                            ),
-                        )
+                        ctx.report("ls", ms * p.quantum, lb * p.quantum)
                     assign, start, xfer, best = trial, s2, x2, ms
                     moves += 1
                     break
-            if improved or time.perf_counter() - t0 >= time_limit:
+            if improved or ctx.expired():
                 break
         stale = 0 if improved else stale + 1
         if stale > 3 + len(path):
@@ -171,11 +154,14 @@ def solve_local_search(
         assign=assign,
         start=start,
         solver="ls",
-        status="optimal" if best <= lb else "heuristic",
         lower_bound=lb,
-        solve_time=time.perf_counter() - t0,
         stats={"evaluations": evals, "moves": moves, "start_makespan": first * p.quantum},
         transfer_start=xfer or None,
-        interrupted=stop.is_set(),
+        baselines=hint.baselines,
     )
-    return final if final.makespan <= hint.makespan else hint.with_(solver="ls")
+    return final if final.makespan <= hint.makespan else hint
+
+
+solve_local_search = Solver(
+    "ls", _local_search, Capabilities(hint=True, anytime=True), options=("max_evaluations",)
+)

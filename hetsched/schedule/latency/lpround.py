@@ -74,9 +74,9 @@ def lp_rounded_problem(problem: Problem) -> Problem | None:
 def solve_lp_heft(problem: Problem) -> Plan | None:
     """HEFT on :func:`lp_rounded_problem` (``None`` where that is); well under a second at
     1000 ops."""
+    from hetsched.plan import plan_transfer_starts
     from hetsched.schedule.bounds import quick_lower_bound
     from hetsched.schedule.latency.heuristics import solve_heft
-    from hetsched.schedule.latency.lns import plan_transfer_starts
 
     t0 = time.perf_counter()
     fixed = lp_rounded_problem(problem)
@@ -89,7 +89,6 @@ def solve_lp_heft(problem: Problem) -> Plan | None:
         assign=a,
         start=s,
         solver="lp-heft",
-        status="heuristic",
         # the fixed problem's bounds hold for that assignment only
         lower_bound=quick_lower_bound(problem),
         solve_time=time.perf_counter() - t0,

@@ -41,7 +41,6 @@ Examples
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,19 +49,12 @@ from ortools.linear_solver import pywraplp
 
 from hetsched.errors import SolverError
 from hetsched.plan import Plan, plan_from_schedule
+from hetsched.plan.memory import linear_terms
 from hetsched.problem import Problem
 from hetsched.schedule.bounds import heads_and_tails
 from hetsched.schedule.latency.listsched import retime
 from hetsched.schedule.latency.warmstart import canonical_devices, prepare_hint, start_order
-from hetsched.solver import (
-    GLOBAL_STOP,
-    Progress,
-    ProgressCallback,
-    StopToken,
-    check_seed,
-    check_time_limit,
-    report,
-)
+from hetsched.solver import Capabilities, SolveContext, Solver
 
 __all__ = [
     "BACKENDS",
@@ -242,17 +234,24 @@ def _add_load(built: MilpModel, p: Problem) -> None:
 
 
 def _add_memory(built: MilpModel, p: Problem) -> None:
-    # For each device d: sum_v mem[v] on[v,d] <= capacity[d] (static residency).
-    for d in range(p.num_devices):
-        if not math.isfinite(p.capacity[d]):
-            continue
-        terms = [
-            float(p.memory[v]) * x[d]
-            for v, x in enumerate(built.node_device_to_on)
-            if d in x and p.memory[v] > 0
-        ]
-        if terms:
-            built.solver.Add(sum(terms) <= float(p.capacity[d]), f"mem_{p.devices[d]}")
+    # For each device d: sum_v bytes[v,d] on[v,d] + sum_t bytes_t recv[t,d] <= capacity[d],
+    # recv[t,d] >= on[c,d] - on[src(t),d] for each reader c (hetsched.plan.memory).
+    op_bytes, buffers = linear_terms(p)
+    on, solver = built.node_device_to_on, built.solver
+    terms: dict[int, list] = {d: [] for d in range(p.num_devices)}
+    for v in range(p.n):
+        for d, x in on[v].items():
+            if op_bytes[v, d] > 0:
+                terms[d].append(float(op_bytes[v, d]) * x)
+    for t, d, readers in buffers:
+        u = int(p.tensors.src[t])
+        recv = solver.NumVar(0.0, 1.0, f"recv_{t}_{d}")
+        for c in readers.tolist():
+            solver.Add(recv >= on[c][d] - on[u].get(d, 0), f"recv_{t}_{d}_{c}")
+        terms[d].append(float(p.tensors.nbytes[t]) * recv)
+    for d, ts in terms.items():
+        if ts and math.isfinite(p.capacity[d]):
+            solver.Add(sum(ts) <= float(p.capacity[d]), f"mem_{p.devices[d]}")
 
 
 def _add_symmetry_breaking(built: MilpModel, p: Problem) -> None:
@@ -307,56 +306,40 @@ def _extract(built: MilpModel, p: Problem) -> tuple[np.ndarray, np.ndarray]:
     return assign, start
 
 
-def solve_milp(
+def _milp(
     problem: Problem,
+    ctx: SolveContext,
     *,
-    time_limit: float = 10.0,
-    seed: int = 0,
-    hint: Plan | None = None,
-    progress: ProgressCallback | None = None,
     backend: str | None = None,
-    stop: StopToken | None = None,
     export_model: str | None = None,
 ) -> Plan:
-    """Minimise makespan with the disjunctive MIP; never worse than the hint.
+    """Minimise makespan with the disjunctive MIP; never worse than the warm start.
 
-    Without a ``hint`` the best of HEFT/PEFT/CPOP is used; it sets the big-M horizon.
+    Without a hint the best of HEFT/PEFT/CPOP is the warm start; it sets the big-M horizon.
     ``export_model`` writes the model in LP format for debugging.
 
     Raises
     ------
     SolverError
-        Link contention, instance out of scope, or no MIP backend.
+        Instance out of scope, or no MIP backend.
     """
-    time_limit = check_time_limit(time_limit)
-    seed = check_seed(seed)
-    t0 = time.perf_counter()
-    stop = stop or GLOBAL_STOP
-    if problem.link_contention:
-        msg = "milp does not model link contention; use cpsat"
-        raise SolverError(msg)
-    hint_plan, h_assign, h_start, lb = prepare_hint(problem, hint, time_limit, seed)
-    h_makespan = round(hint_plan.makespan / problem.quantum)
+    warm = prepare_hint(problem, ctx)
+    h_makespan, lb = warm.makespan, warm.lb
+    hint_plan = warm.plan.with_(searched=True)
     if h_makespan <= lb:
-        return hint_plan.with_(
-            status="optimal",
-            solver="milp",
-            solve_time=time.perf_counter() - t0,
-            stats={"proved_by": "bounds", "hint_solver": hint_plan.solver},
-        )
+        return hint_plan.with_(stats={"proved_by": "bounds", "hint_solver": warm.plan.solver})
     built = build_model(problem, horizon=h_makespan, lower=lb, backend=backend)
     if built.backend in HINTED_BACKENDS:
-        _set_hint(built, problem, canonical_devices(problem, h_assign), h_start)
+        _set_hint(built, problem, canonical_devices(problem, warm.assign), warm.start)
     if export_model:
         with open(export_model, "w", encoding="utf-8") as fh:
             fh.write(built.solver.ExportModelAsLpFormat(False))
-    _configure(built, seed, time_limit - (time.perf_counter() - t0))
-    remove = stop.on_stop(built.solver.InterruptSolve)
+    _configure(built, ctx.seed, ctx.remaining())
+    remove = ctx.stop.on_stop(built.solver.InterruptSolve)
     try:
         status = built.solver.Solve()
     finally:
         remove()
-    elapsed = time.perf_counter() - t0
     stats: dict[str, Any] = {
         "backend": built.backend,
         "mip_status": _STATUS_NAMES.get(status, str(status)),
@@ -364,42 +347,45 @@ def solve_milp(
         "disjunctions": built.disjunctions,
         "variables": built.solver.NumVariables(),
         "constraints": built.solver.NumConstraints(),
-        "hint_solver": hint_plan.solver,
-        "hint_makespan": hint_plan.makespan,
+        "hint_solver": warm.plan.solver,
+        "hint_makespan": warm.plan.makespan,
     }
     if status == pywraplp.Solver.INFEASIBLE:
         msg = f"the MIP is infeasible at horizon {h_makespan}, but the hint is feasible (bug)"
         raise SolverError(msg)
     if status not in (pywraplp.Solver.OPTIMAL, pywraplp.Solver.FEASIBLE):
-        # No solution within the limit (NOT_SOLVED / ABNORMAL): the hint is the answer.
-        return hint_plan.with_(
-            solve_time=elapsed, stats={**stats, "fallback": "hint"}, interrupted=stop.is_set()
-        )
+        # No solution within the limit (NOT_SOLVED / ABNORMAL): the warm start is the answer.
+        return hint_plan.with_(stats={**stats, "fallback": "hint"})
     assign, start = _extract(built, problem)
     value = int((start + problem.dur[np.arange(problem.n), assign]).max())
     bound = max(lb, math.ceil(built.solver.Objective().BestBound() - 1e-6))
     if status == pywraplp.Solver.OPTIMAL:
         bound = max(bound, value)
     bound = min(bound, value)
-    report(progress, Progress("milp", value * problem.quantum, bound * problem.quantum, elapsed))
+    ctx.report("milp", value * problem.quantum, bound * problem.quantum)
     if value >= h_makespan and bound < h_makespan:
         return hint_plan.with_(
             lower_bound=bound * problem.quantum,
-            solve_time=elapsed,
             stats={**stats, "fallback": "hint (no improvement)"},
-            interrupted=stop.is_set(),
         )
     return plan_from_schedule(
         problem,
         assign=assign,
         start=start,
         solver="milp",
-        status="optimal" if bound >= value else "feasible",
+        searched=True,
         lower_bound=bound,
-        solve_time=elapsed,
         stats=stats,
-        interrupted=stop.is_set(),
+        baselines=warm.plan.baselines,
     )
+
+
+solve_milp = Solver(
+    "milp",
+    _milp,
+    Capabilities(hint=True, anytime=False, exact=True, links=False),
+    options=("backend", "export_model"),
+)
 
 
 def reachability(p: Problem) -> list[int]:

@@ -34,9 +34,10 @@ from typing import Any
 import numpy as np
 from ortools.sat.python import cp_model
 
+from hetsched.plan.memory import static_usage
 from hetsched.problem import Problem
-from hetsched.schedule.cpsolver import new_cp_solver
-from hetsched.solver import GLOBAL_STOP
+from hetsched.schedule.cpsolver import new_cp_solver, solve_cp
+from hetsched.solver import StopToken
 
 __all__ = ["SubResult", "disjunctive_tails", "dispatch_key", "solve_neighbourhood"]
 
@@ -231,16 +232,22 @@ def _add_device_chains(
 def _add_memory(
     m: cp_model.CpModel, p: Problem, v: _Vars, in_w: np.ndarray, assign: np.ndarray
 ) -> None:
-    # sum_{x on d} mem_x <= cap_d: window ops' memory fits what the others leave free.
+    # sum_{x in window on d} bytes[x,d] <= cap_d - (what the rest holds there now): window
+    # ops' own bytes fit what the others leave free. Receive buffers are not modelled here:
+    # the caller checks the whole plan with the memory model (hetsched.plan.memory).
     if not p.use_memory:
         return
+    rest = assign.copy()
+    used = static_usage(p, p.device_mode[np.arange(p.n), rest])
+    np.subtract.at(used, assign[in_w], p.dev_memory[np.flatnonzero(in_w), assign[in_w]])
     for d in range(p.num_devices):
         if not np.isfinite(p.capacity[d]):
             continue
-        used = float(p.memory[(~in_w) & (assign == d)].sum())
-        terms = [(int(np.ceil(p.memory[x])), lits[d]) for x, lits in v.on.items() if d in lits]
+        terms = [
+            (int(np.ceil(p.dev_memory[x, d])), lits[d]) for x, lits in v.on.items() if d in lits
+        ]
         if terms:
-            m.add(sum(c * lit for c, lit in terms) <= int(np.floor(p.capacity[d] - used)))
+            m.add(sum(c * lit for c, lit in terms) <= int(np.floor(p.capacity[d] - used[d])))
 
 
 def _add_objective(
@@ -307,6 +314,7 @@ def solve_neighbourhood(
     time_limit: float = 1.0,
     seed: int = 0,
     workers: int = 2,
+    stop: StopToken | None = None,
 ) -> SubResult | None:
     """Re-optimise ``window`` (device and start) with the rest fixed as described above.
 
@@ -334,11 +342,7 @@ def solve_neighbourhood(
     _add_memory(m, p, v, in_w, assign)
     obj = _add_objective(m, p, v, ops, in_a, in_b, assign, start, fin, tail, last, horizon)
     solver = new_cp_solver(time_limit=time_limit, workers=workers, seed=seed)
-    remove = GLOBAL_STOP.on_stop(solver.stop_search)
-    try:
-        status = solver.solve(m)
-    finally:
-        remove()
+    status = solve_cp(solver, m, stop)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return None
     new_assign = assign.copy()

@@ -31,7 +31,6 @@ Examples
 from __future__ import annotations
 
 import math
-import time
 from typing import Any
 
 import numpy as np
@@ -48,15 +47,7 @@ from hetsched.schedule.bounds import (
 from hetsched.schedule.latency.eft import first_plan
 from hetsched.schedule.latency.heuristics import solve_cpop, solve_heft, solve_peft
 from hetsched.schedule.latency.lpround import solve_lp_heft
-from hetsched.solver import (
-    GLOBAL_STOP,
-    Progress,
-    ProgressCallback,
-    StopToken,
-    check_seed,
-    check_time_limit,
-    report,
-)
+from hetsched.solver import Capabilities, SolveContext, Solver, StopToken
 
 __all__ = [
     "BLOCK_SHARE",
@@ -82,116 +73,90 @@ BLOCK_SHARE = 0.3
 SEGMENT_SHARE = 0.8
 
 
-def solve_portfolio(
-    problem: Problem,
-    *,
-    time_limit: float = 10.0,
-    seed: int = 0,
-    hint: Plan | None = None,
-    progress: ProgressCallback | None = None,
-    workers: int = 2,
-    stop: StopToken | None = None,
-) -> Plan:
-    """Best plan and best bound of heuristics + exact search within ``time_limit``."""
-    time_limit = check_time_limit(time_limit)
-    seed = check_seed(seed)
-    stop = stop or GLOBAL_STOP
-    t0 = time.perf_counter()
+def _portfolio(problem: Problem, ctx: SolveContext) -> Plan:
+    """Best plan and best bound of heuristics + exact search within the time limit."""
     n = problem.n
+    device_view = problem.is_device_table  # segments, blocks, LS and LNS need one
     heuristics: dict[str, Plan] = {}
     heuristics["eft"] = first_plan(problem)
     if n > CPSAT_MAX_OPS:
-        report(progress, Progress("eft", heuristics["eft"].makespan, 0.0, _since(t0)))
-    if n <= LARGE_OPS or time_limit >= HEFT_BUDGET_PER_OP * n:
-        heuristics["heft"] = solve_heft(problem, time_limit=time_limit, seed=seed)
+        ctx.report("eft", heuristics["eft"].makespan, 0.0)
+    if n <= LARGE_OPS or ctx.time_limit >= HEFT_BUDGET_PER_OP * n:
+        heuristics["heft"] = solve_heft.within(problem, ctx.child())
     if n <= LARGE_OPS:
-        heuristics["peft"] = solve_peft(problem, time_limit=time_limit, seed=seed)
-        heuristics["cpop"] = solve_cpop(problem, time_limit=time_limit, seed=seed)
+        heuristics["peft"] = solve_peft.within(problem, ctx.child())
+        heuristics["cpop"] = solve_cpop.within(problem, ctx.child())
         lp_heft = solve_lp_heft(problem)
         if lp_heft is not None:
             heuristics["lp-heft"] = lp_heft
-    candidates = list(heuristics.values()) + ([hint] if hint is not None else [])
+    baselines = {k: v.makespan for k, v in heuristics.items()}
+    candidates = list(heuristics.values()) + ([ctx.hint] if ctx.hint is not None else [])
     # a plan over a device's memory is no plan (EFT only overflows when nothing else fits)
     best = min(candidates, key=lambda pl: (not _fits(problem, pl), pl.makespan, pl.solver))
     q = problem.quantum
-    lb_units = _bound(problem)
-    bound = max(lb_units * q, max(pl.lower_bound for pl in candidates))
-    report(progress, Progress(best.solver, best.makespan, bound, _since(t0)))
-    stats: dict[str, Any] = {
-        "heuristics": {k: v.makespan for k, v in heuristics.items()},
-        "path": [best.solver],
-    }
+    bound = max(_bound(problem) * q, max(pl.lower_bound for pl in candidates))
+    ctx.report(best.solver, best.makespan, bound)
+    stats: dict[str, Any] = {"path": [best.solver]}
     # Large graphs: repeated segments, then a repeated block, each solved once and copied.
     for name, stage in (("segments", _segments_stage), ("blocks", _blocks_stage)):
-        if n <= CPSAT_MAX_OPS or best.makespan <= bound * (1 + 1e-12) or stop.is_set():
+        if n <= CPSAT_MAX_OPS or not device_view or best.makespan <= bound * (1 + 1e-12):
             break
-        remaining = time_limit - _since(t0)
-        improved = stage(problem, best, remaining, seed, workers, stop, stats)
+        if ctx.stop.is_set():
+            break
+        improved = stage(problem, best, ctx.remaining(), ctx.seed, ctx.workers, ctx.stop, stats)
         if improved is not None:
             best = improved.with_(lower_bound=bound)
-            report(progress, Progress(name, best.makespan, bound, _since(t0)))
-    remaining = time_limit - (time.perf_counter() - t0)
+            ctx.report(name, best.makespan, bound)
     large = CPSAT_MAX_OPS < n <= LARGE_OPS
-    if large and best.makespan > bound * (1 + 1e-12) and remaining > 0.1 and not stop.is_set():
+    unproven = best.makespan > bound * (1 + 1e-12)
+    if large and device_view and unproven and ctx.remaining() > 0.1 and not ctx.stop.is_set():
         # Large graphs: a share of the budget for cheap critical-path moves before LNS. (On
         # graphs CP-SAT takes whole, measured: the time is better spent in CP-SAT.)
         from hetsched.schedule.latency.localsearch import solve_local_search
 
-        ls = solve_local_search(
+        ls = solve_local_search.within(
             problem,
-            time_limit=max(0.05, LOCAL_SEARCH_SHARE * remaining),
-            seed=seed,
-            hint=best,
-            progress=progress,
-            stop=stop,
+            ctx.child(time_limit=max(0.05, LOCAL_SEARCH_SHARE * ctx.remaining()), hint=best),
         )
         stats["path"].append("ls")
         stats["ls"] = dict(ls.stats)
         if ls.makespan < best.makespan:
             best = ls
-        remaining = time_limit - (time.perf_counter() - t0)
-    if best.makespan > bound * (1 + 1e-12) and remaining > 0.05 and not stop.is_set():
-        if problem.n <= CPSAT_MAX_OPS:
+    searched = False
+    exact_ok = n <= CPSAT_MAX_OPS or device_view
+    if best.makespan > bound * (1 + 1e-12) and ctx.remaining() > 0.05 and exact_ok:
+        if not ctx.stop.is_set() and n <= CPSAT_MAX_OPS:
             from hetsched.schedule.latency.cpsat import solve_cpsat
 
-            exact = solve_cpsat(
-                problem,
-                time_limit=remaining,
-                seed=seed,
-                hint=best,
-                progress=progress,
-                workers=workers,
-                stop=stop,
-            )
-        else:
+            exact = solve_cpsat.within(problem, ctx.child(hint=best))
+            searched = True
+        elif not ctx.stop.is_set():
             from hetsched.schedule.latency.lns import solve_lns
 
-            exact = solve_lns(
-                problem,
-                time_limit=remaining,
-                seed=seed,
-                hint=best,
-                progress=progress,
-                workers=workers,
-                stop=stop,
-                bound=math.floor(bound / q + 1e-9),
+            exact = solve_lns.within(
+                problem, ctx.child(hint=best), bound=math.floor(bound / q + 1e-9)
             )
-        stats["path"].append(exact.solver)
-        stats[exact.solver] = dict(exact.stats)
-        bound = max(bound, exact.lower_bound)
-        if exact.makespan <= best.makespan:
-            best = exact
-    status = "optimal" if best.makespan <= bound * (1 + 1e-12) else best.status
-    if status == "heuristic" and "cpsat" in stats["path"]:
-        status = "feasible"
+        else:
+            exact = best
+        if exact is not best:
+            stats["path"].append(exact.solver)
+            stats[exact.solver] = dict(exact.stats)
+            bound = max(bound, exact.lower_bound)
+            if exact.makespan <= best.makespan:
+                best = exact
     return best.with_(
-        solver="portfolio",
-        status=status,
+        searched=searched or best.searched,
         lower_bound=min(bound, best.makespan),
-        solve_time=time.perf_counter() - t0,
         stats={**stats, "winner": best.solver},
-        interrupted=stop.is_set(),
+        baselines=baselines,
     )
+
+
+solve_portfolio = Solver(
+    "portfolio",
+    _portfolio,
+    Capabilities(hint=True, workers=True, anytime=True, exact=True, modes=True),
+)
 
 
 def _fits(p: Problem, plan: Plan) -> bool:
@@ -199,10 +164,6 @@ def _fits(p: Problem, plan: Plan) -> bool:
     from hetsched.schedule.latency.eft import fits_memory
 
     return fits_memory(p, schedule_arrays(plan, p)[0])
-
-
-def _since(t0: float) -> float:
-    return time.perf_counter() - t0
 
 
 def _bound(p: Problem) -> int:
@@ -279,7 +240,7 @@ def _blocks_stage(
 
 def _stage_plan(
     p: Problem,
-    out: tuple[np.ndarray, np.ndarray, dict[int, int]] | None,
+    out: tuple[np.ndarray, np.ndarray, dict[tuple[int, int], int]] | None,
     name: str,
     stats: dict[str, Any],
 ) -> Plan | None:
@@ -290,6 +251,4 @@ def _stage_plan(
     if out is None:
         return None
     assign, start, xfer = out
-    return plan_from_schedule(
-        p, assign=assign, start=start, solver=name, status="heuristic", transfer_start=xfer
-    )
+    return plan_from_schedule(p, assign=assign, start=start, solver=name, transfer_start=xfer)

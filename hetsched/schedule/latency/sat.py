@@ -43,28 +43,19 @@ Examples
 from __future__ import annotations
 
 import threading
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
 from pysat.card import CardEnc, EncType
 from pysat.formula import IDPool
-from pysat.solvers import Solver
+from pysat.solvers import Solver as PySatSolver
 
 from hetsched.errors import SolverError
 from hetsched.plan import Plan, plan_from_schedule
 from hetsched.problem import Problem
 from hetsched.schedule.latency.listsched import retime
 from hetsched.schedule.latency.warmstart import prepare_hint, start_order
-from hetsched.solver import (
-    GLOBAL_STOP,
-    Progress,
-    ProgressCallback,
-    StopToken,
-    check_seed,
-    check_time_limit,
-    report,
-)
+from hetsched.solver import Capabilities, SolveContext, Solver
 
 __all__ = ["MAX_POSITIONS", "SatModel", "build_model", "device_windows", "solve_sat"]
 
@@ -144,8 +135,11 @@ def _check_scope(p: Problem) -> None:
         msg = "sat does not model link contention; use cpsat"
         raise SolverError(msg)
     if p.use_memory:
+        # not modelled: accepted only when no placement can overflow a device (every op's
+        # bytes and every tensor received there, hetsched.plan.memory)
+        worst = p.dev_memory.sum(axis=0) + p.tensors.nbytes.sum()
         for d in range(p.num_devices):
-            if p.memory[p.allowed[:, d]].sum() > p.capacity[d]:
+            if worst[d] > p.capacity[d]:
                 msg = f"sat does not model memory capacity (binding on {p.devices[d]!r}); use cpsat"
                 raise SolverError(msg)
 
@@ -266,7 +260,7 @@ def _add_precedence(m: SatModel, p: Problem) -> None:
                     _clause(m, [_neg(xa), _neg(xb), _neg(m.by(v, t)), m.by(u, t - delay)])
 
 
-def _le(m: SatModel, p: Problem, solver: Solver, bound: int) -> int:
+def _le(m: SatModel, p: Problem, solver: PySatSolver, bound: int) -> int:
     """Activation literal of ``makespan <= bound``; its clauses are added to ``solver``."""
     act = m.pool.id(("le", bound))
     for v in range(p.n):
@@ -311,8 +305,8 @@ def _colour(m: SatModel, p: Problem, res: np.ndarray, start: np.ndarray) -> np.n
     return assign
 
 
-def _open_solver(name: str, clauses: list[list[int]]) -> Solver:
-    solver = Solver(name=name, bootstrap_with=clauses)
+def _open_solver(name: str, clauses: list[list[int]]) -> PySatSolver:
+    solver = PySatSolver(name=name, bootstrap_with=clauses)
     try:
         solver.interrupt()
         solver.clear_interrupt()
@@ -323,50 +317,33 @@ def _open_solver(name: str, clauses: list[list[int]]) -> Solver:
     return solver
 
 
-def solve_sat(
-    problem: Problem,
-    *,
-    time_limit: float = 10.0,
-    seed: int = 0,
-    hint: Plan | None = None,
-    progress: ProgressCallback | None = None,
-    stop: StopToken | None = None,
-    solver_name: str = "glucose4",
-) -> Plan:
+def _sat(problem: Problem, ctx: SolveContext, *, solver_name: str = "glucose4") -> Plan:
     """Minimise makespan by incremental SAT calls on ``makespan <= T``, ``T`` descending.
 
-    The solvers are deterministic; ``seed`` only reaches the heuristic warm start.
+    The solvers are deterministic; the seed only reaches the heuristic warm start.
 
     Raises
     ------
     SolverError
-        Link contention, binding memory, out of scope, or a solver without interrupts.
+        Binding memory, out of scope, or a solver without interrupts.
     """
-    time_limit = check_time_limit(time_limit)
-    seed = check_seed(seed)
-    t0 = time.perf_counter()
-    stop = stop or GLOBAL_STOP
     _check_scope(problem)
-    hint_plan, _, _, lb = prepare_hint(problem, hint, time_limit, seed)
-    q = problem.quantum
-    best_value = round(hint_plan.makespan / q)
+    warm = prepare_hint(problem, ctx)
+    hint_plan = warm.plan.with_(searched=True)
+    lb, q = warm.lb, problem.quantum
+    best_value = warm.makespan
     if best_value <= lb:
-        return hint_plan.with_(
-            status="optimal",
-            solver="sat",
-            solve_time=time.perf_counter() - t0,
-            stats={"proved_by": "bounds", "hint_solver": hint_plan.solver},
-        )
+        return hint_plan.with_(stats={"proved_by": "bounds", "hint_solver": warm.plan.solver})
     built = build_model(problem, horizon=best_value)
     solver = _open_solver(solver_name, built.clauses)
     best: tuple[np.ndarray, np.ndarray] | None = None
     calls, outcome = 0, "interrupted"
-    remove = stop.on_stop(solver.interrupt)
+    remove = ctx.stop.on_stop(solver.interrupt)
     try:
         while best_value - 1 >= lb:
-            remaining = time_limit - (time.perf_counter() - t0)
+            remaining = ctx.remaining()
             solver.clear_interrupt()
-            if remaining <= 0 or stop.is_set():
+            if remaining <= 0 or ctx.stop.is_set():
                 break
             act = _le(built, problem, solver, best_value - 1)
             timer = threading.Timer(remaining, solver.interrupt)
@@ -383,8 +360,7 @@ def solve_sat(
                 break
             best = _decode(built, problem, solver.get_model())
             best_value = int((best[1] + problem.dur[np.arange(problem.n), best[0]]).max())
-            elapsed = time.perf_counter() - t0
-            report(progress, Progress("sat", best_value * q, lb * q, elapsed))
+            ctx.report("sat", best_value * q, lb * q)
         else:
             outcome = "proved"
     finally:
@@ -395,28 +371,25 @@ def solve_sat(
         "calls": calls,
         "outcome": outcome,
         "solver_name": solver_name,
-        "hint_solver": hint_plan.solver,
-        "hint_makespan": hint_plan.makespan,
+        "hint_solver": warm.plan.solver,
+        "hint_makespan": warm.plan.makespan,
     }
-    status = "optimal" if lb >= best_value else None
-    elapsed = time.perf_counter() - t0
     if best is None:
         return hint_plan.with_(
-            status=status or "heuristic",
-            solver="sat" if status else hint_plan.solver,
-            lower_bound=min(lb, best_value) * q,
-            solve_time=elapsed,
-            stats={**stats, "fallback": "hint"},
-            interrupted=stop.is_set(),
+            lower_bound=min(lb, best_value) * q, stats={**stats, "fallback": "hint"}
         )
     return plan_from_schedule(
         problem,
         assign=best[0],
         start=best[1],
         solver="sat",
-        status=status or "feasible",
+        searched=True,
         lower_bound=min(lb, best_value),
-        solve_time=elapsed,
         stats=stats,
-        interrupted=stop.is_set(),
+        baselines=warm.plan.baselines,
     )
+
+
+solve_sat = Solver(
+    "sat", _sat, Capabilities(hint=True, exact=True, links=False), options=("solver_name",)
+)

@@ -46,7 +46,7 @@ from hetsched.problem import Problem, subproblem
 from hetsched.schedule.bounds import segment_key, series_cuts
 from hetsched.schedule.latency.eft import fits_memory
 from hetsched.schedule.latency.listsched import makespan_units, priority_order, retime
-from hetsched.solver import GLOBAL_STOP, StopToken
+from hetsched.solver import StopToken
 
 __all__ = ["SegmentClass", "segment_classes", "solve_segments"]
 
@@ -115,9 +115,7 @@ def _solve_one(
 ) -> Plan:
     """Best plan of one segment from the current schedule's pattern."""
     hint_start, _ = retime(sub, hint_assign, priority_order(sub, hint_start))
-    hint = plan_from_schedule(
-        sub, assign=hint_assign, start=hint_start, solver="current", status="heuristic"
-    )
+    hint = plan_from_schedule(sub, assign=hint_assign, start=hint_start, solver="current")
     from hetsched.schedule.latency.cpsat import solve_cpsat
 
     if sub.n <= SEGMENT_CPSAT_MAX_OPS:
@@ -155,7 +153,7 @@ def _lp_rounded_plan(
         stop=stop,
     )
     a, st = schedule_arrays(plan, fixed)
-    return plan_from_schedule(sub, assign=a, start=st, solver="lp-rounded", status="heuristic")
+    return plan_from_schedule(sub, assign=a, start=st, solver="lp-rounded")
 
 
 def solve_segments(
@@ -167,13 +165,13 @@ def solve_segments(
     seed: int = 0,
     workers: int = 2,
     stop: StopToken | None = None,
-) -> tuple[np.ndarray, np.ndarray, dict[int, int]] | None:
+) -> tuple[np.ndarray, np.ndarray, dict[tuple[int, int], int]] | None:
     """Solve each class of identical segments once and copy its pattern onto every member.
 
     The time is shared between classes by their op counts. Returns ``(assign, start,
     transfer_start)`` re-timed, or ``None`` unless the makespan got shorter.
     """
-    stop = stop or GLOBAL_STOP
+    stop = stop or StopToken()
     t0 = time.perf_counter()
     classes = segment_classes(p)
     if not classes:

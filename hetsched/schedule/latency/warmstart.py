@@ -13,46 +13,63 @@ Examples
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from hetsched.plan import Plan, plan_from_schedule, schedule_arrays
+from hetsched.plan import Plan, mode_ids, plan_from_schedule, schedule_arrays
 from hetsched.problem import Problem
-from hetsched.schedule.latency.listsched import priority_order, retime
+from hetsched.schedule.latency.listsched import priority_order, retime_modes
+from hetsched.solver import SolveContext
 
-__all__ = ["canonical_devices", "prepare_hint", "start_order"]
+__all__ = ["WarmStart", "canonical_devices", "prepare_hint", "start_order"]
 
 
-def prepare_hint(
-    problem: Problem, hint: Plan | None, time_limit: float, seed: int
-) -> tuple[Plan, np.ndarray, np.ndarray, int]:
-    """The warm start re-timed in integer units, as a ``heuristic`` plan, and the lower bound.
+@dataclass(frozen=True)
+class WarmStart:
+    """A complete, feasible integer schedule to start an exact search from.
 
-    Without ``hint`` the best of HEFT/PEFT/CPOP is used. Returns ``(plan, assign, start, lb)``.
+    ``plan`` is it as a plan (with ``lower_bound``), ``modes``/``assign``/``start`` as arrays
+    (mode id, first device and start unit per op); ``makespan`` and ``lb`` (the best lower
+    bound) in units.
     """
+
+    plan: Plan
+    modes: np.ndarray
+    assign: np.ndarray
+    start: np.ndarray
+    makespan: int
+    lb: int
+
+
+def prepare_hint(problem: Problem, ctx: SolveContext) -> WarmStart:
+    """The warm start (``ctx.hint``, else the best of HEFT/PEFT/CPOP) re-timed in integer
+    units, and the lower bound."""
     from hetsched.schedule.bounds import lower_bound
     from hetsched.schedule.latency.heuristics import solve_cpop, solve_heft, solve_peft
 
+    hint = ctx.hint
     if hint is None:
-        cands = [
-            f(problem, time_limit=time_limit, seed=seed)
-            for f in (solve_heft, solve_peft, solve_cpop)
-        ]
+        cands = [f.within(problem, ctx.child()) for f in (solve_heft, solve_peft, solve_cpop)]
         hint = min(cands, key=lambda pl: pl.makespan)
-    assign, raw = schedule_arrays(hint, problem)
+    modes = mode_ids(hint, problem)
+    _, raw = schedule_arrays(hint, problem)
     # priority_order, not start_order: a topological order even for a hint that is not a
     # feasible schedule; for a feasible one both give the same order.
-    start, xfer = retime(problem, assign, priority_order(problem, raw))
+    start, xfer = retime_modes(problem, modes, priority_order(problem, raw))
     lb = lower_bound(problem, use_lp=problem.n <= 2000)
     plan = plan_from_schedule(
         problem,
-        assign=assign,
+        modes=modes,
         start=start,
         solver=hint.solver,
-        status="heuristic",
         lower_bound=lb,
         transfer_start=xfer,
+        baselines=hint.baselines,
     )
-    return plan, assign, start, lb
+    first = problem.modes.devs[problem.modes.dev_start[modes]]
+    makespan = int((start + problem.mode_dur[modes]).max())
+    return WarmStart(plan, modes, first, start, makespan, lb)
 
 
 def start_order(start: np.ndarray) -> list[int]:

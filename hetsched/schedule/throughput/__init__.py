@@ -1,9 +1,14 @@
 """Throughput: how fast the graph streams when it repeats (pipeline partitions, modulo).
 
-* :func:`solve_pipeline` - minimum pipeline period, exact (CP-SAT), against the PipeDream
-  DP, equal-split and capability-greedy baselines (:mod:`.baselines`).
-* :func:`hetsched.schedule.throughput.modulo.solve_modulo` - minimum initiation interval.
+* :data:`solve_pipeline` - minimum pipeline period, exact (CP-SAT), against the PipeDream
+  DP, equal-split and capability-greedy baselines (:mod:`.baselines`, also solvers of their
+  own: :data:`BASELINE_SOLVERS`).
+* :data:`hetsched.schedule.throughput.modulo.solve_modulo` - minimum initiation interval.
 * :func:`solve_objective` - what :func:`hetsched.solve` calls for ``objective != "latency"``.
+
+Every plan is a :class:`~hetsched.plan.Plan`; a throughput plan carries its
+:class:`~hetsched.plan.PipelineResult` in ``plan.pipeline``, a modulo plan its
+:class:`~hetsched.plan.ModuloResult` in ``plan.modulo``.
 
 Examples
 --------
@@ -13,16 +18,19 @@ Examples
 ...             [Edge("a", "b")], meta={"units": "units"})
 >>> p = Problem.build(g, "homogeneous-2")
 >>> plan = solve_objective(p, g, objective="throughput", time_limit=5, workers=1)
->>> plan.period, plan.status
+>>> plan.pipeline.period, plan.status
 (3.0, 'optimal')
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from hetsched.errors import UsageError
 from hetsched.schedule.throughput.baselines import (
+    BASELINES,
     Baseline,
     capability_greedy,
     dp_partition,
@@ -32,17 +40,22 @@ from hetsched.schedule.throughput.baselines import (
 from hetsched.schedule.throughput.pipecost import (
     PipelineCost,
     channels,
+    is_contiguous,
     pipeline_cost,
     simple_period_bound,
 )
-from hetsched.schedule.throughput.pipeline import build_pipeline_model, solve_pipeline
+from hetsched.schedule.throughput.pipeline import build_pipeline_model
 from hetsched.schedule.throughput.pipeplan import (
-    PipelinePlan,
-    as_pipeline_plan,
     make_pipeline_plan,
+    pipeline_result,
     validate_pipeline,
 )
-from hetsched.solver import ProgressCallback
+from hetsched.schedule.throughput.pipesolve import (
+    BASELINE_SOLVERS,
+    pipeline_solver,
+    solve_pipeline,
+)
+from hetsched.solver import ProgressCallback, StopToken, run_solver
 
 if TYPE_CHECKING:
     from hetsched.graph.opgraph import OpGraph
@@ -50,18 +63,21 @@ if TYPE_CHECKING:
     from hetsched.problem import Problem
 
 __all__ = [
+    "BASELINES",
+    "BASELINE_SOLVERS",
     "Baseline",
     "PipelineCost",
-    "PipelinePlan",
-    "as_pipeline_plan",
     "build_pipeline_model",
     "capability_greedy",
     "channels",
     "demo_cases",
     "dp_partition",
     "equal_split",
+    "is_contiguous",
     "make_pipeline_plan",
     "pipeline_cost",
+    "pipeline_result",
+    "pipeline_solver",
     "run_baselines",
     "simple_period_bound",
     "solve_objective",
@@ -69,7 +85,7 @@ __all__ = [
     "validate_pipeline",
 ]
 
-_SOLVER_ALIASES = ("portfolio", "cpsat", "pipeline", "modulo")
+_EXACT = ("portfolio", "cpsat", "pipeline", "modulo")
 
 
 def solve_objective(
@@ -81,92 +97,48 @@ def solve_objective(
     time_limit: float = 10.0,
     seed: int = 0,
     progress: ProgressCallback | None = None,
-    workers: int = 2,
+    workers: int | None = None,
+    stop: StopToken | None = None,
     **options: Any,
 ) -> Plan:
     """Solve ``problem`` for ``objective`` ``"throughput"`` or ``"modulo"``; validated plan.
 
-    ``solver`` may be ``portfolio``/``cpsat`` (exact, hinted by the baselines) or a baseline
-    name (``dp``, ``equal-ops``, ``equal-flops``, ``capability``) for throughput.
-    Throughput options: ``contiguous``, ``stages``, ``max_latency`` (s), ``min_block_size``.
-    Modulo options: ``carried`` [(src, dst, distance)], ``iterations`` (unrolled check).
+    ``solver`` may be ``portfolio``/``cpsat``/``pipeline`` (exact, hinted by the baselines)
+    or a baseline name (``dp``, ``equal-ops``, ``equal-flops``, ``capability``) for
+    throughput; modulo is solved by CP-SAT. ``graph`` gives the equal-FLOPs baseline its
+    FLOPs. Each solve runs through :func:`~hetsched.solver.run_solver` with its own stop
+    token (or ``stop``). ``workers``: CP-SAT threads of the exact solvers (default 2); the
+    baselines refuse it.
+
+    Throughput options: ``contiguous``, ``stages``, ``max_latency`` (s, also checked on the
+    plan), ``min_block_size`` (the capability baseline's shortest run), ``export_model``
+    (exact only). Modulo options: ``carried`` [(src, dst, distance)], ``iterations`` (how
+    many the unrolled check runs, default 4).
     """
+    run = partial(
+        run_solver, problem=problem, time_limit=time_limit, seed=seed, progress=progress,
+        stop=stop,
+    )  # fmt: skip
     if objective == "throughput":
-        return _throughput(problem, graph, solver, time_limit, seed, progress, workers, options)
+        spec = pipeline_solver(solver)
+        if graph is not None:
+            options["graph"] = graph
+        check = partial(validate_pipeline, max_latency=options.get("max_latency"))
+        return run(replace(spec, check=check), workers=workers, **options)
     if objective == "modulo":
         from hetsched.schedule.throughput.modulo import solve_modulo, validate_modulo
 
-        iterations = options.pop("iterations", None) or 4
-        if solver not in _SOLVER_ALIASES:
+        if solver not in _EXACT:
             msg = f"objective 'modulo' is solved by CP-SAT; solver {solver!r} does not apply"
             raise UsageError(msg)
-        plan = solve_modulo(
-            problem, time_limit=time_limit, seed=seed, progress=progress, workers=workers,
-            iterations=iterations, **options,
-        )  # fmt: skip
-        validate_modulo(plan, problem, iterations=iterations)
-        return plan
+        iterations = options.pop("iterations", None) or 4
+        if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
+            msg = f"iterations must be a positive integer, got {iterations!r}"
+            raise UsageError(msg)
+        check = partial(validate_modulo, iterations=iterations)
+        return run(replace(solve_modulo, check=check), workers=workers, **options)
     msg = f"solve_objective handles 'throughput' and 'modulo', not {objective!r}"
     raise UsageError(msg)
-
-
-def _throughput(
-    problem: Problem,
-    graph: OpGraph | None,
-    solver: str,
-    time_limit: float,
-    seed: int,
-    progress: ProgressCallback | None,
-    workers: int,
-    options: dict[str, Any],
-) -> Plan:
-    contiguous = bool(options.pop("contiguous", False))
-    max_latency = options.get("max_latency")
-    known = {"stages", "max_latency", "min_block_size", "export_model"}
-    unknown = sorted(set(options) - known)
-    if unknown:
-        msg = f"unknown throughput option {unknown[0]!r} (known: contiguous, {', '.join(known)})"
-        raise UsageError(msg)
-    if solver in _SOLVER_ALIASES:
-        plan = solve_pipeline(
-            problem, graph, contiguous=contiguous, time_limit=time_limit, seed=seed,
-            workers=workers, progress=progress, **options,
-        )  # fmt: skip
-    else:
-        plan = _baseline_plan(problem, graph, solver, contiguous, options)
-    validate_pipeline(plan, problem, max_latency=max_latency)
-    return plan
-
-
-def _baseline_plan(
-    problem: Problem,
-    graph: OpGraph | None,
-    solver: str,
-    contiguous: bool,
-    options: dict[str, Any],
-) -> PipelinePlan:
-    from hetsched.errors import InfeasibleError
-
-    names = ("dp", "equal-ops", "equal-flops", "capability")
-    if solver not in names:
-        choices = ", ".join(("portfolio", "cpsat", *names))
-        msg = f"unknown throughput solver {solver!r} (choose from {choices})"
-        raise UsageError(msg)
-    runs = run_baselines(
-        problem, graph, stages=options.get("stages"),
-        min_block_size=options.get("min_block_size", 5),
-    )  # fmt: skip
-    found = [b for b in runs if b.name == solver]
-    if not found or not found[0].cost.feasible:
-        msg = f"baseline {solver!r} found no acyclic, memory-feasible partition of {problem.name!r}"
-        raise InfeasibleError(msg)
-    b = found[0]
-    bounds = simple_period_bound(problem)
-    return make_pipeline_plan(
-        problem, b.assign, solver=solver, status="heuristic",
-        period_bound=max(bounds.values()), solve_time=b.seconds,
-        stats={"bounds": bounds}, contiguous=contiguous,
-    )  # fmt: skip
 
 
 def __getattr__(name: str) -> Any:

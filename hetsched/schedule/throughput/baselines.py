@@ -8,9 +8,9 @@
   order, as ``torch.distributed.pipelining`` users split by hand; an op the chunk's device
   cannot run falls back to the previous op's device (or its fastest one).
 * :func:`capability_greedy` - each op on the preferred (fastest overall) device that supports
-  it, fragments smaller than ``min_block_size`` moved to the fallback device (torch.fx
-  ``CapabilityBasedPartitioner`` / Torch-TensorRT ``min_block_size``), then fragments in a
-  device cycle moved to the fallback until the stage graph is acyclic.
+  and holds it, fragments smaller than ``min_block_size`` moved to the fallback device
+  (torch.fx ``CapabilityBasedPartitioner`` / Torch-TensorRT ``min_block_size``), then
+  fragments in a device cycle moved to the fallback until the stage graph is acyclic.
 
 Every baseline returns an assignment (device index per op); :func:`run_baselines`
 evaluates them with :func:`~hetsched.schedule.throughput.pipeline_cost`.
@@ -37,13 +37,25 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from hetsched.errors import UsageError
+from hetsched.plan.memory import MemoryTracker, within
 from hetsched.problem import Problem
 from hetsched.schedule.throughput.pipecost import PipelineCost, channels, pipeline_cost
 
 if TYPE_CHECKING:
     from hetsched.graph.opgraph import OpGraph
 
-__all__ = ["Baseline", "capability_greedy", "dp_partition", "equal_split", "run_baselines"]
+__all__ = [
+    "BASELINES",
+    "Baseline",
+    "capability_greedy",
+    "dp_partition",
+    "equal_split",
+    "run_baselines",
+]
+
+# The baselines :func:`run_baselines` runs, in its order.
+BASELINES = ("dp", "equal-ops", "equal-flops", "capability")
 
 _DP_MAX_OPS = 3000
 
@@ -60,34 +72,43 @@ class Baseline:
 
 def _segment_matrix(p: Problem, pre: dict[str, np.ndarray], d: int, prev: int | None) -> np.ndarray:
     """``M[i, j]``: bottleneck of segment ``[i, j)`` on ``d`` after a segment on ``prev``."""
-    w, bad, mem = pre["w"][:, d], pre["bad"][:, d], pre["mem"]
+    w, bad, mem = pre["w"][:, d], pre["bad"][:, d], pre["mem"][:, d]
     m = w[None, :] - w[:, None]
     if prev is not None:
         m = np.maximum(m, pre["cut"][:, prev, d][:, None])
     invalid = np.tri(len(w), dtype=bool) | ((bad[None, :] - bad[:, None]) > 0)
     if p.use_memory and np.isfinite(p.capacity[d]):
-        invalid |= (mem[None, :] - mem[:, None] + pre["cutb"][:, None]) > p.capacity[d]
+        invalid |= ~within(mem[None, :] - mem[:, None] + pre["cutb"][:, None], p.capacity[d])
     if prev is None:
         invalid[1:, :] = True
     return np.where(invalid, np.inf, m)
 
 
 def _prefix(p: Problem) -> dict[str, np.ndarray]:
+    """Prefix sums over the topological order for :func:`_segment_matrix`.
+
+    ``cut[j, a, b]``/``cutb[j]``: link units and bytes of the tensors crossing the boundary
+    before op ``j`` (made before it, last read at or after it), each tensor once.
+    ``mem[j, d]``: bytes of ops ``[0, j)`` on ``d`` under the one memory model; a segment's
+    receive buffers are at most the bytes crossing its left boundary.
+    """
     n, d = p.n, p.num_devices
     zero = np.zeros((1, d))
     dur = np.where(p.allowed, p.dur, 0).astype(float)
     cut = np.zeros((n + 2, d, d))
     cutb = np.zeros(n + 2)
-    if p.num_edges:
+    tens = p.tensors
+    if tens.num_tensors:
         share = channels(p).share.astype(float)
-        np.add.at(cut, p.edge_src + 1, share)
-        np.add.at(cut, p.edge_dst + 1, -share)
-        np.add.at(cutb, p.edge_src + 1, p.edge_bytes)
-        np.add.at(cutb, p.edge_dst + 1, -p.edge_bytes)
+        last = tens.cons[tens.cons_start[1:] - 1]
+        np.add.at(cut, tens.src + 1, share)
+        np.add.at(cut, last + 1, -share)
+        np.add.at(cutb, tens.src + 1, tens.nbytes)
+        np.add.at(cutb, last + 1, -tens.nbytes)
     return {
         "w": np.vstack([zero, np.cumsum(dur, axis=0)]),
         "bad": np.vstack([zero, np.cumsum(~p.allowed, axis=0)]),
-        "mem": np.concatenate([[0.0], np.cumsum(p.memory)]),
+        "mem": np.vstack([zero, np.cumsum(p.dev_memory, axis=0)]),
         "cut": np.cumsum(cut, axis=0)[: n + 1],
         "cutb": np.cumsum(cutb)[: n + 1],
     }
@@ -199,21 +220,43 @@ def _runs(assign: np.ndarray) -> list[tuple[int, int]]:
 
 
 def capability_greedy(problem: Problem, *, min_block_size: int = 5) -> np.ndarray:
-    """Preferred supported device per op; small and cyclic fragments go to the fallback."""
+    """Preferred supported device per op; small and cyclic fragments go to the fallback.
+
+    An op goes to the first device in preference order that supports it and still holds it
+    (:class:`~hetsched.plan.memory.MemoryTracker`, when memory is on). Then every run of
+    consecutive ops on one device shorter than ``min_block_size`` moves to the fallback (the
+    preferred device that supports every op), as do the smallest fragments of a device
+    cycle until the stage graph is acyclic. ``min_block_size=1`` keeps every run.
+
+    >>> import numpy as np
+    >>> from hetsched.problem import Problem
+    >>> p = Problem.from_arrays(names=list("abcdef"), devices=["cpu", "gpu"],
+    ...     exec_time=np.array([[4, 1], [4, 1], [4, np.inf], [4, 1], [4, 1], [4, 1]]),
+    ...     edges=[(i, i + 1, 1.0) for i in range(5)], quantum=1.0)
+    >>> capability_greedy(p, min_block_size=1).tolist(), capability_greedy(p).tolist()
+    ([0, 0, 0, 1, 1, 1], [0, 0, 0, 0, 0, 0])
+    """
+    if (
+        isinstance(min_block_size, bool)
+        or not isinstance(min_block_size, int)
+        or min_block_size < 1
+    ):
+        msg = f"min_block_size must be a positive integer, got {min_block_size!r}"
+        raise UsageError(msg)
     p = problem
     pref = _preference(p)
     universal = [d for d in pref if p.allowed[:, d].all()]
     fallback = universal[0] if universal else None
-    used = np.zeros(p.num_devices)
+    memory = MemoryTracker(p)
     assign = np.empty(p.n, dtype=np.int64)
     for v in range(p.n):
         for d in pref:
-            if p.allowed[v, d] and (not p.use_memory or used[d] + p.memory[v] <= p.capacity[d]):
+            if p.allowed[v, d] and memory.fits(v, int(p.device_mode[v, d])):
                 break
         else:
             d = _fallback(p, v, None)
         assign[v] = d
-        used[d] += p.memory[v]
+        memory.place(v, int(p.device_mode[v, d]))
     if fallback is None:
         return assign
     for i, j in _runs(assign):
@@ -234,7 +277,9 @@ def run_baselines(
     max_latency: int | None = None,
     min_block_size: int = 5,
 ) -> list[Baseline]:
-    """Run every baseline; ``graph`` supplies FLOPs for the equal-FLOPs split."""
+    """Run every baseline (:data:`BASELINES`); ``graph`` supplies FLOPs for the equal-FLOPs
+    split, ``stages`` and ``max_latency`` (units) constrain the DP, ``min_block_size`` is
+    the capability baseline's shortest run (:func:`capability_greedy`)."""
     flops = None
     if graph is not None and len(graph.nodes) == problem.n:
         flops = np.array([graph.node(x).flops for x in problem.names]) + 1.0

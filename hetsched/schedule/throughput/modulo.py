@@ -9,12 +9,19 @@ same device. Model (integer units of the :class:`~hetsched.problem.Problem`):
   ``[r_v, r_v + dur)`` and ``[r_v + II, r_v + II + dur)``;
 * dependencies within an iteration ``s_v >= s_u + dur_u + comm[e, dev u, dev v]``;
 * loop-carried edges ``(u, v, delta)``: ``s_v + delta * II >= s_u + dur_u + comm``;
-* static memory (when ``problem.use_memory``); transfers are delays, links are not
-  reserved modulo ``II`` (link contention is not modelled here).
+* static memory (when ``problem.use_memory``): the one memory model
+  (:func:`~hetsched.schedule.throughput.cpmemory.add_static_memory`); transfers are delays,
+  links are not reserved modulo ``II`` (link contention is not modelled here).
 
-Minimise ``II`` (one CP-SAT model with ``II`` a variable), then the latency at that ``II``.
-Lower bounds: ResMII (least max device load over assignments: LP, then an exact CP-SAT
-bin packing) and RecMII (least ``II`` with no positive cycle through carried edges).
+A modulo list schedule gives a first ``II``; fixed-``II`` CP-SAT models then bisect between
+the lower bound and it, and sweep down the IIs left untried; then the latency at the best
+``II`` is minimised. Lower bounds: ResMII (least max device load over assignments: LP, then
+an exact CP-SAT bin packing) and RecMII (least ``II`` with no positive cycle through carried
+edges). ``II`` is proven when it meets them or every smaller ``II`` is proven infeasible.
+
+:data:`solve_modulo` is a :class:`~hetsched.solver.Solver` (limits, seed, a stop token per
+solve, validation by :func:`validate_modulo`); the plan's ``modulo`` is a
+:class:`~hetsched.plan.ModuloResult`.
 
 Examples
 --------
@@ -24,17 +31,15 @@ Examples
 ...     exec_time=np.array([[2.0, 4.0], [3.0, 3.0], [2.0, 2.0]]),
 ...     edges=[(0, 1, 1.0), (1, 2, 1.0)], quantum=1.0)
 >>> plan = solve_modulo(p, time_limit=5, workers=1)
->>> plan.ii, plan.status, plan.res_mii
+>>> plan.modulo.ii, plan.status, plan.modulo.res_mii
 (4.0, 'optimal', 4.0)
 >>> validate_modulo(plan, p, iterations=5)
->>> solve_modulo(p, carried=[("c", "a", 1)], time_limit=5, workers=1).rec_mii
+>>> solve_modulo(p, carried=[("c", "a", 1)], time_limit=5, workers=1).modulo.rec_mii
 7.0
 """
 
 from __future__ import annotations
 
-import dataclasses
-import time
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
@@ -43,29 +48,22 @@ import numpy as np
 from ortools.sat.python import cp_model
 
 from hetsched.errors import SolverError
-from hetsched.plan import Plan, plan_from_schedule
+from hetsched.plan import ModuloResult, Plan, overflow, plan_from_schedule
 from hetsched.problem import Problem
 from hetsched.schedule.bounds import critical_path_bound
+from hetsched.schedule.cpsolver import new_cp_solver, solve_cp
+from hetsched.schedule.throughput.cpmemory import add_static_memory
 from hetsched.schedule.throughput.modulo_plan import (
     Carried,
-    ModuloPlan,
     carried_comm,
     carried_index,
     rec_mii,
     res_mii,
     validate_modulo,
 )
-from hetsched.solver import (
-    GLOBAL_STOP,
-    Progress,
-    ProgressCallback,
-    StopToken,
-    check_seed,
-    check_time_limit,
-    report,
-)
+from hetsched.solver import Capabilities, SolveContext, Solver
 
-__all__ = ["ModuloPlan", "rec_mii", "res_mii", "solve_modulo", "validate_modulo"]
+__all__ = ["rec_mii", "res_mii", "solve_modulo", "validate_modulo"]
 
 
 @dataclass
@@ -92,8 +90,7 @@ def _build(
     _add_modulo_capacity(m, p, on, start, ii, horizon)
     _add_precedence(m, p, on, start, ends)
     _add_carried(m, p, on, start, ends, ii, carried)
-    if p.use_memory:
-        _add_memory(m, p, on)
+    add_static_memory(m, p, on)
     latency = m.new_int_var(0, horizon + int(p.dur.max()), "latency")
     for v in range(p.n):
         m.add(latency >= ends[v])
@@ -164,26 +161,10 @@ def _add_carried(
                     m.add(start[v] + dist * ii >= ends[u] + c).only_enforce_if([la, lb])
 
 
-def _add_memory(m: cp_model.CpModel, p: Problem, on: list[dict[int, Any]]) -> None:
-    # For each device d: sum_v mem[v] on[v,d] <= capacity[d].
-    for d in range(p.num_devices):
-        terms = [int(np.ceil(p.memory[v])) * on[v][d] for v in range(p.n) if d in on[v]]
-        if terms and np.isfinite(p.capacity[d]):
-            m.add(sum(terms) <= int(p.capacity[d]))
-
-
-def _solve(m: cp_model.CpModel, limit: float, seed: int, workers: int, stop: StopToken) -> Any:
-    s = cp_model.CpSolver()
-    s.parameters.catch_sigint_signal = False  # SIGINT is ours: GLOBAL_STOP
-    s.parameters.max_time_in_seconds = max(0.01, limit)
-    s.parameters.num_workers = int(workers)
-    s.parameters.random_seed = seed
-    remove = stop.on_stop(s.stop_search)
-    try:
-        st = s.solve(m)
-    finally:
-        remove()
-    return s, st
+def _solve(m: cp_model.CpModel, limit: float, ctx: SolveContext) -> tuple[Any, Any]:
+    """Solve under the solve's stop token."""
+    s = new_cp_solver(time_limit=limit, workers=ctx.workers, seed=ctx.seed)
+    return s, solve_cp(s, m, ctx.stop)
 
 
 def _list_modulo(
@@ -260,39 +241,22 @@ def _heuristic(
         ii = min(hi, max(ii + 1, int(ii * 1.03)))
 
 
-def solve_modulo(
-    problem: Problem,
-    *,
-    carried: Carried = (),
-    time_limit: float = 10.0,
-    seed: int = 0,
-    workers: int = 2,
-    iterations: int = 4,
-    progress: ProgressCallback | None = None,
-    stop: StopToken | None = None,
-) -> ModuloPlan:
+def _modulo(problem: Problem, ctx: SolveContext, *, carried: Carried = ()) -> Plan:
     """Minimum initiation interval, then minimum latency at it; see the module docstring.
 
-    A modulo list schedule of the ResMII assignment gives a first ``II``; fixed-``II`` CP-SAT
-    models then bisect between the bound and it. ``II`` is proven when it meets the bound or
-    the model at ``II - 1`` is proven infeasible.
+    ``carried`` are the loop-carried edges ``(src, dst, distance)``.
 
     Raises
     ------
     UsageError : a carried edge naming an unknown op or with distance < 1.
-    SolverError : link contention requested.
     InfeasibleError : no assignment fits device memory.
+    SolverError : no memory-feasible schedule found within the time limit.
     """
-    time_limit = check_time_limit(time_limit)
-    seed = check_seed(seed)
-    stop = stop or GLOBAL_STOP
-    t0 = time.perf_counter()
     p = problem
-    if p.link_contention:
-        msg = "modulo scheduling does not model link contention; solve without it"
-        raise SolverError(msg)
     carried_idx = carried_index(p, carried)
-    res, res_exact, res_assign = res_mii(p, time_limit=min(2.0, time_limit / 5))
+    res, res_exact, res_assign = res_mii(
+        p, time_limit=min(2.0, ctx.remaining() / 5), seed=ctx.seed, stop=ctx.stop
+    )
     rec = rec_mii(p, carried)
     lo = max(res, rec, 1)
     serial = int(p.dur.max(axis=1).sum() + (p.comm.max(axis=(1, 2)).sum() if p.num_edges else 0))
@@ -300,56 +264,133 @@ def solve_modulo(
         res_assign = np.argmin(np.where(p.allowed, p.dur, np.iinfo(np.int64).max), axis=1)
     best_ii, h_start = _heuristic(p, res_assign, lo, max(lo, serial), carried_idx)
     best = (res_assign, h_start)
+    # A schedule at an II <= best_ii compacts (each op to its first start at or after its
+    # ready time with the same residue: at most II - 1 late) into this horizon when there
+    # are no carried edges, so a fixed-II model proven infeasible refutes that II.
     horizon = serial + 2 * int(p.dur.max()) + int(h_start.max()) + p.n * best_ii
-    report(progress, Progress("modulo-list", best_ii * p.quantum, lo * p.quantum, 0.0))
-    lo_open, infeasible_below = lo, False
-    while lo_open < best_ii and not stop.is_set():
-        left = 0.8 * time_limit - (time.perf_counter() - t0)
-        if left <= 0:
-            break
-        mid = (lo_open + best_ii) // 2
-        model, var = _build(p, carried_idx, mid, horizon)
-        s, st = _solve(model, left / 2, seed, workers, stop)
-        if st in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-            best_ii = mid
-            best = (_assign_of(s, var, p), np.array([s.value(x) for x in var.start]))
-            report(progress, Progress("modulo", mid * p.quantum, lo * p.quantum, s.wall_time))
-        else:
-            infeasible_below = st == cp_model.INFEASIBLE and mid == best_ii - 1
-            lo_open = mid + 1
-    proven = best_ii <= lo or infeasible_below
+    q = p.quantum
+    ctx.report("modulo-list", best_ii * q, lo * q)
+    search = _Search(p, carried_idx, horizon, ctx, lo, best_ii, best)
+    search.bisect()
+    search.sweep()
+    best_ii, best = search.best_ii, search.best
+    bound = search.bound()
     model, var = _build(p, carried_idx, best_ii, horizon)
     for v in range(p.n):
         model.add_hint(var.start[v], int(best[1][v]))
         for d, lit in var.on[v].items():
             model.add_hint(lit, int(best[0][v]) == d)
     model.minimize(var.latency)
-    s2, st2 = _solve(model, time_limit - (time.perf_counter() - t0), seed, workers, stop)
+    s2, st2 = _solve(model, ctx.remaining(), ctx)
     if st2 in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         best = (_assign_of(s2, var, p), np.array([s2.value(x) for x in var.start]))
     assign, start = best
-    q = p.quantum
+    modes = p.device_mode[np.arange(p.n), assign]
+    if overflow(p, modes) is not None:
+        msg = f"no modulo schedule of {p.name!r} within device memory found in the time limit"
+        raise SolverError(msg)
+    proved_by = "bound" if best_ii <= lo else ("smaller IIs infeasible" if bound >= best_ii else "")
     stats = {
-        "ii": best_ii * q, "ii_bound": (best_ii if proven else lo) * q, "res_mii": res * q,
-        "res_mii_exact": res_exact, "rec_mii": rec * q, "iterations": iterations,
-        "latency_optimal": st2 == cp_model.OPTIMAL, "proved_by":
-        "bound" if best_ii <= lo else ("II-1 infeasible" if proven else None),
-        "throughput": 1.0 / (best_ii * q),
-    }  # fmt: skip
-    base = plan_from_schedule(
-        p, assign=assign, start=start, solver="modulo", status="optimal" if proven else "feasible",
-        lower_bound=min(critical_path_bound(p), int((start + p.dur[np.arange(p.n), assign]).max())),
-        solve_time=time.perf_counter() - t0, stats=stats, objective="modulo",
-        interrupted=stop.is_set(),
-    )  # fmt: skip
-    fields = {f.name: getattr(base, f.name) for f in dataclasses.fields(Plan)}
-    return ModuloPlan(
-        **fields, ii=best_ii * q, ii_bound=(best_ii if proven else lo) * q, res_mii=res * q,
-        rec_mii=rec * q, offset=MappingProxyType({x: float(start[v] % best_ii) * q
-                                                   for v, x in enumerate(p.names)}),
+        "res_mii_exact": res_exact,
+        "latency_optimal": st2 == cp_model.OPTIMAL,
+        "fixed_ii_models": search.models,
+        "refuted": sorted(search.refuted),
+    }
+    result = ModuloResult(
+        ii=best_ii * q,
+        ii_bound=bound * q,
+        res_mii=res * q,
+        rec_mii=rec * q,
+        offset=MappingProxyType({x: float(start[v] % best_ii) * q for v, x in enumerate(p.names)}),
         carried=tuple((str(a), str(b), int(c)) for a, b, c in carried),
+        proved_by=proved_by,
+    )
+    ctx.report("modulo", result.ii, result.ii_bound)
+    return plan_from_schedule(
+        p, assign=assign, start=start, solver="modulo", searched=search.models > 0,
+        lower_bound=min(critical_path_bound(p), int((start + p.dur[np.arange(p.n), assign]).max())),
+        stats=stats, objective="modulo", modulo=result,
     )  # fmt: skip
+
+
+class _Search:
+    """Fixed-``II`` CP-SAT models between the lower bound and the best ``II`` found.
+
+    ``refuted`` holds the IIs proven infeasible (only without carried edges, see the
+    horizon in :func:`_modulo`); ``models`` counts the models solved.
+    """
+
+    def __init__(
+        self,
+        p: Problem,
+        carried: list[tuple[int, int, int]],
+        horizon: int,
+        ctx: SolveContext,
+        lo: int,
+        best_ii: int,
+        best: tuple[np.ndarray, np.ndarray],
+    ) -> None:
+        self.p, self.carried, self.horizon, self.ctx = p, carried, horizon, ctx
+        self.lo, self.best_ii, self.best = lo, best_ii, best
+        self.refuted: set[int] = set()
+        self.models = 0
+        # The last fifth of the time goes to the latency at the best II.
+        self.deadline = 0.8 * ctx.remaining()
+        self.t0 = ctx.elapsed()
+
+    def left(self) -> float:
+        if self.ctx.stop.is_set():
+            return 0.0
+        return self.deadline - (self.ctx.elapsed() - self.t0)
+
+    def try_ii(self, ii: int, limit: float) -> bool:
+        """Solve at ``ii``; True if a schedule was found (it becomes the best)."""
+        model, var = _build(self.p, self.carried, ii, self.horizon)
+        s, st = _solve(model, limit, self.ctx)
+        self.models += 1
+        if st in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+            self.best_ii = ii
+            self.best = (_assign_of(s, var, self.p), np.array([s.value(x) for x in var.start]))
+            self.ctx.report("modulo", ii * self.p.quantum, self.bound() * self.p.quantum)
+            return True
+        if st == cp_model.INFEASIBLE and not self.carried:
+            self.refuted.add(ii)
+        return False
+
+    def bisect(self) -> None:
+        lo_open = self.lo
+        while lo_open < self.best_ii and self.left() > 0:
+            mid = (lo_open + self.best_ii) // 2
+            if not self.try_ii(mid, self.left() / 2):
+                lo_open = mid + 1
+
+    def sweep(self) -> None:
+        """Try each untried ``II`` below the best, largest first (feasibility in ``II`` is
+        not monotone, so the bisection alone proves nothing)."""
+        ii = self.best_ii - 1
+        while ii >= self.lo and self.left() > 0:
+            if ii not in self.refuted:
+                found = self.try_ii(ii, self.left() / 2)
+                if not found and ii not in self.refuted:
+                    return  # not refuted within its time: the bound stops above it
+            ii -= 1
+
+    def bound(self) -> int:
+        """Least ``II`` in ``[lo, best]`` not proven infeasible."""
+        b = self.lo
+        while b < self.best_ii and b in self.refuted:
+            b += 1
+        return b
 
 
 def _assign_of(s: Any, var: _Vars, p: Problem) -> np.ndarray:
     return np.array([next(d for d, x in var.on[v].items() if s.value(x)) for v in range(p.n)])
+
+
+solve_modulo = Solver(
+    "modulo",
+    _modulo,
+    Capabilities(workers=True, anytime=True, exact=True, links=False),
+    options=("carried",),
+    check=validate_modulo,
+)

@@ -1,18 +1,17 @@
-"""Modulo schedules: the plan type, the II lower bounds and the unrolled validator.
+"""Modulo schedules: the II lower bounds and the unrolled validator.
 
-:class:`ModuloPlan` extends :class:`~hetsched.plan.Plan` with the initiation interval and
-each op's offset; :func:`res_mii` (resource bound: the best assignment's busiest device)
-and :func:`rec_mii` (recurrence bound: loop-carried cycles) bound II from below;
+A modulo plan is a :class:`~hetsched.plan.Plan` with ``objective="modulo"`` whose
+``modulo`` (:class:`~hetsched.plan.ModuloResult`) holds the initiation interval, its bounds
+and each op's offset. :func:`res_mii` (resource bound: the best assignment's busiest
+device) and :func:`rec_mii` (recurrence bound: loop-carried cycles) bound II from below;
 :func:`validate_modulo` unrolls iterations and checks every overlap and dependency.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 
 import numpy as np
 from ortools.sat.python import cp_model
@@ -21,10 +20,12 @@ from hetsched.errors import InfeasibleError, PlanError, UsageError
 from hetsched.plan import Plan, schedule_arrays, validate
 from hetsched.problem import Problem
 from hetsched.schedule.bounds import load_bound
+from hetsched.schedule.cpsolver import new_cp_solver, solve_cp
+from hetsched.schedule.throughput.cpmemory import add_static_memory
+from hetsched.solver import StopToken
 
 __all__ = [
     "Carried",
-    "ModuloPlan",
     "carried_comm",
     "carried_index",
     "rec_mii",
@@ -33,22 +34,6 @@ __all__ = [
 ]
 
 Carried = Sequence[tuple[str, str, int]]
-
-
-@dataclass(frozen=True)
-class ModuloPlan(Plan):
-    """A one-iteration schedule (``start``) repeated every ``ii`` seconds.
-
-    ``ii_bound`` is the proven floor; ``res_mii``/``rec_mii`` the resource and recurrence
-    bounds; ``offset`` the start of each op modulo ``ii``; ``carried`` the loop-carried edges.
-    """
-
-    ii: float = 0.0
-    ii_bound: float = 0.0
-    res_mii: float = 0.0
-    rec_mii: float = 0.0
-    offset: Mapping[str, float] = dataclasses.field(default_factory=dict)
-    carried: tuple[tuple[str, str, int], ...] = ()
 
 
 def carried_index(p: Problem, carried: Carried) -> list[tuple[int, int, int]]:
@@ -69,34 +54,41 @@ def carried_index(p: Problem, carried: Carried) -> list[tuple[int, int, int]]:
     return out
 
 
-def res_mii(problem: Problem, *, time_limit: float = 2.0) -> tuple[int, bool, np.ndarray | None]:
-    """Resource bound: least max device load over assignments.
+def res_mii(
+    problem: Problem, *, time_limit: float = 2.0, seed: int = 0, stop: StopToken | None = None
+) -> tuple[int, bool, np.ndarray | None]:
+    """Resource bound: least max device load over assignments that fit device memory.
 
     Returns ``(bound, proven exact, best assignment found or None)``.
 
-    The fractional LP and the longest op give a floor; a CP-SAT bin packing raises it to the
-    integer optimum when it finishes within ``time_limit`` (else to its proven bound).
+    The fractional LP and the longest op give a floor; a CP-SAT bin packing (with the memory
+    rows of :func:`~hetsched.schedule.throughput.cpmemory.add_static_memory`) raises it to
+    the integer optimum when it finishes within ``time_limit`` (else to its proven bound).
+    ``stop`` ends the packing early.
+
+    Raises
+    ------
+    InfeasibleError : no assignment fits device memory.
     """
     p = problem
     lp = max(load_bound(p), int(p.min_dur.max()))
     m = cp_model.CpModel()
-    t = m.new_int_var(lp, int(p.dur.max(axis=1).sum()), "load")
-    on = [{d: m.new_bool_var(f"on_{v}_{d}") for d in p.allowed_devices[v]} for v in range(p.n)]
+    t = m.new_int_var(lp, max(lp, int(p.dur.max(axis=1).sum())), "load")
+    on = [
+        {d: m.new_bool_var(f"on_{p.names[v]}_{p.devices[d]}") for d in p.allowed_devices[v]}
+        for v in range(p.n)
+    ]
     for v in range(p.n):
         m.add_exactly_one(on[v].values())
     for d in range(p.num_devices):
+        # For each device d: sum_v dur[v,d] on[v,d] <= load.
         terms = [int(p.dur[v, d]) * on[v][d] for v in range(p.n) if d in on[v]]
         if terms:
             m.add(sum(terms) <= t)
-        if p.use_memory and np.isfinite(p.capacity[d]):
-            mem = [int(np.ceil(p.memory[v])) * on[v][d] for v in range(p.n) if d in on[v]]
-            m.add(sum(mem) <= int(p.capacity[d]))
+    add_static_memory(m, p, on)
     m.minimize(t)
-    s = cp_model.CpSolver()
-    s.parameters.catch_sigint_signal = False  # SIGINT is ours: GLOBAL_STOP
-    s.parameters.max_time_in_seconds = time_limit
-    s.parameters.num_workers = 1
-    st = s.solve(m)
+    s = new_cp_solver(time_limit=time_limit, workers=1, seed=seed)
+    st = solve_cp(s, m, stop)
     if st == cp_model.INFEASIBLE:
         msg = f"no assignment of {p.name!r} fits device memory"
         raise InfeasibleError(msg)
@@ -105,7 +97,8 @@ def res_mii(problem: Problem, *, time_limit: float = 2.0) -> tuple[int, bool, np
         assign = np.array([next(d for d, x in on[v].items() if s.value(x)) for v in range(p.n)])
     if st == cp_model.OPTIMAL:
         return int(s.objective_value), True, assign
-    return max(lp, math.ceil(s.best_objective_bound - 1e-9)), False, assign
+    bound = s.best_objective_bound
+    return max(lp, math.ceil(bound - 1e-9) if math.isfinite(bound) else lp), False, assign
 
 
 def rec_mii(problem: Problem, carried: Carried) -> int:
@@ -149,39 +142,46 @@ def carried_comm(p: Problem, u: int, a: int, b: int) -> int:
 
 
 def validate_modulo(
-    plan: ModuloPlan, problem: Problem, *, iterations: int = 4, tol: float = 1e-6
+    plan: Plan, problem: Problem, *, iterations: int = 4, tol: float = 1e-6
 ) -> None:
     """Unroll ``iterations`` iterations and check capacity and every dependency explicitly.
 
-    Raises :class:`PlanError` naming the first overlap or violated (carried) dependency.
+    Also checks the one-iteration schedule (:func:`hetsched.plan.validate`), that II is not
+    below its bounds (the recurrence bound re-derived) and that the recorded offsets are the
+    starts modulo II. Raises :class:`PlanError` naming the first violation.
     """
+    r = plan.modulo
+    if plan.objective != "modulo" or r is None:
+        msg = f"plan objective is {plan.objective!r} without a modulo result, not a modulo plan"
+        raise PlanError(msg)
     validate(plan, problem, tol=tol)
     p = problem
     q = p.quantum
-    ii = plan.ii / q
-    if ii < max(plan.res_mii, plan.rec_mii, plan.ii_bound) / q - tol:
-        msg = f"II {plan.ii!r} is below its own lower bound"
+    ii = r.ii / q
+    floor = max(r.res_mii, r.rec_mii, r.ii_bound, rec_mii(p, r.carried) * q)
+    if r.ii < floor - tol * q:
+        msg = f"II {r.ii!r} is below its own lower bound {floor!r}"
         raise PlanError(msg)
     assign, start = schedule_arrays(plan, p)
     dur = p.dur[np.arange(p.n), assign]
     runs = [
-        (int(start[v] + i * ii), int(start[v] + i * ii + dur[v]), v, i)
+        (start[v] + i * ii, start[v] + i * ii + dur[v], v, i)
         for i in range(iterations)
         for v in range(p.n)
     ]
     for d in range(p.num_devices):
-        mine = sorted(r for r in runs if assign[r[2]] == d and r[1] > r[0])
+        mine = sorted(x for x in runs if assign[x[2]] == d and x[1] > x[0])
         for (_s0, e0, v0, i0), (s1, _e1, v1, i1) in itertools.pairwise(mine):
             if s1 < e0 - tol:
                 msg = (
                     f"unrolled: {p.names[v0]!r}#{i0} and {p.names[v1]!r}#{i1} overlap on "
-                    f"{p.devices[d]!r} at {s1} (II {ii:g})"
+                    f"{p.devices[d]!r} at {s1:g} (II {ii:g})"
                 )
                 raise PlanError(msg)
     deps = [
         (int(u), int(v), 0, k) for k, (u, v) in enumerate(zip(p.edge_src, p.edge_dst, strict=True))
     ]
-    deps += [(u, v, dist, -1) for u, v, dist in carried_index(p, plan.carried)]
+    deps += [(u, v, dist, -1) for u, v, dist in carried_index(p, r.carried)]
     for u, v, dist, k in deps:
         a, b = int(assign[u]), int(assign[v])
         c = int(p.comm[k, a, b]) if k >= 0 else carried_comm(p, u, a, b)
@@ -192,3 +192,8 @@ def validate_modulo(
                     f"finishes + transfer ({c})"
                 )
                 raise PlanError(msg)
+    for v, x in enumerate(p.names):
+        want = float(start[v] % ii) * q if ii > 0 else 0.0
+        if not abs(r.offset.get(x, math.nan) - want) <= tol * max(1.0, r.ii):
+            msg = f"plan records offset {r.offset.get(x)!r} for {x!r}; start mod II is {want!r}"
+            raise PlanError(msg)

@@ -1,22 +1,21 @@
 """The steady-state cost of a pipelined assignment: loads, period, stage graph, memory.
 
 The graph runs once per iteration (a frame, a micro-batch) and iterations stream through
-the devices. With op ``v`` on device ``a(v)``:
+the devices. With op ``v`` on device ``a(v)`` (its device-view mode there):
 
 * device load ``L_d = sum_{v: a(v)=d} dur[v, d]`` (compute per iteration);
-* channel load ``C_l = sum_{e=u->v, a(u)!=a(v), l in route} share[e, a(u), a(v)]``: a
-  transfer over an ``h``-hop route occupies each hop for ``ceil(comm / h)`` units. Links are
-  shared by both directions (the presets name them ``a<->b``). Device pairs without a route
-  in the problem (``Problem.from_arrays``) get one channel per unordered pair;
+* channel load ``C_l``: each tensor goes once to each device that reads it without
+  producing it (however many of its ops read it there), and a transfer over an ``h``-hop
+  route occupies each hop for ``ceil(comm / h)`` units. Links are shared by both
+  directions (the presets name them ``a<->b``). Device pairs without a route in the
+  problem (``Problem.from_arrays``) get one channel per unordered pair;
 * period ``P = max(max_d L_d, max_l C_l)``: one iteration leaves the pipeline every ``P``;
 * stage graph: devices, with an arc ``a(u) -> a(v)`` per cut edge. It must be acyclic; the
   stage of a device is its rank in the (deterministic, smallest index first) topological
   order of the used devices, and the pipeline has ``stages`` = number of used devices;
 * latency model: ``stages x P`` (a synchronous pipeline advances every stage once a period);
-* memory of device ``d``: ``sum_{v on d} memory[v]`` (parameters + the op's outputs of the
-  iteration in flight, as :class:`~hetsched.problem.Problem` defines it) plus one receive
-  buffer per producer ``u`` off ``d`` feeding ``d`` (``max`` bytes of its edges): the next
-  iteration's input arrives while the current one computes (double buffering).
+* memory: the one memory model, :func:`hetsched.plan.memory.static_usage` (each op's bytes
+  on its device plus one receive buffer per tensor a device reads from another).
 
 Examples
 --------
@@ -42,17 +41,25 @@ from functools import lru_cache
 
 import numpy as np
 
+from hetsched.plan.memory import static_usage, within
 from hetsched.problem import Problem
 
-__all__ = ["Channels", "PipelineCost", "channels", "pipeline_cost", "simple_period_bound"]
+__all__ = [
+    "Channels",
+    "PipelineCost",
+    "channels",
+    "is_contiguous",
+    "pipeline_cost",
+    "simple_period_bound",
+]
 
 
 @dataclass(frozen=True, eq=False)
 class Channels:
-    """Transfer channels of a problem and the share each edge puts on them.
+    """Transfer channels of a problem and the share each tensor puts on them.
 
     ``route[(a, b)]`` lists the channel ids a transfer from ``a`` to ``b`` uses;
-    ``share[e, a, b]`` is the units it puts on each of them.
+    ``share[t, a, b]`` is the units tensor ``t`` puts on each of them.
     """
 
     names: tuple[str, ...]
@@ -67,7 +74,7 @@ def channels(problem: Problem) -> Channels:
     names = list(p.link_names)
     route: dict[tuple[int, int], tuple[int, ...]] = {}
     d = p.num_devices
-    share = np.zeros_like(p.comm)
+    share = np.zeros_like(p.tensor_comm)
     for a in range(d):
         for b in range(d):
             if a == b:
@@ -79,14 +86,18 @@ def channels(problem: Problem) -> Channels:
                     names.append(key)
                 r = (names.index(key),)
             route[a, b] = r
-            if p.num_edges:
-                share[:, a, b] = -(-p.comm[:, a, b] // len(r))
+            share[:, a, b] = -(-p.tensor_comm[:, a, b] // len(r))
+    share.setflags(write=False)
     return Channels(tuple(names), route, share)
 
 
 @dataclass(frozen=True, eq=False)
 class PipelineCost:
-    """Steady-state figures of one assignment (integer units; memory in bytes)."""
+    """Steady-state figures of one assignment (integer units; memory in bytes).
+
+    ``memory`` is :func:`~hetsched.plan.memory.static_usage` (``nan`` where an op sits on a
+    device it has no mode on: such an assignment is not ``supported``).
+    """
 
     assign: np.ndarray
     device_load: np.ndarray
@@ -114,47 +125,53 @@ def pipeline_cost(problem: Problem, assign: Sequence[int] | np.ndarray) -> Pipel
     """Evaluate ``assign`` (device index per op) as a pipeline; see the module docstring."""
     p = problem
     a = np.asarray(assign, dtype=np.int64)
-    d_count = p.num_devices
     idx = np.arange(p.n)
-    supported = bool(p.allowed[idx, a].all())
-    load = np.zeros(d_count, dtype=np.int64)
-    np.add.at(load, a, np.where(p.allowed[idx, a], p.dur[idx, a], 0))
+    modes = p.device_mode[idx, a]
+    supported = bool(np.all(modes >= 0))
+    load = np.zeros(p.num_devices, dtype=np.int64)
+    np.add.at(load, a, p.dur[idx, a])
     ch = channels(p)
     cload = np.zeros(len(ch.names), dtype=np.int64)
-    arcs: set[tuple[int, int]] = set()
-    recv: dict[tuple[int, int], float] = {}
-    for k in range(p.num_edges):
-        u, v = int(p.edge_src[k]), int(p.edge_dst[k])
-        da, db = int(a[u]), int(a[v])
-        if da == db:
-            continue
-        arcs.add((da, db))
-        recv[u, db] = max(recv.get((u, db), 0.0), float(p.edge_bytes[k]))
-        for c in ch.route[da, db]:
-            cload[c] += int(ch.share[k, da, db])
+    src_dev, dst_dev = a[p.edge_src], a[p.edge_dst]
+    cut = src_dev != dst_dev
+    # One transfer per (tensor, destination device); its source is the producer's device.
+    sends = np.unique(np.stack([p.edge_tensor[cut], src_dev[cut], dst_dev[cut]], axis=1), axis=0)
+    for t, x, y in sends.tolist():
+        for c in ch.route[x, y]:
+            cload[c] += int(ch.share[t, x, y])
+    arcs = {(int(x), int(y)) for _t, x, y in sends.tolist()}
     used = sorted(set(a.tolist()))
     order = _topo(used, arcs)
-    acyclic = order is not None
     rank = {dv: r for r, dv in enumerate(order or used)}
-    mem = np.zeros(d_count)
-    np.add.at(mem, a, p.memory)
-    for (_u, db), b in recv.items():
-        mem[db] += b
-    memory_ok = not p.use_memory or bool(np.all(mem <= p.capacity * (1 + 1e-12)))
-    period = int(max(load.max(initial=0), cload.max(initial=0)))
+    if supported:
+        memory = static_usage(p, modes)
+        memory_ok = not p.use_memory or bool(np.all(within(memory, p.capacity)))
+    else:
+        memory, memory_ok = np.full(p.num_devices, np.nan), False
     return PipelineCost(
         assign=a,
         device_load=load,
         channel_load=cload,
-        period=period,
-        acyclic=acyclic,
+        period=int(max(load.max(initial=0), cload.max(initial=0))),
+        acyclic=order is not None,
         device_order=tuple(order or used),
         stage=np.array([rank[int(x)] for x in a], dtype=np.int64),
         stages=len(used),
-        memory=mem,
+        memory=memory,
         memory_ok=memory_ok,
         supported=supported,
     )
+
+
+def is_contiguous(assign: np.ndarray) -> bool:
+    """Whether every device holds one contiguous run of the (topological) op order.
+
+    >>> is_contiguous(np.array([0, 0, 1, 1])), is_contiguous(np.array([0, 1, 0]))
+    (True, False)
+    """
+    a = np.asarray(assign)
+    runs = a[np.concatenate([[0], np.flatnonzero(np.diff(a)) + 1])]
+    return len(set(runs.tolist())) == len(runs)
 
 
 def _topo(nodes: list[int], arcs: set[tuple[int, int]]) -> list[int] | None:

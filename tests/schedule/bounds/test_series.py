@@ -85,9 +85,7 @@ def test_segment_solve_returns_a_valid_shorter_schedule(seed: int) -> None:
     out = solve_segments(p, assign, start, time_limit=3, workers=1)
     assert out is not None
     na, ns, xfer = out
-    plan = plan_from_schedule(
-        p, assign=na, start=ns, solver="segments", status="heuristic", transfer_start=xfer
-    )
+    plan = plan_from_schedule(p, assign=na, start=ns, solver="segments", transfer_start=xfer)
     validate(plan, p)
     assert plan.makespan < before
     assert plan.makespan >= series_bound(p)
@@ -148,9 +146,7 @@ def test_segment_solve_never_overflows_memory() -> None:
     out = solve_segments(p, assign, start, time_limit=2, workers=1)
     if out is not None:
         na, ns, xfer = out
-        plan = plan_from_schedule(
-            p, assign=na, start=ns, solver="segments", status="heuristic", transfer_start=xfer
-        )
+        plan = plan_from_schedule(p, assign=na, start=ns, solver="segments", transfer_start=xfer)
         validate(plan, p)
 
 

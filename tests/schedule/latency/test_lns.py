@@ -61,15 +61,15 @@ def test_neighbourhood_objective_is_the_real_makespan(kind):
     ms = int((start + p.dur[np.arange(p.n), sub.assign]).max())
     # the model's objective is an upper bound of the re-timed makespan, never above the start
     assert ms <= sub.makespan <= int((s + p.dur[np.arange(p.n), a]).max())
-    plan = plan_from_schedule(
-        p, assign=sub.assign, start=start, solver="t", status="heuristic", transfer_start=xfer
-    )
+    plan = plan_from_schedule(p, assign=sub.assign, start=start, solver="t", transfer_start=xfer)
     validate(plan, p)
 
 
 def test_lns_honours_stop_and_memory():
     p = random_problem(5, n=60, devices=3, family="layered")
-    p = p.with_memory(np.array([30.0, 30.0, 30.0]), np.ones(p.n))
+    # capacities that HEFT's own placement just fits, so the constraint binds
+    unconstrained = solve_heft(p.with_memory(np.full(3, np.inf), np.ones(p.n)))
+    p = p.with_memory(np.array(list(unconstrained.memory.values())), np.ones(p.n))
     stop = StopToken()
     stop.set()
     h = solve_heft(p)

@@ -28,9 +28,7 @@ from tests.families import FAMILIES, random_problem
 
 
 def _plan(p, a, s, x=None):
-    return plan_from_schedule(
-        p, assign=a, start=s, solver="t", status="heuristic", transfer_start=x
-    )
+    return plan_from_schedule(p, assign=a, start=s, solver="t", transfer_start=x)
 
 
 def _repeated(blocks=5, seed=0):
@@ -140,7 +138,7 @@ def test_portfolio_large_path_keeps_the_contract(monkeypatch):
     events: list = []
     plan = portfolio.solve_portfolio(p, time_limit=3.0, seed=0, workers=1, progress=events.append)
     validate(plan, p)
-    assert plan.makespan <= min(plan.stats["heuristics"].values())
+    assert plan.makespan <= min(plan.baselines.values())
     assert plan.lower_bound <= plan.makespan
     assert events and plan.stats["path"][-1] == "lns"
 

@@ -67,7 +67,7 @@ def test_canonical_hint_is_the_same_schedule_in_class_order() -> None:
     ca, cs = canonical_hint(classes, assign, start)
     firsts = [int(cs[c[0]]) for c in classes[0]]
     assert firsts == sorted(firsts)
-    plan = plan_from_schedule(p, assign=ca, start=cs, solver="x", status="heuristic")
+    plan = plan_from_schedule(p, assign=ca, start=cs, solver="x")
     validate(plan, p)
     assert plan.makespan == solve_heft(p).makespan
 
