@@ -322,9 +322,9 @@ def test_plan_device_not_on_platform_cli(tmp_path, capsys, stg_plan, cmd):
     ("case", "mangle", "needle"),
     [
         ("truncated", lambda t: t[: len(t) // 2], "not valid JSON"),
-        ("empty", lambda t: "", "not valid JSON"),
+        ("empty", lambda _t: "", "not valid JSON"),
         ("unknown-version", lambda t: t.replace("hetsched.plan/2", "hetsched.plan/7"), "format"),
-        ("not-an-object", lambda t: "[1, 2, 3]", "plan"),
+        ("not-an-object", lambda _t: "[1, 2, 3]", "plan"),
     ],
 )
 @pytest.mark.parametrize("cmd", ["run", "show"])

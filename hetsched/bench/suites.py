@@ -168,7 +168,7 @@ def workflows_suite(
 
 
 def graphs_suite(paths: Sequence[str], platform: str) -> list[InstanceSpec]:
-    """The user's graph files (``.stg`` or ``hetsched.graph/1`` JSON) on ``platform``."""
+    """The user's graph files (``.stg`` or ``hetsched.graph/1`` or ``/2`` JSON) on ``platform``."""
     return [
         InstanceSpec(
             f"{Path(p).stem}@{Path(platform).stem}",

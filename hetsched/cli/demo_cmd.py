@@ -22,8 +22,8 @@ def register(sub: Any) -> None:
         help="export, solve, run and check a built-in model end to end",
         description=__doc__,
     )
-    p.add_argument("--model", default="gpt", help="zoo model (default gpt)")
-    p.add_argument("--size", default="small", help="zoo size (default small)")
+    p.add_argument("--model", default="unet", help="zoo model (default unet)")
+    p.add_argument("--size", default="tiny", help="zoo size (default tiny)")
     p.add_argument("--heads", default="fused", choices=("fused", "split"))
     p.add_argument("--platform", default="edge-soc")
     p.add_argument("--time-limit", type=float, default=10.0)
@@ -62,22 +62,28 @@ def run_demo(args: argparse.Namespace) -> int:
     plan = solve(graph, platform, time_limit=args.time_limit, seed=args.seed, progress=None)
     validate(plan, problem)
     print(format_plan_summary(plan, graph_name=graph.name, wall=plan.solve_time))
-    baselines = {d: problem.single_device_makespan(d) for d in problem.devices}
-    heft = plan.stats.get("heuristics", {}).get("heft")
-    if heft:
-        print(
-            f"vs HEFT    {_fmt_time(heft, 's')} -> {100 * (1 - plan.makespan / heft):.1f}% faster"
-        )
-    for dev, ms in baselines.items():
-        if ms is not None:
-            print(f"vs all-on-{dev:<5} {_fmt_time(ms, 's')} -> {ms / plan.makespan:.2f}x speed-up")
+    if plan.baselines:
+        best_name = min(plan.baselines, key=plan.baselines.__getitem__)
+        for name in dict.fromkeys(("heft", best_name)):
+            h = plan.baselines[name]
+            print(
+                f"vs {name:<6} {_fmt_time(h, 's')} -> {100 * (1 - plan.makespan / h):.1f}% faster"
+            )
+    for dev in problem.devices:
+        alone = problem.single_device_makespan(dev)
+        if alone is not None:
+            print(
+                f"vs all-on-{dev:<5} {_fmt_time(alone, 's')} -> "
+                f"{alone / plan.makespan:.2f}x speed-up"
+            )
     print("\n[3/4] running the plan: one thread per device and link, virtual clock, real torch")
     result = execute(plan, problem, graph=graph, program=ep, inputs=example, clock="virtual")
     with torch.no_grad():
         eager = model(*example)
     got = result.outputs[0] if isinstance(result.outputs, list | tuple) else result.outputs
     want = eager[0] if isinstance(eager, list | tuple) else eager
-    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+    # float32 sums run in another order on the device threads than in eager: 1e-4 apart
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
     print(
         f"realized makespan {_fmt_time(result.makespan, 's')} (planned "
         f"{_fmt_time(result.planned_makespan, 's')}); outputs equal eager PyTorch: "

@@ -35,7 +35,7 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "export",
         help="import a model into a graph JSON file",
-        description="Export a zoo model or package.module:factory to hetsched.graph/1 JSON.",
+        description="Export a zoo model or package.module:factory to hetsched.graph/2 JSON.",
     )
     p.add_argument("model", metavar="MODEL", help="zoo model name or package.module:factory")
     _add_model_options(p)
@@ -85,7 +85,7 @@ def _inspect(args: argparse.Namespace) -> int:
     return 0
 
 
-def _models(args: argparse.Namespace) -> int:
+def _models(_args: argparse.Namespace) -> int:
     from hetsched.graph.zoo import SIZES, list_models
 
     for m in list_models():

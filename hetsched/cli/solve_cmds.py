@@ -114,7 +114,7 @@ def _fmt_time(t: float, units: str) -> str:
 def stop_on_signals(stop: StopToken) -> Iterator[StopToken]:
     """While inside, SIGINT/SIGTERM set ``stop``: the solve returns its best plan so far."""
 
-    def handler(signum: int, frame: Any) -> None:
+    def handler(_signum: int, _frame: Any) -> None:
         stop.set()
 
     old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}

@@ -118,7 +118,7 @@ def _roofline_exec(nodes: tuple[OpNode, ...], model: RooflineCostModel) -> np.nd
             compute = np.where(flops > 0, (flops + ramp) / (peak * eff_c), 0.0)
         memory = nbytes / (d.mem_bandwidth * eff_m)
         col = d.launch_overhead + np.maximum(compute, memory)
-        col[_unsupported(nodes, d, groups, grp, rep, peaks_by_dtype, dtype_grp)] = math.inf
+        col[_unsupported(nodes, d, grp, rep, peaks_by_dtype, dtype_grp)] = math.inf
         out[:, j] = col
     return out
 
@@ -126,7 +126,6 @@ def _roofline_exec(nodes: tuple[OpNode, ...], model: RooflineCostModel) -> np.nd
 def _unsupported(
     nodes: tuple[OpNode, ...],
     d: Device,
-    groups: dict[tuple[str, str, str], int],
     grp: np.ndarray,
     rep: np.ndarray,
     peaks_by_dtype: list[float | None],

@@ -11,7 +11,7 @@ from hetsched.graph import zoo
 from hetsched.graph.coarsen import CoarsenReport, coarsen, coarsen_with_report
 from hetsched.graph.flops import classify_op, node_flops
 from hetsched.graph.formats import from_dict, graph_sha256, load, parse_stg, read_stg, save, to_dict
-from hetsched.graph.opgraph import CATEGORIES, Edge, OpGraph, OpNode
+from hetsched.graph.opgraph import CATEGORIES, Edge, OpGraph, OpNode, Tensor
 from hetsched.graph.resolve import load_graph_spec, load_program_spec
 from hetsched.graph.summary import GraphSummary, format_summary, summarize
 from hetsched.graph.torch_import import from_exported, from_fx, from_torch
@@ -25,6 +25,7 @@ __all__ = [
     "ModelInfo",
     "OpGraph",
     "OpNode",
+    "Tensor",
     "classify_op",
     "coarsen",
     "coarsen_with_report",

@@ -189,7 +189,7 @@ def _broadcast(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(x if y == 1 else y for x, y in zip(a, b, strict=True))
 
 
-def _mm_like(args: Sequence[Any], out: Any, packet: str) -> float:
+def _mm_like(args: Sequence[Any], _out: Any, packet: str) -> float:
     import torch
 
     aten = torch.ops.aten
@@ -223,7 +223,7 @@ def _conv_like(args: Sequence[Any], out: Any, packet: str) -> float:
     )
 
 
-def _sdpa_like(args: Sequence[Any], out: Any, packet: str) -> float:
+def _sdpa_like(args: Sequence[Any], _out: Any, _packet: str) -> float:
     import torch
 
     q, k, v = (shape_of(a) for a in args[:3])

@@ -58,7 +58,7 @@ def test_crashing_peer_is_a_record(problem):
     assert judged["retimed"] is None and "boom" in judged["error"]
 
 
-def test_peer_task_records(problem):
+def test_peer_task_records():
     recs = run_task(
         Task(
             random_spec(30, 4, 1.0, seed=2),

@@ -52,7 +52,7 @@ def test_fields_allow_grouping() -> None:
         "op",
         "dtype",
     }
-    custom = predicate(lambda n, d: n.flops < 10)
+    custom = predicate(lambda n, _d: n.flops < 10)
     assert custom.fields is None and any_of(custom, categories("conv")).fields is None
 
 
@@ -77,7 +77,7 @@ def test_bad_specs() -> None:
     with pytest.raises(PlatformError, match="expected a list of strings"):
         from_spec({"ops": "aten.mm"})
     with pytest.raises(PlatformError, match="no TOML form"):
-        predicate(lambda n, d: True).to_spec()
+        predicate(lambda _n, _d: True).to_spec()
 
 
 def test_is_supported_checks_dtype_units() -> None:

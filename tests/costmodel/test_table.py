@@ -110,7 +110,7 @@ def test_explicit_costs_keep_graph_units() -> None:
     assert np.isfinite(onto_npu.exec).all()
 
 
-def test_measured_and_custom_models_in_table(tmp_path) -> None:
+def test_measured_and_custom_models_in_table() -> None:
     p = Platform.preset("workstation")
     g = random_graph(60, seed=3)
     base = RooflineCostModel(p)
@@ -130,7 +130,7 @@ def test_measured_and_custom_models_in_table(tmp_path) -> None:
 
 def test_per_node_predicates_in_table() -> None:
     base = Platform.preset("homogeneous-2")
-    small = predicate(lambda n, d: n.flops < 5e8, reason="too big")
+    small = predicate(lambda n, _d: n.flops < 5e8, reason="too big")
     devs = (
         base.devices[0],
         type(base.devices[1])(**{**base.devices[1].__dict__, "supports": small}),

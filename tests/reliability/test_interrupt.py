@@ -150,7 +150,7 @@ def test_atomic_write_keeps_old_file_when_writer_raises(tmp_path, monkeypatch):
     write_json_atomic(target, {"old": True})
     before = target.read_bytes()
 
-    def boom(fd):
+    def boom(_fd):
         raise OSError("disk full")
 
     monkeypatch.setattr(fileio.os, "fsync", boom)

@@ -43,16 +43,28 @@ def device_finish_times(
     for v in range(0 if first_on is None else 1, p.n):
         ready = np.zeros(p.num_devices, dtype=np.int64)
         arrivals = []
-        for u, k in p.preds[v]:
-            # arrival on each device b from each device a: fin[u, a] + comm[k, a, b]
-            arr = fin[u][:, None] + p.comm[k]
+        for u, comm in _by_neighbour(p, p.preds[v]):
+            # arrival on each device b from each device a: fin[u, a] + comm[a, b]
+            arr = fin[u][:, None] + comm
             ready = np.maximum(ready, arr.min(axis=0))
             if pairs:
-                arrivals.append((fin[u] - dur[u], dur[u], p.comm[k], arr))
+                arrivals.append((fin[u] - dur[u], dur[u], comm, arr))
         if len(arrivals) > 1:
             ready = np.maximum(ready, _pair_ready(arrivals, pairs))
         fin[v] = np.where(p.allowed[v], np.minimum(ready + dur[v], _BIG), _BIG)
     return fin
+
+
+def _by_neighbour(p: Problem, edges: tuple[tuple[int, int], ...]) -> list[tuple[int, np.ndarray]]:
+    """``(neighbour op, transfer times)`` once per neighbour: the tensors between two ops
+    move in parallel, so the pair's delay is the slowest of them (and one op is one input
+    for the pairing below, however many of its tensors the other reads)."""
+    if len(edges) < 2:
+        return [(u, p.comm[k]) for u, k in edges]
+    out: dict[int, np.ndarray] = {}
+    for u, k in edges:
+        out[u] = p.comm[k] if u not in out else np.maximum(out[u], p.comm[k])
+    return list(out.items())
 
 
 def _pair_ready(
@@ -86,12 +98,12 @@ def device_tail_times(problem: Problem, *, pairs: int = 0) -> np.ndarray:
     for v in range(p.n - 1, -1, -1):
         after = np.zeros(p.num_devices, dtype=np.int64)
         departures = []
-        for s, k in p.succs[v]:
-            # from the end of v on d to the end, through s on b: comm[k, d, b] + tail[s, b]
-            via = p.comm[k].T + tail_d[s][:, None]
+        for s, comm in _by_neighbour(p, p.succs[v]):
+            # from the end of v on d to the end, through s on b: comm[d, b] + tail[s, b]
+            via = comm.T + tail_d[s][:, None]
             after = np.maximum(after, via.min(axis=0))
             if pairs:
-                departures.append((tail_d[s] - dur[s], dur[s], p.comm[k].T, via))
+                departures.append((tail_d[s] - dur[s], dur[s], comm.T, via))
         if len(departures) > 1:
             after = np.maximum(after, _pair_ready(departures, pairs))
         tail_d[v] = np.where(p.allowed[v], np.minimum(dur[v] + after, _BIG), _BIG)
