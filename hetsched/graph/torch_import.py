@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import operator
 import os
 import sys
 from collections.abc import Iterator
@@ -96,14 +97,18 @@ class _Importer:
 
     def __init__(self, params: set[str]) -> None:
         self.params = params
-        # fx name -> (kind, owner, base bytes); kind is "op", "param" or "input";
-        # owner is the OpNode name (kind "op") or the placeholder name.
-        self.route: dict[str, tuple[str, str, float]] = {}
+        # fx name -> (kind, owner, base bytes, element); kind is "op", "param" or "input";
+        # owner is the OpNode name (kind "op") or the placeholder name; element is "" for
+        # an op's whole output and "[i]" for item i of a tuple output (views keep theirs).
+        self.route: dict[str, tuple[str, str, float, str]] = {}
         self.owner: dict[str, str] = {}  # absorbed fx node -> OpNode that covers it
         self.absorbed_inputs: dict[str, list[fx.Node]] = {}
         self.nodes: list[OpNode] = []
-        # consumed fx name -> (producing OpNode, consumers, bytes, dtype); dict = ordered set
-        self.tensors: dict[str, tuple[str, dict[str, None], float, str]] = {}
+        # (producing OpNode, element) -> (consumers, {view read: bytes}, base bytes, dtype);
+        # dicts as ordered sets
+        self.tensors: dict[
+            tuple[str, str], tuple[dict[str, None], dict[str, float], float, str]
+        ] = {}
         self.dtypes: dict[str, str] = {}  # OpNode name -> dtype of its first output
         self.fx_nodes: dict[str, list[str]] = {}
         self.outputs: list[str] = []
@@ -111,14 +116,12 @@ class _Importer:
         self.kinds: dict[Any, tuple[str, str]] = {}
 
     def run(self, graph: fx.Graph) -> None:
-        import operator
-
         for n in graph.nodes:
             if n.op in ("placeholder", "get_attr"):
                 val = n.meta.get("val")
                 kind = "param" if n.op == "get_attr" or n.name in self.params else "input"
                 size = float(sum(tensor_bytes(t) for t in tensors_in(val)))
-                self.route[n.name] = (kind, n.name, size)
+                self.route[n.name] = (kind, n.name, size, "")
                 if kind == "param":
                     self.param_total += size
                 continue
@@ -138,10 +141,14 @@ class _Importer:
         self.absorbed_inputs[n.name] = list(n.all_input_nodes)
         if not srcs:
             return
-        kind, owner, base = self.route[srcs[0].name]
+        kind, owner, base, element = self.route[srcs[0].name]
+        if n.target is operator.getitem and len(n.args) > 1:
+            # one item of a tuple output: a tensor of its own
+            element = f"{element}[{n.args[1]}]"
+            base = float(sum(tensor_bytes(t) for t in outs))
         if not outs:  # a symbolic size or an assert: keeps the dependency, carries no data
             base = 0.0
-        self.route[n.name] = (kind, owner, base)
+        self.route[n.name] = (kind, owner, base, element)
         if kind == "op":
             self.owner[n.name] = owner
             self.fx_nodes[owner].append(n.name)
@@ -180,14 +187,14 @@ class _Importer:
             r = self.route.get(a.name)
             if r is None:
                 continue
-            kind, src, base = r
+            kind, src, base, element = r
             b = float(sum(tensor_bytes(t) for t in tensors_in(a.meta.get("val"))))
             b = min(b, base) if base else b
             read += b
             if kind == "param":
                 param += b
             elif kind == "op":
-                self._read(a, src, name, b)
+                self._read(a, src, element, base, name, b)
         out_bytes = float(sum(tensor_bytes(t) for t in outs))
         args = fx.node.map_arg(n.args, lambda x: x.meta.get("val"))
         kwargs = fx.node.map_arg(n.kwargs, lambda x: x.meta.get("val"))
@@ -207,20 +214,32 @@ class _Importer:
                 module=_module_path(n),
             )
         )
-        self.route[name] = ("op", name, out_bytes)
+        self.route[name] = ("op", name, out_bytes, "")
         self.dtypes[name] = self.nodes[-1].dtype
 
-    def _read(self, a: fx.Node, src: str, consumer: str, size: float) -> None:
-        """``consumer`` reads fx value ``a`` (owned by op ``src``): one tensor per fx value."""
-        hit = self.tensors.get(a.name)
+    def _read(
+        self, a: fx.Node, src: str, element: str, base: float, consumer: str, size: float
+    ) -> None:
+        """``consumer`` reads ``size`` bytes of fx value ``a``: a view of ``element`` of op
+        ``src``'s output. Views of one output are one tensor (they share its storage)."""
+        hit = self.tensors.get((src, element))
         if hit is None:
             ts = tensors_in(a.meta.get("val"))
             dtype = dtype_name(ts[0].dtype) if ts else self.dtypes[src]
-            hit = self.tensors[a.name] = (src, {}, size, dtype)
-        hit[1][consumer] = None
+            hit = self.tensors[(src, element)] = ({}, {}, base, dtype)
+        hit[0][consumer] = None
+        hit[1][a.name] = size
 
     def tensor_list(self) -> list[Tensor]:
-        return [Tensor(x, s, tuple(d), b, dt) for x, (s, d, b, dt) in self.tensors.items()]
+        """One tensor per op output (tuple item) read by another op. Its size is what the
+        readers read: the distinct views' bytes added, at most the whole output."""
+        out = []
+        for (src, element), (readers, views, base, dtype) in self.tensors.items():
+            nbytes = sum(views.values())
+            if base:
+                nbytes = min(nbytes, base)
+            out.append(Tensor(f"{src}{element}", src, tuple(readers), nbytes, dtype))
+        return out
 
 
 def from_exported(ep: torch.export.ExportedProgram, *, name: str | None = None) -> OpGraph:

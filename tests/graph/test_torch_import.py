@@ -239,6 +239,8 @@ def test_an_op_reading_a_tensor_twice_is_one_consumer() -> None:
 
 
 def test_getitems_of_one_op_are_separate_tensors_with_their_dtypes() -> None:
+    """Items of a tuple output are tensors of their own, named ``op[i]``."""
+
     class Max(nn.Module):
         def forward(self, x):
             v, i = torch.relu(x).max(-1)
@@ -247,13 +249,28 @@ def test_getitems_of_one_op_are_separate_tensors_with_their_dtypes() -> None:
     g = from_torch(Max(), (torch.randn(4, 8),))
     outs = {t.name: (t.dsts, t.bytes, t.dtype) for t in g.tensors if t.src == "max_1"}
     assert outs == {
-        "getitem": (("add", "mul"), 16.0, "float32"),
-        "getitem_1": (("add",), 32.0, "int64"),
+        "max_1[0]": (("add", "mul"), 16.0, "float32"),
+        "max_1[1]": (("add",), 32.0, "int64"),
     }
     assert {(e.src, e.dst): e.bytes for e in g.edges}[("max_1", "add")] == 16.0 + 32.0
     views = from_torch(_Views(), (torch.randn(2, 4, 8),))
     assert len({t.name for t in views.tensors}) == len(views.tensors)  # unique names
     half = 2 * 4 * 8 * 4
     shared = {t.name: (t.src, t.dsts, t.bytes) for t in views.tensors}
-    assert shared["getitem"] == ("mul", ("add",), half)
-    assert shared["getitem_1"] == ("mul", ("add",), half)
+    assert shared["mul[0]"] == ("mul", ("reshape", "add"), half)  # a and its transpose
+    assert shared["mul[1]"] == ("mul", ("add",), half)
+
+
+def test_views_of_one_output_are_one_tensor() -> None:
+    """Two readers of two views of one output on one device need its storage once."""
+
+    class TwoViews(nn.Module):
+        def forward(self, x: Any) -> Any:
+            y = torch.relu(x)  # (4, 8)
+            return y.t() @ y, y.reshape(8, 4).sum()
+
+    g = from_torch(TwoViews(), (torch.randn(4, 8),))
+    ts = [t for t in g.tensors if t.src == "relu"]
+    assert len(ts) == 1
+    assert ts[0].bytes == 4 * 8 * 4  # the distinct views add up to more; the output is 128 B
+    assert len(ts[0].dsts) == 2
