@@ -120,8 +120,10 @@ class Modes:
                 msg = f"modes: op {key[0]} has two modes on {ds} {self.precision[k]!r}"
                 raise SolverError(msg)
             keys.add(key)
-        for a in (self.op_start, self.op, self.dev_start, self.devs, self.time, self.memory):
-            a.setflags(write=False)
+        for name in ("op_start", "op", "dev_start", "devs", "time", "memory"):
+            own = np.array(getattr(self, name), copy=True)  # own them, then freeze
+            own.setflags(write=False)
+            object.__setattr__(self, name, own)
 
     # ------------------------------------------------------------------ construction
     @classmethod

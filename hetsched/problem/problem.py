@@ -146,8 +146,10 @@ class Problem:
         if cap.shape != (d,) or np.any(np.isnan(cap)) or np.any(cap < 0):
             msg = f"problem: capacity must be {d} non-negative numbers"
             raise SolverError(msg)
-        for a in (self.mode_dur, self.tensor_comm, self.capacity):
-            a.setflags(write=False)
+        for name in ("mode_dur", "tensor_comm", "capacity"):  # own them, then freeze
+            own = np.array(getattr(self, name), copy=True)
+            own.setflags(write=False)
+            object.__setattr__(self, name, own)
         object.__setattr__(self, "route_links", MappingProxyType(dict(self.route_links)))
         object.__setattr__(self, "meta", MappingProxyType(dict(self.meta)))
 

@@ -72,8 +72,10 @@ class Tensors:
                 "is not after it in topological order"
             )
             raise SolverError(msg)
-        for a in (self.src, self.nbytes, self.cons_start, self.cons):
-            a.setflags(write=False)
+        for name in ("src", "nbytes", "cons_start", "cons"):
+            own = np.array(getattr(self, name), copy=True)  # own them, then freeze
+            own.setflags(write=False)
+            object.__setattr__(self, name, own)
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -82,7 +84,8 @@ class Tensors:
         rows = [tuple(r) for r in tensors]
         src = np.array([int(r[0]) for r in rows], dtype=np.int64)
         cons = [sorted({int(c) for c in r[1]}) for r in rows]
-        if rows and (src.min() < 0 or max(max(c) for c in cons if c) >= n):
+        top = max((max(c) for c in cons if c), default=-1)
+        if rows and (src.min() < 0 or src.max() >= n or top >= n):
             msg = f"tensors: op index out of range for {n} ops"
             raise SolverError(msg)
         return cls(

@@ -172,9 +172,9 @@ def test_cpsat_with_memory_reaches_the_memory_brute_force(model: str, seed: int)
     p = memory_problem(model, seed)
     assert p.use_memory
     assert p.is_device_table is (model == "devices")
-    best = brute_force(p, memory=True)
-    assert best is not None
-    assert best > brute_force(p), "memory must bind on this instance"
+    best, free = brute_force(p, memory=True), brute_force(p)
+    assert best is not None and free is not None
+    assert best > free, "memory must bind on this instance"
     if model == "devices":
         assert brute_force_makespan(p) == best  # tests/bruteforce.py's own memory rule
     # start from the enumeration's first schedule that fits, not from a heuristic
@@ -212,12 +212,6 @@ def test_portfolio_with_memory_on_device_tables(model: str, seed: int) -> None:
     assert plan.status == "optimal" and round(plan.makespan) == brute_force(p, memory=True)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cpsat's warm start needs HEFT, PEFT and CPOP all to succeed: when one of them "
-    "paints itself into a memory corner (SolverError 'no device has memory left'), cpsat and "
-    "portfolio fail on a feasible problem",
-)
 @pytest.mark.parametrize(("model", "seed"), [("devices", 1), ("modes", 2)])
 def test_cpsat_needs_no_greedy_heuristic_to_fit_memory(model: str, seed: int) -> None:
     p = memory_problem(model, seed)
@@ -227,11 +221,6 @@ def test_cpsat_needs_no_greedy_heuristic_to_fit_memory(model: str, seed: int) ->
     assert round(plan.makespan) == best
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="portfolio checks each candidate's memory on device views (schedule_arrays -> "
-    "device_mode), not on the plan's modes: a split plan indexes mode -1 (ValueError)",
-)
 def test_portfolio_checks_memory_on_the_plans_own_modes() -> None:
     p = memory_problem("modes", 0)
     plan = solve_portfolio(p, time_limit=20, seed=0, workers=1)
@@ -239,12 +228,6 @@ def test_portfolio_checks_memory_on_the_plans_own_modes() -> None:
     assert round(plan.makespan) == brute_force(p, memory=True)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="CP-SAT rounds each fractional byte count up (math.ceil per term) where the memory "
-    "model counts exact bytes: two 2.5-byte ops do not share a 5-byte device, and a "
-    "non-optimal plan is reported optimal",
-)
 def test_cpsat_counts_fractional_bytes_as_the_memory_model_does() -> None:
     # two of the three ops fit x (2.5 + 2.5 <= 5): makespan 3 (two on x, one on y)
     p = Problem.from_arrays(

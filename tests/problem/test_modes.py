@@ -195,11 +195,6 @@ def test_maps_are_read_only() -> None:
         p.quantum = 2.0  # type: ignore[misc]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Problem freezes the array it is given but keeps it: a writable base array the "
-    "caller still holds changes the problem (and every bound cached for it)",
-)
 def test_a_problem_does_not_share_memory_with_the_callers_arrays() -> None:
     p = mixed()
     base = np.array([4, 2, 3, 1, 2, 1, 1, 2], dtype=np.int64)

@@ -66,11 +66,6 @@ def test_invalid_tensors_are_one_line_solver_errors(make, needle) -> None:
     assert "\n" not in str(err.value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Tensors.build with only consumer-less tensors fails on max() of an empty "
-    "sequence (ValueError) before the 'has no consumer' check",
-)
 def test_a_lone_tensor_without_consumers_is_a_solver_error() -> None:
     with pytest.raises(SolverError, match="has no consumer"):
         Tensors.build(2, [(0, (), 1.0)])
@@ -89,7 +84,7 @@ def shared() -> Problem:
         names=["a", "b", "c"],
         devices=["x", "y"],
         exec_time=np.ones((3, 2)),
-        tensors=[(0, (1, 2), 10.0), (0, (1,), 20.0, "extra")],
+        tensors=[(0, (1, 2), 10.0), (0, (1,), 20.0, "extra")],  # type: ignore[list-item]
         comm_latency=np.array([[0.0, 1.0], [1.0, 0.0]]),
         comm_inv_bandwidth=np.array([[0.0, 0.1], [0.1, 0.0]]),
         quantum=1.0,

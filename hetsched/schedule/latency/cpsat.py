@@ -36,9 +36,10 @@ from typing import Any
 import numpy as np
 from ortools.sat.python import cp_model
 
-from hetsched.errors import SolverError
+from hetsched.errors import InfeasibleError, SolverError
 from hetsched.plan import Plan, plan_from_schedule
 from hetsched.problem import Problem
+from hetsched.schedule.bounds import lower_bound
 from hetsched.schedule.cpsolver import new_cp_solver, solve_cp
 from hetsched.schedule.latency.cpsat_model import CpSatModel, build_model
 from hetsched.schedule.latency.symmetry import branch_classes, canonical_hint
@@ -123,32 +124,38 @@ def _cpsat(
 ) -> Plan:
     """Minimise makespan with CP-SAT; anytime; never worse than the warm start.
 
-    Without a hint the best of HEFT/PEFT/CPOP is the warm start. ``export_model`` writes the
-    model (text proto) for debugging. The plan carries CP-SAT's proof (lower bound = its
-    value when OPTIMAL) or the best bound known; without an improvement within the time
-    limit it is the warm start.
+    Without a hint the best of HEFT/PEFT/CPOP is the warm start (and when all of them run out
+    of memory, CP-SAT searches from scratch). ``export_model`` writes the model (text proto)
+    for debugging. The plan carries CP-SAT's proof (lower bound = its value when OPTIMAL) or
+    the best bound known; without an improvement within the time limit it is the warm start.
+
+    Raises
+    ------
+    InfeasibleError : no plan fits the devices' memory (proven).
+    SolverError : no warm start and nothing found within the time limit.
     """
     warm = prepare_hint(problem, ctx)
-    h_makespan, lb = warm.makespan, warm.lb
-    hint_plan = warm.plan.with_(searched=True)
-    ctx.report(warm.plan.solver, hint_plan.makespan, lb * problem.quantum)  # the start point
-    if h_makespan <= lb:
-        return hint_plan.with_(stats={"proved_by": "bounds", "hint_solver": warm.plan.solver})
+    lb = warm.lb if warm is not None else lower_bound(problem, use_lp=problem.n <= 2000)
+    hint_plan = warm.plan.with_(searched=True) if warm is not None else None
+    if warm is not None and hint_plan is not None:
+        ctx.report(warm.plan.solver, hint_plan.makespan, lb * problem.quantum)  # start point
+        if warm.makespan <= lb:
+            return hint_plan.with_(stats={"proved_by": "bounds", "hint_solver": warm.plan.solver})
     device_model = problem.is_device_table
     branches = branch_classes(problem) if device_model else []
-    h_mode, h_start = warm.modes, warm.start
-    if branches:
-        h_assign, h_start = canonical_hint(branches, warm.assign, h_start)
-        h_mode = problem.device_mode[np.arange(problem.n), h_assign]
+    hint: tuple[np.ndarray, np.ndarray] | None = None
+    horizon = serial_horizon(problem)
+    if warm is not None:
+        horizon = warm.makespan
+        h_mode, h_start = warm.modes, warm.start
+        if branches:
+            h_assign, h_start = canonical_hint(branches, warm.assign, h_start)
+            h_mode = problem.device_mode[np.arange(problem.n), h_assign]
+        hint = (h_mode, h_start)
 
     def run(tighten: bool) -> tuple[CpSatModel, cp_model.CpSolver, _Callback, Any]:
         built = build_model(
-            problem,
-            horizon=h_makespan,
-            lower=lb,
-            hint=(h_mode, h_start),
-            branches=branches,
-            tighten=tighten,
+            problem, horizon=horizon, lower=lb, hint=hint, branches=branches, tighten=tighten
         )
         if export_model:
             built.model.export_to_file(export_model)
@@ -164,16 +171,17 @@ def _cpsat(
         return built, solver, cb, status
 
     built, solver, cb, status = run(tighten=True)
-    wrongly_infeasible = status == cp_model.INFEASIBLE
+    wrongly_infeasible = status == cp_model.INFEASIBLE and hint_plan is not None
     if wrongly_infeasible:
         # The horizon is the hint's makespan, which is feasible, so INFEASIBLE is a solver
         # fault (seen with OR-Tools 9.15 on ~0.4% of tiny random instances, always with the
-        # head/tail windows; the same model with every variable fixed to the hint solves).
-        # Retry without the windows; never report a proof that is not one.
+        # head/tail windows; the same model with every variable fixed to the hint solves) or
+        # memory rows rounded tighter than the question. Retry without the windows; never
+        # report a proof that is not one.
         log_.warning(
             "CP-SAT reported the model infeasible at horizon %d although the hint is "
             "feasible; retrying without head/tail windows",
-            h_makespan,
+            horizon,
         )
         built, solver, cb, status = run(tighten=False)
     stats = {
@@ -181,17 +189,21 @@ def _cpsat(
         "solutions": cb.count,
         "branches": solver.num_branches,
         "conflicts": solver.num_conflicts,
-        "hint_solver": warm.plan.solver,
-        "hint_makespan": h_makespan * problem.quantum,
+        "hint_solver": warm.plan.solver if warm is not None else None,
+        "hint_makespan": warm.plan.makespan if warm is not None else None,
         "workers": ctx.workers,
         "model": "devices" if device_model else "modes",
     }
+    if not built.memory_exact:
+        stats["memory_rounded"] = True  # the model is tighter than the question: no proof
     if wrongly_infeasible:
         stats["solver_fault"] = "INFEASIBLE with a feasible hint; retried without windows"
     if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         mode, start, xfer = _extract(solver, built, problem)
         value = int((start + problem.mode_dur[mode]).max())
-        if status == cp_model.OPTIMAL:
+        if not built.memory_exact:
+            bound = lb
+        elif status == cp_model.OPTIMAL:
             bound = value
         else:
             bound = max(lb, int(np.ceil(solver.best_objective_bound - 1e-9)))
@@ -204,14 +216,31 @@ def _cpsat(
             lower_bound=min(bound, value),
             stats=stats,
             transfer_start=xfer,
-            baselines=warm.plan.baselines,
+            baselines=warm.plan.baselines if warm is not None else None,
         )
     if status == cp_model.MODEL_INVALID:
         msg = f"CP-SAT rejected the model: {built.model.validate()}"
         raise SolverError(msg)
-    # UNKNOWN (no solution within the limit) or INFEASIBLE again (a solver fault, see above):
-    # the (feasible) warm start, without claiming anything.
-    return hint_plan.with_(stats={**stats, "fallback": "hint"})
+    if hint_plan is not None:
+        # UNKNOWN (no solution within the limit) or INFEASIBLE again (a solver fault, see
+        # above): the (feasible) warm start, without claiming anything.
+        return hint_plan.with_(stats={**stats, "fallback": "hint"})
+    if status == cp_model.INFEASIBLE and built.memory_exact:
+        msg = f"no plan of {problem.name!r} fits the devices' memory (proven by CP-SAT)"
+        raise InfeasibleError(msg)
+    msg = (
+        f"cpsat found no plan of {problem.name!r} within {ctx.time_limit:g} s and no "
+        "heuristic found one that fits memory; raise the time limit"
+    )
+    raise SolverError(msg)
+
+
+def serial_horizon(p: Problem) -> int:
+    """A makespan every plan's mode choice can meet: ops one after another, each in its
+    slowest mode, every edge's transfer in between at its slowest."""
+    slowest = np.maximum.reduceat(p.mode_dur, p.modes.op_start[:-1])
+    comm = int(p.comm.max(axis=(1, 2)).sum()) if p.num_edges else 0
+    return int(slowest.sum()) + comm
 
 
 solve_cpsat = Solver(

@@ -17,7 +17,6 @@ Examples
 from __future__ import annotations
 
 import itertools
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,9 +24,9 @@ import numpy as np
 from ortools.sat.python import cp_model
 
 from hetsched.errors import InfeasibleError, SolverError
-from hetsched.plan.memory import linear_terms
 from hetsched.problem import Problem
 from hetsched.schedule.bounds import heads_and_tails
+from hetsched.schedule.cpmemory import add_static_memory
 
 __all__ = ["CpSatModel", "build_model", "distinct_choices", "mode_delay", "pooled_groups"]
 
@@ -48,6 +47,9 @@ class CpSatModel:
     )
     lower_bound: int = 0
     node_mode_to_presence: list[dict[int, Any]] = field(default_factory=list)
+    # False when the memory rows round fractional bytes (tighter than the checker): the
+    # model's optimum is then no proof
+    memory_exact: bool = True
 
 
 def pooled_groups(p: Problem) -> list[tuple[int, ...]]:
@@ -160,8 +162,7 @@ def build_model(
     transfer_starts = (
         _add_link_contention(m, p, horizon, starts, ends, presence) if p.link_contention else {}
     )
-    if p.use_memory:
-        _add_memory(m, p, presence)
+    memory_exact = add_static_memory(m, p, presence)
     _add_symmetry_breaking(m, p, presence, pooled)
     for cls in branches or []:
         # Swapping two identical branches maps a schedule to a schedule: order them.
@@ -173,7 +174,17 @@ def build_model(
         _add_hint(m, p, hint, starts, ends, modes, makespan)
     m.minimize(makespan)
     return CpSatModel(
-        m, starts, ends, presence, makespan, horizon, pooled, transfer_starts, lower, modes
+        m,
+        starts,
+        ends,
+        presence,
+        makespan,
+        horizon,
+        pooled,
+        transfer_starts,
+        lower,
+        modes,
+        memory_exact,
     )
 
 
@@ -232,13 +243,14 @@ def _build_mode_model(
     _add_no_overlap(m, dev_intervals)
     _add_load(m, load_terms, [], makespan)
     _add_mode_precedence(m, p, starts, ends, modes)
-    if p.use_memory:
-        _add_mode_memory(m, p, modes)
     presence = [_device_literals(m, p, modes[v]) for v in range(p.n)]
+    memory_exact = add_static_memory(m, p, presence, modes)
     if hint is not None:
         _add_hint(m, p, hint, starts, ends, modes, makespan)
     m.minimize(makespan)
-    return CpSatModel(m, starts, ends, presence, makespan, horizon, [], {}, lower, modes)
+    return CpSatModel(
+        m, starts, ends, presence, makespan, horizon, [], {}, lower, modes, memory_exact
+    )
 
 
 def _device_literals(m: cp_model.CpModel, p: Problem, lits: dict[int, Any]) -> dict[int, Any]:
@@ -284,39 +296,6 @@ def _add_mode_precedence(
                 m.add(starts[v] >= ends[u] + sum(c * lit for c, lit in terms)).only_enforce_if(
                     lit_v
                 )
-
-
-def _add_mode_memory(m: cp_model.CpModel, p: Problem, modes: list[dict[int, Any]]) -> None:
-    # For each device d: sum over modes on d of bytes x_m + sum over tensors t of
-    #   bytes_t recv[t, d] <= capacity[d], recv[t, d] >= (some reader's mode on d) - (producer's
-    #   mode on d): the one memory model (hetsched.plan.memory).
-    on = [_device_literals(m, p, modes[v]) for v in range(p.n)]
-    terms: dict[int, list] = {d: [] for d in range(p.num_devices)}
-    for v in range(p.n):
-        for k, lit in modes[v].items():
-            b = math.ceil(p.modes.memory[k])
-            for d in p.modes.devices_of(k):
-                if b:
-                    terms[d].append((b, lit))
-    for t in range(p.tensors.num_tensors):
-        nbytes = math.ceil(p.tensors.nbytes[t])
-        u = int(p.tensors.src[t])
-        if nbytes == 0:
-            continue
-        for d in range(p.num_devices):
-            readers = [int(c) for c in p.tensors.consumers(t) if d in on[int(c)]]
-            if not readers:
-                continue
-            recv = m.new_bool_var(f"recv_{p.tensors.names[t]}_{p.devices[d]}")
-            for c in readers:
-                if d in on[u]:
-                    m.add(recv >= on[c][d] - on[u][d])
-                else:
-                    m.add(recv >= on[c][d])
-            terms[d].append((nbytes, recv))
-    for d, ts in terms.items():
-        if ts and np.isfinite(p.capacity[d]):
-            m.add(sum(c * lit for c, lit in ts) <= int(p.capacity[d]))
 
 
 def _add_no_overlap(m: cp_model.CpModel, dev_intervals: dict[int, list]) -> None:
@@ -444,33 +423,6 @@ def _add_link_contention(
         if len(ivs) > 1:
             m.add_no_overlap(ivs)
     return out
-
-
-def _add_memory(m: cp_model.CpModel, p: Problem, presence: list[dict[int, Any]]) -> None:
-    # For each device d: sum_v bytes[v,d] on[v,d] + sum_t bytes_t recv[t,d] <= capacity[d],
-    # recv[t,d] >= on[c,d] - on[src(t),d] for each reader c of t: the one memory model
-    # (hetsched.plan.memory.linear_terms).
-    op_bytes, buffers = linear_terms(p)
-    terms: dict[int, list] = {d: [] for d in range(p.num_devices)}
-    for v in range(p.n):
-        for d, lit in presence[v].items():
-            if op_bytes[v, d] > 0:
-                terms[d].append((math.ceil(op_bytes[v, d]), lit))
-    for t, d, readers in buffers:
-        u = int(p.tensors.src[t])
-        recv = m.new_bool_var(f"recv_{p.tensors.names[t]}_{p.devices[d]}")
-        for c in readers.tolist():
-            lit_c = presence[c].get(d)  # absent when c is fixed elsewhere
-            if lit_c is None:
-                continue
-            if d in presence[u]:
-                m.add(recv >= lit_c - presence[u][d])
-            else:
-                m.add(recv >= lit_c)
-        terms[d].append((math.ceil(p.tensors.nbytes[t]), recv))
-    for d, ts in terms.items():
-        if ts and np.isfinite(p.capacity[d]):
-            m.add(sum(c * lit for c, lit in ts) <= int(p.capacity[d]))
 
 
 def _add_symmetry_breaking(

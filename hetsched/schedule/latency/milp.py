@@ -324,6 +324,12 @@ def _milp(
         Instance out of scope, or no MIP backend.
     """
     warm = prepare_hint(problem, ctx)
+    if warm is None:
+        msg = (
+            "milp needs a feasible warm start and no heuristic found a plan that fits "
+            "memory; use cpsat"
+        )
+        raise SolverError(msg)
     h_makespan, lb = warm.makespan, warm.lb
     hint_plan = warm.plan.with_(searched=True)
     if h_makespan <= lb:

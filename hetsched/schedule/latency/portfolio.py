@@ -31,10 +31,12 @@ Examples
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from hetsched.errors import SolverError
 from hetsched.plan import Plan
 from hetsched.problem import Problem
 from hetsched.schedule.bounds import (
@@ -78,19 +80,37 @@ def _portfolio(problem: Problem, ctx: SolveContext) -> Plan:
     n = problem.n
     device_view = problem.is_device_table  # segments, blocks, LS and LNS need one
     heuristics: dict[str, Plan] = {}
-    heuristics["eft"] = first_plan(problem)
-    if n > CPSAT_MAX_OPS:
-        ctx.report("eft", heuristics["eft"].makespan, 0.0)
+    # the device-view heuristics (EFT, LP-rounded HEFT) need a one-device mode for each op
+    one_device = bool(problem.allowed.any(axis=1).all())
+    stages: list[tuple[str, Callable[[], Plan | None]]] = []
+    if one_device:
+        stages.append(("eft", lambda: first_plan(problem)))
     if n <= LARGE_OPS or ctx.time_limit >= HEFT_BUDGET_PER_OP * n:
-        heuristics["heft"] = solve_heft.within(problem, ctx.child())
+        stages.append(("heft", lambda: solve_heft.within(problem, ctx.child())))
     if n <= LARGE_OPS:
-        heuristics["peft"] = solve_peft.within(problem, ctx.child())
-        heuristics["cpop"] = solve_cpop.within(problem, ctx.child())
-        lp_heft = solve_lp_heft(problem)
-        if lp_heft is not None:
-            heuristics["lp-heft"] = lp_heft
+        stages.append(("peft", lambda: solve_peft.within(problem, ctx.child())))
+        stages.append(("cpop", lambda: solve_cpop.within(problem, ctx.child())))
+        if one_device:
+            stages.append(("lp-heft", lambda: solve_lp_heft(problem)))
+    for name, run in stages:
+        try:
+            found = run()
+        except SolverError:  # a greedy scheduler out of memory: the others may fit
+            continue
+        if found is not None:
+            heuristics[name] = found
+            if name == "eft" and n > CPSAT_MAX_OPS:
+                ctx.report("eft", found.makespan, 0.0)
     baselines = {k: v.makespan for k, v in heuristics.items()}
     candidates = list(heuristics.values()) + ([ctx.hint] if ctx.hint is not None else [])
+    if not candidates:
+        if n > CPSAT_MAX_OPS:
+            msg = f"no heuristic found a plan of {problem.name!r} that fits the devices' memory"
+            raise SolverError(msg)
+        from hetsched.schedule.latency.cpsat import solve_cpsat
+
+        exact = solve_cpsat.within(problem, ctx.child(hint=None))
+        return exact.with_(stats={"path": ["cpsat"], "winner": "cpsat"})
     # a plan over a device's memory is no plan (EFT only overflows when nothing else fits)
     best = min(candidates, key=lambda pl: (not _fits(problem, pl), pl.makespan, pl.solver))
     q = problem.quantum
@@ -160,10 +180,9 @@ solve_portfolio = Solver(
 
 
 def _fits(p: Problem, plan: Plan) -> bool:
-    from hetsched.plan import schedule_arrays
-    from hetsched.schedule.latency.eft import fits_memory
+    from hetsched.plan import mode_ids, overflow
 
-    return fits_memory(p, schedule_arrays(plan, p)[0])
+    return overflow(p, mode_ids(plan, p)) is None
 
 
 def _bound(p: Problem) -> int:

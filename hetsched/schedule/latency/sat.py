@@ -329,6 +329,12 @@ def _sat(problem: Problem, ctx: SolveContext, *, solver_name: str = "glucose4") 
     """
     _check_scope(problem)
     warm = prepare_hint(problem, ctx)
+    if warm is None:
+        msg = (
+            "sat needs a feasible warm start and no heuristic found a plan that fits "
+            "memory; use cpsat"
+        )
+        raise SolverError(msg)
     hint_plan = warm.plan.with_(searched=True)
     lb, q = warm.lb, problem.quantum
     best_value = warm.makespan

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hetsched.errors import SolverError
 from hetsched.plan import Plan, mode_ids, plan_from_schedule, schedule_arrays
 from hetsched.problem import Problem
 from hetsched.schedule.latency.listsched import priority_order, retime_modes
@@ -42,15 +43,23 @@ class WarmStart:
     lb: int
 
 
-def prepare_hint(problem: Problem, ctx: SolveContext) -> WarmStart:
+def prepare_hint(problem: Problem, ctx: SolveContext) -> WarmStart | None:
     """The warm start (``ctx.hint``, else the best of HEFT/PEFT/CPOP) re-timed in integer
-    units, and the lower bound."""
+    units, and the lower bound; ``None`` when there is no hint and every heuristic ran out
+    of memory (a greedy list scheduler can paint itself into a corner)."""
     from hetsched.schedule.bounds import lower_bound
     from hetsched.schedule.latency.heuristics import solve_cpop, solve_heft, solve_peft
 
     hint = ctx.hint
     if hint is None:
-        cands = [f.within(problem, ctx.child()) for f in (solve_heft, solve_peft, solve_cpop)]
+        cands = []
+        for f in (solve_heft, solve_peft, solve_cpop):
+            try:
+                cands.append(f.within(problem, ctx.child()))
+            except SolverError:  # out of memory on some device: another may not be
+                continue
+        if not cands:
+            return None
         hint = min(cands, key=lambda pl: pl.makespan)
     modes = mode_ids(hint, problem)
     _, raw = schedule_arrays(hint, problem)

@@ -10,7 +10,7 @@ same device. Model (integer units of the :class:`~hetsched.problem.Problem`):
 * dependencies within an iteration ``s_v >= s_u + dur_u + comm[e, dev u, dev v]``;
 * loop-carried edges ``(u, v, delta)``: ``s_v + delta * II >= s_u + dur_u + comm``;
 * static memory (when ``problem.use_memory``): the one memory model
-  (:func:`~hetsched.schedule.throughput.cpmemory.add_static_memory`); transfers are delays,
+  (:func:`~hetsched.schedule.cpmemory.add_static_memory`); transfers are delays,
   links are not reserved modulo ``II`` (link contention is not modelled here).
 
 A modulo list schedule gives a first ``II``; fixed-``II`` CP-SAT models then bisect between
@@ -51,8 +51,8 @@ from hetsched.errors import SolverError
 from hetsched.plan import ModuloResult, Plan, overflow, plan_from_schedule
 from hetsched.problem import Problem
 from hetsched.schedule.bounds import critical_path_bound
+from hetsched.schedule.cpmemory import add_static_memory, memory_scale
 from hetsched.schedule.cpsolver import new_cp_solver, solve_cp
-from hetsched.schedule.throughput.cpmemory import add_static_memory
 from hetsched.schedule.throughput.modulo_plan import (
     Carried,
     carried_comm,
@@ -334,6 +334,8 @@ class _Search:
         self.lo, self.best_ii, self.best = lo, best_ii, best
         self.refuted: set[int] = set()
         self.models = 0
+        # memory rows that round fractional bytes are tighter than the question: no refutation
+        self.memory_exact = not p.use_memory or memory_scale(p)[1]
         # The last fifth of the time goes to the latency at the best II.
         self.deadline = 0.8 * ctx.remaining()
         self.t0 = ctx.elapsed()
@@ -353,7 +355,7 @@ class _Search:
             self.best = (_assign_of(s, var, self.p), np.array([s.value(x) for x in var.start]))
             self.ctx.report("modulo", ii * self.p.quantum, self.bound() * self.p.quantum)
             return True
-        if st == cp_model.INFEASIBLE and not self.carried:
+        if st == cp_model.INFEASIBLE and not self.carried and self.memory_exact:
             self.refuted.add(ii)
         return False
 

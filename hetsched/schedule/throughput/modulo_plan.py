@@ -20,8 +20,8 @@ from hetsched.errors import InfeasibleError, PlanError, UsageError
 from hetsched.plan import Plan, schedule_arrays, validate
 from hetsched.problem import Problem
 from hetsched.schedule.bounds import load_bound
+from hetsched.schedule.cpmemory import add_static_memory
 from hetsched.schedule.cpsolver import new_cp_solver, solve_cp
-from hetsched.schedule.throughput.cpmemory import add_static_memory
 from hetsched.solver import StopToken
 
 __all__ = [
@@ -62,7 +62,7 @@ def res_mii(
     Returns ``(bound, proven exact, best assignment found or None)``.
 
     The fractional LP and the longest op give a floor; a CP-SAT bin packing (with the memory
-    rows of :func:`~hetsched.schedule.throughput.cpmemory.add_static_memory`) raises it to
+    rows of :func:`~hetsched.schedule.cpmemory.add_static_memory`) raises it to
     the integer optimum when it finishes within ``time_limit`` (else to its proven bound).
     ``stop`` ends the packing early.
 
@@ -85,13 +85,24 @@ def res_mii(
         terms = [int(p.dur[v, d]) * on[v][d] for v in range(p.n) if d in on[v]]
         if terms:
             m.add(sum(terms) <= t)
-    add_static_memory(m, p, on)
+    exact = add_static_memory(m, p, on)
     m.minimize(t)
     s = new_cp_solver(time_limit=time_limit, workers=1, seed=seed)
     st = solve_cp(s, m, stop)
-    if st == cp_model.INFEASIBLE:
+    if st == cp_model.INFEASIBLE and exact:
         msg = f"no assignment of {p.name!r} fits device memory"
         raise InfeasibleError(msg)
+    if not exact:  # memory rows rounded: tighter than the question, no proof
+        st = cp_model.FEASIBLE if st == cp_model.OPTIMAL else st
+        return (
+            lp,
+            False,
+            (
+                np.array([next(d for d, x in on[v].items() if s.value(x)) for v in range(p.n)])
+                if st == cp_model.FEASIBLE
+                else None
+            ),
+        )
     assign = None
     if st in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         assign = np.array([next(d for d, x in on[v].items() if s.value(x)) for v in range(p.n)])

@@ -11,7 +11,7 @@ model):
   ``rank[dev(u)] <= rank[dev(v)]`` per edge (an element constraint per op); contiguous
   variant - each device's ops form one interval of the topological order;
 * memory (when ``problem.use_memory``): the one memory model, op bytes + receive buffers
-  <= capacity (:func:`~hetsched.schedule.throughput.cpmemory.add_static_memory`);
+  <= capacity (:func:`~hetsched.schedule.cpmemory.add_static_memory`);
 * optional stage count ``sum_d used[d] = K`` and latency ``stages x P <= max_latency``;
 * symmetry: interchangeable devices are first used in index order.
 
@@ -35,7 +35,7 @@ from typing import Any
 from ortools.sat.python import cp_model
 
 from hetsched.problem import Problem
-from hetsched.schedule.throughput.cpmemory import add_static_memory
+from hetsched.schedule.cpmemory import add_static_memory
 from hetsched.schedule.throughput.pipecost import channels
 
 __all__ = ["PipelineModel", "build_pipeline_model"]

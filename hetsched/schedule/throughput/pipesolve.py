@@ -35,6 +35,7 @@ from hetsched.errors import InfeasibleError, SolverError, UsageError
 from hetsched.plan import Plan
 from hetsched.problem import Problem
 from hetsched.schedule.bounds import load_bound
+from hetsched.schedule.cpmemory import memory_scale
 from hetsched.schedule.cpsolver import new_cp_solver, solve_cp
 from hetsched.schedule.throughput.baselines import BASELINES, Baseline, run_baselines
 from hetsched.schedule.throughput.pipecost import (
@@ -119,6 +120,15 @@ def _pipeline(
     solver.parameters.cp_model_probing_level = 0  # probing costs seconds on 10k+ literals
     status = _solve(solver, built.model, ctx)
     stats.update(cp_status=solver.status_name(status), branches=solver.num_branches)
+    if p.use_memory and not memory_scale(p)[1]:
+        # fractional bytes rounded: the model is tighter than the question, it proves nothing
+        stats["memory_rounded"] = True
+        status = cp_model.FEASIBLE if status == cp_model.OPTIMAL else status
+        if status == cp_model.INFEASIBLE:
+            status = cp_model.UNKNOWN
+        solver_bound = -math.inf
+    else:
+        solver_bound = solver.best_objective_bound
     if status == cp_model.INFEASIBLE:
         msg = _infeasible_reason(p, stages, limit)
         raise InfeasibleError(msg)
@@ -126,8 +136,8 @@ def _pipeline(
         msg = f"CP-SAT rejected the pipeline model: {built.model.validate()}"
         raise SolverError(msg)
     bound = lower
-    if math.isfinite(solver.best_objective_bound):
-        bound = max(lower, math.ceil(solver.best_objective_bound - 1e-9))
+    if math.isfinite(solver_bound):
+        bound = max(lower, math.ceil(solver_bound - 1e-9))
     if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         if status == cp_model.OPTIMAL:
             bound = int(solver.objective_value)
