@@ -6,6 +6,6 @@
 * exact: :mod:`.cpsat` (+ :mod:`.cpsat_model`, :mod:`.symmetry`, :mod:`.warmstart`),
   :mod:`.milp`, :mod:`.sat`;
 * search: :mod:`.localsearch`, :mod:`.lns` (+ :mod:`.neighbourhood`);
-* decomposition: :mod:`.coarse`, :mod:`.blocks`, :mod:`.segments`;
+* decomposition: :mod:`.blocks`, :mod:`.segments`;
 * :mod:`.portfolio` - all of them within one time budget (the default).
 """

@@ -1,4 +1,4 @@
-"""Large-graph machinery: vectorised helpers equal the loops, coarse and block round trips
+"""Large-graph machinery: vectorised helpers equal the loops, block round trips
 are valid, bounds stay below every makespan, the portfolio's large path keeps its contract."""
 
 import numpy as np
@@ -21,7 +21,6 @@ from hetsched.schedule.latency.blocks import (
     replicate,
     solve_by_blocks,
 )
-from hetsched.schedule.latency.coarse import chain_groups, coarse_problem, uncoarsen
 from hetsched.schedule.latency.eft import first_plan
 from hetsched.schedule.latency.heuristics import solve_heft
 from tests.families import FAMILIES, random_problem
@@ -87,24 +86,6 @@ def test_first_plan_validates_and_bounds_hold(ccr):
     plan = first_plan(p)
     validate(plan, p)
     assert lower_bound(p) * p.quantum <= plan.makespan
-
-
-@pytest.mark.parametrize("family", FAMILIES)
-def test_coarse_then_refine_round_trip_is_valid(family):
-    p = random_problem(1, n=80, devices=3, family=family)
-    groups = chain_groups(p, max_work=20)
-    c = coarse_problem(p, groups)
-    assert c.n == len(np.unique(groups)) and c.n <= p.n
-    assert (c.dur.sum(axis=0) == np.where(c.allowed, c.dur, 0).sum(axis=0)).all()
-    h = solve_heft(c)
-    validate(h, c)
-    a, s, x = uncoarsen(p, c.meta["groups"], *schedule_arrays(h, c))
-    validate(_plan(p, a, s, x), p)
-    from hetsched.schedule.latency.lns import solve_lns
-
-    refined = solve_lns(p, time_limit=1.0, seed=0, hint=_plan(p, a, s, x), workers=1)
-    validate(refined, p)
-    assert refined.makespan <= _plan(p, a, s, x).makespan
 
 
 def test_find_blocks_and_replication_are_valid():
