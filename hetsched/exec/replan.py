@@ -37,7 +37,8 @@ from types import MappingProxyType
 import numpy as np
 
 from hetsched.errors import InfeasibleError
-from hetsched.plan import Plan, Transfer
+from hetsched.plan import Plan
+from hetsched.plan.plan import transfer_record
 from hetsched.problem import Problem
 from hetsched.schedule.latency.heuristics import upward_rank
 from hetsched.schedule.latency.listsched import Timeline
@@ -238,22 +239,10 @@ def _plan(st: _State) -> Plan:
     for m in st.mode.values():
         usage[list(devs[m])] += p.modes.memory[m]
     transfers = []
-    for (t, b), (a, ts, c) in sorted(st.xfers.items()):
+    for (t, b), (a, ts, _c) in sorted(st.xfers.items()):
         usage[b] += p.tensors.nbytes[t]
         readers = [int(x) for x in p.tensors.consumers(t) if x in st.mode and b in devs[st.mode[x]]]
-        transfers.append(
-            Transfer(
-                tensor=p.tensors.names[t],
-                src=p.names[int(p.tensors.src[t])],
-                dsts=tuple(p.names[x] for x in readers),
-                bytes=float(p.tensors.nbytes[t]),
-                src_device=p.devices[a],
-                dst_device=p.devices[b],
-                links=tuple(p.link_names[x] for x in p.route_links.get((a, b), ())),
-                start=ts * q,
-                finish=(ts + c) * q,
-            )
-        )
+        transfers.append(transfer_record(p, t, a, b, readers, ts))
     order = sorted(st.mode)
     return Plan(
         modes=MappingProxyType({p.names[v]: p.describe_mode(st.mode[v]) for v in order}),

@@ -47,6 +47,7 @@ __all__ = [
     "plan_status",
     "plan_transfer_starts",
     "schedule_arrays",
+    "transfer_record",
 ]
 
 STATUSES = ("optimal", "feasible", "heuristic")
@@ -215,17 +216,7 @@ def plan_from_schedule(
     q = problem.quantum
     fin = s + problem.mode_dur[m]
     transfers = [
-        Transfer(
-            tensor=problem.tensors.names[t],
-            src=problem.names[int(problem.tensors.src[t])],
-            dsts=tuple(problem.names[c] for c in readers),
-            bytes=float(problem.tensors.nbytes[t]),
-            src_device=problem.devices[a],
-            dst_device=problem.devices[b],
-            links=tuple(problem.link_names[i] for i in problem.route_links.get((a, b), ())),
-            start=t0 * q,
-            finish=(t0 + int(problem.tensor_comm[t, a, b])) * q,
-        )
+        transfer_record(problem, t, a, b, readers, t0)
         for t, a, b, readers, t0 in _transfers(problem, m, fin, transfer_start)
     ]
     makespan = int(fin.max()) if fin.size else 0
@@ -255,6 +246,25 @@ def plan_from_schedule(
         baselines=MappingProxyType(dict(baselines or {})),
         pipeline=pipeline,
         modulo=modulo,
+    )
+
+
+def transfer_record(
+    problem: Problem, t: int, a: int, b: int, readers: Sequence[int], start: int
+) -> Transfer:
+    """The :class:`Transfer` of tensor ``t`` from device ``a`` to ``b`` for ops ``readers``,
+    starting at unit ``start`` (real times out)."""
+    q = problem.quantum
+    return Transfer(
+        tensor=problem.tensors.names[t],
+        src=problem.names[int(problem.tensors.src[t])],
+        dsts=tuple(problem.names[c] for c in readers),
+        bytes=float(problem.tensors.nbytes[t]),
+        src_device=problem.devices[a],
+        dst_device=problem.devices[b],
+        links=tuple(problem.link_names[i] for i in problem.route_links.get((a, b), ())),
+        start=start * q,
+        finish=(start + int(problem.tensor_comm[t, a, b])) * q,
     )
 
 

@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from hetsched.errors import SolverError
+from hetsched.problem.arrays import frozen, own_frozen
 
 __all__ = ["DEFAULT_PRECISION", "ModeSpec", "Modes"]
 
@@ -59,11 +60,6 @@ class ModeSpec:
         if self.precision != DEFAULT_PRECISION:
             out += f"@{self.precision}"
         return out + (f"[{self.tag}]" if self.tag else "")
-
-
-def _frozen(a: np.ndarray) -> np.ndarray:
-    a.setflags(write=False)
-    return a
 
 
 @dataclass(frozen=True, eq=False)
@@ -120,10 +116,7 @@ class Modes:
                 msg = f"modes: op {key[0]} has two modes on {ds} {self.precision[k]!r}"
                 raise SolverError(msg)
             keys.add(key)
-        for name in ("op_start", "op", "dev_start", "devs", "time", "memory"):
-            own = np.array(getattr(self, name), copy=True)  # own them, then freeze
-            own.setflags(write=False)
-            object.__setattr__(self, name, own)
+        own_frozen(self, "op_start", "op", "dev_start", "devs", "time", "memory")
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -245,7 +238,7 @@ class Modes:
     @cached_property
     def width(self) -> np.ndarray:
         """Number of devices of each mode."""
-        return _frozen(np.diff(self.dev_start))
+        return frozen(np.diff(self.dev_start))
 
     @property
     def multi_device(self) -> bool:
@@ -265,7 +258,7 @@ class Modes:
             _, first = np.unique(key, return_index=True)  # first = most preferred per pair
             best = pref[first]
             out[self.op[best], self.devs[self.dev_start[best]]] = best
-        return _frozen(out)
+        return frozen(out)
 
     def is_device_table(self, num_devices: int) -> bool:
         """True when the modes are exactly one single-device mode per allowed (op, device)."""
@@ -276,7 +269,7 @@ class Modes:
 
     def fastest(self) -> np.ndarray:
         """Real time of each op's fastest mode."""
-        return _frozen(np.minimum.reduceat(self.time, self.op_start[:-1]))
+        return frozen(np.minimum.reduceat(self.time, self.op_start[:-1]))
 
     def describe(self, m: int, devices: Sequence[str]) -> ModeSpec:
         """Mode ``m`` by value, with device names."""

@@ -50,6 +50,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from hetsched.errors import InfeasibleError, SolverError
+from hetsched.problem.arrays import frozen, own_frozen
 from hetsched.problem.modes import Modes, ModeSpec
 from hetsched.problem.quantum import choose_quantum
 from hetsched.problem.tensors import Tensors
@@ -63,11 +64,6 @@ __all__ = ["MAX_HORIZON", "Problem"]
 MAX_HORIZON = 2**40
 _EPS = 1e-9
 _BIG = np.iinfo(np.int64).max
-
-
-def _frozen(a: np.ndarray) -> np.ndarray:
-    a.setflags(write=False)
-    return a
 
 
 @dataclass(frozen=True, eq=False)
@@ -146,10 +142,7 @@ class Problem:
         if cap.shape != (d,) or np.any(np.isnan(cap)) or np.any(cap < 0):
             msg = f"problem: capacity must be {d} non-negative numbers"
             raise SolverError(msg)
-        for name in ("mode_dur", "tensor_comm", "capacity"):  # own them, then freeze
-            own = np.array(getattr(self, name), copy=True)
-            own.setflags(write=False)
-            object.__setattr__(self, name, own)
+        own_frozen(self, "mode_dur", "tensor_comm", "capacity")
         object.__setattr__(self, "route_links", MappingProxyType(dict(self.route_links)))
         object.__setattr__(self, "meta", MappingProxyType(dict(self.meta)))
 
@@ -420,12 +413,12 @@ class Problem:
 
     @cached_property
     def edge_bytes(self) -> np.ndarray:
-        return _frozen(self.tensors.nbytes[self.edge_tensor])
+        return frozen(self.tensors.nbytes[self.edge_tensor])
 
     @cached_property
     def comm(self) -> np.ndarray:
         """``[E, D, D]`` integer transfer time of each edge's tensor between device pairs."""
-        return _frozen(self.tensor_comm[self.edge_tensor])
+        return frozen(self.tensor_comm[self.edge_tensor])
 
     @cached_property
     def preds(self) -> tuple[tuple[tuple[int, int], ...], ...]:
@@ -465,30 +458,30 @@ class Problem:
     @cached_property
     def allowed(self) -> np.ndarray:
         """``[n, D]`` whether the op has a single-device mode on the device."""
-        return _frozen(self.device_mode >= 0)
+        return frozen(self.device_mode >= 0)
 
     @cached_property
     def dur(self) -> np.ndarray:
         """``[n, D]`` integer duration of :attr:`device_mode` (0 where not allowed)."""
         dm = self.device_mode
-        return _frozen(np.where(dm >= 0, self.mode_dur[np.maximum(dm, 0)], 0).astype(np.int64))
+        return frozen(np.where(dm >= 0, self.mode_dur[np.maximum(dm, 0)], 0).astype(np.int64))
 
     @cached_property
     def exec_time(self) -> np.ndarray:
         """``[n, D]`` real time of :attr:`device_mode` (``inf`` where not allowed)."""
         dm = self.device_mode
-        return _frozen(np.where(dm >= 0, self.modes.time[np.maximum(dm, 0)], np.inf))
+        return frozen(np.where(dm >= 0, self.modes.time[np.maximum(dm, 0)], np.inf))
 
     @cached_property
     def dev_memory(self) -> np.ndarray:
         """``[n, D]`` bytes :attr:`device_mode` holds on its device (0 where not allowed)."""
         dm = self.device_mode
-        return _frozen(np.where(dm >= 0, self.modes.memory[np.maximum(dm, 0)], 0.0))
+        return frozen(np.where(dm >= 0, self.modes.memory[np.maximum(dm, 0)], 0.0))
 
     @cached_property
     def memory(self) -> np.ndarray:
         """Bytes each op holds on whichever device view it runs on (the largest of them)."""
-        return _frozen(self.dev_memory.max(axis=1))
+        return frozen(self.dev_memory.max(axis=1))
 
     @cached_property
     def allowed_devices(self) -> tuple[tuple[int, ...], ...]:
@@ -497,7 +490,7 @@ class Problem:
     @cached_property
     def min_dur(self) -> np.ndarray:
         """Fastest duration of each op over all its modes (int64 ``[n]``)."""
-        return _frozen(np.minimum.reduceat(self.mode_dur, self.modes.op_start[:-1]))
+        return frozen(np.minimum.reduceat(self.mode_dur, self.modes.op_start[:-1]))
 
     def mode_of(self, v: int, spec: ModeSpec) -> int:
         """The id of op ``v``'s mode ``spec``; :class:`KeyError` if it has none such."""

@@ -26,13 +26,9 @@ from typing import Any
 import numpy as np
 
 from hetsched.errors import SolverError
+from hetsched.problem.arrays import frozen, own_frozen
 
 __all__ = ["Tensors"]
-
-
-def _frozen(a: np.ndarray) -> np.ndarray:
-    a.setflags(write=False)
-    return a
 
 
 @dataclass(frozen=True, eq=False)
@@ -72,10 +68,7 @@ class Tensors:
                 "is not after it in topological order"
             )
             raise SolverError(msg)
-        for name in ("src", "nbytes", "cons_start", "cons"):
-            own = np.array(getattr(self, name), copy=True)  # own them, then freeze
-            own.setflags(write=False)
-            object.__setattr__(self, name, own)
+        own_frozen(self, "src", "nbytes", "cons_start", "cons")
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -138,9 +131,9 @@ class Tensors:
         src = self.src[tensor]
         order = np.lexsort((tensor, self.cons, src))
         return (
-            _frozen(src[order].astype(np.int64)),
-            _frozen(self.cons[order].astype(np.int64)),
-            _frozen(tensor[order].astype(np.int64)),
+            frozen(src[order].astype(np.int64)),
+            frozen(self.cons[order].astype(np.int64)),
+            frozen(tensor[order].astype(np.int64)),
         )
 
     @property

@@ -150,11 +150,7 @@ def build_model(
         starts.append(s)
         ends.append(e)
         presence.append(choices)
-    makespan = m.new_int_var(max(lower, 0), horizon, "makespan")
-    for v in range(p.n):
-        m.add(makespan >= starts[v] + int(tail[v]))
-        if not p.succs[v]:
-            m.add(makespan >= ends[v])
+    makespan = _add_makespan(m, p, starts, ends, tail, lower, horizon)
     _add_no_overlap(m, dev_intervals)
     _add_pooled_cumulative(m, pool_intervals)
     _add_load(m, load_terms, pooled, makespan)
@@ -235,11 +231,7 @@ def _build_mode_model(
         starts.append(s)
         ends.append(e)
         modes.append(lits)
-    makespan = m.new_int_var(max(lower, 0), horizon, "makespan")
-    for v in range(p.n):
-        m.add(makespan >= starts[v] + int(tail[v]))
-        if not p.succs[v]:
-            m.add(makespan >= ends[v])
+    makespan = _add_makespan(m, p, starts, ends, tail, lower, horizon)
     _add_no_overlap(m, dev_intervals)
     _add_load(m, load_terms, [], makespan)
     _add_mode_precedence(m, p, starts, ends, modes)
@@ -296,6 +288,24 @@ def _add_mode_precedence(
                 m.add(starts[v] >= ends[u] + sum(c * lit for c, lit in terms)).only_enforce_if(
                     lit_v
                 )
+
+
+def _add_makespan(
+    m: cp_model.CpModel,
+    p: Problem,
+    starts: list,
+    ends: list,
+    tail: np.ndarray,
+    lower: int,
+    horizon: int,
+) -> cp_model.IntVar:
+    # makespan in [lower, horizon]; makespan >= start_v + tail_v, and >= end_v for sinks.
+    makespan = m.new_int_var(max(lower, 0), horizon, "makespan")
+    for v in range(p.n):
+        m.add(makespan >= starts[v] + int(tail[v]))
+        if not p.succs[v]:
+            m.add(makespan >= ends[v])
+    return makespan
 
 
 def _add_no_overlap(m: cp_model.CpModel, dev_intervals: dict[int, list]) -> None:

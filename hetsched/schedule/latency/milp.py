@@ -53,7 +53,12 @@ from hetsched.plan.memory import linear_terms
 from hetsched.problem import Problem
 from hetsched.schedule.bounds import heads_and_tails
 from hetsched.schedule.latency.listsched import retime
-from hetsched.schedule.latency.warmstart import canonical_devices, prepare_hint, start_order
+from hetsched.schedule.latency.warmstart import (
+    canonical_devices,
+    prepare_hint,
+    require_warm_start,
+    start_order,
+)
 from hetsched.solver import Capabilities, SolveContext, Solver
 
 __all__ = [
@@ -323,13 +328,7 @@ def _milp(
     SolverError
         Instance out of scope, or no MIP backend.
     """
-    warm = prepare_hint(problem, ctx)
-    if warm is None:
-        msg = (
-            "milp needs a feasible warm start and no heuristic found a plan that fits "
-            "memory; use cpsat"
-        )
-        raise SolverError(msg)
+    warm = require_warm_start(prepare_hint(problem, ctx), "milp")
     h_makespan, lb = warm.makespan, warm.lb
     hint_plan = warm.plan.with_(searched=True)
     if h_makespan <= lb:

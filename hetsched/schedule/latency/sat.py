@@ -54,7 +54,7 @@ from hetsched.errors import SolverError
 from hetsched.plan import Plan, plan_from_schedule
 from hetsched.problem import Problem
 from hetsched.schedule.latency.listsched import retime
-from hetsched.schedule.latency.warmstart import prepare_hint, start_order
+from hetsched.schedule.latency.warmstart import prepare_hint, require_warm_start, start_order
 from hetsched.solver import Capabilities, SolveContext, Solver
 
 __all__ = ["MAX_POSITIONS", "SatModel", "build_model", "device_windows", "solve_sat"]
@@ -328,13 +328,7 @@ def _sat(problem: Problem, ctx: SolveContext, *, solver_name: str = "glucose4") 
         Binding memory, out of scope, or a solver without interrupts.
     """
     _check_scope(problem)
-    warm = prepare_hint(problem, ctx)
-    if warm is None:
-        msg = (
-            "sat needs a feasible warm start and no heuristic found a plan that fits "
-            "memory; use cpsat"
-        )
-        raise SolverError(msg)
+    warm = require_warm_start(prepare_hint(problem, ctx), "sat")
     hint_plan = warm.plan.with_(searched=True)
     lb, q = warm.lb, problem.quantum
     best_value = warm.makespan

@@ -23,7 +23,13 @@ from hetsched.problem import Problem
 from hetsched.schedule.latency.listsched import priority_order, retime_modes
 from hetsched.solver import SolveContext
 
-__all__ = ["WarmStart", "canonical_devices", "prepare_hint", "start_order"]
+__all__ = [
+    "WarmStart",
+    "canonical_devices",
+    "prepare_hint",
+    "require_warm_start",
+    "start_order",
+]
 
 
 @dataclass(frozen=True)
@@ -79,6 +85,17 @@ def prepare_hint(problem: Problem, ctx: SolveContext) -> WarmStart | None:
     first = problem.modes.devs[problem.modes.dev_start[modes]]
     makespan = int((start + problem.mode_dur[modes]).max())
     return WarmStart(plan, modes, first, start, makespan, lb)
+
+
+def require_warm_start(warm: WarmStart | None, solver: str) -> WarmStart:
+    """``warm``, or :class:`SolverError` for a solver that cannot search without one."""
+    if warm is None:
+        msg = (
+            f"{solver} needs a feasible warm start and no heuristic found a plan that fits "
+            "memory; use cpsat"
+        )
+        raise SolverError(msg)
+    return warm
 
 
 def start_order(start: np.ndarray) -> list[int]:
