@@ -75,7 +75,7 @@ def run_one(spec: dict, graph_path: str | None) -> dict:
     validate(plan, p)
     lb = plan.lower_bound
     within = next((t for t, ms in events if ms <= lb / 0.9), None)
-    heur = dict(plan.stats["heuristics"])
+    heur = dict(plan.baselines)
     return {
         **spec,
         "ops": p.n,

@@ -303,18 +303,32 @@ def _transfers(
     transfer_start: Mapping[tuple[int, int], int] | None,
 ) -> list[tuple[int, int, int, tuple[int, ...], int]]:
     """``(tensor, from device, to device, readers there, start)`` of every transfer."""
-    devs = problem.modes.mode_devices
     need: dict[tuple[int, int], list[int]] = {}
-    for k in range(problem.num_edges):
-        u, c, t = int(problem.edge_src[k]), int(problem.edge_dst[k]), int(problem.edge_tensor[k])
-        have = devs[int(m[u])]
-        for b in devs[int(m[c])]:
-            if b not in have:
-                need.setdefault((t, b), []).append(c)
+    if problem.modes.multi_device:
+        devs = problem.modes.mode_devices
+        for k in range(problem.num_edges):
+            u, c = int(problem.edge_src[k]), int(problem.edge_dst[k])
+            have = devs[int(m[u])]
+            for b in devs[int(m[c])]:
+                if b not in have:
+                    need.setdefault((int(problem.edge_tensor[k]), b), []).append(c)
+        source = [devs[int(x)] for x in m]
+    else:
+        first = problem.modes.devs[problem.modes.dev_start[m]]
+        a_e, b_e = first[problem.edge_src], first[problem.edge_dst]
+        cross = np.flatnonzero(a_e != b_e)
+        for t, b, c in zip(
+            problem.edge_tensor[cross].tolist(),
+            b_e[cross].tolist(),
+            problem.edge_dst[cross].tolist(),
+            strict=True,
+        ):
+            need.setdefault((t, b), []).append(c)
+        source = [(int(x),) for x in first]
     out = []
     for (t, b), readers in sorted(need.items()):
         u = int(problem.tensors.src[t])
-        a = nearest_source(problem, t, devs[int(m[u])], b)
+        a = nearest_source(problem, t, source[u], b)
         t0 = int(fin[u])
         if transfer_start and (t, b) in transfer_start:
             t0 = int(transfer_start[(t, b)])

@@ -105,18 +105,42 @@ class Modes:
         if len(self.precision) != m or len(self.tag) != m:
             msg = "modes: precision and tag need one entry per mode"
             raise SolverError(msg)
-        keys = set()
-        for k in range(m):
-            ds = self.devices_of(k)
-            if list(ds) != sorted(set(ds)):
-                msg = f"modes: devices of mode {k} must be sorted and distinct, got {ds}"
-                raise SolverError(msg)
+        # devices strictly increasing inside each mode (sorted, distinct)
+        inner = np.ones(self.devs.size, dtype=bool)
+        inner[self.dev_start[:-1]] = False
+        bad = np.flatnonzero(inner[1:] & (np.diff(self.devs) <= 0))
+        if bad.size:
+            k = int(np.searchsorted(self.dev_start, bad[0] + 1, side="right") - 1)
+            ds = tuple(self.devs[self.dev_start[k] : self.dev_start[k + 1]].tolist())
+            msg = f"modes: devices of mode {k} must be sorted and distinct, got {ds}"
+            raise SolverError(msg)
+        self._check_unique()
+        own_frozen(self, "op_start", "op", "dev_start", "devs", "time", "memory")
+
+    def _check_unique(self) -> None:
+        """No op has two modes with the same devices, precision and tag."""
+        width = np.diff(self.dev_start)
+        labels = {x: i for i, x in enumerate(sorted(set(self.precision) | set(self.tag)))}
+        prec = np.array([labels[x] for x in self.precision], dtype=np.int64)
+        tag = np.array([labels[x] for x in self.tag], dtype=np.int64)
+        one = np.flatnonzero(width == 1)
+        keys = np.stack([self.op[one], self.devs[self.dev_start[one]], prec[one], tag[one]], axis=1)
+        if one.size and np.unique(keys, axis=0).shape[0] != one.size:
+            _, first, counts = np.unique(keys, axis=0, return_index=True, return_counts=True)
+            k = int(one[first[np.flatnonzero(counts > 1)[0]]])
+            msg = (
+                f"modes: op {int(self.op[k])} has two modes on "
+                f"{(int(self.devs[self.dev_start[k]]),)} {self.precision[k]!r}"
+            )
+            raise SolverError(msg)
+        seen: set[tuple[int, tuple[int, ...], str, str]] = set()
+        for k in np.flatnonzero(width > 1).tolist():
+            ds = tuple(self.devs[self.dev_start[k] : self.dev_start[k + 1]].tolist())
             key = (int(self.op[k]), ds, self.precision[k], self.tag[k])
-            if key in keys:
+            if key in seen:
                 msg = f"modes: op {key[0]} has two modes on {ds} {self.precision[k]!r}"
                 raise SolverError(msg)
-            keys.add(key)
-        own_frozen(self, "op_start", "op", "dev_start", "devs", "time", "memory")
+            seen.add(key)
 
     # ------------------------------------------------------------------ construction
     @classmethod

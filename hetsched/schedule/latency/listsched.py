@@ -231,6 +231,8 @@ def retime_modes(
     Returns ``(start, transfer_start)`` with transfers keyed by ``(tensor, device)``.
     """
     p = problem
+    if not p.modes.multi_device:
+        return _retime_single(p, modes, order)
     dev_free = np.zeros(p.num_devices, dtype=np.int64)
     link_free = np.zeros(max(1, len(p.link_names)), dtype=np.int64)
     start = np.zeros(p.n, dtype=np.int64)
@@ -272,6 +274,56 @@ def retime_modes(
             dev_free[d] = max(dev_free[d], finish[v])
         seen[v] = True
     return start, transfer_start
+
+
+def _retime_single(
+    p: Problem, modes: np.ndarray, order: Sequence[int]
+) -> tuple[np.ndarray, dict[tuple[int, int], int]]:
+    """:func:`retime_modes` when every mode has one device (the hot path on large graphs)."""
+    dev = p.modes.devs[p.modes.dev_start[np.asarray(modes, dtype=np.int64)]].tolist()
+    dur = p.mode_dur[np.asarray(modes, dtype=np.int64)].tolist()
+    preds = p.preds
+    edge_tensor = p.edge_tensor.tolist()
+    comm = p.tensor_comm
+    contention = p.link_contention
+    dev_free = [0] * p.num_devices
+    link_free = [0] * max(1, len(p.link_names))
+    start = [0] * p.n
+    finish = [0] * p.n
+    seen = [False] * p.n
+    transfer_start: dict[tuple[int, int], int] = {}
+    arrival: dict[tuple[int, int], int] = {}
+    for v in order:
+        d = dev[v]
+        ready = 0
+        for u, k in preds[v]:
+            if not seen[u]:
+                msg = f"order places {p.names[v]!r} before its predecessor {p.names[u]!r}"
+                raise SolverError(msg)
+            a = dev[u]
+            if a == d:
+                ready = max(ready, finish[u])
+                continue
+            t = edge_tensor[k]
+            got = arrival.get((t, d))
+            if got is None:
+                c = int(comm[t, a, d])
+                t0 = finish[u]
+                if contention and c > 0:
+                    route = p.route_links.get((a, d), ())
+                    if route:
+                        t0 = max(t0, *(link_free[x] for x in route))
+                        for x in route:
+                            link_free[x] = t0 + c
+                transfer_start[(t, d)] = t0
+                got = arrival[(t, d)] = t0 + c
+            ready = max(ready, got)
+        s = max(ready, dev_free[d])
+        start[v] = s
+        finish[v] = s + dur[v]
+        dev_free[d] = max(dev_free[d], finish[v])
+        seen[v] = True
+    return np.array(start, dtype=np.int64), transfer_start
 
 
 def makespan_units(problem: Problem, assign: np.ndarray, start: np.ndarray) -> int:
