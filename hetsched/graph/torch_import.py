@@ -104,11 +104,8 @@ class _Importer:
         self.owner: dict[str, str] = {}  # absorbed fx node -> OpNode that covers it
         self.absorbed_inputs: dict[str, list[fx.Node]] = {}
         self.nodes: list[OpNode] = []
-        # (producing OpNode, element) -> (consumers, {view read: bytes}, base bytes, dtype);
-        # dicts as ordered sets
-        self.tensors: dict[
-            tuple[str, str], tuple[dict[str, None], dict[str, float], float, str]
-        ] = {}
+        # (producing OpNode, element) -> ({consumer: {view read: bytes}}, base bytes, dtype)
+        self.tensors: dict[tuple[str, str], tuple[dict[str, dict[str, float]], float, str]] = {}
         self.dtypes: dict[str, str] = {}  # OpNode name -> dtype of its first output
         self.fx_nodes: dict[str, list[str]] = {}
         self.outputs: list[str] = []
@@ -142,8 +139,9 @@ class _Importer:
         if not srcs:
             return
         kind, owner, base, element = self.route[srcs[0].name]
-        if n.target is operator.getitem and len(n.args) > 1:
-            # one item of a tuple output: a tensor of its own
+        if n.target is operator.getitem and len(n.args) > 1 and srcs[0].name == owner:
+            # one item of an op's tuple output (values and indices, mean and rstd): a tensor
+            # of its own; items of a view's tuple (split, chunk, unbind) share its storage
             element = f"{element}[{n.args[1]}]"
             base = float(sum(tensor_bytes(t) for t in outs))
         if not outs:  # a symbolic size or an assert: keeps the dependency, carries no data
@@ -226,16 +224,16 @@ class _Importer:
         if hit is None:
             ts = tensors_in(a.meta.get("val"))
             dtype = dtype_name(ts[0].dtype) if ts else self.dtypes[src]
-            hit = self.tensors[(src, element)] = ({}, {}, base, dtype)
-        hit[0][consumer] = None
-        hit[1][a.name] = size
+            hit = self.tensors[(src, element)] = ({}, base, dtype)
+        hit[0].setdefault(consumer, {})[a.name] = size
 
     def tensor_list(self) -> list[Tensor]:
-        """One tensor per op output (tuple item) read by another op. Its size is what the
-        readers read: the distinct views' bytes added, at most the whole output."""
+        """One tensor per op output (or item of an op's tuple output) read by another op. Its
+        size is what its largest reader reads: that reader's distinct views added, at most
+        the whole output."""
         out = []
-        for (src, element), (readers, views, base, dtype) in self.tensors.items():
-            nbytes = sum(views.values())
+        for (src, element), (readers, base, dtype) in self.tensors.items():
+            nbytes = max(sum(views.values()) for views in readers.values())
             if base:
                 nbytes = min(nbytes, base)
             out.append(Tensor(f"{src}{element}", src, tuple(readers), nbytes, dtype))

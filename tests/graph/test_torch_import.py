@@ -91,7 +91,9 @@ def test_views_and_getitems_are_routed_not_nodes() -> None:
     half = 2 * 4 * 8 * 4  # one split half, in bytes
     # split halves a and b both come from mul: one edge carrying both tensors
     assert edges[("mul", "add")] == 2 * half
-    assert edges[("mul", "reshape")] == half  # through split/getitem/transpose
+    # through split/getitem/transpose: one tensor (mul's output) with add, reshape and max as
+    # readers; its size is what its largest reader (add: both halves) reads
+    assert edges[("mul", "reshape")] == 2 * half
     assert edges[("mul", "max_1")] == 2 * half
     assert g.node("mul").param_bytes == 16 * 4  # the buffer
     mx = g.node("max_1")  # values + int64 indices
@@ -239,7 +241,8 @@ def test_an_op_reading_a_tensor_twice_is_one_consumer() -> None:
 
 
 def test_getitems_of_one_op_are_separate_tensors_with_their_dtypes() -> None:
-    """Items of a tuple output are tensors of their own, named ``op[i]``."""
+    """Items of an op's tuple output are tensors of their own, named ``op[i]``; items of a
+    view's tuple (split) are views of one tensor."""
 
     class Max(nn.Module):
         def forward(self, x):
@@ -257,8 +260,9 @@ def test_getitems_of_one_op_are_separate_tensors_with_their_dtypes() -> None:
     assert len({t.name for t in views.tensors}) == len(views.tensors)  # unique names
     half = 2 * 4 * 8 * 4
     shared = {t.name: (t.src, t.dsts, t.bytes) for t in views.tensors}
-    assert shared["mul[0]"] == ("mul", ("reshape", "add"), half)  # a and its transpose
-    assert shared["mul[1]"] == ("mul", ("add",), half)
+    # split's items are views of mul's output: one tensor, read by add (a, b) and by the
+    # reshape of a's transpose; its size is the whole output (the views add up to more)
+    assert shared["mul"] == ("mul", ("reshape", "max_1", "add"), 2 * half)
 
 
 def test_views_of_one_output_are_one_tensor() -> None:
