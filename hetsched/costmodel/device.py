@@ -302,7 +302,18 @@ def peak_for(device: Device, dtype: str) -> float | None:
 
 
 def unsupported_reason(node: OpNode, device: Device) -> str | None:
-    """Why ``device`` cannot run ``node`` (``None`` if it can); explicit costs not consulted."""
+    """Why ``device`` cannot run ``node`` (``None`` if it can); explicit costs not consulted.
+
+    A fused or coarsened op runs only where every one of its ``parts`` runs.
+    """
+    for x in (node, *node.parts):
+        why = _own_reason(x, device)
+        if why is not None:
+            return why if x is node else f"its part {x.name!r} ({x.op}): {why}"
+    return None
+
+
+def _own_reason(node: OpNode, device: Device) -> str | None:
     if peak_for(device, node.dtype) is None:
         key, _ = dtype_class(node.dtype, device.kind)
         have = ", ".join(device.peak_flops)

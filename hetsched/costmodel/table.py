@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hetsched.costmodel.device import RAMP_CATEGORIES, Device, peak_for
+from hetsched.costmodel.device import RAMP_CATEGORIES, Device, peak_for, unsupported_reason
 from hetsched.costmodel.measured import MeasuredCostModel
 from hetsched.costmodel.platform import Platform
 from hetsched.costmodel.roofline import CostModel, RooflineCostModel, explicit_cost
@@ -135,9 +135,14 @@ def _unsupported(
     fields = d.supports.fields
     if fields is not None and fields <= _GROUP_FIELDS:
         refused = np.array([not d.supports(nodes[i], d) for i in rep.tolist()], bool)
-        return (refused | no_units)[grp]
-    per_node = np.fromiter((not d.supports(x, d) for x in nodes), bool, len(nodes))
-    return per_node | no_units[grp]
+        out = (refused | no_units)[grp]
+    else:
+        out = np.fromiter((not d.supports(x, d) for x in nodes), bool, len(nodes))
+        out |= no_units[grp]
+    for i, x in enumerate(nodes):  # a fused op runs only where all its parts do
+        if x.parts and not out[i]:
+            out[i] = unsupported_reason(x, d) is not None
+    return out
 
 
 def _generic_exec(

@@ -75,6 +75,7 @@ _NODE_KEYS = {
     "shape",
     "module",
     "cost",
+    "parts",
 }
 _TENSOR_REQUIRED = ("name", "src", "dsts", "bytes")
 _TENSOR_KEYS = {*_TENSOR_REQUIRED, "dtype"}
@@ -185,6 +186,13 @@ def _nodes_of(nodes_doc: list[Any], source: str) -> list[OpNode]:
                 msg = f"{source}: node {nd['name']!r}: 'cost' must be an object"
                 raise GraphError(msg)
             kw["cost"] = {k: (math.inf if v == "inf" else v) for k, v in kw["cost"].items()}
+        if "parts" in kw:
+            if not isinstance(kw["parts"], list) or not all(
+                isinstance(x, dict) for x in kw["parts"]
+            ):
+                msg = f"{source}: node {nd['name']!r}: 'parts' must be a list of objects"
+                raise GraphError(msg)
+            kw["parts"] = tuple(_nodes_of(kw["parts"], source))
         try:
             nodes.append(OpNode(**kw))
         except TypeError as err:

@@ -70,6 +70,8 @@ class OpNode:
     module : ``nn.Module`` path the op came from (``""`` if unknown).
     cost : optional explicit cost per device kind or device name (seconds, or the graph's
         own units); overrides the roofline model.
+    parts : for a fused or coarsened op, the ops it is made of (their ``op``, ``category``
+        and ``dtype``): a device runs it only if it runs every part.
     """
 
     name: str
@@ -84,6 +86,7 @@ class OpNode:
     shape: tuple[int, ...] = ()
     module: str = ""
     cost: Mapping[str, float] | None = field(default=None, compare=True)
+    parts: tuple[OpNode, ...] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -115,6 +118,11 @@ class OpNode:
                     raise GraphError(msg)
                 clean[str(k)] = float(v)
             object.__setattr__(self, "cost", MappingProxyType(clean))
+        object.__setattr__(self, "parts", tuple(self.parts))
+        for x in self.parts:
+            if not isinstance(x, OpNode):
+                msg = f"node {self.name!r}: parts must be OpNodes, got {type(x).__name__}"
+                raise GraphError(msg)
 
     def __hash__(self) -> int:
         return hash(self.name)
@@ -136,6 +144,9 @@ class OpNode:
         }
         if self.cost is not None:
             d["cost"] = {k: (v if math.isfinite(v) else "inf") for k, v in self.cost.items()}
+        if self.parts:
+            d["parts"] = [{"name": x.name, "op": x.op, "category": x.category,
+                           "dtype": x.dtype} for x in self.parts]  # fmt: skip
         return d
 
 

@@ -88,3 +88,22 @@ def test_is_supported_checks_dtype_units() -> None:
     cpu = Device("cpu", "cpu", {"fp32": 1e11}, 1e10)
     assert is_supported(IDX, cpu)  # integer ops run on the fp32/int units of a CPU
     assert not is_supported(OpNode("q", dtype="int8"), cpu)  # no int8 peak listed
+
+
+def test_a_fused_op_runs_only_where_every_part_runs() -> None:
+    from hetsched.costmodel import Platform
+    from hetsched.costmodel.device import unsupported_reason
+    from hetsched.graph import OpGraph
+    from hetsched.graph.formats import from_dict, to_dict
+
+    npu = Platform.preset("edge-soc").device("npu0")
+    conv = OpNode("conv", category="conv", dtype="int8")
+    fused = OpNode(
+        "conv", category="conv", dtype="int8",
+        parts=(conv, OpNode("cat", op="aten.cat.default", category="data_movement", dtype="int8")),
+    )  # fmt: skip
+    assert unsupported_reason(conv, npu) is None
+    why = unsupported_reason(fused, npu)
+    assert why is not None and why.startswith("its part 'cat'")
+    g = OpGraph("g", [fused])
+    assert from_dict(to_dict(g)) == g  # parts survive the JSON round trip
