@@ -27,6 +27,7 @@ EXIT_INTERRUPTED = 130
 _COMMAND_MODULES = (
     "hetsched.cli.graph_cmds",
     "hetsched.cli.cost_cmds",
+    "hetsched.cli.ops_cmds",
     "hetsched.cli.solve_cmds",
     "hetsched.cli.partition_cmds",
     "hetsched.cli.run_cmds",
