@@ -8,10 +8,16 @@ Examples
 >>> plan = solve(g, "homogeneous-2", time_limit=5)
 >>> plan.makespan, plan.status
 (5.0, 'optimal')
+>>> solve(42)
+Traceback (most recent call last):
+...
+hetsched.errors.UsageError: cannot solve an object of type 'int': give an OpGraph, a torch.export...
 """
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import TYPE_CHECKING, Any
 
 from hetsched.errors import UsageError
@@ -22,29 +28,88 @@ from hetsched.solver import ProgressCallback, StopToken, run_solver
 if TYPE_CHECKING:
     from hetsched.graph.opgraph import OpGraph
 
-__all__ = ["OBJECTIVES", "build_problem", "solve"]
+__all__ = ["OBJECTIVES", "as_graph", "build_problem", "solve"]
 
 OBJECTIVES = ("latency", "throughput", "modulo")
 
+_WHAT = (
+    "give an OpGraph, a torch.export.ExportedProgram, an nn.Module or fx.GraphModule with "
+    "example_args=(...), a (model, example_args) pair, or a graph file / zoo model name"
+)
+
+
+def as_graph(graph: Any, example_args: Any = None, *, name: str | None = None) -> OpGraph:
+    """The :class:`~hetsched.graph.OpGraph` of what ``solve`` was given.
+
+    An ``OpGraph`` as is; an ``ExportedProgram`` imported; an ``nn.Module`` or
+    ``fx.GraphModule`` exported with ``example_args`` (also as a ``(model, args)`` pair);
+    a string or path as the CLI reads it (zoo model, ``module:factory``, ``.json``/``.stg``).
+    torch is not imported for any of this: a torch object means torch is loaded already.
+    """
+    from hetsched.graph.opgraph import OpGraph
+
+    if isinstance(graph, OpGraph) and example_args is None:
+        return graph
+    if isinstance(graph, str | os.PathLike) and example_args is None:
+        from hetsched.graph.resolve import load_graph_spec
+
+        return load_graph_spec(os.fspath(graph))
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        if isinstance(graph, tuple) and len(graph) == 2 and example_args is None:
+            graph, example_args = graph
+        exported = sys.modules.get("torch.export")
+        if exported is not None and isinstance(graph, exported.ExportedProgram):
+            if example_args is not None:
+                msg = "an ExportedProgram holds its example inputs: drop example_args"
+                raise UsageError(msg)
+            from hetsched.graph.torch_import import from_exported
+
+            return from_exported(graph, name=name)
+        if isinstance(graph, torch.nn.Module):
+            kind = "fx.GraphModule" if isinstance(graph, torch.fx.GraphModule) else "nn.Module"
+            if example_args is None:
+                msg = (
+                    f"an {kind} is exported before it is solved: pass its example inputs, "
+                    "solve(model, platform, example_args=(x,)), or a torch.export program"
+                )
+                raise UsageError(msg)
+            from hetsched.graph.torch_import import from_torch
+
+            return from_torch(graph, example_args, name=name)
+    if example_args is not None:
+        msg = f"example_args apply to an nn.Module or fx.GraphModule, not a {type(graph).__name__}"
+        raise UsageError(msg)
+    msg = f"cannot solve an object of type {type(graph).__name__!r}: {_WHAT}"
+    raise UsageError(msg)
+
 
 def build_problem(
-    graph: OpGraph,
+    graph: Any,
     platform: Any = "edge-soc",
     *,
     cost_model: Any = None,
     memory: bool = False,
     link_contention: bool = False,
 ) -> Problem:
-    """Compile ``graph`` on ``platform`` (a ``Platform`` or a preset name)."""
+    """Compile ``graph`` (see :func:`as_graph`) on ``platform`` (a ``Platform``, a preset
+    name or a platform TOML path)."""
+    from hetsched.costmodel import Platform
+
     return Problem.build(
-        graph, platform, cost_model, memory=memory, link_contention=link_contention
+        as_graph(graph),
+        Platform.resolve(platform),
+        cost_model,
+        memory=memory,
+        link_contention=link_contention,
     )
 
 
 def solve(
-    graph: OpGraph,
+    graph: Any,
     platform: Any = "edge-soc",
     *,
+    example_args: Any = None,
     objective: str = "latency",
     solver: str = "portfolio",
     time_limit: float = 10.0,
@@ -61,8 +126,11 @@ def solve(
 
     Parameters
     ----------
-    graph : the operator DAG (see :mod:`hetsched.graph`).
-    platform : a ``Platform`` or a preset name (``hetsched platforms`` lists them).
+    graph : the operator DAG (see :mod:`hetsched.graph`), or what :func:`as_graph` turns
+        into one: a ``torch.export.ExportedProgram``; an ``nn.Module`` or ``fx.GraphModule``
+        with ``example_args`` (its positional inputs); a graph file or zoo model name.
+    platform : a ``Platform``, a preset name (``hetsched platforms`` lists them) or a
+        platform TOML path, as ``--platform`` takes.
     objective : ``"latency"`` (makespan of one inference), ``"throughput"`` (pipeline
         period) or ``"modulo"`` (initiation interval of repeated iterations).
     solver : one of :data:`hetsched.solver.SOLVERS` for latency.
@@ -80,6 +148,11 @@ def solve(
     if objective not in OBJECTIVES:
         msg = f"unknown objective {objective!r} (choose from {', '.join(OBJECTIVES)})"
         raise UsageError(msg)
+    if objective == "modulo":  # before the graph is built or exported
+        from hetsched.schedule.throughput import check_iterations
+
+        options["iterations"] = check_iterations(options.get("iterations"))
+    graph = as_graph(graph, example_args)
     problem = build_problem(
         graph, platform, cost_model=cost_model, memory=memory, link_contention=link_contention
     )

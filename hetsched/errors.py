@@ -15,6 +15,7 @@ __all__ = [
     "GraphError",
     "HetschedError",
     "InfeasibleError",
+    "OutputError",
     "PlanError",
     "PlatformError",
     "SolverError",
@@ -48,3 +49,8 @@ class PlanError(HetschedError):
 
 class UsageError(HetschedError):
     """A command-line or API argument is invalid."""
+
+
+class OutputError(UsageError, OSError):
+    """An output file cannot be written: a directory, a missing or read-only directory, a
+    full disk. Also an ``OSError``, so code that catches write failures still does."""

@@ -365,3 +365,385 @@ def test_infinite_link_bandwidth_means_free_transfer(tmp_path):
     path.write_text(_two_dev_toml(bandwidth="inf", latency="2e-6"))
     platform = Platform.load(path)
     assert platform.route("a", "b")[0].time(1e12) == pytest.approx(2e-6)
+
+
+# ---------------------------------------------------------------- issue 15: the rough edges
+# Each case fails before any work (the work is patched to fail loudly), in one line.
+
+
+def _chain(name, n, cost=2.0):
+    """An OpGraph of ``n`` ops in a chain, explicit costs (no torch)."""
+    from hetsched.graph import Edge, OpGraph, OpNode
+
+    nodes = [OpNode(f"op{i}", cost={"*": cost}) for i in range(n)]
+    edges = [Edge(f"op{i}", f"op{i + 1}", 8.0) for i in range(n - 1)]
+    return OpGraph(name, nodes, edges)
+
+
+@pytest.fixture
+def no_work(monkeypatch):
+    """Any solve, export, run, split, calibration or benchmark started is a test failure."""
+    import hetsched.api
+    import hetsched.bench
+    import hetsched.costmodel.calibrate
+    import hetsched.graph.resolve
+    import hetsched.plan
+
+    def started(*_a, **_k):
+        raise AssertionError("the work started before the output path was checked")
+
+    for mod, name in [
+        (hetsched.api, "solve"),
+        (hetsched.graph.resolve, "load_graph_spec"),
+        (hetsched.graph.resolve, "load_program_spec"),
+        (hetsched.plan, "load_plan"),
+        (hetsched.costmodel.calibrate, "calibrate"),
+        (hetsched.bench, "run_bench"),
+    ]:
+        monkeypatch.setattr(mod, name, started)
+
+
+def _writers(out):
+    """Every command that writes a file named on the command line, with ``out`` there."""
+    return [
+        ["solve", STG, "--quiet", "-o", out],
+        ["export", "mlp", "-o", out],
+        ["run", "plan.json", "--graph", STG, "--gantt", out],
+        ["run", "plan.json", "--graph", STG, "--trace", out],
+        ["show", "plan.json", "--gantt", out],
+        ["show", "plan.json", "--trace", out],
+        ["partition", "mlp", "--plan", "plan.json", "-o", out],
+        ["calibrate", "-o", out],
+    ]
+
+
+_WRITER_IDS = [w[0] + w[-2] for w in _writers("x")]
+
+
+@pytest.mark.usefixtures("no_work")
+@pytest.mark.parametrize("which", range(len(_WRITER_IDS)), ids=_WRITER_IDS)
+@pytest.mark.parametrize(
+    ("case", "needle"),
+    [
+        ("a-dir", "is a directory"),
+        ("good.json/plan.json", "good.json is a file, not a directory"),
+        ("missing/dir/plan.json", "directory missing/dir does not exist"),
+    ],
+)
+def test_output_path_checked_before_the_work(tmp_path, monkeypatch, capsys, which, case, needle):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a-dir").mkdir()
+    (tmp_path / "good.json").write_text("{}")
+    (tmp_path / "a-dir.py").mkdir()
+    argv = _writers(case)[which]
+    if argv[0] == "partition":  # its output must end in .py or .pt2
+        argv[-1] = "a-dir.py" if case == "a-dir" else case.replace("plan.json", "split.py")
+    assert_one_line_error(capsys, main(argv), needle)
+    assert not (tmp_path / "missing").exists()  # no directory was created
+    assert (tmp_path / "good.json").read_text() == "{}"
+
+
+@pytest.mark.usefixtures("no_work")
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["bench", "--suite", "random", "--quick", "-o", "good.json"], "is a file"),
+        (["bench", "--suite", "random", "--quick", "-o", "missing/res"], "missing does not"),
+        (["demo", "--out", "good.json"], "is a file"),
+        (["demo", "-o", "missing/out"], "missing does not exist"),
+        (["demo", "-o", "out"], "out/plan.json: is a directory"),
+    ],
+)
+def test_output_directory_checked_before_the_work(tmp_path, monkeypatch, capsys, argv, needle):
+    import hetsched.graph.zoo
+
+    def started(*_a, **_k):
+        raise AssertionError("the demo started before its output directory was checked")
+
+    monkeypatch.setattr(hetsched.graph.zoo, "build", started)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "good.json").write_text("{}")
+    (tmp_path / "out" / "plan.json").mkdir(parents=True)
+    assert_one_line_error(capsys, main(argv), needle)
+    assert not (tmp_path / "missing").exists()
+
+
+def test_api_writers_refuse_the_same_paths(tmp_path):
+    from hetsched.errors import OutputError, UsageError
+    from hetsched.fileio import write_json_atomic
+    from hetsched.plan import save_plan
+
+    plan = __import__("hetsched").solve(_chain("g", 3), "homogeneous-2", solver="heft")
+    for bad in (tmp_path, tmp_path / "nope" / "p.json"):
+        with pytest.raises(OutputError) as info:
+            save_plan(plan, bad)
+        assert isinstance(info.value, UsageError) and isinstance(info.value, OSError)
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(OutputError, match="is a file, not a directory"):
+        write_json_atomic(tmp_path / "f" / "p.json", {})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f"]
+
+
+@pytest.mark.usefixtures("no_work")
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--time-scale", "0"], "time scale must be a finite number > 0, got 0.0"),
+        (["--time-scale", "-2"], "time scale"),
+        (["--time-scale", "nan"], "time scale"),
+        (["--watchdog", "0"], "watchdog"),
+        (["--noise", "-1"], "noise must be a finite number >= 0, got -1.0"),
+        (["--noise", "inf"], "noise"),
+        (["--noise", "0.1", "--samples", "0"], "samples must be an integer >= 1, got 0"),
+        (["--samples", "10"], "--samples 10 applies only with --noise"),
+    ],
+)
+def test_run_options_rejected_before_the_run(capsys, args, needle):
+    # load_plan is patched to fail: the options are refused before the plan is even read
+    assert_one_line_error(capsys, main(["run", "plan.json", "--graph", STG, *args]), needle)
+
+
+@pytest.mark.usefixtures("no_work")
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--objective", "modulo", "--iterations", "0"], "iterations must be a positive"),
+        (["--objective", "modulo", "--iterations", "-3"], "iterations must be a positive"),
+        (["--iterations", "3"], "--iterations applies to --objective modulo, not latency"),
+        (["--contiguous"], "--contiguous applies to --objective throughput"),
+        (["--objective", "modulo", "--max-latency", "1"], "--max-latency applies to --objective"),
+    ],
+)
+def test_solve_options_rejected_before_the_solve(capsys, args, needle):
+    assert_one_line_error(capsys, main(["solve", STG, "--quiet", *args]), needle)
+
+
+def test_api_iterations_zero_is_not_the_default():
+    import hetsched
+
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(HetschedError, match="iterations must be a positive integer"):
+            hetsched.solve(_chain("g", 3), "homogeneous-2", objective="modulo", iterations=bad)
+
+
+def test_api_platform_takes_a_toml_path_as_the_cli_does(tmp_path):
+    import hetsched
+
+    path = tmp_path / "two.toml"
+    path.write_text(_two_dev_toml())
+    g = _chain("g", 4)
+    for platform in (path, str(path)):
+        plan = hetsched.solve(g, platform, solver="heft")
+        assert plan.platform == "p" and set(plan.assignment.values()) <= {"a", "b"}
+    assert list(hetsched.build_problem(g, str(path)).devices) == ["a", "b"]
+    with pytest.raises(PlatformError, match="no such platform file"):
+        hetsched.solve(g, str(tmp_path / "missing.toml"))
+    with pytest.raises(PlatformError, match=r"not a preset .* nor a platform TOML"):
+        hetsched.solve(g, "no-such-platform")
+
+
+def test_api_solve_takes_torch_programs_or_says_what_to_pass():
+    torch = pytest.importorskip("torch")
+    import hetsched
+    from hetsched.errors import UsageError
+
+    model, x = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU()), torch.randn(2, 4)
+    ep = torch.export.export(model, (x,))
+    for given, kw in [(ep, {}), (model, {"example_args": (x,)}), ((model, (x,)), {}),
+                      (model, {"example_args": x})]:  # fmt: skip
+        plan = hetsched.solve(given, "edge-soc", solver="heft", **kw)
+        assert len(plan.assignment) >= 2
+    with pytest.raises(UsageError, match=r"example_args=\(x,\)"):
+        hetsched.solve(model, "edge-soc")
+    with pytest.raises(UsageError, match="drop example_args"):
+        hetsched.solve(ep, "edge-soc", example_args=(x,))
+    with pytest.raises(UsageError, match=r"give an OpGraph, a torch\.export\.ExportedProgram"):
+        hetsched.solve({"nodes": []}, "edge-soc")
+
+
+def test_import_hetsched_reaches_the_readme_names_without_torch():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, hetsched\n"
+        "assert callable(hetsched.partition.apply) and callable(hetsched.graph.from_exported)\n"
+        "assert callable(hetsched.graph.from_torch) and callable(hetsched.exec.execute)\n"
+        "assert hetsched.costmodel.Platform and hetsched.schedule\n"
+        "assert 'torch' not in sys.modules, 'torch imported eagerly'\n"
+        "assert not hasattr(hetsched, 'nope')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+
+
+def _solved(tmp_path, graph, name):
+    from hetsched.graph import save
+
+    path = tmp_path / f"{name}.json"
+    save(graph, path)
+    plan = tmp_path / f"{name}-plan.json"
+    assert main(["solve", str(path), "--platform", "homogeneous-2", "--solver", "heft",
+                 "--quiet", "-o", str(plan)]) == 0  # fmt: skip
+    return path, plan
+
+
+def test_plan_for_a_coarsened_graph_says_why(tmp_path, capsys):
+    fine, _ = _solved(tmp_path, _chain("net", 6), "fine")
+    _, coarse_plan = _solved(tmp_path, _chain("net", 3, cost=4.0), "coarse")
+    doc = json.loads(coarse_plan.read_text())
+    assert doc["graph"]["ops"] == 3 and doc["graph"]["name"] == "net"
+    capsys.readouterr()
+    for cmd in ("run", "show"):
+        code = main([cmd, str(coarse_plan), "--graph", str(fine), "--platform", "homogeneous-2"])
+        assert_one_line_error(capsys, code, "plan is for graph 'net' (3 ops", "not 'net' (6 ops",
+                              "--coarsen")  # fmt: skip
+
+
+def test_plan_mismatch_messages():
+    import hetsched
+    from hetsched.plan import validate
+    from hetsched.problem import Problem
+
+    plan = hetsched.solve(_chain("net", 4), "homogeneous-2", solver="heft")
+    cases = [
+        (_chain("net", 8), "the plan's has fewer ops: solved with --coarsen or fusion?"),
+        (_chain("net", 2), "this one has fewer ops"),
+        (_chain("net", 4, cost=3.0), "same op count"),
+        (_chain("other", 4), "give the graph the plan was solved for"),
+    ]
+    for graph, needle in cases:
+        with pytest.raises(PlanError, match="sha256") as info:
+            validate(plan, Problem.build(graph, "homogeneous-2"))
+        assert needle in str(info.value) and "\n" not in str(info.value)
+
+
+def test_plan_file_op_count_must_match_its_nodes(tmp_path, stg_plan):
+    from hetsched.plan import load_plan
+
+    doc = json.loads(stg_plan.read_text())
+    assert doc["graph"]["ops"] == len(doc["nodes"])
+    doc["graph"]["ops"] = 7
+    path = tmp_path / "lying.json"
+    path.write_text(json.dumps(doc))
+    n = len(doc["nodes"])
+    with pytest.raises(PlanError, match=rf"graph\.ops says 7 ops but the plan places {n}"):
+        load_plan(path)
+    del doc["graph"]["ops"]  # plans written before the field still load
+    path.write_text(json.dumps(doc))
+    assert len(load_plan(path).assignment) == n
+
+
+def test_run_names_a_platform_that_is_not_a_preset(tmp_path, capsys):
+    toml = tmp_path / "two.toml"
+    toml.write_text(_two_dev_toml())
+    graph, plan = tmp_path / "g.json", tmp_path / "p.json"
+    from hetsched.graph import save
+
+    save(_chain("g", 3), graph)
+    assert main(["solve", str(graph), "--platform", str(toml), "--solver", "heft", "--quiet",
+                 "-o", str(plan)]) == 0  # fmt: skip
+    capsys.readouterr()
+    code = main(["run", str(plan), "--graph", str(graph)])
+    assert_one_line_error(capsys, code, "platform 'p', which is not a preset", "--platform")
+    assert main(["run", str(plan), "--graph", str(graph), "--platform", str(toml)]) == 0
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["inspect", STG, "--batch", "4"], "is a graph file, so --batch 4 does not apply"),
+        (["inspect", STG, "--seq", "64"], "--seq 64 does not apply"),
+        (["solve", STG, "--size", "small", "--quiet"], "--size small does not apply"),
+        (["cost", STG, "--size", "base"], "--size base does not apply"),
+        (["inspect", "mlp", "--batch", "0"], "--batch must be an integer >= 1, got 0"),
+        (["run", "plan.json", "--graph", STG, "--batch", "2"], "--batch 2 does not apply"),
+        (["partition", "mlp", "--plan", "p.json", "-o", "split.txt"], "must end in .py or .pt2"),
+    ],
+)
+def test_options_that_would_be_ignored(capsys, monkeypatch, tmp_path, argv, needle):
+    import hetsched.plan
+
+    # never reaches the plan: the graph options are refused first (run), or the output (split)
+    monkeypatch.setattr(hetsched.plan, "load_plan", lambda _path: None)
+    monkeypatch.chdir(tmp_path)
+    assert_one_line_error(capsys, main(argv), needle)
+
+
+# `module:factory` specs: the current directory first (as `python -c`), never a script or a
+# dependency's module of the same name; size options a factory does not take are an error.
+_FACTORY_FILE = """
+import torch
+
+def build():
+    return torch.nn.Linear(4, 2), (torch.randn(3, 4),)
+
+def sized(batch=1, seq=4):
+    return torch.nn.Linear(seq, 2), (torch.randn(batch, seq),)
+"""
+
+
+@pytest.fixture
+def user_models(tmp_path, monkeypatch):
+    """A ``models.py`` in the current directory and an installed ``models`` package that
+    would shadow it; neither stays imported after the test."""
+    pytest.importorskip("torch")
+    import sys
+
+    work, site, scripts = tmp_path / "work", tmp_path / "site" / "models", tmp_path / "bin"
+    site.mkdir(parents=True)
+    (site / "__init__.py").write_text("INSTALLED = True\n")
+    scripts.mkdir()  # a console script's sys.path[0]: PySAT installs a models.py script there
+    (scripts / "models.py").write_text("raise SystemExit('the models.py script ran')\n")
+    work.mkdir()
+    (work / "models.py").write_text(_FACTORY_FILE)
+    monkeypatch.syspath_prepend(str(site.parent))
+    monkeypatch.syspath_prepend(str(scripts))
+    monkeypatch.setattr(sys, "executable", str(scripts / "python"))
+    monkeypatch.chdir(work)
+    monkeypatch.delitem(sys.modules, "models", raising=False)
+    yield work
+    sys.modules.pop("models", None)
+
+
+def test_factory_module_comes_from_the_current_directory(user_models, capsys):
+    import sys
+
+    assert main(["inspect", "models:build"]) == 0
+    assert "graph build: 1 nodes" in capsys.readouterr().out
+    assert sys.modules["models"].__file__ == str(user_models / "models.py")
+    assert str(user_models) not in sys.path  # the path is put back as it was
+
+
+def test_factory_module_already_imported_from_elsewhere(user_models, capsys):
+    import importlib.util
+    import sys
+
+    init = user_models.parent / "site" / "models" / "__init__.py"
+    spec = importlib.util.spec_from_file_location("models", init)
+    installed = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(installed)
+    sys.modules["models"] = installed  # a dependency imported its own `models` already
+    assert_one_line_error(capsys, main(["inspect", "models:build"]),
+                          "module 'models' is already imported from", "rename yours")  # fmt: skip
+    sys.modules.pop("models")
+    (user_models / "models.py").unlink()  # no file of the user's: the installed one is found
+    assert_one_line_error(capsys, main(["inspect", "models:build"]),
+                          "site/models/__init__.py) has no attribute 'build'")  # fmt: skip
+
+
+@pytest.mark.usefixtures("user_models")
+def test_factory_size_options_are_passed_or_refused(capsys):
+    assert_one_line_error(
+        capsys,
+        main(["inspect", "models:build", "--batch", "4", "--seq", "64"]),
+        "factory 'models:build' takes no 'batch' parameter, so --batch 4 would be ignored",
+    )
+    assert main(["inspect", "models:sized", "--batch", "4", "--seq", "64", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["nodes"] == 1
+    from hetsched.graph.resolve import load_program_spec
+
+    model, (x,) = load_program_spec("models:sized", batch=4, seq=64)
+    assert tuple(x.shape) == (4, 64) and model.in_features == 64

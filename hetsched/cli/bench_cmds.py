@@ -64,7 +64,9 @@ def register(sub: Any) -> None:
 def run_bench_cmd(args: argparse.Namespace) -> int:
     from hetsched.bench import BenchConfig, run_bench
     from hetsched.bench.output import summary_markdown
+    from hetsched.fileio import check_output_dir
 
+    check_output_dir(args.output)  # before the suite runs: a bad path must not cost it
     cfg = BenchConfig(
         suite=args.suite,
         out=args.output,

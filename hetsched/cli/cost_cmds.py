@@ -53,7 +53,7 @@ def register(sub: Any) -> None:
 def _platform(spec: str, profile: str | None = None) -> Any:
     from hetsched.costmodel import Platform
 
-    plat = Platform.load(spec)
+    plat = Platform.resolve(spec)
     return plat.with_profile(profile) if profile else plat
 
 
@@ -162,7 +162,9 @@ def run_cost(args: Any) -> int:
 
 def run_calibrate(args: Any) -> int:
     from hetsched.costmodel.calibrate import calibrate
+    from hetsched.fileio import check_writable
 
+    check_writable(args.output)  # before the timings: a bad path must not cost them
     progress = (lambda s: print(s, file=sys.stderr)) if args.verbose else None
     result = calibrate(platform=_platform(args.platform), device=args.device, quick=args.quick,
                        threads=args.threads, progress=progress)  # fmt: skip

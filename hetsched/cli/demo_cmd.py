@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 from typing import Any
 
 __all__ = ["register", "run_demo"]
@@ -26,9 +25,11 @@ def register(sub: Any) -> None:
     p.add_argument("--size", default="tiny", help="zoo size (default tiny)")
     p.add_argument("--heads", default="fused", choices=("fused", "split"))
     p.add_argument("--platform", default="edge-soc")
+    p.add_argument("--no-fuse", dest="fuse", action="store_false",
+                   help="keep batch norms and elementwise epilogues as separate ops")  # fmt: skip
     p.add_argument("--time-limit", type=float, default=10.0)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default="out", help="directory for plan, Gantt and trace")
+    p.add_argument("-o", "--out", default="out", help="directory for plan, Gantt and trace")
     p.set_defaults(func=run_demo)
 
 
@@ -40,17 +41,21 @@ def run_demo(args: argparse.Namespace) -> int:
     from hetsched.exec import execute
     from hetsched.exec.gantt import save_gantt
     from hetsched.exec.trace import save_trace
+    from hetsched.fileio import check_output_dir, check_writable
+    from hetsched.graph.resolve import import_program
     from hetsched.graph.summary import format_summary, summarize
-    from hetsched.graph.torch_import import from_exported
     from hetsched.graph.zoo import build
     from hetsched.plan import save_plan, validate
     from hetsched.problem import Problem
 
-    out = Path(args.out)
+    out = check_output_dir(args.out)  # before the work: a bad path must not cost it
+    if out.is_dir():
+        for name in ("plan.json", "gantt.png", "trace.json"):
+            check_writable(out / name)
     t0 = time.perf_counter()
     model, example = build(args.model, args.size, heads=args.heads, seed=args.seed)
     ep = torch.export.export(model, example, strict=False)
-    graph = from_exported(ep, name=f"{args.model}-{args.size}")
+    graph = import_program(ep, name=f"{args.model}-{args.size}", fuse=args.fuse)
     print(f"[1/4] exported {graph.name} with torch.export in {time.perf_counter() - t0:.1f} s")
     print(format_summary(summarize(graph)))
     platform = load_platform(args.platform)
@@ -90,7 +95,7 @@ def run_demo(args: argparse.Namespace) -> int:
         f"{bool(result.outputs_match)}; dispatch median {result.dispatch_median_us:.0f} us"
     )
     print("utilization " + ", ".join(f"{d} {100 * u:.0f}%" for d, u in result.utilization.items()))
-    out.mkdir(parents=True, exist_ok=True)
+    out.mkdir(exist_ok=True)
     save_plan(plan, out / "plan.json")
     save_gantt(result, out / "gantt.png", graph=graph, title=f"{graph.name} on {platform.name}")
     save_trace(result, out / "trace.json", graph=graph)

@@ -13,7 +13,7 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     from hetsched.graph.zoo import SIZES
 
     p.add_argument("--size", default="tiny", choices=SIZES, help="zoo model size (default tiny)")
-    p.add_argument("--batch", type=int, default=1, metavar="N", help="batch size (default 1)")
+    p.add_argument("--batch", type=int, default=None, metavar="N", help="batch size (default 1)")
     p.add_argument(
         "--seq",
         type=int,
@@ -28,6 +28,8 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
         help="gpt attention heads as one SDPA op or per head",
     )
     p.add_argument("--coarsen", action="store_true", help="fuse cheap ops into neighbours")
+    p.add_argument("--no-fuse", dest="fuse", action="store_false",
+                   help="keep batch norms and elementwise epilogues as separate ops")  # fmt: skip
 
 
 def register(subparsers: Any) -> None:
@@ -57,20 +59,19 @@ def register(subparsers: Any) -> None:
 
 
 def _load(spec: str, args: argparse.Namespace) -> Any:
-    from hetsched.errors import UsageError
     from hetsched.graph.resolve import load_graph_spec
 
-    if args.batch < 1 or (args.seq is not None and args.seq < 1):
-        msg = f"--batch and --seq must be >= 1 (got {args.batch}, {args.seq})"
-        raise UsageError(msg)
     return load_graph_spec(
-        spec, size=args.size, batch=args.batch, seq=args.seq, heads=args.heads, coarsen=args.coarsen
-    )
+        spec, size=args.size, batch=args.batch, seq=args.seq, heads=args.heads,
+        coarsen=args.coarsen, fuse=args.fuse,
+    )  # fmt: skip
 
 
 def _export(args: argparse.Namespace) -> int:
+    from hetsched.fileio import check_writable
     from hetsched.graph.formats import save
 
+    check_writable(args.output)  # before the export: a bad path must not cost it
     graph = _load(args.model, args)
     save(graph, args.output)
     print(f"wrote {args.output}: {len(graph.nodes)} nodes, {len(graph.edges)} edges")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from hetsched.errors import UsageError
+from hetsched.errors import PlanError, UsageError
 
 __all__ = ["register", "run_partition", "split_code"]
 
@@ -25,7 +25,11 @@ def register(sub: Any) -> None:
     p.add_argument("model", metavar="MODEL", help="zoo model name or package.module:factory")
     p.add_argument("--plan", required=True, help="plan JSON from `hetsched solve -o`")
     p.add_argument("--size", default="tiny", help="zoo model size (tiny|small|base|large)")
+    p.add_argument("--batch", type=int, default=None, help="batch size (default 1)")
+    p.add_argument("--seq", type=int, default=None, help="sequence length / image side")
     p.add_argument("--heads", default=None, choices=("fused", "split"))
+    p.add_argument("--no-fuse", dest="fuse", action="store_false",
+                   help="the plan was solved with --no-fuse (unfused ops)")  # fmt: skip
     p.add_argument("-o", "--output", default=None, help="write split.py (code) or split.pt2")
     p.set_defaults(func=run_partition)
 
@@ -40,28 +44,40 @@ def split_code(split: Any) -> str:
 
 
 def run_partition(args: argparse.Namespace) -> int:
+    import io
+
     import torch
 
-    from hetsched.graph.resolve import load_program_spec
-    from hetsched.graph.torch_import import from_exported
+    from hetsched.fileio import check_writable, write_bytes_atomic, write_text_atomic
+    from hetsched.graph.formats import graph_sha256
+    from hetsched.graph.resolve import import_program, load_program_spec
     from hetsched.partition import apply, segment_report
     from hetsched.plan import load_plan
+    from hetsched.plan.validate import graph_mismatch
 
-    plan = load_plan(args.plan)
-    model, example = load_program_spec(args.model, size=args.size, heads=args.heads)
-    ep = torch.export.export(model, example)
-    graph = from_exported(ep, name=plan.graph_name or args.model)
-    split = apply(plan, ep, graph)
-    print(segment_report(split))
     out = args.output
-    if out:
-        if out.endswith(".py"):
-            with open(out, "w", encoding="utf-8") as fh:
-                fh.write(split_code(split))
-        elif out.endswith(".pt2"):
-            torch.export.save(torch.export.export(split, example), out)
-        else:
+    if out:  # before the export and split: a bad path must not cost them
+        if not out.endswith((".py", ".pt2")):
             msg = f"output {out!r} must end in .py or .pt2"
             raise UsageError(msg)
+        check_writable(out)
+    plan = load_plan(args.plan)
+    model, example = load_program_spec(
+        args.model, size=args.size, batch=args.batch, seq=args.seq, heads=args.heads
+    )
+    ep = torch.export.export(model, example)
+    graph = import_program(ep, name=plan.graph_name or args.model, fuse=args.fuse)
+    other = graph_mismatch(plan, graph.name, len(graph.nodes), graph_sha256(graph))
+    if other:  # before the split: it would name one op the plan lacks, not the reason
+        raise PlanError(other)
+    split = apply(plan, ep, graph)
+    print(segment_report(split))
+    if out:
+        if out.endswith(".py"):
+            write_text_atomic(out, split_code(split))
+        else:
+            buf = io.BytesIO()
+            torch.export.save(torch.export.export(split, example), buf)
+            write_bytes_atomic(out, buf.getvalue())
         print(f"split program written to {out}")
     return 0

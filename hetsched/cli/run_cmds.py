@@ -27,7 +27,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--fail", action="append", default=[], metavar="DEV@T",
                    help="device DEV fails at plan time T (repeatable; also op:NAME)")  # fmt: skip
     p.add_argument("--noise", type=float, default=None, help="replay with this noise (log-sd)")
-    p.add_argument("--samples", type=int, default=100, help="noise samples (default 100)")
+    p.add_argument("--samples", type=int, default=None, help="noise samples (default 100)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--watchdog", type=float, default=30.0, metavar="SEC")
     p.add_argument("--trace", metavar="OUT.json", help="write a Chrome trace of the run")
@@ -50,19 +50,63 @@ def register(subparsers: Any) -> None:
 def _graph_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--platform", default=None, help="preset or TOML (default: the plan's)")
     p.add_argument("--size", default="tiny", help="zoo model size (default tiny)")
-    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--batch", type=int, default=None)
     p.add_argument("--seq", type=int, default=None)
     p.add_argument("--heads", default=None, choices=("fused", "split"))
     p.add_argument(
         "--coarsen", action="store_true", help="the plan was solved on a coarsened graph"
     )
+    p.add_argument("--no-fuse", dest="fuse", action="store_false",
+                   help="the plan was solved with --no-fuse (unfused ops)")  # fmt: skip
     p.add_argument("--memory", action="store_true", help="the plan respects device memory")
     p.add_argument("--link-contention", action="store_true", help="the plan serialises links")
 
 
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Before the run: a bad ``--trace``/``--gantt`` path must not cost it."""
+    from hetsched.fileio import check_writable
+
+    for path in (args.trace, args.gantt):
+        if path:
+            check_writable(path)
+
+
+def _check_run_args(args: argparse.Namespace) -> None:
+    """Every option ``run`` would refuse or ignore, refused before any work."""
+    from hetsched.errors import UsageError
+    from hetsched.exec.executor import check_run_options
+    from hetsched.exec.simulate import check_noise
+
+    if args.time_scale is None:
+        check_run_options(watchdog=args.watchdog)
+    else:
+        check_run_options(clock="scaled", time_scale=args.time_scale, watchdog=args.watchdog)
+    if args.noise is not None:
+        check_noise(args.noise, 100 if args.samples is None else args.samples)
+    elif args.samples is not None:
+        msg = f"--samples {args.samples} applies only with --noise (the noisy replay)"
+        raise UsageError(msg)
+    _check_outputs(args)
+
+
+def _platform(args: argparse.Namespace, plan: Any) -> Any:
+    """``--platform``, else the plan's platform when it is a preset."""
+    from hetsched.cli.solve_cmds import load_platform
+    from hetsched.costmodel import Platform
+    from hetsched.errors import UsageError
+
+    name = args.platform or plan.platform or "edge-soc"
+    if not args.platform and not name.startswith("homogeneous-") and name not in Platform.presets():
+        msg = (
+            f"the plan was solved on platform {name!r}, which is not a preset: give its TOML "
+            "file with --platform"
+        )
+        raise UsageError(msg)
+    return load_platform(name)
+
+
 def _load(args: argparse.Namespace, plan: Any) -> tuple[Any, Any, Any, Any]:
     """``(graph, program, inputs, problem)`` for ``plan`` from the command-line specs."""
-    from hetsched.cli.solve_cmds import load_platform
     from hetsched.errors import UsageError
     from hetsched.graph.resolve import load_graph_spec, load_program_spec
     from hetsched.problem import Problem
@@ -72,23 +116,18 @@ def _load(args: argparse.Namespace, plan: Any) -> tuple[Any, Any, Any, Any]:
     if getattr(args, "model", None):
         import torch
 
-        from hetsched.graph.torch_import import from_exported
+        from hetsched.graph.resolve import import_program
 
         model, inputs = load_program_spec(args.model, **opts)
         program = torch.export.export(model, tuple(inputs))
         name = plan.graph_name or f"{args.model}-{args.size}"
-        graph = from_exported(program, name=name)
-        if args.coarsen:
-            from hetsched.graph.coarsen import coarsen
-
-            graph = coarsen(graph)
+        graph = import_program(program, name=name, fuse=args.fuse, coarsen=args.coarsen)
     elif args.graph:
-        graph = load_graph_spec(args.graph, coarsen=args.coarsen, **opts)
+        graph = load_graph_spec(args.graph, coarsen=args.coarsen, fuse=args.fuse, **opts)
     else:
         msg = "give --model (real numerics) or --graph (timing only) to rebuild the problem"
         raise UsageError(msg)
-    platform = load_platform(args.platform or plan.platform or "edge-soc")
-    problem = Problem.build(graph, platform, memory=args.memory,
+    problem = Problem.build(graph, _platform(args, plan), memory=args.memory,
                             link_contention=args.link_contention)  # fmt: skip
     return graph, program, inputs, problem
 
@@ -106,12 +145,13 @@ def run_run(args: argparse.Namespace) -> int:
     from hetsched.exec.trace import save_trace
     from hetsched.plan import load_plan
 
+    _check_run_args(args)
     plan = load_plan(args.plan)
     graph, program, inputs, problem = _load(args, plan)
     scaled = args.time_scale is not None
     res = execute(
         plan, problem, graph=graph, program=program, inputs=inputs,
-        clock="scaled" if scaled else "virtual", time_scale=args.time_scale or 1.0,
+        clock="scaled" if scaled else "virtual", time_scale=args.time_scale if scaled else 1.0,
         faults=args.fail, watchdog=args.watchdog,
     )  # fmt: skip
     u = plan.units
@@ -130,8 +170,9 @@ def run_run(args: argparse.Namespace) -> int:
         n = sum(1 for x in res.assignment.values() if x == d)
         print(f"device    {d:<10} {100 * util:5.1f}% busy  {n:4d} ops")
     if args.noise is not None:
-        r = robustness(plan, problem, noise=args.noise, samples=args.samples, seed=args.seed)
-        print(f"noise     {args.noise:g} x {args.samples}: median {_fmt(r['median'], u)}, "
+        samples = 100 if args.samples is None else args.samples
+        r = robustness(plan, problem, noise=args.noise, samples=samples, seed=args.seed)
+        print(f"noise     {args.noise:g} x {samples}: median {_fmt(r['median'], u)}, "
               f"p95 {_fmt(r['p95'], u)}, mean {_fmt(r['mean'], u)} "
               f"(planned {_fmt(r['planned'], u)})")  # fmt: skip
     if args.trace:
@@ -171,19 +212,19 @@ def run_show(args: argparse.Namespace) -> int:
     from hetsched.graph.resolve import load_graph_spec
     from hetsched.plan import load_plan
 
+    _check_outputs(args)
     plan = load_plan(args.plan)
     graph = problem = None
     if args.graph:
         graph = load_graph_spec(args.graph, size=args.size, batch=args.batch, seq=args.seq,
-                                heads=args.heads, coarsen=args.coarsen)  # fmt: skip
+                                heads=args.heads, coarsen=args.coarsen,
+                                fuse=args.fuse)  # fmt: skip
         # With the graph at hand the plan is checked before it is shown: a plan for another
         # graph, or one naming a device the platform lacks, is an error, not a picture.
-        from hetsched.cli.solve_cmds import load_platform
         from hetsched.plan import validate
         from hetsched.problem import Problem
 
-        platform = load_platform(args.platform or plan.platform or "edge-soc")
-        problem = Problem.build(graph, platform, memory=args.memory,
+        problem = Problem.build(graph, _platform(args, plan), memory=args.memory,
                                 link_contention=args.link_contention)  # fmt: skip
         validate(plan, problem)
     _show_objective(plan, problem)

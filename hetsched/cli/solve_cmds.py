@@ -46,7 +46,13 @@ def register(sub: Any) -> None:
         choices=("fused", "split"),
         help="gpt attention heads (default: split for small/large, fused for tiny/base)",
     )
-    p.add_argument("--coarsen", action="store_true", help="fuse cheap ops before solving")
+    p.add_argument(
+        "--coarsen",
+        action="store_true",
+        help="solve a coarsened graph; report its plan re-timed on the full graph",
+    )
+    p.add_argument("--no-fuse", dest="fuse", action="store_false",
+                   help="keep batch norms and elementwise epilogues as separate ops")  # fmt: skip
     p.add_argument("--contiguous", action="store_true", help="throughput: contiguous stages")
     p.add_argument("--max-latency", type=float, default=None, metavar="SEC")
     p.add_argument("--iterations", type=int, default=None, help="modulo: iterations to unroll")
@@ -56,22 +62,70 @@ def register(sub: Any) -> None:
 
 
 def load_platform(spec: str) -> Any:
-    """A preset name or a TOML path."""
-    from pathlib import Path
-
+    """A preset name or a TOML path (:meth:`Platform.resolve`, as the API takes it)."""
     from hetsched.costmodel import Platform
 
-    if spec.endswith(".toml") or Path(spec).is_file():
-        return Platform.load(spec)
-    return Platform.preset(spec)
+    return Platform.resolve(spec)
 
 
 def load_graph(args: argparse.Namespace) -> Any:
     from hetsched.graph.resolve import load_graph_spec
 
     return load_graph_spec(
-        args.graph, size=args.size, heads=args.heads, coarsen=getattr(args, "coarsen", False)
+        args.graph, size=args.size, heads=args.heads, fuse=getattr(args, "fuse", True)
     )
+
+
+def _check_coarsen(args: argparse.Namespace) -> None:
+    """``--coarsen`` carries a latency plan back to the full graph; nothing else."""
+    from hetsched.errors import UsageError
+
+    if args.coarsen and args.objective != "latency":
+        msg = f"--coarsen solves for latency only, not --objective {args.objective}"
+        raise UsageError(msg)
+
+
+def _coarse(graph: Any, args: argparse.Namespace) -> Any:
+    """The graph the solver sees: ``graph``, or its coarsening (the plan is carried back to
+    ``graph`` by :func:`_refine`)."""
+    if not args.coarsen:
+        return graph
+    from hetsched.graph.coarsen import coarsen
+
+    return coarsen(graph)
+
+
+def _refine(plan: Any, coarse: Any, graph: Any, platform: Any, args: argparse.Namespace) -> Any:
+    """The coarse plan's modes re-timed and validated on ``graph`` (what the program runs)."""
+    from hetsched.api import build_problem
+    from hetsched.partition.refine import refine_plan
+
+    problem = build_problem(graph, platform, memory=args.memory,
+                            link_contention=args.link_contention)  # fmt: skip
+    return refine_plan(plan, coarse, problem)
+
+
+def _objective_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The options of ``args.objective``; an option of another objective is an error, not
+    silently dropped."""
+    from hetsched.errors import UsageError
+
+    given = {
+        "--contiguous": ("throughput", args.contiguous or None),
+        "--max-latency": ("throughput", args.max_latency),
+        "--iterations": ("modulo", args.iterations),
+    }
+    for flag, (objective, value) in given.items():
+        if value is not None and args.objective != objective:
+            msg = f"{flag} applies to --objective {objective}, not {args.objective}"
+            raise UsageError(msg)
+    if args.objective == "throughput":
+        return {"contiguous": args.contiguous, "max_latency": args.max_latency}
+    if args.objective == "modulo" and args.iterations is not None:
+        from hetsched.schedule.throughput import check_iterations
+
+        return {"iterations": check_iterations(args.iterations)}
+    return {}
 
 
 class _ProgressLine:
@@ -152,22 +206,23 @@ def run_in_worker(fn: Callable[[], Any]) -> Any:
 
 def run_solve(args: argparse.Namespace) -> int:
     from hetsched.api import solve
+    from hetsched.fileio import check_writable
     from hetsched.plan import save_plan
 
+    if args.output:  # before the solve: a bad path must not cost the plan
+        check_writable(args.output)
+    options = _objective_options(args)
+    _check_coarsen(args)
     graph = load_graph(args)
+    solved = _coarse(graph, args)
     platform = load_platform(args.platform)
     units = "s" if not graph.has_explicit_costs else str(graph.meta.get("units", "units"))
     line = _ProgressLine(not args.quiet, "s" if units == "s" else units)
-    options: dict[str, Any] = {}
-    if args.objective == "throughput":
-        options = {"contiguous": args.contiguous, "max_latency": args.max_latency}
-    elif args.objective == "modulo" and args.iterations is not None:
-        options = {"iterations": args.iterations}
     t0 = time.perf_counter()
     with stop_on_signals(StopToken()) as stop:
         plan = run_in_worker(
             lambda: solve(
-                graph,
+                solved,
                 platform,
                 objective=args.objective,
                 solver=args.solver,
@@ -182,9 +237,15 @@ def run_solve(args: argparse.Namespace) -> int:
             )
         )
     line.close()
+    if solved is not graph:
+        plan = _refine(plan, solved, graph, platform, args)
     if args.output:
         save_plan(plan, args.output)
     print(format_plan_summary(plan, graph_name=graph.name, wall=time.perf_counter() - t0))
+    if solved is not graph:
+        c = plan.stats["coarse"]
+        print(f"coarse    {c['ops']} ops: makespan {_fmt_time(c['makespan'], units)} "
+              f"({c['status']}); the plan above is re-timed on all ops")  # fmt: skip
     if args.output:
         print(f"plan written to {args.output}")
     return EXIT_INTERRUPTED if plan.interrupted else 0

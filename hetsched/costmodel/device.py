@@ -77,27 +77,41 @@ _DOUBLE = {"float64", "double", "fp64"}
 # Fraction of peak FLOP/s reached by a large op of each category (compute term), by kind.
 # Figures are typical of well-tuned libraries: GEMM ~70-80 % (oneDNN/cuBLAS), direct/implicit
 # GEMM convolution a little lower, fused attention ~50 %, and vector ops far lower because
-# they rarely saturate FMA units. They matter only when the compute term wins.
+# they rarely saturate FMA units (softmax's exp lower still). They matter only when the
+# compute term wins; ops with no FLOPs (embedding, index, data movement, creation) never.
 DEFAULT_COMPUTE_EFFICIENCY: Mapping[str, Mapping[str, float]] = MappingProxyType(
     {
         "cpu": {"matmul": 0.7, "conv": 0.5, "attention": 0.45, "elementwise": 0.25,
-                "reduction": 0.25, "norm": 0.2, "data_movement": 0.2, "other": 0.2},
+                "reduction": 0.25, "norm": 0.2, "softmax": 0.15, "pool": 0.25,
+                "embedding": 0.2, "index": 0.2, "data_movement": 0.2, "creation": 0.2,
+                "other": 0.2},
         "gpu": {"matmul": 0.75, "conv": 0.6, "attention": 0.5, "elementwise": 0.5,
-                "reduction": 0.4, "norm": 0.35, "data_movement": 0.3, "other": 0.25},
+                "reduction": 0.4, "norm": 0.35, "softmax": 0.3, "pool": 0.4,
+                "embedding": 0.3, "index": 0.3, "data_movement": 0.3, "creation": 0.3,
+                "other": 0.25},
         "asic": {"matmul": 0.8, "conv": 0.8, "attention": 0.4, "elementwise": 0.3,
-                 "reduction": 0.2, "norm": 0.3, "data_movement": 0.2, "other": 0.1},
+                 "reduction": 0.2, "norm": 0.3, "softmax": 0.2, "pool": 0.3,
+                 "embedding": 0.1, "index": 0.1, "data_movement": 0.2, "creation": 0.2,
+                 "other": 0.1},
     }
 )  # fmt: skip
 # Fraction of peak memory bandwidth reached (memory term): STREAM-like ~60-80 %; strided
-# permutes/gathers (data_movement) and reductions lower.
+# permutes (data_movement), row gathers (embedding: contiguous rows) and element gathers
+# and scatters (index: one element per address) lower; write-only fills (creation) high.
 DEFAULT_MEMORY_EFFICIENCY: Mapping[str, Mapping[str, float]] = MappingProxyType(
     {
         "cpu": {"matmul": 0.6, "conv": 0.6, "attention": 0.5, "elementwise": 0.6,
-                "reduction": 0.6, "norm": 0.5, "data_movement": 0.4, "other": 0.4},
+                "reduction": 0.6, "norm": 0.5, "softmax": 0.5, "pool": 0.6,
+                "embedding": 0.4, "index": 0.3, "data_movement": 0.4, "creation": 0.7,
+                "other": 0.4},
         "gpu": {"matmul": 0.8, "conv": 0.75, "attention": 0.7, "elementwise": 0.8,
-                "reduction": 0.7, "norm": 0.7, "data_movement": 0.6, "other": 0.5},
+                "reduction": 0.7, "norm": 0.7, "softmax": 0.7, "pool": 0.75,
+                "embedding": 0.6, "index": 0.5, "data_movement": 0.6, "creation": 0.8,
+                "other": 0.5},
         "asic": {"matmul": 0.7, "conv": 0.7, "attention": 0.5, "elementwise": 0.6,
-                 "reduction": 0.5, "norm": 0.5, "data_movement": 0.4, "other": 0.3},
+                 "reduction": 0.5, "norm": 0.5, "softmax": 0.5, "pool": 0.6,
+                 "embedding": 0.4, "index": 0.3, "data_movement": 0.4, "creation": 0.6,
+                 "other": 0.3},
     }
 )  # fmt: skip
 # Size-dependent factor, for matmul, conv and attention only (the ops whose tiling needs
@@ -330,7 +344,7 @@ def is_supported(node: OpNode, device: Any) -> bool:
     >>> npu = Platform.preset("edge-soc").device("npu0")
     >>> is_supported(OpNode("c", category="conv"), npu)
     True
-    >>> is_supported(OpNode("r", category="reduction"), npu)
+    >>> is_supported(OpNode("r", category="index"), npu)
     False
     """
     return unsupported_reason(node, device) is None

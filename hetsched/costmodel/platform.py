@@ -194,6 +194,34 @@ class Platform:
         )
         return cls(f"homogeneous-{n}", devs, links, f"{n} identical processors, free comm")
 
+    @classmethod
+    def resolve(cls, spec: Platform | str | os.PathLike[str]) -> Platform:
+        """What ``--platform`` and ``hetsched.solve`` take: a ``Platform`` (returned as is),
+        a preset name, or a platform TOML path.
+
+        >>> Platform.resolve("homogeneous-2").name
+        'homogeneous-2'
+        >>> Platform.resolve("no-such")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        hetsched.errors.PlatformError: unknown platform 'no-such': not a preset (presets: ...
+        """
+        if isinstance(spec, Platform):
+            return spec
+        if not isinstance(spec, str | os.PathLike):
+            msg = f"platform must be a Platform, a preset name or a TOML path, not {spec!r}"
+            raise PlatformError(msg)
+        text = os.fspath(spec)
+        if text.endswith(".toml") or os.sep in text or Path(text).is_file():
+            return cls.load(text)
+        if text.startswith("homogeneous-") or text in cls.presets():
+            return cls.preset(text)
+        msg = (
+            f"unknown platform {text!r}: not a preset (presets: {', '.join(cls.presets())}) "
+            "nor a platform TOML file"
+        )
+        raise PlatformError(msg)
+
     # ---- TOML ---------------------------------------------------------------------------
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Platform:

@@ -26,7 +26,7 @@ Examples
 0.555
 >>> m.explain(mm, "npu0").bound
 'compute'
->>> m.op_time(OpNode("s", category="reduction"), "npu0")
+>>> m.op_time(OpNode("s", category="index"), "npu0")
 inf
 >>> m.transfer_time(1e6, "npu0", "gpu") == 5e-6 + 10e-6 + 1e6 * (2 / 34.1e9)
 True

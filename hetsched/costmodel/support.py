@@ -8,7 +8,8 @@ once per distinct ``(op, category, dtype)`` instead of once per node; a wrapped 
 function (:func:`predicate`) is evaluated per node.
 
 Built-in predicates also have a plain-data form (``to_spec``/``from_spec``) used by the
-platform TOML files, e.g. ``{categories = ["conv", "matmul"]}``.
+platform TOML files, e.g. ``{categories = ["conv", "matmul"]}``; a ``reason`` key
+(:func:`because`) says why the device runs what it runs and is quoted in every refusal.
 
 :func:`~hetsched.costmodel.device.is_supported` is the full check used by the cost models:
 the device's predicate *and* the device having compute units for the node's dtype (see
@@ -26,6 +27,9 @@ False
 "category 'reduction' not in {conv, matmul}"
 >>> from_spec(npu.to_spec()) == npu
 True
+>>> mac = from_spec({"categories": ["conv", "matmul"], "reason": "a MAC array only"})
+>>> mac.why_not(OpNode("s", category="softmax"), None)
+"category 'softmax' not in {conv, matmul} (a MAC array only)"
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ __all__ = [
     "Support",
     "all_of",
     "any_of",
+    "because",
     "categories",
     "decline_if_dtype",
     "everything",
@@ -151,6 +156,37 @@ class _Function(Support):
         return None if self.fn(node, device) else self.reason
 
 
+@dataclass(frozen=True)
+class _Reasoned(Support):
+    pred: Support
+    reason: str
+
+    @property
+    def fields(self) -> frozenset[str] | None:  # type: ignore[override]
+        return self.pred.fields
+
+    def why_not(self, node: OpNode, device: Any) -> str | None:
+        r = self.pred.why_not(node, device)
+        return None if r is None else f"{r} ({self.reason})"
+
+    def to_spec(self) -> dict[str, Any]:
+        return {**self.pred.to_spec(), "reason": self.reason}
+
+
+def because(pred: Support, reason: str) -> Support:
+    """``pred`` with the reason a device supports what it does, quoted in every refusal.
+
+    >>> from hetsched.graph import OpNode
+    >>> p = because(categories("conv"), "a convolution engine")
+    >>> p.why_not(OpNode("m", category="matmul"), None)
+    "category 'matmul' not in {conv} (a convolution engine)"
+    """
+    if not isinstance(reason, str) or not reason.strip():
+        msg = f"a support reason must be a non-empty string, got {reason!r}"
+        raise PlatformError(msg)
+    return _Reasoned(pred, reason.strip())
+
+
 def everything() -> Support:
     """Supports every op (the default)."""
     return _Everything()
@@ -240,10 +276,18 @@ _SPEC_KEYS: dict[str, Callable[..., Support]] = {
 
 
 def from_spec(spec: Mapping[str, Any], *, where: str = "supports") -> Support:
-    """Build a predicate from its TOML form; several keys in one table mean :func:`all_of`."""
+    """Build a predicate from its TOML form; several keys in one table mean :func:`all_of`,
+    and a ``reason`` key (a string) is :func:`because`."""
     if not isinstance(spec, Mapping):
         msg = f"{where}: expected a table, got {type(spec).__name__}"
         raise PlatformError(msg)
+    if "reason" in spec:
+        reason = spec["reason"]
+        if not isinstance(reason, str) or not reason.strip():
+            msg = f"{where}.reason: expected a non-empty string, got {reason!r}"
+            raise PlatformError(msg)
+        rest = {k: v for k, v in spec.items() if k != "reason"}
+        return because(from_spec(rest, where=where), reason)
     parts: list[Support] = []
     for key, value in spec.items():
         if key in ("all_of", "any_of"):
@@ -262,7 +306,7 @@ def from_spec(spec: Mapping[str, Any], *, where: str = "supports") -> Support:
                 msg = f"{where}.{key}: {err}"
                 raise PlatformError(msg) from err
         else:
-            known = ", ".join(sorted([*_SPEC_KEYS, "all_of", "any_of"]))
+            known = ", ".join(sorted([*_SPEC_KEYS, "all_of", "any_of", "reason"]))
             msg = f"{where}: unknown key {key!r} (expected one of {known})"
             raise PlatformError(msg)
     return everything() if not parts else all_of(*parts)

@@ -15,11 +15,11 @@ Examples
 >>> from hetsched.costmodel import Platform
 >>> from hetsched.graph import Edge, OpGraph, OpNode
 >>> g = OpGraph("g", [OpNode("a", category="conv", flops=1e9, bytes_read=1e6),
-...                   OpNode("b", category="reduction", bytes_read=1e6)], [Edge("a", "b", 4e6)])
+...                   OpNode("b", category="index", bytes_read=1e6)], [Edge("a", "b", 4e6)])
 >>> t = build_cost_table(g, Platform.preset("edge-soc"))
 >>> t.device_names
 ('cpu', 'gpu', 'npu0', 'npu1')
->>> bool(np.isinf(t.exec[1, 2]))       # NPUs refuse reductions
+>>> bool(np.isinf(t.exec[1, 2]))       # NPUs refuse gathers
 True
 >>> [t.link_names[i] for i in t.route_links[2, 1]]
 ['cpu<->npu0', 'cpu<->gpu']

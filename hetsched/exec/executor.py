@@ -64,10 +64,27 @@ from hetsched.plan import Plan, Transfer, validate
 from hetsched.plan.plan import nearest_source
 from hetsched.problem import DEFAULT_PRECISION, ModeSpec, Problem
 
-__all__ = ["execute"]
+__all__ = ["check_run_options", "execute"]
 
 CLOCKS = ("virtual", "scaled")
 POLICIES = ("plan", "asap")
+
+
+def check_run_options(
+    *,
+    clock: str = "virtual",
+    time_scale: float = 1.0,
+    watchdog: float = 30.0,
+    policy: str = "plan",
+) -> None:
+    """Raise :class:`UsageError` for options :func:`execute` refuses (commands call it first)."""
+    if clock not in CLOCKS or policy not in POLICIES:
+        msg = f"clock must be one of {CLOCKS} and policy one of {POLICIES}"
+        raise UsageError(msg)
+    for name, value in (("time scale", time_scale), ("watchdog", watchdog)):
+        if not (math.isfinite(value) and value > 0):
+            msg = f"{name} must be a finite number > 0, got {value!r}"
+            raise UsageError(msg)
 
 
 def execute(
@@ -115,13 +132,8 @@ def execute(
     PlanError, UsageError
         For a plan that does not fit ``problem`` or bad arguments.
     """
+    check_run_options(clock=clock, time_scale=time_scale, watchdog=watchdog, policy=policy)
     validate(plan, problem)
-    if clock not in CLOCKS or policy not in POLICIES:
-        msg = f"clock must be one of {CLOCKS} and policy one of {POLICIES}"
-        raise UsageError(msg)
-    if not (math.isfinite(time_scale) and time_scale > 0 and watchdog > 0):
-        msg = f"time_scale and watchdog must be positive, got {time_scale!r}, {watchdog!r}"
-        raise UsageError(msg)
     specs = parse_faults(faults)
     check_faults(specs, problem)
     runner = make_runner(problem, graph, program, inputs)

@@ -24,6 +24,7 @@ True
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,9 +34,23 @@ from hetsched.plan import Plan, Transfer, mode_ids
 from hetsched.plan.plan import nearest_source
 from hetsched.problem import Problem
 
-__all__ = ["Simulation", "planned_transfers", "robustness", "simulate"]
+__all__ = ["Simulation", "check_noise", "planned_transfers", "robustness", "simulate"]
 
 DISTRIBUTIONS = ("lognormal", "uniform")
+
+
+def check_noise(noise: float, samples: int, dist: str = "lognormal") -> None:
+    """Raise :class:`UsageError` for what :func:`simulate` refuses (commands call it first)."""
+    if dist not in DISTRIBUTIONS:
+        msg = f"dist must be one of {DISTRIBUTIONS}, got {dist!r}"
+        raise UsageError(msg)
+    if not (math.isfinite(noise) and noise >= 0) or (dist == "uniform" and noise >= 1):
+        bound = " and < 1 for uniform noise" if dist == "uniform" else ""
+        msg = f"noise must be a finite number >= 0{bound}, got {noise!r}"
+        raise UsageError(msg)
+    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
+        msg = f"samples must be an integer >= 1, got {samples!r}"
+        raise UsageError(msg)
 
 
 @dataclass(frozen=True)
@@ -85,12 +100,10 @@ def simulate(
         For a negative noise, a uniform noise of 1 or more, no samples, an unknown
         distribution or policy, or duration arrays of the wrong shape.
     """
-    if dist not in DISTRIBUTIONS or policy not in ("asap", "plan"):
-        msg = f"dist must be one of {DISTRIBUTIONS} and policy 'asap' or 'plan'"
+    if policy not in ("asap", "plan"):
+        msg = f"policy must be 'asap' or 'plan', got {policy!r}"
         raise UsageError(msg)
-    if not (noise >= 0 and samples >= 1) or (dist == "uniform" and noise >= 1):
-        msg = f"need noise >= 0 (< 1 for uniform) and samples >= 1, got {noise!r}, {samples!r}"
-        raise UsageError(msg)
+    check_noise(noise, samples, dist)
     p, q = problem, problem.quantum
     m = mode_ids(plan, p)
     devs = [p.modes.devices_of(int(k)) for k in m]

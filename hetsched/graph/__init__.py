@@ -11,6 +11,7 @@ from hetsched.graph import zoo
 from hetsched.graph.coarsen import CoarsenReport, coarsen, coarsen_with_report
 from hetsched.graph.flops import classify_op, node_flops
 from hetsched.graph.formats import from_dict, graph_sha256, load, parse_stg, read_stg, save, to_dict
+from hetsched.graph.fusion import FusionReport, fuse, fuse_with_report
 from hetsched.graph.opgraph import CATEGORIES, Edge, OpGraph, OpNode, Tensor
 from hetsched.graph.resolve import load_graph_spec, load_program_spec
 from hetsched.graph.summary import GraphSummary, format_summary, summarize
@@ -21,6 +22,7 @@ __all__ = [
     "CATEGORIES",
     "CoarsenReport",
     "Edge",
+    "FusionReport",
     "GraphSummary",
     "ModelInfo",
     "OpGraph",
@@ -34,6 +36,8 @@ __all__ = [
     "from_exported",
     "from_fx",
     "from_torch",
+    "fuse",
+    "fuse_with_report",
     "graph_sha256",
     "list_models",
     "load",

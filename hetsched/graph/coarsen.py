@@ -17,6 +17,9 @@ A merged node takes the name, op and category of its representative: the member 
 FLOPs (ties: a non-cheap member, then the earliest); ``flops``, ``bytes_read``,
 ``bytes_written``, ``param_bytes`` and explicit ``cost`` (keys common to all members) are
 summed; ``out_bytes`` counts the members whose output leaves the group (or leaves the graph).
+It lists its members in ``parts`` (a fused member by its own parts), so a device runs the group
+only if it runs every member: the category of the representative never lets a group holding a
+``cat`` or an int64 ``arange`` onto a device that refuses those.
 Tensors keep their name, size and dtype: a tensor produced in group G and read in other groups
 goes from G's merged node to those groups (its consumers inside G are dropped); a tensor read
 only inside G disappears. A tensor shared by two groups thus stays one tensor, moved once per
@@ -216,6 +219,15 @@ def _cost(nodes: list[OpNode]) -> dict[str, float] | None:
     return {k: sum(c[k] for c in costs if c is not None) for k in sorted(keys)}
 
 
+def _parts(nodes: list[OpNode]) -> tuple[OpNode, ...]:
+    """What a merged node is made of: each member's parts, or the member itself."""
+    return tuple(
+        x
+        for n in nodes
+        for x in (n.parts or (OpNode(n.name, op=n.op, category=n.category, dtype=n.dtype),))
+    )
+
+
 def _quotient_tensors(
     graph: OpGraph, group_of: dict[str, str], name_of: dict[str, str]
 ) -> list[Tensor]:
@@ -283,6 +295,7 @@ def coarsen_with_report(
                 shape=last.shape,
                 module=module,
                 cost=_cost(mnodes),
+                parts=_parts(mnodes) if len(mnodes) > 1 else r.parts,
             )
         )
         if len(members) > 1:

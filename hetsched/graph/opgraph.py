@@ -39,18 +39,51 @@ import numpy as np
 
 from hetsched.errors import GraphError
 
-__all__ = ["CATEGORIES", "Edge", "OpGraph", "OpNode", "Tensor"]
+__all__ = ["CATEGORIES", "DTYPES", "Edge", "OpGraph", "OpNode", "Tensor"]
 
+# What an op *is* (whether a device runs it is the platform's support predicate): see
+# hetsched.graph.optable for how aten ops are placed. ``other`` is an op hetsched does not
+# know; ``hetsched ops`` lists them.
 CATEGORIES: tuple[str, ...] = (
-    "matmul",
-    "conv",
-    "attention",
-    "elementwise",
-    "reduction",
-    "norm",
-    "data_movement",
-    "other",
+    "matmul",  # mm, linear, bmm, einsum
+    "conv",  # convolutions, transposed too
+    "attention",  # scaled dot-product attention, whole
+    "elementwise",  # pointwise: activations, arithmetic, comparisons, where
+    "reduction",  # sum, mean, amax, var, cumsum, topk, losses
+    "norm",  # layer/batch/group/RMS norm
+    "softmax",  # softmax, log_softmax
+    "pool",  # max/avg pooling, adaptive pools
+    "embedding",  # table lookups: reads the rows it gathers
+    "index",  # gather, scatter, index, index_put, nonzero, masked_select
+    "data_movement",  # cat, copies and casts, pads, repeats, resampling
+    "creation",  # arange, full, zeros, *_like: write only
+    "other",  # unknown to hetsched
 )
+# Element types a node or tensor may declare: torch's dtype names and aliases, and the
+# short names of the cost model's dtype classes.
+DTYPES: tuple[str, ...] = (
+    "float32", "float16", "bfloat16", "float64", "int8", "uint8", "int16", "int32", "int64",
+    "bool", "complex32", "complex64", "complex128", "uint16", "uint32", "uint64",
+    "float8_e4m3fn", "float8_e4m3fnuz", "float8_e5m2", "float8_e5m2fnuz", "float8_e8m0fnu",
+    "float4_e2m1fn_x2", "qint8", "quint8", "qint32", "quint4x2", "quint2x4",
+    "int1", "int2", "int3", "int4", "int5", "int6", "int7",
+    "uint1", "uint2", "uint3", "uint4", "uint5", "uint6", "uint7",
+    "bits1x8", "bits2x4", "bits4x2", "bits8", "bits16",
+)  # fmt: skip
+_DTYPE_ALIASES = frozenset({
+    "float", "double", "half", "long", "int", "short", "cfloat", "cdouble", "chalf", "bit",
+    "fp32", "fp16", "bf16", "tf32", "fp64",
+})  # fmt: skip
+_KNOWN_DTYPES = frozenset(DTYPES) | _DTYPE_ALIASES
+
+
+def _check_dtype(dtype: object, where: str) -> None:
+    """A dtype name torch (or the cost model) knows, with or without ``torch.``."""
+    if isinstance(dtype, str) and dtype.removeprefix("torch.") in _KNOWN_DTYPES:
+        return
+    msg = f"{where}: unknown dtype {dtype!r} (expected one of {', '.join(DTYPES)})"
+    raise GraphError(msg)
+
 
 _SIZE_FIELDS = ("flops", "bytes_read", "bytes_written", "param_bytes", "out_bytes")
 
@@ -63,9 +96,10 @@ class OpNode:
     ----------
     name : unique node name (the fx node name for imported graphs).
     op : the operator, e.g. ``"aten.mm.default"``.
-    category : one of :data:`CATEGORIES`.
+    category : one of :data:`CATEGORIES`: what the op is.
     flops, bytes_read, bytes_written, param_bytes, out_bytes : sizes, non-negative.
-    dtype : element type of the output, e.g. ``"float32"``.
+    dtype : element type of the output, one of :data:`DTYPES` (or a torch alias such as
+        ``"half"``; a ``"torch."`` prefix is allowed), e.g. ``"float32"``.
     shape : output shape.
     module : ``nn.Module`` path the op came from (``""`` if unknown).
     cost : optional explicit cost per device kind or device name (seconds, or the graph's
@@ -98,6 +132,7 @@ class OpNode:
                 f"(expected one of {', '.join(CATEGORIES)})"
             )
             raise GraphError(msg)
+        _check_dtype(self.dtype, f"node {self.name!r}")
         for f in _SIZE_FIELDS:
             v = getattr(self, f)
             if not isinstance(v, int | float) or isinstance(v, bool):
@@ -200,6 +235,7 @@ class Tensor:
         if not dsts:
             msg = f"tensor {self.name!r} from {self.src!r} has no consumer"
             raise GraphError(msg)
+        _check_dtype(self.dtype, f"tensor {self.name!r}")
         object.__setattr__(self, "dsts", dsts)
         object.__setattr__(self, "bytes", float(b))
 

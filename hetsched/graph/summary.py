@@ -26,6 +26,9 @@ __all__ = ["GraphSummary", "format_summary", "summarize"]
 class GraphSummary:
     """Sizes of a graph.
 
+    ``assumed_sizes`` says, one line each, at which size a dynamic dimension or a
+    data-dependent output was costed (``meta["dynamic_shapes"]``, ``meta["data_dependent"]``).
+
     Byte totals sum over nodes (a weight read by two ops counts twice), except
     ``param_bytes``: the importer's count of distinct parameter bytes
     (``meta["param_bytes_total"]``) when the graph has one, else the sum over nodes.
@@ -46,10 +49,12 @@ class GraphSummary:
     critical_path: tuple[str, ...]
     explicit_costs: bool
     source: str
+    assumed_sizes: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         d = dict(self.__dict__)
         d["critical_path"] = list(self.critical_path)
+        d["assumed_sizes"] = list(self.assumed_sizes)
         return d
 
 
@@ -83,7 +88,24 @@ def summarize(graph: OpGraph) -> GraphSummary:
         critical_path=tuple(path),
         explicit_costs=explicit,
         source=str(graph.meta.get("source", graph.meta.get("format_source", ""))),
+        assumed_sizes=_assumed_sizes(graph),
     )
+
+
+def _assumed_sizes(graph: OpGraph) -> tuple[str, ...]:
+    """One line per dynamic dimension and per data-dependent op of an imported graph."""
+    lines = []
+    dynamic = graph.meta.get("dynamic_shapes") or {}
+    for sym, d in dynamic.items() if isinstance(dynamic, dict) else ():
+        where = f" ({d.get('input')})" if d.get("input") else ""
+        lines.append(f"{sym}{where} = {d.get('size')}: {d.get('basis')}")
+    data = graph.meta.get("data_dependent") or {}
+    for op, d in data.items() if isinstance(data, dict) else ():
+        sizes = ", ".join(f"{k} = {v}" for k, v in dict(d.get("assumed", {})).items())
+        shape = ", ".join(str(x) for x in d.get("shape", []))
+        lines.append(f"{op} ({d.get('op')}) output ({shape}) depends on the data: "
+                     f"{sizes} assumed ({d.get('basis')})")  # fmt: skip
+    return tuple(lines)
 
 
 def _bytes(b: float) -> str:
@@ -114,6 +136,8 @@ def format_summary(s: GraphSummary, *, path_limit: int = 6) -> str:
         f"  critical path   {s.critical_path_gflops:.4g} {unit} over {s.critical_path_length} "
         f"nodes: {' -> '.join(shown)}"
     )
+    for i, line in enumerate(s.assumed_sizes):
+        lines.append(f"  {'assumed size' if i == 0 else '':<15} {line}")
     lines.append(f"  {'category':<14}  {'nodes':>6}  {'GFLOP':>10}  {'share':>6}")
     for c, k in s.categories.items():
         gf = s.category_gflops.get(c, 0.0)

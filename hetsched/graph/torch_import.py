@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import math
 import operator
 import os
 import sys
@@ -33,8 +34,11 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from hetsched.errors import GraphError
+from hetsched.graph.dynamic import finite_upper as _finite_upper
+from hetsched.graph.dynamic import symbol_sizes
+from hetsched.graph.dynamic import value_range as _value_range
 from hetsched.graph.flops import (
-    classify_op,
+    SymbolSizes,
     dtype_name,
     node_flops,
     op_name,
@@ -43,6 +47,7 @@ from hetsched.graph.flops import (
     tensors_in,
 )
 from hetsched.graph.opgraph import OpGraph, OpNode, Tensor
+from hetsched.graph.optable import OpKind, op_kind
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -64,7 +69,7 @@ def _module_path(fx_node: fx.Node) -> str:
 
 # Ops that move no data in a graph like this one, although their schema has no view alias.
 _ALIAS_LIKE = frozenset(
-    {"_unsafe_view", "lift_fresh", "lift_fresh_copy", "detach", "detach_", "dropout"}
+    {"_unsafe_view", "lift_fresh", "lift_fresh_copy", "detach", "detach_", "dropout", "dropout_"}
 )
 
 
@@ -92,11 +97,33 @@ def _is_view(fx_node: fx.Node, outs: list[Any]) -> bool:
         return True
 
 
+def _out_kwarg_nodes(n: fx.Node) -> set[str]:
+    """fx names passed only as an ``out=`` tensor: written by the op, not read."""
+    from torch import fx
+
+    out = n.kwargs.get("out")
+    items = out if isinstance(out, list | tuple) else [out]
+    return {x.name for x in items if isinstance(x, fx.Node)}
+
+
+def _gathered_bytes(kind: OpKind, n: fx.Node, out_bytes: float) -> float:
+    """Bytes of its table or source a gather reads: the rows it gathers (its output's worth;
+    for an embedding bag, one row per index)."""
+    if kind.canonical.startswith(("embedding_bag", "_embedding_bag")) and len(n.args) > 1:
+        table, idx = (tensors_in(getattr(a, "meta", {}).get("val")) for a in n.args[:2])
+        if table and idx and table[0].dim() == 2:
+            row = shape_of(table[0])[1] * table[0].dtype.itemsize
+            return float(math.prod(shape_of(idx[0])) * row)
+    return out_bytes
+
+
 class _Importer:
     """One pass over an fx graph in topological order (see :func:`from_exported`)."""
 
-    def __init__(self, params: set[str]) -> None:
+    def __init__(self, params: set[str], sizes: SymbolSizes | None = None) -> None:
         self.params = params
+        self.sizes = sizes or SymbolSizes()
+        self.data_dependent: dict[str, dict[str, Any]] = {}  # op -> what size was assumed
         # fx name -> (kind, owner, base bytes, element); kind is "op", "param" or "input";
         # owner is the OpNode name (kind "op") or the placeholder name; element is "" for
         # an op's whole output and "[i]" for item i of a tuple output (views keep theirs).
@@ -110,14 +137,18 @@ class _Importer:
         self.fx_nodes: dict[str, list[str]] = {}
         self.outputs: list[str] = []
         self.param_total = 0.0
-        self.kinds: dict[Any, tuple[str, str]] = {}
+        self.kinds: dict[Any, tuple[str, OpKind]] = {}
+
+    def nbytes(self, val: Any) -> float:
+        """Bytes of the tensors in an fx value, symbolic sizes as this import costs them."""
+        return float(sum(tensor_bytes(t, self.sizes) for t in tensors_in(val)))
 
     def run(self, graph: fx.Graph) -> None:
         for n in graph.nodes:
             if n.op in ("placeholder", "get_attr"):
                 val = n.meta.get("val")
                 kind = "param" if n.op == "get_attr" or n.name in self.params else "input"
-                size = float(sum(tensor_bytes(t) for t in tensors_in(val)))
+                size = self.nbytes(val)
                 self.route[n.name] = (kind, n.name, size, "")
                 if kind == "param":
                     self.param_total += size
@@ -143,7 +174,7 @@ class _Importer:
             # one item of an op's tuple output (values and indices, mean and rstd): a tensor
             # of its own; items of a view's tuple (split, chunk, unbind) share its storage
             element = f"{element}[{n.args[1]}]"
-            base = float(sum(tensor_bytes(t) for t in outs))
+            base = self.nbytes(outs)
         if not outs:  # a symbolic size or an assert: keeps the dependency, carries no data
             base = 0.0
         self.route[n.name] = (kind, owner, base, element)
@@ -162,41 +193,78 @@ class _Importer:
             self.fx_nodes[op].append(x)
             stack.extend(a.name for a in self.absorbed_inputs[x])
 
-    def _kind(self, target: Any) -> tuple[str, str]:
-        """``(op string, category)`` of an fx target, cached per overload."""
+    def _kind(self, target: Any) -> tuple[str, OpKind]:
+        """``(op string, OpKind)`` of an fx target, cached per overload."""
         hit = self.kinds.get(target)
         if hit is None:
-            import torch
-
-            op, packet = op_name(target)
-            pointwise = torch.Tag.pointwise in getattr(target, "tags", ())
-            hit = self.kinds[target] = (op, classify_op(packet, pointwise=pointwise))
+            hit = self.kinds[target] = (op_name(target)[0], op_kind(target))
         return hit
+
+    def _bind_data_dependent(self, n: fx.Node, op: str, val: Any, ins: list[Any]) -> None:
+        """Give each size symbol first produced by ``n`` (``nonzero``'s row count) a size.
+
+        The symbol's declared range when it has a finite one, else the element count of the
+        op's largest input (no selection, gather or unique returns more), recorded in
+        ``data_dependent``.
+        """
+        from torch.fx.experimental.symbolic_shapes import free_unbacked_symbols
+
+        new = sorted(
+            (u for u in free_unbacked_symbols(val) if str(u) not in self.sizes.values), key=str
+        )
+        if not new:
+            return
+        largest = max((math.prod(shape_of(t, self.sizes)) for t in ins), default=1)
+        assumed: dict[str, int] = {}
+        basis = "elements of the largest input"
+        for u in new:
+            upper = _finite_upper(_value_range(val, u))
+            size = upper if upper is not None else largest
+            if upper is not None:
+                basis = "declared range"
+            self.sizes.bind(str(u), size)
+            assumed[str(u)] = size
+        outs = tensors_in(val)
+        shape = [str(d) for d in outs[0].shape] if outs else []
+        self.data_dependent[n.name] = {
+            "op": op, "shape": shape, "assumed": assumed, "basis": basis,
+        }  # fmt: skip
 
     def _compute(self, n: fx.Node, val: Any, outs: list[Any]) -> None:
         from torch import fx
 
-        op, category = self._kind(n.target)
+        op, kind = self._kind(n.target)
+        category = kind.category
         name = n.name
         self.fx_nodes[name] = [name]
+        ins = [t for a in n.all_input_nodes for t in tensors_in(a.meta.get("val"))]
+        self._bind_data_dependent(n, op, val, ins)
+        out_bytes = self.nbytes(outs)
+        first = n.args[0] if n.args and isinstance(n.args[0], fx.Node) else None
+        written = _out_kwarg_nodes(n)
         read = param = 0.0
         for a in n.all_input_nodes:
             self._claim(a.name, name)
             r = self.route.get(a.name)
             if r is None:
                 continue
-            kind, src, base, element = r
-            b = float(sum(tensor_bytes(t) for t in tensors_in(a.meta.get("val"))))
+            kind_, src, base, element = r
+            b = self.nbytes(a.meta.get("val"))
             b = min(b, base) if base else b
-            read += b
-            if kind == "param":
+            if kind.reads == "shape" or a.name in written:  # no element is read
+                if kind_ == "op":
+                    self._read(a, src, element, base, name, 0.0)
+                continue
+            # a gather reads the rows it gathers, but the whole source must be where it runs
+            read += min(b, _gathered_bytes(kind, n, out_bytes)) if a is first and \
+                kind.reads == "gathered" else b  # fmt: skip
+            if kind_ == "param":
                 param += b
-            elif kind == "op":
+            elif kind_ == "op":
                 self._read(a, src, element, base, name, b)
-        out_bytes = float(sum(tensor_bytes(t) for t in outs))
         args = fx.node.map_arg(n.args, lambda x: x.meta.get("val"))
         kwargs = fx.node.map_arg(n.kwargs, lambda x: x.meta.get("val"))
-        flops = node_flops(n.target, args, dict(kwargs), val, category)
+        flops = node_flops(n.target, args, dict(kwargs), val, category, sizes=self.sizes)
         self.nodes.append(
             OpNode(
                 name,
@@ -208,7 +276,7 @@ class _Importer:
                 param_bytes=param,
                 out_bytes=out_bytes,
                 dtype=dtype_name(outs[0].dtype),
-                shape=shape_of(outs[0]),
+                shape=shape_of(outs[0], self.sizes),
                 module=_module_path(n),
             )
         )
@@ -255,7 +323,13 @@ def from_exported(ep: torch.export.ExportedProgram, *, name: str | None = None) 
         ``outputs`` (fx names feeding the output), ``fx_nodes`` (OpNode name -> the fx nodes it
         covers, absorbed views and getitems included), ``param_bytes_total`` (bytes of all
         parameters, buffers and constants, each counted once) and, when some view chain
-        reaches an output without any op, ``unowned`` (those fx names).
+        reaches an output without any op, ``unowned`` (those fx names). A program exported
+        with dynamic dimensions is costed at each ``Dim``'s upper bound, or at the example's
+        size where the ``Dim`` has none: ``dynamic_shapes`` says which, per symbol (see
+        :func:`hetsched.graph.dynamic.symbol_sizes`). Ops whose output size depends on the
+        data (``nonzero``, ``masked_select``, ``unique``) are costed at an upper bound and
+        listed in ``data_dependent`` (op name -> ``op``, symbolic ``shape``, ``assumed``
+        sizes, ``basis``).
 
     Raises
     ------
@@ -268,7 +342,8 @@ def from_exported(ep: torch.export.ExportedProgram, *, name: str | None = None) 
         *sig.inputs_to_buffers,
         *sig.inputs_to_lifted_tensor_constants,
     }
-    imp = _Importer(params)
+    sizes, dynamic = symbol_sizes(ep)
+    imp = _Importer(params, sizes)
     imp.run(ep.graph)
     gname = name or "exported"
     if not imp.nodes:
@@ -284,6 +359,10 @@ def from_exported(ep: torch.export.ExportedProgram, *, name: str | None = None) 
     }
     if unowned:
         meta["unowned"] = unowned
+    if dynamic:
+        meta["dynamic_shapes"] = dynamic
+    if imp.data_dependent:
+        meta["data_dependent"] = imp.data_dependent
     return OpGraph(gname, imp.nodes, tensors=imp.tensor_list(), meta=meta)
 
 

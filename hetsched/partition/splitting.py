@@ -3,9 +3,11 @@
 :func:`apply` maps every fx node to the device of the op that covers it (the first device of
 a multi-device mode: the split program computes such an op once, there)
 (``graph.meta["fx_nodes"]``; absorbed views and getitems follow their op, the rest follow
-their first consumer, else their producer), cuts the node order into segments wherever the
-device changes, and calls :func:`torch.fx.passes.split_module.split_module`. Segments only
-depend on earlier ones, so the split module calls them in a valid order. Each submodule
+their first consumer, else their producer), takes the fx nodes of each op as one unit (a fused
+op's members stay together even when the program interleaves them with other ops), cuts a
+topological order of the units into segments wherever the device changes, and calls
+:func:`torch.fx.passes.split_module.split_module`. Segments only depend on earlier ones, so
+the split module calls them in a valid order. Each submodule
 carries ``device``; the parent carries ``hetsched_devices`` (submodule -> device) and
 ``hetsched_segments`` (one row per segment: device, ops, FLOPs).
 
@@ -37,6 +39,7 @@ devices: cpu 1 segment(s), gpu 1 segment(s)
 
 from __future__ import annotations
 
+import heapq
 from typing import TYPE_CHECKING, Any
 
 from hetsched.errors import PlanError
@@ -101,6 +104,56 @@ def node_devices(plan: Plan, graph: OpGraph, gm: fx.GraphModule) -> dict[str, st
     return dev
 
 
+def _segments(
+    gm: fx.GraphModule, dev: dict[str, str], owner: dict[str, str]
+) -> tuple[dict[str, int], list[str]]:
+    """Segment of every fx node with a device, and the device of every segment.
+
+    A *unit* is the fx nodes of one op (``owner``), or one fx node no op covers. Units go in
+    a topological order of the units' dependencies (ties: the unit's first fx node first) and
+    a new segment starts wherever the device changes. A fused op whose members are not
+    adjacent in the program (a residual add after a later branch) thus stays one piece, and
+    every segment depends only on earlier ones.
+    """
+    compute = [n for n in gm.graph.nodes if n.name in dev]
+    unit_of = {n.name: owner.get(n.name, n.name) for n in compute}
+    members: dict[str, list[str]] = {}
+    for n in compute:
+        members.setdefault(unit_of[n.name], []).append(n.name)
+    first = {u: i for i, u in enumerate(members)}
+    succs: dict[str, set[str]] = {u: set() for u in members}
+    indeg = dict.fromkeys(members, 0)
+    for n in compute:
+        u = unit_of[n.name]
+        for a in n.all_input_nodes:
+            w = unit_of.get(a.name)
+            if w is not None and w != u and u not in succs[w]:
+                succs[w].add(u)
+                indeg[u] += 1
+    ready = [(first[u], u) for u in members if indeg[u] == 0]
+    heapq.heapify(ready)
+    seg_of: dict[str, int] = {}
+    seg_dev: list[str] = []
+    while ready:
+        _, u = heapq.heappop(ready)
+        d = dev[members[u][0]]
+        if not seg_dev or seg_dev[-1] != d:
+            seg_dev.append(d)
+        seg_of.update(dict.fromkeys(members[u], len(seg_dev) - 1))
+        for s in sorted(succs[u], key=first.__getitem__):
+            indeg[s] -= 1
+            if indeg[s] == 0:
+                heapq.heappush(ready, (first[s], s))
+    if len(seg_of) != len(compute):
+        stuck = sorted((u for u in members if indeg[u] > 0), key=first.__getitem__)
+        msg = (
+            f"the ops {', '.join(stuck[:5])} depend on each other through the program: "
+            "their fx node groups (graph.meta['fx_nodes']) do not form a DAG"
+        )
+        raise PlanError(msg)
+    return seg_of, seg_dev
+
+
 def apply(plan: Plan, program: Any, graph: OpGraph) -> fx.GraphModule:
     """Split ``program`` (ExportedProgram or GraphModule) by ``plan``; see the module docs.
 
@@ -114,19 +167,8 @@ def apply(plan: Plan, program: Any, graph: OpGraph) -> fx.GraphModule:
 
     gm = _as_graph_module(program)
     dev = node_devices(plan, graph, gm)
-    seg_of: dict[str, int] = {}
-    seg_dev: list[str] = []
     owner = {x: op for op, names in graph.meta["fx_nodes"].items() for x in names}
-    for n in gm.graph.nodes:
-        if n.name not in dev:
-            continue
-        d = dev[n.name]
-        if n.name in owner and owner[n.name] != n.name and owner[n.name] in seg_of:
-            seg_of[n.name] = seg_of[owner[n.name]]  # absorbed: stays with its op
-            continue
-        if not seg_dev or seg_dev[-1] != d:
-            seg_dev.append(d)
-        seg_of[n.name] = len(seg_dev) - 1
+    seg_of, seg_dev = _segments(gm, dev, owner)
     split = split_module(gm, gm, lambda n: seg_of.get(n.name, 0))
     # Keep the program's calling convention (pytree in/out specs of ExportedProgram.module()).
     split.graph._codegen = gm.graph._codegen

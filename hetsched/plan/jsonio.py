@@ -3,7 +3,9 @@
 Version 2 records each op's mode (``device``, ``devices`` when it occupies several,
 ``precision``, ``tag``), one transfer per (tensor, destination device), each device's
 ``memory``, the ``baselines`` and the ``pipeline``/``modulo`` results as their own fields.
-Version 1 files (one device per op, one transfer per edge) still load.
+``graph`` names the graph the plan is for: ``name``, ``sha256`` and ``ops`` (its op count,
+so a plan run on another version of a graph, coarsened or fused, can say so). Version 1
+files (one device per op, one transfer per edge) still load.
 
 Examples
 --------
@@ -46,7 +48,7 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
     """The ``hetsched.plan/2`` document of ``plan``."""
     doc: dict[str, Any] = {
         "format": PLAN_FORMAT,
-        "graph": {"name": plan.graph_name, "sha256": plan.graph_sha256},
+        "graph": {"name": plan.graph_name, "sha256": plan.graph_sha256, "ops": len(plan.modes)},
         "platform": plan.platform,
         "objective": plan.objective,
         "solver": plan.solver,
@@ -133,6 +135,9 @@ def plan_from_dict(doc: Any, *, source: str = "<plan>") -> Plan:
         finish = {str(n["name"]): float(n["finish"]) for n in nodes}
         transfers = tuple(_transfer(t, fmt) for t in doc.get("transfers", []))
         graph = doc.get("graph", {})
+        if "ops" in graph and int(graph["ops"]) != len(modes):
+            msg = f"{source}: graph.ops says {graph['ops']} ops but the plan places {len(modes)}"
+            raise PlanError(msg)
         status = str(doc["status"])
         plan = Plan(
             modes=MappingProxyType(modes),

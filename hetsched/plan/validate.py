@@ -37,7 +37,7 @@ from hetsched.plan.memory import static_usage, within
 from hetsched.plan.plan import Plan, Transfer, mode_ids
 from hetsched.problem import Problem
 
-__all__ = ["validate"]
+__all__ = ["graph_mismatch", "validate"]
 
 
 def validate(plan: Plan, problem: Problem, *, tol: float = 1e-6) -> None:
@@ -46,12 +46,9 @@ def validate(plan: Plan, problem: Problem, *, tol: float = 1e-6) -> None:
     Independent of any solver: works on real times converted back to units, with an
     absolute tolerance of ``tol`` units.
     """
-    if plan.graph_sha256 and problem.graph_sha256 and plan.graph_sha256 != problem.graph_sha256:
-        msg = (
-            f"plan is for graph {plan.graph_name!r} (sha256 {plan.graph_sha256[:12]}), not "
-            f"{problem.name!r} (sha256 {problem.graph_sha256[:12]})"
-        )
-        raise PlanError(msg)
+    other = graph_mismatch(plan, problem.name, problem.n, problem.graph_sha256)
+    if other:
+        raise PlanError(other)
     m = mode_ids(plan, problem)
     q = problem.quantum
     names = problem.names
@@ -92,6 +89,27 @@ def validate(plan: Plan, problem: Problem, *, tol: float = 1e-6) -> None:
     if plan.lower_bound > plan.makespan * (1 + 1e-9) + tol * q:
         msg = f"plan lower bound {plan.lower_bound!r} exceeds its makespan {plan.makespan!r}"
         raise PlanError(msg)
+
+
+def graph_mismatch(plan: Plan, name: str, ops: int, sha256: str) -> str | None:
+    """``None`` when ``plan`` is for the graph ``name`` (``ops`` ops, hash ``sha256``; an
+    empty hash on either side is not checked), else a message saying which graph the plan is
+    for, which it was given, and the likely reason they differ."""
+    if not (plan.graph_sha256 and sha256) or plan.graph_sha256 == sha256:
+        return None
+    mine = len(plan.modes)
+    if plan.graph_name != name:
+        why = "give the graph the plan was solved for"
+    elif mine < ops:
+        why = "the plan's has fewer ops: solved with --coarsen or fusion? Build this one so too"
+    elif mine > ops:
+        why = "this one has fewer ops: coarsened or fused where the plan's graph was not?"
+    else:
+        why = "same op count, other sizes or costs: exported with other --size/--batch/--seq?"
+    return (
+        f"plan is for graph {plan.graph_name!r} ({mine} ops, sha256 {plan.graph_sha256[:12]}), "
+        f"not {name!r} ({ops} ops, sha256 {sha256[:12]}): {why}"
+    )
 
 
 def _where(problem: Problem, mode: int) -> str:

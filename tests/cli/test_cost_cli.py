@@ -16,10 +16,10 @@ def graph_file(tmp_path):
         "cli",
         [
             OpNode("conv", category="conv", flops=1e9, bytes_read=4e6, out_bytes=4e6),
-            OpNode("pool", category="reduction", flops=1e6, bytes_read=4e6),
+            OpNode("perm", category="data_movement", flops=0.0, bytes_read=4e6),
             OpNode("fc", category="matmul", flops=2e8, bytes_read=1e6),
         ],
-        [Edge("conv", "pool", 4e6), Edge("pool", "fc", 1e4)],
+        [Edge("conv", "perm", 4e6), Edge("perm", "fc", 1e4)],
     )
     path = tmp_path / "g.json"
     save(g, path)
@@ -53,7 +53,7 @@ def test_platforms_show(capsys, tmp_path) -> None:
 
 def test_platforms_unknown(capsys) -> None:
     assert main(["platforms", "nope"]) == 2
-    assert "unknown platform preset 'nope'" in one_error_line(capsys.readouterr().err)
+    assert "unknown platform 'nope': not a preset" in one_error_line(capsys.readouterr().err)
 
 
 def test_cost_table(capsys, graph_file) -> None:
@@ -63,8 +63,8 @@ def test_cost_table(capsys, graph_file) -> None:
     assert "\nconv " in rows and "\nfc " not in rows
     assert main(["cost", graph_file]) == 0
     out = capsys.readouterr().out
-    pool = next(line for line in out.splitlines() if line.startswith("pool"))
-    assert pool.count(" - ") + pool.count("-  ") >= 2  # NPUs refuse the reduction
+    perm = next(line for line in out.splitlines() if line.startswith("perm"))
+    assert perm.count(" - ") + perm.count("-  ") >= 2  # NPUs refuse the layout change
 
 
 def test_cost_explain(capsys, graph_file) -> None:

@@ -29,6 +29,7 @@ def test_models_lists_the_zoo(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_export_then_inspect(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("torch")
+    (tmp_path / "out").mkdir()  # -o makes no directories
     path = tmp_path / "out" / "mlp.json"
     assert main(["export", "mlp", "--size", "tiny", "--batch", "2", "-o", str(path)]) == 0
     assert "wrote" in capsys.readouterr().out
@@ -39,9 +40,10 @@ def test_export_then_inspect(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert out.startswith(f"graph mlp-tiny: {len(g.nodes)} nodes") and "critical path" in out
     assert main(["inspect", str(path), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["nodes"] == len(g.nodes)
-    coarse = tmp_path / "coarse.json"
-    assert main(["export", "mlp", "--coarsen", "-o", str(coarse)]) == 0
-    assert len(load(coarse).nodes) < len(g.nodes)
+    coarse, plain = tmp_path / "coarse.json", tmp_path / "plain.json"
+    assert main(["export", "mlp", "--no-fuse", "-o", str(plain)]) == 0
+    assert main(["export", "mlp", "--no-fuse", "--coarsen", "-o", str(coarse)]) == 0
+    assert len(load(coarse).nodes) < len(load(plain).nodes)
 
 
 def test_inspect_zoo_name_and_stg(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -95,7 +97,7 @@ def test_factory_spec(
     [
         (["inspect", "vgg"], "unknown graph 'vgg'"),
         (["inspect", "missing.json"], "no such file"),
-        (["export", "gpt", "--batch", "0", "-o", "x.json"], "--batch and --seq must be >= 1"),
+        (["export", "gpt", "--batch", "0", "-o", "x.json"], "--batch must be an integer >= 1"),
         (["export", "gpt", "--size", "huge", "-o", "x.json"], "invalid choice: 'huge'"),
         (["export", "gpt"], "required: -o/--output"),
         (["export", "g.json", "-o", "x.json"], "no such file"),

@@ -241,3 +241,116 @@ def test_random_tensor_dags_keep_tensor_identity(seed: int) -> None:
                 expect[t.name] = (group_of[t.src], outside, t.bytes, t.dtype)
         got = {t.name: (t.src, set(t.dsts), t.bytes, t.dtype) for t in c.tensors}
         assert got == expect
+
+
+# ------------------------------------------------------------- support of coarsened groups
+
+
+def test_a_group_lists_its_members_as_parts() -> None:
+    c = coarsen(_chain())
+    assert [(p.name, p.category) for p in c.node("mm").parts] == [
+        ("mm", "matmul"), ("relu", "elementwise")]  # fmt: skip
+    fused = OpNode("f", category="conv", parts=(OpNode("f"), OpNode("g", category="other")))
+    g = OpGraph("p", [fused, OpNode("h", category="elementwise")], [Edge("f", "h", 1.0)])
+    assert [p.name for p in coarsen(g).node("f").parts] == ["f", "g", "h"]  # flattened
+    lone = coarsen(g, fuse=False).node("f")
+    assert lone.parts == fused.parts
+
+
+def _support_dag(seed: int, n: int = 40) -> OpGraph:
+    """Random DAG without explicit costs: categories and dtypes the NPU refuses included."""
+    rng = random.Random(seed)
+    nodes = [
+        OpNode(
+            f"n{i}",
+            op=f"aten.op{i}.default",
+            category=rng.choice(["matmul", "conv", "elementwise", "elementwise",
+                                 "data_movement", "reduction", "norm"]),
+            flops=float(rng.randint(0, 10**6)),
+            bytes_read=float(rng.randint(0, 10**5)),
+            bytes_written=float(rng.randint(1, 10**5)),
+            out_bytes=float(rng.randint(1, 10**4)),
+            dtype=rng.choice(["float32", "float32", "float32", "int64"]),
+            module=rng.choice(["a", "a.x", "b", "b.y"]),
+        )
+        for i in range(n)
+    ]  # fmt: skip
+    edges = [
+        Edge(f"n{i}", f"n{j}", float(rng.randint(1, 10**4)))
+        for i in range(n)
+        for j in range(i + 1, n)
+        if rng.random() < 0.1
+    ]
+    return OpGraph(f"s{seed}", nodes, edges)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_no_device_takes_a_group_it_refuses_a_member_of(seed: int) -> None:
+    from hetsched.problem import Problem
+
+    g = _support_dag(seed)
+    fine = Problem.build(g, "edge-soc")
+    for kw in [{}, {"group_by_module": 1}]:
+        c = coarsen(g, **kw)
+        coarse = Problem.build(c, "edge-soc")
+        for v, name in enumerate(coarse.names):
+            for m in c.meta["groups"].get(name, [name]):
+                # allowed for the group => allowed for every member
+                assert not (coarse.allowed[v] & ~fine.allowed[fine.index[m]]).any(), (name, m)
+
+
+def test_coarse_plan_refined_and_validated_on_the_fine_graph() -> None:
+    from hetsched.api import solve
+    from hetsched.partition.refine import refine_plan
+    from hetsched.plan import validate
+    from hetsched.problem import Problem
+
+    g = _support_dag(3, n=60)
+    c = coarsen(g, group_by_module=1)
+    plan = solve(c, "edge-soc", solver="heft", time_limit=5)
+    fine_problem = Problem.build(g, "edge-soc")
+    fine = refine_plan(plan, c, fine_problem)
+    validate(fine, fine_problem)
+    assert set(fine.assignment) == {n.name for n in g.nodes}
+    for grp, members in c.meta["groups"].items():
+        assert {fine.assignment[m] for m in members} == {plan.assignment[grp]}
+    assert fine.stats["coarse"]["ops"] == len(c.nodes)
+    assert fine.lower_bound <= fine.makespan
+    assert fine.status in ("heuristic", "optimal")  # no exact search ran on the fine problem
+
+
+def test_zoo_groups_with_refused_members_stay_off_the_npu() -> None:
+    pytest.importorskip("torch")
+    from hetsched.costmodel import Platform
+    from hetsched.costmodel.device import unsupported_reason
+    from hetsched.graph import zoo
+    from hetsched.problem import Problem
+
+    npu = Platform.preset("edge-soc").device("npu0")
+    g = zoo.graph("gpt", "tiny")
+    c = coarsen(g, group_by_module=2)
+    p = Problem.build(c, "edge-soc")
+    refused = 0
+    for v, name in enumerate(p.names):
+        members = [g.node(m) for m in c.meta["groups"].get(name, [name])]
+        if any(unsupported_reason(m, npu) is not None for m in members):
+            refused += 1
+            assert not p.allowed[v, p.device_index["npu0"]], name
+    assert refused > 0
+
+
+def test_solve_coarsen_reports_the_fine_plan(tmp_path: Any, capsys: Any) -> None:
+    pytest.importorskip("torch")
+    from hetsched.cli import main
+    from hetsched.graph.resolve import load_graph_spec
+    from hetsched.plan import load_plan
+
+    out = tmp_path / "plan.json"
+    assert main(["solve", "gpt", "--coarsen", "--solver", "heft", "--quiet",
+                 "-o", str(out)]) == 0  # fmt: skip
+    text = capsys.readouterr().out
+    fine = load_graph_spec("gpt")
+    plan = load_plan(out)
+    assert set(plan.assignment) == {n.name for n in fine.nodes}
+    assert f"({len(fine.nodes)} ops)" in text and "coarse " in text
+    assert main(["solve", "gpt", "--coarsen", "--objective", "throughput", "--quiet"]) == 2

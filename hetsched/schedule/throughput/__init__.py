@@ -70,6 +70,7 @@ __all__ = [
     "build_pipeline_model",
     "capability_greedy",
     "channels",
+    "check_iterations",
     "demo_cases",
     "dp_partition",
     "equal_split",
@@ -86,6 +87,17 @@ __all__ = [
 ]
 
 _EXACT = ("portfolio", "cpsat", "pipeline", "modulo")
+
+
+def check_iterations(iterations: Any) -> int:
+    """The modulo check's iteration count: ``None`` means 4; anything but an int >= 1 is a
+    :class:`UsageError` (``0`` too: it is not "the default")."""
+    if iterations is None:
+        return 4
+    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
+        msg = f"iterations must be a positive integer, got {iterations!r}"
+        raise UsageError(msg)
+    return iterations
 
 
 def solve_objective(
@@ -131,10 +143,7 @@ def solve_objective(
         if solver not in _EXACT:
             msg = f"objective 'modulo' is solved by CP-SAT; solver {solver!r} does not apply"
             raise UsageError(msg)
-        iterations = options.pop("iterations", None) or 4
-        if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
-            msg = f"iterations must be a positive integer, got {iterations!r}"
-            raise UsageError(msg)
+        iterations = check_iterations(options.pop("iterations", None))
         check = partial(validate_modulo, iterations=iterations)
         return run(replace(solve_modulo, check=check), workers=workers, **options)
     msg = f"solve_objective handles 'throughput' and 'modulo', not {objective!r}"
