@@ -155,3 +155,40 @@ def test_graph_module_program() -> None:
     r = execute(plan, p, graph=g, program=gm, inputs=args)
     assert r.outputs_match is True
     torch.testing.assert_close(tuple(r.outputs), tuple(ep.module()(*args)))
+
+
+def test_a_view_of_a_buffer_read_by_two_ops_runs_in_either_order() -> None:
+    """The importer gives a buffer's view to its first reader in fx order; a plan that runs
+    the other reader first must still run (the view depends on parameters only)."""
+    torch = pytest.importorskip("torch")
+    from hetsched.exec import execute
+    from hetsched.graph.torch_import import from_exported
+    from hetsched.plan import plan_from_schedule
+    from hetsched.problem import Problem
+    from hetsched.schedule.latency.listsched import retime
+
+    class TwoReaders(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.register_buffer("m", torch.randn(8, 8))
+
+        def forward(self, x):
+            v = self.m.t()  # a view of a buffer, read twice
+            return x @ v + torch.relu(x) @ v
+
+    model, args = TwoReaders(), (torch.randn(2, 8),)
+    ep = torch.export.export(model, args)
+    g = from_exported(ep, name="two-readers")
+    p = Problem.build(g, "homogeneous-2")
+    first, second = [n.name for n in g.nodes if n.category == "matmul"]
+    names = [n.name for n in g.nodes]
+    # the second reader first: the first one just before the op that reads its result
+    rest = [i for i in range(p.n) if names[i] != first]
+    reader = min(i for i in rest if first in g.predecessors(names[i]))
+    order = [*rest[: rest.index(reader)], names.index(first), *rest[rest.index(reader) :]]
+    assign = np.zeros(p.n, dtype=np.int64)
+    start, xfer = retime(p, assign, order)
+    plan = plan_from_schedule(p, assign=assign, start=start, solver="manual", transfer_start=xfer)
+    assert plan.start[second] < plan.start[first]
+    result = execute(plan, p, graph=g, program=ep, inputs=args, clock="virtual")
+    assert result.outputs_match
