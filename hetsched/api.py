@@ -38,13 +38,17 @@ _WHAT = (
 )
 
 
-def as_graph(graph: Any, example_args: Any = None, *, name: str | None = None) -> OpGraph:
+def as_graph(
+    graph: Any, example_args: Any = None, *, name: str | None = None, fuse: bool = True
+) -> OpGraph:
     """The :class:`~hetsched.graph.OpGraph` of what ``solve`` was given.
 
     An ``OpGraph`` as is; an ``ExportedProgram`` imported; an ``nn.Module`` or
     ``fx.GraphModule`` exported with ``example_args`` (also as a ``(model, args)`` pair);
     a string or path as the CLI reads it (zoo model, ``module:factory``, ``.json``/``.stg``).
-    torch is not imported for any of this: a torch object means torch is loaded already.
+    Programs are fused as the CLI fuses them unless ``fuse`` is False (split the program
+    with the same graph). torch is not imported for any of this: a torch object means torch
+    is loaded already.
     """
     from hetsched.graph.opgraph import OpGraph
 
@@ -53,7 +57,7 @@ def as_graph(graph: Any, example_args: Any = None, *, name: str | None = None) -
     if isinstance(graph, str | os.PathLike) and example_args is None:
         from hetsched.graph.resolve import load_graph_spec
 
-        return load_graph_spec(os.fspath(graph))
+        return load_graph_spec(os.fspath(graph), fuse=fuse)
     torch = sys.modules.get("torch")
     if torch is not None:
         if isinstance(graph, tuple) and len(graph) == 2 and example_args is None:
@@ -63,9 +67,9 @@ def as_graph(graph: Any, example_args: Any = None, *, name: str | None = None) -
             if example_args is not None:
                 msg = "an ExportedProgram holds its example inputs: drop example_args"
                 raise UsageError(msg)
-            from hetsched.graph.torch_import import from_exported
+            from hetsched.graph.resolve import import_program
 
-            return from_exported(graph, name=name)
+            return import_program(graph, name=name or "exported", fuse=fuse)
         if isinstance(graph, torch.nn.Module):
             kind = "fx.GraphModule" if isinstance(graph, torch.fx.GraphModule) else "nn.Module"
             if example_args is None:
@@ -74,9 +78,11 @@ def as_graph(graph: Any, example_args: Any = None, *, name: str | None = None) -
                     "solve(model, platform, example_args=(x,)), or a torch.export program"
                 )
                 raise UsageError(msg)
-            from hetsched.graph.torch_import import from_torch
+            from hetsched.graph.resolve import import_program
 
-            return from_torch(graph, example_args, name=name)
+            args = example_args if isinstance(example_args, tuple) else (example_args,)
+            program = torch.export.export(graph, args, strict=False)
+            return import_program(program, name=name or type(graph).__name__, fuse=fuse)
     if example_args is not None:
         msg = f"example_args apply to an nn.Module or fx.GraphModule, not a {type(graph).__name__}"
         raise UsageError(msg)
@@ -110,6 +116,7 @@ def solve(
     platform: Any = "edge-soc",
     *,
     example_args: Any = None,
+    fuse: bool = True,
     objective: str = "latency",
     solver: str = "portfolio",
     time_limit: float = 10.0,
@@ -129,6 +136,7 @@ def solve(
     graph : the operator DAG (see :mod:`hetsched.graph`), or what :func:`as_graph` turns
         into one: a ``torch.export.ExportedProgram``; an ``nn.Module`` or ``fx.GraphModule``
         with ``example_args`` (its positional inputs); a graph file or zoo model name.
+        Programs are fused (:mod:`hetsched.graph.fusion`) unless ``fuse`` is False.
     platform : a ``Platform``, a preset name (``hetsched platforms`` lists them) or a
         platform TOML path, as ``--platform`` takes.
     objective : ``"latency"`` (makespan of one inference), ``"throughput"`` (pipeline
@@ -152,7 +160,7 @@ def solve(
         from hetsched.schedule.throughput import check_iterations
 
         options["iterations"] = check_iterations(options.get("iterations"))
-    graph = as_graph(graph, example_args)
+    graph = as_graph(graph, example_args, fuse=fuse)
     problem = build_problem(
         graph, platform, cost_model=cost_model, memory=memory, link_contention=link_contention
     )

@@ -552,7 +552,8 @@ def test_api_solve_takes_torch_programs_or_says_what_to_pass():
     for given, kw in [(ep, {}), (model, {"example_args": (x,)}), ((model, (x,)), {}),
                       (model, {"example_args": x})]:  # fmt: skip
         plan = hetsched.solve(given, "edge-soc", solver="heft", **kw)
-        assert len(plan.assignment) >= 2
+        assert list(plan.assignment) == ["linear"]  # relu fused into the linear
+    assert len(hetsched.solve(ep, "edge-soc", solver="heft", fuse=False).assignment) == 2
     with pytest.raises(UsageError, match=r"example_args=\(x,\)"):
         hetsched.solve(model, "edge-soc")
     with pytest.raises(UsageError, match="drop example_args"):
