@@ -9,7 +9,9 @@ $(BIN)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV)
 	# CPU build of torch from the local wheel first, so nothing pulls a CUDA build.
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[torch,dev,bench]'
+	$(BIN)/pip install -q -e '.[torch,dev,bench,models]'
+	# torchvision's model builders, outside the import path (tests/models/build.py says why)
+	$(BIN)/pip install -q --no-deps --target $(VENV)/vendor torchvision==0.28.0
 	touch $@
 
 venv: $(BIN)/.installed
