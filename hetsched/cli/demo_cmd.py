@@ -21,7 +21,7 @@ def register(sub: Any) -> None:
         help="export, solve, run and check a built-in model end to end",
         description=__doc__,
     )
-    p.add_argument("--model", default="unet", help="zoo model (default unet)")
+    p.add_argument("--model", default="mamba", help="zoo model (default mamba)")
     p.add_argument("--size", default="tiny", help="zoo size (default tiny)")
     p.add_argument("--heads", default="fused", choices=("fused", "split"))
     p.add_argument("--platform", default="edge-soc")
