@@ -140,7 +140,7 @@ OP_TABLE: dict[str, str] = _table(
         "randint_like randperm normal uniform tril_indices triu_indices hann_window",
         "elementwise": "hardswish where masked_fill dropout native_dropout alpha_dropout "
         "feature_dropout bernoulli prelu _prelu_kernel glu _masked_scale _add_relu "
-        "rrelu_with_noise cauchy exponential geometric log_normal tril triu",
+        "rrelu_with_noise cauchy exponential geometric log_normal tril triu diff",
     }
 )
 # Ops whose first input is read only where the output gathers it (the indices in full).

@@ -22,7 +22,7 @@ aten = torch.ops.aten
 EXTERNAL = Path(__file__).parents[1] / "data" / "ops" / "external.json"
 EXTERNAL_MODELS = (
     "gpt2", "bert", "llama", "mistral", "qwen2", "t5_encoder", "vit", "resnet18",
-    "mobilenet_v3_small", "efficientnet_b0", "unet2d_condition",
+    "mobilenet_v3_small", "efficientnet_b0", "unet2d_cond",
 )  # fmt: skip
 
 
