@@ -17,7 +17,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
-from tests.models.build import MODELS, build  # noqa: E402
+from tests.models.build import MODELS, build
 
 __all__ = ["FACTORIES"]
 
