@@ -8,10 +8,8 @@ diffusers UNet2DConditionModel, all with random weights (seed 0); builders in
 For each model: ``torch.export`` (strict=False), ``hetsched.graph.from_exported``, the
 portfolio on a platform (10 s, seed 0, 2 workers), ``hetsched.partition.apply`` (the split
 program must equal eager) and ``hetsched.exec.execute`` on the virtual clock (its outputs
-must equal eager). Fusion, checked at run time: ``--no-fuse`` is passed to the importer when
-``from_exported`` has a ``fuse`` option; otherwise, when the pass
-``hetsched.graph.fusion.fuse_with_report`` exists, it is applied unless ``--no-fuse``. The
-op count without fusion is then reported too ("unfused -> fused").
+must equal eager). The graph is fused (:func:`hetsched.graph.fusion.fuse`) unless
+``--no-fuse``; the table shows the op count before and after ("unfused -> fused").
 
 Run::
 
@@ -33,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from tests.models.build import MODELS  # noqa: E402
-from tests.models.pipeline import ModelRun, fusion_route, run_model  # noqa: E402
+from tests.models.pipeline import ModelRun, run_model  # noqa: E402
 
 _SHORT = {"elementwise": "elem", "reduction": "red", "data_movement": "data", "attention": "attn"}
 
@@ -79,13 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [x for x in names if x not in MODELS]
     if unknown:
         ap.error(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(MODELS)}")
-    route = fusion_route()
-    can_fuse = route is not None
-    fusion = (
-        f"{'off (--no-fuse)' if args.no_fuse else 'on'}, via the {route}"
-        if can_fuse
-        else "n/a (no fuse option)"
-    )
+    fusion = "off (--no-fuse)" if args.no_fuse else "on"
     print(
         f"platform {args.platform}, portfolio {args.time_limit:g} s, seed {args.seed}, "
         f"2 workers; fusion {fusion}; times in us, export/solve in s"
@@ -114,8 +106,7 @@ def main(argv: list[str] | None = None) -> int:
             "platform": args.platform,
             "time_limit": args.time_limit,
             "seed": args.seed,
-            "fusion_route": route,
-            "fuse": None if not can_fuse else not args.no_fuse,
+            "fuse": not args.no_fuse,
             "models": [r.to_dict() for r in runs],
         }
         args.output.parent.mkdir(parents=True, exist_ok=True)

@@ -7,7 +7,6 @@ raises nothing for a failing stage: the stage and the error are recorded instead
 
 from __future__ import annotations
 
-import inspect
 import time
 import traceback
 from dataclasses import asdict, dataclass, field
@@ -15,15 +14,14 @@ from typing import Any
 
 from tests.models.build import build
 
-__all__ = ["ModelRun", "fuse_supported", "fusion_route", "import_graph", "run_model"]
+__all__ = ["ModelRun", "import_graph", "run_model"]
 
 
 @dataclass(frozen=True)
 class ModelRun:
     """What one model did at each stage (times in seconds; ``None`` where not reached).
 
-    ``ops_unfused`` is the op count with fusion off and ``fuse`` whether it was on, when
-    fusion is available (:func:`fusion_route`); both are None otherwise.
+    ``ops_unfused`` is the op count with fusion off and ``fuse`` whether it was on.
     """
 
     model: str
@@ -58,53 +56,14 @@ class ModelRun:
         return {**asdict(self), "ok": self.ok}
 
 
-def fusion_route() -> str | None:
-    """How fusion is reached, checked live as the importer changes: ``"importer"`` when
-    :func:`hetsched.graph.from_exported` takes ``fuse``, ``"pass"`` when only the pass
-    :func:`hetsched.graph.fusion.fuse_with_report` exists, None when neither does."""
-    import importlib
-
+def import_graph(ep: Any, name: str, *, fuse: bool = True) -> tuple[Any, int]:
+    """``(graph, ops without fusion)``: the graph fused by :func:`hetsched.graph.fusion.fuse`
+    when ``fuse`` is true, as imported otherwise."""
     from hetsched.graph import from_exported
+    from hetsched.graph.fusion import fuse as fuse_graph
 
-    if "fuse" in inspect.signature(from_exported).parameters:
-        return "importer"
-    try:
-        fusion = importlib.import_module("hetsched.graph.fusion")
-    except ImportError:
-        return None
-    return "pass" if callable(getattr(fusion, "fuse_with_report", None)) else None
-
-
-def fuse_supported() -> bool:
-    """Whether fusion can be switched (see :func:`fusion_route`)."""
-    return fusion_route() is not None
-
-
-def import_graph(ep: Any, name: str, *, fuse: bool = True) -> tuple[Any, int | None]:
-    """``(graph, ops without fusion)``; the second is None when fusion is unavailable.
-
-    With the importer's ``fuse`` option, ``fuse`` is passed through; with only the pass, it
-    is applied to the imported graph when ``fuse`` is true.
-    """
-    import importlib
-
-    from hetsched.graph import from_exported
-
-    route = fusion_route()
-    if route == "importer":
-        unfused = from_exported(ep, name=name, fuse=False)  # type: ignore[call-arg]
-        if not fuse:
-            return unfused, len(unfused.nodes)
-        fused = from_exported(ep, name=name, fuse=True)  # type: ignore[call-arg]
-        return fused, len(unfused.nodes)
     graph = from_exported(ep, name=name)
-    if route is None:
-        return graph, None
-    if not fuse:
-        return graph, len(graph.nodes)
-    fusion = importlib.import_module("hetsched.graph.fusion")
-    fused, _report = fusion.fuse_with_report(graph)
-    return fused, len(graph.nodes)
+    return (fuse_graph(graph) if fuse else graph), len(graph.nodes)
 
 
 def _equal(got: Any, want: Any) -> bool:
@@ -151,7 +110,7 @@ def run_model(
         graph, unfused = import_graph(ep, name, fuse=fuse)
         rec["import_s"] = time.perf_counter() - t0
         rec["ops"], rec["ops_unfused"] = len(graph.nodes), unfused
-        rec["fuse"] = fuse if unfused is not None else None
+        rec["fuse"] = fuse
         other = [n for n in graph.nodes if n.category == "other"]
         rec["unknown"] = len(other)
         rec["unknown_ops"] = tuple(sorted({n.op for n in other}))
