@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["GPT", "MLP", "Mamba", "ResNet", "UNet"]
+__all__ = ["GPT", "MLP", "Decode", "Mamba", "ResNet", "UNet"]
 
 
 # ----------------------------------------------------------------------------- GPT
@@ -82,6 +83,97 @@ class GPT(nn.Module):
         for blk in self.blocks:
             x = blk(x)
         return self.lm_head(self.ln_f(x))
+
+
+# ----------------------------------------------------------------------------- Decode
+
+
+class _CachedHead(nn.Module):
+    """One head of a decode step: ``q(x)`` against cached keys and values, softmax, @v.
+
+    Parameters are named as in ``_Head``, so a split-heads :class:`GPT` loads its weights.
+    """
+
+    def __init__(self, d: int, hd: int) -> None:
+        super().__init__()
+        self.q, self.k, self.v = nn.Linear(d, hd), nn.Linear(d, hd), nn.Linear(d, hd)
+        self.scale = 1.0 / math.sqrt(hd)
+
+    def forward(self, x: Tensor, k: Tensor, v: Tensor) -> Tensor:
+        att = (self.q(x) @ k.transpose(-2, -1)) * self.scale
+        return att.softmax(dim=-1) @ v
+
+
+class _CachedAttention(nn.Module):
+    """``_Attention`` for one new token: its k/v are appended to the layer's cache
+    ``(batch, heads, L, d / heads)`` and it attends to all ``L + 1`` positions (no mask:
+    every cached position precedes it). Returns the output and the new cache."""
+
+    def __init__(self, d: int, heads: int, split: bool) -> None:
+        super().__init__()
+        self.heads, self.split = heads, split
+        if split:
+            self.head = nn.ModuleList(_CachedHead(d, d // heads) for _ in range(heads))
+        else:
+            self.qkv = nn.Linear(d, 3 * d)
+        self.proj = nn.Linear(d, d)
+
+    def forward(self, x: Tensor, k_cache: Tensor, v_cache: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        b, t, d = x.shape
+        heads = cast("list[_CachedHead]", list(self.head) if self.split else [])
+        if self.split:
+            k_new = torch.stack([h.k(x) for h in heads], dim=1)  # (batch, heads, t, d / heads)
+            v_new = torch.stack([h.v(x) for h in heads], dim=1)
+        else:
+            q, k_new, v_new = self.qkv(x).split(d, dim=-1)
+            q, k_new, v_new = (
+                z.view(b, t, self.heads, d // self.heads).transpose(1, 2) for z in (q, k_new, v_new)
+            )
+        k, v = torch.cat([k_cache, k_new], dim=2), torch.cat([v_cache, v_new], dim=2)
+        if self.split:
+            y = torch.cat([h(x, k[:, i], v[:, i]) for i, h in enumerate(heads)], dim=-1)
+        else:
+            y = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, t, d)
+        return self.proj(y), k, v
+
+
+class _DecodeBlock(nn.Module):
+    def __init__(self, d: int, heads: int, split: bool) -> None:
+        super().__init__()
+        self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
+        self.attn = _CachedAttention(d, heads, split)
+        self.mlp = nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(), nn.Linear(4 * d, d))
+
+    def forward(self, x: Tensor, k_cache: Tensor, v_cache: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        y, k, v = self.attn(self.ln1(x), k_cache, v_cache)
+        x = x + y
+        return x + self.mlp(self.ln2(x)), k, v
+
+
+class Decode(nn.Module):
+    """One decode step of :class:`GPT` (same parameter names, so either loads the other's
+    weights): tokens ``idx`` (batch, 1) at position ``L`` (of ``seq`` > ``L``), then
+    ``cache[2 * i]`` and ``cache[2 * i + 1]``, the keys and values of layer ``i``, each
+    ``(batch, heads, L, d / heads)``. Returns the logits and, in the same order, the caches
+    with the new token's k/v appended (``L + 1`` positions)."""
+
+    def __init__(self, layers: int, d: int, heads: int, seq: int, vocab: int, split: bool) -> None:
+        super().__init__()
+        self.wte, self.wpe = nn.Embedding(vocab, d), nn.Embedding(seq, d)
+        self.blocks = nn.ModuleList(_DecodeBlock(d, heads, split) for _ in range(layers))
+        self.ln_f = nn.LayerNorm(d)
+        self.lm_head = nn.Linear(d, vocab, bias=False)
+        self.lm_head.weight = self.wte.weight
+
+    def forward(self, idx: Tensor, *cache: Tensor) -> tuple[Tensor, ...]:
+        start = cache[0].shape[2]
+        pos = torch.arange(start, start + idx.shape[1], device=idx.device)
+        x = self.wte(idx) + self.wpe(pos)
+        new: list[Tensor] = []
+        for i, blk in enumerate(self.blocks):
+            x, k, v = blk(x, cache[2 * i], cache[2 * i + 1])
+            new += [k, v]
+        return (self.lm_head(self.ln_f(x)), *new)
 
 
 # ----------------------------------------------------------------------------- Mamba

@@ -5,12 +5,16 @@ Every model exports with ``torch.export``. Sizes: ``tiny`` (tests, < 100 ops aft
 Mamba-130m) and ``large`` (>= 10k ops after import). ``gpt`` computes attention heads with one
 ``scaled_dot_product_attention`` op (``heads="fused"``) or head by head (``heads="split"``,
 per-head q/k/v projections, ``q@k^T``, mask, softmax, ``@v``); the default is ``"split"`` for
-``small`` and ``large`` and ``"fused"`` otherwise. torch is imported lazily.
+``small`` and ``large`` and ``"fused"`` otherwise. ``decode`` is one decoding step of ``gpt``
+(same layers, widths, heads and parameter names): one new token attends to a KV cache of
+``L`` past positions per layer, passed in as inputs (``L``: tiny 64, small 512, base 1024,
+large 2048; ``seq`` sets it), and the caches with its k/v appended come out. torch is
+imported lazily.
 
 Examples
 --------
 >>> [m.name for m in list_models()]
-['gpt', 'mamba', 'mlp', 'resnet', 'unet']
+['decode', 'gpt', 'mamba', 'mlp', 'resnet', 'unet']
 >>> model, args = build("mlp", "tiny", batch=2)
 >>> tuple(args[0].shape), model.training
 ((2, 64), False)
@@ -43,6 +47,12 @@ class ModelInfo:
 
 
 _INFO = {
+    "decode": ModelInfo(
+        "decode",
+        "one decode step of gpt with a KV cache: the new token's k/v are appended to each "
+        "layer's cache of L positions and it attends to all of them (L = 64/512/1024/2048)",
+        "token ids (batch, 1), then keys and values (batch, heads, L, d/heads) per layer",
+    ),
     "gpt": ModelInfo(
         "gpt",
         "GPT-style decoder: token+position embedding, causal multi-head attention, GELU MLP, "
@@ -75,6 +85,12 @@ _INFO = {
 
 # name -> size -> hyper-parameters
 _CONFIGS: dict[str, dict[str, dict[str, Any]]] = {
+    "decode": {  # gpt's sizes; cache: past positions L per layer
+        "tiny": dict(layers=2, d=64, heads=2, cache=64, vocab=256, split=False),
+        "small": dict(layers=12, d=256, heads=8, cache=512, vocab=2048, split=True),
+        "base": dict(layers=12, d=768, heads=12, cache=1024, vocab=50257, split=False),
+        "large": dict(layers=48, d=1024, heads=32, cache=2048, vocab=50257, split=True),
+    },
     "gpt": {
         "tiny": dict(layers=2, d=64, heads=2, seq=16, vocab=256, split=False),
         "small": dict(layers=12, d=256, heads=8, seq=64, vocab=2048, split=True),
@@ -149,9 +165,10 @@ def build(
     name : a name from :func:`list_models`.
     size : one of :data:`SIZES`.
     batch : batch size of the example inputs.
-    seq : sequence length (gpt, mamba), image side (resnet, unet), or token count (mlp:
-        inputs become ``(batch, seq, d)``); default from the size.
-    heads : ``"fused"`` or ``"split"`` attention heads (gpt only; default depends on size).
+    seq : sequence length (gpt, mamba), cache length ``L`` (decode), image side (resnet,
+        unet), or token count (mlp: inputs become ``(batch, seq, d)``); default from the size.
+    heads : ``"fused"`` or ``"split"`` attention heads (gpt and decode; default depends on
+        size).
     seed : seeds weights and inputs; the caller's RNG state is left untouched.
 
     Raises
@@ -179,6 +196,15 @@ def build(
             cfg["seq"] = max(t, cfg["seq"])
             model: nn.Module = zm.GPT(**cfg)
             args: tuple[Any, ...] = (torch.randint(0, cfg["vocab"], (batch, t)),)
+        elif name == "decode":
+            if heads is not None:
+                cfg["split"] = heads == "split"
+            length = cfg.pop("cache")
+            length = seq or length
+            model = zm.Decode(**cfg, seq=length + 1)
+            hd = cfg["d"] // cfg["heads"]
+            cache = (torch.randn(batch, cfg["heads"], length, hd) for _ in range(2 * cfg["layers"]))
+            args = (torch.randint(0, cfg["vocab"], (batch, 1)), *cache)
         elif name == "mamba":
             t = cfg.pop("seq")
             t = seq or t

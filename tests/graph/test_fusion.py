@@ -225,6 +225,7 @@ GOLDEN = {  # zoo model (tiny) -> ops before, after, batch norms folded
     "resnet": (21, 8, 6),
     "unet": (79, 51, 0),
     "gpt": (26, 20, 0),
+    "decode": (30, 24, 0),
 }
 
 

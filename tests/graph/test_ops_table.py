@@ -164,7 +164,7 @@ def test_op_uses_counts_parts() -> None:
 def test_ops_command_zoo_has_no_unknown_op(capsys) -> None:
     assert main(["ops", "--zoo", "--size", "tiny"]) == 0
     out = capsys.readouterr()
-    assert out.out.rstrip().endswith("5 graph(s); 0 unknown")
+    assert out.out.rstrip().endswith("6 graph(s); 0 unknown")
     assert "aten.embedding.default" in out.out and "UNKNOWN" not in out.out
     assert "warning" not in out.err
 
