@@ -95,7 +95,7 @@ def build_problem(
     platform: Any = "edge-soc",
     *,
     cost_model: Any = None,
-    memory: bool = False,
+    memory: bool | None = None,
     link_contention: bool = False,
 ) -> Problem:
     """Compile ``graph`` (see :func:`as_graph`) on ``platform`` (a ``Platform``, a preset
@@ -122,7 +122,7 @@ def solve(
     time_limit: float = 10.0,
     seed: int = 0,
     cost_model: Any = None,
-    memory: bool = False,
+    memory: bool | None = None,
     link_contention: bool = False,
     workers: int | None = None,
     progress: ProgressCallback | None = None,
@@ -144,7 +144,9 @@ def solve(
     solver : one of :data:`hetsched.solver.SOLVERS` for latency.
     time_limit, seed : explicit solver parameters; ``workers`` for solvers that run parallel
         workers (default 2 there; an error for the others).
-    memory, link_contention : turn on device-capacity and link-overlap constraints.
+    memory : plans fit every device's memory at every instant (tensor lifetimes, weights
+        resident or streamed); by default on when the platform declares capacities.
+    link_contention : transfers on one link never overlap.
     stop : a :class:`~hetsched.solver.StopToken` that cuts this solve short (it returns its
         best plan so far, marked ``interrupted``); each solve gets a fresh one by default.
 

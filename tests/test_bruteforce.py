@@ -113,4 +113,8 @@ def test_memory_capacity_matches_brute_force(name: str, seed: int) -> None:
     best = brute_force_makespan(p)
     plan = SOLVERS[name](p, time_limit=10, seed=0, hint=naive_plan(p, placed))
     validate(plan, p)
-    assert (plan.status, plan.makespan) == ("optimal", best)
+    assert plan.makespan == best  # of the static envelope, which liveness only relaxes
+    if name == "cpsat":  # encodes live bytes exactly: a proof
+        assert plan.status == "optimal"
+    else:  # static rows, a restriction of the live question: no proof claimed
+        assert not plan.searched

@@ -58,7 +58,13 @@ def _graph_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--no-fuse", dest="fuse", action="store_false",
                    help="the plan was solved with --no-fuse (unfused ops)")  # fmt: skip
-    p.add_argument("--memory", action="store_true", help="the plan respects device memory")
+    p.add_argument(
+        "--memory",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="check the plan against device memory (default: on when the platform declares "
+        "capacities; --no-memory for a plan solved so)",
+    )
     p.add_argument("--link-contention", action="store_true", help="the plan serialises links")
 
 

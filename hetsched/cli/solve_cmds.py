@@ -35,7 +35,13 @@ def register(sub: Any) -> None:
         default=None,
         help="parallel workers, for solvers that run them (cpsat, lns, portfolio; default 2)",
     )
-    p.add_argument("--memory", action="store_true", help="respect device memory capacity")
+    p.add_argument(
+        "--memory",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="plans fit device memory at every instant (default: on when the platform "
+        "declares capacities)",
+    )
     p.add_argument(
         "--link-contention", action="store_true", help="transfers on one link never overlap"
     )

@@ -129,6 +129,7 @@ _NUMBERS = (
     ("mem_capacity", True),
     ("launch_overhead", False),
     ("ramp_time", False),
+    ("stream_bandwidth", True),
 )
 
 
@@ -176,6 +177,9 @@ class Device:
         class is unsupported.
     mem_bandwidth : bytes/s of the device's memory.
     mem_capacity : bytes (``math.inf`` = unlimited).
+    stream_bandwidth : bytes/s at which weights that do not stay in the device's memory
+        stream in from a backing memory (an NPU's SRAM fed from shared DRAM); ``None`` when
+        the device has no such path (its weights always live in ``mem_capacity``).
     launch_overhead : seconds added to every op (dispatch, kernel launch).
     supports : a :class:`~hetsched.costmodel.support.Support` predicate.
     efficiency, memory_efficiency : per-category overrides of the default efficiencies.
@@ -190,6 +194,7 @@ class Device:
     mem_capacity: float = math.inf
     launch_overhead: float = 0.0
     supports: Support = field(default_factory=everything)
+    stream_bandwidth: float | None = None
     efficiency: Mapping[str, float] | None = None
     memory_efficiency: Mapping[str, float] | None = None
     ramp_time: float | Mapping[str, float] | None = None
@@ -217,8 +222,8 @@ class Device:
             if attr == "ramp_time" and isinstance(v, Mapping):
                 keys = tuple(sorted(RAMP_CATEGORIES))
                 set_(self, attr, _check_table(v, f"{w}: ramp_time", keys, unit=False))
-            elif v is not None or attr != "ramp_time":
-                finite = attr in ("launch_overhead", "ramp_time")
+            elif v is not None or attr not in ("ramp_time", "stream_bandwidth"):
+                finite = attr in ("launch_overhead", "ramp_time", "stream_bandwidth")
                 set_(self, attr, _check_number(v, f"{w}: {attr}", positive=positive,
                                                allow_inf=not finite))  # fmt: skip
         if not isinstance(self.supports, Support):

@@ -43,7 +43,7 @@ PLATFORM_FORMAT = "hetsched.platform/1"
 PROFILE_FORMAT = "hetsched.profile/1"
 _DEVICE_KEYS = (
     "name", "kind", "count", "peak_flops", "mem_bandwidth", "mem_capacity", "launch_overhead",
-    "supports", "efficiency", "memory_efficiency", "ramp_time",
+    "supports", "efficiency", "memory_efficiency", "ramp_time", "stream_bandwidth",
 )  # fmt: skip
 _LINK_KEYS = ("src", "dst", "bandwidth", "latency", "directed")
 
@@ -357,6 +357,8 @@ def _device_dict(d: Device) -> dict[str, Any]:
     out: dict[str, Any] = {"name": d.name, "kind": d.kind, "peak_flops": dict(d.peak_flops)}
     out |= {"mem_bandwidth": d.mem_bandwidth, "mem_capacity": d.mem_capacity}
     out["launch_overhead"] = d.launch_overhead
+    if d.stream_bandwidth is not None:
+        out["stream_bandwidth"] = d.stream_bandwidth
     spec = d.supports.to_spec()
     if spec:
         out["supports"] = spec

@@ -50,8 +50,12 @@ _GROUP_FIELDS = frozenset({"op", "category", "dtype"})
 class CostTable:
     """Per-op and per-transfer costs as read-only numpy arrays (rows in ``graph.nodes`` order).
 
-    ``exec[n, d]`` seconds (inf = unsupported); ``memory[n]`` and ``capacity[d]`` bytes;
-    ``units`` is ``"s"``, or the graph's own units when every cost is explicit (STG).
+    ``exec[n, d]`` seconds (inf = unsupported) with the op's weights resident in the
+    device's memory; ``streamed[n, d]`` seconds when they stream in from the device's
+    backing memory at its ``stream_bandwidth`` instead (inf where the device has no such
+    path, the op has no weights, or its cost is explicit); ``memory[n]`` (weights and
+    outputs), ``weights[n]`` and ``capacity[d]`` bytes; ``units`` is ``"s"``, or the graph's
+    own units when every cost is explicit (STG).
     """
 
     node_names: tuple[str, ...]
@@ -68,6 +72,8 @@ class CostTable:
     memory: np.ndarray
     capacity: np.ndarray
     units: str = "s"
+    streamed: np.ndarray | None = None
+    weights: np.ndarray | None = None
 
     @property
     def n_nodes(self) -> int:
@@ -91,12 +97,16 @@ class CostTable:
         )
 
 
-def _roofline_exec(nodes: tuple[OpNode, ...], model: RooflineCostModel) -> np.ndarray:
+def _roofline_exec(
+    nodes: tuple[OpNode, ...], model: RooflineCostModel
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(resident, streamed)`` times (see :class:`CostTable`)."""
     n = len(nodes)
     devices = [model.device(d.name) for d in model.platform.devices]
     cat_of = {c: i for i, c in enumerate(CATEGORIES)}
     flops = np.fromiter((x.flops for x in nodes), np.float64, n)
     nbytes = np.fromiter((x.bytes_read + x.bytes_written for x in nodes), np.float64, n)
+    wbytes = np.fromiter((min(x.param_bytes, x.bytes_read) for x in nodes), np.float64, n)
     cat = np.fromiter((cat_of[x.category] for x in nodes), np.int64, n)
     # Nodes grouped by (op, category, dtype): built-in predicates look only at these.
     groups: dict[tuple[str, str, str], int] = {}
@@ -107,6 +117,7 @@ def _roofline_exec(nodes: tuple[OpNode, ...], model: RooflineCostModel) -> np.nd
     dtypes = sorted({k[2] for k in groups})
     dtype_grp = np.array([dtypes.index(k[2]) for k in groups], np.int64)
     out = np.empty((n, len(devices)), np.float64)
+    streamed = np.full((n, len(devices)), math.inf)
     for j, d in enumerate(devices):
         peaks_by_dtype = [peak_for(d, t) for t in dtypes]
         peak = np.array([p or math.nan for p in peaks_by_dtype], np.float64)[dtype_grp][grp]
@@ -120,7 +131,13 @@ def _roofline_exec(nodes: tuple[OpNode, ...], model: RooflineCostModel) -> np.nd
         col = d.launch_overhead + np.maximum(compute, memory)
         col[_unsupported(nodes, d, grp, rep, peaks_by_dtype, dtype_grp)] = math.inf
         out[:, j] = col
-    return out
+        if d.stream_bandwidth is not None:
+            slow = (nbytes - wbytes) / (d.mem_bandwidth * eff_m) + wbytes / (
+                d.stream_bandwidth * eff_m
+            )
+            st = d.launch_overhead + np.maximum(compute, slow)
+            streamed[:, j] = np.where(np.isfinite(col) & (wbytes > 0), st, math.inf)
+    return out, streamed
 
 
 def _unsupported(
@@ -151,26 +168,47 @@ def _generic_exec(
     return np.array([[model.op_time(x, d) for d in devices] for x in nodes], np.float64)
 
 
-def _exec(graph: OpGraph, platform: Platform, model: CostModel) -> np.ndarray:
+def _exec(graph: OpGraph, platform: Platform, model: CostModel) -> tuple[np.ndarray, np.ndarray]:
+    """``(resident, streamed)`` times. A measured or non-roofline time streams by adding the
+    weights' slower read to it (no overlap with compute assumed)."""
     nodes = graph.nodes
     if isinstance(model, MeasuredCostModel):
-        out = _exec(graph, platform, model.fallback)
+        out, _ = _exec(graph, platform, model.fallback)
         for i, x in enumerate(nodes):
             for j, d in enumerate(platform.devices):
                 m = model.measured(x, d)
                 if m is not None:
                     out[i, j] = m
-        return out
+        return out, _added_streaming(nodes, platform.devices, out)
     if type(model).op_time is not RooflineCostModel.op_time:
-        return _generic_exec(nodes, model, platform.devices)
+        out = _generic_exec(nodes, model, platform.devices)
+        return out, _added_streaming(nodes, platform.devices, out)
     assert isinstance(model, RooflineCostModel)
-    out = _roofline_exec(nodes, model)
+    out, streamed = _roofline_exec(nodes, model)
     for i, x in enumerate(nodes):
         if x.cost is not None:
             for j, d in enumerate(platform.devices):
                 e = explicit_cost(x, d)
                 if e is not None:
                     out[i, j] = e
+                    streamed[i, j] = math.inf
+    return out, streamed
+
+
+def _added_streaming(
+    nodes: tuple[OpNode, ...], devices: tuple[Device, ...], resident: np.ndarray
+) -> np.ndarray:
+    w = np.fromiter((min(x.param_bytes, x.bytes_read) for x in nodes), np.float64, len(nodes))
+    out = np.full(resident.shape, math.inf)
+    for j, d in enumerate(devices):
+        if d.stream_bandwidth is not None:
+            extra = w * (1.0 / d.stream_bandwidth - 1.0 / d.mem_bandwidth)
+            out[:, j] = np.where(
+                np.isfinite(resident[:, j]) & (w > 0), resident[:, j] + extra, math.inf
+            )
+    for i, x in enumerate(nodes):
+        if x.cost is not None:
+            out[i] = math.inf
     return out
 
 
@@ -190,7 +228,7 @@ def build_cost_table(
         and its reason.
     """
     model: CostModel = RooflineCostModel(platform) if cost_model is None else cost_model
-    ex = _exec(graph, platform, model)
+    ex, streamed = _exec(graph, platform, model)
     devs = platform.devices
     bad = np.flatnonzero(np.isinf(ex).all(axis=1)) if len(devs) else np.array([], np.int64)
     if bad.size and not allow_infeasible:
@@ -221,6 +259,8 @@ def build_cost_table(
         mem = np.fromiter((x.param_bytes + x.out_bytes for x in graph.nodes), np.float64)
     else:
         mem = np.array([model.memory_bytes(x) for x in graph.nodes], np.float64)
+    weights = np.fromiter((x.param_bytes for x in graph.nodes), np.float64, len(graph.nodes))
+    weights = np.minimum(weights, mem)
     arrays = [
         ex,
         src,
@@ -229,6 +269,8 @@ def build_cost_table(
         latency,
         inv_bw,
         mem,
+        streamed,
+        weights,
     ]
     for arr in arrays:
         arr.setflags(write=False)
@@ -241,5 +283,5 @@ def build_cost_table(
         comm_latency=latency, comm_inv_bandwidth=inv_bw, route_links=routes,
         link_names=tuple(link.name for link in platform.links),
         memory=mem, capacity=np.array([d.mem_capacity for d in devs], np.float64),
-        units=units,
+        units=units, streamed=streamed, weights=weights,
     )  # fmt: skip

@@ -15,9 +15,10 @@ device waits on. With a virtual clock the times are computed from the slots (a
 discrete-event replay whose result does not depend on thread timing); with a scaled clock
 threads sleep until wall-clock deadlines and times are read from the clock.
 
-Each device records what it stores (:class:`DeviceMemory`): the bytes of every op's mode
-from the op's start, and one receive buffer per tensor delivered to it, kept until the run
-ends (the static residency of :mod:`hetsched.plan.memory`).
+Workers report what devices hold to a :class:`~hetsched.exec.memory.DeviceMemory`: an op's
+outputs from its start on each device of its mode, a receive buffer from a transfer's first
+start, and the end of each use (an op's finish, a transfer's delivery), with the times of
+the run's clock; it frees a buffer when its last use has ended.
 
 A phase may end at a *cut* (a device failure at time ``cut``): nothing starts at or after
 it, the failing device loses the op it is running and the transfers it sends or receives,
@@ -36,8 +37,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from hetsched.exec.errors import ExecutionError, InjectedFault
+from hetsched.exec.memory import DeviceMemory
 
-__all__ = ["Clock", "DeviceMemory", "OpTask", "Phase", "Slot", "XferTask"]
+__all__ = ["Clock", "OpTask", "Phase", "Slot", "XferTask"]
 
 OK, CUT = 0, 1
 SPIN = 300e-6  # seconds before a deadline when a sleeping worker starts yielding
@@ -80,40 +82,10 @@ class Clock:
         return self.t0 + t * self.unit_wall
 
 
-class DeviceMemory:
-    """Bytes each device has stored so far in a run, and the peak (thread-safe).
-
-    Nothing is freed before the run ends, as in the plan's static memory model; a receive
-    buffer is counted once per (tensor, device), however often the transfer is retried.
-    """
-
-    def __init__(self, num_devices: int) -> None:
-        self.held = [0.0] * num_devices
-        self.peak = [0.0] * num_devices
-        self._buffers: set[tuple[int, int]] = set()
-        self._lock = threading.Lock()
-
-    def _add(self, d: int, nbytes: float) -> None:
-        self.held[d] += nbytes
-        self.peak[d] = max(self.peak[d], self.held[d])
-
-    def store(self, devices: tuple[int, ...], nbytes: float) -> None:
-        """An op's mode starts: each of its devices holds ``nbytes`` more."""
-        with self._lock:
-            for d in devices:
-                self._add(d, nbytes)
-
-    def receive(self, tensor: int, device: int, nbytes: float) -> None:
-        """A transfer of ``tensor`` to ``device`` starts: its receive buffer (once)."""
-        with self._lock:
-            if (tensor, device) not in self._buffers:
-                self._buffers.add((tensor, device))
-                self._add(device, nbytes)
-
-
 @dataclass(eq=False)
 class OpTask:
-    """One op in its mode: ``devices[0]`` leads, the others join (module docstring)."""
+    """One op in its mode: ``devices[0]`` leads, the others join (module docstring);
+    ``nbytes`` its outputs on each of them."""
 
     v: int
     name: str
@@ -310,10 +282,11 @@ class Phase:
             wall_start = time.perf_counter()
             overhead = max(0.0, wall_start - ready_wall)
             end = start + task.dur
-            self.memory.store(task.devices, task.nbytes)
+            self.memory.op_started(task.v, task.devices, task.nbytes, start)
             if self.failing in task.devices and end > self.cut:
                 if not virtual:
                     self._sleep_until(self.cut)
+                self.memory.op_lost(task.v, task.devices, self.cut)
                 self.op_runs.append((task, start, self.cut, "lost", overhead))
                 self._halt(d, ops[i:])
                 return free_t
@@ -324,6 +297,7 @@ class Phase:
                 self._sleep_until(end)
                 finish = max(self.clock.now(), end)
             self.op_runs.append((task, start, finish, "done", overhead))
+            self.memory.op_finished(task.v, finish)
             free_t, free_wall = finish, time.perf_counter()
             task.done.set(finish, free_wall)
         return free_t
@@ -379,7 +353,7 @@ class Phase:
         pending: list[tuple[float, int, XferTask, float, int]], seq: int,
     ) -> None:  # fmt: skip
         end = start + task.dur
-        self.memory.receive(task.tensor, task.dst_dev, task.nbytes)
+        self.memory.transfer_started(task.tensor, task.dst_dev, task.nbytes, start)
         if self.contention:
             with self._lock:
                 for x in task.links:
@@ -400,6 +374,7 @@ class Phase:
             due = max(due, self.clock.now())
         if self.failing in (task.src_dev, task.dst_dev) and start + task.dur > self.cut:
             self.xfer_runs.append((task, start, self.cut, "lost"))
+            self.memory.transfer_finished(task.tensor, task.dst_dev, self.cut)
             self._cut_xfer(task)
             return
         key = (task.tensor, task.dst_dev)
@@ -414,11 +389,13 @@ class Phase:
                 )
                 raise ExecutionError(msg, op=task.dsts[0], device=self.devices[task.dst_dev])
             if due >= self.cut:
+                self.memory.transfer_finished(task.tensor, task.dst_dev, due)
                 self._cut_xfer(task)
                 return
             self._launch(task, due, attempt + 1, pending, seq)
             return
         self.xfer_runs.append((task, start, due, "done"))
+        self.memory.transfer_finished(task.tensor, task.dst_dev, due)
         task.arrival.set(due, wall)
 
     def _cut_xfer(self, task: XferTask) -> None:

@@ -8,7 +8,10 @@ start time is reached; it holds all of them for its planned duration on a clock:
 ``"scaled"`` (threads really sleep, ``time_scale`` seconds of wall per second of plan).
 A transfer moves one tensor to one device once, however many ops read it there. With a
 ``program`` each op really evaluates its fx nodes, once (on its first device) however many
-devices its mode spans, so the outputs are real and are checked against eager.
+devices its mode spans, so the outputs are real and are checked against eager. The run
+allocates and frees each device's memory as its events happen (:mod:`hetsched.exec.memory`:
+weights, op outputs until their last use, received tensors until their last reader) and
+reports the peak: ``plan.memory`` exactly, for a plan run as planned on the virtual clock.
 
 Device failures split the run into phases: at the failure time nothing new starts, the
 failed device loses its running op, its in-flight transfers and every tensor only it
@@ -46,7 +49,7 @@ from typing import Any
 import numpy as np
 
 from hetsched.errors import HetschedError, UsageError
-from hetsched.exec.engine import Clock, DeviceMemory, OpTask, Phase, Slot, XferTask
+from hetsched.exec.engine import Clock, OpTask, Phase, Slot, XferTask
 from hetsched.exec.errors import ExecutionError
 from hetsched.exec.faults import (
     DeviceFailure,
@@ -56,6 +59,7 @@ from hetsched.exec.faults import (
     check_faults,
     parse_faults,
 )
+from hetsched.exec.memory import END, DeviceMemory, User
 from hetsched.exec.program import ProgramRunner, intra_op_threads, make_runner, outputs_close
 from hetsched.exec.replan import ReplanRequest, mask_devices, replan_list
 from hetsched.exec.result import ExecutionResult, OpRun, TransferRun
@@ -202,6 +206,8 @@ class _Run:
         self.held: dict[int, dict[int, float]] = {}
         self.delivered: dict[int, dict[int, float]] = {}
         self.memory = DeviceMemory(p.num_devices)
+        self.read = np.zeros(p.n, dtype=bool)  # ops whose outputs some op reads
+        self.read[p.tensors.src] = True
         self.runs: list[OpRun] = []
         self.xruns: list[TransferRun] = []
         self.overheads: list[float] = []
@@ -242,6 +248,7 @@ class _Run:
             if fail is None or (not ph.triggered and not todo and cut >= end):
                 break
             self.failed.append(fail.device)
+            self.memory.interrupt(cut, failing)
             self.seen.append(str(fail))
             self.fault_times[str(fail)] = fail.time
             for where in (*self.held.values(), *self.delivered.values()):
@@ -252,21 +259,28 @@ class _Run:
             t_resume = cut if self.clock.virtual else max(cut, self.clock.now())
             plan = self._replan(todo, t_resume)
             phase += 1
+        self.memory.close(max((f for _, _, f in self.final.values()), default=0.0))
         self.wall = time.perf_counter() - self.wall0
 
     def _phase(
         self, plan: Plan, todo: set[int], cut: float, failing: int, t_resume: float
     ) -> Phase:
-        p, q = self.p, self.p.quantum
+        p, q, mem = self.p, self.p.quantum, self.memory
         asap = self.policy == "asap"
         tasks: dict[int, OpTask] = {}
-        for v in todo:
+        for v in sorted(todo):
             m = _mode_of(p, v, plan.modes[p.names[v]])
             release = t_resume if asap else _units(plan.start[p.names[v]], q)
             tasks[v] = OpTask(
                 v, p.names[v], m, p.modes.devices_of(m), release, float(p.mode_dur[m]),
-                float(p.modes.memory[m]),
+                float(p.modes.memory[m] - p.modes.w[m]),
             )  # fmt: skip
+            for d in tasks[v].devices:
+                mem.need(("outputs", v, d), ("op", v, -1))
+                if not self.read[v]:  # nobody reads it: its outputs stay to the end
+                    mem.need(("outputs", v, d), END)
+                mem.need(("weights", m, d), END)
+                mem.allocate(("weights", m, d), float(p.modes.w[m]), v, t_resume)
         static: dict[tuple[int, int], Slot] = {}
 
         def copy_slot(t: int, d: int) -> Slot:
@@ -284,15 +298,23 @@ class _Run:
                 for b in tasks[v].devices:
                     if u in todo and b in tasks[u].devices:
                         tasks[v].inputs.append(tasks[u].done)
+                        mem.need(("outputs", u, b), ("op", v, -1))
                         continue
                     if u not in todo and b in self.tensor_at(t):
                         tasks[v].inputs.append(copy_slot(t, b))
+                        self._need_copy(t, b, ("op", v, -1), t_resume)
                         continue
                     if (t, b) not in xfers:
                         x, t0 = self._xfer(t, b, tasks.get(u), planned.get((t, b)), copy_slot)
                         x.release = t_resume if asap else max(t_resume, _units(t0, q))
                         xfers[t, b] = x
                         order_x[t, b] = (t0, t0 + x.dur * q, u, t, b)
+                        mem.need(("received", t, b), ("xfer", t, b))
+                        if u in todo:
+                            mem.need(("outputs", u, x.src_dev), ("xfer", t, b))
+                        else:
+                            self._need_copy(t, x.src_dev, ("xfer", t, b), t_resume)
+                    mem.need(("received", t, b), ("op", v, -1))
                     lost = self.edge_losses.pop((u, v), 0)
                     if lost:
                         self.losses[t, b] = self.losses.get((t, b), 0) + lost
@@ -350,6 +372,18 @@ class _Run:
             dur=float(p.tensor_comm[t, a, b]), nbytes=float(p.tensors.nbytes[t]), source=src,
         )  # fmt: skip
         return x, t0
+
+    def _need_copy(self, t: int, d: int, user: User, t_resume: float) -> None:
+        """``user`` reads tensor ``t`` on ``d`` from a copy an earlier phase left there: its
+        producer's outputs, or the buffer a transfer delivered."""
+        p, u = self.p, int(self.p.tensors.src[t])
+        if d in self.held.get(u, {}):
+            m = self.final[u][0]
+            nbytes = float(p.modes.memory[m] - p.modes.w[m])
+            self.memory.need_copy(("outputs", u, d), user, nbytes, u, t_resume)
+        else:
+            nbytes = float(p.tensors.nbytes[t])
+            self.memory.need_copy(("received", t, d), user, nbytes, t, t_resume)
 
     def _engine_name(self, x: XferTask) -> str:
         p = self.p

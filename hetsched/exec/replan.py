@@ -37,9 +37,12 @@ from types import MappingProxyType
 import numpy as np
 
 from hetsched.errors import InfeasibleError
+from hetsched.exec.memory import peak_of
 from hetsched.plan import Plan
+from hetsched.plan.memory import Live, live_intervals
 from hetsched.plan.plan import transfer_record
 from hetsched.problem import Problem
+from hetsched.problem.sub import subproblem
 from hetsched.schedule.latency.heuristics import upward_rank
 from hetsched.schedule.latency.listsched import Timeline
 
@@ -235,14 +238,11 @@ def _commit(
 def _plan(st: _State) -> Plan:
     p, q = st.p, st.p.quantum
     devs = p.modes.mode_devices
-    usage = np.zeros(p.num_devices)
-    for m in st.mode.values():
-        usage[list(devs[m])] += p.modes.memory[m]
     transfers = []
     for (t, b), (a, ts, _c) in sorted(st.xfers.items()):
-        usage[b] += p.tensors.nbytes[t]
         readers = [int(x) for x in p.tensors.consumers(t) if x in st.mode and b in devs[st.mode[x]]]
         transfers.append(transfer_record(p, t, a, b, readers, ts))
+    usage = _live_peak(st)
     order = sorted(st.mode)
     return Plan(
         modes=MappingProxyType({p.names[v]: p.describe_mode(st.mode[v]) for v in order}),
@@ -259,3 +259,34 @@ def _plan(st: _State) -> Plan:
         units=p.units,
         memory=MappingProxyType({p.devices[d]: float(usage[d]) for d in range(p.num_devices)}),
     )
+
+
+def _live_peak(st: _State) -> np.ndarray:
+    """Each device's live peak, by the one model (:func:`~hetsched.plan.memory.live_intervals`),
+    of what the re-plan places: its ops (as a sub-problem, with the re-plan's transfers
+    among them), plus the receive buffer of each survivor's copy it moves, held from the
+    transfer's start until the transfer and its last reader there have finished. What the
+    run held before the failure is not counted."""
+    p = st.p
+    ops = np.array(sorted(st.mode), dtype=np.int64)
+    if ops.size == 0:
+        return np.zeros(p.num_devices)
+    sub = subproblem(p, ops, name="replan")
+    _, kept = p.tensors.subset(ops, p.n)
+    tid = {int(t): i for i, t in enumerate(kept.tolist())}
+    vs = ops.tolist()
+    rank = [st.mode[v] - int(p.modes.op_start[v]) for v in vs]  # the mode among the op's own
+    modes = sub.modes.op_start[:-1] + np.array(rank, dtype=np.int64)
+    sends = {(tid[t], b): (ts, ts + c, a) for (t, b), (a, ts, c) in st.xfers.items() if t in tid}
+    intervals = live_intervals(
+        sub, modes, [st.start[v] for v in vs], [st.finish[v] for v in vs], sends
+    )
+    devs = p.modes.mode_devices
+    for (t, b), (_a, ts, c) in sorted(st.xfers.items()):
+        if t in tid:
+            continue
+        readers = [x for x in p.tensors.consumers(t).tolist() if x in st.mode]
+        end = max([ts + c, *(st.finish[x] for x in readers if b in devs[st.mode[x]])])
+        size = float(p.tensors.nbytes[t])
+        intervals.append(Live(b, float(ts), float(end), size, "received", t))
+    return np.asarray(peak_of(intervals, p.num_devices))

@@ -64,8 +64,12 @@ class ExecutionResult:
     hold every attempt, lost ones included. ``transfers`` are the delivered transfers, one
     per (tensor, destination device). ``utilization`` is busy time over makespan per device
     (an op of a multi-device mode keeps each of its devices busy). ``memory`` is the peak
-    bytes each device stored, as the executor tracked them (mode bytes of the ops it
-    started, one receive buffer per tensor delivered to it).
+    bytes each device held, as the executor allocated and freed them on its clock (the
+    liveness model of :mod:`hetsched.plan.memory`: resident weights throughout, an op's
+    outputs from its start to their last use there, a received tensor from its transfer's
+    start to its last reader; :mod:`hetsched.exec.memory`): ``plan.memory`` for a plan
+    run as planned on the virtual clock; after a device failure, what the phases held
+    together (see :mod:`hetsched.exec.memory`).
     Dispatch overhead is the wall time from the moment an op could start (inputs present,
     device free, release time reached) to the moment its worker started it, in µs.
     ``outputs_match`` is None when no program ran, else whether the outputs equal eager.

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from hetsched.errors import PlanError
-from hetsched.plan.memory import static_usage
+from hetsched.plan.memory import memory_profile
 from hetsched.plan.results import ModuloResult, PipelineResult
 from hetsched.problem import DEFAULT_PRECISION, ModeSpec, Problem
 
@@ -215,12 +215,11 @@ def plan_from_schedule(
     s = np.asarray(start, dtype=np.int64)
     q = problem.quantum
     fin = s + problem.mode_dur[m]
-    transfers = [
-        transfer_record(problem, t, a, b, readers, t0)
-        for t, a, b, readers, t0 in _transfers(problem, m, fin, transfer_start)
-    ]
+    moves = _transfers(problem, m, fin, transfer_start)
+    transfers = [transfer_record(problem, t, a, b, readers, t0) for t, a, b, readers, t0 in moves]
     makespan = int(fin.max()) if fin.size else 0
-    usage = static_usage(problem, m)
+    sends = {(t, b): (t0, t0 + int(problem.tensor_comm[t, a, b]), a) for t, a, b, _, t0 in moves}
+    usage = memory_profile(problem, m, s, fin, sends).peak
     return Plan(
         modes=MappingProxyType(
             {problem.names[i]: problem.describe_mode(int(m[i])) for i in range(problem.n)}

@@ -33,11 +33,11 @@ import math
 import numpy as np
 
 from hetsched.errors import PlanError
-from hetsched.plan.memory import static_usage, within
+from hetsched.plan.memory import Live, MemoryProfile, memory_profile
 from hetsched.plan.plan import Plan, Transfer, mode_ids
 from hetsched.problem import Problem
 
-__all__ = ["graph_mismatch", "validate"]
+__all__ = ["graph_mismatch", "memory_overflow_message", "validate"]
 
 
 def validate(plan: Plan, problem: Problem, *, tol: float = 1e-6) -> None:
@@ -73,15 +73,10 @@ def validate(plan: Plan, problem: Problem, *, tol: float = 1e-6) -> None:
     if problem.link_contention:
         _check_links(problem, xfers, tol)
     if problem.use_memory:
-        used = static_usage(problem, m)
-        over = np.flatnonzero(~within(used, problem.capacity))
-        if over.size:
-            d = int(over[0])
-            msg = (
-                f"device {problem.devices[d]!r} holds {used[d]:.0f} bytes, over its capacity "
-                f"{problem.capacity[d]:.0f}"
-            )
-            raise PlanError(msg)
+        profile = memory_profile(problem, m, st, fi, xfers)
+        d = profile.over(problem.capacity)
+        if d is not None:
+            raise PlanError(memory_overflow_message(problem, profile, d))
     ms = float(fi.max())
     if abs(plan.makespan / q - ms) > tol:
         msg = f"plan makespan {plan.makespan!r} is not the last finish time {ms * q!r}"
@@ -89,6 +84,27 @@ def validate(plan: Plan, problem: Problem, *, tol: float = 1e-6) -> None:
     if plan.lower_bound > plan.makespan * (1 + 1e-9) + tol * q:
         msg = f"plan lower bound {plan.lower_bound!r} exceeds its makespan {plan.makespan!r}"
         raise PlanError(msg)
+
+
+def memory_overflow_message(problem: Problem, profile: MemoryProfile, d: int) -> str:
+    """One line: the device, when it peaks, by how much, and the largest things it holds."""
+    q = problem.quantum
+    when = float(profile.peak_time[d])
+    held = profile.live_at(d, when)[:3]
+
+    def name(x: Live) -> str:
+        label = problem.tensors.names[x.item] if x.what == "received" else problem.names[x.item]
+        return f"{label} ({x.what}, {_mib(x.nbytes)})"
+
+    return (
+        f"device {problem.devices[d]!r} holds {_mib(float(profile.peak[d]))} at "
+        f"{when * q:.6g} {problem.units}, over its capacity {_mib(float(problem.capacity[d]))}; "
+        f"largest live: {', '.join(name(x) for x in held)}"
+    )
+
+
+def _mib(nbytes: float) -> str:
+    return f"{nbytes / 2**20:.2f} MiB" if nbytes >= 2**20 else f"{nbytes:.0f} B"
 
 
 def graph_mismatch(plan: Plan, name: str, ops: int, sha256: str) -> str | None:

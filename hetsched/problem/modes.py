@@ -2,9 +2,11 @@
 
 A *mode* is the set of devices an op occupies together (one device today; several for a
 tensor-parallel split), the precision it computes in, a tag naming anything else that
-distinguishes it (``""`` by default), its duration and the bytes it holds on each of its
-devices. Today's problems have one mode per (op, device that supports it); precision choice
-and op splitting add modes, not new solver code paths.
+distinguishes it (``""`` by default; ``"streamed"`` for a mode whose weights stream in
+instead of staying resident), its duration and the bytes it holds on each of its devices.
+Problems built from a graph have one mode per (op, device that supports it), plus a
+streamed one where weights can stream (:func:`hetsched.problem.problem.residency_modes`);
+precision choice and op splitting add modes, not new solver code paths.
 
 :class:`Modes` stores every mode of a problem as read-only arrays, grouped by op (CSR):
 the modes of op ``v`` are ``range(op_start[v], op_start[v + 1])`` and the devices of mode
@@ -66,8 +68,11 @@ class ModeSpec:
 class Modes:
     """Every mode of every op, as read-only arrays (see the module docstring).
 
-    ``time`` is real time (seconds or graph units), ``memory`` bytes held on each device of
-    the mode while the plan runs (weights and outputs, static residency).
+    ``time`` is real time (seconds or graph units); ``memory`` the bytes the mode can hold on
+    each of its devices (its resident weights and its outputs: what a device holds if
+    nothing is ever freed, the static envelope of :mod:`hetsched.plan.memory`);
+    ``weights`` the part of it held for the whole run (resident weights; 0 for a streamed
+    mode). ``weights`` defaults to ``memory``: bytes of unknown kind are held throughout.
     """
 
     op_start: np.ndarray
@@ -78,6 +83,7 @@ class Modes:
     memory: np.ndarray
     precision: tuple[str, ...]
     tag: tuple[str, ...]
+    weights: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = self.op_start.size - 1
@@ -98,10 +104,15 @@ class Modes:
         if np.any(np.diff(self.dev_start) < 1) or self.dev_start[-1] != self.devs.size:
             msg = "modes: every mode needs at least one device"
             raise SolverError(msg)
-        for name, arr in (("time", self.time), ("memory", self.memory)):
+        if self.weights is None:
+            object.__setattr__(self, "weights", np.asarray(self.memory, np.float64).copy())
+        for name, arr in (("time", self.time), ("memory", self.memory), ("weights", self.w)):
             if arr.shape != (m,) or not np.all(np.isfinite(arr)) or np.any(arr < 0):
                 msg = f"modes: {name} must be finite and >= 0, one per mode"
                 raise SolverError(msg)
+        if np.any(self.w > self.memory * (1 + 1e-12)):
+            msg = "modes: a mode's weights cannot exceed its memory"
+            raise SolverError(msg)
         if len(self.precision) != m or len(self.tag) != m:
             msg = "modes: precision and tag need one entry per mode"
             raise SolverError(msg)
@@ -115,7 +126,13 @@ class Modes:
             msg = f"modes: devices of mode {k} must be sorted and distinct, got {ds}"
             raise SolverError(msg)
         self._check_unique()
-        own_frozen(self, "op_start", "op", "dev_start", "devs", "time", "memory")
+        own_frozen(self, "op_start", "op", "dev_start", "devs", "time", "memory", "weights")
+
+    @property
+    def w(self) -> np.ndarray:
+        """``weights`` (never None after construction)."""
+        assert self.weights is not None
+        return self.weights
 
     def _check_unique(self) -> None:
         """No op has two modes with the same devices, precision and tag."""
@@ -145,7 +162,7 @@ class Modes:
     # ------------------------------------------------------------------ construction
     @classmethod
     def build(cls, n: int, modes: Iterable[tuple[Any, ...]]) -> Modes:
-        """From ``(op, devices, time[, memory, precision, tag])`` tuples, any order.
+        """From ``(op, devices, time[, memory, precision, tag, weights])`` tuples, any order.
 
         Modes are stored grouped by op, in the order given within each op.
         """
@@ -165,6 +182,10 @@ class Modes:
             memory=np.array([float(r[3]) if len(r) > 3 else 0.0 for r in rows], np.float64),
             precision=tuple(str(r[4]) if len(r) > 4 else DEFAULT_PRECISION for r in rows),
             tag=tuple(str(r[5]) if len(r) > 5 else "" for r in rows),
+            weights=np.array(
+                [float(r[6]) if len(r) > 6 else float(r[3]) if len(r) > 3 else 0.0 for r in rows],
+                np.float64,
+            ),
         )
 
     @classmethod
@@ -174,14 +195,17 @@ class Modes:
         *,
         memory: np.ndarray | None = None,
         precision: Sequence[str] | None = None,
+        weights: np.ndarray | None = None,
     ) -> Modes:
-        """One mode per (op, device) with a finite time: today's problems."""
+        """One mode per (op, device) with a finite time. ``memory`` and ``weights`` (default:
+        ``memory``) are per op."""
         ex = np.asarray(exec_time, dtype=np.float64)
         n = ex.shape[0]
         v_idx, d_idx = np.nonzero(np.isfinite(ex))  # row-major: grouped by op, devices sorted
         counts = np.bincount(v_idx, minlength=n)
         mem = np.zeros(n) if memory is None else np.asarray(memory, dtype=np.float64)
         prec = [DEFAULT_PRECISION] * n if precision is None else list(precision)
+        held = mem if weights is None else np.asarray(weights, dtype=np.float64)
         return cls(
             op_start=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
             op=v_idx.astype(np.int64),
@@ -191,6 +215,7 @@ class Modes:
             memory=mem[v_idx].copy(),
             precision=tuple(prec[v] for v in v_idx.tolist()),
             tag=("",) * int(v_idx.size),
+            weights=held[v_idx].copy(),
         )
 
     def select(self, keep: np.ndarray) -> Modes:
@@ -206,6 +231,7 @@ class Modes:
                     float(self.memory[m]),
                     self.precision[m],
                     self.tag[m],
+                    float(self.w[m]),
                 )
                 for m in keep.tolist()
             ],
@@ -233,6 +259,7 @@ class Modes:
             memory=self.memory[take].copy(),
             precision=tuple(self.precision[k] for k in take.tolist()),
             tag=tuple(self.tag[k] for k in take.tolist()),
+            weights=self.w[take].copy(),
         )
 
     # ------------------------------------------------------------------ views

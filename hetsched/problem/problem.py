@@ -154,17 +154,23 @@ class Problem:
         platform: Any,
         cost_model: Any = None,
         *,
-        memory: bool = False,
+        memory: bool | None = None,
         link_contention: bool = False,
         quantum: float | None = None,
     ) -> Problem:
-        """Compile ``graph`` on ``platform`` (a ``Platform`` or preset name)."""
+        """Compile ``graph`` on ``platform`` (a ``Platform`` or preset name).
+
+        ``memory``: whether plans must fit every device's capacity at every instant
+        (:mod:`hetsched.plan.memory`); by default on when some device declares a finite
+        capacity."""
         from hetsched.costmodel import Platform, build_cost_table
         from hetsched.graph.formats import graph_sha256
 
         if isinstance(platform, str):
             platform = Platform.preset(platform)
         table = build_cost_table(graph, platform, cost_model)
+        if memory is None:
+            memory = bool(np.isfinite(table.capacity).any())
         index = {x.name: i for i, x in enumerate(graph.nodes)}
         tensors = Tensors.build(
             len(graph.nodes),
@@ -173,9 +179,7 @@ class Problem:
                 for t in graph.tensors
             ],
         )
-        modes = Modes.device_modes(
-            table.exec, memory=table.memory, precision=[x.dtype for x in graph.nodes]
-        )
+        modes = residency_modes(table, [x.dtype for x in graph.nodes], memory=memory)
         return cls.from_modes(
             names=[x.name for x in graph.nodes],
             devices=list(table.device_names),
@@ -527,7 +531,11 @@ class Problem:
             raise InfeasibleError(msg)
         if ok.all():
             return self
-        kept = np.flatnonzero(ok)
+        return self.select_modes(np.flatnonzero(ok), name=name)
+
+    def select_modes(self, kept: np.ndarray, *, name: str | None = None) -> Problem:
+        """The same problem with only the modes ``kept`` (sorted ids; every op keeps one)."""
+        kept = np.asarray(kept, dtype=np.int64)
         return dataclasses.replace(
             self,
             modes=self.modes.select(kept),
@@ -545,7 +553,9 @@ class Problem:
             if mem.shape != (self.n,):
                 msg = f"op_memory has shape {mem.shape}, expected ({self.n},)"
                 raise SolverError(msg)
-            modes = dataclasses.replace(modes, memory=mem[modes.op].copy())
+            modes = dataclasses.replace(
+                modes, memory=mem[modes.op].copy(), weights=mem[modes.op].copy()
+            )
         fit = _fitting_modes(modes, cap, self.names)
         kept = (
             np.arange(self.num_modes)
@@ -661,6 +671,56 @@ class Problem:
         if tc.size and not np.array_equal(tc, tc[:, perm][:, :, perm]):
             return False
         return not (self.link_contention and self.route_links)
+
+
+STREAMED = "streamed"
+
+
+def residency_modes(table: Any, precision: Sequence[str], *, memory: bool) -> Modes:
+    """The modes of a cost table: each op on each device that runs it with its weights
+    resident, and, where the device can stream weights (``table.streamed`` finite), with
+    them streamed (tag ``"streamed"``: slower, holding only the op's outputs) when that can
+    matter:
+
+    * always when the weights alone exceed the device's capacity (they cannot stay: the
+      resident mode is then dropped, with or without memory constraints);
+    * with ``memory``, when everything the device might hold (every mode it could run plus a
+      buffer for each tensor its ops read) exceeds its capacity. Otherwise every plan's
+      weights fit resident, which is faster, so streamed modes could never help.
+
+    >>> import numpy as np
+    >>> from types import SimpleNamespace
+    >>> t = SimpleNamespace(exec=np.array([[1.0, 1.0]]), streamed=np.array([[np.inf, 4.0]]),
+    ...     memory=np.array([12.0]), weights=np.array([10.0]), capacity=np.array([99.0, 8.0]),
+    ...     edge_dst=np.zeros(0, int), edge_bytes=np.zeros(0))
+    >>> m = residency_modes(t, ["float32"], memory=False)
+    >>> [(m.devices_of(k), m.tag[k], float(m.time[k])) for k in range(m.num_modes)]
+    [((0,), '', 1.0), ((1,), 'streamed', 4.0)]
+    """
+    ex = np.asarray(table.exec, dtype=np.float64)
+    streamed = getattr(table, "streamed", None)
+    mem = np.asarray(table.memory, dtype=np.float64)
+    weights = getattr(table, "weights", None)
+    if streamed is None or weights is None or not np.isfinite(streamed).any():
+        return Modes.device_modes(ex, memory=mem, precision=precision)
+    w = np.asarray(weights, dtype=np.float64)
+    cap = np.asarray(table.capacity, dtype=np.float64)
+    n, nd = ex.shape
+    can_stream = np.isfinite(streamed) & np.isfinite(ex)
+    too_big = can_stream & (w[:, None] > cap[None, :] * (1 + 1e-12))
+    tight = np.zeros(nd, dtype=bool)
+    if memory:
+        allowed = np.isfinite(ex)
+        inputs = np.asarray(table.edge_bytes, np.float64)[:, None] * allowed[table.edge_dst]
+        tight = (mem[:, None] * allowed).sum(axis=0) + inputs.sum(axis=0) > cap
+    rows: list[tuple[Any, ...]] = []
+    for v in range(n):
+        for d in np.flatnonzero(np.isfinite(ex[v])).tolist():
+            if not too_big[v, d]:
+                rows.append((v, (d,), ex[v, d], mem[v], precision[v], "", w[v]))
+            if can_stream[v, d] and (too_big[v, d] or tight[d]):
+                rows.append((v, (d,), streamed[v, d], mem[v] - w[v], precision[v], STREAMED, 0.0))
+    return Modes.build(n, rows)
 
 
 def _fitting_modes(modes: Modes, cap: np.ndarray, names: Sequence[str]) -> Modes:

@@ -6,7 +6,10 @@ producer's mode holding it) as linear rows over presence literals, so that a pla
 accepts is one :func:`hetsched.plan.validate` accepts. Bytes and capacities are scaled by a
 power of ten that makes them integers; when none up to 10^6 does, sizes round up and
 capacities down, the rows are tighter than the checker and a model's optimum is not a proof
-(:func:`add_static_memory` says so).
+(:func:`add_static_memory` says so). The rows keep the *static envelope* within capacity;
+for a latency plan, whose live bytes the checker limits, that is a restriction of the
+question wherever the envelope can bind (:func:`~hetsched.plan.memory.envelope_binds`), and
+the latency CP-SAT then claims no proof.
 
 Examples
 --------
@@ -36,7 +39,7 @@ from ortools.sat.python import cp_model
 
 from hetsched.problem import Problem
 
-__all__ = ["add_static_memory", "memory_scale"]
+__all__ = ["add_live_memory", "add_static_memory", "live_encodable", "memory_scale"]
 
 
 def memory_scale(p: Problem) -> tuple[int, bool]:
@@ -96,3 +99,116 @@ def add_static_memory(
         if terms:
             m.add(sum(terms) <= math.floor(p.capacity[d] * scale + 1e-9))
     return exact
+
+
+def live_encodable(p: Problem) -> bool:
+    """Whether :func:`add_live_memory` encodes ``p``'s memory exactly: transfers that start
+    when their producer ends (no link contention) and integer-scalable bytes."""
+    return p.use_memory and not p.link_contention and memory_scale(p)[1]
+
+
+def add_live_memory(
+    m: cp_model.CpModel,
+    p: Problem,
+    starts: list[Any],
+    ends: list[Any],
+    on: list[dict[int, Any]],
+    modes: list[dict[int, Any]],
+    makespan: Any,
+    horizon: int,
+) -> None:
+    """Live bytes within capacity at every instant, exactly as the checker counts them
+    (:mod:`hetsched.plan.memory`), for a problem :func:`live_encodable` accepts.
+
+    Per device ``d`` with a finite capacity, one Cumulative whose capacity is ``cap[d]``
+    less the resident weights of the modes chosen there, over optional intervals:
+
+    * op ``v``'s outputs, present when its mode occupies ``d``: from ``start[v]`` to a
+      variable end ``>= end[v]``, ``>= end[c]`` for every reader ``c`` there, ``>= end[v] +
+      transfer`` for every transfer ``d`` sends (the mode's device nearest the reader's), and
+      ``= makespan`` when no op reads them;
+    * tensor ``t`` received on ``d``, present when a reader's mode occupies ``d`` and the
+      producer's does not: from the producer's end (the transfer's start) to a variable end
+      ``>=`` the transfer's arrival and every reader's end there.
+
+    ``on[v][d]`` is true when ``v``'s mode occupies ``d``; ``modes[v][k]`` when it is ``k``.
+    """
+    from hetsched.plan.plan import nearest_source
+
+    scale, _ = memory_scale(p)
+    devs = [d for d in range(p.num_devices) if np.isfinite(p.capacity[d])]
+    intervals: dict[int, list[Any]] = {d: [] for d in devs}
+    demands: dict[int, list[int]] = {d: [] for d in devs}
+    weights: dict[int, list[Any]] = {d: [] for d in devs}
+    readers_of = [p.tensors.consumers(t).tolist() for t in range(p.tensors.num_tensors)]
+    tensors_of: list[list[int]] = [[] for _ in range(p.n)]
+    for t, u in enumerate(p.tensors.src.tolist()):
+        tensors_of[u].append(t)
+
+    def size(x: float) -> int:
+        return math.ceil(x * scale - 1e-9)
+
+    def interval(start: Any, end: Any, lit: Any, d: int, nbytes: int) -> None:
+        span = m.new_int_var(0, horizon, "")
+        intervals[d].append(m.new_optional_interval_var(start, span, end, lit, ""))
+        demands[d].append(nbytes)
+
+    for v in range(p.n):
+        for k, lit in modes[v].items():
+            for d in p.modes.devices_of(k):
+                if d in weights and size(p.modes.w[k]) > 0:
+                    weights[d].append(size(p.modes.w[k]) * lit)
+        for d in devs:
+            mine = {k: lit for k, lit in modes[v].items() if d in p.modes.devices_of(k)}
+            outs = {k: size(p.modes.memory[k] - p.modes.w[k]) for k in mine}
+            if not any(b > 0 for b in outs.values()):
+                continue
+            end = m.new_int_var(0, horizon, "")
+            m.add(end >= ends[v])
+            if not tensors_of[v]:
+                m.add(end == makespan).only_enforce_if(on[v][d])
+            for t in tensors_of[v]:
+                for c in readers_of[t]:
+                    if d in on[c]:
+                        m.add(end >= ends[c]).only_enforce_if(on[c][d])
+                for k, lit in mine.items():
+                    have = p.modes.devices_of(k)
+                    for c in readers_of[t]:
+                        for b, lit_c in on[c].items():
+                            if b not in have and nearest_source(p, t, have, b) == d:
+                                send = int(p.tensor_comm[t, d, b])
+                                m.add(end >= ends[v] + send).only_enforce_if([lit, lit_c])
+            for k, nbytes in outs.items():
+                if nbytes > 0:
+                    interval(starts[v], end, mine[k], d, nbytes)
+    for t in range(p.tensors.num_tensors):
+        nbytes = size(p.tensors.nbytes[t])
+        if nbytes <= 0:
+            continue
+        u = int(p.tensors.src[t])
+        for b in devs:
+            readers = [c for c in readers_of[t] if b in on[c]]
+            if not readers or (b in on[u] and len(on[u]) == 1):
+                continue
+            recv = m.new_bool_var("")
+            own = [on[u][b]] if b in on[u] else []
+            for c in readers:
+                m.add_bool_or([on[c][b].Not(), recv, *own])
+            if own:
+                m.add_implication(own[0], recv.Not())
+            end = m.new_int_var(0, horizon, "")
+            m.add(end >= ends[u])
+            for c in readers:
+                m.add(end >= ends[c]).only_enforce_if(on[c][b])
+            for k, lit in modes[u].items():
+                have = p.modes.devices_of(k)
+                if b not in have:
+                    arrive = int(p.tensor_comm[t, nearest_source(p, t, have, b), b])
+                    m.add(end >= ends[u] + arrive).only_enforce_if([lit, recv])
+            interval(ends[u], end, recv, b, nbytes)
+    for d in devs:
+        cap = math.floor(p.capacity[d] * scale + 1e-9)
+        free = m.new_int_var(0, cap, f"free_{p.devices[d]}")
+        m.add(free == cap - sum(weights[d]))
+        if intervals[d]:
+            m.add_cumulative(intervals[d], demands[d], free)

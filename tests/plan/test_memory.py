@@ -95,7 +95,10 @@ def test_validate_rejects_a_plan_over_capacity() -> None:
     p = four_ops().with_memory(np.array([5.0, 12.0, 12.0]))
     plan = plan_from_schedule(p, modes=[0, 2, 3, 5], start=[0, 1, 2, 3], solver="manual")
     assert plan.memory == {"x": 5.0, "y": 13.0, "z": 12.0}
-    with pytest.raises(PlanError, match="device 'y' holds 13 bytes, over its capacity 12"):
+    with pytest.raises(
+        PlanError,
+        match=r"device 'y' holds 13 B at 1 s, over its capacity 12 B; largest live: t0 \(received",
+    ):
         validate(plan, p)
 
 
@@ -163,8 +166,9 @@ def memory_problem(model: str, seed: int) -> Problem:
 def _check_fits(plan, p: Problem) -> None:
     validate(plan, p)
     used = static_usage(p, mode_ids(plan, p))
-    assert np.all(used <= p.capacity)
-    assert plan.memory == {x: float(u) for x, u in zip(p.devices, used, strict=True)}
+    assert np.all(used <= p.capacity)  # the solvers keep the static envelope within capacity
+    # a plan reports its live peak, which the envelope bounds
+    assert all(plan.memory[x] <= u + 1e-9 for x, u in zip(p.devices, used, strict=True))
 
 
 @pytest.mark.parametrize(("model", "seed"), CASES)

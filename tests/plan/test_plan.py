@@ -100,7 +100,7 @@ def test_memory_capacity_checked_when_on():
         validate(plan, p)
     validate(make(p, [0, 0, 0], [0, 2, 5]), p)
     # c alone fits the gpu, but it also holds the 10-byte tensor it receives from a
-    with pytest.raises(PlanError, match="'gpu' holds 15 bytes"):
+    with pytest.raises(PlanError, match="'gpu' holds 15 B"):
         validate(make(p, [0, 0, 1], [0, 2, 4]), p)
     assert make(p, [0, 0, 1], [0, 2, 4]).memory == {"cpu": 10.0, "gpu": 15.0}
 

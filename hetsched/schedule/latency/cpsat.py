@@ -195,7 +195,8 @@ def _cpsat(
         "model": "devices" if device_model else "modes",
     }
     if not built.memory_exact:
-        stats["memory_rounded"] = True  # the model is tighter than the question: no proof
+        # rounded or static memory rows: the model is tighter than the question, no proof
+        stats["memory_restricted"] = True
     if wrongly_infeasible:
         stats["solver_fault"] = "INFEASIBLE with a feasible hint; retried without windows"
     if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
@@ -212,7 +213,7 @@ def _cpsat(
             modes=mode,
             start=start,
             solver="cpsat",
-            searched=True,
+            searched=built.memory_exact,
             lower_bound=min(bound, value),
             stats=stats,
             transfer_start=xfer,
@@ -224,7 +225,7 @@ def _cpsat(
     if hint_plan is not None:
         # UNKNOWN (no solution within the limit) or INFEASIBLE again (a solver fault, see
         # above): the (feasible) warm start, without claiming anything.
-        return hint_plan.with_(stats={**stats, "fallback": "hint"})
+        return hint_plan.with_(searched=built.memory_exact, stats={**stats, "fallback": "hint"})
     if status == cp_model.INFEASIBLE and built.memory_exact:
         msg = f"no plan of {problem.name!r} fits the devices' memory (proven by CP-SAT)"
         raise InfeasibleError(msg)

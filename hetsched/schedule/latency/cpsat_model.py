@@ -24,9 +24,10 @@ import numpy as np
 from ortools.sat.python import cp_model
 
 from hetsched.errors import InfeasibleError, SolverError
+from hetsched.plan.memory import envelope_binds
 from hetsched.problem import Problem
 from hetsched.schedule.bounds import heads_and_tails
-from hetsched.schedule.cpmemory import add_static_memory
+from hetsched.schedule.cpmemory import add_live_memory, add_static_memory, live_encodable
 
 __all__ = ["CpSatModel", "build_model", "distinct_choices", "mode_delay", "pooled_groups"]
 
@@ -158,14 +159,14 @@ def build_model(
     transfer_starts = (
         _add_link_contention(m, p, horizon, starts, ends, presence) if p.link_contention else {}
     )
-    memory_exact = add_static_memory(m, p, presence)
+    # the device model's literal of (v, d) is the literal of v's mode on d
+    modes = [{int(p.device_mode[v, d]): lit for d, lit in presence[v].items()} for v in range(p.n)]
+    memory_exact = _add_memory(m, p, starts, ends, presence, modes, makespan, horizon)
     _add_symmetry_breaking(m, p, presence, pooled)
     for cls in branches or []:
         # Swapping two identical branches maps a schedule to a schedule: order them.
         for a, b in itertools.pairwise(cls):
             m.add(starts[int(a[0])] <= starts[int(b[0])])
-    # the device model's literal of (v, d) is the literal of v's mode on d
-    modes = [{int(p.device_mode[v, d]): lit for d, lit in presence[v].items()} for v in range(p.n)]
     if hint is not None:
         _add_hint(m, p, hint, starts, ends, modes, makespan)
     m.minimize(makespan)
@@ -236,13 +237,34 @@ def _build_mode_model(
     _add_load(m, load_terms, [], makespan)
     _add_mode_precedence(m, p, starts, ends, modes)
     presence = [_device_literals(m, p, modes[v]) for v in range(p.n)]
-    memory_exact = add_static_memory(m, p, presence, modes)
+    memory_exact = _add_memory(m, p, starts, ends, presence, modes, makespan, horizon)
     if hint is not None:
         _add_hint(m, p, hint, starts, ends, modes, makespan)
     m.minimize(makespan)
     return CpSatModel(
         m, starts, ends, presence, makespan, horizon, [], {}, lower, modes, memory_exact
     )
+
+
+def _add_memory(
+    m: cp_model.CpModel,
+    p: Problem,
+    starts: list,
+    ends: list,
+    presence: list[dict[int, Any]],
+    modes: list[dict[int, Any]],
+    makespan: Any,
+    horizon: int,
+) -> bool:
+    """Device memory: live bytes, exactly, where the encoding allows
+    (:func:`~hetsched.schedule.cpmemory.add_live_memory`); otherwise the static envelope, a
+    restriction wherever it can bind. True when the model is exact."""
+    if envelope_binds(p) is None:  # memory off, or no choice can fill a device
+        return True
+    if live_encodable(p):
+        add_live_memory(m, p, starts, ends, presence, modes, makespan, horizon)
+        return True
+    return add_static_memory(m, p, presence, modes) and envelope_binds(p) is None
 
 
 def _device_literals(m: cp_model.CpModel, p: Problem, lits: dict[int, Any]) -> dict[int, Any]:

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from hetsched.errors import SolverError
-from hetsched.plan.memory import MemoryTracker
+from hetsched.plan.memory import LiveTracker
 from hetsched.plan.plan import nearest_source
 from hetsched.problem import Problem
 
@@ -74,8 +74,8 @@ class ListScheduler:
     A mode occupies all its devices at once (the earliest common gap). A tensor goes once to
     each device that reads it, from the producer's device that reaches it fastest; a later
     reader on that device reuses the transfer. With link contention each transfer reserves
-    every link of its route; with memory on, modes that would overflow a device are skipped
-    (:class:`~hetsched.plan.MemoryTracker`).
+    every link of its route; with memory on, a mode and start that would overflow a device
+    at some instant are skipped (:class:`~hetsched.plan.memory.LiveTracker`: live bytes).
     """
 
     def __init__(self, problem: Problem, *, insertion: bool = True) -> None:
@@ -88,7 +88,7 @@ class ListScheduler:
         self.links = [Timeline() for _ in problem.link_names]
         self.transfer_start: dict[tuple[int, int], int] = {}
         self.arrival: dict[tuple[int, int], int] = {}
-        self.memory = MemoryTracker(problem)
+        self.memory = LiveTracker(problem)
 
     @property
     def assign(self) -> np.ndarray:
@@ -97,7 +97,9 @@ class ListScheduler:
         return np.where(self.mode >= 0, first[np.maximum(self.mode, 0)], -1)
 
     def fits_memory(self, v: int, m: int) -> bool:
-        return self.memory.fits(v, m)
+        """Whether ``v`` in mode ``m``, at its earliest start, fits memory."""
+        s, _, tr = self.evaluate(v, m)
+        return self.memory.fits(m, s, tr)
 
     def evaluate(self, v: int, m: int) -> tuple[int, int, dict[tuple[int, int], int]]:
         """``(start, finish, new transfers)`` of op ``v`` in mode ``m`` without committing.
@@ -169,7 +171,7 @@ class ListScheduler:
         self, v: int, m: int, start: int, finish: int, transfers: dict[tuple[int, int], int]
     ) -> None:
         p = self.p
-        self.memory.place(v, m)
+        self.memory.place(v, m, start, finish, transfers)
         self.mode[v] = m
         self.start[v] = start
         self.finish[v] = finish
@@ -192,9 +194,9 @@ class ListScheduler:
         order); ties to the first mode. ``(mode, start, finish, transfers)``."""
         best: tuple[float, int, int, int, dict[tuple[int, int], int]] | None = None
         for i, m in enumerate(self.p.modes.ops_modes(v).tolist()):
-            if not self.fits_memory(v, m):
-                continue
             s, f, tr = self.evaluate(v, m)
+            if not self.memory.fits(m, s, tr):
+                continue
             key = f + (float(key_extra[i]) if key_extra is not None else 0.0)
             if best is None or key < best[0]:
                 best = (key, m, s, f, tr)

@@ -49,7 +49,7 @@ from ortools.linear_solver import pywraplp
 
 from hetsched.errors import SolverError
 from hetsched.plan import Plan, plan_from_schedule
-from hetsched.plan.memory import linear_terms
+from hetsched.plan.memory import envelope_binds, linear_terms
 from hetsched.problem import Problem
 from hetsched.schedule.bounds import heads_and_tails
 from hetsched.schedule.latency.listsched import retime
@@ -330,7 +330,7 @@ def _milp(
     """
     warm = require_warm_start(prepare_hint(problem, ctx), "milp")
     h_makespan, lb = warm.makespan, warm.lb
-    hint_plan = warm.plan.with_(searched=True)
+    hint_plan = warm.plan.with_(searched=envelope_binds(problem) is None)
     if h_makespan <= lb:
         return hint_plan.with_(stats={"proved_by": "bounds", "hint_solver": warm.plan.solver})
     built = build_model(problem, horizon=h_makespan, lower=lb, backend=backend)
@@ -363,8 +363,9 @@ def _milp(
         return hint_plan.with_(stats={**stats, "fallback": "hint"})
     assign, start = _extract(built, problem)
     value = int((start + problem.dur[np.arange(problem.n), assign]).max())
-    bound = max(lb, math.ceil(built.solver.Objective().BestBound() - 1e-6))
-    if status == pywraplp.Solver.OPTIMAL:
+    exact = envelope_binds(problem) is None  # else the memory rows are a restriction
+    bound = max(lb, math.ceil(built.solver.Objective().BestBound() - 1e-6)) if exact else lb
+    if status == pywraplp.Solver.OPTIMAL and exact:
         bound = max(bound, value)
     bound = min(bound, value)
     ctx.report("milp", value * problem.quantum, bound * problem.quantum)
@@ -378,7 +379,7 @@ def _milp(
         assign=assign,
         start=start,
         solver="milp",
-        searched=True,
+        searched=exact,
         lower_bound=bound,
         stats=stats,
         baselines=warm.plan.baselines,

@@ -117,25 +117,27 @@ def _portfolio(problem: Problem, ctx: SolveContext) -> Plan:
     bound = max(_bound(problem) * q, max(pl.lower_bound for pl in candidates))
     ctx.report(best.solver, best.makespan, bound)
     stats: dict[str, Any] = {"path": [best.solver]}
-    # Large graphs: repeated segments, then a repeated block, each solved once and copied.
+    # Large graphs: repeated segments, then a repeated block, each solved once and copied;
+    # these stages, local search and LNS move ops between devices, one mode per (op, device)
+    view = problem if device_view else device_view_of(problem, best)
     for name, stage in (("segments", _segments_stage), ("blocks", _blocks_stage)):
-        if n <= CPSAT_MAX_OPS or not device_view or best.makespan <= bound * (1 + 1e-12):
+        if n <= CPSAT_MAX_OPS or view is None or best.makespan <= bound * (1 + 1e-12):
             break
         if ctx.stop.is_set():
             break
-        improved = stage(problem, best, ctx.remaining(), ctx.seed, ctx.workers, ctx.stop, stats)
+        improved = stage(view, best, ctx.remaining(), ctx.seed, ctx.workers, ctx.stop, stats)
         if improved is not None:
             best = improved.with_(lower_bound=bound)
             ctx.report(name, best.makespan, bound)
     large = CPSAT_MAX_OPS < n <= LARGE_OPS
     unproven = best.makespan > bound * (1 + 1e-12)
-    if large and device_view and unproven and ctx.remaining() > 0.1 and not ctx.stop.is_set():
+    if large and view is not None and unproven and ctx.remaining() > 0.1 and not ctx.stop.is_set():
         # Large graphs: a share of the budget for cheap critical-path moves before LNS. (On
         # graphs CP-SAT takes whole, measured: the time is better spent in CP-SAT.)
         from hetsched.schedule.latency.localsearch import solve_local_search
 
         ls = solve_local_search.within(
-            problem,
+            view,
             ctx.child(time_limit=max(0.05, LOCAL_SEARCH_SHARE * ctx.remaining()), hint=best),
         )
         stats["path"].append("ls")
@@ -143,25 +145,25 @@ def _portfolio(problem: Problem, ctx: SolveContext) -> Plan:
         if ls.makespan < best.makespan:
             best = ls
     searched = False
-    exact_ok = n <= CPSAT_MAX_OPS or device_view
+    exact_ok = n <= CPSAT_MAX_OPS or view is not None
     if best.makespan > bound * (1 + 1e-12) and ctx.remaining() > 0.05 and exact_ok:
         if not ctx.stop.is_set() and n <= CPSAT_MAX_OPS:
             from hetsched.schedule.latency.cpsat import solve_cpsat
 
             exact = solve_cpsat.within(problem, ctx.child(hint=best))
-            searched = True
+            searched = exact.searched  # not over a restriction (memory rows that can bind)
         elif not ctx.stop.is_set():
             from hetsched.schedule.latency.lns import solve_lns
 
-            exact = solve_lns.within(
-                problem, ctx.child(hint=best), bound=math.floor(bound / q + 1e-9)
-            )
+            assert view is not None
+            exact = solve_lns.within(view, ctx.child(hint=best), bound=math.floor(bound / q + 1e-9))
         else:
             exact = best
         if exact is not best:
             stats["path"].append(exact.solver)
             stats[exact.solver] = dict(exact.stats)
-            bound = max(bound, exact.lower_bound)
+            if exact.solver == "cpsat" or device_view:  # a view's bound is not the problem's
+                bound = max(bound, exact.lower_bound)
             if exact.makespan <= best.makespan:
                 best = exact
     return best.with_(
@@ -179,10 +181,34 @@ solve_portfolio = Solver(
 )
 
 
-def _fits(p: Problem, plan: Plan) -> bool:
-    from hetsched.plan import mode_ids, overflow
+def device_view_of(problem: Problem, plan: Plan) -> Problem | None:
+    """``problem`` with one mode per (op, device), for the stages that move ops between
+    devices: ``plan``'s mode where the op runs, elsewhere the fastest mode (resident
+    weights, the static memory check decides whether a move fits). ``None`` when some
+    ``plan`` mode spans several devices."""
+    from hetsched.plan import mode_ids
 
-    return overflow(p, mode_ids(plan, p)) is None
+    m = mode_ids(plan, problem)
+    if np.any(problem.modes.width[m] > 1):
+        return None
+    keep = np.zeros(problem.num_modes, dtype=bool)
+    keep[problem.device_mode[problem.device_mode >= 0]] = True
+    for v in range(problem.n):
+        d = problem.modes.devices_of(int(m[v]))[0]
+        keep[int(problem.device_mode[v, d])] = False
+        keep[int(m[v])] = True
+    view = problem.select_modes(np.flatnonzero(keep))
+    return view if view.is_device_table else None
+
+
+def _fits(p: Problem, plan: Plan) -> bool:
+    """Whether ``plan``'s live peak (``plan.memory``) fits every device."""
+    from hetsched.plan.memory import within
+
+    if not p.use_memory:
+        return True
+    peak = np.array([plan.memory.get(d, 0.0) for d in p.devices])
+    return bool(np.all(within(peak, p.capacity)))
 
 
 def _bound(p: Problem) -> int:

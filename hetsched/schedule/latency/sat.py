@@ -52,6 +52,7 @@ from pysat.solvers import Solver as PySatSolver
 
 from hetsched.errors import SolverError
 from hetsched.plan import Plan, plan_from_schedule
+from hetsched.plan.memory import envelope_binds
 from hetsched.problem import Problem
 from hetsched.schedule.latency.listsched import retime
 from hetsched.schedule.latency.warmstart import prepare_hint, require_warm_start, start_order
@@ -134,14 +135,10 @@ def _check_scope(p: Problem) -> None:
     if p.link_contention:
         msg = "sat does not model link contention; use cpsat"
         raise SolverError(msg)
-    if p.use_memory:
-        # not modelled: accepted only when no placement can overflow a device (every op's
-        # bytes and every tensor received there, hetsched.plan.memory)
-        worst = p.dev_memory.sum(axis=0) + p.tensors.nbytes.sum()
-        for d in range(p.num_devices):
-            if worst[d] > p.capacity[d]:
-                msg = f"sat does not model memory capacity (binding on {p.devices[d]!r}); use cpsat"
-                raise SolverError(msg)
+    d = envelope_binds(p)  # not modelled: accepted only where it cannot bind
+    if d is not None:
+        msg = f"sat does not model memory capacity (binding on {p.devices[d]!r}); use cpsat"
+        raise SolverError(msg)
 
 
 def build_model(problem: Problem, *, horizon: int) -> SatModel:
