@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = ["OBJECTIVES", "as_graph", "build_problem", "solve"]
 
-OBJECTIVES = ("latency", "throughput", "modulo")
+OBJECTIVES = ("latency", "throughput", "modulo", "memory")
 
 _WHAT = (
     "give an OpGraph, a torch.export.ExportedProgram, an nn.Module or fx.GraphModule with "
@@ -140,7 +140,8 @@ def solve(
     platform : a ``Platform``, a preset name (``hetsched platforms`` lists them) or a
         platform TOML path, as ``--platform`` takes.
     objective : ``"latency"`` (makespan of one inference), ``"throughput"`` (pipeline
-        period) or ``"modulo"`` (initiation interval of repeated iterations).
+        period), ``"modulo"`` (initiation interval of repeated iterations) or ``"memory"``
+        (the order of every op on one device, option ``device``, with the least peak memory).
     solver : one of :data:`hetsched.solver.SOLVERS` for latency.
     time_limit, seed : explicit solver parameters; ``workers`` for solvers that run parallel
         workers (default 2 there; an error for the others).
@@ -166,6 +167,21 @@ def solve(
     problem = build_problem(
         graph, platform, cost_model=cost_model, memory=memory, link_contention=link_contention
     )
+    if objective == "memory":
+        from hetsched.schedule.memory import solve_peak_memory
+
+        if solver not in ("portfolio", "memory"):
+            msg = f"--objective memory has one solver (memory), not {solver!r}"
+            raise UsageError(msg)
+        return solve_peak_memory(
+            problem,
+            time_limit=time_limit,
+            seed=seed,
+            progress=progress,
+            workers=workers,
+            stop=stop,
+            **options,
+        )
     if objective != "latency":
         from hetsched.schedule.throughput import solve_objective
 

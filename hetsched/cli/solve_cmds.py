@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from typing import Any
 
 from hetsched.cli import EXIT_INTERRUPTED
@@ -26,7 +27,15 @@ def register(sub: Any) -> None:
     p.add_argument("graph", metavar="GRAPH", help="zoo model name, graph .json or .stg file")
     p.add_argument("--platform", default="edge-soc", help="preset name or platform TOML")
     p.add_argument("--solver", default="portfolio", choices=sorted(SOLVERS))
-    p.add_argument("--objective", default="latency", choices=("latency", "throughput", "modulo"))
+    p.add_argument(
+        "--objective", default="latency", choices=("latency", "throughput", "modulo", "memory")
+    )
+    p.add_argument(
+        "--device",
+        default=None,
+        help="--objective memory: the device whose op order is chosen (default: the one with "
+        "the least memory among those that run every op)",
+    )
     p.add_argument("--time-limit", type=float, default=10.0, metavar="SEC")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
@@ -120,6 +129,7 @@ def _objective_options(args: argparse.Namespace) -> dict[str, Any]:
         "--contiguous": ("throughput", args.contiguous or None),
         "--max-latency": ("throughput", args.max_latency),
         "--iterations": ("modulo", args.iterations),
+        "--device": ("memory", args.device),
     }
     for flag, (objective, value) in given.items():
         if value is not None and args.objective != objective:
@@ -131,6 +141,8 @@ def _objective_options(args: argparse.Namespace) -> dict[str, Any]:
         from hetsched.schedule.throughput import check_iterations
 
         return {"iterations": check_iterations(args.iterations)}
+    if args.objective == "memory" and args.device is not None:
+        return {"device": args.device}
     return {}
 
 
@@ -145,9 +157,10 @@ class _ProgressLine:
     def __call__(self, ev: Progress) -> None:
         if not self.enabled:
             return
+        fmt = _mib if self.units == "bytes" else partial(_fmt_time, units=self.units)
         line = (
-            f"[{ev.elapsed:6.2f}s] {ev.solver:<6} best {_fmt_time(ev.makespan, self.units)}  "
-            f"bound {_fmt_time(ev.bound, self.units)}  gap {100 * ev.gap:5.1f}%"
+            f"[{ev.elapsed:6.2f}s] {ev.solver:<6} best {fmt(ev.makespan)}  "
+            f"bound {fmt(ev.bound)}  gap {100 * ev.gap:5.1f}%"
         )
         if self.tty:
             sys.stderr.write("\r" + line + "\x1b[K")
@@ -223,7 +236,7 @@ def run_solve(args: argparse.Namespace) -> int:
     solved = _coarse(graph, args)
     platform = load_platform(args.platform)
     units = "s" if not graph.has_explicit_costs else str(graph.meta.get("units", "units"))
-    line = _ProgressLine(not args.quiet, "s" if units == "s" else units)
+    line = _ProgressLine(not args.quiet, "bytes" if args.objective == "memory" else units)
     t0 = time.perf_counter()
     with stop_on_signals(StopToken()) as stop:
         plan = run_in_worker(
@@ -265,8 +278,14 @@ def format_plan_summary(plan: Any, *, graph_name: str, wall: float) -> str:
         + ("  (interrupted: best plan so far)" if plan.interrupted else ""),
         ("latency   " if plan.objective != "latency" else "makespan  ")
         + _fmt_time(plan.makespan, units)
-        + ("  (one iteration)" if plan.objective != "latency" else ""),
-        f"bound     {_fmt_time(plan.lower_bound, units)}   gap {100 * plan.gap:.2f}%",
+        + {"latency": "", "memory": "  (every op on one device, in the order found)"}.get(
+            plan.objective, "  (one iteration)"
+        ),
+        *(
+            [f"bound     {_fmt_time(plan.lower_bound, units)}   gap {100 * plan.gap:.2f}%"]
+            if plan.objective != "memory"
+            else []
+        ),
         f"time      {plan.solve_time:.2f} s solve, {wall:.2f} s total",
         "devices   " + ", ".join(f"{d}: {k} ops" for d, k in plan.ops_per_device().items()),
     ]
@@ -289,9 +308,28 @@ def format_plan_summary(plan: Any, *, graph_name: str, wall: float) -> str:
             f"(ResMII {_fmt_time(mod.res_mii, units)}, RecMII {_fmt_time(mod.rec_mii, units)})"
             + (f"  proved by {mod.proved_by}" if mod.proved_by else "")
         )
-    if plan.baselines:
+    peak = plan.peak_memory
+    if peak is not None:
+        lines.append(
+            f"peak      {_mib(peak.peak)} on {peak.device}  bound {_mib(peak.peak_bound)}  "
+            f"gap {100 * peak.gap:.2f}%  (weights {_mib(peak.weights)}, order by {peak.method})"
+        )
+        lines.append("orders    " + ", ".join(f"{k} {_mib(v)}" for k, v in peak.baselines.items()))
+    elif plan.baselines:
         lines.append(
             "heuristic "
             + ", ".join(f"{k} {_fmt_time(v, units)}" for k, v in plan.baselines.items())
         )
+    if any(v > 0 for v in plan.memory.values()):
+        streamed = sum(1 for m in plan.modes.values() if m.tag == "streamed")
+        lines.append(
+            "memory    "
+            + ", ".join(f"{d} {_mib(v)}" for d, v in plan.memory.items() if v > 0)
+            + " (live peaks)"
+            + (f"; weights streamed for {streamed} ops" if streamed else "")
+        )
     return "\n".join(lines)
+
+
+def _mib(nbytes: float) -> str:
+    return f"{nbytes / 2**20:.2f} MiB" if nbytes >= 2**16 else f"{nbytes:.0f} B"

@@ -21,7 +21,7 @@ from hetsched.plan.plan import (
     plan_transfer_starts,
     schedule_arrays,
 )
-from hetsched.plan.results import ModuloResult, PipelineResult
+from hetsched.plan.results import ModuloResult, PeakMemoryResult, PipelineResult
 from hetsched.plan.validate import validate
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "STATUSES",
     "MemoryTracker",
     "ModuloResult",
+    "PeakMemoryResult",
     "PipelineResult",
     "Plan",
     "Transfer",

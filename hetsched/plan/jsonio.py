@@ -1,8 +1,9 @@
 """The ``hetsched.plan/N`` JSON format: write plans atomically, read them strictly.
 
 Version 2 records each op's mode (``device``, ``devices`` when it occupies several,
-``precision``, ``tag``), one transfer per (tensor, destination device), each device's
-``memory``, the ``baselines`` and the ``pipeline``/``modulo`` results as their own fields.
+``precision``, ``tag``; ``weights``: ``resident`` or ``streamed``, from the tag), one
+transfer per (tensor, destination device), each device's peak live ``memory`` (bytes), the
+``baselines`` and the ``pipeline``/``modulo``/``peak_memory`` results as their own fields.
 ``graph`` names the graph the plan is for: ``name``, ``sha256`` and ``ops`` (its op count,
 so a plan run on another version of a graph, coarsened or fused, can say so). Version 1
 files (one device per op, one transfer per edge) still load.
@@ -35,8 +36,9 @@ import numpy as np
 from hetsched.errors import PlanError
 from hetsched.fileio import read_json, write_json_atomic
 from hetsched.plan.plan import Plan, Transfer
-from hetsched.plan.results import ModuloResult, PipelineResult
+from hetsched.plan.results import ModuloResult, PeakMemoryResult, PipelineResult
 from hetsched.problem import DEFAULT_PRECISION, ModeSpec
+from hetsched.problem.problem import STREAMED
 
 __all__ = ["PLAN_FORMAT", "load_plan", "plan_from_dict", "plan_to_dict", "save_plan"]
 
@@ -83,6 +85,8 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
         doc["pipeline"] = plan.pipeline.to_dict()
     if plan.modulo is not None:
         doc["modulo"] = plan.modulo.to_dict()
+    if plan.peak_memory is not None:
+        doc["peak_memory"] = plan.peak_memory.to_dict()
     return doc
 
 
@@ -93,6 +97,7 @@ def _node(name: str, mode: ModeSpec, plan: Plan) -> dict[str, Any]:
     out["precision"] = mode.precision
     if mode.tag:
         out["tag"] = mode.tag
+    out["weights"] = "streamed" if mode.tag == STREAMED else "resident"  # derived from the tag
     out["start"] = plan.start[name]
     out["finish"] = plan.finish[name]
     return out
@@ -162,6 +167,9 @@ def plan_from_dict(doc: Any, *, source: str = "<plan>") -> Plan:
             ),
             pipeline=PipelineResult.from_dict(doc["pipeline"]) if "pipeline" in doc else None,
             modulo=ModuloResult.from_dict(doc["modulo"]) if "modulo" in doc else None,
+            peak_memory=(
+                PeakMemoryResult.from_dict(doc["peak_memory"]) if "peak_memory" in doc else None
+            ),
         )
     except (KeyError, TypeError, ValueError, AttributeError) as err:
         msg = f"{source}: malformed plan ({type(err).__name__}: {err})"

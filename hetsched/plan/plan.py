@@ -32,7 +32,7 @@ import numpy as np
 
 from hetsched.errors import PlanError
 from hetsched.plan.memory import memory_profile
-from hetsched.plan.results import ModuloResult, PipelineResult
+from hetsched.plan.results import ModuloResult, PeakMemoryResult, PipelineResult
 from hetsched.problem import DEFAULT_PRECISION, ModeSpec, Problem
 
 __all__ = [
@@ -121,6 +121,7 @@ class Plan:
     baselines: Mapping[str, float] = field(default_factory=dict)
     pipeline: PipelineResult | None = None
     modulo: ModuloResult | None = None
+    peak_memory: PeakMemoryResult | None = None
 
     def __post_init__(self) -> None:
         if self.objective == "throughput" and self.pipeline is None:
@@ -128,6 +129,9 @@ class Plan:
             raise PlanError(msg)
         if self.objective == "modulo" and self.modulo is None:
             msg = "a modulo plan needs its modulo result"
+            raise PlanError(msg)
+        if self.objective == "memory" and self.peak_memory is None:
+            msg = "a memory plan needs its peak-memory result"
             raise PlanError(msg)
 
     @cached_property
@@ -137,11 +141,14 @@ class Plan:
 
     @property
     def objective_value(self) -> float:
-        """Makespan (latency), period (throughput) or initiation interval (modulo)."""
+        """Makespan (latency), period (throughput), initiation interval (modulo) or peak
+        bytes of the ordered device (memory)."""
         if self.pipeline is not None and self.objective == "throughput":
             return self.pipeline.period
         if self.modulo is not None and self.objective == "modulo":
             return self.modulo.ii
+        if self.peak_memory is not None and self.objective == "memory":
+            return self.peak_memory.peak
         return self.makespan
 
     @property
@@ -151,6 +158,8 @@ class Plan:
             return self.pipeline.period_bound
         if self.modulo is not None and self.objective == "modulo":
             return self.modulo.ii_bound
+        if self.peak_memory is not None and self.objective == "memory":
+            return self.peak_memory.peak_bound
         return self.lower_bound
 
     @property
@@ -202,6 +211,7 @@ def plan_from_schedule(
     baselines: Mapping[str, float] | None = None,
     pipeline: PipelineResult | None = None,
     modulo: ModuloResult | None = None,
+    peak_memory: PeakMemoryResult | None = None,
 ) -> Plan:
     """Build a :class:`Plan` from integer arrays: a mode id per op (``modes``), or a device
     index per op (``assign``: the op's device-view mode there), and a start unit per op.
@@ -245,6 +255,7 @@ def plan_from_schedule(
         baselines=MappingProxyType(dict(baselines or {})),
         pipeline=pipeline,
         modulo=modulo,
+        peak_memory=peak_memory,
     )
 
 

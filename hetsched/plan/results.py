@@ -2,6 +2,8 @@
 
 * :class:`PipelineResult` - a pipeline (throughput) plan: period, its proven bound, stages.
 * :class:`ModuloResult` - a modulo schedule: initiation interval, its bounds, op offsets.
+* :class:`PeakMemoryResult` - the memory objective: one device's op order, its peak memory
+  and the proven bound on it.
 
 A latency plan's result is the plan itself (``makespan``, ``lower_bound``).
 
@@ -19,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["ModuloResult", "PipelineResult"]
+__all__ = ["ModuloResult", "PeakMemoryResult", "PipelineResult"]
 
 
 @dataclass(frozen=True)
@@ -127,4 +129,49 @@ class ModuloResult:
             offset={str(k): float(v) for k, v in dict(doc.get("offset", {})).items()},
             carried=tuple((str(a), str(b), int(c)) for a, b, c in doc.get("carried", [])),
             proved_by=str(doc.get("proved_by", "")),
+        )
+
+
+@dataclass(frozen=True)
+class PeakMemoryResult:
+    """The order of ops on ``device`` with the least peak memory found (bytes).
+
+    ``peak`` includes the resident ``weights``; ``peak_bound`` is the proven floor of every
+    order's peak; ``baselines`` the peaks of the graph's own order (``topological``) and of
+    the memory-aware greedy (``greedy``); ``method`` what found ``order``.
+    """
+
+    device: str
+    peak: float
+    peak_bound: float
+    weights: float = 0.0
+    order: tuple[str, ...] = ()
+    method: str = ""
+    baselines: Mapping[str, float] = field(default_factory=dict)
+
+    @property
+    def gap(self) -> float:
+        return 0.0 if self.peak <= 0 else max(0.0, 1 - self.peak_bound / self.peak)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "device": self.device,
+            "peak": self.peak,
+            "peak_bound": self.peak_bound,
+            "weights": self.weights,
+            "order": list(self.order),
+            "method": self.method,
+            "baselines": dict(self.baselines),
+        }
+
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any]) -> PeakMemoryResult:
+        return cls(
+            device=str(doc["device"]),
+            peak=float(doc["peak"]),
+            peak_bound=float(doc["peak_bound"]),
+            weights=float(doc.get("weights", 0.0)),
+            order=tuple(str(x) for x in doc.get("order", [])),
+            method=str(doc.get("method", "")),
+            baselines={str(k): float(v) for k, v in dict(doc.get("baselines", {})).items()},
         )

@@ -58,7 +58,7 @@ from hetsched.problem.tensors import Tensors
 if TYPE_CHECKING:
     from hetsched.graph.opgraph import OpGraph
 
-__all__ = ["MAX_HORIZON", "Problem"]
+__all__ = ["MAX_HORIZON", "STREAMED", "Problem", "residency_modes"]
 
 # Integer horizons above this risk overflow in CP-SAT/MIP arithmetic (sums of durations).
 MAX_HORIZON = 2**40
@@ -701,9 +701,9 @@ def residency_modes(table: Any, precision: Sequence[str], *, memory: bool) -> Mo
     streamed = getattr(table, "streamed", None)
     mem = np.asarray(table.memory, dtype=np.float64)
     weights = getattr(table, "weights", None)
-    if streamed is None or weights is None or not np.isfinite(streamed).any():
-        return Modes.device_modes(ex, memory=mem, precision=precision)
-    w = np.asarray(weights, dtype=np.float64)
+    w = None if weights is None else np.asarray(weights, dtype=np.float64)
+    if streamed is None or w is None or not np.isfinite(streamed).any():
+        return Modes.device_modes(ex, memory=mem, precision=precision, weights=w)
     cap = np.asarray(table.capacity, dtype=np.float64)
     n, nd = ex.shape
     can_stream = np.isfinite(streamed) & np.isfinite(ex)

@@ -6,7 +6,10 @@
 * :mod:`~hetsched.schedule.memory.bounds` - lower bounds valid for every order;
 * :mod:`~hetsched.schedule.memory.dp` - exact DP over downsets with budgets (Serenity);
 * :mod:`~hetsched.schedule.memory.cpsat` - exact CP-SAT model (positions + cumulative);
-* :mod:`~hetsched.schedule.memory.solve` - :func:`min_peak_order`, the portfolio.
+* :mod:`~hetsched.schedule.memory.solve` - :func:`min_peak_order`, the portfolio;
+* :mod:`~hetsched.schedule.memory.objective` - :data:`solve_peak_memory`, the objective as
+  a plan (``hetsched solve --objective memory``);
+* :mod:`~hetsched.schedule.memory.pareto` - latency under a memory cap, the Pareto front.
 
 Examples
 --------
@@ -25,17 +28,24 @@ from hetsched.schedule.memory.instance import (
     live_bytes,
     peak_of_order,
 )
+from hetsched.schedule.memory.objective import default_device, solve_peak_memory
+from hetsched.schedule.memory.pareto import FrontPoint, latency_memory_front, pareto
 from hetsched.schedule.memory.solve import MemoryOrderResult, min_peak_order
 
 __all__ = [
+    "FrontPoint",
     "MemoryInstance",
     "MemoryOrderResult",
     "PeakReport",
     "activation_lower_bound",
     "check_order",
+    "default_device",
+    "latency_memory_front",
     "live_bytes",
     "lpmf_order",
     "min_peak_order",
+    "pareto",
     "peak_of_order",
+    "solve_peak_memory",
     "topological_order",
 ]

@@ -134,22 +134,37 @@ class MemoryInstance:
         )
 
     @classmethod
-    def from_problem(cls, problem: Problem) -> MemoryInstance:
-        """The instance of a :class:`~hetsched.problem.Problem`'s tensors.
-
-        A problem keeps no output or weight sizes apart from its modes, so sinks hold nothing
-        and ``weights`` is 0: the activation peak of its tensors.
+    def from_problem(cls, problem: Problem, device: int | str = 0) -> MemoryInstance:
+        """The instance of ``problem`` with every op on ``device`` (index or name), in its
+        device-view mode there, counted as the one memory model counts a plan
+        (:mod:`hetsched.plan.memory`): each op's outputs (its mode's ``memory - weights``)
+        from its start until its last reader ends, to the end when none reads them; its
+        resident weights throughout. An order's peak is then the live peak of the plan that
+        runs the ops in that order on ``device``.
         """
+        d = problem.device_index[device] if isinstance(device, str) else int(device)
+        modes = problem.device_mode[:, d]
+        if np.any(modes < 0):
+            v = int(np.flatnonzero(modes < 0)[0])
+            msg = f"op {problem.names[v]!r} does not run on {problem.devices[d]!r}"
+            raise PlanError(msg)
+        weights = problem.modes.w[modes]
+        outputs = problem.modes.memory[modes] - weights
         t = problem.tensors
+        readers: list[set[int]] = [set() for _ in range(problem.n)]
+        for k in range(t.num_tensors):
+            readers[int(t.src[k])].update(t.consumers(k).tolist())
+        src = np.array([v for v in range(problem.n) if readers[v]], dtype=np.int64)
+        cons = [sorted(readers[v]) for v in src.tolist()]
         return cls(
-            name="problem",
+            name=problem.name,
             names=tuple(problem.names),
-            src=np.asarray(t.src, dtype=np.int64).copy(),
-            nbytes=np.asarray(t.nbytes, dtype=float).copy(),
-            cons_start=np.asarray(t.cons_start, dtype=np.int64).copy(),
-            cons=np.asarray(t.cons, dtype=np.int64).copy(),
-            sink_bytes=np.zeros(len(problem.names)),
-            weights=0.0,
+            src=src,
+            nbytes=outputs[src].astype(float),
+            cons_start=np.concatenate([[0], np.cumsum([len(c) for c in cons])]).astype(np.int64),
+            cons=np.array([x for c in cons for x in c], dtype=np.int64),
+            sink_bytes=np.where([bool(r) for r in readers], 0.0, outputs),
+            weights=float(weights.sum()),
         )
 
 

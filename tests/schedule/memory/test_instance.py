@@ -7,8 +7,14 @@ import pytest
 
 from hetsched.errors import PlanError
 from hetsched.graph import Edge, OpGraph, OpNode, Tensor
-from hetsched.problem import Tensors
-from hetsched.schedule.memory import MemoryInstance, check_order, live_bytes, peak_of_order
+from hetsched.schedule.memory import (
+    MemoryInstance,
+    check_order,
+    live_bytes,
+    lpmf_order,
+    peak_of_order,
+    topological_order,
+)
 
 
 def _branches() -> OpGraph:
@@ -57,16 +63,47 @@ def test_instance_arrays_are_topological_csr() -> None:
     assert not inst.src.flags.writeable
 
 
-def test_from_problem_reads_the_problem_tensors() -> None:
-    from types import SimpleNamespace
+@pytest.mark.parametrize("name", ["gpt", "unet", "mamba", "resnet", "mlp"])
+def test_an_orders_peak_is_the_live_peak_of_the_plan_that_runs_it(name: str) -> None:
+    """The one memory model: the plan running the ops in an order on one device peaks at
+    exactly what :func:`peak_of_order` says, for the export's order, the greedy and a
+    random topological order."""
+    pytest.importorskip("torch")
+    from hetsched.graph import fuse, zoo
+    from hetsched.plan import plan_from_schedule
+    from hetsched.problem import Problem
 
-    ref = MemoryInstance.from_graph(_branches())
-    rows = [(0, [1, 2], 1.0), (1, [3], 9.0), (2, [4], 9.0), (3, [5], 1.0), (4, [5], 1.0)]
-    problem = SimpleNamespace(tensors=Tensors.build(6, rows), names=ref.names)
-    inst = MemoryInstance.from_problem(problem)  # type: ignore[arg-type]
-    assert inst.cons.tolist() == ref.cons.tolist()
-    assert peak_of_order(inst, [0, 1, 2, 3, 4, 5]).activation_peak == 19.0
-    assert inst.weights == 0.0
+    graph = fuse(zoo.graph(name, "tiny"))
+    problem = Problem.build(graph, "edge-soc")
+    inst = MemoryInstance.from_problem(problem, "cpu")
+    rng = np.random.default_rng(0)
+    orders = [topological_order(inst), lpmf_order(inst), _random_topological(inst, rng)]
+    dur = problem.dur[:, problem.device_index["cpu"]]
+    for order in orders:
+        start = np.zeros(problem.n, dtype=np.int64)
+        start[order] = np.concatenate([[0], np.cumsum(dur[order])[:-1]])
+        plan = plan_from_schedule(
+            problem, assign=np.zeros(problem.n, dtype=np.int64), start=start, solver="order"
+        )
+        assert plan.memory["cpu"] == pytest.approx(peak_of_order(inst, order).peak)
+
+
+def _random_topological(inst: MemoryInstance, rng: np.random.Generator) -> np.ndarray:
+    indeg = np.zeros(inst.n, dtype=np.int64)
+    succ: list[list[int]] = [[] for _ in range(inst.n)]
+    for u, v in inst.edges():
+        indeg[v] += 1
+        succ[u].append(v)
+    ready = [v for v in range(inst.n) if indeg[v] == 0]
+    out = []
+    while ready:
+        v = ready.pop(int(rng.integers(len(ready))))
+        out.append(v)
+        for w in succ[v]:
+            indeg[w] -= 1
+            if indeg[w] == 0:
+                ready.append(w)
+    return np.array(out, dtype=np.int64)
 
 
 @pytest.mark.parametrize(
