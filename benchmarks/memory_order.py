@@ -97,7 +97,7 @@ def run_one(suite: str, name: str, build: Callable[[], OpGraph], args: argparse.
     raw = build()
     graph = fuse(raw)
     build_s = time.monotonic() - t
-    inst = MemoryInstance.from_graph(graph)
+    inst = MemoryInstance.from_graph(graph)  # the one memory model, on one device
     r = min_peak_order(inst, time_limit=args.time_limit, seed=0, workers=args.workers,
                        max_exact_ops=args.max_exact_ops)  # fmt: skip
     w = r.weights

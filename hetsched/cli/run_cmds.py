@@ -174,7 +174,10 @@ def run_run(args: argparse.Namespace) -> int:
         print(f"faults    {seen}; {len(res.replans)} re-plan(s)")
     for d, util in res.utilization.items():
         n = sum(1 for x in res.assignment.values() if x == d)
-        print(f"device    {d:<10} {100 * util:5.1f}% busy  {n:4d} ops")
+        peak = res.memory.get(d, 0.0)
+        planned = plan.memory.get(d, 0.0)
+        mem = f"  peak {peak / 2**20:.2f} MiB (planned {planned / 2**20:.2f})" if peak else ""
+        print(f"device    {d:<10} {100 * util:5.1f}% busy  {n:4d} ops{mem}")
     if args.noise is not None:
         samples = 100 if args.samples is None else args.samples
         r = robustness(plan, problem, noise=args.noise, samples=samples, seed=args.seed)

@@ -54,7 +54,8 @@ class CostTable:
     device's memory; ``streamed[n, d]`` seconds when they stream in from the device's
     backing memory at its ``stream_bandwidth`` instead (inf where the device has no such
     path, the op has no weights, or its cost is explicit); ``memory[n]`` (weights and
-    outputs), ``weights[n]`` and ``capacity[d]`` bytes; ``units`` is ``"s"``, or the graph's
+    outputs: ``out_bytes``, at least the largest tensor the op produces), ``weights[n]`` and
+    ``capacity[d]`` bytes; ``units`` is ``"s"``, or the graph's
     own units when every cost is explicit (STG).
     """
 
@@ -260,6 +261,12 @@ def build_cost_table(
     else:
         mem = np.array([model.memory_bytes(x) for x in graph.nodes], np.float64)
     weights = np.fromiter((x.param_bytes for x in graph.nodes), np.float64, len(graph.nodes))
+    # an op holds at least its weights and the largest tensor it produces
+    index = {x.name: i for i, x in enumerate(graph.nodes)}
+    largest = np.zeros(len(graph.nodes))
+    for t in graph.tensors:
+        largest[index[t.src]] = max(largest[index[t.src]], t.bytes)
+    mem = np.maximum(mem, weights + largest)
     weights = np.minimum(weights, mem)
     arrays = [
         ex,

@@ -741,20 +741,7 @@ def _fitting_modes(modes: Modes, cap: np.ndarray, names: Sequence[str]) -> Modes
             raise InfeasibleError(msg)
     if len(keep) == modes.num_modes:
         return modes
-    return Modes.build(
-        modes.num_ops,
-        [
-            (
-                int(modes.op[m]),
-                modes.devices_of(m),
-                float(modes.time[m]),
-                float(modes.memory[m]),
-                modes.precision[m],
-                modes.tag[m],
-            )
-            for m in keep
-        ],
-    )
+    return modes.select(np.array(keep, dtype=np.int64))
 
 
 def _mode_keys(modes: Modes) -> list[tuple[int, tuple[int, ...], str, str]]:

@@ -284,3 +284,21 @@ def test_the_tracker_frees_what_the_last_reader_releases() -> None:
     # d's resident weight is held from time 0, when a's and b's outputs and three weights
     # already fill 23 bytes (at time 1)
     assert not tight.fits(3, 3, {})
+
+
+def test_dropping_modes_that_cannot_fit_keeps_the_weights_apart() -> None:
+    """Regression: modes left after capacity drops others kept ``memory`` but lost the
+    weights/outputs split (every byte became a resident weight)."""
+    modes = Modes.build(
+        1, [(0, (0,), 1.0, 10.0, "native", "", 8.0), (0, (1,), 1.0, 30.0, "native", "", 28.0)]
+    )
+    p = Problem.from_modes(
+        names=["a"],
+        devices=["x", "y"],
+        modes=modes,
+        tensors=Tensors.build(1, []),
+        capacity=np.array([16.0, 16.0]),
+        use_memory=True,
+        quantum=1.0,
+    )
+    assert p.modes.num_modes == 1 and p.modes.w.tolist() == [8.0]

@@ -103,18 +103,23 @@ def _portfolio(problem: Problem, ctx: SolveContext) -> Plan:
                 ctx.report("eft", found.makespan, 0.0)
     baselines = {k: v.makespan for k, v in heuristics.items()}
     candidates = list(heuristics.values()) + ([ctx.hint] if ctx.hint is not None else [])
+    # a plan over a device's memory is no plan (EFT only overflows when nothing else fits)
+    candidates = [pl for pl in candidates if _fits(problem, pl)]
     if not candidates:
         if n > CPSAT_MAX_OPS:
-            msg = f"no heuristic found a plan of {problem.name!r} that fits the devices' memory"
+            msg = (
+                f"no heuristic found a plan of {problem.name!r} that fits the devices' memory"
+                f"{_why_memory(problem, ctx)}"
+            )
             raise SolverError(msg)
         from hetsched.schedule.latency.cpsat import solve_cpsat
 
         exact = solve_cpsat.within(problem, ctx.child(hint=None))
         return exact.with_(stats={"path": ["cpsat"], "winner": "cpsat"})
-    # a plan over a device's memory is no plan (EFT only overflows when nothing else fits)
-    best = min(candidates, key=lambda pl: (not _fits(problem, pl), pl.makespan, pl.solver))
+    best = min(candidates, key=lambda pl: (pl.makespan, pl.solver))
     q = problem.quantum
-    bound = max(_bound(problem) * q, max(pl.lower_bound for pl in candidates))
+    # a hint's own lower bound may belong to another problem: only this solve's count
+    bound = max([_bound(problem) * q, *(pl.lower_bound for pl in heuristics.values())])
     ctx.report(best.solver, best.makespan, bound)
     stats: dict[str, Any] = {"path": [best.solver]}
     # Large graphs: repeated segments, then a repeated block, each solved once and copied;
@@ -179,6 +184,29 @@ solve_portfolio = Solver(
     _portfolio,
     Capabilities(hint=True, workers=True, anytime=True, exact=True, modes=True),
 )
+
+
+def _why_memory(problem: Problem, ctx: SolveContext) -> str:
+    """Where HEFT's plan without memory constraints overflows (device, time, largest live
+    tensors), to say what does not fit; empty if it fits."""
+    import dataclasses
+
+    from hetsched.plan import mode_ids
+    from hetsched.plan.memory import memory_profile
+    from hetsched.plan.validate import memory_overflow_message
+
+    try:
+        free = solve_heft.within(dataclasses.replace(problem, use_memory=False), ctx.child())
+        m = mode_ids(free, problem)
+        st = np.array([free.start[x] / problem.quantum for x in problem.names])
+        fi = np.array([free.finish[x] / problem.quantum for x in problem.names])
+        profile = memory_profile(problem, m, st, fi, {})
+    except SolverError:
+        return ""
+    d = profile.over(problem.capacity)
+    if d is None:
+        return ""
+    return f"; without memory limits HEFT's {memory_overflow_message(problem, profile, d)}"
 
 
 def device_view_of(problem: Problem, plan: Plan) -> Problem | None:

@@ -1,15 +1,14 @@
 """The single-device memory instance and the peak of an order of its ops.
 
-Semantics (one device, ops one at a time in a topological order, op ``v`` at position
-``p(v)``):
+Semantics: the one memory model (:mod:`hetsched.plan.memory`) for a plan that runs every
+op on one device, one at a time, in a topological order (op ``v`` at position ``p(v)``):
 
-* a tensor occupies its bytes from the start of its producer to the end of its last consumer,
-  i.e. at positions ``p(src) .. max p(dst)`` inclusive;
-* an op without outgoing tensor (a graph output) holds ``out_bytes`` from its own position to
-  the end of the run;
-* weights (``param_bytes`` of every op) are resident for the whole run: a constant.
+* an op's outputs (its mode's ``memory - weights``: ``out_bytes``, at least its largest
+  tensor) occupy memory from its start to the end of its last reader, i.e. at positions
+  ``p(v) .. max p(reader)`` inclusive; an op no op reads keeps them to the end of the run;
+* resident weights are held for the whole run: a constant.
 
-``peak(order) = weights + max_i live(i)``.
+``peak(order) = weights + max_i live(i)``, the live peak of that plan.
 
 Examples
 --------
@@ -113,25 +112,12 @@ class MemoryInstance:
 
     @classmethod
     def from_graph(cls, graph: OpGraph) -> MemoryInstance:
-        """The memory instance of an :class:`~hetsched.graph.OpGraph` (its node order)."""
-        index = graph.index
-        src = np.array([index[t.src] for t in graph.tensors], dtype=np.int64)
-        counts = [len(t.dsts) for t in graph.tensors]
-        cons_start = np.concatenate([[0], np.cumsum(counts, dtype=np.int64)]).astype(np.int64)
-        cons = np.array([index[d] for t in graph.tensors for d in t.dsts], dtype=np.int64)
-        has_out = np.zeros(len(graph.nodes), dtype=bool)
-        has_out[src] = True
-        out = np.array([n.out_bytes for n in graph.nodes], dtype=float)
-        return cls(
-            name=graph.name,
-            names=tuple(n.name for n in graph.nodes),
-            src=src,
-            nbytes=np.array([t.bytes for t in graph.tensors], dtype=float),
-            cons_start=cons_start,
-            cons=cons,
-            sink_bytes=np.where(has_out, 0.0, out),
-            weights=float(sum(n.param_bytes for n in graph.nodes)),
-        )
+        """The instance of an :class:`~hetsched.graph.OpGraph` (its node order) on one
+        device: :meth:`from_problem` of the graph built on a one-device platform."""
+        from hetsched.costmodel import Platform
+        from hetsched.problem import Problem
+
+        return cls.from_problem(Problem.build(graph, Platform.homogeneous(1), memory=False), 0)
 
     @classmethod
     def from_problem(cls, problem: Problem, device: int | str = 0) -> MemoryInstance:

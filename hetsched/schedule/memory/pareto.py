@@ -29,8 +29,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from hetsched.costmodel import Platform
-from hetsched.errors import InfeasibleError, SolverError
+from hetsched.errors import InfeasibleError, PlanError, SolverError
 from hetsched.graph import OpGraph
+from hetsched.plan import Plan, validate
 from hetsched.problem import Problem
 
 __all__ = ["FrontPoint", "latency_memory_front", "pareto"]
@@ -62,7 +63,9 @@ def latency_memory_front(
 ) -> list[FrontPoint]:
     """Solve ``graph`` for latency on ``platform`` with ``devices`` capped at each of
     ``caps`` (bytes); one point per cap, in the order given. Each cap builds its own problem
-    (:meth:`Problem.build`), so weights that no longer fit get their streamed modes."""
+    (:meth:`Problem.build`), so weights that no longer fit get their streamed modes; caps are
+    solved from the smallest up, each hinted with the plan of the cap below when it is valid
+    there (so a larger cap is never worse than a smaller one's plan)."""
     from hetsched.schedule.latency.portfolio import solve_portfolio
 
     base = Platform.resolve(platform) if isinstance(platform, str) else platform
@@ -70,8 +73,11 @@ def latency_memory_front(
     if unknown:
         msg = f"unknown device {unknown[0]!r} (devices: {', '.join(d.name for d in base.devices)})"
         raise InfeasibleError(msg)
-    out = []
-    for cap in caps:
+    points: dict[int, FrontPoint] = {}
+    hint: Plan | None = None
+    # smallest cap first: a plan that fits a cap fits every larger one, so it is a hint there
+    for k in sorted(range(len(caps)), key=lambda i: caps[i]):
+        cap = caps[k]
         capped = dataclasses.replace(
             base,
             devices=tuple(
@@ -83,21 +89,38 @@ def latency_memory_front(
         )
         try:
             problem = Problem.build(graph, capped, cost_model, memory=True)
-            plan = solve_portfolio(problem, time_limit=time_limit, seed=seed, workers=workers)
-        except (InfeasibleError, SolverError):
-            out.append(FrontPoint(float(cap), False))
-            continue
-        out.append(
-            FrontPoint(
-                cap=float(cap),
-                feasible=True,
-                makespan=plan.makespan,
-                status=plan.status,
-                peak=max(plan.memory.get(d, 0.0) for d in devices),
-                streamed=sum(1 for m in plan.modes.values() if m.tag == "streamed"),
+            plan = solve_portfolio(
+                problem,
+                time_limit=time_limit,
+                seed=seed,
+                workers=workers,
+                hint=_valid(hint, problem),
             )
+        except (InfeasibleError, SolverError):
+            points[k] = FrontPoint(float(cap), False)
+            continue
+        hint = plan
+        points[k] = FrontPoint(
+            cap=float(cap),
+            feasible=True,
+            makespan=plan.makespan,
+            status=plan.status,
+            peak=max(plan.memory.get(d, 0.0) for d in devices),
+            streamed=sum(1 for m in plan.modes.values() if m.tag == "streamed"),
         )
-    return out
+    return [points[k] for k in range(len(caps))]
+
+
+def _valid(plan: Plan | None, problem: Problem) -> Plan | None:
+    """``plan`` as a hint for ``problem`` if it is valid there (same modes available), its
+    bound and search claims dropped (they were another problem's), else None."""
+    if plan is None:
+        return None
+    try:
+        validate(plan, problem)
+    except PlanError:
+        return None
+    return plan.with_(lower_bound=0.0, searched=False)
 
 
 def pareto(points: Sequence[FrontPoint]) -> list[FrontPoint]:
