@@ -3,7 +3,8 @@
 Version 2 records each op's mode (``device``, ``devices`` when it occupies several,
 ``precision``, ``tag``; ``weights``: ``resident`` or ``streamed``, from the tag), one
 transfer per (tensor, destination device), each device's peak live ``memory`` (bytes), the
-``baselines`` and the ``pipeline``/``modulo``/``peak_memory`` results as their own fields.
+``baselines``, the predicted output ``error`` of the modes' precisions (when not 0) and the
+``pipeline``/``modulo``/``peak_memory`` results as their own fields.
 ``graph`` names the graph the plan is for: ``name``, ``sha256`` and ``ops`` (its op count,
 so a plan run on another version of a graph, coarsened or fused, can say so). Version 1
 files (one device per op, one transfer per edge) still load.
@@ -87,6 +88,8 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
         doc["modulo"] = plan.modulo.to_dict()
     if plan.peak_memory is not None:
         doc["peak_memory"] = plan.peak_memory.to_dict()
+    if plan.error:
+        doc["error"] = plan.error
     return doc
 
 
@@ -170,6 +173,7 @@ def plan_from_dict(doc: Any, *, source: str = "<plan>") -> Plan:
             peak_memory=(
                 PeakMemoryResult.from_dict(doc["peak_memory"]) if "peak_memory" in doc else None
             ),
+            error=float(doc.get("error", 0.0)),
         )
     except (KeyError, TypeError, ValueError, AttributeError) as err:
         msg = f"{source}: malformed plan ({type(err).__name__}: {err})"

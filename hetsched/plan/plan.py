@@ -95,10 +95,12 @@ class Plan:
 
     ``assignment`` (op -> device; the first device of a multi-device mode) is derived from
     ``modes``. ``status`` is derived from the objective's value and bound and ``searched``
-    (:func:`plan_status`). ``memory`` is each device's peak bytes under the problem's
-    memory model. ``baselines`` are the heuristic makespans the solver started from;
-    ``pipeline``/``modulo`` carry the steady-state results of those objectives. ``stats``
-    holds solver diagnostics only. Times are in seconds, or the graph's own ``units``.
+    (:func:`plan_status`). ``memory`` is each device's peak live bytes
+    (:mod:`hetsched.plan.memory`). ``error`` is the output error its modes' precisions are
+    predicted to add (the sum of their errors). ``baselines`` are the heuristic makespans the
+    solver started from; ``pipeline``/``modulo``/``peak_memory`` carry the results of those
+    objectives. ``stats`` holds solver diagnostics only. Times are in seconds, or the graph's
+    own ``units``.
     """
 
     modes: Mapping[str, ModeSpec]
@@ -122,6 +124,7 @@ class Plan:
     pipeline: PipelineResult | None = None
     modulo: ModuloResult | None = None
     peak_memory: PeakMemoryResult | None = None
+    error: float = 0.0
 
     def __post_init__(self) -> None:
         if self.objective == "throughput" and self.pipeline is None:
@@ -256,6 +259,7 @@ def plan_from_schedule(
         pipeline=pipeline,
         modulo=modulo,
         peak_memory=peak_memory,
+        error=float(problem.modes.err[m].sum()),
     )
 
 

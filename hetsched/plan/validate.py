@@ -6,7 +6,8 @@ own modes (devices that support it, memory that fits it), durations, that no dev
 two ops at once (a multi-device mode occupies all its devices), every tensor on every device
 that reads it before the reader starts (produced there, or moved there once by a transfer
 from a device of its producer's mode), link overlap (when link contention is on), memory
-(:mod:`~hetsched.plan.memory`, when memory is on), the makespan and the bound.
+(:mod:`~hetsched.plan.memory`, when memory is on), the error budget (the modes' errors
+added up, when there is one), the makespan and the bound.
 
 Examples
 --------
@@ -36,6 +37,7 @@ from hetsched.errors import PlanError
 from hetsched.plan.memory import Live, MemoryProfile, memory_profile
 from hetsched.plan.plan import Plan, Transfer, mode_ids
 from hetsched.problem import Problem
+from hetsched.problem.problem import ERROR_UNIT
 
 __all__ = ["graph_mismatch", "memory_overflow_message", "validate"]
 
@@ -72,6 +74,15 @@ def validate(plan: Plan, problem: Problem, *, tol: float = 1e-6) -> None:
     _check_inputs(problem, m, fi, st, xfers, tol)
     if problem.link_contention:
         _check_links(problem, xfers, tol)
+    budget = problem.error_budget_units
+    if budget is not None:
+        used = int(problem.mode_error_units[m].sum())
+        if used > budget:
+            msg = (
+                f"plan's predicted error {used * ERROR_UNIT:.6g} exceeds the error budget "
+                f"{problem.error_budget:.6g}"
+            )
+            raise PlanError(msg)
     if problem.use_memory:
         profile = memory_profile(problem, m, st, fi, xfers)
         d = profile.over(problem.capacity)

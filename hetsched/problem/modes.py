@@ -73,6 +73,8 @@ class Modes:
     nothing is ever freed, the static envelope of :mod:`hetsched.plan.memory`);
     ``weights`` the part of it held for the whole run (resident weights; 0 for a streamed
     mode). ``weights`` defaults to ``memory``: bytes of unknown kind are held throughout.
+    ``error`` is the output error the mode adds (relative L2, additive over ops; 0 for an
+    op's own precision), which an error budget limits.
     """
 
     op_start: np.ndarray
@@ -84,6 +86,7 @@ class Modes:
     precision: tuple[str, ...]
     tag: tuple[str, ...]
     weights: np.ndarray | None = None
+    error: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = self.op_start.size - 1
@@ -106,7 +109,10 @@ class Modes:
             raise SolverError(msg)
         if self.weights is None:
             object.__setattr__(self, "weights", np.asarray(self.memory, np.float64).copy())
-        for name, arr in (("time", self.time), ("memory", self.memory), ("weights", self.w)):
+        if self.error is None:
+            object.__setattr__(self, "error", np.zeros(m))
+        checks = (("time", self.time), ("memory", self.memory), ("weights", self.w))
+        for name, arr in (*checks, ("error", self.err)):
             if arr.shape != (m,) or not np.all(np.isfinite(arr)) or np.any(arr < 0):
                 msg = f"modes: {name} must be finite and >= 0, one per mode"
                 raise SolverError(msg)
@@ -126,13 +132,21 @@ class Modes:
             msg = f"modes: devices of mode {k} must be sorted and distinct, got {ds}"
             raise SolverError(msg)
         self._check_unique()
-        own_frozen(self, "op_start", "op", "dev_start", "devs", "time", "memory", "weights")
+        own_frozen(
+            self, "op_start", "op", "dev_start", "devs", "time", "memory", "weights", "error"
+        )
 
     @property
     def w(self) -> np.ndarray:
         """``weights`` (never None after construction)."""
         assert self.weights is not None
         return self.weights
+
+    @property
+    def err(self) -> np.ndarray:
+        """``error`` (never None after construction)."""
+        assert self.error is not None
+        return self.error
 
     def _check_unique(self) -> None:
         """No op has two modes with the same devices, precision and tag."""
@@ -162,7 +176,8 @@ class Modes:
     # ------------------------------------------------------------------ construction
     @classmethod
     def build(cls, n: int, modes: Iterable[tuple[Any, ...]]) -> Modes:
-        """From ``(op, devices, time[, memory, precision, tag, weights])`` tuples, any order.
+        """From ``(op, devices, time[, memory, precision, tag, weights, error])`` tuples, any
+        order.
 
         Modes are stored grouped by op, in the order given within each op.
         """
@@ -186,6 +201,7 @@ class Modes:
                 [float(r[6]) if len(r) > 6 else float(r[3]) if len(r) > 3 else 0.0 for r in rows],
                 np.float64,
             ),
+            error=np.array([float(r[7]) if len(r) > 7 else 0.0 for r in rows], np.float64),
         )
 
     @classmethod
@@ -232,6 +248,7 @@ class Modes:
                     self.precision[m],
                     self.tag[m],
                     float(self.w[m]),
+                    float(self.err[m]),
                 )
                 for m in keep.tolist()
             ],
@@ -260,6 +277,7 @@ class Modes:
             precision=tuple(self.precision[k] for k in take.tolist()),
             tag=tuple(self.tag[k] for k in take.tolist()),
             weights=self.w[take].copy(),
+            error=self.err[take].copy(),
         )
 
     # ------------------------------------------------------------------ views
@@ -297,14 +315,16 @@ class Modes:
         return bool(np.any(self.width > 1))
 
     def single(self, num_devices: int) -> np.ndarray:
-        """``[n, D]`` id of the fastest single-device mode of each op on each device, -1 if none.
+        """``[n, D]`` id of the fastest single-device mode of each op on each device that adds
+        no error (any mode where every mode there adds some), -1 if none.
 
         Ties go to less memory, then the lower mode id.
         """
         out = np.full((self.num_ops, num_devices), -1, dtype=np.int64)
         one = np.flatnonzero(self.width == 1)
         if one.size:
-            pref = one[np.lexsort((one, self.memory[one], self.time[one]))]
+            lossy = self.err[one] > 0
+            pref = one[np.lexsort((one, self.memory[one], self.time[one], lossy))]
             key = self.op[pref] * num_devices + self.devs[self.dev_start[pref]]
             _, first = np.unique(key, return_index=True)  # first = most preferred per pair
             best = pref[first]

@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from hetsched.errors import InfeasibleError, SolverError
+from hetsched.errors import InfeasibleError, SolverError, UsageError
 from hetsched.problem.arrays import frozen, own_frozen
 from hetsched.problem.modes import Modes, ModeSpec
 from hetsched.problem.quantum import choose_quantum
@@ -58,11 +58,21 @@ from hetsched.problem.tensors import Tensors
 if TYPE_CHECKING:
     from hetsched.graph.opgraph import OpGraph
 
-__all__ = ["MAX_HORIZON", "STREAMED", "Problem", "residency_modes"]
+__all__ = [
+    "ERROR_UNIT",
+    "MAX_HORIZON",
+    "STREAMED",
+    "Problem",
+    "check_error_budget",
+    "residency_modes",
+]
 
 # Integer horizons above this risk overflow in CP-SAT/MIP arithmetic (sums of durations).
 MAX_HORIZON = 2**40
 _EPS = 1e-9
+# Errors and budgets are counted in integers of this many units of relative error (ops'
+# errors rounded up, the budget down): every solver and the validator add the same integers.
+ERROR_UNIT = 1e-9
 _BIG = np.iinfo(np.int64).max
 
 
@@ -82,6 +92,9 @@ class Problem:
     route_links : link indices used by a transfer from ``a`` to ``b``; ``link_names``.
     capacity : bytes per device (``inf`` = no limit).
     use_memory, link_contention : which optional constraints are on.
+    error_budget : the most output error the modes of a plan may add together (the sum of
+        ``modes.error``, in units of :data:`ERROR_UNIT`: :attr:`mode_error_units`); ``None``
+        for no limit.
     """
 
     names: tuple[str, ...]
@@ -98,6 +111,7 @@ class Problem:
     capacity: np.ndarray
     use_memory: bool = False
     link_contention: bool = False
+    error_budget: float | None = None
     name: str = "problem"
     platform_name: str = ""
     graph_sha256: str = ""
@@ -142,6 +156,8 @@ class Problem:
         if cap.shape != (d,) or np.any(np.isnan(cap)) or np.any(cap < 0):
             msg = f"problem: capacity must be {d} non-negative numbers"
             raise SolverError(msg)
+        if self.error_budget is not None:
+            check_error_budget(self.error_budget)
         own_frozen(self, "mode_dur", "tensor_comm", "capacity")
         object.__setattr__(self, "route_links", MappingProxyType(dict(self.route_links)))
         object.__setattr__(self, "meta", MappingProxyType(dict(self.meta)))
@@ -157,12 +173,18 @@ class Problem:
         memory: bool | None = None,
         link_contention: bool = False,
         quantum: float | None = None,
+        errors: Mapping[str, Mapping[str, float]] | None = None,
+        error_budget: float | None = None,
     ) -> Problem:
         """Compile ``graph`` on ``platform`` (a ``Platform`` or preset name).
 
         ``memory``: whether plans must fit every device's capacity at every instant
         (:mod:`hetsched.plan.memory`); by default on when some device declares a finite
-        capacity."""
+        capacity. ``errors[op][precision]``: the output error an op adds when it computes in
+        ``precision`` (``int8``, ``float16``, ``bfloat16``: a sensitivity table); with a
+        positive ``error_budget`` each op may also run in those precisions
+        (:mod:`hetsched.costmodel.precision`) as long as the errors of a plan's modes add
+        up to at most the budget. Without a budget, or with 0, every op runs as exported."""
         from hetsched.costmodel import Platform, build_cost_table
         from hetsched.graph.formats import graph_sha256
 
@@ -179,7 +201,14 @@ class Problem:
                 for t in graph.tensors
             ],
         )
-        modes = residency_modes(table, [x.dtype for x in graph.nodes], memory=memory)
+        if error_budget is not None:
+            check_error_budget(error_budget)
+        lowered = (
+            _lowered_tables(graph, platform, cost_model, errors) if errors and error_budget else []
+        )
+        modes = residency_modes(
+            table, [x.dtype for x in graph.nodes], memory=memory, lowered=lowered
+        )
         return cls.from_modes(
             names=[x.name for x in graph.nodes],
             devices=list(table.device_names),
@@ -195,6 +224,7 @@ class Problem:
             link_contention=link_contention,
             quantum=quantum,
             units=table.units,
+            error_budget=error_budget if lowered else None,
             name=graph.name,
             platform_name=platform.name,
             graph_sha256=graph_sha256(graph),
@@ -307,6 +337,7 @@ class Problem:
         name: str = "problem",
         platform_name: str = "",
         graph_sha256: str = "",
+        error_budget: float | None = None,
     ) -> Problem:
         """The general constructor: real-time modes and tensors, scaled to integer units.
 
@@ -370,10 +401,31 @@ class Problem:
             capacity=cap,
             use_memory=use_memory,
             link_contention=link_contention,
+            error_budget=error_budget,
             name=name,
             platform_name=platform_name,
             graph_sha256=graph_sha256,
         )
+
+    # ------------------------------------------------------------------ error budget
+    @cached_property
+    def mode_error_units(self) -> np.ndarray:
+        """Each mode's error in integer :data:`ERROR_UNIT` (rounded up)."""
+        return frozen(np.ceil(self.modes.err / ERROR_UNIT - 1e-6).astype(np.int64))
+
+    @property
+    def error_budget_units(self) -> int | None:
+        """The budget in integer :data:`ERROR_UNIT` (rounded down), ``None`` without one."""
+        if self.error_budget is None:
+            return None
+        if math.isinf(self.error_budget):
+            return 2**62
+        return int(math.floor(self.error_budget / ERROR_UNIT + 1e-6))
+
+    @property
+    def has_error_modes(self) -> bool:
+        """Whether some mode adds error (precision is a decision)."""
+        return bool(np.any(self.modes.err > 0))
 
     # ------------------------------------------------------------------ sizes and indices
     @property
@@ -676,7 +728,50 @@ class Problem:
 STREAMED = "streamed"
 
 
-def residency_modes(table: Any, precision: Sequence[str], *, memory: bool) -> Modes:
+def check_error_budget(budget: float) -> float:
+    """``budget`` if it is a number >= 0 (``inf``: no limit), else :class:`UsageError`."""
+    if isinstance(budget, bool) or not isinstance(budget, int | float) or not budget >= 0:
+        msg = f"error budget must be a number >= 0, got {budget!r}"
+        raise UsageError(msg)
+    return float(budget)
+
+
+def _lowered_tables(
+    graph: Any, platform: Any, cost_model: Any, errors: Mapping[str, Mapping[str, float]]
+) -> list[tuple[str, Any, np.ndarray]]:
+    """``(precision, table, error per op)`` for each precision ``errors`` names."""
+    from hetsched.costmodel.device import peak_for
+    from hetsched.costmodel.precision import PRECISIONS, precision_table
+
+    names = {x.name for x in graph.nodes}
+    unknown = sorted(set(errors) - names)
+    if unknown:
+        msg = f"errors name op {unknown[0]!r}, which graph {graph.name!r} does not have"
+        raise UsageError(msg)
+    out = []
+    for p in sorted({q for row in errors.values() for q in row}):
+        if p not in PRECISIONS:
+            msg = f"unknown precision {p!r} in the errors (choose from {', '.join(PRECISIONS)})"
+            raise UsageError(msg)
+        if not any(peak_for(d, p) for d in platform.devices):
+            msg = f"no device of {platform.name!r} computes in {p}"
+            raise UsageError(msg)
+        err = np.array([float(errors.get(x.name, {}).get(p, np.inf)) for x in graph.nodes])
+        bad = [x.name for x, e in zip(graph.nodes, err, strict=True) if np.isnan(e) or e < 0]
+        if bad:
+            msg = f"error of op {bad[0]!r} in {p} must be a number >= 0"
+            raise UsageError(msg)
+        out.append((p, precision_table(graph, platform, p, cost_model), err))
+    return out
+
+
+def residency_modes(
+    table: Any,
+    precision: Sequence[str],
+    *,
+    memory: bool,
+    lowered: Sequence[tuple[str, Any, np.ndarray]] = (),
+) -> Modes:
     """The modes of a cost table: each op on each device that runs it with its weights
     resident, and, where the device can stream weights (``table.streamed`` finite), with
     them streamed (tag ``"streamed"``: slower, holding only the op's outputs) when that can
@@ -687,6 +782,10 @@ def residency_modes(table: Any, precision: Sequence[str], *, memory: bool) -> Mo
     * with ``memory``, when everything the device might hold (every mode it could run plus a
       buffer for each tensor its ops read) exceeds its capacity. Otherwise every plan's
       weights fit resident, which is faster, so streamed modes could never help.
+
+    ``lowered`` adds, for each ``(precision, table, error)``, the same modes from ``table``
+    (the ops computed in ``precision``: :func:`hetsched.costmodel.precision.precision_table`)
+    for every op whose ``error[v]`` is finite, each adding that error.
 
     >>> import numpy as np
     >>> from types import SimpleNamespace
@@ -702,24 +801,37 @@ def residency_modes(table: Any, precision: Sequence[str], *, memory: bool) -> Mo
     mem = np.asarray(table.memory, dtype=np.float64)
     weights = getattr(table, "weights", None)
     w = None if weights is None else np.asarray(weights, dtype=np.float64)
-    if streamed is None or w is None or not np.isfinite(streamed).any():
+    no_stream = streamed is None or w is None or not np.isfinite(streamed).any()
+    if no_stream and not lowered:
         return Modes.device_modes(ex, memory=mem, precision=precision, weights=w)
+    if w is None:
+        w = mem
     cap = np.asarray(table.capacity, dtype=np.float64)
     n, nd = ex.shape
-    can_stream = np.isfinite(streamed) & np.isfinite(ex)
-    too_big = can_stream & (w[:, None] > cap[None, :] * (1 + 1e-12))
     tight = np.zeros(nd, dtype=bool)
     if memory:
         allowed = np.isfinite(ex)
         inputs = np.asarray(table.edge_bytes, np.float64)[:, None] * allowed[table.edge_dst]
         tight = (mem[:, None] * allowed).sum(axis=0) + inputs.sum(axis=0) > cap
     rows: list[tuple[Any, ...]] = []
-    for v in range(n):
-        for d in np.flatnonzero(np.isfinite(ex[v])).tolist():
-            if not too_big[v, d]:
-                rows.append((v, (d,), ex[v, d], mem[v], precision[v], "", w[v]))
-            if can_stream[v, d] and (too_big[v, d] or tight[d]):
-                rows.append((v, (d,), streamed[v, d], mem[v] - w[v], precision[v], STREAMED, 0.0))
+    variants = [(list(precision), table, np.zeros(n))]
+    variants += [([p] * n, t, np.asarray(e, np.float64)) for p, t, e in lowered]
+    for labels, t, error in variants:
+        ex_t = np.asarray(t.exec, dtype=np.float64)
+        st_t = getattr(t, "streamed", None)
+        st_t = np.full(ex_t.shape, np.inf) if st_t is None else np.asarray(st_t, np.float64)
+        mem_t = np.asarray(t.memory, dtype=np.float64)
+        w_t = np.asarray(getattr(t, "weights", None) if t is not table else w, np.float64)
+        can_stream = np.isfinite(st_t) & np.isfinite(ex_t)
+        too_big = can_stream & (w_t[:, None] > cap[None, :] * (1 + 1e-12))
+        for v in np.flatnonzero(np.isfinite(error)).tolist():
+            e = float(error[v])
+            for d in np.flatnonzero(np.isfinite(ex_t[v])).tolist():
+                if not too_big[v, d]:
+                    rows.append((v, (d,), ex_t[v, d], mem_t[v], labels[v], "", w_t[v], e))
+                if can_stream[v, d] and (too_big[v, d] or tight[d]):
+                    out = mem_t[v] - w_t[v]
+                    rows.append((v, (d,), st_t[v, d], out, labels[v], STREAMED, 0.0, e))
     return Modes.build(n, rows)
 
 

@@ -162,6 +162,7 @@ def build_model(
     # the device model's literal of (v, d) is the literal of v's mode on d
     modes = [{int(p.device_mode[v, d]): lit for d, lit in presence[v].items()} for v in range(p.n)]
     memory_exact = _add_memory(m, p, starts, ends, presence, modes, makespan, horizon)
+    _add_error_budget(m, p, modes)
     _add_symmetry_breaking(m, p, presence, pooled)
     for cls in branches or []:
         # Swapping two identical branches maps a schedule to a schedule: order them.
@@ -238,12 +239,24 @@ def _build_mode_model(
     _add_mode_precedence(m, p, starts, ends, modes)
     presence = [_device_literals(m, p, modes[v]) for v in range(p.n)]
     memory_exact = _add_memory(m, p, starts, ends, presence, modes, makespan, horizon)
+    _add_error_budget(m, p, modes)
     if hint is not None:
         _add_hint(m, p, hint, starts, ends, modes, makespan)
     m.minimize(makespan)
     return CpSatModel(
         m, starts, ends, presence, makespan, horizon, [], {}, lower, modes, memory_exact
     )
+
+
+def _add_error_budget(m: cp_model.CpModel, p: Problem, modes: list[dict[int, Any]]) -> None:
+    """The modes' errors (integer units, as the validator adds them) within the budget."""
+    budget = p.error_budget_units
+    if budget is None or not p.has_error_modes:
+        return
+    units = p.mode_error_units
+    terms = [int(units[k]) * lit for v in range(p.n) for k, lit in modes[v].items() if units[k]]
+    if terms:
+        m.add(sum(terms) <= budget)
 
 
 def _add_memory(

@@ -27,6 +27,7 @@ import numpy as np
 from hetsched.plan import Plan, plan_from_schedule
 from hetsched.problem import Problem
 from hetsched.schedule.latency.listsched import ListScheduler
+from hetsched.schedule.latency.precision import within_budget
 from hetsched.solver import Capabilities, SolveContext, Solver
 
 __all__ = ["mean_comm", "mean_dur", "solve_cpop", "solve_heft", "solve_peft", "upward_rank"]
@@ -178,6 +179,7 @@ def _peft(problem: Problem, _ctx: SolveContext) -> Plan:
 
 
 _LIST = Capabilities(modes=True)
-solve_heft = Solver("heft", _heft, _LIST, options=("insertion",))
-solve_cpop = Solver("cpop", _cpop, _LIST)
-solve_peft = Solver("peft", _peft, _LIST)
+# with an error budget, each op's precision is chosen first (greedy by gain per error)
+solve_heft = Solver("heft", within_budget(_heft), _LIST, options=("insertion",))
+solve_cpop = Solver("cpop", within_budget(_cpop), _LIST)
+solve_peft = Solver("peft", within_budget(_peft), _LIST)

@@ -1,0 +1,108 @@
+"""What an op costs when it computes in another precision than it was exported with.
+
+A lowered op is an *island*: its floating inputs arrive in their exported precision
+(``float32``), are converted to ``precision`` (int8: quantized with their scales; float16 /
+bfloat16: cast), the op computes at the device's peak for that precision on operands and
+weights of that size, and its output is converted back. So transfers and the tensors other
+ops read keep their size; the op's weights shrink (int8: a quarter of float32), and so do
+the bytes it reads and writes while it computes. The conversions are extra passes over its
+inputs and outputs at the device's memory bandwidth: the cost of the quantize and
+dequantize (or cast) ops a compiler inserts, charged to the op's own device.
+
+:func:`precision_table` is a :class:`~hetsched.costmodel.table.CostTable` of every op in
+``precision``, from the same cost model: per-dtype peaks decide the compute term and
+whether a device can run it at all (a device without units for the precision: ``inf``).
+
+Examples
+--------
+>>> from hetsched.costmodel import Platform
+>>> from hetsched.graph import OpGraph, OpNode
+>>> g = OpGraph("g", [OpNode("mm", category="matmul", flops=2e9, bytes_read=8e6,
+...                          bytes_written=4e6, param_bytes=4e6, out_bytes=4e6)])
+>>> p = Platform.preset("edge-soc")
+>>> fp32 = build_cost_table(g, p)
+>>> int8 = precision_table(g, p, "int8")
+>>> [round(float(x) * 1e6, 1) for x in fp32.exec[0]]            # cpu, gpu, npu0, npu1
+[13534.6, 4468.4, 555.1, 555.1]
+>>> [round(float(x) * 1e6, 1) for x in int8.exec[0]]            # the GPU has no int8 units
+[6917.1, inf, 93.3, 93.3]
+>>> float(int8.weights[0]), float(int8.memory[0])              # int8 weights, fp32 output
+(1000000.0, 5000000.0)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+
+from hetsched.costmodel.platform import Platform
+from hetsched.costmodel.roofline import CostModel
+from hetsched.costmodel.table import CostTable, build_cost_table
+from hetsched.graph.opgraph import OpGraph, OpNode
+
+__all__ = ["PRECISIONS", "precision_table", "size_ratio"]
+
+# Precisions an op may be lowered to, by the name plans record.
+PRECISIONS: tuple[str, ...] = ("int8", "float16", "bfloat16")
+_BYTES = {"float32": 4, "float": 4, "float16": 2, "half": 2, "bfloat16": 2, "int8": 1}
+
+
+def size_ratio(native: str, precision: str) -> float | None:
+    """Bytes per element in ``precision`` over ``native`` (``None`` unless both are known
+    floating types and ``precision`` is narrower)."""
+    a = _BYTES.get(native.removeprefix("torch."))
+    b = _BYTES.get(precision)
+    if a is None or b is None or b >= a or native.removeprefix("torch.") == "int8":
+        return None
+    return b / a
+
+
+def _lowered(node: OpNode, precision: str) -> OpNode | None:
+    r = size_ratio(node.dtype, precision)
+    if r is None:
+        return None
+    act = max(node.bytes_read - node.param_bytes, 0.0)
+    return dataclasses.replace(
+        node,
+        dtype=precision,
+        bytes_read=(act + node.param_bytes) * r,
+        bytes_written=node.bytes_written * r,
+        param_bytes=node.param_bytes * r,
+        cost=None,
+    )
+
+
+def precision_table(
+    graph: OpGraph,
+    platform: Platform,
+    precision: str,
+    cost_model: CostModel | None = None,
+) -> CostTable:
+    """Every op of ``graph`` lowered to ``precision`` (see the module docstring): ``exec``
+    and ``streamed`` times with the conversions, ``weights`` in ``precision``, ``memory`` =
+    those weights + the op's (unchanged) outputs. Ops that cannot be lowered (integer ops,
+    explicit costs, already as narrow) are ``inf`` everywhere."""
+    if precision not in PRECISIONS:
+        msg = f"unknown precision {precision!r} (choose from {', '.join(PRECISIONS)})"
+        raise ValueError(msg)
+    lowered = [_lowered(x, precision) for x in graph.nodes]
+    keep = np.array([x is not None and graph.nodes[i].cost is None for i, x in enumerate(lowered)])
+    nodes = [x if x is not None else graph.nodes[i] for i, x in enumerate(lowered)]
+    twin = OpGraph(graph.name, nodes, tensors=graph.tensors, meta=dict(graph.meta))
+    table = build_cost_table(twin, platform, cost_model, allow_infeasible=True)
+    bw = np.array([d.mem_bandwidth for d in platform.devices])
+    extra = np.zeros(len(nodes))
+    for i, (x, y) in enumerate(zip(graph.nodes, lowered, strict=True)):
+        if y is not None:  # read the wide inputs, write them narrow; the same for the output
+            r = y.bytes_written / x.bytes_written if x.bytes_written else 0.0
+            act = max(x.bytes_read - x.param_bytes, 0.0)
+            extra[i] = act * (1 + r) + x.bytes_written * (1 + r)
+    convert = extra[:, None] / bw[None, :]
+    exec_ = np.where(keep[:, None], table.exec + convert, math.inf)
+    streamed = table.streamed if table.streamed is not None else np.full(exec_.shape, math.inf)
+    streamed = np.where(keep[:, None], streamed + convert, math.inf)
+    for arr in (exec_, streamed):
+        arr.setflags(write=False)
+    return dataclasses.replace(table, exec=exec_, streamed=streamed)
