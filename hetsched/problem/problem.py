@@ -420,7 +420,7 @@ class Problem:
             return None
         if math.isinf(self.error_budget):
             return 2**62
-        return int(math.floor(self.error_budget / ERROR_UNIT + 1e-6))
+        return math.floor(self.error_budget / ERROR_UNIT + 1e-6)
 
     @property
     def has_error_modes(self) -> bool:
