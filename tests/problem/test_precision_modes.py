@@ -12,6 +12,7 @@ from hetsched.errors import PlanError, UsageError
 from hetsched.graph import Edge, OpGraph, OpNode
 from hetsched.plan import plan_from_schedule, validate
 from hetsched.problem import Modes, Problem, Tensors
+from hetsched.schedule.bounds import budget_lp_bound, lower_bound
 from hetsched.schedule.latency.cpsat import solve_cpsat
 from hetsched.schedule.latency.heuristics import solve_cpop, solve_heft, solve_peft
 from hetsched.schedule.latency.portfolio import solve_portfolio
@@ -160,6 +161,7 @@ def brute_force_budget(p: Problem) -> int:
 def test_cpsat_reaches_the_brute_force_within_the_budget(seed: int) -> None:
     p = tiny(seed)
     best = brute_force_budget(p)
+    assert budget_lp_bound(p) <= best and lower_bound(p) <= best  # bounds of the question
     plan = solve_cpsat(p, time_limit=20, seed=0, workers=1)
     validate(plan, p)
     assert plan.status == "optimal" and round(plan.makespan) == best

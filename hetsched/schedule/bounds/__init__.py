@@ -32,7 +32,13 @@ from collections.abc import Callable
 
 from hetsched.problem import Problem
 from hetsched.schedule.bounds.levels import heads_and_tails_fast, levels
-from hetsched.schedule.bounds.load import LOAD_LP_MAX_OPS, load_bound, load_bound_dual, lp_bound
+from hetsched.schedule.bounds.load import (
+    LOAD_LP_MAX_OPS,
+    budget_lp_bound,
+    load_bound,
+    load_bound_dual,
+    lp_bound,
+)
 from hetsched.schedule.bounds.paths import (
     critical_path_bound,
     device_finish_times,
@@ -46,6 +52,7 @@ from hetsched.schedule.bounds.windows import device_heads_tails, window_load_bou
 __all__ = [
     "LOAD_LP_MAX_OPS",
     "bound_report",
+    "budget_lp_bound",
     "critical_path_bound",
     "device_finish_times",
     "device_heads_tails",
@@ -91,7 +98,9 @@ def quick_lower_bound(problem: Problem) -> int:
     return _memo(
         problem,
         "quick",
-        lambda p: max(critical_path_bound(p), load_bound(p), series_lower_bound(p)),
+        lambda p: max(
+            critical_path_bound(p), load_bound(p), series_lower_bound(p), budget_lp_bound(p)
+        ),
     )
 
 
@@ -111,4 +120,5 @@ def bound_report(problem: Problem) -> dict[str, int]:
         "lp": lp_bound(problem),
         "window": window_load_bound(problem),
         "series": series_lower_bound(problem),
+        "budget": budget_lp_bound(problem),
     }

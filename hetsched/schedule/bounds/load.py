@@ -4,6 +4,9 @@
   (its Lagrangian dual :func:`load_dual` above :data:`LOAD_LP_MAX_OPS` ops).
 * :func:`lp_bound` - the LP relaxation that couples fractional assignment, start times with
   precedence, and per-device load (transfers relaxed to zero).
+* :func:`budget_lp_bound` - the same over modes, with the error budget: a mode that adds
+  error spends it (a knapsack over precisions, relaxed), so the bound does not assume every
+  op in its fastest, lossiest precision.
 
 Examples
 --------
@@ -24,7 +27,14 @@ import numpy as np
 
 from hetsched.problem import Problem
 
-__all__ = ["LOAD_LP_MAX_OPS", "load_bound", "load_bound_dual", "load_dual", "lp_bound"]
+__all__ = [
+    "LOAD_LP_MAX_OPS",
+    "budget_lp_bound",
+    "load_bound",
+    "load_bound_dual",
+    "load_dual",
+    "lp_bound",
+]
 
 # Above this many ops the load bound uses the Lagrangian dual instead of a GLOP model.
 LOAD_LP_MAX_OPS = 2000
@@ -149,3 +159,57 @@ def load_dual(p: Problem, *, iterations: int = 400) -> tuple[int, np.ndarray]:
         lam /= lam.sum()
         step *= 0.99
     return math.ceil(best - 1e-6 * max(1.0, best)), best_lam * d
+
+
+def budget_lp_bound(problem: Problem, *, max_ops: int = 3000) -> int:
+    """LP over fractional modes ``y[v,k]``: ``sum_k y = 1``; ``S[v] >= S[u] + dur(u)``;
+    ``T >= S[v] + dur(v)``; each device's load ``<= T``; ``sum err[k] y[k] <= budget``
+    (integer error units, as the validator counts). Transfers relaxed to zero. 0 without a
+    budget or modes that add error, or above ``max_ops`` ops.
+
+    >>> from hetsched.problem import Modes, Problem, Tensors
+    >>> modes = Modes.build(2, [(0, (0,), 8.0), (0, (0,), 2.0, 0.0, "int8", "", 0.0, 0.5),
+    ...                         (1, (0,), 8.0), (1, (0,), 2.0, 0.0, "int8", "", 0.0, 0.5)])
+    >>> p = Problem.from_modes(names=["a", "b"], devices=["npu"], modes=modes,
+    ...     tensors=Tensors.build(2, []), quantum=1.0, error_budget=0.5)
+    >>> load_bound(p), budget_lp_bound(p)   # one op may be int8: 2 + 8
+    (4, 10)
+    """
+    p = problem
+    budget = p.error_budget_units
+    if budget is None or not p.has_error_modes or p.n > max_ops:
+        return 0
+    from ortools.linear_solver import pywraplp
+
+    solver = pywraplp.Solver.CreateSolver("GLOP")
+    if solver is None:  # pragma: no cover
+        return 0
+    inf = solver.infinity()
+    t = solver.NumVar(0, inf, "T")
+    starts = [solver.NumVar(0, inf, f"S_{v}") for v in range(p.n)]
+    load: list[list] = [[] for _ in range(p.num_devices)]
+    dur_expr = []
+    spend = []
+    units = p.mode_error_units
+    for v in range(p.n):
+        ys = {k: solver.NumVar(0, 1, f"y_{k}") for k in p.modes.ops_modes(v).tolist()}
+        solver.Add(solver.Sum(list(ys.values())) == 1)
+        dur_expr.append(solver.Sum([int(p.mode_dur[k]) * y for k, y in ys.items()]))
+        for k, y in ys.items():
+            for d in p.modes.devices_of(k):
+                load[d].append(int(p.mode_dur[k]) * y)
+            if units[k]:
+                spend.append(int(units[k]) * y)
+        solver.Add(t >= starts[v] + dur_expr[v])
+    for k in range(p.num_edges):
+        u, v = int(p.edge_src[k]), int(p.edge_dst[k])
+        solver.Add(starts[v] >= starts[u] + dur_expr[u])
+    for d in range(p.num_devices):
+        if load[d]:
+            solver.Add(solver.Sum(load[d]) <= t)
+    if spend:
+        solver.Add(solver.Sum(spend) <= budget)
+    solver.Minimize(t)
+    if solver.Solve() != pywraplp.Solver.OPTIMAL:
+        return 0
+    return math.ceil(t.solution_value() - 1e-6)
