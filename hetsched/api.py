@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from hetsched.errors import UsageError
@@ -28,7 +29,7 @@ from hetsched.solver import ProgressCallback, StopToken, run_solver
 if TYPE_CHECKING:
     from hetsched.graph.opgraph import OpGraph
 
-__all__ = ["OBJECTIVES", "as_graph", "build_problem", "solve"]
+__all__ = ["OBJECTIVES", "as_graph", "build_problem", "op_errors", "solve"]
 
 OBJECTIVES = ("latency", "throughput", "modulo", "memory")
 
@@ -97,18 +98,55 @@ def build_problem(
     cost_model: Any = None,
     memory: bool | None = None,
     link_contention: bool = False,
+    error_budget: float | None = None,
+    sensitivity: Any = None,
 ) -> Problem:
     """Compile ``graph`` (see :func:`as_graph`) on ``platform`` (a ``Platform``, a preset
-    name or a platform TOML path)."""
+    name or a platform TOML path); with an ``error_budget``, per-op errors from
+    ``sensitivity`` (see :func:`op_errors`)."""
     from hetsched.costmodel import Platform
 
+    g = as_graph(graph)
+    errors = op_errors(g, sensitivity) if error_budget else None
     return Problem.build(
-        as_graph(graph),
+        g,
         Platform.resolve(platform),
         cost_model,
         memory=memory,
         link_contention=link_contention,
+        errors=errors,
+        error_budget=error_budget,
     )
+
+
+def op_errors(graph: OpGraph, sensitivity: Any = None) -> Mapping[str, Mapping[str, float]]:
+    """``{op: {precision: error}}`` for an error budget: from ``sensitivity`` (a
+    :class:`~hetsched.precision.SensitivityTable` or its JSON path, checked to be this
+    graph's) or, without one, from the graph's own ``meta["sensitivity"]``.
+
+    Raises
+    ------
+    UsageError : no errors anywhere, or a table measured on another graph.
+    """
+    from hetsched.precision.table import SensitivityTable, from_graph_meta
+
+    if sensitivity is None:
+        table = from_graph_meta(graph)
+        if table is None:
+            msg = (
+                f"an error budget needs per-op errors for graph {graph.name!r}: measure them "
+                "(hetsched sensitivity MODEL -o table.json) and pass the table"
+            )
+            raise UsageError(msg)
+    elif isinstance(sensitivity, SensitivityTable):
+        table = sensitivity
+    elif isinstance(sensitivity, str | os.PathLike):
+        table = SensitivityTable.load(sensitivity)
+    else:
+        msg = f"sensitivity must be a SensitivityTable or a path, not {type(sensitivity).__name__}"
+        raise UsageError(msg)
+    table.check_for(graph)
+    return table.errors
 
 
 def solve(
@@ -124,6 +162,8 @@ def solve(
     cost_model: Any = None,
     memory: bool | None = None,
     link_contention: bool = False,
+    error_budget: float | None = None,
+    sensitivity: Any = None,
     workers: int | None = None,
     progress: ProgressCallback | None = None,
     stop: StopToken | None = None,
@@ -148,6 +188,10 @@ def solve(
     memory : plans fit every device's memory at every instant (tensor lifetimes, weights
         resident or streamed); by default on when the platform declares capacities.
     link_contention : transfers on one link never overlap.
+    error_budget, sensitivity : precision as a decision: each op may compute in int8 /
+        float16 / bfloat16 where a device can, as long as the per-op output errors of the
+        plan add up to at most ``error_budget`` (relative L2); the errors come from
+        ``sensitivity`` (:func:`op_errors`). ``None`` or 0: every op as exported.
     stop : a :class:`~hetsched.solver.StopToken` that cuts this solve short (it returns its
         best plan so far, marked ``interrupted``); each solve gets a fresh one by default.
 
@@ -159,13 +203,22 @@ def solve(
     if objective not in OBJECTIVES:
         msg = f"unknown objective {objective!r} (choose from {', '.join(OBJECTIVES)})"
         raise UsageError(msg)
+    if error_budget and objective != "latency":
+        msg = f"an error budget applies to objective latency, not {objective}"
+        raise UsageError(msg)
     if objective == "modulo":  # before the graph is built or exported
         from hetsched.schedule.throughput import check_iterations
 
         options["iterations"] = check_iterations(options.get("iterations"))
     graph = as_graph(graph, example_args, fuse=fuse)
     problem = build_problem(
-        graph, platform, cost_model=cost_model, memory=memory, link_contention=link_contention
+        graph,
+        platform,
+        cost_model=cost_model,
+        memory=memory,
+        link_contention=link_contention,
+        error_budget=error_budget,
+        sensitivity=sensitivity,
     )
     if objective == "memory":
         from hetsched.schedule.memory import solve_peak_memory

@@ -54,6 +54,20 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--link-contention", action="store_true", help="transfers on one link never overlap"
     )
+    p.add_argument(
+        "--error-budget",
+        type=float,
+        default=None,
+        metavar="REL",
+        help="ops may compute in int8/float16/bfloat16 while their output errors (relative "
+        "L2, from --sensitivity or the graph's own) add up to at most REL (default: none)",
+    )
+    p.add_argument(
+        "--sensitivity",
+        default=None,
+        metavar="FILE",
+        help="per-op errors for --error-budget (hetsched sensitivity MODEL -o FILE)",
+    )
     p.add_argument("--size", default="tiny", help="zoo model size (tiny|small|base|large)")
     p.add_argument(
         "--heads",
@@ -97,6 +111,12 @@ def _check_coarsen(args: argparse.Namespace) -> None:
 
     if args.coarsen and args.objective != "latency":
         msg = f"--coarsen solves for latency only, not --objective {args.objective}"
+        raise UsageError(msg)
+    if args.coarsen and args.error_budget:
+        msg = "--coarsen and --error-budget do not go together (errors are per op)"
+        raise UsageError(msg)
+    if args.sensitivity is not None and not args.error_budget:
+        msg = "--sensitivity is read for --error-budget; give one"
         raise UsageError(msg)
 
 
@@ -250,6 +270,8 @@ def run_solve(args: argparse.Namespace) -> int:
                 workers=args.workers,
                 memory=args.memory,
                 link_contention=args.link_contention,
+                error_budget=args.error_budget,
+                sensitivity=args.sensitivity,
                 progress=line,
                 stop=stop,
                 **options,
@@ -319,6 +341,15 @@ def format_plan_summary(plan: Any, *, graph_name: str, wall: float) -> str:
         lines.append(
             "heuristic "
             + ", ".join(f"{k} {_fmt_time(v, units)}" for k, v in plan.baselines.items())
+        )
+    if plan.error:
+        lowered: dict[str, int] = {}
+        for m in plan.modes.values():
+            if m.precision in ("int8", "float16", "bfloat16"):
+                lowered[m.precision] = lowered.get(m.precision, 0) + 1
+        lines.append(
+            f"precision predicted error {plan.error:.4g} (sum over ops); "
+            + ", ".join(f"{k}: {v} ops" for k, v in sorted(lowered.items()))
         )
     if any(v > 0 for v in plan.memory.values()):
         streamed = sum(1 for m in plan.modes.values() if m.tag == "streamed")

@@ -169,3 +169,38 @@ def test_cpsat_reaches_the_brute_force_within_the_budget(seed: int) -> None:
         heur = solver(p, time_limit=5, seed=0)
         validate(heur, p)
         assert heur.makespan >= best and heur.lower_bound <= best
+
+
+# ---------------------------------------------------------------------- the API and CLI
+def _table(graph: OpGraph, errors: dict) -> object:
+    from hetsched.graph import graph_sha256
+    from hetsched.precision.table import SensitivityTable
+
+    return SensitivityTable(graph.name, graph_sha256(graph), errors=errors, samples=0)
+
+
+def test_solve_with_a_budget_and_a_table(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import hetsched
+    from hetsched.cli import main
+    from hetsched.graph import save
+
+    g = chain()
+    table = _table(g, ERRORS)
+    plan = hetsched.solve(g, "edge-soc", error_budget=0.035, sensitivity=table, time_limit=5)
+    assert 0 < plan.error <= 0.035 + 1e-12
+    plain = hetsched.solve(g, "edge-soc", time_limit=5)
+    assert plan.makespan < plain.makespan
+    with pytest.raises(UsageError, match="an error budget needs per-op errors"):
+        hetsched.solve(g, "edge-soc", error_budget=0.01)
+    other = _table(chain(3), {"mm0": {"int8": 0.1}})
+    with pytest.raises(UsageError, match="sensitivity table is for graph 'chain'"):
+        hetsched.solve(g, "edge-soc", error_budget=0.01, sensitivity=other)
+    with pytest.raises(UsageError, match="applies to objective latency"):
+        hetsched.solve(g, "edge-soc", error_budget=0.01, sensitivity=table, objective="memory")
+    gpath, tpath = tmp_path / "g.json", tmp_path / "t.json"
+    save(g, gpath)
+    table.save(tpath)  # type: ignore[attr-defined]
+    argv = ["solve", str(gpath), "--quiet", "--time-limit", "5"]
+    assert main([*argv, "--error-budget", "0.035", "--sensitivity", str(tpath)]) == 0
+    assert main([*argv, "--error-budget", "-1", "--sensitivity", str(tpath)]) == 2
+    assert main([*argv, "--sensitivity", str(tpath)]) == 2
