@@ -133,6 +133,11 @@ def run_cost(args: Any) -> int:
               f"bytes={node.bytes_read + node.bytes_written:.6g}")  # fmt: skip
         for d in plat.devices:
             print(model.explain(node, d))
+        from hetsched.costmodel.precision import PRECISIONS, explain_precision
+
+        for precision in PRECISIONS:
+            for line in explain_precision(node, plat, precision, model):
+                print(line)
         return 0
     table = build_cost_table(graph, plat, model, allow_infeasible=True)
     scale, unit = (1e6, "us") if table.units == "s" else (1.0, table.units)

@@ -38,11 +38,11 @@ import math
 import numpy as np
 
 from hetsched.costmodel.platform import Platform
-from hetsched.costmodel.roofline import CostModel
+from hetsched.costmodel.roofline import CostModel, RooflineCostModel
 from hetsched.costmodel.table import CostTable, build_cost_table
 from hetsched.graph.opgraph import OpGraph, OpNode
 
-__all__ = ["PRECISIONS", "precision_table", "size_ratio"]
+__all__ = ["PRECISIONS", "explain_precision", "precision_table", "size_ratio"]
 
 # Precisions an op may be lowered to, by the name plans record.
 PRECISIONS: tuple[str, ...] = ("int8", "float16", "bfloat16")
@@ -74,6 +74,40 @@ def _lowered(node: OpNode, precision: str) -> OpNode | None:
     )
 
 
+def _convert_bytes(node: OpNode, lowered: OpNode) -> float:
+    """Bytes the conversions in and out move: read the wide inputs, write them narrow;
+    the same for the output."""
+    r = lowered.bytes_written / node.bytes_written if node.bytes_written else 0.0
+    act = max(node.bytes_read - node.param_bytes, 0.0)
+    return act * (1 + r) + node.bytes_written * (1 + r)
+
+
+def explain_precision(
+    node: OpNode, platform: Platform, precision: str, cost_model: RooflineCostModel | None = None
+) -> list[str]:
+    """One line per device: ``node`` in ``precision``, its roofline terms and the
+    conversions (see the module docstring); empty when it cannot be lowered."""
+    low = _lowered(node, precision)
+    if low is None or node.cost is not None:
+        return []
+    model = cost_model or RooflineCostModel(platform)
+    convert = _convert_bytes(node, low)
+    out = []
+    for d in platform.devices:
+        e = model.explain(low, d)
+        if not math.isfinite(e.total):
+            out.append(f"{precision} on {d.name}: unsupported ({e.reason})")
+            continue
+        extra = convert / d.mem_bandwidth
+        out.append(
+            f"{precision} on {d.name}: {(e.total + extra) * 1e6:.3f} us = {e.total * 1e6:.3f} us "
+            f"({e.bound}-bound: compute {e.compute_time * 1e6:.3f}, memory "
+            f"{e.memory_time * 1e6:.3f}, launch {e.overhead * 1e6:.3f}) + conversions "
+            f"{extra * 1e6:.3f} us ({convert:.0f} B)"
+        )
+    return out
+
+
 def precision_table(
     graph: OpGraph,
     platform: Platform,
@@ -93,12 +127,12 @@ def precision_table(
     twin = OpGraph(graph.name, nodes, tensors=graph.tensors, meta=dict(graph.meta))
     table = build_cost_table(twin, platform, cost_model, allow_infeasible=True)
     bw = np.array([d.mem_bandwidth for d in platform.devices])
-    extra = np.zeros(len(nodes))
-    for i, (x, y) in enumerate(zip(graph.nodes, lowered, strict=True)):
-        if y is not None:  # read the wide inputs, write them narrow; the same for the output
-            r = y.bytes_written / x.bytes_written if x.bytes_written else 0.0
-            act = max(x.bytes_read - x.param_bytes, 0.0)
-            extra[i] = act * (1 + r) + x.bytes_written * (1 + r)
+    extra = np.array(
+        [
+            _convert_bytes(x, y) if y is not None else 0.0
+            for x, y in zip(graph.nodes, lowered, strict=True)
+        ]
+    )
     convert = extra[:, None] / bw[None, :]
     exec_ = np.where(keep[:, None], table.exec + convert, math.inf)
     streamed = table.streamed if table.streamed is not None else np.full(exec_.shape, math.inf)

@@ -86,4 +86,6 @@ def test_cost_explain_inplace_activation_is_pointwise(capsys, tmp_path) -> None:
     out = capsys.readouterr().out
     head = out.splitlines()[0]
     assert "aten.hardswish_.default [elementwise, float32] flops=512" in head
-    assert "hardswish_ on npu0: " in out and "unsupported" not in out
+    native = out.split("\nint8 on")[0]  # the exported precision's terms, then the lowered ones
+    assert "hardswish_ on npu0: " in native and "unsupported" not in native
+    assert "int8 on npu0: " in out and "int8 on gpu: unsupported (no int8 units" in out
