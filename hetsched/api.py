@@ -29,7 +29,15 @@ from hetsched.solver import ProgressCallback, StopToken, run_solver
 if TYPE_CHECKING:
     from hetsched.graph.opgraph import OpGraph
 
-__all__ = ["OBJECTIVES", "as_graph", "build_problem", "op_errors", "solve"]
+__all__ = [
+    "OBJECTIVES",
+    "as_graph",
+    "build_problem",
+    "op_errors",
+    "program_of",
+    "solve",
+    "with_measured_error",
+]
 
 OBJECTIVES = ("latency", "throughput", "modulo", "memory")
 
@@ -164,6 +172,7 @@ def solve(
     link_contention: bool = False,
     error_budget: float | None = None,
     sensitivity: Any = None,
+    program: Any = None,
     workers: int | None = None,
     progress: ProgressCallback | None = None,
     stop: StopToken | None = None,
@@ -191,7 +200,10 @@ def solve(
     error_budget, sensitivity : precision as a decision: each op may compute in int8 /
         float16 / bfloat16 where a device can, as long as the per-op output errors of the
         plan add up to at most ``error_budget`` (relative L2); the errors come from
-        ``sensitivity`` (:func:`op_errors`). ``None`` or 0: every op as exported.
+        ``sensitivity`` (:func:`op_errors`), measured from the program when none is given
+        (cached). ``None`` or 0: every op as exported. With a program at hand (``program``,
+        the ``ExportedProgram`` ``graph`` came from, or one ``graph`` is or names), the plan's
+        error is also measured end to end on held-out inputs (``plan.measured_error``).
     stop : a :class:`~hetsched.solver.StopToken` that cuts this solve short (it returns its
         best plan so far, marked ``interrupted``); each solve gets a fresh one by default.
 
@@ -210,7 +222,17 @@ def solve(
         from hetsched.schedule.throughput import check_iterations
 
         options["iterations"] = check_iterations(options.get("iterations"))
+    if error_budget and program is None:
+        program = program_of(graph, example_args)
+        if program is not None and not isinstance(graph, str | os.PathLike):
+            graph, example_args = program, None  # export once: the graph comes from it
     graph = as_graph(graph, example_args, fuse=fuse)
+    if error_budget and sensitivity is None and program is not None:
+        from hetsched.graph.opgraph import OpGraph as _OpGraph
+        from hetsched.precision import from_graph_meta, measure_sensitivity
+
+        if isinstance(graph, _OpGraph) and from_graph_meta(graph) is None:
+            sensitivity = measure_sensitivity(program, graph)  # cached by graph hash
     problem = build_problem(
         graph,
         platform,
@@ -250,7 +272,7 @@ def solve(
             stop=stop,
             **options,
         )
-    return run_solver(
+    plan = run_solver(
         solver,
         problem,
         time_limit=time_limit,
@@ -260,3 +282,51 @@ def solve(
         stop=stop,
         **options,
     )
+    if program is not None and plan.error > 0:
+        plan = with_measured_error(plan, program, graph, error_budget)
+    return plan
+
+
+def with_measured_error(plan: Plan, program: Any, graph: OpGraph, budget: float | None) -> Plan:
+    """``plan`` with its error measured end to end on held-out inputs
+    (:func:`hetsched.precision.measure_plan_error`); a measured error over ``budget`` is
+    said loudly (a warning) and recorded in ``stats["over_budget"]``."""
+    import warnings
+
+    from hetsched.precision import measure_plan_error
+
+    measured = measure_plan_error(plan, program, graph)
+    stats = dict(plan.stats)
+    if budget is not None and measured > budget:
+        stats["over_budget"] = True
+        warnings.warn(
+            f"plan's measured error {measured:.4g} on held-out inputs exceeds its error budget "
+            f"{budget:.4g} (predicted {plan.error:.4g}): lower the budget",
+            stacklevel=2,
+        )
+    return plan.with_(measured_error=measured, stats=stats)
+
+
+def program_of(graph: Any, example_args: Any = None) -> Any | None:
+    """The ``torch.export.ExportedProgram`` behind what ``solve`` was given, when there is
+    one (a program; a module or ``(model, args)`` exported; a zoo name or
+    ``module:factory`` built and exported), else ``None`` (a graph or a graph file)."""
+    if isinstance(graph, str | os.PathLike) and example_args is None:
+        from hetsched.graph.resolve import is_factory_spec, load_program_spec
+        from hetsched.graph.zoo import list_models
+
+        spec = os.fspath(graph)
+        if spec not in {m.name for m in list_models()} and not is_factory_spec(spec):
+            return None
+        graph, example_args = load_program_spec(spec)
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return None
+    if isinstance(graph, tuple) and len(graph) == 2 and example_args is None:
+        graph, example_args = graph
+    if isinstance(graph, torch.export.ExportedProgram):
+        return graph
+    if isinstance(graph, torch.nn.Module) and example_args is not None:
+        args = example_args if isinstance(example_args, tuple) else (example_args,)
+        return torch.export.export(graph, args, strict=False)
+    return None

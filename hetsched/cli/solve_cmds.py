@@ -7,6 +7,7 @@ import signal
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
@@ -254,6 +255,9 @@ def run_solve(args: argparse.Namespace) -> int:
     _check_coarsen(args)
     graph = load_graph(args)
     solved = _coarse(graph, args)
+    program = _program(args) if args.error_budget else None
+    # the CLI says an over-budget plan in its own words, after the summary
+    warnings.filterwarnings("ignore", message="plan's measured error")
     platform = load_platform(args.platform)
     units = "s" if not graph.has_explicit_costs else str(graph.meta.get("units", "units"))
     line = _ProgressLine(not args.quiet, "bytes" if args.objective == "memory" else units)
@@ -272,6 +276,7 @@ def run_solve(args: argparse.Namespace) -> int:
                 link_contention=args.link_contention,
                 error_budget=args.error_budget,
                 sensitivity=args.sensitivity,
+                program=program,
                 progress=line,
                 stop=stop,
                 **options,
@@ -289,7 +294,27 @@ def run_solve(args: argparse.Namespace) -> int:
               f"({c['status']}); the plan above is re-timed on all ops")  # fmt: skip
     if args.output:
         print(f"plan written to {args.output}")
+    if plan.stats.get("over_budget"):
+        print(
+            f"hetsched: warning: the plan's measured error {plan.measured_error:.4g} exceeds "
+            f"the budget {args.error_budget:g} (predicted {plan.error:.4g})",
+            file=sys.stderr,
+        )
     return EXIT_INTERRUPTED if plan.interrupted else 0
+
+
+def _program(args: argparse.Namespace) -> Any:
+    """The exported program of a zoo model or ``module:factory`` (to measure sensitivity
+    and the plan's error), ``None`` for a graph file."""
+    from hetsched.graph.resolve import is_factory_spec, load_program_spec
+    from hetsched.graph.zoo import list_models
+
+    if args.graph not in {m.name for m in list_models()} and not is_factory_spec(args.graph):
+        return None
+    import torch
+
+    model, example = load_program_spec(args.graph, size=args.size, heads=args.heads)
+    return torch.export.export(model, example, strict=False)
 
 
 def format_plan_summary(plan: Any, *, graph_name: str, wall: float) -> str:
@@ -341,6 +366,11 @@ def format_plan_summary(plan: Any, *, graph_name: str, wall: float) -> str:
         lines.append(
             "heuristic "
             + ", ".join(f"{k} {_fmt_time(v, units)}" for k, v in plan.baselines.items())
+        )
+    if plan.measured_error is not None:
+        lines.append(
+            f"error     measured {plan.measured_error:.4g} (relative L2, held-out inputs), "
+            f"predicted {plan.error:.4g}"
         )
     if plan.error:
         lowered: dict[str, int] = {}

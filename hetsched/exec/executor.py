@@ -106,6 +106,7 @@ def execute(
     policy: str = "plan",
     check: bool = True,
     torch_threads: int | None = 1,
+    calibration: Sequence[Sequence[Any]] | None = None,
 ) -> ExecutionResult:
     """Run ``plan`` on simulated devices; see the module docstring.
 
@@ -123,10 +124,16 @@ def execute(
     replan : ``request -> Plan`` called after a device failure (default ``replan_list``).
     watchdog : longest any single wait may last, in wall seconds.
     policy : ``"plan"`` (no op or transfer starts before its planned time) or ``"asap"``.
-    check : compare the outputs with an eager run of the program.
+    check : compare the outputs with an eager run of the program (of the program with the
+        plan's precisions written in, when the plan lowers ops).
     torch_threads : torch intra-op threads while the run lasts (restored after); 1 by
         default: the device threads are the parallelism, and intra-op thread pools that
         contend with them cost milliseconds per op on a loaded machine.
+    calibration : user input tuples for int8 activation scales when the plan lowers ops
+        (:func:`~hetsched.precision.rewrite.lower_program`; default: the ones
+        ``measure_sensitivity`` uses). Ops run in their planned precision: the program is
+        rewritten once, for the plan's precisions, before the run (ops re-planned after a
+        failure keep them).
 
     Raises
     ------
@@ -140,7 +147,8 @@ def execute(
     validate(plan, problem)
     specs = parse_faults(faults)
     check_faults(specs, problem)
-    runner = make_runner(problem, graph, program, inputs)
+    program, fx_nodes = _lowered(plan, graph, program, calibration)
+    runner = make_runner(problem, graph, program, inputs, fx_nodes=fx_nodes)
     run = _Run(problem, runner, specs, clock, time_scale, watchdog, policy, replan)
     with intra_op_threads(torch_threads if runner is not None else None):
         run.go(plan)
@@ -150,6 +158,30 @@ def execute(
         eager = _eager_module(program)
         match = outputs_close(outputs, eager(*inputs))  # type: ignore[misc]
     return run.result(plan, outputs, match)
+
+
+def _lowered(
+    plan: Plan, graph: Any, program: Any, calibration: Sequence[Sequence[Any]] | None
+) -> tuple[Any, Any]:
+    """(program to run, op -> fx nodes or None): the plan's precisions written in."""
+    if program is None:
+        return program, None
+    if graph is None:
+        lowered = [op for op, m in plan.modes.items() if m.precision != DEFAULT_PRECISION]
+        if lowered:
+            msg = (
+                f"op {lowered[0]!r} runs at {plan.modes[lowered[0]].precision}: running a "
+                "program at a plan's precisions needs its graph"
+            )
+            raise UsageError(msg)
+        return program, None
+    from hetsched.precision.rewrite import lower_program, plan_precisions
+
+    precisions = plan_precisions(plan, graph)
+    if not precisions:
+        return program, None
+    low = lower_program(program, graph, precisions, calibration=calibration)
+    return low.module, low.fx_nodes
 
 
 # ExportedProgram.module() generates and compiles a new GraphModule on every call, and

@@ -65,7 +65,9 @@ class ProgramRunner:
                 msg = f"program takes {len(holders)} inputs, {len(flat)} given"
                 raise UsageError(msg)
             self.env.update({n.name: v for n, v in zip(holders, flat, strict=True)})
-            self._out_spec = None
+            # ExportedProgram.module() returns its outputs through a pytree spec
+            info = getattr(program.graph._codegen, "pytree_info", None)
+            self._out_spec = getattr(info, "out_spec", None)
         else:
             msg = f"program must be an ExportedProgram or fx.GraphModule, not {type(program)}"
             raise UsageError(msg)
@@ -185,6 +187,8 @@ class ProgramRunner:
         flat = fx.node.map_arg(self._output.args[0], lambda n: self.value(n.name))
         if self._out_spec is None:
             return flat
+        if self.module is not None:
+            return pytree.tree_unflatten(list(flat), self._out_spec)
         from torch.export.graph_signature import OutputKind
 
         specs = self.program.graph_signature.output_specs
@@ -228,15 +232,24 @@ def _tensors(x: Any) -> list[Any]:
     return []
 
 
-def make_runner(p: Problem, graph: Any, program: Any, inputs: Any) -> ProgramRunner | None:
-    """A runner for ``program`` over ``p``'s ops (None without a program)."""
+def make_runner(
+    p: Problem,
+    graph: Any,
+    program: Any,
+    inputs: Any,
+    *,
+    fx_nodes: Mapping[str, Sequence[str]] | None = None,
+) -> ProgramRunner | None:
+    """A runner for ``program`` over ``p``'s ops (None without a program); ``fx_nodes``
+    (op -> fx nodes) defaults to ``graph.meta["fx_nodes"]``, else each op's own name."""
     if program is None:
         return None
     if inputs is None:
         msg = "a program needs its inputs"
         raise UsageError(msg)
-    meta = getattr(graph, "meta", {}) or {}
-    fx_nodes = meta.get("fx_nodes") or {x: [x] for x in p.names}
+    if fx_nodes is None:
+        meta = getattr(graph, "meta", {}) or {}
+        fx_nodes = meta.get("fx_nodes") or {x: [x] for x in p.names}
     runner = ProgramRunner(program, fx_nodes, tuple(inputs))
     missing = [x for x in p.names if x not in runner.steps]
     if missing:

@@ -40,6 +40,7 @@ devices: cpu 1 segment(s), gpu 1 segment(s)
 from __future__ import annotations
 
 import heapq
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from hetsched.errors import PlanError
@@ -65,12 +66,20 @@ def _as_graph_module(program: Any) -> fx.GraphModule:
     raise PlanError(msg)
 
 
-def node_devices(plan: Plan, graph: OpGraph, gm: fx.GraphModule) -> dict[str, str]:
+def node_devices(
+    plan: Plan,
+    graph: OpGraph,
+    gm: fx.GraphModule,
+    *,
+    fx_nodes: Mapping[str, Sequence[str]] | None = None,
+) -> dict[str, str]:
     """Device of every computing fx node of ``gm`` (placeholders, attrs, output excluded).
 
+    ``fx_nodes`` (op -> fx node names of ``gm``) defaults to ``graph.meta["fx_nodes"]``.
     Raises :class:`PlanError` when the plan and the program disagree, naming the op.
     """
-    fx_nodes: dict[str, list[str]] = graph.meta.get("fx_nodes") or {}
+    if fx_nodes is None:
+        fx_nodes = graph.meta.get("fx_nodes") or {}
     if not fx_nodes:
         msg = f"graph {graph.name!r} has no fx_nodes map: import it from the program"
         raise PlanError(msg)
@@ -154,20 +163,43 @@ def _segments(
     return seg_of, seg_dev
 
 
-def apply(plan: Plan, program: Any, graph: OpGraph) -> fx.GraphModule:
+def apply(
+    plan: Plan,
+    program: Any,
+    graph: OpGraph,
+    *,
+    calibration: Sequence[Sequence[Any]] | None = None,
+) -> fx.GraphModule:
     """Split ``program`` (ExportedProgram or GraphModule) by ``plan``; see the module docs.
+
+    Ops the plan runs in a reduced precision compute in it in the split program
+    (:func:`~hetsched.precision.rewrite.lower_program`, the numerics of
+    :class:`~hetsched.precision.interpreter.PrecisionInterpreter`); ``calibration`` (user
+    input tuples) calibrates the int8 activation scales, by default the inputs
+    ``measure_sensitivity`` uses. The split module's ``hetsched_precisions`` names them
+    (op -> precision).
 
     Raises
     ------
     PlanError
         The plan places an op the program lacks, misses one of its ops, or the graph's
         ``fx_nodes`` map names nodes the program does not have.
+    UsageError
+        Ops are lowered but ``program`` is not an ExportedProgram (see ``lower_program``).
     """
     from torch.fx.passes.split_module import split_module
 
-    gm = _as_graph_module(program)
-    dev = node_devices(plan, graph, gm)
-    owner = {x: op for op, names in graph.meta["fx_nodes"].items() for x in names}
+    from hetsched.precision.rewrite import lower_program, plan_precisions
+
+    precisions = plan_precisions(plan, graph)
+    fx_nodes: Mapping[str, Sequence[str]] = graph.meta.get("fx_nodes") or {}
+    if precisions:
+        lowered = lower_program(program, graph, precisions, calibration=calibration)
+        gm, fx_nodes = lowered.module, lowered.fx_nodes
+    else:
+        gm = _as_graph_module(program)
+    dev = node_devices(plan, graph, gm, fx_nodes=fx_nodes)
+    owner = {x: op for op, names in fx_nodes.items() for x in names}
     seg_of, seg_dev = _segments(gm, dev, owner)
     split = split_module(gm, gm, lambda n: seg_of.get(n.name, 0))
     # Keep the program's calling convention (pytree in/out specs of ExportedProgram.module()).
@@ -188,6 +220,7 @@ def apply(plan: Plan, program: Any, graph: OpGraph) -> fx.GraphModule:
     # nn.Module's __setattr__ is typed for tensors and modules only; these are plain data.
     object.__setattr__(split, "hetsched_devices", devices)
     object.__setattr__(split, "hetsched_segments", rows)
+    object.__setattr__(split, "hetsched_precisions", precisions)
     return split
 
 

@@ -90,6 +90,8 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
         doc["peak_memory"] = plan.peak_memory.to_dict()
     if plan.error:
         doc["error"] = plan.error
+    if plan.measured_error is not None:
+        doc["measured_error"] = plan.measured_error
     return doc
 
 
@@ -174,6 +176,9 @@ def plan_from_dict(doc: Any, *, source: str = "<plan>") -> Plan:
                 PeakMemoryResult.from_dict(doc["peak_memory"]) if "peak_memory" in doc else None
             ),
             error=float(doc.get("error", 0.0)),
+            measured_error=(
+                float(doc["measured_error"]) if doc.get("measured_error") is not None else None
+            ),
         )
     except (KeyError, TypeError, ValueError, AttributeError) as err:
         msg = f"{source}: malformed plan ({type(err).__name__}: {err})"

@@ -97,10 +97,11 @@ class Plan:
     ``modes``. ``status`` is derived from the objective's value and bound and ``searched``
     (:func:`plan_status`). ``memory`` is each device's peak live bytes
     (:mod:`hetsched.plan.memory`). ``error`` is the output error its modes' precisions are
-    predicted to add (the sum of their errors). ``baselines`` are the heuristic makespans the
-    solver started from; ``pipeline``/``modulo``/``peak_memory`` carry the results of those
-    objectives. ``stats`` holds solver diagnostics only. Times are in seconds, or the graph's
-    own ``units``.
+    predicted to add (the sum of their errors); ``measured_error`` the one measured end to
+    end on held-out inputs, when the program was at hand. ``baselines`` are the heuristic
+    makespans the solver started from; ``pipeline``/``modulo``/``peak_memory`` carry the
+    results of those objectives. ``stats`` holds solver diagnostics only. Times are in
+    seconds, or the graph's own ``units``.
     """
 
     modes: Mapping[str, ModeSpec]
@@ -125,6 +126,7 @@ class Plan:
     modulo: ModuloResult | None = None
     peak_memory: PeakMemoryResult | None = None
     error: float = 0.0
+    measured_error: float | None = None
 
     def __post_init__(self) -> None:
         if self.objective == "throughput" and self.pipeline is None:

@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -47,22 +46,9 @@ from torch import fx
 from torch.export.graph_signature import InputKind, OutputKind
 
 from hetsched.errors import UsageError
+from hetsched.precision.quant import LOW_DTYPES, NodeChange, convert_rule, fake_quant_weight
 
 __all__ = ["NodeChange", "PrecisionInterpreter", "fake_quant_weight", "is_view"]
-
-_LOW_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16}
-_SDPA_QUANTIZED_ARGS = 3  # q, k, v
-
-
-@dataclass(frozen=True)
-class NodeChange:
-    """How one compute fx node runs: ``precision``, the fx names of the arguments made
-    inside its op (int8 leaves them as they are) and the calibrated ``(scale, zero_point)``
-    of each activation argument int8 quantizes."""
-
-    precision: str
-    internal: frozenset[str] = frozenset()
-    act_qparams: Mapping[str, tuple[float, int]] = field(default_factory=dict)
 
 
 def is_view(node: fx.Node) -> bool:
@@ -78,32 +64,6 @@ def is_view(node: fx.Node) -> bool:
     return alias is not None and not alias.is_write
 
 
-def _weight_axis(node: fx.Node, index: int, ndim: int) -> int:
-    """The output-channel axis of weight argument ``index`` of ``node``."""
-    name = str(getattr(node.target, "__name__", node.target))
-    if "conv_transpose" in name:
-        return 1 if ndim > 1 else 0
-    if name.startswith(("mm", "bmm", "matmul", "addmm", "baddbmm")) and index >= 1:
-        return ndim - 1  # the right operand: (in, out)
-    return 0
-
-
-def fake_quant_weight(w: torch.Tensor, axis: int) -> torch.Tensor:
-    """Per-channel symmetric int8 fake quantization along ``axis`` (range -127..127)."""
-    from torch.ao.quantization import PerChannelMinMaxObserver
-
-    obs = PerChannelMinMaxObserver(
-        ch_axis=axis, dtype=torch.qint8, qscheme=torch.per_channel_symmetric,
-        quant_min=-127, quant_max=127,
-    )  # fmt: skip
-    obs(w.detach().float())
-    scale, zero = obs.calculate_qparams()
-    out = torch.fake_quantize_per_channel_affine(
-        w.float(), scale.float(), zero.to(torch.int32), axis, -127, 127
-    )
-    return out.to(w.dtype)
-
-
 class PrecisionInterpreter(fx.Interpreter):
     """Interprets ``program.graph_module`` with ``changes`` (compute fx name -> change)."""
 
@@ -116,12 +76,12 @@ class PrecisionInterpreter(fx.Interpreter):
         self.changes: dict[str, NodeChange] = {}
         self.set_changes(changes)
         self.constant = self._input_independent()
-        self._qweights: dict[tuple[str, int], torch.Tensor] = {}  # weights do not change
+        self._qweights: dict[tuple[str, int, str], torch.Tensor] = {}  # weights do not change
 
     def set_changes(self, changes: Mapping[str, NodeChange]) -> None:
         """Run with ``changes`` from now on (the quantized weights stay cached)."""
         for name, ch in changes.items():
-            if ch.precision not in (*_LOW_DTYPES, "int8"):
+            if ch.precision not in (*LOW_DTYPES, "int8"):
                 msg = f"fx node {name!r}: unknown precision {ch.precision!r}"
                 raise UsageError(msg)
             if name not in self.by_name:
@@ -235,24 +195,16 @@ class PrecisionInterpreter(fx.Interpreter):
         v = self.env[a]
         if not isinstance(v, torch.Tensor) or not v.is_floating_point():
             return v
-        low = _LOW_DTYPES.get(change.precision)
-        if low is not None:
-            return v.to(low)
-        if a.name in self.constant:
-            if v.dim() < 2:
-                return v
-            key = (n.name, index)
-            if key not in self._qweights:
-                self._qweights[key] = fake_quant_weight(v, _weight_axis(n, index, v.dim()))
-            return self._qweights[key]
-        is_sdpa = "scaled_dot_product" in str(n.target)
-        if a.name in change.internal or (is_sdpa and not 0 <= index < _SDPA_QUANTIZED_ARGS):
+        const = a.name in self.constant
+        rule = convert_rule(n, index, a.name, change, constant=const, ndim=v.dim())
+        if rule is None:
             return v
-        qp = change.act_qparams.get(a.name)
-        if qp is None:  # not calibrated (non-finite values): left as it is
-            return v
-        scale, zero = qp
-        return torch.fake_quantize_per_tensor_affine(v, scale, zero, 0, 255)
+        if rule.kind != "weight":
+            return rule(v)
+        key = (n.name, index, a.name)  # weights do not change: quantized once
+        if key not in self._qweights:
+            self._qweights[key] = rule(v)
+        return self._qweights[key]
 
 
 class _Overlay(dict):  # type: ignore[type-arg]

@@ -10,6 +10,7 @@ over the model's float outputs of all samples, concatenated.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -60,14 +61,19 @@ class Measurer:
             ]
         self.references = [self.interp.record(args) for args in inputs]
         self.out_nodes = self.interp.output_nodes()
-        self.reference_out = self._flat([self._outputs(ref, {}) for ref in self.references])
         self._qparams: dict[str, tuple[float, int] | None] = {}
+
+    @functools.cached_property
+    def reference_out(self) -> torch.Tensor:
+        """The float outputs of the reference runs, flat and concatenated."""
+        return self.flat([self._outputs(ref, {}) for ref in self.references])
 
     def _outputs(self, ref: Mapping[fx.Node, Any], new: Mapping[fx.Node, Any]) -> list[Any]:
         return [new[n] if n in new else ref[n] for n in self.out_nodes]
 
     @staticmethod
-    def _flat(per_sample: list[list[Any]]) -> torch.Tensor:
+    def flat(per_sample: list[list[Any]]) -> torch.Tensor:
+        """Every floating output of every sample, flattened (float64) and concatenated."""
         import torch
         from torch.utils import _pytree as pytree
 
@@ -85,19 +91,10 @@ class Measurer:
     def qparams(self, fx_name: str) -> tuple[float, int] | None:
         """Calibrated per-tensor (scale, zero point) of an activation; None if not finite."""
         if fx_name not in self._qparams:
-            import torch
-            from torch.ao.quantization import MinMaxObserver
+            from hetsched.precision.quant import activation_qparams
 
-            obs = MinMaxObserver(dtype=torch.quint8, qscheme=torch.per_tensor_affine)
             node = self.interp.by_name[fx_name]
-            hit: tuple[float, int] | None = None
-            values = [ref[node] for ref in self.references]
-            if all(isinstance(v, torch.Tensor) and bool(torch.isfinite(v).all()) for v in values):
-                for v in values:
-                    obs(v.detach().float())
-                scale, zero = obs.calculate_qparams()
-                hit = (float(scale), int(zero))
-            self._qparams[fx_name] = hit
+            self._qparams[fx_name] = activation_qparams(ref[node] for ref in self.references)
         return self._qparams[fx_name]
 
     def changes(self, choices: Mapping[str, str]) -> dict[str, NodeChange]:
@@ -151,7 +148,7 @@ class Measurer:
             outs = [self._outputs(ref, self.interp.run_from(ref, nodes)) for ref in self.references]
         finally:
             self.interp.set_changes({})
-        return output_error(self.reference_out, self._flat(outs))
+        return output_error(self.reference_out, self.flat(outs))
 
 
 def output_error(ref: torch.Tensor, out: torch.Tensor) -> tuple[float, float]:

@@ -43,9 +43,11 @@ if TYPE_CHECKING:  # pragma: no cover
     from hetsched.graph.opgraph import OpGraph, OpNode
 
 __all__ = [
+    "HELD_OUT_SEED",
     "INT8_CATEGORIES",
     "calibration_inputs",
     "default_cache_dir",
+    "held_out_inputs",
     "measure_error",
     "measure_sensitivity",
     "op_precisions",
@@ -54,6 +56,8 @@ __all__ = [
 INT8_CATEGORIES: frozenset[str] = frozenset({"matmul", "conv", "attention", "elementwise", "norm"})
 _NO_FLOAT_CATEGORIES = frozenset({"creation"})
 _CACHE_VERSION = 1
+HELD_OUT_SEED = 1_000_003
+"""Default seed of :func:`held_out_inputs` (calibration draws from seed 0 by default)."""
 
 
 def op_precisions(node: OpNode, precisions: Iterable[str] = PRECISIONS) -> tuple[str, ...]:
@@ -81,13 +85,21 @@ def default_cache_dir() -> Path:
 
 
 def calibration_inputs(
-    example_args: Sequence[Any], samples: int, *, seed: int = 0
+    example_args: Sequence[Any],
+    samples: int,
+    *,
+    seed: int = 0,
+    include_example: bool = True,
 ) -> list[tuple[Any, ...]]:
-    """``samples`` input tuples shaped like ``example_args``: the example first, then random.
+    """``samples`` input tuples shaped like ``example_args``: the example first (unless
+    ``include_example`` is false), then random ones drawn from ``seed``.
 
-    Float tensors get the example's mean and standard deviation (a one-element tensor keeps
-    its value), integer tensors uniform values in the example's ``[min, max]`` (token ids stay
-    in the vocabulary), bool tensors and non-tensors are kept.
+    The random draws depend on ``seed`` only, so the same seed gives the same random inputs
+    with or without the example: inputs held out from a calibration must come from another
+    seed (:func:`held_out_inputs`). Float tensors get the example's mean and standard
+    deviation (a one-element tensor keeps its value), integer tensors uniform values in the
+    example's ``[min, max]`` (token ids stay in the vocabulary), bool tensors and
+    non-tensors are kept.
 
     >>> import torch
     >>> xs = calibration_inputs((torch.zeros(2, 3), torch.tensor([[1, 5]])), 3)
@@ -100,8 +112,8 @@ def calibration_inputs(
         msg = f"samples must be >= 1, got {samples}"
         raise UsageError(msg)
     gen = torch.Generator().manual_seed(seed)
-    out = [tuple(example_args)]
-    for _ in range(samples - 1):
+    out = [tuple(example_args)] if include_example else []
+    while len(out) < samples:
         row: list[Any] = []
         for x in example_args:
             if not isinstance(x, torch.Tensor) or x.dtype == torch.bool or x.numel() == 0:
@@ -118,6 +130,25 @@ def calibration_inputs(
                 row.append(torch.randint(lo, hi + 1, x.shape, generator=gen, dtype=x.dtype))
         out.append(tuple(row))
     return out
+
+
+def held_out_inputs(
+    example_args: Sequence[Any], samples: int, *, seed: int = HELD_OUT_SEED
+) -> list[tuple[Any, ...]]:
+    """``samples`` random inputs shaped like ``example_args`` that no calibration with the
+    default seed (0) sees: neither the example nor a draw from seed 0.
+
+    >>> import torch
+    >>> x = (torch.randn(2, 3),)
+    >>> held = held_out_inputs(x, 2)
+    >>> calib = calibration_inputs(x, 4)
+    >>> len(held), any(torch.equal(h[0], c[0]) for h in held for c in calib)
+    (2, False)
+    """
+    if seed == 0:
+        msg = "seed 0 draws the calibration inputs: held-out inputs need another seed"
+        raise UsageError(msg)
+    return calibration_inputs(example_args, samples, seed=seed, include_example=False)
 
 
 @contextlib.contextmanager

@@ -1,0 +1,135 @@
+"""Precision under an error budget: the fp32 plan, the all-int8 ceiling and the budgeted
+plans, each measured end to end on held-out inputs.
+
+For each zoo model (fused) on edge-soc: the per-op sensitivity table (measured, cached);
+the plan with every op as exported (budget 0); the all-int8 ceiling (every op that a
+device runs in int8 free to, same solver and cost model); and the budget sweep (each
+plan's makespan, proven bound, status, predicted error = sum of per-op errors, and the
+error measured on held-out inputs, never the calibration ones). Prints markdown, writes
+JSON (``-o``) and one PNG per model (``--plots DIR``).
+
+    .venv/bin/python benchmarks/precision_budget.py --models gpt,resnet,unet --size base \\
+        --time-limit 10 -o benchmarks/results/precision-budget.json \\
+        --plots benchmarks/results
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from hetsched.graph import zoo
+from hetsched.graph.resolve import import_program
+from hetsched.precision import measure_plan_error, measure_sensitivity
+from hetsched.precision.front import ceiling, lowered_ops, precision_front
+
+BUDGETS = (0.0, 1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.03, 0.1)
+
+
+def run(model: str, size: str, time_limit: float, plots: Path | None) -> dict[str, Any]:
+    import torch
+
+    net, args = zoo.build(model, size)
+    ep = torch.export.export(net, args, strict=False)
+    graph = import_program(ep, name=f"{model}-{size}")
+    t0 = time.perf_counter()
+    table = measure_sensitivity(ep, graph, samples=2)
+    sens_s = time.perf_counter() - t0
+
+    def measure(plan: Any) -> float:
+        return measure_plan_error(plan, ep, graph, samples=4, seed=1)
+
+    top = ceiling(graph, "edge-soc", table, time_limit=time_limit)
+    points = precision_front(
+        graph, "edge-soc", table, BUDGETS, time_limit=time_limit, measure=measure
+    )
+    fp32 = next(x for x in points if x.budget == 0.0)
+    at1 = next(x for x in points if x.budget == 0.01)
+    speedup_top = fp32.makespan / top.makespan
+    speedup_1 = fp32.makespan / at1.makespan
+    row = {
+        "model": graph.name,
+        "ops": len(graph.nodes),
+        "sensitivity_s": sens_s,
+        "fp32_us": fp32.makespan * 1e6,
+        "ceiling_us": top.makespan * 1e6,
+        "ceiling_status": top.status,
+        "ceiling_int8_ops": sum(1 for p in lowered_ops(top, graph).values() if p == "int8"),
+        "ceiling_measured": measure(top),
+        "speedup_ceiling": speedup_top,
+        "speedup_1pct": speedup_1,
+        "share_of_ceiling": (speedup_1 - 1) / (speedup_top - 1) if speedup_top > 1 else 1.0,
+        "points": [asdict(x) for x in points],
+    }
+    if plots is not None:
+        _plot(row, plots / f"precision-front-{graph.name}.png")
+    return row
+
+
+def _plot(row: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pts = row["points"]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    xs = [max(p["measured"] or 0.0, 1e-7) for p in pts]
+    ax.plot(xs, [p["makespan"] * 1e6 for p in pts], "o-", label="plan (measured error)")
+    ax.plot(xs, [p["lower_bound"] * 1e6 for p in pts], "v:", label="proven lower bound")
+    ax.axhline(row["ceiling_us"], color="0.6", ls="--", label="all-int8 ceiling")
+    ax.set_xscale("log")
+    ax.set_xlabel("output error, relative L2, held-out inputs")
+    ax.set_ylabel("makespan (µs)")
+    ax.set_title(f"{row['model']} on edge-soc: latency vs error budget")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", default="gpt,resnet,unet")
+    ap.add_argument("--size", default="base")
+    ap.add_argument("--time-limit", type=float, default=10.0)
+    ap.add_argument("-o", "--output", type=Path)
+    ap.add_argument("--plots", type=Path)
+    args = ap.parse_args(argv)
+    rows = []
+    for model in args.models.split(","):
+        r = run(model, args.size, args.time_limit, args.plots)
+        rows.append(r)
+        print(
+            f"\n{r['model']} ({r['ops']} ops, sensitivity {r['sensitivity_s']:.0f} s): fp32 "
+            f"{r['fp32_us']:.1f} µs, all-int8 ceiling {r['ceiling_us']:.1f} µs "
+            f"({r['speedup_ceiling']:.2f}x, {r['ceiling_int8_ops']} ops int8, measured error "
+            f"{r['ceiling_measured']:.4f}); at 1%: {r['speedup_1pct']:.2f}x = "
+            f"{100 * r['share_of_ceiling']:.0f}% of the ceiling's speed-up"
+        )
+        print(
+            "| budget | makespan µs | bound µs | gap | status | predicted | measured "
+            "| lowered ops |"
+        )
+        print("|---|---|---|---|---|---|---|---|")
+        for p in r["points"]:
+            gap = 1 - p["lower_bound"] / p["makespan"] if p["makespan"] else 0.0
+            low = ", ".join(f"{k} {v}" for k, v in sorted(p["lowered"].items())) or "none"
+            flag = "" if (p["measured"] or 0.0) <= p["budget"] else " **over**"
+            print(
+                f"| {p['budget']:g} | {p['makespan'] * 1e6:.1f} | {p['lower_bound'] * 1e6:.1f} "
+                f"| {100 * gap:.1f}% | {p['status']} | {p['predicted']:.2e} | "
+                f"{(p['measured'] or 0.0):.2e}{flag} | {low} |",
+                flush=True,
+            )
+    if args.output:
+        args.output.write_text(json.dumps(rows, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
