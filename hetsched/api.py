@@ -215,6 +215,10 @@ def solve(
     if objective not in OBJECTIVES:
         msg = f"unknown objective {objective!r} (choose from {', '.join(OBJECTIVES)})"
         raise UsageError(msg)
+    if error_budget is not None:
+        from hetsched.problem.problem import check_error_budget
+
+        check_error_budget(error_budget)
     if error_budget and objective != "latency":
         msg = f"an error budget applies to objective latency, not {objective}"
         raise UsageError(msg)

@@ -748,3 +748,58 @@ def test_factory_size_options_are_passed_or_refused(capsys):
 
     model, (x,) = load_program_spec("models:sized", batch=4, seq=64)
     assert tuple(x.shape) == (4, 64) and model.in_features == 64
+
+
+# ---------------------------------------------------------------- issue 17: precision
+def _sensitivity_file(tmp_path, graph_name="other", sha="0" * 64):
+    from hetsched.precision import SensitivityTable
+
+    path = tmp_path / "sens.json"
+    SensitivityTable(graph_name, sha, errors={"a": {"int8": 0.01}}).save(path)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("budget", "needle"),
+    [
+        ("-0.1", "error budget must be a number >= 0"),
+        ("nan", "error budget must be a number >= 0"),
+    ],
+)
+def test_bad_error_budgets(capsys, tmp_path, budget, needle):
+    path = tmp_path / "g.json"
+    path.write_text(json.dumps(graph_doc(OK_NODES, OK_EDGES)))
+    sens = _sensitivity_file(tmp_path)
+    args = ["solve", str(path), "--quiet", "--error-budget", budget, "--sensitivity", str(sens)]
+    assert_one_line_error(capsys, main(args), needle)
+
+
+def test_a_sensitivity_table_for_another_graph(capsys, tmp_path):
+    path = tmp_path / "g.json"
+    path.write_text(json.dumps(graph_doc(OK_NODES, OK_EDGES)))
+    sens = _sensitivity_file(tmp_path)
+    args = ["solve", str(path), "--quiet", "--error-budget", "0.01", "--sensitivity", str(sens)]
+    assert_one_line_error(capsys, main(args), "sensitivity table is for graph 'other'")
+
+
+def test_a_budget_without_errors_and_a_table_without_a_budget(capsys, tmp_path):
+    path = tmp_path / "g.json"
+    path.write_text(json.dumps(graph_doc(OK_NODES, OK_EDGES)))
+    args = ["solve", str(path), "--quiet"]
+    assert_one_line_error(
+        capsys, main([*args, "--error-budget", "0.01"]), "an error budget needs per-op errors"
+    )
+    sens = _sensitivity_file(tmp_path)
+    assert_one_line_error(
+        capsys, main([*args, "--sensitivity", str(sens)]), "--sensitivity is read for"
+    )
+
+
+def test_a_precision_no_device_supports(capsys, tmp_path):
+    from hetsched.graph import graph_sha256, load
+
+    path = tmp_path / "g.json"
+    path.write_text(json.dumps(graph_doc(OK_NODES, OK_EDGES)))
+    sens = _sensitivity_file(tmp_path, "bad", graph_sha256(load(path)))
+    args = ["solve", str(path), "--quiet", "--error-budget", "0.01", "--sensitivity", str(sens)]
+    assert_one_line_error(capsys, main([*args, "--platform", "homogeneous-2"]), "computes in int8")

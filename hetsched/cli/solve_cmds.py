@@ -116,6 +116,10 @@ def _check_coarsen(args: argparse.Namespace) -> None:
     if args.coarsen and args.error_budget:
         msg = "--coarsen and --error-budget do not go together (errors are per op)"
         raise UsageError(msg)
+    if args.error_budget is not None:  # before the graph is built or exported
+        from hetsched.problem.problem import check_error_budget
+
+        check_error_budget(args.error_budget)
     if args.sensitivity is not None and not args.error_budget:
         msg = "--sensitivity is read for --error-budget; give one"
         raise UsageError(msg)

@@ -306,7 +306,10 @@ def _measure(ep: Any, graph: OpGraph, example: tuple[Any, ...], precs: tuple[str
         m = Measurer(ep, graph, calibration_inputs(example, samples, seed=seed))
         for node in graph.nodes:
             for prec in op_precisions(node, precs):
-                rel, db = m.error({node.name: prec})
+                try:
+                    rel, db = m.error({node.name: prec})
+                except RuntimeError:  # a kernel that cannot take the op's operands so
+                    continue  # (e.g. writes into a float32 buffer): no such mode
                 if math.isinf(rel):
                     continue  # overflows: the op cannot run at this precision
                 errors.setdefault(node.name, {})[prec] = rel
