@@ -202,8 +202,10 @@ def solve(
         plan add up to at most ``error_budget`` (relative L2); the errors come from
         ``sensitivity`` (:func:`op_errors`), measured from the program when none is given
         (cached). ``None`` or 0: every op as exported. With a program at hand (``program``,
-        the ``ExportedProgram`` ``graph`` came from, or one ``graph`` is or names), the plan's
-        error is also measured end to end on held-out inputs (``plan.measured_error``).
+        the ``ExportedProgram`` ``graph`` came from, or one ``graph`` is or names) the budget
+        is on the error measured end to end on held-out inputs (``plan.measured_error``):
+        the portfolio solves with the budget, measures, and solves again while the
+        measurement leaves room (:func:`hetsched.precision.front.solve_measured`).
     stop : a :class:`~hetsched.solver.StopToken` that cuts this solve short (it returns its
         best plan so far, marked ``interrupted``); each solve gets a fresh one by default.
 
@@ -246,6 +248,10 @@ def solve(
         error_budget=error_budget,
         sensitivity=sensitivity,
     )
+    if program is not None and error_budget and solver == "portfolio":
+        return _solve_measured(
+            graph, platform, program, error_budget, sensitivity, time_limit, seed
+        )
     if objective == "memory":
         from hetsched.schedule.memory import solve_peak_memory
 
@@ -289,6 +295,40 @@ def solve(
     if program is not None and plan.error > 0:
         plan = with_measured_error(plan, program, graph, error_budget)
     return plan
+
+
+def _solve_measured(
+    graph: OpGraph,
+    platform: Any,
+    program: Any,
+    budget: float,
+    sensitivity: Any,
+    time_limit: float,
+    seed: int,
+) -> Plan:
+    """The fastest plan measured within ``budget`` end to end (see
+    :func:`hetsched.precision.front.solve_measured`); a second solve at most per round."""
+    from hetsched.costmodel import Platform
+    from hetsched.precision import SensitivityTable, measure_plan_error
+    from hetsched.precision.front import solve_measured
+
+    table = sensitivity
+    if not isinstance(table, SensitivityTable):
+        errors = op_errors(graph, sensitivity)
+        from hetsched.graph.formats import graph_sha256
+
+        table = SensitivityTable(graph.name, graph_sha256(graph), errors=errors)
+    plan, tried = solve_measured(
+        graph,
+        Platform.resolve(platform),
+        table,
+        budget,
+        lambda p: measure_plan_error(p, program, graph),
+        time_limit=time_limit,
+        seed=seed,
+    )
+    stats = {**plan.stats, "budget_rounds": [list(x) for x in tried]}
+    return plan.with_(stats=stats)
 
 
 def with_measured_error(plan: Plan, program: Any, graph: OpGraph, budget: float | None) -> Plan:
