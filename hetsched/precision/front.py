@@ -76,13 +76,22 @@ def _solve(
 
 
 def ceiling(
-    graph: OpGraph, platform: Any, table: SensitivityTable, *, time_limit: float, seed: int = 0
+    graph: OpGraph,
+    platform: Any,
+    table: SensitivityTable,
+    *,
+    time_limit: float,
+    seed: int = 0,
+    hint: Plan | None = None,
 ) -> Plan:
-    """The best plan found with every op the table lists in int8 free to run in int8 (no
-    error limit): the all-int8 speed-up's reference, same solver and cost model."""
-    int8 = {op: {"int8": 0.0} for op, row in table.errors.items() if "int8" in row}
-    free = float("inf")
-    plan, _ = _solve(graph, platform, int8, free, time_limit=time_limit, hint=None, seed=seed)
+    """The best plan found with every op free to run in any precision the table lists for
+    it (int8 wherever a device runs it so, float16, bfloat16), no error limit: the
+    reference a budget's speed-up is judged against (same solver and cost model). ``hint``
+    (e.g. the fastest budgeted plan) starts the search."""
+    free = {op: dict.fromkeys(row, 0.0) for op, row in table.errors.items()}
+    plan, _ = _solve(
+        graph, platform, free, float("inf"), time_limit=time_limit, hint=hint, seed=seed
+    )
     return plan
 
 
