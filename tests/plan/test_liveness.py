@@ -22,6 +22,7 @@ from hetsched.plan import mode_ids, plan_from_schedule, validate
 from hetsched.plan.memory import LiveTracker, memory_profile, static_usage
 from hetsched.plan.plan import nearest_source
 from hetsched.problem import Modes, Problem, Tensors
+from hetsched.schedule.bounds import lower_bound
 from hetsched.schedule.latency.cpsat import solve_cpsat
 from hetsched.schedule.latency.heuristics import solve_heft, solve_peft
 
@@ -253,6 +254,7 @@ def test_cpsat_reaches_the_live_brute_force(seed: int) -> None:
     best = brute_force_live(p)
     if best is None:
         pytest.skip("no schedule fits this instance")
+    assert lower_bound(p) <= best  # bounds of the question, with memory's LP rows too
     plan = solve_cpsat(p, time_limit=20, seed=0, workers=1)
     validate(plan, p)
     assert plan.status == "optimal"

@@ -4,9 +4,11 @@
   (its Lagrangian dual :func:`load_dual` above :data:`LOAD_LP_MAX_OPS` ops).
 * :func:`lp_bound` - the LP relaxation that couples fractional assignment, start times with
   precedence, and per-device load (transfers relaxed to zero).
-* :func:`budget_lp_bound` - the same over modes, with the error budget: a mode that adds
-  error spends it (a knapsack over precisions, relaxed), so the bound does not assume every
-  op in its fastest, lossiest precision.
+* :func:`budget_lp_bound` - the same over modes, with what every plan must pay for its
+  fast modes: the error budget (a mode that adds error spends it) and each device's
+  capacity for resident weights (held for the whole run, so they must fit together: a
+  knapsack, relaxed), so the bound assumes neither every op in its lossiest precision nor
+  every weight resident in SRAM.
 
 Examples
 --------
@@ -164,8 +166,9 @@ def load_dual(p: Problem, *, iterations: int = 400) -> tuple[int, np.ndarray]:
 def budget_lp_bound(problem: Problem, *, max_ops: int = 3000) -> int:
     """LP over fractional modes ``y[v,k]``: ``sum_k y = 1``; ``S[v] >= S[u] + dur(u)``;
     ``T >= S[v] + dur(v)``; each device's load ``<= T``; ``sum err[k] y[k] <= budget``
-    (integer error units, as the validator counts). Transfers relaxed to zero. 0 without a
-    budget or modes that add error, or above ``max_ops`` ops.
+    (integer error units, as the validator counts); with memory constraints, each device's
+    resident weights ``sum w[k] y[k] <= capacity``. Transfers relaxed to zero. 0 when
+    neither a budget nor memory can bind, or above ``max_ops`` ops.
 
     >>> from hetsched.problem import Modes, Problem, Tensors
     >>> modes = Modes.build(2, [(0, (0,), 8.0), (0, (0,), 2.0, 0.0, "int8", "", 0.0, 0.5),
@@ -175,9 +178,12 @@ def budget_lp_bound(problem: Problem, *, max_ops: int = 3000) -> int:
     >>> load_bound(p), budget_lp_bound(p)   # one op may be int8: 2 + 8
     (4, 10)
     """
+    from hetsched.plan.memory import envelope_binds
+
     p = problem
-    budget = p.error_budget_units
-    if budget is None or not p.has_error_modes or p.n > max_ops:
+    budget = p.error_budget_units if p.has_error_modes else None
+    memory = envelope_binds(p) is not None
+    if (budget is None and not memory) or p.n > max_ops:
         return 0
     from ortools.linear_solver import pywraplp
 
@@ -191,6 +197,7 @@ def budget_lp_bound(problem: Problem, *, max_ops: int = 3000) -> int:
     dur_expr = []
     spend = []
     units = p.mode_error_units
+    held: list[list] = [[] for _ in range(p.num_devices)]
     for v in range(p.n):
         ys = {k: solver.NumVar(0, 1, f"y_{k}") for k in p.modes.ops_modes(v).tolist()}
         solver.Add(solver.Sum(list(ys.values())) == 1)
@@ -198,7 +205,9 @@ def budget_lp_bound(problem: Problem, *, max_ops: int = 3000) -> int:
         for k, y in ys.items():
             for d in p.modes.devices_of(k):
                 load[d].append(int(p.mode_dur[k]) * y)
-            if units[k]:
+                if memory and p.modes.w[k] > 0:
+                    held[d].append(float(p.modes.w[k]) / 2**20 * y)  # MiB: a sane scale
+            if budget is not None and units[k]:
                 spend.append(int(units[k]) * y)
         solver.Add(t >= starts[v] + dur_expr[v])
     for k in range(p.num_edges):
@@ -207,8 +216,11 @@ def budget_lp_bound(problem: Problem, *, max_ops: int = 3000) -> int:
     for d in range(p.num_devices):
         if load[d]:
             solver.Add(solver.Sum(load[d]) <= t)
-    if spend:
+    if spend and budget is not None:
         solver.Add(solver.Sum(spend) <= budget)
+    for d in range(p.num_devices):
+        if held[d] and np.isfinite(p.capacity[d]):
+            solver.Add(solver.Sum(held[d]) <= float(p.capacity[d]) / 2**20)
     solver.Minimize(t)
     if solver.Solve() != pywraplp.Solver.OPTIMAL:
         return 0
