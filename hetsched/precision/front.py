@@ -165,8 +165,8 @@ def solve_measured(
             hint = plan
             if best is None or plan.makespan < best.makespan:
                 best = plan.with_(measured_error=measured)
-        if plan.error < internal * 0.999 and measured <= budget:
-            break  # the model's budget no longer binds: more of it changes nothing
+        if measured <= budget and (plan.error < internal * 0.5 or measured > 0.9 * budget):
+            break  # the model's budget does not bind, or the measurement is nearly full
         scale = budget / measured if measured > 0 else 10.0
         internal *= min(max(scale, 0.5), 10.0) * (0.95 if measured > budget else 1.0)
     if best is None:  # every round measured over: the exported precisions, error 0
