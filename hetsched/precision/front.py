@@ -167,6 +167,8 @@ def solve_measured(
                 best = plan.with_(measured_error=measured)
         if measured <= budget and (plan.error < internal * 0.5 or measured > 0.9 * budget):
             break  # the model's budget does not bind, or the measurement is nearly full
+        if len(tried) > 1 and tried[-2][1] <= plan.makespan and measured <= budget:
+            break  # more of the model's budget bought nothing
         scale = budget / measured if measured > 0 else 10.0
         internal *= min(max(scale, 0.5), 10.0) * (0.95 if measured > budget else 1.0)
     if best is None:  # every round measured over: the exported precisions, error 0
