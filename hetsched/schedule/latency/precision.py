@@ -36,13 +36,19 @@ __all__ = ["greedy_precisions", "within_budget"]
 
 def greedy_precisions(problem: Problem) -> Problem:
     """``problem`` with one precision per op, chosen greedily within its error budget (see
-    the module docstring); ``problem`` itself when no mode adds error or there is no budget."""
+    the module docstring); ``problem`` itself when no mode adds error or there is no budget.
+
+    A multiple-choice knapsack greedy: each op's precisions, by error, on their efficient
+    frontier (each step saves more time per unit of error than the next); the steps of all
+    ops taken in decreasing time saved per error while the budget lasts, so an op can move
+    from float16 to int8 when that step is worth its error.
+    """
     budget = problem.error_budget_units
     if budget is None or not problem.has_error_modes:
         return problem
     modes, units = problem.modes, problem.mode_error_units
     choice: list[str] = []
-    candidates: list[tuple[float, int, str, int]] = []
+    steps: list[tuple[float, int, int, str, int]] = []  # (-ratio, op, rank, precision, error)
     for v in range(problem.n):
         ids = modes.ops_modes(v)
         free = ids[units[ids] == 0]
@@ -53,21 +59,32 @@ def greedy_precisions(problem: Problem) -> Problem:
             q = modes.precision[k]
             t, e = by_prec.get(q, (np.inf, int(units[k])))
             by_prec[q] = (min(t, float(modes.time[k])), max(e, int(units[k])))
-        for q, (t, e) in by_prec.items():
-            if base - t > 0 or not free.size:
-                candidates.append(((base - t) / e, v, q, e))
+        # the efficient frontier from (error 0, base): decreasing time per unit of error
+        here_e, here_t, rank = 0, base, 0
+        options = sorted((e, t, q) for q, (t, e) in by_prec.items())
+        while options:
+            slopes = [((here_t - t) / (e - here_e), e, t, q) for e, t, q in options if t < here_t]
+            if not slopes and np.isfinite(here_t):
+                break
+            if not slopes:  # no error-free mode: the cheapest error is a must
+                e, t, q = options[0]
+                slopes = [(np.inf, e, t, q)]
+            ratio, e, t, q = max(slopes, key=lambda x: (x[0], -x[1]))
+            steps.append((-ratio, v, rank, q, e - here_e))
+            here_e, here_t, rank = e, t, rank + 1
+            options = [o for o in options if o[0] > e]
     used = 0
-    chosen: set[int] = set()
-    for _ratio, v, q, e in sorted(candidates, key=lambda c: (-c[0], c[1], c[2])):
-        if v not in chosen and used + e <= budget:
+    taken = [0] * problem.n  # steps taken per op (they must be taken in order)
+    for _neg, v, rank, q, extra in sorted(steps):
+        if rank == taken[v] and used + extra <= budget:
             choice[v] = q
-            chosen.add(v)
-            used += e
+            taken[v] += 1
+            used += extra
     keep = [
         k
         for v in range(problem.n)
         for k in modes.ops_modes(v).tolist()
-        if modes.precision[k] == choice[v] and (v in chosen or units[k] == 0)
+        if modes.precision[k] == choice[v] and (taken[v] > 0 or units[k] == 0)
     ]
     return problem.select_modes(np.array(keep, dtype=np.int64))
 
