@@ -24,12 +24,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from hetsched.errors import InfeasibleError, PlanError, SolverError
+from hetsched.errors import InfeasibleError, SolverError
 from hetsched.graph import OpGraph
-from hetsched.plan import Plan, validate
+from hetsched.plan import Plan
 from hetsched.precision.table import SensitivityTable
 from hetsched.problem import Problem
 from hetsched.schedule.latency.portfolio import solve_portfolio
+from hetsched.schedule.latency.warmstart import carry_plan
 
 __all__ = ["FrontPoint", "ceiling", "lowered_ops", "precision_front", "solve_measured"]
 
@@ -65,13 +66,8 @@ def _solve(
     seed: int,
 ) -> tuple[Plan, Problem]:
     problem = Problem.build(graph, platform, errors=errors, error_budget=budget)
-    if hint is not None:
-        try:
-            validate(hint, problem)
-            hint = hint.with_(lower_bound=0.0, searched=False)
-        except PlanError:
-            hint = None
-    plan = solve_portfolio(problem, time_limit=time_limit, seed=seed, hint=hint)
+    carried = carry_plan(hint, problem) if hint is not None else None
+    plan = solve_portfolio(problem, time_limit=time_limit, seed=seed, hint=carried)
     return plan, problem
 
 

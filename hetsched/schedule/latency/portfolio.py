@@ -49,6 +49,7 @@ from hetsched.schedule.bounds import (
 from hetsched.schedule.latency.eft import first_plan
 from hetsched.schedule.latency.heuristics import solve_cpop, solve_heft, solve_peft
 from hetsched.schedule.latency.lpround import solve_lp_heft
+from hetsched.schedule.latency.warmstart import carry_plan
 from hetsched.solver import Capabilities, SolveContext, Solver, StopToken
 
 __all__ = [
@@ -102,7 +103,8 @@ def _portfolio(problem: Problem, ctx: SolveContext) -> Plan:
             if name == "eft" and n > CPSAT_MAX_OPS:
                 ctx.report("eft", found.makespan, 0.0)
     baselines = {k: v.makespan for k, v in heuristics.items()}
-    candidates = list(heuristics.values()) + ([ctx.hint] if ctx.hint is not None else [])
+    hint = carry_plan(ctx.hint, problem) if ctx.hint is not None else None
+    candidates = list(heuristics.values()) + ([hint] if hint is not None else [])
     # a plan over a device's memory is no plan (EFT only overflows when nothing else fits)
     candidates = [pl for pl in candidates if _fits(problem, pl)]
     if not candidates:

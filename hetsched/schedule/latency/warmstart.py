@@ -87,6 +87,27 @@ def prepare_hint(problem: Problem, ctx: SolveContext) -> WarmStart | None:
     return WarmStart(plan, modes, first, start, makespan, lb)
 
 
+def carry_plan(plan: Plan, problem: Problem) -> Plan | None:
+    """``plan``'s modes and order re-timed in ``problem``'s integer units (another problem
+    of the same graph may have another time quantum), with no bound or search claimed;
+    ``None`` when ``problem`` lacks one of its modes or the result breaks a constraint
+    (memory, the error budget)."""
+    from hetsched.errors import PlanError
+    from hetsched.plan import validate
+
+    try:
+        modes = mode_ids(plan, problem)
+        _, raw = schedule_arrays(plan, problem)
+        start, xfer = retime_modes(problem, modes, priority_order(problem, raw))
+        carried = plan_from_schedule(
+            problem, modes=modes, start=start, solver=plan.solver, transfer_start=xfer
+        )
+        validate(carried, problem)
+    except (PlanError, SolverError):
+        return None
+    return carried
+
+
 def require_warm_start(warm: WarmStart | None, solver: str) -> WarmStart:
     """``warm``, or :class:`SolverError` for a solver that cannot search without one."""
     if warm is None:

@@ -29,9 +29,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from hetsched.costmodel import Platform
-from hetsched.errors import InfeasibleError, PlanError, SolverError
+from hetsched.errors import InfeasibleError, SolverError
 from hetsched.graph import OpGraph
-from hetsched.plan import Plan, validate
+from hetsched.plan import Plan
 from hetsched.problem import Problem
 
 __all__ = ["FrontPoint", "latency_memory_front", "pareto"]
@@ -112,15 +112,11 @@ def latency_memory_front(
 
 
 def _valid(plan: Plan | None, problem: Problem) -> Plan | None:
-    """``plan`` as a hint for ``problem`` if it is valid there (same modes available), its
-    bound and search claims dropped (they were another problem's), else None."""
-    if plan is None:
-        return None
-    try:
-        validate(plan, problem)
-    except PlanError:
-        return None
-    return plan.with_(lower_bound=0.0, searched=False)
+    """``plan`` carried into ``problem`` as a hint (re-timed: the problems' time quanta may
+    differ), ``None`` if it does not fit there."""
+    from hetsched.schedule.latency.warmstart import carry_plan
+
+    return carry_plan(plan, problem) if plan is not None else None
 
 
 def pareto(points: Sequence[FrontPoint]) -> list[FrontPoint]:
