@@ -120,5 +120,5 @@ def bound_report(problem: Problem) -> dict[str, int]:
         "lp": lp_bound(problem),
         "window": window_load_bound(problem),
         "series": series_lower_bound(problem),
-        "budget": budget_lp_bound(problem),
+        "modes_lp": budget_lp_bound(problem),
     }
