@@ -29,7 +29,13 @@ from typing import Any
 from hetsched.graph import zoo
 from hetsched.graph.resolve import import_program
 from hetsched.precision import measure_plan_error, measure_sensitivity
-from hetsched.precision.front import ceiling, lowered_ops, precision_front, solve_measured
+from hetsched.precision.front import (
+    ceiling,
+    lowered_ops,
+    plot_front,
+    precision_front,
+    solve_measured,
+)
 
 BUDGETS = (0.0, 1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.03, 0.1)
 
@@ -79,29 +85,10 @@ def run(model: str, size: str, time_limit: float, plots: Path | None) -> dict[st
         "points": [asdict(x) for x in points],
     }
     if plots is not None:
-        _plot(row, plots / f"precision-front-{graph.name}.png")
+        title = f"{graph.name} on edge-soc: latency vs error budget"
+        plot_front(points, plots / f"precision-front-{graph.name}.png", title=title,
+                   ceiling_s=top.makespan)  # fmt: skip
     return row
-
-
-def _plot(row: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    pts = row["points"]
-    fig, ax = plt.subplots(figsize=(6, 4))
-    xs = [max(p["measured"] or 0.0, 1e-7) for p in pts]
-    ax.plot(xs, [p["makespan"] * 1e6 for p in pts], "o-", label="plan (measured error)")
-    ax.plot(xs, [p["lower_bound"] * 1e6 for p in pts], "v:", label="proven lower bound")
-    ax.axhline(row["ceiling_us"], color="0.6", ls="--", label="ceiling (every op lowered freely)")
-    ax.set_xscale("log")
-    ax.set_xlabel("output error, relative L2, held-out inputs")
-    ax.set_ylabel("makespan (µs)")
-    ax.set_title(f"{row['model']} on edge-soc: latency vs error budget")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -32,7 +32,14 @@ from hetsched.problem import Problem
 from hetsched.schedule.latency.portfolio import solve_portfolio
 from hetsched.schedule.latency.warmstart import carry_plan
 
-__all__ = ["FrontPoint", "ceiling", "lowered_ops", "precision_front", "solve_measured"]
+__all__ = [
+    "FrontPoint",
+    "ceiling",
+    "lowered_ops",
+    "plot_front",
+    "precision_front",
+    "solve_measured",
+]
 
 
 @dataclass(frozen=True)
@@ -171,3 +178,29 @@ def solve_measured(
         best, _ = _solve(graph, platform, None, 0.0, time_limit=time_limit, hint=None, seed=seed)
         best = best.with_(measured_error=0.0)
     return best.with_(lower_bound=min(bound, best.makespan), searched=False), tried
+
+
+def plot_front(
+    points: Sequence[FrontPoint], path: Any, *, title: str, ceiling_s: float | None = None
+) -> None:
+    """Latency (µs) against measured error (log scale) with each point's proven bound,
+    written as a PNG to ``path``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    xs = [max(p.measured or 0.0, 1e-7) for p in points]
+    ax.plot(xs, [p.makespan * 1e6 for p in points], "o-", label="plan (measured error)")
+    ax.plot(xs, [p.lower_bound * 1e6 for p in points], "v:", label="proven lower bound")
+    if ceiling_s is not None:
+        ax.axhline(ceiling_s * 1e6, color="0.6", ls="--", label="every op lowered freely")
+    ax.set_xscale("log")
+    ax.set_xlabel("output error, relative L2, held-out inputs")
+    ax.set_ylabel("makespan (µs)")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
