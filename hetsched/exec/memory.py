@@ -42,12 +42,11 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from hetsched.plan.memory import Live
+from hetsched.plan.memory import Live, peaks
 
-__all__ = ["END", "DeviceMemory", "Key", "User", "peak_of"]
+__all__ = ["END", "DeviceMemory", "Key", "User"]
 
 Key = tuple[str, int, int]  # (kind, mode / op / tensor, device)
 User = tuple[str, int, int]  # ("op", op, -1), ("xfer", tensor, destination device), END
@@ -210,8 +209,9 @@ class DeviceMemory:
 
     @property
     def peak(self) -> list[float]:
-        """The most bytes each device held at any instant (:func:`peak_of`)."""
-        return peak_of(self.intervals, self.num_devices)
+        """The most bytes each device held at any instant (the model's own sweep,
+        :func:`~hetsched.plan.memory.peaks`)."""
+        return peaks(self.intervals, self.num_devices)[0].tolist()
 
     # ------------------------------------------------------------------ internals (locked)
     def _new(self, key: Key) -> _Buffer:
@@ -233,22 +233,3 @@ class DeviceMemory:
         buf.users.clear()
         del self._live[buf.key]
         self._freed[buf.key] = buf
-
-
-def peak_of(intervals: Iterable[Live], num_devices: int) -> list[float]:
-    """The most bytes each device holds at any instant: a sweep in time order, frees before
-    allocations at equal times (half-open intervals), empty intervals left out; the rule of
-    :func:`~hetsched.plan.memory.memory_profile`, so equal intervals give equal peaks."""
-    events: list[list[tuple[float, int, float]]] = [[] for _ in range(num_devices)]
-    for x in intervals:
-        if x.nbytes > 0 and x.end > x.begin:
-            events[x.device] += [(x.begin, 1, x.nbytes), (x.end, 0, -x.nbytes)]
-    out = [0.0] * num_devices
-    for d, evs in enumerate(events):
-        level = best = 0.0
-        for _, _, delta in sorted(evs):  # (time, 0 = free / 1 = allocation, signed bytes)
-            level += delta
-            if level > best * (1 + 1e-15) and delta > 0:
-                best = level
-        out[d] = best
-    return out

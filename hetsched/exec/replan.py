@@ -37,9 +37,8 @@ from types import MappingProxyType
 import numpy as np
 
 from hetsched.errors import InfeasibleError
-from hetsched.exec.memory import peak_of
 from hetsched.plan import Plan
-from hetsched.plan.memory import Live, live_intervals
+from hetsched.plan.memory import Live, live_intervals, peaks
 from hetsched.plan.plan import transfer_record
 from hetsched.problem import Problem
 from hetsched.problem.sub import subproblem
@@ -289,4 +288,4 @@ def _live_peak(st: _State) -> np.ndarray:
         end = max([ts + c, *(st.finish[x] for x in readers if b in devs[st.mode[x]])])
         size = float(p.tensors.nbytes[t])
         intervals.append(Live(b, float(ts), float(end), size, "received", t))
-    return np.asarray(peak_of(intervals, p.num_devices))
+    return peaks(intervals, p.num_devices)[0]

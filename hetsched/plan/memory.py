@@ -42,7 +42,7 @@ Examples
 from __future__ import annotations
 
 import bisect
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -59,6 +59,7 @@ __all__ = [
     "live_intervals",
     "memory_profile",
     "overflow",
+    "peaks",
     "received",
     "static_usage",
     "within",
@@ -310,29 +311,31 @@ def memory_profile(
 ) -> MemoryProfile:
     """Peak live bytes of every device (see :func:`live_intervals` for the arguments)."""
     intervals = live_intervals(problem, op_mode, start, finish, sends)
-    nd = problem.num_devices
-    peak = np.zeros(nd)
-    peak_time = np.zeros(nd)
-    resident = np.zeros(nd)
+    resident = np.zeros(problem.num_devices)
     for x in intervals:
         if x.what == "weights":
             resident[x.device] += x.nbytes
-    for d in range(nd):
-        mine = [x for x in intervals if x.device == d and x.end > x.begin]
-        if not mine:
-            continue
-        # frees before allocations at the same instant: (time, 0 = free, 1 = alloc)
-        events = sorted(
-            [(x.begin, 1, x.nbytes) for x in mine] + [(x.end, 0, -x.nbytes) for x in mine]
-        )
-        level = best = 0.0
-        when = 0.0
-        for time, _kind, delta in events:
+    peak, peak_time = peaks(intervals, problem.num_devices)
+    return MemoryProfile(peak, peak_time, resident, tuple(intervals))
+
+
+def peaks(intervals: Iterable[Live], num_devices: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(peak bytes, first time at the peak)`` of every device: a sweep in time order,
+    frees before allocations at one instant (half-open intervals), empty ones left out."""
+    events: list[list[tuple[float, int, float]]] = [[] for _ in range(num_devices)]
+    for x in intervals:
+        if x.nbytes > 0 and x.end > x.begin:
+            events[x.device] += [(x.begin, 1, x.nbytes), (x.end, 0, -x.nbytes)]
+    peak = np.zeros(num_devices)
+    peak_time = np.zeros(num_devices)
+    for d, evs in enumerate(events):
+        level = best = when = 0.0
+        for time, _kind, delta in sorted(evs):  # (time, 0 = free / 1 = allocation, bytes)
             level += delta
             if level > best * (1 + 1e-15) and delta > 0:
                 best, when = level, time
         peak[d], peak_time[d] = best, when
-    return MemoryProfile(peak, peak_time, resident, tuple(intervals))
+    return peak, peak_time
 
 
 class LiveTracker:

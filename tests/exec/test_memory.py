@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 
 from hetsched.exec import ExecutionResult, execute, replan_list
-from hetsched.exec.memory import END, DeviceMemory, peak_of
+from hetsched.exec.memory import END, DeviceMemory
 from hetsched.exec.replan import ReplanRequest, mask_devices
 from hetsched.plan import Plan, mode_ids, plan_from_schedule, static_usage, validate
-from hetsched.plan.memory import live_intervals, memory_profile
+from hetsched.plan.memory import live_intervals, memory_profile, peaks
 from hetsched.problem import Modes, Problem, Tensors
 from hetsched.schedule.latency.heuristics import solve_heft
 from hetsched.schedule.latency.listsched import retime_modes
@@ -324,7 +324,7 @@ def test_peak_of_matches_memory_profile_on_the_plans_intervals() -> None:
             for x in plan.transfers
         }
         ref = memory_profile(p, m, start, finish, sends).peak.tolist()
-        assert peak_of(live_intervals(p, m, start, finish, sends), p.num_devices) == ref
+        assert peaks(live_intervals(p, m, start, finish, sends), p.num_devices)[0].tolist() == ref
 
 
 # ---------------------------------------------------------------------- re-plans
