@@ -130,14 +130,10 @@ def envelope_binds(problem: Problem) -> int | None:
     if not problem.use_memory:
         return None
     modes = problem.modes
-    worst = np.zeros(problem.num_devices)
-    for d in range(problem.num_devices):
-        on = np.array([d in modes.devices_of(k) for k in range(modes.num_modes)], dtype=bool)
-        if on.any():
-            per_op = np.zeros(problem.n)
-            np.maximum.at(per_op, modes.op[on], modes.memory[on])
-            worst[d] = per_op.sum()
-    worst += problem.tensors.nbytes.sum()
+    mode_of_entry = np.repeat(np.arange(modes.num_modes), modes.width)  # one per (mode, dev)
+    per_op = np.zeros((problem.n, problem.num_devices))  # each op's largest mode per device
+    np.maximum.at(per_op, (modes.op[mode_of_entry], modes.devs), modes.memory[mode_of_entry])
+    worst = per_op.sum(axis=0) + problem.tensors.nbytes.sum()
     bad = np.flatnonzero(~within(worst, problem.capacity))
     return int(bad[0]) if bad.size else None
 

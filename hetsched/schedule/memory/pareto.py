@@ -33,6 +33,7 @@ from hetsched.errors import InfeasibleError, SolverError
 from hetsched.graph import OpGraph
 from hetsched.plan import Plan
 from hetsched.problem import Problem
+from hetsched.schedule.latency.warmstart import carry_plan
 
 __all__ = ["FrontPoint", "latency_memory_front", "pareto"]
 
@@ -94,7 +95,7 @@ def latency_memory_front(
                 time_limit=time_limit,
                 seed=seed,
                 workers=workers,
-                hint=_valid(hint, problem),
+                hint=carry_plan(hint, problem) if hint is not None else None,
             )
         except (InfeasibleError, SolverError):
             points[k] = FrontPoint(float(cap), False)
@@ -109,14 +110,6 @@ def latency_memory_front(
             streamed=sum(1 for m in plan.modes.values() if m.tag == "streamed"),
         )
     return [points[k] for k in range(len(caps))]
-
-
-def _valid(plan: Plan | None, problem: Problem) -> Plan | None:
-    """``plan`` carried into ``problem`` as a hint (re-timed: the problems' time quanta may
-    differ), ``None`` if it does not fit there."""
-    from hetsched.schedule.latency.warmstart import carry_plan
-
-    return carry_plan(plan, problem) if plan is not None else None
 
 
 def pareto(points: Sequence[FrontPoint]) -> list[FrontPoint]:
