@@ -5,10 +5,16 @@ measured at, the relative L2 error of the model's outputs when only that op runs
 precision (``errors``), and the same perturbation as an SQNR in dB (``sqnr_db``). The
 op's native precision (``float32``) has error 0.
 
-Error model (what the solvers assume): the error of a plan is the **sum** over its ops of
-their per-op errors, ``sum(table.error(op, p) for op, p in plan)`` (additive, as in
-HAWQ-V3's ILP). :meth:`SensitivityTable.predicted_error` computes it;
-:func:`hetsched.precision.sensitivity.measure_error` measures the real one.
+Error models. The solvers add per-op errors up to the budget: by default their **sum**,
+``sum(table.error(op, p) for op, p in plan)`` (additive, as in HAWQ-V3's ILP: a worst
+case, errors that all point the same way; :meth:`SensitivityTable.predicted_error`). The
+rounding noise of different ops is nearly independent, so it adds in **power**: the root of
+the summed squares (:meth:`SensitivityTable.predicted_rss`) is what the model's output
+really shows. Measured on the plans of gpt, unet and resnet base at budgets 0.003-0.3
+(15 plans, 33-134 lowered ops each) the measured error is 1.00-1.07x the root-sum-square
+and 0.17-0.42x the sum. A sum of squares is additive too: :meth:`SensitivityTable.noise_powers`
+gives per-op errors whose sum, under a budget ``b``, keeps the root-sum-square within
+``b``. :func:`hetsched.precision.sensitivity.measure_error` measures the real error.
 
 The JSON document::
 
@@ -189,6 +195,31 @@ class SensitivityTable:
     def predicted_error(self, choices: Mapping[str, str]) -> float:
         """The additive error model: the sum of ``error(op, p)`` over ``choices``."""
         return math.fsum(self.error(op, p) for op, p in sorted(choices.items()))
+
+    def predicted_rss(self, choices: Mapping[str, str]) -> float:
+        """The noise-power model: the root of the summed squares of ``error(op, p)``.
+
+        >>> t = SensitivityTable("g", "ab" * 32, errors={"a": {"int8": 0.03}, "b": {"int8": 0.04}})
+        >>> round(t.predicted_rss({"a": "int8", "b": "int8"}), 12)
+        0.05
+        """
+        return math.sqrt(math.fsum(self.error(op, p) ** 2 for op, p in sorted(choices.items())))
+
+    def noise_powers(self, budget: float) -> dict[str, dict[str, float]]:
+        """Per-op errors ``error(op, p)**2 / budget``: a plan whose sum of them is at most
+        ``budget`` has a root-sum-square error (:meth:`predicted_rss`) of at most ``budget``.
+
+        >>> t = SensitivityTable("g", "ab" * 32, errors={"a": {"int8": 0.03}})
+        >>> t.noise_powers(0.01)
+        {'a': {'int8': 0.09}}
+        """
+        if not budget > 0:
+            msg = f"noise powers need a positive budget, not {budget}"
+            raise UsageError(msg)
+        return {
+            op: {p: round(e * e / budget, 15) for p, e in row.items()}
+            for op, row in self.errors.items()
+        }
 
     def check_for(self, graph: OpGraph) -> None:
         """Raise :class:`UsageError` (one line naming both graphs) unless measured on ``graph``."""

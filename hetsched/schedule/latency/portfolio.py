@@ -49,6 +49,7 @@ from hetsched.schedule.bounds import (
 from hetsched.schedule.latency.eft import first_plan
 from hetsched.schedule.latency.heuristics import solve_cpop, solve_heft, solve_peft
 from hetsched.schedule.latency.lpround import solve_lp_heft
+from hetsched.schedule.latency.residency import make_resident, streamed_restriction
 from hetsched.schedule.latency.warmstart import carry_plan
 from hetsched.solver import Capabilities, SolveContext, Solver, StopToken
 
@@ -93,6 +94,18 @@ def _portfolio(problem: Problem, ctx: SolveContext) -> Plan:
         stages.append(("cpop", lambda: solve_cpop.within(problem, ctx.child())))
         if one_device:
             stages.append(("lp-heft", lambda: solve_lp_heft(problem)))
+    streamed = streamed_restriction(problem) if problem.use_memory else None
+    if streamed is not None:  # weights streamed, then kept resident where memory allows
+        for name, solver in (("heft", solve_heft), ("peft", solve_peft)):
+            if name != "peft" or n <= LARGE_OPS:
+                stages.append(
+                    (
+                        f"{name}-streamed",
+                        lambda s=solver, k=name: make_resident(
+                            s.within(streamed, ctx.child()), problem
+                        ).with_(solver=f"{k}-streamed"),
+                    )
+                )
     for name, run in stages:
         try:
             found = run()
