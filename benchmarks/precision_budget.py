@@ -6,8 +6,9 @@ the plan with every op as exported (budget 0); the ceiling (every op free to run
 wherever a device can, or float16/bfloat16: no error limit; same solver and cost model,
 hinted with the 1% plan); the plan for a 1% budget on the
 error measured end to end (:func:`hetsched.precision.front.solve_measured`); and the sweep
-of the solvers' (additive) budget: each plan's makespan, proven bound, status, predicted
-error = sum of per-op errors, and the error measured on held-out inputs, never the
+of budgets on the measured error: each plan's makespan, proven bound and status (of the
+noise-power model at the model budget the rounds settled on), predicted error (root-sum-
+square of per-op errors), and the error measured on held-out inputs, never the
 calibration ones. Prints markdown, writes
 JSON (``-o``) and one PNG per model (``--plots DIR``).
 
@@ -118,16 +119,17 @@ def main(argv: list[str] | None = None) -> int:
             + ", ".join(f"({b:.3g}, {t * 1e6:.1f}, {e:.4f})" for b, t, e in m["rounds"])
         )
         print(
-            "| budget | makespan µs | bound µs | gap | status | predicted | measured "
-            "| lowered ops |"
+            "| budget | model budget | makespan µs | bound µs | gap | status | predicted "
+            "| measured | lowered ops |"
         )
-        print("|---|---|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|---|---|")
         for p in r["points"]:
             gap = 1 - p["lower_bound"] / p["makespan"] if p["makespan"] else 0.0
             low = ", ".join(f"{k} {v}" for k, v in sorted(p["lowered"].items())) or "none"
             flag = "" if (p["measured"] or 0.0) <= p["budget"] else " **over**"
             print(
-                f"| {p['budget']:g} | {p['makespan'] * 1e6:.1f} | {p['lower_bound'] * 1e6:.1f} "
+                f"| {p['budget']:g} | {p['model_budget']:.3g} | {p['makespan'] * 1e6:.1f} "
+                f"| {p['lower_bound'] * 1e6:.1f} "
                 f"| {100 * gap:.1f}% | {p['status']} | {p['predicted']:.2e} | "
                 f"{(p['measured'] or 0.0):.2e}{flag} | {low} |",
                 flush=True,

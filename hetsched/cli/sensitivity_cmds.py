@@ -41,13 +41,16 @@ def register(subparsers: Any) -> None:
         help="latency vs measured output error over a sweep of error budgets",
         description="Solve MODEL for latency at each error budget (per-op errors measured, "
         "cached), measure each plan's error end to end on held-out inputs, and print (and "
-        "save) makespan, proven bound, predicted and measured error; --plot draws it.",
+        "save) the model budget it settled on, makespan, proven bound (of that model budget), "
+        "predicted (root-sum-square) and measured error; --plot draws it.",
     )
     f.add_argument("model", metavar="MODEL", help="zoo model name or package.module:factory")
     f.add_argument("--size", default="tiny", choices=SIZES, help="zoo model size (default tiny)")
     f.add_argument("--platform", default="edge-soc", help="preset name or platform TOML")
     f.add_argument("--budgets", default="0,1e-4,3e-4,1e-3,3e-3,0.01,0.03,0.1", metavar="B,B",
-                   help="error budgets (relative L2, summed over ops) to solve at")  # fmt: skip
+                   help="budgets on the output error measured end to end (relative L2) to "
+                   "solve at; each is solved on per-op noise powers, measured, and solved "
+                   "again below it if the measurement is over")  # fmt: skip
     f.add_argument("--time-limit", type=float, default=10.0, metavar="SEC", help="per solve")
     f.add_argument("-o", "--output", metavar="FRONT.json", help="write the points here")
     f.add_argument("--plot", metavar="FRONT.png", help="draw latency vs measured error here")
@@ -137,13 +140,15 @@ def _front(args: argparse.Namespace) -> int:
         measure=lambda plan: measure_plan_error(plan, ep, graph),
     )
     print(f"{graph.name} ({len(graph.nodes)} ops) on {platform.name}; times in us")
-    print(f"{'budget':>8} {'makespan':>10} {'bound':>10} {'status':<10} {'predicted':>10} "
-          f"{'measured':>10}  lowered")  # fmt: skip
+    print(f"{'budget':>8} {'model':>9} {'makespan':>10} {'bound':>10} {'status':<10} "
+          f"{'predicted':>10} {'measured':>10}  lowered")  # fmt: skip
     for x in points:
         low = ", ".join(f"{k} {v}" for k, v in sorted(x.lowered.items())) or "none"
         measured = x.measured or 0.0
-        print(f"{x.budget:>8g} {x.makespan * 1e6:>10.1f} {x.lower_bound * 1e6:>10.1f} "
-              f"{x.status:<10} {x.predicted:>10.3e} {measured:>10.3e}  {low}")  # fmt: skip
+        solved = x.model_budget if x.model_budget is not None else x.budget
+        print(f"{x.budget:>8g} {solved:>9.3g} {x.makespan * 1e6:>10.1f} "
+              f"{x.lower_bound * 1e6:>10.1f} {x.status:<10} {x.predicted:>10.3e} "
+              f"{measured:>10.3e}  {low}")  # fmt: skip
     if args.output:
         write_json_atomic(args.output, {"graph": graph.name, "points": [asdict(x) for x in points]})
         print(f"wrote {args.output}")

@@ -147,7 +147,7 @@ def execute(
     validate(plan, problem)
     specs = parse_faults(faults)
     check_faults(specs, problem)
-    program, fx_nodes = _lowered(plan, graph, program, calibration)
+    program, fx_nodes, reference = _lowered(plan, graph, program, calibration)
     runner = make_runner(problem, graph, program, inputs, fx_nodes=fx_nodes)
     run = _Run(problem, runner, specs, clock, time_scale, watchdog, policy, replan)
     with intra_op_threads(torch_threads if runner is not None else None):
@@ -155,33 +155,45 @@ def execute(
     outputs = runner.outputs() if runner is not None else None
     match = None
     if runner is not None and check:
-        eager = _eager_module(program)
+        eager = _eager_module(reference)
         match = outputs_close(outputs, eager(*inputs))  # type: ignore[misc]
     return run.result(plan, outputs, match)
 
 
 def _lowered(
     plan: Plan, graph: Any, program: Any, calibration: Sequence[Sequence[Any]] | None
-) -> tuple[Any, Any]:
-    """(program to run, op -> fx nodes or None): the plan's precisions written in."""
+) -> tuple[Any, Any, Any]:
+    """(program to run, op -> fx nodes or None, program to check against): the plan's
+    precisions and tensor-parallel splits written into the first, its precisions alone
+    into the last (the splits must not change what it computes)."""
     if program is None:
-        return program, None
+        return program, None, program
     if graph is None:
         lowered = [op for op, m in plan.modes.items() if m.precision != DEFAULT_PRECISION]
+        split = [op for op, m in plan.modes.items() if m.tag.startswith("split:")]
+        if split:
+            msg = f"op {split[0]!r} runs split: running a program's shards needs its graph"
+            raise UsageError(msg)
         if lowered:
             msg = (
                 f"op {lowered[0]!r} runs at {plan.modes[lowered[0]].precision}: running a "
                 "program at a plan's precisions needs its graph"
             )
             raise UsageError(msg)
-        return program, None
+        return program, None, program
     from hetsched.precision.rewrite import lower_program, plan_precisions
+    from hetsched.shard import plan_splits, shard_program
 
     precisions = plan_precisions(plan, graph)
-    if not precisions:
-        return program, None
+    splits = plan_splits(plan)
+    if not precisions and not splits:
+        return program, None, program
     low = lower_program(program, graph, precisions, calibration=calibration)
-    return low.module, low.fx_nodes
+    reference = low.module if precisions else program
+    if not splits:
+        return low.module, low.fx_nodes, reference
+    sharded = shard_program(low.module, low.fx_nodes, splits)
+    return sharded.module, sharded.fx_nodes, reference
 
 
 # ExportedProgram.module() generates and compiles a new GraphModule on every call, and

@@ -1,11 +1,12 @@
 """Apply a plan to the program it was made for: one fx submodule per device segment.
 
 :func:`apply` maps every fx node to the device of the op that covers it (the first device of
-a multi-device mode: the split program computes such an op once, there)
-(``graph.meta["fx_nodes"]``; absorbed views and getitems follow their op, the rest follow
-their first consumer, else their producer), takes the fx nodes of each op as one unit (a fused
-op's members stay together even when the program interleaves them with other ops), cuts a
-topological order of the units into segments wherever the device changes, and calls
+a multi-device mode; an op the plan splits tensor-parallel becomes shards, each on its own
+device, :func:`~hetsched.shard.shard_program`) (``graph.meta["fx_nodes"]``; absorbed views
+and getitems follow their op, the rest follow their first consumer, else their producer),
+takes the fx nodes of each op as one unit (a fused op's members stay together even when the
+program interleaves them with other ops), cuts a topological order of the units into
+segments wherever the device changes, and calls
 :func:`torch.fx.passes.split_module.split_module`. Segments only depend on earlier ones, so
 the split module calls them in a valid order. Each submodule
 carries ``device``; the parent carries ``hetsched_devices`` (submodule -> device) and
@@ -177,7 +178,9 @@ def apply(
     :class:`~hetsched.precision.interpreter.PrecisionInterpreter`); ``calibration`` (user
     input tuples) calibrates the int8 activation scales, by default the inputs
     ``measure_sensitivity`` uses. The split module's ``hetsched_precisions`` names them
-    (op -> precision).
+    (op -> precision). Ops the plan runs tensor-parallel compute as shards on their
+    devices (:func:`~hetsched.shard.shard_program`: weight slices, one shard per device,
+    a cat on the first); ``hetsched_splits`` names them (op -> devices).
 
     Raises
     ------
@@ -190,6 +193,7 @@ def apply(
     from torch.fx.passes.split_module import split_module
 
     from hetsched.precision.rewrite import lower_program, plan_precisions
+    from hetsched.shard import plan_splits, shard_program
 
     precisions = plan_precisions(plan, graph)
     fx_nodes: Mapping[str, Sequence[str]] = graph.meta.get("fx_nodes") or {}
@@ -198,8 +202,21 @@ def apply(
         gm, fx_nodes = lowered.module, lowered.fx_nodes
     else:
         gm = _as_graph_module(program)
+    splits = plan_splits(plan)
+    shards: Mapping[str, tuple[tuple[str, ...], ...]] = {}
+    on: Mapping[str, str] = {}
+    if splits:
+        sharded = shard_program(gm, fx_nodes, splits)
+        gm, fx_nodes, shards, on = sharded.module, sharded.fx_nodes, sharded.shards, sharded.devices
     dev = node_devices(plan, graph, gm, fx_nodes=fx_nodes)
+    dev.update(on)
     owner = {x: op for op, names in fx_nodes.items() for x in names}
+    for op, groups in shards.items():  # before the shards, each shard, the cat and after
+        first = min(list(fx_nodes[op]).index(x[0]) for x in groups)
+        for x in fx_nodes[op][:first]:
+            owner[x] = f"{op}#in"
+        for i, group in enumerate(groups):
+            owner.update(dict.fromkeys(group, f"{op}#{i}"))
     seg_of, seg_dev = _segments(gm, dev, owner)
     split = split_module(gm, gm, lambda n: seg_of.get(n.name, 0))
     # Keep the program's calling convention (pytree in/out specs of ExportedProgram.module()).
@@ -221,6 +238,7 @@ def apply(
     object.__setattr__(split, "hetsched_devices", devices)
     object.__setattr__(split, "hetsched_segments", rows)
     object.__setattr__(split, "hetsched_precisions", precisions)
+    object.__setattr__(split, "hetsched_splits", dict(splits))
     return split
 
 

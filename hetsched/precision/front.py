@@ -46,7 +46,9 @@ __all__ = [
 @dataclass(frozen=True)
 class FrontPoint:
     """One budget: the plan's makespan, bound and status, its predicted and measured
-    error, and how many ops run in each lowered precision."""
+    error, and how many ops run in each lowered precision; ``model_budget`` the
+    root-sum-square budget its bound and status belong to (below ``budget`` when the first
+    plan measured over it)."""
 
     budget: float
     makespan: float
@@ -55,6 +57,7 @@ class FrontPoint:
     predicted: float
     measured: float | None
     lowered: Mapping[str, int]
+    model_budget: float | None = None
 
 
 def lowered_ops(plan: Plan, graph: OpGraph) -> dict[str, str]:
@@ -135,15 +138,25 @@ def precision_front(
     for k in sorted(range(len(budgets)), key=lambda i: budgets[i]):
         budget = float(budgets[k])
         try:
-            plan = _solve_rss(
-                graph, platform, table, budget, time_limit=time_limit, hint=hint, seed=seed
-            )
+            if measure is not None and budget > 0:
+                plan, tried = _measured_rounds(
+                    graph, platform, table, budget, measure,
+                    time_limit=time_limit, seed=seed, rounds=3, hint=hint,
+                )  # fmt: skip
+                model_budget = next(
+                    b for b, ms, m in tried if ms == plan.makespan and m <= budget
+                )
+                measured = plan.measured_error
+            else:
+                plan = _solve_rss(
+                    graph, platform, table, budget, time_limit=time_limit, hint=hint, seed=seed
+                )
+                model_budget, measured = budget, 0.0 if plan.error == 0 else None
         except (InfeasibleError, SolverError):
             continue
         hint = plan
-        low = lowered_ops(plan, graph)
         counts: dict[str, int] = {}
-        for p in low.values():
+        for p in lowered_ops(plan, graph).values():
             counts[p] = counts.get(p, 0) + 1
         out[k] = FrontPoint(
             budget=budget,
@@ -151,8 +164,9 @@ def precision_front(
             lower_bound=plan.lower_bound,
             status=plan.status,
             predicted=plan.error,
-            measured=measure(plan) if measure is not None and low else 0.0,
+            measured=measured,
             lowered=counts,
+            model_budget=model_budget,
         )
     return [out[k] for k in sorted(out)]
 
@@ -176,8 +190,30 @@ def solve_measured(
     from hetsched.schedule.bounds import quick_lower_bound
 
     bound = quick_lower_bound(free) * free.quantum
-    internal, best, tried = budget, None, []
-    hint: Plan | None = None
+    best, tried = _measured_rounds(
+        graph, platform, table, budget, measure, time_limit=time_limit, seed=seed, rounds=rounds
+    )
+    return best.with_(lower_bound=min(bound, best.makespan), searched=False), tried
+
+
+def _measured_rounds(
+    graph: OpGraph,
+    platform: Any,
+    table: SensitivityTable,
+    budget: float,
+    measure: Callable[[Plan], float],
+    *,
+    time_limit: float,
+    seed: int,
+    rounds: int,
+    hint: Plan | None = None,
+) -> tuple[Plan, list[tuple[float, float, float]]]:
+    """:func:`solve_measured`'s rounds; the plan keeps the bound and status of its own
+    solve (the noise-power model at the budget of the round that found it, the last
+    round's when it is the latest)."""
+    internal = budget
+    best: Plan | None = None
+    tried: list[tuple[float, float, float]] = []
     for _ in range(max(1, rounds)):
         plan = _solve_rss(
             graph, platform, table, internal, time_limit=time_limit, hint=hint, seed=seed
@@ -197,7 +233,8 @@ def solve_measured(
     if best is None:  # every round measured over: the exported precisions, error 0
         best, _ = _solve(graph, platform, None, 0.0, time_limit=time_limit, hint=None, seed=seed)
         best = best.with_(measured_error=0.0)
-    return best.with_(lower_bound=min(bound, best.makespan), searched=False), tried
+        tried.append((0.0, best.makespan, 0.0))
+    return best, tried
 
 
 def plot_front(

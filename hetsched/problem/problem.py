@@ -175,6 +175,7 @@ class Problem:
         quantum: float | None = None,
         errors: Mapping[str, Mapping[str, float]] | None = None,
         error_budget: float | None = None,
+        split: bool = False,
     ) -> Problem:
         """Compile ``graph`` on ``platform`` (a ``Platform`` or preset name).
 
@@ -184,7 +185,10 @@ class Problem:
         ``precision`` (``int8``, ``float16``, ``bfloat16``: a sensitivity table); with a
         positive ``error_budget`` each op may also run in those precisions
         (:mod:`hetsched.costmodel.precision`) as long as the errors of a plan's modes add
-        up to at most the budget. Without a budget, or with 0, every op runs as exported."""
+        up to at most the budget. Without a budget, or with 0, every op runs as exported.
+        ``split``: heavy ops may also run tensor-parallel across identical devices
+        (:mod:`hetsched.costmodel.sharding`: linear layers by output features,
+        convolutions by output channels, attention by heads)."""
         from hetsched.costmodel import Platform, build_cost_table
         from hetsched.graph.formats import graph_sha256
 
@@ -206,8 +210,13 @@ class Problem:
         lowered = (
             _lowered_tables(graph, platform, cost_model, errors) if errors and error_budget else []
         )
+        splits = []
+        if split:
+            from hetsched.costmodel.sharding import split_modes
+
+            splits = split_modes(graph, platform, cost_model)
         modes = residency_modes(
-            table, [x.dtype for x in graph.nodes], memory=memory, lowered=lowered
+            table, [x.dtype for x in graph.nodes], memory=memory, lowered=lowered, splits=splits
         )
         return cls.from_modes(
             names=[x.name for x in graph.nodes],
@@ -771,6 +780,7 @@ def residency_modes(
     *,
     memory: bool,
     lowered: Sequence[tuple[str, Any, np.ndarray]] = (),
+    splits: Sequence[Any] = (),
 ) -> Modes:
     """The modes of a cost table: each op on each device that runs it with its weights
     resident, and, where the device can stream weights (``table.streamed`` finite), with
@@ -802,7 +812,7 @@ def residency_modes(
     weights = getattr(table, "weights", None)
     w = None if weights is None else np.asarray(weights, dtype=np.float64)
     no_stream = streamed is None or w is None or not np.isfinite(streamed).any()
-    if no_stream and not lowered:
+    if no_stream and not lowered and not splits:
         return Modes.device_modes(ex, memory=mem, precision=precision, weights=w)
     if w is None:
         w = mem
@@ -832,6 +842,13 @@ def residency_modes(
                 if can_stream[v, d] and (too_big[v, d] or tight[d]):
                     out = mem_t[v] - w_t[v]
                     rows.append((v, (d,), st_t[v, d], out, labels[v], STREAMED, 0.0, e))
+    for x in splits:  # tensor-parallel modes (:mod:`hetsched.costmodel.sharding`)
+        streamed = x.tag.endswith("+" + STREAMED)
+        if streamed and not any(tight[d] for d in x.devices):
+            continue
+        if not streamed and any(x.weights > cap[d] * (1 + 1e-12) for d in x.devices):
+            continue
+        rows.append((x.op, x.devices, x.time, x.memory, precision[x.op], x.tag, x.weights, 0.0))
     return Modes.build(n, rows)
 
 

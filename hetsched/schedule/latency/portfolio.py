@@ -96,16 +96,15 @@ def _portfolio(problem: Problem, ctx: SolveContext) -> Plan:
             stages.append(("lp-heft", lambda: solve_lp_heft(problem)))
     streamed = streamed_restriction(problem) if problem.use_memory else None
     if streamed is not None:  # weights streamed, then kept resident where memory allows
-        for name, solver in (("heft", solve_heft), ("peft", solve_peft)):
-            if name != "peft" or n <= LARGE_OPS:
-                stages.append(
-                    (
-                        f"{name}-streamed",
-                        lambda s=solver, k=name: make_resident(
-                            s.within(streamed, ctx.child()), problem
-                        ).with_(solver=f"{k}-streamed"),
-                    )
-                )
+
+        def streamed_first(solver: Solver, label: str) -> Plan:
+            assert streamed is not None
+            first = solver.within(streamed, ctx.child())
+            return make_resident(first, problem).with_(solver=label)
+
+        stages.append(("heft-streamed", lambda: streamed_first(solve_heft, "heft-streamed")))
+        if n <= LARGE_OPS:
+            stages.append(("peft-streamed", lambda: streamed_first(solve_peft, "peft-streamed")))
     for name, run in stages:
         try:
             found = run()

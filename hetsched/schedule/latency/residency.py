@@ -41,19 +41,20 @@ def resident_twins(problem: Problem) -> np.ndarray:
     """For each mode, the id of its resident twin (same op, devices, precision and error,
     weights held) if it is a streamed mode that has one, else -1."""
     m = problem.modes
+    err = m.err
     twin = np.full(m.num_modes, -1, dtype=np.int64)
     if "streamed" not in m.tag:
         return twin
     for v in range(problem.n):
         ids = m.ops_modes(v).tolist()
         resident = {
-            (m.devices_of(k), m.precision[k], float(m.error[k])): k
+            (m.devices_of(k), m.precision[k], float(err[k])): k
             for k in ids
             if m.tag[k] == ""
         }
         for k in ids:
             if m.tag[k] == "streamed":
-                twin[k] = resident.get((m.devices_of(k), m.precision[k], float(m.error[k])), -1)
+                twin[k] = resident.get((m.devices_of(k), m.precision[k], float(err[k])), -1)
     return twin
 
 
@@ -89,7 +90,8 @@ def make_resident(plan: Plan, problem: Problem) -> Plan:
     while True:
         modes = mode_ids(current, problem)
         cand = [v for v in range(problem.n) if twin[modes[v]] >= 0 and not rejected[v]]
-        saved = np.array([problem.mode_dur[modes[v]] - problem.mode_dur[twin[modes[v]]] for v in cand])
+        dur = problem.mode_dur
+        saved = np.array([dur[modes[v]] - dur[twin[modes[v]]] for v in cand])
         size = np.array([max(float(w[twin[modes[v]]]), 1.0) for v in cand])
         room = {
             d: float(problem.capacity[i]) - current.memory.get(d, 0.0)

@@ -8,7 +8,6 @@ import pytest
 from hetsched.errors import SolverError
 from hetsched.plan import mode_ids, validate
 from hetsched.problem import Modes, Problem, Tensors
-from hetsched.schedule.latency.heuristics import solve_heft
 from hetsched.schedule.latency.portfolio import solve_portfolio
 from hetsched.schedule.latency.residency import (
     make_resident,

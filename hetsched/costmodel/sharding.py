@@ -1,0 +1,201 @@
+"""Tensor-parallel split modes: one heavy op cut k ways across devices of one kind.
+
+An op that holds weights and produces independent output slices can run as ``k`` shards
+on ``k`` identical devices at once (Megatron-LM's intra-layer parallelism):
+
+* ``column``: a linear layer (category ``matmul`` with weights) by output features: each
+  device reads the whole input and ``1/k`` of the weight rows and writes ``1/k`` of the
+  features;
+* ``channels``: a convolution by output channels, the same way;
+* ``heads``: attention by heads: each device computes ``1/k`` of the heads from its slice
+  of queries, keys and values.
+
+A split mode occupies all ``k`` devices for its duration: the slowest shard (the roofline
+of the shard: ``1/k`` of the FLOPs, weights and output; the whole input for ``column`` and
+``channels``, ``1/k`` of it for ``heads``) plus an all-gather of the output (a ring: ``k -
+1`` steps, each moving ``1/k`` of the output over the slowest hop of the ring), after which
+every device of the mode holds the whole output, so a consumer on any of them reads it
+there. Each device holds ``1/k`` of the weights (resident, or streamed where the device
+streams weights) and the whole output. Split modes compute in the op's exported precision.
+
+Devices split together (:func:`split_groups`): for each kind with at least two identical
+devices, aligned blocks of 2, 4, 8, ... of them and all of them (npu0+npu1 on edge-soc;
+gpu0+gpu1, gpu2+gpu3 and all four on multi-gpu). An op splits ``k`` ways only when its
+split dimension divides by ``k``.
+
+Not modelled (the plan says so, see :func:`describe_split`): keeping a tensor sharded
+between consecutive split ops (column then row, without the gather between them), row
+splits with a reduction, and splits in a lowered precision.
+
+Examples
+--------
+>>> from hetsched.costmodel import Platform
+>>> from hetsched.graph import OpGraph, OpNode
+>>> lin = OpNode("fc", "aten.linear.default", "matmul", flops=2e9, bytes_read=4.2e6,
+...              bytes_written=4e5, param_bytes=4e6, out_bytes=4e5, shape=(100, 1000))
+>>> p = Platform.preset("multi-gpu")
+>>> split_groups(p)
+((1, 2), (3, 4), (1, 2, 3, 4))
+>>> split_kind(lin)
+('column', 1000)
+>>> rows = split_modes(OpGraph("g", [lin]), p)
+>>> [(r.devices, r.tag) for r in rows][:2]
+[((1, 2), 'split:column'), ((3, 4), 'split:column')]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from hetsched.costmodel.platform import Platform
+from hetsched.costmodel.roofline import CostModel
+from hetsched.costmodel.table import build_cost_table
+from hetsched.graph.opgraph import OpGraph, OpNode
+
+__all__ = [
+    "SPLIT_PREFIX",
+    "SplitMode",
+    "describe_split",
+    "shard_node",
+    "split_groups",
+    "split_kind",
+    "split_modes",
+]
+
+SPLIT_PREFIX = "split:"
+_KIND_OF_CATEGORY = {"matmul": "column", "conv": "channels", "attention": "heads"}
+
+
+@dataclass(frozen=True)
+class SplitMode:
+    """One split mode of one op: its devices, duration (shards + all-gather), the bytes
+    each device holds (``memory``) and for the whole run (``weights``), and the tag the
+    plan records (``split:KIND``, ``+streamed`` when the weights stream)."""
+
+    op: int
+    devices: tuple[int, ...]
+    time: float
+    memory: float
+    weights: float
+    tag: str
+    gather: float
+
+
+def split_kind(node: OpNode) -> tuple[str, int] | None:
+    """``(kind, size of the split dimension)`` of an op that can split, else ``None``:
+    weights and a known output shape for ``column``/``channels``, a 4-d output
+    ``[batch, heads, seq, dim]`` for ``heads``; never an op with an explicit cost."""
+    kind = _KIND_OF_CATEGORY.get(node.category)
+    if kind is None or node.cost is not None or not node.shape:
+        return None
+    if kind == "column" and node.param_bytes > 0:
+        return kind, int(node.shape[-1])
+    if kind == "channels" and node.param_bytes > 0 and len(node.shape) >= 3:
+        return kind, int(node.shape[1])
+    if kind == "heads" and len(node.shape) == 4:
+        return kind, int(node.shape[1])
+    return None
+
+
+def shard_node(node: OpNode, k: int) -> OpNode:
+    """One of ``k`` equal shards of ``node`` (see the module docstring)."""
+    kind, _ = split_kind(node) or ("", 0)
+    act = max(node.bytes_read - node.param_bytes, 0.0)
+    read = act / k if kind == "heads" else act
+    return dataclasses.replace(
+        node,
+        flops=node.flops / k,
+        bytes_read=read + node.param_bytes / k,
+        bytes_written=node.bytes_written / k,
+        param_bytes=node.param_bytes / k,
+        out_bytes=node.out_bytes / k,
+        parts=tuple(dataclasses.replace(x, flops=x.flops / k) for x in node.parts),
+    )
+
+
+def split_groups(platform: Platform) -> tuple[tuple[int, ...], ...]:
+    """Device index groups that can split an op (see the module docstring)."""
+    by_kind: dict[tuple[object, ...], list[int]] = {}
+    for i, d in enumerate(platform.devices):
+        key = (d.kind, tuple(sorted(d.peak_flops.items())), d.mem_bandwidth, d.mem_capacity)
+        by_kind.setdefault(key, []).append(i)
+    groups: list[tuple[int, ...]] = []
+    for members in by_kind.values():
+        m = len(members)
+        k = 2
+        while k < m:
+            groups += [tuple(members[i : i + k]) for i in range(0, m - k + 1, k)]
+            k *= 2
+        if m >= 2:
+            groups.append(tuple(members))
+    return tuple(groups)
+
+
+def _gather_time(
+    out_bytes: float, group: Sequence[int], latency: np.ndarray, inv_bw: np.ndarray
+) -> float:
+    """A ring all-gather of ``out_bytes`` over ``group``: ``k - 1`` steps, each moving
+    ``1/k`` of it over the ring's slowest hop."""
+    k = len(group)
+    hops = [(group[i], group[(i + 1) % k]) for i in range(k)]
+    step = max(latency[a, b] + out_bytes / k * inv_bw[a, b] for a, b in hops)
+    return (k - 1) * step
+
+
+def split_modes(
+    graph: OpGraph, platform: Platform, cost_model: CostModel | None = None
+) -> list[SplitMode]:
+    """Every split mode of every op of ``graph`` on ``platform`` (see the module
+    docstring), by op, then group."""
+    groups = split_groups(platform)
+    kinds = [split_kind(x) for x in graph.nodes]
+    if not groups or not any(kinds):
+        return []
+    base = build_cost_table(graph, platform, cost_model, allow_infeasible=True)
+    out: list[SplitMode] = []
+    for k in sorted({len(g) for g in groups}):
+        shards = [
+            shard_node(x, k) if kinds[v] and kinds[v][1] % k == 0 else x  # type: ignore[index]
+            for v, x in enumerate(graph.nodes)
+        ]
+        twin = OpGraph(graph.name, shards, tensors=graph.tensors, meta=dict(graph.meta))
+        table = build_cost_table(twin, platform, cost_model, allow_infeasible=True)
+        streamed = table.streamed if table.streamed is not None else None
+        for v, x in enumerate(graph.nodes):
+            kind = kinds[v]
+            if kind is None or kind[1] % k or kind[1] < k:
+                continue
+            full_out = float(x.out_bytes)
+            for g in (g for g in groups if len(g) == k):
+                gather = _gather_time(full_out, g, base.comm_latency, base.comm_inv_bandwidth)
+                if not math.isfinite(gather):
+                    continue
+                w = float(x.param_bytes) / k
+                hold = w + full_out
+                t = max(float(table.exec[v, d]) for d in g)
+                if math.isfinite(t):
+                    out.append(SplitMode(v, g, t + gather, hold, w, SPLIT_PREFIX + kind[0], gather))
+                if streamed is not None and w > 0:
+                    ts = max(float(streamed[v, d]) for d in g)
+                    if math.isfinite(ts):
+                        tag = f"{SPLIT_PREFIX}{kind[0]}+streamed"
+                        out.append(SplitMode(v, g, ts + gather, hold - w, 0.0, tag, gather))
+    out.sort(key=lambda s: (s.op, len(s.devices), s.devices, s.tag))
+    return out
+
+
+def describe_split(tag: str) -> str | None:
+    """The split of a mode tag (``"column"``, ``"channels"``, ``"heads"``), else ``None``.
+
+    >>> describe_split("split:heads+streamed"), describe_split("streamed")
+    ('heads', None)
+    """
+    for part in tag.split("+"):
+        if part.startswith(SPLIT_PREFIX):
+            return part[len(SPLIT_PREFIX) :]
+    return None

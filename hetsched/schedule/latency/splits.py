@@ -1,0 +1,64 @@
+"""Tensor-parallel baselines over the split modes of a problem (:mod:`hetsched.costmodel.sharding`).
+
+:func:`fixed_sharding` is the Megatron-LM recipe as a restriction: every op that can split
+runs split across the largest group of identical devices it has a split mode on (attention
+by heads, linear layers by output features, convolutions by output channels), and only the
+other ops are placed freely. :func:`without_splits` is the problem before splitting. Both
+are restrictions: a solver's plan of either is a plan of the whole problem, and their
+bounds are not its bounds.
+
+Examples
+--------
+>>> from hetsched.graph import OpGraph, OpNode
+>>> from hetsched.problem import Problem
+>>> fc = OpNode("fc", "aten.linear.default", "matmul", flops=4e9, bytes_read=4.4e6,
+...             bytes_written=4e5, param_bytes=4e6, out_bytes=4e5, shape=(100, 1000))
+>>> p = Problem.build(OpGraph("g", [fc]), "multi-gpu", split=True)
+>>> sorted({int(p.modes.width[k]) for k in range(p.num_modes)})
+[1, 2, 4]
+>>> fixed = fixed_sharding(p)
+>>> [fixed.describe_mode(k).devices for k in range(fixed.num_modes)]
+[('gpu0', 'gpu1', 'gpu2', 'gpu3')]
+>>> without_splits(p).modes.multi_device
+False
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hetsched.problem import Problem
+
+__all__ = ["fixed_sharding", "is_split", "without_splits"]
+
+
+def is_split(problem: Problem) -> np.ndarray:
+    """Whether each mode of ``problem`` is a tensor-parallel split."""
+    return np.array([t.startswith("split:") for t in problem.modes.tag], dtype=bool)
+
+
+def without_splits(problem: Problem) -> Problem:
+    """``problem`` without its split modes (every op whole, as before splitting)."""
+    split = is_split(problem)
+    if not split.any():
+        return problem
+    return problem.select_modes(np.flatnonzero(~split), name=problem.name)
+
+
+def fixed_sharding(problem: Problem) -> Problem:
+    """``problem`` with every op that has split modes restricted to those across its
+    widest device group (see the module docstring)."""
+    split = is_split(problem)
+    if not split.any():
+        return problem
+    m = problem.modes
+    keep: list[int] = []
+    for v in range(problem.n):
+        ids = m.ops_modes(v)
+        mine = ids[split[ids]]
+        if mine.size == 0:
+            keep += ids.tolist()
+            continue
+        widest = int(m.width[mine].max())
+        keep += mine[m.width[mine] == widest].tolist()
+    return problem.select_modes(np.array(keep, dtype=np.int64), name=problem.name)
