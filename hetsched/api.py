@@ -108,10 +108,11 @@ def build_problem(
     link_contention: bool = False,
     error_budget: float | None = None,
     sensitivity: Any = None,
+    split: bool = False,
 ) -> Problem:
     """Compile ``graph`` (see :func:`as_graph`) on ``platform`` (a ``Platform``, a preset
     name or a platform TOML path); with an ``error_budget``, per-op errors from
-    ``sensitivity`` (see :func:`op_errors`)."""
+    ``sensitivity`` (see :func:`op_errors`); with ``split``, tensor-parallel split modes."""
     from hetsched.costmodel import Platform
 
     g = as_graph(graph)
@@ -124,6 +125,7 @@ def build_problem(
         link_contention=link_contention,
         errors=errors,
         error_budget=error_budget,
+        split=split,
     )
 
 
@@ -173,6 +175,7 @@ def solve(
     error_budget: float | None = None,
     sensitivity: Any = None,
     program: Any = None,
+    split: bool = False,
     workers: int | None = None,
     progress: ProgressCallback | None = None,
     stop: StopToken | None = None,
@@ -206,6 +209,10 @@ def solve(
         is on the error measured end to end on held-out inputs (``plan.measured_error``):
         the portfolio solves with the budget, measures, and solves again while the
         measurement leaves room (:func:`hetsched.precision.front.solve_measured`).
+    split : heavy ops may also run tensor-parallel, cut across identical devices (linear
+        layers by output features, convolutions by output channels, attention by heads;
+        :mod:`hetsched.costmodel.sharding`); ``partition.apply`` and the executor run the
+        shards. Latency objective only.
     stop : a :class:`~hetsched.solver.StopToken` that cuts this solve short (it returns its
         best plan so far, marked ``interrupted``); each solve gets a fresh one by default.
 
@@ -223,6 +230,9 @@ def solve(
         check_error_budget(error_budget)
     if error_budget and objective != "latency":
         msg = f"an error budget applies to objective latency, not {objective}"
+        raise UsageError(msg)
+    if split and objective != "latency":
+        msg = f"tensor-parallel splits apply to objective latency, not {objective}"
         raise UsageError(msg)
     if objective == "modulo":  # before the graph is built or exported
         from hetsched.schedule.throughput import check_iterations
@@ -247,6 +257,7 @@ def solve(
         link_contention=link_contention,
         error_budget=error_budget,
         sensitivity=sensitivity,
+        split=split,
     )
     if program is not None and error_budget and solver == "portfolio":
         return _solve_measured(
@@ -294,6 +305,10 @@ def solve(
     )
     if program is not None and plan.error > 0:
         plan = with_measured_error(plan, program, graph, error_budget)
+    if split:
+        from hetsched.schedule.latency.splits import split_report
+
+        plan = plan.with_(stats={**plan.stats, "splits": split_report(plan, problem)})
     return plan
 
 

@@ -203,10 +203,8 @@ def _shard_args(
 
 def _copy_graph(graph: fx.Graph) -> fx.Graph:
     """A copy of ``graph`` (same node names, metadata and calling convention)."""
-    import copy
-
     new = fx.Graph(tracer_cls=graph._tracer_cls)
-    new._codegen = copy.deepcopy(graph._codegen)
+    new._codegen = graph._codegen  # read-only: the calling convention
     out = new.graph_copy(graph, {})
     new.output(out)  # type: ignore[arg-type]
     return new

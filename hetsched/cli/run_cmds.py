@@ -258,12 +258,14 @@ def run_show(args: argparse.Namespace) -> int:
 
 
 def _precisions_of(plan: Any, graph: Any) -> dict[str, Any]:
-    """Problem options under which ``plan``'s lowered precisions are modes: a plan to run
-    or show has made its precision decisions already (each counted as no error here)."""
+    """Problem options under which ``plan``'s modes exist: a plan to run or show has made
+    its precision decisions already (each counted as no error here) and its splits."""
     native = {x.name: x.dtype for x in graph.nodes}
     lowered = {
         op: {m.precision: 0.0}
         for op, m in plan.modes.items()
         if op in native and m.precision not in ("native", native[op])
     }
-    return {"errors": lowered, "error_budget": float("inf")} if lowered else {}
+    split = any(m.tag.startswith("split:") for m in plan.modes.values())
+    out: dict[str, Any] = {"split": True} if split else {}
+    return {**out, "errors": lowered, "error_budget": float("inf")} if lowered else out

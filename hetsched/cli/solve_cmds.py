@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import math
 import signal
 import sys
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from functools import partial
 from typing import Any
@@ -64,6 +65,12 @@ def register(sub: Any) -> None:
         "L2, from --sensitivity or the graph's own) add up to at most REL (default: none)",
     )
     p.add_argument(
+        "--split",
+        action="store_true",
+        help="heavy ops may run tensor-parallel across identical devices (linear by output "
+        "features, conv by output channels, attention by heads)",
+    )
+    p.add_argument(
         "--sensitivity",
         default=None,
         metavar="FILE",
@@ -112,6 +119,9 @@ def _check_coarsen(args: argparse.Namespace) -> None:
 
     if args.coarsen and args.objective != "latency":
         msg = f"--coarsen solves for latency only, not --objective {args.objective}"
+        raise UsageError(msg)
+    if args.coarsen and args.split:
+        msg = "--coarsen and --split do not go together (a group of ops is not one layer)"
         raise UsageError(msg)
     if args.coarsen and args.error_budget:
         msg = "--coarsen and --error-budget do not go together (errors are per op)"
@@ -281,6 +291,7 @@ def run_solve(args: argparse.Namespace) -> int:
                 error_budget=args.error_budget,
                 sensitivity=args.sensitivity,
                 program=program,
+                split=args.split,
                 progress=line,
                 stop=stop,
                 **options,
@@ -376,17 +387,29 @@ def format_plan_summary(plan: Any, *, graph_name: str, wall: float) -> str:
             f"error     measured {plan.measured_error:.4g} (relative L2, held-out inputs), "
             f"predicted {plan.error:.4g}"
         )
+    splits = plan.stats.get("splits") if isinstance(plan.stats, Mapping) else None
+    if splits:
+        kinds: dict[str, int] = {}
+        for row in splits.values():
+            kinds[row["split"]] = kinds.get(row["split"], 0) + 1
+        saved = sum(r["whole"] - r["time"] for r in splits.values() if math.isfinite(r["whole"]))
+        lines.append(
+            f"split     {len(splits)} ops ("
+            + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items()))
+            + f"): {_fmt_time(saved, units)} of op time saved against their fastest whole modes"
+        )
     if plan.error:
         lowered: dict[str, int] = {}
         for m in plan.modes.values():
             if m.precision in ("int8", "float16", "bfloat16"):
                 lowered[m.precision] = lowered.get(m.precision, 0) + 1
         lines.append(
-            f"precision predicted error {plan.error:.4g} (sum over ops); "
+            f"precision predicted error {plan.error:.4g} "
+            + ("(root-sum-square); " if plan.measured_error is not None else "(sum over ops); ")
             + ", ".join(f"{k}: {v} ops" for k, v in sorted(lowered.items()))
         )
     if any(v > 0 for v in plan.memory.values()):
-        streamed = sum(1 for m in plan.modes.values() if m.tag == "streamed")
+        streamed = sum(1 for m in plan.modes.values() if m.tag.endswith("streamed"))
         lines.append(
             "memory    "
             + ", ".join(f"{d} {_mib(v)}" for d, v in plan.memory.items() if v > 0)

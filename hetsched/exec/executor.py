@@ -147,8 +147,8 @@ def execute(
     validate(plan, problem)
     specs = parse_faults(faults)
     check_faults(specs, problem)
-    program, fx_nodes, reference = _lowered(plan, graph, program, calibration)
-    runner = make_runner(problem, graph, program, inputs, fx_nodes=fx_nodes)
+    program, fx_nodes, reference, shards = _lowered(plan, graph, program, calibration)
+    runner = make_runner(problem, graph, program, inputs, fx_nodes=fx_nodes, shards=shards)
     run = _Run(problem, runner, specs, clock, time_scale, watchdog, policy, replan)
     with intra_op_threads(torch_threads if runner is not None else None):
         run.go(plan)
@@ -162,12 +162,13 @@ def execute(
 
 def _lowered(
     plan: Plan, graph: Any, program: Any, calibration: Sequence[Sequence[Any]] | None
-) -> tuple[Any, Any, Any]:
-    """(program to run, op -> fx nodes or None, program to check against): the plan's
-    precisions and tensor-parallel splits written into the first, its precisions alone
-    into the last (the splits must not change what it computes)."""
+) -> tuple[Any, Any, Any, Any]:
+    """(program to run, op -> fx nodes or None, program to check against, op -> shards'
+    fx nodes or None): the plan's precisions and tensor-parallel splits written into the
+    first, its precisions alone into the third (the splits must not change what it
+    computes)."""
     if program is None:
-        return program, None, program
+        return program, None, program, None
     if graph is None:
         lowered = [op for op, m in plan.modes.items() if m.precision != DEFAULT_PRECISION]
         split = [op for op, m in plan.modes.items() if m.tag.startswith("split:")]
@@ -180,20 +181,20 @@ def _lowered(
                 "program at a plan's precisions needs its graph"
             )
             raise UsageError(msg)
-        return program, None, program
+        return program, None, program, None
     from hetsched.precision.rewrite import lower_program, plan_precisions
     from hetsched.shard import plan_splits, shard_program
 
     precisions = plan_precisions(plan, graph)
     splits = plan_splits(plan)
     if not precisions and not splits:
-        return program, None, program
+        return program, None, program, None
     low = lower_program(program, graph, precisions, calibration=calibration)
     reference = low.module if precisions else program
     if not splits:
-        return low.module, low.fx_nodes, reference
+        return low.module, low.fx_nodes, reference, None
     sharded = shard_program(low.module, low.fx_nodes, splits)
-    return sharded.module, sharded.fx_nodes, reference
+    return sharded.module, sharded.fx_nodes, reference, sharded.shards
 
 
 # ExportedProgram.module() generates and compiles a new GraphModule on every call, and

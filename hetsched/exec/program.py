@@ -42,7 +42,11 @@ class ProgramRunner:
     """Evaluates the fx nodes of an exported program op by op (thread-safe per op)."""
 
     def __init__(
-        self, program: Any, fx_nodes: Mapping[str, Sequence[str]], inputs: Sequence[Any]
+        self,
+        program: Any,
+        fx_nodes: Mapping[str, Sequence[str]],
+        inputs: Sequence[Any],
+        shards: Mapping[str, Sequence[Sequence[str]]] | None = None,
     ) -> None:
         import torch
         from torch import fx
@@ -82,6 +86,8 @@ class ProgramRunner:
                 raise UsageError(msg)
             self.steps[op] = [self.nodes[x] for x in sorted(names, key=position.__getitem__)]
             self.owner.update(dict.fromkeys(names, op))
+        # an op split tensor-parallel: its shards' fx nodes, one group per device
+        self.shards = {op: [set(g) for g in groups] for op, groups in (shards or {}).items()}
         self._output = next(n for n in self.graph.nodes if n.op == "output")
         # fx nodes that depend on program inputs and parameters only (a view of a causal-mask
         # buffer, say): the importer gives them to their first reader, but any reader may run
@@ -163,9 +169,46 @@ class ProgramRunner:
             msg = f"op {op!r} has no fx nodes in the program"
             raise ExecutionError(msg, op=op)
         local: dict[str, Any] = {}
+        groups = self.shards.get(op)
+        if groups:  # the shards at once, one thread each (as their devices would)
+            sharded = set().union(*groups)
+            first = next(i for i, n in enumerate(steps) if n.name in sharded)
+            for node in steps[:first]:
+                local[node.name] = self._eval(node, local)
+            self._run_shards([[n for n in steps if n.name in g] for g in groups], local)
+            steps = [n for n in steps[first:] if n.name not in sharded]
         for node in steps:
             local[node.name] = self._eval(node, local)
         self.env.update(local)
+
+    def _run_shards(self, groups: list[list[Any]], local: dict[str, Any]) -> None:
+        """Evaluate each group of fx nodes on its own thread; results into ``local``."""
+        from collections import ChainMap
+
+        results: list[dict[str, Any]] = [{} for _ in groups]
+        errors: list[BaseException] = []
+
+        def shard(nodes: list[Any], out: dict[str, Any]) -> None:
+            try:
+                view = ChainMap(out, local)
+                for node in nodes:
+                    out[node.name] = self._eval(node, view)  # type: ignore[arg-type]
+            except BaseException as err:  # re-raised on the op's thread
+                errors.append(err)
+
+        threads = [
+            threading.Thread(target=shard, args=(g, r), daemon=True)
+            for g, r in zip(groups[1:], results[1:], strict=True)
+        ]
+        for t in threads:
+            t.start()
+        shard(groups[0], results[0])
+        for t in threads:
+            t.join()
+        if errors:
+            raise errors[0]
+        for r in results:
+            local.update(r)
 
     def warmup(self) -> None:
         """Run tiny ops once on the calling thread (its first torch calls are slow)."""
@@ -239,9 +282,11 @@ def make_runner(
     inputs: Any,
     *,
     fx_nodes: Mapping[str, Sequence[str]] | None = None,
+    shards: Mapping[str, Sequence[Sequence[str]]] | None = None,
 ) -> ProgramRunner | None:
     """A runner for ``program`` over ``p``'s ops (None without a program); ``fx_nodes``
-    (op -> fx nodes) defaults to ``graph.meta["fx_nodes"]``, else each op's own name."""
+    (op -> fx nodes) defaults to ``graph.meta["fx_nodes"]``, else each op's own name;
+    ``shards`` (op -> fx nodes of each shard) run at once, one thread each."""
     if program is None:
         return None
     if inputs is None:
@@ -250,7 +295,7 @@ def make_runner(
     if fx_nodes is None:
         meta = getattr(graph, "meta", {}) or {}
         fx_nodes = meta.get("fx_nodes") or {x: [x] for x in p.names}
-    runner = ProgramRunner(program, fx_nodes, tuple(inputs))
+    runner = ProgramRunner(program, fx_nodes, tuple(inputs), shards)
     missing = [x for x in p.names if x not in runner.steps]
     if missing:
         msg = f"op {missing[0]!r} has no fx nodes in the program ({len(missing)} ops lack them)"

@@ -102,7 +102,8 @@ def _node(name: str, mode: ModeSpec, plan: Plan) -> dict[str, Any]:
     out["precision"] = mode.precision
     if mode.tag:
         out["tag"] = mode.tag
-    out["weights"] = "streamed" if mode.tag == STREAMED else "resident"  # derived from the tag
+    streamed = mode.tag == STREAMED or mode.tag.endswith("+" + STREAMED)
+    out["weights"] = "streamed" if streamed else "resident"  # derived from the tag
     out["start"] = plan.start[name]
     out["finish"] = plan.finish[name]
     return out

@@ -95,9 +95,7 @@ def _solve_rss(
     """The plan for a root-sum-square ``budget`` (every op as exported at 0), its ``error``
     the predicted root-sum-square."""
     errors = table.noise_powers(budget) if budget > 0 else None
-    plan, _ = _solve(
-        graph, platform, errors, budget, time_limit=time_limit, hint=hint, seed=seed
-    )
+    plan, _ = _solve(graph, platform, errors, budget, time_limit=time_limit, hint=hint, seed=seed)
     return plan.with_(error=table.predicted_rss(lowered_ops(plan, graph)))
 
 
@@ -143,9 +141,7 @@ def precision_front(
                     graph, platform, table, budget, measure,
                     time_limit=time_limit, seed=seed, rounds=3, hint=hint,
                 )  # fmt: skip
-                model_budget = next(
-                    b for b, ms, m in tried if ms == plan.makespan and m <= budget
-                )
+                model_budget = next(b for b, ms, m in tried if ms == plan.makespan and m <= budget)
                 measured = plan.measured_error
             else:
                 plan = _solve_rss(

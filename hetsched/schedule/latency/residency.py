@@ -33,29 +33,45 @@ import numpy as np
 
 from hetsched.plan import Plan, mode_ids
 from hetsched.problem import Problem
+from hetsched.problem.problem import STREAMED
 
 __all__ = ["make_resident", "resident_twins", "streamed_restriction"]
 
 
 def resident_twins(problem: Problem) -> np.ndarray:
-    """For each mode, the id of its resident twin (same op, devices, precision and error,
-    weights held) if it is a streamed mode that has one, else -1."""
+    """For each mode, the id of its resident twin (same op, devices, precision, error and
+    split, weights held) if it is a streamed mode that has one, else -1."""
     m = problem.modes
     err = m.err
     twin = np.full(m.num_modes, -1, dtype=np.int64)
-    if "streamed" not in m.tag:
+    if not any(_resident_tag(t) is not None for t in m.tag):
         return twin
     for v in range(problem.n):
         ids = m.ops_modes(v).tolist()
         resident = {
-            (m.devices_of(k), m.precision[k], float(err[k])): k
+            (m.devices_of(k), m.precision[k], float(err[k]), m.tag[k]): k
             for k in ids
-            if m.tag[k] == ""
+            if _resident_tag(m.tag[k]) is None
         }
         for k in ids:
-            if m.tag[k] == "streamed":
-                twin[k] = resident.get((m.devices_of(k), m.precision[k], float(err[k])), -1)
+            tag = _resident_tag(m.tag[k])
+            if tag is not None:
+                key = (m.devices_of(k), m.precision[k], float(err[k]), tag)
+                twin[k] = resident.get(key, -1)
     return twin
+
+
+def _resident_tag(tag: str) -> str | None:
+    """The tag of the resident twin of a streamed mode's ``tag``; ``None`` if not streamed.
+
+    >>> _resident_tag("streamed"), _resident_tag("split:column+streamed"), _resident_tag("")
+    ('', 'split:column', None)
+    """
+    if tag == STREAMED:
+        return ""
+    if tag.endswith("+" + STREAMED):
+        return tag[: -len(STREAMED) - 1]
+    return None
 
 
 def streamed_restriction(problem: Problem) -> Problem | None:

@@ -25,11 +25,14 @@ False
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
+from hetsched.plan import Plan
 from hetsched.problem import Problem
 
-__all__ = ["fixed_sharding", "is_split", "without_splits"]
+__all__ = ["fixed_sharding", "is_split", "split_report", "without_splits"]
 
 
 def is_split(problem: Problem) -> np.ndarray:
@@ -62,3 +65,29 @@ def fixed_sharding(problem: Problem) -> Problem:
         widest = int(m.width[mine].max())
         keep += mine[m.width[mine] == widest].tolist()
     return problem.select_modes(np.array(keep, dtype=np.int64), name=problem.name)
+
+
+def split_report(plan: Plan, problem: Problem) -> dict[str, dict[str, Any]]:
+    """For each op ``plan`` runs split: how (``column``, ``channels``, ``heads``), on which
+    devices, its time there and the time of its fastest whole mode (what the split saves
+    on the op itself; the makespan may gain more or less)."""
+    from hetsched.costmodel.sharding import describe_split
+    from hetsched.plan import mode_ids
+
+    m = problem.modes
+    split = is_split(problem)
+    chosen = mode_ids(plan, problem)
+    out: dict[str, dict[str, Any]] = {}
+    for v, op in enumerate(problem.names):
+        how = describe_split(m.tag[int(chosen[v])])
+        if how is None:
+            continue
+        ids = m.ops_modes(v)
+        whole = ids[~split[ids]]
+        out[op] = {
+            "split": how,
+            "devices": list(plan.modes[op].devices),
+            "time": plan.finish[op] - plan.start[op],
+            "whole": float(m.time[whole].min()) if whole.size else float("inf"),
+        }
+    return out

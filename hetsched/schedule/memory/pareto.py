@@ -107,7 +107,7 @@ def latency_memory_front(
             makespan=plan.makespan,
             status=plan.status,
             peak=max(plan.memory.get(d, 0.0) for d in devices),
-            streamed=sum(1 for m in plan.modes.values() if m.tag == "streamed"),
+            streamed=sum(1 for m in plan.modes.values() if m.tag.endswith("streamed")),
         )
     return [points[k] for k in range(len(caps))]
 
