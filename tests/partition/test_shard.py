@@ -4,6 +4,7 @@ computes (apply and the executor, shards on their own threads)."""
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Any
 
@@ -39,11 +40,8 @@ def linear(name: str, d_in: int, d_out: int, rows: int = 128) -> OpNode:
 
 
 def chain(widths: list[int], rows: int = 128) -> OpGraph:
-    nodes = [linear(f"fc{i}", a, b, rows) for i, (a, b) in enumerate(zip(widths, widths[1:]))]
-    tensors = [
-        Tensor(x.name, x.name, (y.name,), x.out_bytes)
-        for x, y in zip(nodes, nodes[1:], strict=False)
-    ]
+    nodes = [linear(f"fc{i}", a, b, rows) for i, (a, b) in enumerate(itertools.pairwise(widths))]
+    tensors = [Tensor(x.name, x.name, (y.name,), x.out_bytes) for x, y in itertools.pairwise(nodes)]
     return OpGraph("chain", nodes, tensors=tensors)
 
 
