@@ -1,7 +1,7 @@
 """Latency against output error: the error budget swept, each plan measured end to end.
 
 Both answer budgets on the root-sum-square error (independent rounding noise adds in power:
-measured on 15 plans of the base models, 1.00-1.07x the root-sum-square, 0.17-0.42x the
+measured on 36 plans of the base models, 0.90-1.18x the root-sum-square, 0.17-0.42x the
 plain sum), so the solvers get per-op noise powers
 (:meth:`~hetsched.precision.table.SensitivityTable.noise_powers`) and the budget.
 :func:`solve_measured` answers the question a user asks, *the fastest plan whose measured
