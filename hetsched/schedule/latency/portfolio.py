@@ -85,9 +85,10 @@ def _portfolio(problem: Problem, ctx: SolveContext) -> Plan:
     # the device-view heuristics (EFT, LP-rounded HEFT) need a one-device mode for each op
     one_device = bool(problem.allowed.any(axis=1).all())
     stages: list[tuple[str, Callable[[], Plan | None]]] = []
+    heft_ok = n <= LARGE_OPS or ctx.time_limit >= HEFT_BUDGET_PER_OP * n
     if one_device:
         stages.append(("eft", lambda: first_plan(problem)))
-    if n <= LARGE_OPS or ctx.time_limit >= HEFT_BUDGET_PER_OP * n:
+    if heft_ok:
         stages.append(("heft", lambda: solve_heft.within(problem, ctx.child())))
     if n <= LARGE_OPS:
         stages.append(("peft", lambda: solve_peft.within(problem, ctx.child())))
@@ -97,14 +98,22 @@ def _portfolio(problem: Problem, ctx: SolveContext) -> Plan:
     streamed = streamed_restriction(problem) if problem.use_memory else None
     if streamed is not None:  # weights streamed, then kept resident where memory allows
 
-        def streamed_first(solver: Solver, label: str) -> Plan:
-            assert streamed is not None
-            first = solver.within(streamed, ctx.child())
+        def streamed_first(run: Callable[[], Plan | None], label: str) -> Plan | None:
+            first = run()
+            if first is None:
+                return None
+            if n > LARGE_OPS:  # re-timing per batch costs seconds here: carry it only
+                carried = carry_plan(first, problem)
+                return None if carried is None else carried.with_(solver=label)
             return make_resident(first, problem).with_(solver=label)
 
-        stages.append(("heft-streamed", lambda: streamed_first(solve_heft, "heft-streamed")))
+        view = streamed
+        if heft_ok:
+            stages.append(("heft-streamed", lambda: streamed_first(
+                lambda: solve_heft.within(view, ctx.child()), "heft-streamed")))  # fmt: skip
         if n <= LARGE_OPS:
-            stages.append(("peft-streamed", lambda: streamed_first(solve_peft, "peft-streamed")))
+            stages.append(("peft-streamed", lambda: streamed_first(
+                lambda: solve_peft.within(view, ctx.child()), "peft-streamed")))  # fmt: skip
     for name, run in stages:
         try:
             found = run()
