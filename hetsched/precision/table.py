@@ -13,7 +13,8 @@ the summed squares (:meth:`SensitivityTable.predicted_rss`) is what the model's 
 really shows. Measured on 36 plans of gpt, unet and resnet base (5-151 lowered ops
 each) the measured error is 0.90-1.18x the root-sum-square and 0.17-0.42x the sum. A
 sum of squares is additive too: :meth:`SensitivityTable.noise_powers` gives per-op errors
-whose sum, under a budget ``b``, keeps the root-sum-square within ``b``. :func:`hetsched.precision.sensitivity.measure_error` measures the real error.
+whose sum, under a budget ``b``, keeps the root-sum-square within ``b``.
+:func:`hetsched.precision.sensitivity.measure_error` measures the real error.
 
 The JSON document::
 

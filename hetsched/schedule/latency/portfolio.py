@@ -107,13 +107,13 @@ def _portfolio(problem: Problem, ctx: SolveContext) -> Plan:
                 return None if carried is None else carried.with_(solver=label)
             return make_resident(first, problem).with_(solver=label)
 
-        only_streamed = streamed
+        sub = streamed
         if heft_ok:
             stages.append(("heft-streamed", lambda: streamed_first(
-                lambda: solve_heft.within(only_streamed, ctx.child()), "heft-streamed")))  # fmt: skip
+                lambda: solve_heft.within(sub, ctx.child()), "heft-streamed")))  # fmt: skip
         if n <= LARGE_OPS:
             stages.append(("peft-streamed", lambda: streamed_first(
-                lambda: solve_peft.within(only_streamed, ctx.child()), "peft-streamed")))  # fmt: skip
+                lambda: solve_peft.within(sub, ctx.child()), "peft-streamed")))  # fmt: skip
     for name, run in stages:
         try:
             found = run()
