@@ -260,9 +260,14 @@ def solve(
         split=split,
     )
     if program is not None and error_budget and solver == "portfolio":
-        return _solve_measured(
-            graph, platform, program, error_budget, sensitivity, time_limit, seed
+        plan = _solve_measured(
+            graph, platform, program, error_budget, sensitivity, time_limit, seed, split
         )
+        if split:
+            from hetsched.schedule.latency.splits import split_report
+
+            plan = plan.with_(stats={**plan.stats, "splits": split_report(plan, problem)})
+        return plan
     if objective == "memory":
         from hetsched.schedule.memory import solve_peak_memory
 
@@ -320,6 +325,7 @@ def _solve_measured(
     sensitivity: Any,
     time_limit: float,
     seed: int,
+    split: bool = False,
 ) -> Plan:
     """The fastest plan measured within ``budget`` end to end (see
     :func:`hetsched.precision.front.solve_measured`); a second solve at most per round."""
@@ -341,6 +347,7 @@ def _solve_measured(
         lambda p: measure_plan_error(p, program, graph),
         time_limit=time_limit,
         seed=seed,
+        split=split,
     )
     stats = {**plan.stats, "budget_rounds": [list(x) for x in tried]}
     return plan.with_(stats=stats)

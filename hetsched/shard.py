@@ -83,7 +83,15 @@ def _shape(gm: fx.GraphModule, node: Any) -> tuple[int, ...] | None:
         return tuple(int(s) for s in val.shape)
     if node.op == "get_attr":
         return tuple(operator.attrgetter(str(node.target))(gm).shape)
+    if node.args and _keeps_shape(node):  # a conversion a lowered op inserted
+        return _shape(gm, node.args[0])
     return None
+
+
+def _keeps_shape(node: fx.Node) -> bool:
+    """A dtype conversion or fake-quantization: same shape as its first argument."""
+    name = node.target if isinstance(node.target, str) else getattr(node.target, "__name__", "")
+    return str(name) in ("to", "_to_copy", "type") or "fake_quantize" in str(name)
 
 
 def _need(cond: bool, op: str, why: str) -> None:

@@ -396,7 +396,8 @@ def format_plan_summary(plan: Any, *, graph_name: str, wall: float) -> str:
         lines.append(
             f"split     {len(splits)} ops ("
             + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items()))
-            + f"): {_fmt_time(saved, units)} of op time saved against their fastest whole modes"
+            + f"): {_fmt_time(saved, units)} of op time saved against running them whole "
+            "(same devices, precision and weights)"
         )
     if plan.error:
         lowered: dict[str, int] = {}

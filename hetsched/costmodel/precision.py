@@ -42,7 +42,14 @@ from hetsched.costmodel.roofline import CostModel, RooflineCostModel
 from hetsched.costmodel.table import CostTable, build_cost_table
 from hetsched.graph.opgraph import OpGraph, OpNode
 
-__all__ = ["PRECISIONS", "explain_precision", "precision_table", "size_ratio"]
+__all__ = [
+    "PRECISIONS",
+    "convert_bytes",
+    "explain_precision",
+    "lowered_node",
+    "precision_table",
+    "size_ratio",
+]
 
 # Precisions an op may be lowered to, by the name plans record.
 PRECISIONS: tuple[str, ...] = ("int8", "float16", "bfloat16")
@@ -59,7 +66,8 @@ def size_ratio(native: str, precision: str) -> float | None:
     return b / a
 
 
-def _lowered(node: OpNode, precision: str) -> OpNode | None:
+def lowered_node(node: OpNode, precision: str) -> OpNode | None:
+    """``node`` computed in ``precision`` (its bytes scaled), ``None`` if it cannot be."""
     r = size_ratio(node.dtype, precision)
     if r is None:
         return None
@@ -74,7 +82,7 @@ def _lowered(node: OpNode, precision: str) -> OpNode | None:
     )
 
 
-def _convert_bytes(node: OpNode, lowered: OpNode) -> float:
+def convert_bytes(node: OpNode, lowered: OpNode) -> float:
     """Bytes the conversions in and out move: read the wide inputs, write them narrow;
     the same for the output."""
     r = lowered.bytes_written / node.bytes_written if node.bytes_written else 0.0
@@ -87,11 +95,11 @@ def explain_precision(
 ) -> list[str]:
     """One line per device: ``node`` in ``precision``, its roofline terms and the
     conversions (see the module docstring); empty when it cannot be lowered."""
-    low = _lowered(node, precision)
+    low = lowered_node(node, precision)
     if low is None or node.cost is not None:
         return []
     model = cost_model or RooflineCostModel(platform)
-    convert = _convert_bytes(node, low)
+    convert = convert_bytes(node, low)
     out = []
     for d in platform.devices:
         e = model.explain(low, d)
@@ -121,7 +129,7 @@ def precision_table(
     if precision not in PRECISIONS:
         msg = f"unknown precision {precision!r} (choose from {', '.join(PRECISIONS)})"
         raise ValueError(msg)
-    lowered = [_lowered(x, precision) for x in graph.nodes]
+    lowered = [lowered_node(x, precision) for x in graph.nodes]
     keep = np.array([x is not None and graph.nodes[i].cost is None for i, x in enumerate(lowered)])
     nodes = [x if x is not None else graph.nodes[i] for i, x in enumerate(lowered)]
     twin = OpGraph(graph.name, nodes, tensors=graph.tensors, meta=dict(graph.meta))
@@ -129,7 +137,7 @@ def precision_table(
     bw = np.array([d.mem_bandwidth for d in platform.devices])
     extra = np.array(
         [
-            _convert_bytes(x, y) if y is not None else 0.0
+            convert_bytes(x, y) if y is not None else 0.0
             for x, y in zip(graph.nodes, lowered, strict=True)
         ]
     )

@@ -16,7 +16,9 @@ of the shard: ``1/k`` of the FLOPs, weights and output; the whole input for ``co
 1`` steps, each moving ``1/k`` of the output over the slowest hop of the ring), after which
 every device of the mode holds the whole output, so a consumer on any of them reads it
 there. Each device holds ``1/k`` of the weights (resident, or streamed where the device
-streams weights) and the whole output. Split modes compute in the op's exported precision.
+streams weights) and the whole output. With an error budget, splits also compute in the
+reduced precisions the op may take (:mod:`hetsched.costmodel.precision`), adding its
+error.
 
 Devices split together (:func:`split_groups`): for each kind with at least two identical
 devices, aligned blocks of 2, 4, 8, ... of them and all of them (npu0+npu1 on edge-soc;
@@ -25,7 +27,7 @@ split dimension divides by ``k``.
 
 Not modelled (the plan says so, see :func:`describe_split`): keeping a tensor sharded
 between consecutive split ops (column then row, without the gather between them), row
-splits with a reduction, and splits in a lowered precision.
+splits with a reduction, and spatial tiles of a convolution.
 
 Examples
 --------
@@ -74,8 +76,9 @@ _KIND_OF_CATEGORY = {"matmul": "column", "conv": "channels", "attention": "heads
 @dataclass(frozen=True)
 class SplitMode:
     """One split mode of one op: its devices, duration (shards + all-gather), the bytes
-    each device holds (``memory``) and for the whole run (``weights``), and the tag the
-    plan records (``split:KIND``, ``+streamed`` when the weights stream)."""
+    each device holds (``memory``) and for the whole run (``weights``), the tag the plan
+    records (``split:KIND``, ``+streamed`` when the weights stream), the precision its
+    shards compute in and the error that adds."""
 
     op: int
     devices: tuple[int, ...]
@@ -84,6 +87,8 @@ class SplitMode:
     weights: float
     tag: str
     gather: float
+    precision: str = "float32"
+    error: float = 0.0
 
 
 def split_kind(node: OpNode) -> tuple[str, int] | None:
@@ -148,44 +153,74 @@ def _gather_time(
 
 
 def split_modes(
-    graph: OpGraph, platform: Platform, cost_model: CostModel | None = None
+    graph: OpGraph,
+    platform: Platform,
+    cost_model: CostModel | None = None,
+    *,
+    lowered: Sequence[tuple[str, np.ndarray]] = (),
 ) -> list[SplitMode]:
     """Every split mode of every op of ``graph`` on ``platform`` (see the module
-    docstring), by op, then group."""
+    docstring), by op, then group. ``lowered`` adds, for each ``(precision, error per
+    op)``, the same splits computed in ``precision`` (each shard an island as in
+    :mod:`hetsched.costmodel.precision`: it converts the input it reads and the slice it
+    writes) for every op whose error is finite."""
+    from hetsched.costmodel.precision import convert_bytes, lowered_node
+
     groups = split_groups(platform)
     kinds = [split_kind(x) for x in graph.nodes]
     if not groups or not any(kinds):
         return []
     base = build_cost_table(graph, platform, cost_model, allow_infeasible=True)
+    bw = np.array([d.mem_bandwidth for d in platform.devices])
     out: list[SplitMode] = []
-    for k in sorted({len(g) for g in groups}):
-        shards = [
-            shard_node(x, k) if kinds[v] and kinds[v][1] % k == 0 else x  # type: ignore[index]
-            for v, x in enumerate(graph.nodes)
-        ]
-        twin = OpGraph(graph.name, shards, tensors=graph.tensors, meta=dict(graph.meta))
-        table = build_cost_table(twin, platform, cost_model, allow_infeasible=True)
-        streamed = table.streamed if table.streamed is not None else None
-        for v, x in enumerate(graph.nodes):
-            kind = kinds[v]
-            if kind is None or kind[1] % k or kind[1] < k:
-                continue
-            full_out = float(x.out_bytes)
-            for g in (g for g in groups if len(g) == k):
-                gather = _gather_time(full_out, g, base.comm_latency, base.comm_inv_bandwidth)
-                if not math.isfinite(gather):
+    variants: list[tuple[str | None, np.ndarray]] = [(None, np.zeros(len(graph.nodes)))]
+    variants += [(p, np.asarray(e, np.float64)) for p, e in lowered]
+    for precision, error in variants:
+        nodes = list(graph.nodes)
+        if precision is not None:
+            nodes = [lowered_node(x, precision) or x for x in graph.nodes]
+        for k in sorted({len(g) for g in groups}):
+            can = [
+                kinds[v] is not None
+                and kinds[v][1] % k == 0  # type: ignore[index]
+                and kinds[v][1] >= k  # type: ignore[index]
+                and math.isfinite(error[v])
+                and (precision is None or nodes[v] is not graph.nodes[v])
+                for v in range(len(nodes))
+            ]
+            shards = [shard_node(x, k) if can[v] else x for v, x in enumerate(nodes)]
+            twin = OpGraph(graph.name, shards, tensors=graph.tensors, meta=dict(graph.meta))
+            table = build_cost_table(twin, platform, cost_model, allow_infeasible=True)
+            streamed = table.streamed
+            for v, x in enumerate(graph.nodes):
+                if not can[v]:
                     continue
-                w = float(x.param_bytes) / k
-                hold = w + full_out
-                t = max(float(table.exec[v, d]) for d in g)
-                if math.isfinite(t):
-                    out.append(SplitMode(v, g, t + gather, hold, w, SPLIT_PREFIX + kind[0], gather))
-                if streamed is not None and w > 0:
-                    ts = max(float(streamed[v, d]) for d in g)
-                    if math.isfinite(ts):
-                        tag = f"{SPLIT_PREFIX}{kind[0]}+streamed"
-                        out.append(SplitMode(v, g, ts + gather, hold - w, 0.0, tag, gather))
-    out.sort(key=lambda s: (s.op, len(s.devices), s.devices, s.tag))
+                kind = kinds[v]
+                assert kind is not None
+                convert = convert_bytes(shard_node(x, k), shards[v]) / bw if precision else 0.0 * bw
+                full_out = float(x.out_bytes)
+                for g in (g for g in groups if len(g) == k):
+                    gather = _gather_time(full_out, g, base.comm_latency, base.comm_inv_bandwidth)
+                    if not math.isfinite(gather):
+                        continue
+                    w = float(shards[v].param_bytes)
+                    hold = w + full_out
+                    label = precision or x.dtype
+                    e = float(error[v])
+                    t = max(float(table.exec[v, d] + convert[d]) for d in g)
+                    tag = SPLIT_PREFIX + kind[0]
+                    if math.isfinite(t):
+                        out.append(SplitMode(v, g, t + gather, hold, w, tag, gather, label, e))
+                    if streamed is not None and w > 0:
+                        ts = max(float(streamed[v, d] + convert[d]) for d in g)
+                        if math.isfinite(ts):
+                            out.append(
+                                SplitMode(
+                                    v, g, ts + gather, hold - w, 0.0, tag + "+streamed",
+                                    gather, label, e,
+                                )
+                            )  # fmt: skip
+    out.sort(key=lambda s: (s.op, len(s.devices), s.devices, s.precision, s.tag))
     return out
 
 

@@ -75,8 +75,9 @@ def _solve(
     time_limit: float,
     hint: Plan | None,
     seed: int,
+    split: bool = False,
 ) -> tuple[Plan, Problem]:
-    problem = Problem.build(graph, platform, errors=errors, error_budget=budget)
+    problem = Problem.build(graph, platform, errors=errors, error_budget=budget, split=split)
     carried = carry_plan(hint, problem) if hint is not None else None
     plan = solve_portfolio(problem, time_limit=time_limit, seed=seed, hint=carried)
     return plan, problem
@@ -91,11 +92,14 @@ def _solve_rss(
     time_limit: float,
     hint: Plan | None,
     seed: int,
+    split: bool = False,
 ) -> Plan:
     """The plan for a root-sum-square ``budget`` (every op as exported at 0), its ``error``
     the predicted root-sum-square."""
     errors = table.noise_powers(budget) if budget > 0 else None
-    plan, _ = _solve(graph, platform, errors, budget, time_limit=time_limit, hint=hint, seed=seed)
+    plan, _ = _solve(
+        graph, platform, errors, budget, time_limit=time_limit, hint=hint, seed=seed, split=split
+    )
     return plan.with_(error=table.predicted_rss(lowered_ops(plan, graph)))
 
 
@@ -107,6 +111,7 @@ def ceiling(
     time_limit: float,
     seed: int = 0,
     hint: Plan | None = None,
+    split: bool = False,
 ) -> Plan:
     """The best plan found with every op free to run in any precision the table lists for
     it (int8 wherever a device runs it so, float16, bfloat16), no error limit: the
@@ -114,8 +119,9 @@ def ceiling(
     (e.g. the fastest budgeted plan) starts the search."""
     free = {op: dict.fromkeys(row, 0.0) for op, row in table.errors.items()}
     plan, _ = _solve(
-        graph, platform, free, float("inf"), time_limit=time_limit, hint=hint, seed=seed
-    )
+        graph, platform, free, float("inf"), time_limit=time_limit, hint=hint, seed=seed,
+        split=split,
+    )  # fmt: skip
     return plan
 
 
@@ -177,18 +183,22 @@ def solve_measured(
     time_limit: float = 10.0,
     seed: int = 0,
     rounds: int = 4,
+    split: bool = False,
 ) -> tuple[Plan, list[tuple[float, float, float]]]:
     """The fastest plan found whose ``measure`` (end-to-end error) is at most ``budget``,
     and the rounds tried as ``(model budget, makespan, measured error)`` (see the module
     docstring). ``time_limit`` is per solve; the plan carries ``measured_error``."""
     table.check_for(graph)
-    free = Problem.build(graph, platform, errors=table.errors, error_budget=float("inf"))
+    free = Problem.build(
+        graph, platform, errors=table.errors, error_budget=float("inf"), split=split
+    )
     from hetsched.schedule.bounds import quick_lower_bound
 
     bound = quick_lower_bound(free) * free.quantum
     best, tried = _measured_rounds(
-        graph, platform, table, budget, measure, time_limit=time_limit, seed=seed, rounds=rounds
-    )
+        graph, platform, table, budget, measure,
+        time_limit=time_limit, seed=seed, rounds=rounds, split=split,
+    )  # fmt: skip
     return best.with_(lower_bound=min(bound, best.makespan), searched=False), tried
 
 
@@ -203,6 +213,7 @@ def _measured_rounds(
     seed: int,
     rounds: int,
     hint: Plan | None = None,
+    split: bool = False,
 ) -> tuple[Plan, list[tuple[float, float, float]]]:
     """:func:`solve_measured`'s rounds; the plan keeps the bound and status of its own
     solve (the noise-power model at the budget of the round that found it, the last
@@ -212,8 +223,9 @@ def _measured_rounds(
     tried: list[tuple[float, float, float]] = []
     for _ in range(max(1, rounds)):
         plan = _solve_rss(
-            graph, platform, table, internal, time_limit=time_limit, hint=hint, seed=seed
-        )
+            graph, platform, table, internal,
+            time_limit=time_limit, hint=hint, seed=seed, split=split,
+        )  # fmt: skip
         measured = measure(plan) if plan.error > 0 else 0.0
         tried.append((internal, plan.makespan, measured))
         if measured <= budget:
@@ -227,7 +239,9 @@ def _measured_rounds(
         scale = budget / measured if measured > 0 else 2.0
         internal *= min(max(scale, 0.5), 2.0) * (0.97 if measured > budget else 1.0)
     if best is None:  # every round measured over: the exported precisions, error 0
-        best, _ = _solve(graph, platform, None, 0.0, time_limit=time_limit, hint=None, seed=seed)
+        best, _ = _solve(
+            graph, platform, None, 0.0, time_limit=time_limit, hint=None, seed=seed, split=split
+        )
         best = best.with_(measured_error=0.0)
         tried.append((0.0, best.makespan, 0.0))
     return best, tried

@@ -214,7 +214,9 @@ class Problem:
         if split:
             from hetsched.costmodel.sharding import split_modes
 
-            splits = split_modes(graph, platform, cost_model)
+            splits = split_modes(
+                graph, platform, cost_model, lowered=[(p, e) for p, _, e in lowered]
+            )
         modes = residency_modes(
             table, [x.dtype for x in graph.nodes], memory=memory, lowered=lowered, splits=splits
         )
@@ -848,7 +850,7 @@ def residency_modes(
             continue
         if not streamed and any(x.weights > cap[d] * (1 + 1e-12) for d in x.devices):
             continue
-        rows.append((x.op, x.devices, x.time, x.memory, precision[x.op], x.tag, x.weights, 0.0))
+        rows.append((x.op, x.devices, x.time, x.memory, x.precision, x.tag, x.weights, x.error))
     return Modes.build(n, rows)
 
 

@@ -69,8 +69,9 @@ def fixed_sharding(problem: Problem) -> Problem:
 
 def split_report(plan: Plan, problem: Problem) -> dict[str, dict[str, Any]]:
     """For each op ``plan`` runs split: how (``column``, ``channels``, ``heads``), on which
-    devices, its time there and the time of its fastest whole mode (what the split saves
-    on the op itself; the makespan may gain more or less)."""
+    devices, its time there and the time of its fastest whole mode on one of those
+    devices, in the same precision and with its weights held the same way (what the split
+    saves on the op itself; the makespan may gain more or less)."""
     from hetsched.costmodel.sharding import describe_split
     from hetsched.plan import mode_ids
 
@@ -83,7 +84,18 @@ def split_report(plan: Plan, problem: Problem) -> dict[str, dict[str, Any]]:
         if how is None:
             continue
         ids = m.ops_modes(v)
-        whole = ids[~split[ids]]
+        k0 = int(chosen[v])
+        streamed = m.tag[k0].endswith("+streamed")
+        same = np.array(
+            [
+                m.precision[k] == m.precision[k0]
+                and (m.tag[k] == "streamed") == streamed
+                and set(m.devices_of(k)) <= set(m.devices_of(k0))
+                for k in ids
+            ],
+            dtype=bool,
+        )
+        whole = ids[~split[ids] & same]
         out[op] = {
             "split": how,
             "devices": list(plan.modes[op].devices),
