@@ -127,7 +127,9 @@ def make_resident(plan: Plan, problem: Problem) -> Plan:
         if not batch:
             return current
         while batch:
-            trial = _swap(current, problem, modes, {v: int(twin[modes[v]]) for v in batch})
+            chosen = modes.copy()
+            chosen[batch] = twin[modes[batch]]
+            trial = carry_plan(current, problem, modes=chosen)
             if trial is not None and _fits(trial, problem) and trial.makespan <= current.makespan:
                 current = trial
                 break
@@ -142,25 +144,3 @@ def _fits(plan: Plan, problem: Problem) -> bool:
 
     peak = np.array([plan.memory.get(d, 0.0) for d in problem.devices])
     return bool(np.all(within(peak, problem.capacity)))
-
-
-def _swap(plan: Plan, problem: Problem, modes: np.ndarray, new: dict[int, int]) -> Plan | None:
-    """``plan`` with the modes ``new`` (op -> mode id), re-timed in its order; ``None``
-    when that breaks a constraint."""
-    from hetsched.errors import PlanError, SolverError
-    from hetsched.plan import plan_from_schedule, schedule_arrays, validate
-    from hetsched.schedule.latency.listsched import priority_order, retime_modes
-
-    chosen = modes.copy()
-    for v, k in new.items():
-        chosen[v] = k
-    try:
-        _, raw = schedule_arrays(plan, problem)
-        start, xfer = retime_modes(problem, chosen, priority_order(problem, raw))
-        out = plan_from_schedule(
-            problem, modes=chosen, start=start, solver=plan.solver, transfer_start=xfer
-        )
-        validate(out, problem)
-    except (PlanError, SolverError):
-        return None
-    return out

@@ -87,16 +87,18 @@ def prepare_hint(problem: Problem, ctx: SolveContext) -> WarmStart | None:
     return WarmStart(plan, modes, first, start, makespan, lb)
 
 
-def carry_plan(plan: Plan, problem: Problem) -> Plan | None:
+def carry_plan(plan: Plan, problem: Problem, *, modes: np.ndarray | None = None) -> Plan | None:
     """``plan``'s modes and order re-timed in ``problem``'s integer units (another problem
     of the same graph may have another time quantum), with no bound or search claimed;
     ``None`` when ``problem`` lacks one of its modes or the result breaks a constraint
-    (memory, the error budget)."""
+    (memory, the error budget). ``modes`` (a mode id of ``problem`` per op) replaces the
+    plan's modes, in the plan's order."""
     from hetsched.errors import PlanError
     from hetsched.plan import validate
 
     try:
-        modes = mode_ids(plan, problem)
+        if modes is None:
+            modes = mode_ids(plan, problem)
         _, raw = schedule_arrays(plan, problem)
         start, xfer = retime_modes(problem, modes, priority_order(problem, raw))
         carried = plan_from_schedule(
