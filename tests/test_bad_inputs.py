@@ -19,6 +19,7 @@ from hetsched.errors import (
     PlanError,
     PlatformError,
     SolverError,
+    UsageError,
 )
 
 from .paths import DATA
@@ -803,3 +804,37 @@ def test_a_precision_no_device_supports(capsys, tmp_path):
     sens = _sensitivity_file(tmp_path, "bad", graph_sha256(load(path)))
     args = ["solve", str(path), "--quiet", "--error-budget", "0.01", "--sensitivity", str(sens)]
     assert_one_line_error(capsys, main([*args, "--platform", "homogeneous-2"]), "computes in int8")
+
+
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [
+        (["--objective", "throughput"], "tensor-parallel splits apply to objective latency"),
+        (["--coarsen"], "--coarsen and --split do not go together"),
+    ],
+)
+def test_split_where_it_does_not_apply(capsys, tmp_path, extra, needle):
+    path = tmp_path / "g.json"
+    path.write_text(json.dumps(graph_doc(OK_NODES, OK_EDGES)))
+    args = ["solve", str(path), "--quiet", "--split", *extra]
+    assert_one_line_error(capsys, main(args), needle)
+
+
+def test_running_a_split_plan_needs_the_graph():
+    import torch
+
+    from hetsched.exec import execute
+    from hetsched.graph.resolve import import_program
+    from hetsched.problem import Problem
+    from hetsched.schedule.latency.heuristics import solve_heft
+    from hetsched.schedule.latency.splits import fixed_sharding
+
+    m = torch.nn.Sequential(torch.nn.Linear(8, 8))
+    x = torch.randn(2, 8)
+    ep = torch.export.export(m, (x,))
+    graph = import_program(ep, name="fc")
+    problem = Problem.build(graph, "multi-gpu", split=True)
+    plan = solve_heft(fixed_sharding(problem), time_limit=5)
+    assert any(mode.tag.startswith("split:") for mode in plan.modes.values())
+    with pytest.raises(UsageError, match="runs split: running a program's shards needs its graph"):
+        execute(plan, problem, program=ep, inputs=[x])
