@@ -41,7 +41,14 @@ from hetsched.precision.front import (
 BUDGETS = (0.0, 1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.03, 0.1)
 
 
-def run(model: str, size: str, time_limit: float, plots: Path | None) -> dict[str, Any]:
+def run(
+    model: str,
+    size: str,
+    time_limit: float,
+    plots: Path | None,
+    budgets: tuple[float, ...] = BUDGETS,
+    split: bool = False,
+) -> dict[str, Any]:
     import torch
 
     net, args = zoo.build(model, size)
@@ -55,15 +62,18 @@ def run(model: str, size: str, time_limit: float, plots: Path | None) -> dict[st
         return measure_plan_error(plan, ep, graph, samples=4, seed=1)
 
     points = precision_front(
-        graph, "edge-soc", table, BUDGETS, time_limit=time_limit, measure=measure
+        graph, "edge-soc", table, budgets, time_limit=time_limit, measure=measure, split=split
     )
     fp32 = next(x for x in points if x.budget == 0.0)
-    at1, rounds = solve_measured(graph, "edge-soc", table, 0.01, measure, time_limit=time_limit)
-    top = ceiling(graph, "edge-soc", table, time_limit=time_limit, hint=at1)
+    at1, rounds = solve_measured(
+        graph, "edge-soc", table, 0.01, measure, time_limit=time_limit, split=split
+    )
+    top = ceiling(graph, "edge-soc", table, time_limit=time_limit, hint=at1, split=split)
     speedup_top = fp32.makespan / top.makespan
     speedup_1 = fp32.makespan / at1.makespan
     row = {
         "model": graph.name,
+        "split": split,
         "ops": len(graph.nodes),
         "sensitivity_s": sens_s,
         "fp32_us": fp32.makespan * 1e6,
@@ -85,10 +95,10 @@ def run(model: str, size: str, time_limit: float, plots: Path | None) -> dict[st
         "share_of_ceiling": (speedup_1 - 1) / (speedup_top - 1) if speedup_top > 1 else 1.0,
         "points": [asdict(x) for x in points],
     }
-    if plots is not None:
+    if plots is not None and len(points) > 1:
         title = f"{graph.name} on edge-soc: latency vs error budget"
-        plot_front(points, plots / f"precision-front-{graph.name}.png", title=title,
-                   ceiling_s=top.makespan)  # fmt: skip
+        name = f"precision-front-{graph.name}{'-split' if split else ''}.png"
+        plot_front(points, plots / name, title=title, ceiling_s=top.makespan)
     return row
 
 
@@ -97,12 +107,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--models", default="gpt,resnet,unet")
     ap.add_argument("--size", default="base")
     ap.add_argument("--time-limit", type=float, default=10.0)
+    ap.add_argument("--budgets", default=",".join(f"{b:g}" for b in BUDGETS),
+                    help="the front's budgets (0 is the fp32 plan, always needed)")  # fmt: skip
+    ap.add_argument("--split", action="store_true", help="ops may also split across NPUs")
     ap.add_argument("-o", "--output", type=Path)
     ap.add_argument("--plots", type=Path)
     args = ap.parse_args(argv)
     rows = []
     for model in args.models.split(","):
-        r = run(model, args.size, args.time_limit, args.plots)
+        budgets = tuple(float(b) for b in args.budgets.split(","))
+        r = run(model, args.size, args.time_limit, args.plots, budgets, args.split)
         rows.append(r)
         print(
             f"\n{r['model']} ({r['ops']} ops, sensitivity {r['sensitivity_s']:.0f} s): fp32 "

@@ -231,9 +231,18 @@ def apply(
         sub = getattr(split, name)
         sub.device = d
         devices[name] = d
-        ops = [x for x, s in seg_of.items() if s == i and owner.get(x) == x]
+        ops = [x for x, s in seg_of.items() if s == i and owner.get(x) == x and x not in shards]
         flops = sum(graph.node(x).flops for x in ops)
-        rows.append({"segment": name, "device": d, "ops": len(ops), "flops": float(flops)})
+        cut = [  # shards of split ops in this segment: each 1/k of the op
+            (op, len(groups))
+            for op, groups in shards.items()
+            for g in groups
+            if seg_of.get(g[-1]) == i
+        ]
+        flops += sum(graph.node(op).flops / k for op, k in cut)
+        rows.append(
+            {"segment": name, "device": d, "ops": len(ops) + len(cut), "flops": float(flops)}
+        )
     # nn.Module's __setattr__ is typed for tensors and modules only; these are plain data.
     object.__setattr__(split, "hetsched_devices", devices)
     object.__setattr__(split, "hetsched_segments", rows)

@@ -134,6 +134,7 @@ def precision_front(
     time_limit: float = 10.0,
     seed: int = 0,
     measure: Callable[[Plan], float] | None = None,
+    split: bool = False,
 ) -> list[FrontPoint]:
     """One :class:`FrontPoint` per budget, in the order given (see the module docstring)."""
     table.check_for(graph)
@@ -145,14 +146,15 @@ def precision_front(
             if measure is not None and budget > 0:
                 plan, tried = _measured_rounds(
                     graph, platform, table, budget, measure,
-                    time_limit=time_limit, seed=seed, rounds=3, hint=hint,
+                    time_limit=time_limit, seed=seed, rounds=3, hint=hint, split=split,
                 )  # fmt: skip
                 model_budget = next(b for b, ms, m in tried if ms == plan.makespan and m <= budget)
                 measured = plan.measured_error
             else:
                 plan = _solve_rss(
-                    graph, platform, table, budget, time_limit=time_limit, hint=hint, seed=seed
-                )
+                    graph, platform, table, budget,
+                    time_limit=time_limit, hint=hint, seed=seed, split=split,
+                )  # fmt: skip
                 model_budget, measured = budget, 0.0 if plan.error == 0 else None
         except (InfeasibleError, SolverError):
             continue
