@@ -168,6 +168,12 @@ class MemoryTracker:
         self.used = np.zeros(problem.num_devices)
         self.mode = np.full(problem.n, -1, dtype=np.int64)
         self.buffers: set[tuple[int, int]] = set()
+        # every byte an op's inputs could need on a device: a bound on its receive buffers
+        read = np.zeros(problem.n)
+        if problem.num_edges:
+            np.add.at(read, problem.edge_dst, problem.tensors.nbytes[problem.edge_tensor])
+        self._inputs = read
+        self._cap = problem.capacity * (1 + _REL)
 
     def extra(self, v: int, m: int) -> tuple[np.ndarray, list[tuple[int, int]]]:
         """Bytes added per device, and the new receive buffers, if ``v`` runs in mode ``m``."""
@@ -192,6 +198,9 @@ class MemoryTracker:
         """Whether ``v`` in mode ``m`` keeps every device within capacity (always without
         memory constraints)."""
         if not self.p.use_memory:
+            return True
+        most = self.p.modes.memory[m] + self._inputs[v]  # at least what extra() adds
+        if all(self.used[d] + most <= self._cap[d] for d in self.p.modes.devices_of(m)):
             return True
         add, _ = self.extra(v, m)
         return bool(np.all(within(self.used + add, self.p.capacity)))
