@@ -239,7 +239,9 @@ def _measured_rounds(
         if len(tried) > 1 and tried[-2][1] <= plan.makespan and measured <= budget:
             break  # more of the model's budget bought nothing
         scale = budget / measured if measured > 0 else 2.0
-        internal *= min(max(scale, 0.5), 2.0) * (0.97 if measured > budget else 1.0)
+        internal *= min(max(scale, 0.5), 2.0)
+        if measured > budget:  # below this plan's own prediction: the next one must differ
+            internal = 0.95 * min(internal, plan.error)
     if best is None:  # every round measured over: the exported precisions, error 0
         best, _ = _solve(
             graph, platform, None, 0.0, time_limit=time_limit, hint=None, seed=seed, split=split
