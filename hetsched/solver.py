@@ -344,6 +344,8 @@ SOLVERS: dict[str, str] = {
     "lns": "hetsched.schedule.latency.lns:solve_lns",
     "ls": "hetsched.schedule.latency.localsearch:solve_local_search",
     "portfolio": "hetsched.schedule.latency.portfolio:solve_portfolio",
+    "megatron": "hetsched.schedule.latency.splits:solve_megatron",
+    "whole": "hetsched.schedule.latency.splits:solve_whole",
 }
 
 

@@ -53,6 +53,7 @@ class BenchConfig:
     ccrs: Sequence[float] | None = None
     betas: Sequence[float] | None = None
     limit: int | None = None
+    split: bool = False
     progress: bool = True
     plots: bool = True
     command: str = ""
@@ -67,6 +68,9 @@ def build_suite(cfg: BenchConfig) -> list[InstanceSpec]:
     """The instances of ``cfg.suite``."""
     from hetsched.bench import suites
 
+    if cfg.split and cfg.suite != "models":
+        msg = f"--split applies to --suite models, not {cfg.suite}"
+        raise UsageError(msg)
     if cfg.suite == "random":
         return suites.random_suite(
             quick=cfg.quick, sizes=cfg.sizes, devices=cfg.devices, ccrs=cfg.ccrs, betas=cfg.betas
@@ -79,7 +83,7 @@ def build_suite(cfg: BenchConfig) -> list[InstanceSpec]:
             cfg.directory, processors=cfg.processors, quick=cfg.quick, limit=cfg.limit
         )
     if cfg.suite == "models":
-        return suites.models_suite(quick=cfg.quick)
+        return suites.models_suite(quick=cfg.quick, split=cfg.split)
     if cfg.suite == "workflows":
         return suites.workflows_suite(cfg.out, directory=cfg.directory, quick=cfg.quick)
     if cfg.suite == "graphs":

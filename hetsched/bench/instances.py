@@ -192,7 +192,7 @@ def build_problem(spec: InstanceSpec) -> Problem:
         from hetsched.graph import zoo
 
         g = zoo.graph(spec.params["model"], spec.params.get("size", "tiny"))
-        return Problem.build(g, spec.params["platform"])
+        return Problem.build(g, spec.params["platform"], split=bool(spec.params.get("split")))
     if spec.kind == "workflow":
         from hetsched.bench.workflows import workflow_problem
 

@@ -114,8 +114,11 @@ def stg_suite(
     return specs
 
 
-def models_suite(*, quick: bool = False, size: str = "tiny") -> list[InstanceSpec]:
-    """Zoo models on every preset platform; empty if the zoo is not present."""
+def models_suite(
+    *, quick: bool = False, size: str = "tiny", split: bool = False
+) -> list[InstanceSpec]:
+    """Zoo models on every preset platform (with ``split``, with tensor-parallel split
+    modes); empty if the zoo is not present."""
     try:
         from hetsched.costmodel import Platform
         from hetsched.graph import zoo
@@ -125,9 +128,13 @@ def models_suite(*, quick: bool = False, size: str = "tiny") -> list[InstanceSpe
     platforms = [p for p in Platform.presets() if p != "homogeneous-N"]
     if quick:
         names, platforms = [x for x in names if x in ("mlp", "gpt")], platforms[:1]
+    extra = {"split": True} if split else {}
     return [
         InstanceSpec(
-            f"{m}-{size}@{pl}", "models", "model", {"model": m, "size": size, "platform": pl}
+            f"{m}-{size}@{pl}{'+split' if split else ''}",
+            "models",
+            "model",
+            {"model": m, "size": size, "platform": pl, **extra},
         )
         for m in names
         for pl in platforms

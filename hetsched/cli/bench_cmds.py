@@ -55,6 +55,9 @@ def register(sub: Any) -> None:
     p.add_argument("--ccr", type=_floats, default=None, help="random: CCRs, e.g. 0.1,1,10")
     p.add_argument("--beta", type=_floats, default=None, help="random: noise (0 = related)")
     p.add_argument("--limit", type=int, default=None, help="first N instances (stg: graphs)")
+    p.add_argument("--split", action="store_true",
+                   help="models: tensor-parallel split modes (solvers whole, megatron: "
+                   "the baselines without splits and with fixed sharding)")  # fmt: skip
     p.add_argument("--no-plots", action="store_true")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR")
@@ -87,6 +90,7 @@ def run_bench_cmd(args: argparse.Namespace) -> int:
         ccrs=args.ccr,
         betas=args.beta,
         limit=args.limit,
+        split=args.split,
         progress=not args.quiet,
         plots=not args.no_plots,
         command="hetsched " + shlex.join(sys.argv[1:]),

@@ -170,3 +170,27 @@ def test_split_is_for_latency_only() -> None:
         hetsched.solve(chain([64, 64]), "multi-gpu", split=True, objective="throughput")
     out = hetsched.solve(chain([1024, 4096], rows=512), "multi-gpu", split=True, time_limit=5)
     assert out.stats["splits"] and np.isfinite(out.lower_bound)
+
+
+def test_the_baselines_are_solvers_and_plans_of_the_whole_problem() -> None:
+    from hetsched.solver import run_solver
+
+    p = Problem.build(chain([1024, 4096, 1024], rows=512), "multi-gpu", memory=False, split=True)
+    whole = run_solver("whole", p, time_limit=5, workers=1)
+    fixed = run_solver("megatron", p, time_limit=5, workers=1)
+    best = run_solver("portfolio", p, time_limit=5, workers=1)
+    for plan in (whole, fixed, best):
+        validate(plan, p)
+        assert plan.lower_bound <= best.makespan + 1e-12  # bounds of the whole question
+    assert not any(describe_split(m.tag) for m in whole.modes.values())
+    assert all(len(m.devices) == 4 for m in fixed.modes.values())
+    assert best.makespan <= min(whole.makespan, fixed.makespan) + 1e-12
+
+
+def test_bench_split_is_for_the_models_suite(tmp_path: Any) -> None:
+    from hetsched.bench import BenchConfig, build_suite
+
+    with pytest.raises(UsageError, match="--split applies to --suite models, not random"):
+        build_suite(BenchConfig(suite="random", out=str(tmp_path), split=True))
+    specs = build_suite(BenchConfig(suite="models", out=str(tmp_path), quick=True, split=True))
+    assert specs and all(s.params["split"] and s.name.endswith("+split") for s in specs)

@@ -5,7 +5,9 @@ runs split across the largest group of identical devices it has a split mode on 
 by heads, linear layers by output features, convolutions by output channels), and only the
 other ops are placed freely. :func:`without_splits` is the problem before splitting. Both
 are restrictions: a solver's plan of either is a plan of the whole problem, and their
-bounds are not its bounds.
+bounds are not its bounds. :data:`solve_megatron` and :data:`solve_whole` are the portfolio
+on each, as solvers (``hetsched bench --suite models --split --solvers
+whole,megatron,portfolio`` sets them side by side).
 
 Examples
 --------
@@ -25,14 +27,23 @@ False
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from hetsched.plan import Plan
 from hetsched.problem import Problem
+from hetsched.solver import Capabilities, SolveContext, Solver
 
-__all__ = ["fixed_sharding", "is_split", "split_report", "without_splits"]
+__all__ = [
+    "fixed_sharding",
+    "is_split",
+    "solve_megatron",
+    "solve_whole",
+    "split_report",
+    "without_splits",
+]
 
 
 def is_split(problem: Problem) -> np.ndarray:
@@ -103,3 +114,33 @@ def split_report(plan: Plan, problem: Problem) -> dict[str, dict[str, Any]]:
             "whole": float(m.time[whole].min()) if whole.size else float("inf"),
         }
     return out
+
+
+def _restricted(restrict: Callable[[Problem], Problem]) -> Callable[..., Plan]:
+    """The portfolio on ``restrict(problem)``; the plan keeps only a bound of ``problem``
+    itself (a restriction's bound is none of the question's)."""
+
+    def run(problem: Problem, ctx: SolveContext, **_: Any) -> Plan:
+        from hetsched.schedule.bounds import quick_lower_bound
+        from hetsched.schedule.latency.portfolio import solve_portfolio
+
+        plan = solve_portfolio.within(restrict(problem), ctx.child())
+        bound = quick_lower_bound(problem) * problem.quantum
+        return plan.with_(lower_bound=min(bound, plan.makespan), searched=False)
+
+    return run
+
+
+solve_megatron = Solver(
+    "megatron",
+    _restricted(fixed_sharding),
+    Capabilities(workers=True, modes=True),
+)
+"""Baseline: the portfolio with every op that can split split across its widest group."""
+
+solve_whole = Solver(
+    "whole",
+    _restricted(without_splits),
+    Capabilities(workers=True, modes=True),
+)
+"""Baseline: the portfolio with every op whole (the plan before splits)."""
