@@ -17,8 +17,9 @@ Examples
 5.0
 >>> check_seed(3)
 3
->>> sorted(SOLVERS)
-['bounds', 'cpop', 'cpsat', 'heft', 'lns', 'ls', 'milp', 'peft', 'portfolio', 'sat']
+>>> sorted(SOLVERS)  # doctest: +NORMALIZE_WHITESPACE
+['bounds', 'cpop', 'cpsat', 'heft', 'lns', 'ls', 'megatron', 'milp', 'peft', 'portfolio',
+ 'sat', 'whole']
 >>> get_solver("heft").capabilities.hint
 False
 """
