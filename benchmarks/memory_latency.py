@@ -21,6 +21,7 @@ import hetsched
 from hetsched.exec import execute
 from hetsched.graph import fuse, zoo
 from hetsched.problem import Problem
+from hetsched.problem.problem import is_streamed
 
 MODELS = ("gpt", "mamba", "mlp", "resnet", "unet", "decode")
 
@@ -44,7 +45,7 @@ def measure(model: str, size: str, time_limit: float) -> dict[str, Any]:
         row[f"{label}_bound_us"] = plan.lower_bound * 1e6
         row[f"{label}_npu_peak_mib"] = max(plan.memory[d] for d in ("npu0", "npu1")) / 2**20
         row[f"{label}_over"] = _over(plan, Problem.build(graph, "edge-soc", memory=True))
-        row[f"{label}_streamed"] = sum(1 for m in plan.modes.values() if m.tag == "streamed")
+        row[f"{label}_streamed"] = sum(1 for m in plan.modes.values() if is_streamed(m.tag))
         if memory:
             run = execute(plan, problem)
             row["exec_peak_equal"] = dict(run.memory) == dict(plan.memory)

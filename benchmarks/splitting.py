@@ -28,7 +28,7 @@ from hetsched.graph import fuse, zoo
 from hetsched.plan import Plan, validate
 from hetsched.problem import Problem
 from hetsched.schedule.latency.portfolio import solve_portfolio
-from hetsched.schedule.latency.splits import fixed_sharding, without_splits
+from hetsched.schedule.latency.splits import fixed_sharding, is_split, without_splits
 from hetsched.schedule.latency.warmstart import carry_plan
 
 MODELS = ("gpt", "resnet", "unet", "mlp", "mamba", "decode")
@@ -63,8 +63,7 @@ def measure(model: str, size: str, platform: str, time_limit: float) -> dict[str
     row["whole_bound_us"] = plans["whole"].lower_bound * 1e6  # of the problem without splits
     row["bound_us"] = plan.lower_bound * 1e6  # of the problem with splits
     row["split_ops"] = sum(1 for m in plan.modes.values() if describe_split(m.tag))
-    row["splittable_ops"] = len({int(problem.modes.op[k]) for k in range(problem.num_modes)
-                                 if problem.modes.tag[k].startswith("split:")})  # fmt: skip
+    row["splittable_ops"] = len(set(problem.modes.op[is_split(problem)].tolist()))
     row["busy"] = _busy(plan)
     row["speedup"] = row["whole_us"] / row["solver_us"]
     return row

@@ -266,6 +266,8 @@ def _precisions_of(plan: Any, graph: Any) -> dict[str, Any]:
         for op, m in plan.modes.items()
         if op in native and m.precision not in ("native", native[op])
     }
-    split = any(m.tag.startswith("split:") for m in plan.modes.values())
+    from hetsched.costmodel.sharding import describe_split
+
+    split = any(describe_split(m.tag) for m in plan.modes.values())
     out: dict[str, Any] = {"split": True} if split else {}
     return {**out, "errors": lowered, "error_budget": float("inf")} if lowered else out

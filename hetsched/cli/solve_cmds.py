@@ -410,7 +410,9 @@ def format_plan_summary(plan: Any, *, graph_name: str, wall: float) -> str:
             + ", ".join(f"{k}: {v} ops" for k, v in sorted(lowered.items()))
         )
     if any(v > 0 for v in plan.memory.values()):
-        streamed = sum(1 for m in plan.modes.values() if m.tag.endswith("streamed"))
+        from hetsched.problem.problem import is_streamed
+
+        streamed = sum(1 for m in plan.modes.values() if is_streamed(m.tag))
         lines.append(
             "memory    "
             + ", ".join(f"{d} {_mib(v)}" for d, v in plan.memory.items() if v > 0)

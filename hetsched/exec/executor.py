@@ -48,6 +48,7 @@ from typing import Any
 
 import numpy as np
 
+from hetsched.costmodel.sharding import describe_split
 from hetsched.errors import HetschedError, UsageError
 from hetsched.exec.engine import Clock, OpTask, Phase, Slot, XferTask
 from hetsched.exec.errors import ExecutionError
@@ -171,7 +172,7 @@ def _lowered(
         return program, None, program, None
     if graph is None:
         lowered = [op for op, m in plan.modes.items() if m.precision != DEFAULT_PRECISION]
-        split = [op for op, m in plan.modes.items() if m.tag.startswith("split:")]
+        split = [op for op, m in plan.modes.items() if describe_split(m.tag)]
         if split:
             msg = f"op {split[0]!r} runs split: running a program's shards needs its graph"
             raise UsageError(msg)

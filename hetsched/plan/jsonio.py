@@ -39,7 +39,7 @@ from hetsched.fileio import read_json, write_json_atomic
 from hetsched.plan.plan import Plan, Transfer
 from hetsched.plan.results import ModuloResult, PeakMemoryResult, PipelineResult
 from hetsched.problem import DEFAULT_PRECISION, ModeSpec
-from hetsched.problem.problem import STREAMED
+from hetsched.problem.problem import is_streamed
 
 __all__ = ["PLAN_FORMAT", "load_plan", "plan_from_dict", "plan_to_dict", "save_plan"]
 
@@ -102,8 +102,7 @@ def _node(name: str, mode: ModeSpec, plan: Plan) -> dict[str, Any]:
     out["precision"] = mode.precision
     if mode.tag:
         out["tag"] = mode.tag
-    streamed = mode.tag == STREAMED or mode.tag.endswith("+" + STREAMED)
-    out["weights"] = "streamed" if streamed else "resident"  # derived from the tag
+    out["weights"] = "streamed" if is_streamed(mode.tag) else "resident"  # from the tag
     out["start"] = plan.start[name]
     out["finish"] = plan.finish[name]
     return out

@@ -64,6 +64,7 @@ __all__ = [
     "STREAMED",
     "Problem",
     "check_error_budget",
+    "is_streamed",
     "residency_modes",
 ]
 
@@ -739,6 +740,15 @@ class Problem:
 STREAMED = "streamed"
 
 
+def is_streamed(tag: str) -> bool:
+    """Whether a mode ``tag`` streams its weights (``streamed``, or a split's ``+streamed``).
+
+    >>> is_streamed("streamed"), is_streamed("split:column+streamed"), is_streamed("split:heads")
+    (True, True, False)
+    """
+    return tag == STREAMED or tag.endswith("+" + STREAMED)
+
+
 def check_error_budget(budget: float) -> float:
     """``budget`` if it is a number >= 0 (``inf``: no limit), else :class:`UsageError`."""
     if isinstance(budget, bool) or not isinstance(budget, int | float) or not budget >= 0:
@@ -845,7 +855,7 @@ def residency_modes(
                     out = mem_t[v] - w_t[v]
                     rows.append((v, (d,), st_t[v, d], out, labels[v], STREAMED, 0.0, e))
     for x in splits:  # tensor-parallel modes (:mod:`hetsched.costmodel.sharding`)
-        streamed = x.tag.endswith("+" + STREAMED)
+        streamed = is_streamed(x.tag)
         if streamed and not any(tight[d] for d in x.devices):
             continue
         if not streamed and any(x.weights > cap[d] * (1 + 1e-12) for d in x.devices):

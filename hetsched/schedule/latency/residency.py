@@ -33,7 +33,7 @@ import numpy as np
 
 from hetsched.plan import Plan, mode_ids
 from hetsched.problem import Problem
-from hetsched.problem.problem import STREAMED
+from hetsched.problem.problem import STREAMED, is_streamed
 
 __all__ = ["make_resident", "resident_twins", "streamed_restriction"]
 
@@ -67,11 +67,9 @@ def _resident_tag(tag: str) -> str | None:
     >>> _resident_tag("streamed"), _resident_tag("split:column+streamed"), _resident_tag("")
     ('', 'split:column', None)
     """
-    if tag == STREAMED:
-        return ""
-    if tag.endswith("+" + STREAMED):
-        return tag[: -len(STREAMED) - 1]
-    return None
+    if not is_streamed(tag):
+        return None
+    return tag.removesuffix(STREAMED).removesuffix("+")
 
 
 def streamed_restriction(problem: Problem) -> Problem | None:

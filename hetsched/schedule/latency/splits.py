@@ -34,6 +34,7 @@ import numpy as np
 
 from hetsched.plan import Plan
 from hetsched.problem import Problem
+from hetsched.problem.problem import is_streamed
 from hetsched.solver import Capabilities, SolveContext, Solver
 
 __all__ = [
@@ -48,7 +49,9 @@ __all__ = [
 
 def is_split(problem: Problem) -> np.ndarray:
     """Whether each mode of ``problem`` is a tensor-parallel split."""
-    return np.array([t.startswith("split:") for t in problem.modes.tag], dtype=bool)
+    from hetsched.costmodel.sharding import describe_split
+
+    return np.array([describe_split(t) is not None for t in problem.modes.tag], dtype=bool)
 
 
 def without_splits(problem: Problem) -> Problem:
@@ -96,11 +99,11 @@ def split_report(plan: Plan, problem: Problem) -> dict[str, dict[str, Any]]:
             continue
         ids = m.ops_modes(v)
         k0 = int(chosen[v])
-        streamed = m.tag[k0].endswith("+streamed")
+        streamed = is_streamed(m.tag[k0])
         same = np.array(
             [
                 m.precision[k] == m.precision[k0]
-                and (m.tag[k] == "streamed") == streamed
+                and is_streamed(m.tag[k]) == streamed
                 and set(m.devices_of(k)) <= set(m.devices_of(k0))
                 for k in ids
             ],

@@ -33,6 +33,7 @@ from hetsched.errors import InfeasibleError, SolverError
 from hetsched.graph import OpGraph
 from hetsched.plan import Plan
 from hetsched.problem import Problem
+from hetsched.problem.problem import is_streamed
 from hetsched.schedule.latency.warmstart import carry_plan
 
 __all__ = ["FrontPoint", "latency_memory_front", "pareto"]
@@ -107,7 +108,7 @@ def latency_memory_front(
             makespan=plan.makespan,
             status=plan.status,
             peak=max(plan.memory.get(d, 0.0) for d in devices),
-            streamed=sum(1 for m in plan.modes.values() if m.tag.endswith("streamed")),
+            streamed=sum(1 for m in plan.modes.values() if is_streamed(m.tag)),
         )
     return [points[k] for k in range(len(caps))]
 
