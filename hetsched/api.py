@@ -259,15 +259,6 @@ def solve(
         sensitivity=sensitivity,
         split=split,
     )
-    if program is not None and error_budget and solver == "portfolio":
-        plan = _solve_measured(
-            graph, platform, program, error_budget, sensitivity, time_limit, seed, split
-        )
-        if split:
-            from hetsched.schedule.latency.splits import split_report
-
-            plan = plan.with_(stats={**plan.stats, "splits": split_report(plan, problem)})
-        return plan
     if objective == "memory":
         from hetsched.schedule.memory import solve_peak_memory
 
@@ -298,18 +289,23 @@ def solve(
             stop=stop,
             **options,
         )
-    plan = run_solver(
-        solver,
-        problem,
-        time_limit=time_limit,
-        seed=seed,
-        progress=progress,
-        workers=workers,
-        stop=stop,
-        **options,
-    )
-    if program is not None and plan.error > 0:
-        plan = with_measured_error(plan, program, graph, error_budget)
+    if program is not None and error_budget and solver == "portfolio":
+        plan = _solve_measured(
+            graph, platform, program, error_budget, sensitivity, time_limit, seed, split
+        )
+    else:
+        plan = run_solver(
+            solver,
+            problem,
+            time_limit=time_limit,
+            seed=seed,
+            progress=progress,
+            workers=workers,
+            stop=stop,
+            **options,
+        )
+        if program is not None and plan.error > 0:
+            plan = with_measured_error(plan, program, graph, error_budget)
     if split:
         from hetsched.schedule.latency.splits import split_report
 

@@ -45,6 +45,7 @@ def run_demo(args: argparse.Namespace) -> int:
     import torch
 
     from hetsched.api import solve
+    from hetsched.cli.run_cmds import problem_options
     from hetsched.cli.solve_cmds import _fmt_time, format_plan_summary, load_platform
     from hetsched.exec import execute
     from hetsched.exec.gantt import save_gantt
@@ -92,9 +93,7 @@ def run_demo(args: argparse.Namespace) -> int:
                  split=args.split, error_budget=budget, sensitivity=table,
                  program=ep if budget else None)  # fmt: skip
     lowered = plan_precisions(plan, graph)
-    problem = Problem.build(graph, platform, split=args.split,
-                            errors={op: {q: 0.0} for op, q in lowered.items()} or None,
-                            error_budget=float("inf") if lowered else None)  # fmt: skip
+    problem = Problem.build(graph, platform, **problem_options(plan, graph))
     validate(plan, problem)
     print(format_plan_summary(plan, graph_name=graph.name, wall=plan.solve_time))
     heft = run_solver("heft", fp32)

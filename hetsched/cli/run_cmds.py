@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-__all__ = ["register"]
+__all__ = ["problem_options", "register"]
 
 
 def register(subparsers: Any) -> None:
@@ -135,7 +135,7 @@ def _load(args: argparse.Namespace, plan: Any) -> tuple[Any, Any, Any, Any]:
         raise UsageError(msg)
     problem = Problem.build(graph, _platform(args, plan), memory=args.memory,
                             link_contention=args.link_contention,
-                            **_precisions_of(plan, graph))  # fmt: skip
+                            **problem_options(plan, graph))  # fmt: skip
     return graph, program, inputs, problem
 
 
@@ -236,7 +236,7 @@ def run_show(args: argparse.Namespace) -> int:
 
         problem = Problem.build(graph, _platform(args, plan), memory=args.memory,
                                 link_contention=args.link_contention,
-                                **_precisions_of(plan, graph))  # fmt: skip
+                                **problem_options(plan, graph))  # fmt: skip
         validate(plan, problem)
     _show_objective(plan, problem)
     u = plan.units
@@ -257,7 +257,7 @@ def run_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def _precisions_of(plan: Any, graph: Any) -> dict[str, Any]:
+def problem_options(plan: Any, graph: Any) -> dict[str, Any]:
     """Problem options under which ``plan``'s modes exist: a plan to run or show has made
     its precision decisions already (each counted as no error here) and its splits."""
     native = {x.name: x.dtype for x in graph.nodes}

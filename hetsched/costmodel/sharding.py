@@ -56,7 +56,7 @@ import numpy as np
 
 from hetsched.costmodel.platform import Platform
 from hetsched.costmodel.roofline import CostModel
-from hetsched.costmodel.table import build_cost_table
+from hetsched.costmodel.table import CostTable, build_cost_table
 from hetsched.graph.opgraph import OpGraph, OpNode
 
 __all__ = [
@@ -158,19 +158,23 @@ def split_modes(
     cost_model: CostModel | None = None,
     *,
     lowered: Sequence[tuple[str, np.ndarray]] = (),
+    table: CostTable | None = None,
 ) -> list[SplitMode]:
     """Every split mode of every op of ``graph`` on ``platform`` (see the module
     docstring), by op, then group. ``lowered`` adds, for each ``(precision, error per
     op)``, the same splits computed in ``precision`` (each shard an island as in
     :mod:`hetsched.costmodel.precision`: it converts the input it reads and the slice it
-    writes) for every op whose error is finite."""
+    writes) for every op whose error is finite. ``table``: ``graph``'s cost table on
+    ``platform`` when the caller has it (its routes price the all-gathers)."""
     from hetsched.costmodel.precision import convert_bytes, lowered_node
 
     groups = split_groups(platform)
     kinds = [split_kind(x) for x in graph.nodes]
     if not groups or not any(kinds):
         return []
-    base = build_cost_table(graph, platform, cost_model, allow_infeasible=True)
+    base = table
+    if base is None:
+        base = build_cost_table(graph, platform, cost_model, allow_infeasible=True)
     bw = np.array([d.mem_bandwidth for d in platform.devices])
     out: list[SplitMode] = []
     variants: list[tuple[str | None, np.ndarray]] = [(None, np.zeros(len(graph.nodes)))]
@@ -190,14 +194,16 @@ def split_modes(
             ]
             shards = [shard_node(x, k) if can[v] else x for v, x in enumerate(nodes)]
             twin = OpGraph(graph.name, shards, tensors=graph.tensors, meta=dict(graph.meta))
-            table = build_cost_table(twin, platform, cost_model, allow_infeasible=True)
-            streamed = table.streamed
+            cut = build_cost_table(twin, platform, cost_model, allow_infeasible=True)
+            streamed = cut.streamed
             for v, x in enumerate(graph.nodes):
                 if not can[v]:
                     continue
                 kind = kinds[v]
                 assert kind is not None
-                convert = convert_bytes(shard_node(x, k), shards[v]) / bw if precision else 0.0 * bw
+                convert = np.zeros_like(bw)
+                if precision is not None:
+                    convert = convert_bytes(shard_node(x, k), shards[v]) / bw
                 full_out = float(x.out_bytes)
                 for g in (g for g in groups if len(g) == k):
                     gather = _gather_time(full_out, g, base.comm_latency, base.comm_inv_bandwidth)
@@ -207,7 +213,7 @@ def split_modes(
                     hold = w + full_out
                     label = precision or x.dtype
                     e = float(error[v])
-                    t = max(float(table.exec[v, d] + convert[d]) for d in g)
+                    t = max(float(cut.exec[v, d] + convert[d]) for d in g)
                     tag = SPLIT_PREFIX + kind[0]
                     if math.isfinite(t):
                         out.append(SplitMode(v, g, t + gather, hold, w, tag, gather, label, e))

@@ -216,7 +216,7 @@ class Problem:
             from hetsched.costmodel.sharding import split_modes
 
             splits = split_modes(
-                graph, platform, cost_model, lowered=[(p, e) for p, _, e in lowered]
+                graph, platform, cost_model, lowered=[(p, e) for p, _, e in lowered], table=table
             )
         modes = residency_modes(
             table, [x.dtype for x in graph.nodes], memory=memory, lowered=lowered, splits=splits
