@@ -61,12 +61,13 @@ from hetsched.exec.faults import (
     parse_faults,
 )
 from hetsched.exec.memory import END, DeviceMemory, User
-from hetsched.exec.program import ProgramRunner, intra_op_threads, make_runner, outputs_close
+from hetsched.exec.program import ProgramRunner, make_runner, outputs_close
 from hetsched.exec.replan import ReplanRequest, mask_devices, replan_list
 from hetsched.exec.result import ExecutionResult, OpRun, TransferRun
 from hetsched.exec.simulate import planned_transfers
 from hetsched.plan import Plan, Transfer, validate
 from hetsched.plan.plan import nearest_source
+from hetsched.precision.sensitivity import intra_op_threads
 from hetsched.problem import DEFAULT_PRECISION, ModeSpec, Problem
 
 __all__ = ["check_run_options", "execute"]

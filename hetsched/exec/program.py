@@ -25,8 +25,7 @@ True
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from hetsched.errors import UsageError
@@ -35,7 +34,7 @@ from hetsched.exec.errors import ExecutionError
 if TYPE_CHECKING:
     from hetsched.problem import Problem
 
-__all__ = ["ProgramRunner", "intra_op_threads", "make_runner", "outputs_close"]
+__all__ = ["ProgramRunner", "make_runner", "outputs_close"]
 
 
 class ProgramRunner:
@@ -301,19 +300,3 @@ def make_runner(
         msg = f"op {missing[0]!r} has no fx nodes in the program ({len(missing)} ops lack them)"
         raise UsageError(msg)
     return runner
-
-
-@contextmanager
-def intra_op_threads(n: int | None) -> Iterator[None]:
-    """torch uses ``n`` intra-op threads inside the block (``None``: leave it alone)."""
-    if n is None:
-        yield
-        return
-    import torch
-
-    old = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)

@@ -26,7 +26,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from hetsched.precision.sensitivity import HELD_OUT_SEED, _prepare, _threads, held_out_inputs
+from hetsched.precision.sensitivity import (
+    HELD_OUT_SEED,
+    _prepare,
+    held_out_inputs,
+    intra_op_threads,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from hetsched.graph.opgraph import OpGraph
@@ -54,7 +59,7 @@ def error_of(
     if not precisions:
         return 0.0
     ep, graph, example = _prepare(program, graph, None)
-    with _threads(threads), torch.no_grad():
+    with intra_op_threads(threads), torch.no_grad():
         lowered = lower_program(ep, graph, precisions)
         reference = ep.module()
         inputs = held_out_inputs(example, samples, seed=seed)

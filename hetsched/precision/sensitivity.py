@@ -48,6 +48,7 @@ __all__ = [
     "calibration_inputs",
     "default_cache_dir",
     "held_out_inputs",
+    "intra_op_threads",
     "measure_error",
     "measure_sensitivity",
     "op_precisions",
@@ -152,13 +153,14 @@ def held_out_inputs(
 
 
 @contextlib.contextmanager
-def _threads(n: int | None) -> Iterator[None]:
-    """torch intra-op threads for the measurement, restored after it."""
-    import torch
-
+def intra_op_threads(n: int | None) -> Iterator[None]:
+    """torch uses ``n`` intra-op threads inside the block, restored after it (``None``:
+    leave it alone); the measurements here and the executor's runs share it."""
     if n is None:
         yield
         return
+    import torch
+
     old = torch.get_num_threads()
     torch.set_num_threads(n)
     try:
@@ -302,7 +304,7 @@ def _measure(ep: Any, graph: OpGraph, example: tuple[Any, ...], precs: tuple[str
 
     errors: dict[str, dict[str, float]] = {}
     sqnr: dict[str, dict[str, float]] = {}
-    with _threads(threads), torch.no_grad():
+    with intra_op_threads(threads), torch.no_grad():
         m = Measurer(ep, graph, calibration_inputs(example, samples, seed=seed))
         for node in graph.nodes:
             for prec in op_precisions(node, precs):
@@ -344,6 +346,6 @@ def measure_error(
     from hetsched.precision.runs import Measurer
 
     ep, graph, example = _prepare(program, graph, example_args)
-    with _threads(threads), torch.no_grad():
+    with intra_op_threads(threads), torch.no_grad():
         m = Measurer(ep, graph, calibration_inputs(example, samples, seed=seed))
         return m.error(choices)
