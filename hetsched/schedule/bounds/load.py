@@ -24,6 +24,7 @@ Examples
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -115,6 +116,17 @@ def lp_bound(problem: Problem, *, max_ops: int = 3000) -> int:
             if p.dur[v, d]:
                 load[d].append(int(p.dur[v, d]) * x)
         solver.Add(t >= starts[v] + dur_expr[v])
+    return _minimise_makespan(solver, p, t, starts, dur_expr, load)
+
+
+def _minimise_makespan(
+    solver: Any, p: Problem, t: Any, starts: list[Any], dur_expr: list[Any], load: list[list]
+) -> int:
+    """The part :func:`lp_bound` and :func:`budget_lp_bound` share: each edge's start
+    after its producer's duration, each device's load within ``T``; ``T`` minimised and
+    rounded up (0 if GLOP does not reach an optimum)."""
+    from ortools.linear_solver import pywraplp
+
     for k in range(p.num_edges):
         u, v = int(p.edge_src[k]), int(p.edge_dst[k])
         solver.Add(starts[v] >= starts[u] + dur_expr[u])
@@ -210,18 +222,9 @@ def budget_lp_bound(problem: Problem, *, max_ops: int = 3000) -> int:
             if budget is not None and units[k]:
                 spend.append(int(units[k]) * y)
         solver.Add(t >= starts[v] + dur_expr[v])
-    for k in range(p.num_edges):
-        u, v = int(p.edge_src[k]), int(p.edge_dst[k])
-        solver.Add(starts[v] >= starts[u] + dur_expr[u])
-    for d in range(p.num_devices):
-        if load[d]:
-            solver.Add(solver.Sum(load[d]) <= t)
     if spend and budget is not None:
         solver.Add(solver.Sum(spend) <= budget)
     for d in range(p.num_devices):
         if held[d] and np.isfinite(p.capacity[d]):
             solver.Add(solver.Sum(held[d]) <= float(p.capacity[d]) / 2**20)
-    solver.Minimize(t)
-    if solver.Solve() != pywraplp.Solver.OPTIMAL:
-        return 0
-    return math.ceil(t.solution_value() - 1e-6)
+    return _minimise_makespan(solver, p, t, starts, dur_expr, load)
