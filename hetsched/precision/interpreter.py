@@ -48,7 +48,13 @@ from torch.export.graph_signature import InputKind, OutputKind
 from hetsched.errors import UsageError
 from hetsched.precision.quant import LOW_DTYPES, NodeChange, convert_rule, fake_quant_weight
 
-__all__ = ["NodeChange", "PrecisionInterpreter", "fake_quant_weight", "is_view"]
+__all__ = [
+    "NodeChange",
+    "PrecisionInterpreter",
+    "fake_quant_weight",
+    "input_independent",
+    "is_view",
+]
 
 
 def is_view(node: fx.Node) -> bool:
@@ -62,6 +68,21 @@ def is_view(node: fx.Node) -> bool:
         return False
     alias = schema.returns[0].alias_info
     return alias is not None and not alias.is_write
+
+
+def input_independent(graph: fx.Graph, held: Iterable[str] = ()) -> set[str]:
+    """fx names of ``graph`` whose values do not depend on the user inputs: the ``held``
+    placeholders (an exported program's weights and buffers), ``get_attr`` nodes, and
+    calls on those alone (views and casts of weights)."""
+    const = set(held)
+    for n in graph.nodes:
+        if n.op == "get_attr" or (
+            n.op == "call_function"
+            and n.all_input_nodes
+            and all(a.name in const for a in n.all_input_nodes)
+        ):
+            const.add(n.name)
+    return const
 
 
 class PrecisionInterpreter(fx.Interpreter):
@@ -126,18 +147,8 @@ class PrecisionInterpreter(fx.Interpreter):
             for s in self.program.graph_signature.input_specs
             if s.kind == InputKind.USER_INPUT
         }
-        const: set[str] = set()
-        for n in self.graph.nodes:
-            if n.op == "placeholder":
-                if n.name not in user:
-                    const.add(n.name)
-            elif n.op == "get_attr" or (
-                n.op == "call_function"
-                and n.all_input_nodes
-                and all(a.name in const for a in n.all_input_nodes)
-            ):
-                const.add(n.name)
-        return const
+        held = [n.name for n in self.graph.nodes if n.op == "placeholder" and n.name not in user]
+        return input_independent(self.graph, held)
 
     # ------------------------------------------------------------------ evaluation
     def record(self, args: Sequence[Any]) -> dict[fx.Node, Any]:

@@ -46,7 +46,7 @@ from torch import fx
 from torch.export.graph_signature import InputKind
 
 from hetsched.errors import UsageError
-from hetsched.precision.interpreter import is_view
+from hetsched.precision.interpreter import input_independent, is_view
 from hetsched.precision.quant import NodeChange, convert_rule
 from hetsched.precision.table import NATIVE, PRECISIONS
 
@@ -175,26 +175,13 @@ def lower_program(
     return LoweredProgram(module, fx_nodes, changes, choices)  # type: ignore[arg-type]
 
 
-def _constants(gm: fx.GraphModule) -> set[str]:
-    """fx names of ``gm`` whose values do not depend on its inputs (weights and views)."""
-    const: set[str] = set()
-    for n in gm.graph.nodes:
-        if n.op == "get_attr" or (
-            n.op == "call_function"
-            and n.all_input_nodes
-            and all(a.name in const for a in n.all_input_nodes)
-        ):
-            const.add(n.name)
-    return const
-
-
 class _Rewriter:
     """Inserts the conversions of the changed nodes of one module."""
 
     def __init__(self, gm: fx.GraphModule, aliases: Mapping[str, str]) -> None:
         self.gm = gm
         self.aliases = dict(aliases)
-        self.const = _constants(gm)
+        self.const = input_independent(gm.graph)
         self._values: dict[str, Any] = {}
         self.added: dict[str, list[str]] = {}
 
