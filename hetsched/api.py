@@ -307,9 +307,12 @@ def solve(
         if program is not None and plan.error > 0:
             plan = with_measured_error(plan, program, graph, error_budget)
     if split:
-        from hetsched.schedule.latency.splits import split_report
+        from hetsched.costmodel import Platform
+        from hetsched.schedule.latency.splits import any_split_bound_of, split_report
 
-        plan = plan.with_(stats={**plan.stats, "splits": split_report(plan, problem)})
+        any_split = any_split_bound_of(problem, graph, Platform.resolve(platform), cost_model)
+        stats = {"splits": split_report(plan, problem), "any_split_bound": any_split}
+        plan = plan.with_(stats={**plan.stats, **stats})
     return plan
 
 

@@ -27,7 +27,9 @@ split dimension divides by ``k``.
 
 Not modelled (the plan says so, see :func:`describe_split`): keeping a tensor sharded
 between consecutive split ops (column then row, without the gather between them), row
-splits with a reduction, and spatial tiles of a convolution.
+splits with a reduction, and spatial tiles of a convolution. :func:`split_floor` is what
+no split at all can beat, modelled or not: the floor of the bound that answers "would any
+other way of splitting have been faster?"
 
 Examples
 --------
@@ -49,7 +51,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -64,6 +66,7 @@ __all__ = [
     "SplitMode",
     "describe_split",
     "shard_node",
+    "split_floor",
     "split_groups",
     "split_kind",
     "split_modes",
@@ -228,6 +231,116 @@ def split_modes(
                             )  # fmt: skip
     out.sort(key=lambda s: (s.op, len(s.devices), s.devices, s.precision, s.tag))
     return out
+
+
+def split_floor(
+    graph: OpGraph,
+    platform: Platform,
+    cost_model: CostModel | None = None,
+    *,
+    precisions: Sequence[str] = (),
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(floor, work)`` per op in seconds, in the op's own dtype or any of
+    ``precisions``: ``floor`` is a time no execution of the op can beat, whole or split
+    any way across any devices (shards of any size, on devices of any kind, transfers
+    and conversions free); ``work`` the least device time it takes in all (summed over
+    the devices that run a share).
+
+    With the roofline model (:mod:`hetsched.costmodel.roofline`) a share ``f`` of an op
+    on device ``d`` takes ``L + max(r + f a, f b)``: ``L`` the launch overhead, ``r``
+    the size ramp (it does not shrink with the share: small shards only lose), ``a`` and
+    ``b`` the op's compute and memory time there (resident weights: streaming only
+    adds). The floor is the least ``T`` at which the shares every device can finish by
+    ``T`` cover the op (a bisection); the work is at least ``min L + min max(a, b)``. An
+    op with an explicit cost cannot split: its fastest device. Another cost model is
+    taken as ``L + f (time - L)``, a bound only where its times scale so.
+
+    >>> from hetsched.graph import OpGraph, OpNode
+    >>> mm = OpNode("mm", category="matmul", flops=4e10, bytes_read=8e6, bytes_written=4e6)
+    >>> p = Platform.preset("multi-gpu")
+    >>> floor, work = split_floor(OpGraph("g", [mm]), p)
+    >>> round(floor[0] * 1e6), round(work[0] * 1e6)   # whole on one GPU: 2744 µs
+    (657, 2740)
+    >>> round(split_floor(OpGraph("g", [mm]), p, precisions=["int8"])[0][0] * 1e6)
+    30
+    """
+    from hetsched.costmodel.precision import lowered_node
+
+    n = len(graph.nodes)
+    floor = np.full(n, np.inf)
+    work = np.full(n, np.inf)
+    fixed = np.array([x.cost is not None for x in graph.nodes], dtype=bool)
+    variants: list[list[OpNode | None]] = [list(graph.nodes)]
+    variants += [[lowered_node(x, q) for x in graph.nodes] for q in precisions]
+    for nodes in variants:
+        keep = np.array([x is not None for x in nodes], dtype=bool)
+        twin = [x if x is not None else graph.nodes[i] for i, x in enumerate(nodes)]
+        launch, ramp, compute, memory = _share_terms(graph, twin, platform, cost_model)
+        usable = np.isfinite(memory) & keep[:, None]
+        whole = np.where(usable, launch + np.maximum(ramp + compute, memory), np.inf).min(axis=1)
+        l_min = np.where(usable, launch, np.inf).min(axis=1)
+        lo, hi = l_min.copy(), whole.copy()
+        for _ in range(60):  # the covered share is monotone in T
+            t = (lo + hi) / 2
+            covered = _shares_by(t[:, None], launch, ramp, compute, memory, usable).sum(axis=1)
+            done = covered >= 1.0
+            hi = np.where(done, t, hi)
+            lo = np.where(done, lo, t)
+        least = np.where(usable, np.maximum(compute, memory), np.inf).min(axis=1)
+        floor = np.minimum(floor, np.where(fixed, whole, lo))
+        work = np.minimum(work, np.where(fixed, whole, l_min + least))
+    return floor, work
+
+
+def _share_terms(
+    graph: OpGraph, nodes: Sequence[OpNode], platform: Platform, cost_model: CostModel | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(L, r, a, b)`` of :func:`split_floor` per (op, device), from the cost tables of
+    three twins of ``nodes`` (no FLOPs; no bytes; no bytes and a vanishing FLOP count);
+    ``b`` is ``inf`` where the device cannot run the op."""
+    from hetsched.costmodel.roofline import RooflineCostModel
+
+    def times(make: Callable[[OpNode], OpNode]) -> np.ndarray:
+        twin = OpGraph(graph.name, [make(x) for x in nodes], tensors=graph.tensors)
+        return build_cost_table(twin, platform, cost_model, allow_infeasible=True).exec
+
+    launch = np.array([d.launch_overhead for d in platform.devices])[None, :]
+    base = times(lambda x: x)
+    if cost_model is not None and type(cost_model).op_time is not RooflineCostModel.op_time:
+        zero = np.zeros_like(base)
+        return launch + zero, zero, zero, base - launch
+    memory = times(lambda x: dataclasses.replace(x, flops=0.0)) - launch
+    memory = np.where(np.isfinite(base), memory, np.inf)
+    full = times(lambda x: dataclasses.replace(x, bytes_read=0.0, bytes_written=0.0)) - launch
+    ramp = (
+        times(
+            lambda x: dataclasses.replace(
+                x, bytes_read=0.0, bytes_written=0.0, flops=min(x.flops, 1e-9)
+            )
+        )
+        - launch
+    )
+    ramp = np.where(np.isfinite(ramp), ramp, 0.0)
+    compute = np.where(np.isfinite(full), np.maximum(full - ramp, 0.0), 0.0)
+    return launch + np.zeros_like(base), ramp, compute, memory
+
+
+def _shares_by(
+    t: np.ndarray,
+    launch: np.ndarray,
+    ramp: np.ndarray,
+    compute: np.ndarray,
+    memory: np.ndarray,
+    usable: np.ndarray,
+) -> np.ndarray:
+    """The largest share of each op each device finishes by ``t`` (see :func:`split_floor`)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        by_compute = np.where(compute > 0, (t - launch - ramp) / compute, np.inf)
+        by_compute = np.where(t - launch - ramp >= 0, by_compute, 0.0)
+        by_memory = np.where(memory > 0, (t - launch) / memory, np.inf)
+        by_memory = np.where(t - launch >= 0, by_memory, 0.0)
+    share = np.clip(np.minimum(by_compute, by_memory), 0.0, 1.0)
+    return np.where(usable, share, 0.0)
 
 
 def describe_split(tag: str) -> str | None:

@@ -13,11 +13,17 @@ import pytest
 import torch
 
 from hetsched.costmodel import Platform
-from hetsched.costmodel.sharding import describe_split, shard_node, split_groups, split_modes
+from hetsched.costmodel.sharding import (
+    describe_split,
+    shard_node,
+    split_floor,
+    split_groups,
+    split_modes,
+)
 from hetsched.errors import PlanError, UsageError
 from hetsched.exec import execute
 from hetsched.exec.program import outputs_close
-from hetsched.graph import OpGraph, OpNode, Tensor, zoo
+from hetsched.graph import OpGraph, OpNode, Tensor, fuse, zoo
 from hetsched.graph.resolve import import_program
 from hetsched.partition import apply
 from hetsched.plan import validate
@@ -25,7 +31,12 @@ from hetsched.problem import Problem
 from hetsched.schedule.bounds import lower_bound
 from hetsched.schedule.latency.cpsat import solve_cpsat
 from hetsched.schedule.latency.heuristics import solve_heft, solve_peft
-from hetsched.schedule.latency.splits import fixed_sharding, split_report, without_splits
+from hetsched.schedule.latency.splits import (
+    any_split_bound_of,
+    fixed_sharding,
+    split_report,
+    without_splits,
+)
 from hetsched.shard import shard_program
 from tests.problem.test_relaxation import brute_force
 
@@ -95,6 +106,35 @@ def test_cpsat_reaches_the_brute_force_over_split_modes(widths: list[int], platf
         assert round(heur.makespan / p.quantum) >= best
     whole = solve_cpsat(without_splits(p), time_limit=20, seed=0, workers=1)
     assert plan.makespan <= whole.makespan + 1e-12  # splits only add choices
+
+
+@pytest.mark.parametrize("platform", ["edge-soc", "multi-gpu"])
+def test_no_modelled_split_beats_the_any_split_floor(platform: str) -> None:
+    graph = fuse(zoo.graph("gpt", "tiny"))
+    plat = Platform.preset(platform)
+    floor, work = split_floor(graph, plat, precisions=["int8"])
+    whole = Problem.build(graph, plat, memory=False)
+    for v in range(whole.n):  # whole ops, every device: at least the floor and the work
+        times = whole.modes.time[whole.modes.ops_modes(v)]
+        assert floor[v] <= times.min() * (1 + 1e-9) and work[v] <= times.min() * (1 + 1e-9)
+    for row in split_modes(graph, plat):  # the shards alone, without their all-gather
+        assert floor[row.op] <= (row.time - row.gather) * (1 + 1e-9)
+        assert work[row.op] <= len(row.devices) * (row.time - row.gather) * (1 + 1e-9)
+
+
+@pytest.mark.parametrize(
+    ("widths", "platform"), [([256, 512, 256], "edge-soc"), ([1024, 4096, 1024], "multi-gpu")]
+)
+def test_the_any_split_bound_is_below_the_exact_optimum(widths: list[int], platform: str) -> None:
+    graph = chain(widths, rows=512)
+    p = Problem.build(graph, platform, memory=False, split=True)
+    plan = solve_cpsat(p, time_limit=20, seed=0, workers=1)
+    assert plan.status == "optimal"
+    bound = any_split_bound_of(p, graph, Platform.preset(platform))
+    assert 0 < bound <= plan.makespan
+    whole = Problem.build(graph, platform, memory=False)
+    path = sum(whole.modes.time[whole.modes.ops_modes(v)].min() for v in range(whole.n))
+    assert bound < path  # each op of the chain may split
 
 
 def test_splitting_wins_on_a_compute_bound_chain_and_reports_it() -> None:

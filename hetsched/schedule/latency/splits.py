@@ -38,6 +38,7 @@ from hetsched.problem.problem import is_streamed
 from hetsched.solver import Capabilities, SolveContext, Solver
 
 __all__ = [
+    "any_split_bound_of",
     "fixed_sharding",
     "is_split",
     "solve_megatron",
@@ -79,6 +80,21 @@ def fixed_sharding(problem: Problem) -> Problem:
         widest = int(m.width[mine].max())
         keep += mine[m.width[mine] == widest].tolist()
     return problem.select_modes(np.array(keep, dtype=np.int64), name=problem.name)
+
+
+def any_split_bound_of(
+    problem: Problem, graph: Any, platform: Any, cost_model: Any = None
+) -> float:
+    """:func:`~hetsched.schedule.bounds.anysplit.any_split_bound` of ``problem`` (built
+    from ``graph`` on ``platform``), in seconds: with the precisions its modes compute in,
+    what no split of any op (modelled or not) beats."""
+    from hetsched.costmodel.precision import PRECISIONS
+    from hetsched.costmodel.sharding import split_floor
+    from hetsched.schedule.bounds.anysplit import any_split_bound
+
+    precisions = sorted(set(problem.modes.precision) & set(PRECISIONS))
+    floor, work = split_floor(graph, platform, cost_model, precisions=precisions)
+    return any_split_bound(problem, floor, work)
 
 
 def split_report(plan: Plan, problem: Problem) -> dict[str, dict[str, Any]]:
