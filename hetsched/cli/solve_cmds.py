@@ -370,6 +370,18 @@ def format_plan_summary(plan: Any, *, graph_name: str, wall: float) -> str:
             f"(ResMII {_fmt_time(mod.res_mii, units)}, RecMII {_fmt_time(mod.rec_mii, units)})"
             + (f"  proved by {mod.proved_by}" if mod.proved_by else "")
         )
+        floor = plan.stats.get("bound_any_assignment") if isinstance(plan.stats, Mapping) else None
+        if floor is not None:
+            lines.append(
+                f"          one assignment every period; {_fmt_time(floor, units)} bounds any "
+                "periodic schedule, iterations taking turns on devices too"
+            )
+    restriction = plan.stats.get("restriction") if isinstance(plan.stats, Mapping) else None
+    if restriction:
+        lines.append(
+            f"restrict  {restriction} (asked for): optimal means within it; without the "
+            "restriction --objective throughput answers over every assignment"
+        )
     peak = plan.peak_memory
     if peak is not None:
         lines.append(

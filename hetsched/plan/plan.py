@@ -129,8 +129,8 @@ class Plan:
     measured_error: float | None = None
 
     def __post_init__(self) -> None:
-        if self.objective == "throughput" and self.pipeline is None:
-            msg = "a throughput plan needs its pipeline result"
+        if self.objective == "throughput" and self.pipeline is None and self.modulo is None:
+            msg = "a throughput plan needs its pipeline or periodic (modulo) result"
             raise PlanError(msg)
         if self.objective == "modulo" and self.modulo is None:
             msg = "a modulo plan needs its modulo result"
@@ -150,7 +150,7 @@ class Plan:
         bytes of the ordered device (memory)."""
         if self.pipeline is not None and self.objective == "throughput":
             return self.pipeline.period
-        if self.modulo is not None and self.objective == "modulo":
+        if self.modulo is not None and self.objective in ("modulo", "throughput"):
             return self.modulo.ii
         if self.peak_memory is not None and self.objective == "memory":
             return self.peak_memory.peak
@@ -161,7 +161,7 @@ class Plan:
         """The proven lower bound of :attr:`objective_value`."""
         if self.pipeline is not None and self.objective == "throughput":
             return self.pipeline.period_bound
-        if self.modulo is not None and self.objective == "modulo":
+        if self.modulo is not None and self.objective in ("modulo", "throughput"):
             return self.modulo.ii_bound
         if self.peak_memory is not None and self.objective == "memory":
             return self.peak_memory.peak_bound

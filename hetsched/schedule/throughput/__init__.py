@@ -1,6 +1,10 @@
 """Throughput: how fast the graph streams when it repeats (pipeline partitions, modulo).
 
-* :data:`solve_pipeline` - minimum pipeline period, exact (CP-SAT), against the PipeDream
+* :data:`~hetsched.schedule.throughput.steady.solve_steady` - the throughput objective:
+  the best periodic schedule over every assignment, never worse than the latency plan run
+  back to back or the pipeline, with both and the baselines side by side.
+* :data:`solve_pipeline` - minimum pipeline period (a restriction: one stage per device),
+  exact (CP-SAT), against the PipeDream
   DP, equal-split and capability-greedy baselines (:mod:`.baselines`, also solvers of their
   own: :data:`BASELINE_SOLVERS`).
 * :data:`hetsched.schedule.throughput.modulo.solve_modulo` - minimum initiation interval.
@@ -18,8 +22,11 @@ Examples
 ...             [Edge("a", "b")], meta={"units": "units"})
 >>> p = Problem.build(g, "homogeneous-2")
 >>> plan = solve_objective(p, g, objective="throughput", time_limit=5, workers=1)
->>> plan.pipeline.period, plan.status
+>>> plan.modulo.ii, plan.status
 (3.0, 'optimal')
+>>> solve_objective(p, g, objective="throughput", solver="pipeline", time_limit=5,
+...                 workers=1).stats["restriction"]
+'pipeline stages, one per device in a fixed order'
 """
 
 from __future__ import annotations
@@ -86,7 +93,9 @@ __all__ = [
     "validate_pipeline",
 ]
 
-_EXACT = ("portfolio", "cpsat", "pipeline", "modulo")
+_EXACT = ("portfolio", "cpsat", "steady", "modulo")
+# Throughput options that ask for the pipeline family (one stage per device), a restriction.
+_RESTRICTIONS = {"contiguous", "stages", "max_latency", "min_block_size", "export_model"}
 
 
 def check_iterations(iterations: Any) -> int:
@@ -115,37 +124,51 @@ def solve_objective(
 ) -> Plan:
     """Solve ``problem`` for ``objective`` ``"throughput"`` or ``"modulo"``; validated plan.
 
-    ``solver`` may be ``portfolio``/``cpsat``/``pipeline`` (exact, hinted by the baselines)
-    or a baseline name (``dp``, ``equal-ops``, ``equal-flops``, ``capability``) for
-    throughput; modulo is solved by CP-SAT. ``graph`` gives the equal-FLOPs baseline its
-    FLOPs. Each solve runs through :func:`~hetsched.solver.run_solver` with its own stop
-    token (or ``stop``). ``workers``: CP-SAT threads of the exact solvers (default 2); the
+    Both ask one question, the best steady-state period over every assignment
+    (:data:`~hetsched.schedule.throughput.steady.solve_steady`: a periodic schedule, never
+    worse than the latency plan run back to back or the pipeline; the plan's objective is
+    the name asked). The pipeline family (one stage per device in a fixed order) is a
+    restriction, solved when asked for: ``solver="pipeline"`` (exact, hinted by the
+    baselines), a baseline name (``dp``, ``equal-ops``, ``equal-flops``, ``capability``), or
+    any of its options; its plan says so in ``stats["restriction"]``. ``graph`` gives the
+    equal-FLOPs baseline its FLOPs. Each solve runs through
+    :func:`~hetsched.solver.run_solver` with its own stop token (or ``stop``). ``workers``: CP-SAT threads of the exact solvers (default 2); the
     baselines refuse it.
 
-    Throughput options: ``contiguous``, ``stages``, ``max_latency`` (s, also checked on the
+    Pipeline options: ``contiguous``, ``stages``, ``max_latency`` (s, also checked on the
     plan), ``min_block_size`` (the capability baseline's shortest run), ``export_model``
-    (exact only). Modulo options: ``carried`` [(src, dst, distance)], ``iterations`` (how
+    (exact only). Periodic options: ``carried`` [(src, dst, distance)], ``iterations`` (how
     many the unrolled check runs, default 4).
     """
     run = partial(
         run_solver, problem=problem, time_limit=time_limit, seed=seed, progress=progress,
         stop=stop,
     )  # fmt: skip
-    if objective == "throughput":
+    asked = {k for k, v in options.items() if v is not None and v is not False}
+    if objective == "throughput" and (solver not in _EXACT or asked & _RESTRICTIONS):
         spec = pipeline_solver(solver)
         if graph is not None:
             options["graph"] = graph
         check = partial(validate_pipeline, max_latency=options.get("max_latency"))
-        return run(replace(spec, check=check), workers=workers, **options)
-    if objective == "modulo":
-        from hetsched.schedule.throughput.modulo import solve_modulo, validate_modulo
+        plan = run(replace(spec, check=check), workers=workers, **options)
+        restriction = "contiguous pipeline stages" if options.get("contiguous") else (
+            "pipeline stages, one per device in a fixed order"
+        )  # fmt: skip
+        return replace(plan, stats={**plan.stats, "restriction": restriction})
+    if objective in ("throughput", "modulo"):
+        from hetsched.schedule.throughput.modulo import validate_modulo
+        from hetsched.schedule.throughput.steady import solve_steady
 
         if solver not in _EXACT:
             msg = f"objective 'modulo' is solved by CP-SAT; solver {solver!r} does not apply"
             raise UsageError(msg)
         iterations = check_iterations(options.pop("iterations", None))
         check = partial(validate_modulo, iterations=iterations)
-        return run(replace(solve_modulo, check=check), workers=workers, **options)
+        options = {k: v for k, v in options.items() if k not in _RESTRICTIONS}  # all unset
+        if graph is not None:
+            options["graph"] = graph
+        spec = replace(solve_steady, check=check)
+        return run(spec, workers=workers, objective=objective, **options)
     msg = f"solve_objective handles 'throughput' and 'modulo', not {objective!r}"
     raise UsageError(msg)
 

@@ -40,6 +40,7 @@ Examples
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
@@ -48,7 +49,7 @@ import numpy as np
 from ortools.sat.python import cp_model
 
 from hetsched.errors import SolverError
-from hetsched.plan import ModuloResult, Plan, overflow, plan_from_schedule
+from hetsched.plan import ModuloResult, Plan, overflow, plan_from_schedule, schedule_arrays
 from hetsched.problem import Problem
 from hetsched.schedule.bounds import critical_path_bound
 from hetsched.schedule.cpmemory import add_static_memory, memory_scale
@@ -63,7 +64,7 @@ from hetsched.schedule.throughput.modulo_plan import (
 )
 from hetsched.solver import Capabilities, SolveContext, Solver
 
-__all__ = ["rec_mii", "res_mii", "solve_modulo", "validate_modulo"]
+__all__ = ["folded_ii", "rec_mii", "res_mii", "solve_modulo", "validate_modulo"]
 
 
 @dataclass
@@ -241,10 +242,71 @@ def _heuristic(
         ii = min(hi, max(ii + 1, int(ii * 1.03)))
 
 
-def _modulo(problem: Problem, ctx: SolveContext, *, carried: Carried = ()) -> Plan:
+def folded_ii(
+    p: Problem,
+    assign: np.ndarray,
+    start: np.ndarray,
+    carried: list[tuple[int, int, int]],
+    lo: int = 1,
+    *,
+    tries: int = 48,
+) -> int | None:
+    """The least ``II`` (among ``tries`` candidates from the busiest device's load up to
+    the span) at which one iteration scheduled at ``start`` on ``assign`` (integer units;
+    a latency plan, say) repeats as a modulo schedule: every arc disjoint modulo ``II`` on
+    its device and every dependency met, carried ones included; ``None`` if none (a
+    carried edge the span cannot meet).
+
+    >>> import numpy as np
+    >>> p = Problem.from_arrays(names=["a", "b"], devices=["x", "y"],
+    ...     exec_time=np.array([[2.0, 2.0], [3.0, 3.0]]), edges=[(0, 1, 0.0)], quantum=1.0)
+    >>> folded_ii(p, np.array([0, 1]), np.array([0, 2]), [])  # x busy 2, y busy 3 per II
+    3
+    """
+    dur = p.dur[np.arange(p.n), assign].astype(np.int64)
+    fin = start + dur
+    for k in range(p.num_edges):
+        u, v = int(p.edge_src[k]), int(p.edge_dst[k])
+        if start[v] < fin[u] + int(p.comm[k, assign[u], assign[v]]):
+            return None
+    load = np.bincount(assign, weights=dur, minlength=p.num_devices)
+    first = max(int(lo), int(load.max()), int(dur.max()), 1)
+    span = max(int(fin.max()), first)
+    steps = np.unique(np.geomspace(first, span, num=tries).round().astype(np.int64))
+    for ii in [*steps.tolist(), span]:
+        if _arcs_disjoint(assign, start, dur, ii) and all(
+            start[v] + dist * ii >= fin[u] + carried_comm(p, u, int(assign[u]), int(assign[v]))
+            for u, v, dist in carried
+        ):
+            return int(ii)
+    return None
+
+
+def _arcs_disjoint(assign: np.ndarray, start: np.ndarray, dur: np.ndarray, ii: int) -> bool:
+    """Whether the arcs ``[start, start + dur)`` modulo ``ii`` are disjoint per device."""
+    for d in np.unique(assign).tolist():
+        mine = np.flatnonzero((assign == d) & (dur > 0))
+        if mine.size == 0:
+            continue
+        if dur[mine].max() > ii:
+            return False
+        res = start[mine] % ii
+        order = np.argsort(res, kind="stable")
+        r, w = res[order], dur[mine][order]
+        if np.any(r[:-1] + w[:-1] > r[1:]) or r[-1] + w[-1] > r[0] + ii:
+            return False
+    return True
+
+
+def _modulo(
+    problem: Problem, ctx: SolveContext, *, carried: Carried = (), hints: Sequence[Plan] = ()
+) -> Plan:
     """Minimum initiation interval, then minimum latency at it; see the module docstring.
 
-    ``carried`` are the loop-carried edges ``(src, dst, distance)``.
+    ``carried`` are the loop-carried edges ``(src, dst, distance)``. ``hints``: plans of
+    ``problem`` (a latency plan, a pipeline) whose one-iteration schedule, repeated at the
+    least ``II`` it folds into (:func:`folded_ii`), starts the search when it beats the
+    list schedule: the answer is never worse than any of them.
 
     Raises
     ------
@@ -264,6 +326,12 @@ def _modulo(problem: Problem, ctx: SolveContext, *, carried: Carried = ()) -> Pl
         res_assign = np.argmin(np.where(p.allowed, p.dur, np.iinfo(np.int64).max), axis=1)
     best_ii, h_start = _heuristic(p, res_assign, lo, max(lo, serial), carried_idx)
     best = (res_assign, h_start)
+    for hint in hints:
+        assign, start = schedule_arrays(hint, p)
+        folded = folded_ii(p, assign, start, carried_idx, lo)
+        modes = p.device_mode[np.arange(p.n), assign]
+        if folded is not None and folded < best_ii and overflow(p, modes) is None:
+            best_ii, best, h_start = folded, (assign, start), start
     # A schedule at an II <= best_ii compacts (each op to its first start at or after its
     # ready time with the same residue: at most II - 1 late) into this horizon when there
     # are no carried edges, so a fixed-II model proven infeasible refutes that II.
@@ -393,6 +461,6 @@ solve_modulo = Solver(
     "modulo",
     _modulo,
     Capabilities(workers=True, anytime=True, exact=True, links=False),
-    options=("carried",),
+    options=("carried", "hints"),
     check=validate_modulo,
 )

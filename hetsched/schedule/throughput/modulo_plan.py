@@ -162,7 +162,7 @@ def validate_modulo(
     starts modulo II. Raises :class:`PlanError` naming the first violation.
     """
     r = plan.modulo
-    if plan.objective != "modulo" or r is None:
+    if plan.objective not in ("modulo", "throughput") or r is None:
         msg = f"plan objective is {plan.objective!r} without a modulo result, not a modulo plan"
         raise PlanError(msg)
     validate(plan, problem, tol=tol)

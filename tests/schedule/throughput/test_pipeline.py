@@ -106,8 +106,10 @@ def test_model_encoding_sizes():
 def test_zoo_exact_not_worse_than_baselines(mlp_tiny):
     for platform in ("edge-soc", "multi-gpu"):
         p = Problem.build(mlp_tiny, platform)
-        plan = solve_objective(p, mlp_tiny, objective="throughput", time_limit=5, workers=1)
-        assert plan.baselines
+        plan = solve_objective(
+            p, mlp_tiny, objective="throughput", solver="pipeline", time_limit=5, workers=1
+        )
+        assert plan.baselines and plan.stats["restriction"].startswith("pipeline stages")
         for period in plan.baselines.values():
             assert plan.pipeline.period <= period * (1 + 1e-9)
         # results are typed fields, never figures in the solver diagnostics
@@ -192,11 +194,12 @@ def test_solves_after_a_stopped_one_are_not_interrupted():
     p = random_problem(105, n=12, d=4)
     stop = StopToken()
     stop.set()
-    first = solve_objective(p, objective="throughput", time_limit=5, workers=1, stop=stop)
+    pipe = {"objective": "throughput", "solver": "pipeline", "workers": 1}
+    first = solve_objective(p, time_limit=5, stop=stop, **pipe)  # type: ignore[arg-type]
     assert first.interrupted and not first.searched and first.status == "heuristic"
     validate_pipeline(first, p)
     for _ in range(2):
-        plan = solve_objective(p, objective="throughput", time_limit=5, workers=1)
+        plan = solve_objective(p, time_limit=5, **pipe)  # type: ignore[arg-type]
         assert not plan.interrupted
         assert plan.status == "optimal"
         assert plan.pipeline.period <= first.pipeline.period

@@ -16,7 +16,9 @@ from tests.schedule.throughput.conftest import random_problem
 
 def test_throughput_plan_json_round_trip(tmp_path):
     graph = zoo.graph("mlp", "tiny")
-    plan = hetsched.solve(graph, "multi-gpu", objective="throughput", time_limit=5, workers=1)
+    plan = hetsched.solve(
+        graph, "multi-gpu", objective="throughput", solver="pipeline", time_limit=5, workers=1
+    )
     path = tmp_path / "pipe.json"
     save_plan(plan, path)
     problem = Problem.build(graph, "multi-gpu")
