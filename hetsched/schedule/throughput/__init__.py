@@ -132,8 +132,8 @@ def solve_objective(
     baselines), a baseline name (``dp``, ``equal-ops``, ``equal-flops``, ``capability``), or
     any of its options; its plan says so in ``stats["restriction"]``. ``graph`` gives the
     equal-FLOPs baseline its FLOPs. Each solve runs through
-    :func:`~hetsched.solver.run_solver` with its own stop token (or ``stop``). ``workers``: CP-SAT threads of the exact solvers (default 2); the
-    baselines refuse it.
+    :func:`~hetsched.solver.run_solver` with its own stop token (or ``stop``).
+    ``workers``: CP-SAT threads of the exact solvers (default 2); the baselines refuse it.
 
     Pipeline options: ``contiguous``, ``stages``, ``max_latency`` (s, also checked on the
     plan), ``min_block_size`` (the capability baseline's shortest run), ``export_model``

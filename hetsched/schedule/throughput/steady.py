@@ -9,8 +9,9 @@ pipeline solver (one stage per device in a fixed order: a restricted family), th
 modulo search hinted with both, so its period is never worse than either; all of them
 stand side by side in ``plan.baselines`` (without carried edges: the pipeline family has no
 recurrences, and back to back meets them only where the plan folds, as a hint). The
-proven ``ii_bound`` holds for the question (modulo schedules: one assignment repeated); ``stats["bound_any_assignment"]`` holds even
-when iterations may take turns on devices (the fractional load and the recurrences).
+proven ``ii_bound`` holds for the question (modulo schedules: one assignment repeated);
+``stats["bound_any_assignment"]`` holds even when iterations may take turns on devices
+(the fractional load and the recurrences).
 
 Examples
 --------
