@@ -169,6 +169,8 @@ def validate_modulo(
     p = problem
     q = p.quantum
     ii = r.ii / q
+    if abs(ii - round(ii)) <= 1e-6 * max(1.0, ii):  # the model's integer II, not its float
+        ii = float(round(ii))
     floor = max(r.res_mii, r.rec_mii, r.ii_bound, rec_mii(p, r.carried) * q)
     if r.ii < floor - tol * q:
         msg = f"II {r.ii!r} is below its own lower bound {floor!r}"
@@ -205,6 +207,7 @@ def validate_modulo(
                 raise PlanError(msg)
     for v, x in enumerate(p.names):
         want = float(start[v] % ii) * q if ii > 0 else 0.0
-        if not abs(r.offset.get(x, math.nan) - want) <= tol * max(1.0, r.ii):
+        off = abs(r.offset.get(x, math.nan) - want)
+        if not min(off, abs(off - ii * q)) <= tol * max(1.0, r.ii):  # on the circle
             msg = f"plan records offset {r.offset.get(x)!r} for {x!r}; start mod II is {want!r}"
             raise PlanError(msg)

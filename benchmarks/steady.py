@@ -1,0 +1,78 @@
+"""The throughput objective side by side with what it must never lose to.
+
+For each zoo model (fused) and platform: ``hetsched.solve(..., objective="throughput")``
+(the best periodic schedule over every assignment, :mod:`hetsched.schedule.throughput.steady`)
+with its proven bound (one assignment repeated) and the bound that holds even when
+iterations take turns on devices, next to the latency plan run back to back, the pipeline
+family's exact period (one stage per device in a fixed order) and its baselines
+(PipeDream's DP, equal op count, equal FLOPs, capability-greedy), all from the same run.
+
+    .venv/bin/python benchmarks/steady.py --models gpt,resnet,unet,mlp,mamba --sizes tiny \\
+        --platforms edge-soc,multi-gpu --time-limit 10 -o benchmarks/results/steady-tiny.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import hetsched
+from hetsched.graph import fuse, zoo
+
+
+def measure(model: str, size: str, platform: str, time_limit: float) -> dict[str, Any]:
+    graph = fuse(zoo.graph(model, size))
+    plan = hetsched.solve(graph, platform, objective="throughput", time_limit=time_limit)
+    assert plan.modulo is not None
+    return {
+        "model": f"{model}-{size}",
+        "platform": platform,
+        "ops": len(graph.nodes),
+        "period_us": plan.modulo.ii * 1e6,
+        "status": plan.status,
+        "bound_us": plan.modulo.ii_bound * 1e6,
+        "bound_any_us": plan.stats["bound_any_assignment"] * 1e6,
+        "latency_us": plan.makespan * 1e6,
+        "baselines_us": {k: v * 1e6 for k, v in plan.baselines.items()},
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", default="gpt,resnet,unet,mlp,mamba")
+    ap.add_argument("--sizes", default="tiny")
+    ap.add_argument("--platforms", default="edge-soc,multi-gpu")
+    ap.add_argument("--time-limit", type=float, default=10.0)
+    ap.add_argument("-o", "--output", type=Path)
+    args = ap.parse_args(argv)
+    cols = ("latency back to back", "pipeline", "dp", "equal-ops", "equal-flops", "capability")
+    print(
+        "| model | platform | ops | period µs (status) | bound µs | bound, turns µs | "
+        + " | ".join(cols)
+        + " | latency of one iteration µs |"
+    )
+    print("|---" * (7 + len(cols)) + "|")
+    rows = []
+    for size in args.sizes.split(","):
+        for model in args.models.split(","):
+            for platform in args.platforms.split(","):
+                r = measure(model, size, platform, args.time_limit)
+                rows.append(r)
+                base = [r["baselines_us"].get(c) for c in cols]
+                cells = " | ".join("—" if b is None else f"{b:.1f}" for b in base)
+                print(
+                    f"| {r['model']} | {platform} | {r['ops']} | {r['period_us']:.1f} "
+                    f"({r['status']}) | {r['bound_us']:.1f} | {r['bound_any_us']:.1f} | "
+                    f"{cells} | {r['latency_us']:.1f} |",
+                    flush=True,
+                )
+    if args.output:
+        args.output.write_text(json.dumps(rows, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
