@@ -61,7 +61,7 @@ from hetsched.exec.faults import (
     parse_faults,
 )
 from hetsched.exec.memory import END, DeviceMemory, User
-from hetsched.exec.program import ProgramRunner, make_runner, outputs_close
+from hetsched.exec.program import OpRunner, make_runner, outputs_close
 from hetsched.exec.replan import ReplanRequest, mask_devices, replan_list
 from hetsched.exec.result import ExecutionResult, OpRun, TransferRun
 from hetsched.exec.simulate import planned_transfers
@@ -157,9 +157,31 @@ def execute(
     outputs = runner.outputs() if runner is not None else None
     match = None
     if runner is not None and check:
-        eager = _eager_module(reference)
+        eager = eager_module(reference)
         match = outputs_close(outputs, eager(*inputs))  # type: ignore[misc]
     return run.result(plan, outputs, match)
+
+
+def execute_with(
+    plan: Plan,
+    problem: Problem,
+    runner: OpRunner | None,
+    *,
+    clock: str = "virtual",
+    time_scale: float = 1.0,
+    watchdog: float = 30.0,
+    policy: str = "plan",
+    torch_threads: int | None = 1,
+) -> ExecutionResult:
+    """:func:`execute` with a runner of the caller's (several programs at once, say: the
+    iterations of a periodic plan, :mod:`hetsched.exec.periodic`); no faults, no output
+    check (the caller's runner holds the outputs)."""
+    check_run_options(clock=clock, time_scale=time_scale, watchdog=watchdog, policy=policy)
+    validate(plan, problem)
+    run = _Run(problem, runner, (), clock, time_scale, watchdog, policy, None)
+    with intra_op_threads(torch_threads if runner is not None else None):
+        run.go(plan)
+    return run.result(plan, None, None)
 
 
 def _lowered(
@@ -204,7 +226,8 @@ def _lowered(
 _EAGER_MODULES: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
 
-def _eager_module(program: Any) -> Any:
+def eager_module(program: Any) -> Any:
+    """The eager module of an exported program (cached per program), or ``program``."""
     if not hasattr(program, "module"):
         return program
     try:
@@ -225,7 +248,7 @@ class _Run:
     """
 
     def __init__(
-        self, p: Problem, runner: ProgramRunner | None, specs: Sequence[Fault], clock: str,
+        self, p: Problem, runner: OpRunner | None, specs: Sequence[Fault], clock: str,
         time_scale: float, watchdog: float, policy: str,
         replan: Callable[[ReplanRequest], Plan] | None,
     ) -> None:  # fmt: skip

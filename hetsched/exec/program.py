@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from hetsched.errors import UsageError
 from hetsched.exec.errors import ExecutionError
@@ -34,7 +34,18 @@ from hetsched.exec.errors import ExecutionError
 if TYPE_CHECKING:
     from hetsched.problem import Problem
 
-__all__ = ["ProgramRunner", "make_runner", "outputs_close"]
+__all__ = ["OpRunner", "ProgramRunner", "make_runner", "outputs_close"]
+
+
+class OpRunner(Protocol):
+    """What the executor asks of a runner: run an op's fx nodes, forget what a lost op
+    produced, warm a device thread up."""
+
+    def run_op(self, op: str) -> None: ...
+
+    def forget(self, op: str) -> None: ...
+
+    def warmup(self) -> None: ...
 
 
 class ProgramRunner:
