@@ -60,3 +60,26 @@ def test_periodic_runs_refuse_what_they_cannot_do() -> None:
 
     with pytest.raises(UsageError, match="not periodic"):
         execute_periodic(solve_heft(latency, time_limit=1), latency)
+
+
+def test_cli_runs_a_throughput_plan_for_n_iterations(tmp_path, capsys) -> None:
+    from hetsched.cli import main
+
+    plan = tmp_path / "plan.json"
+    assert main(["solve", "mlp", "--objective", "throughput", "--time-limit", "3",
+                 "--workers", "1", "--quiet", "-o", str(plan)]) == 0  # fmt: skip
+    capsys.readouterr()
+    assert main(["run", str(plan), "--model", "mlp", "--iterations", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "over 3 overlapping iterations" in out
+    assert out.count("match eager") == 3
+    planned, measured = (
+        line.split("planned ")[1].split(", measured ")
+        for line in out.splitlines()
+        if line.startswith("period")
+    ).__next__()
+    assert measured.split(" over")[0] == planned
+    latency = tmp_path / "latency.json"
+    assert main(["solve", "mlp", "--time-limit", "1", "--quiet", "-o", str(latency)]) == 0
+    assert main(["run", str(latency), "--graph", "mlp", "--iterations", "3"]) == 2
+    assert "--iterations applies to a throughput" in capsys.readouterr().err
