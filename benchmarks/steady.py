@@ -9,6 +9,10 @@ family's exact period (one stage per device in a fixed order) and its baselines
 
     .venv/bin/python benchmarks/steady.py --models gpt,resnet,unet,mlp,mamba --sizes tiny \\
         --platforms edge-soc,multi-gpu --time-limit 10 -o benchmarks/results/steady-tiny.json
+
+``--real vit,llama,t5-encoder,efficientnet_b0`` adds models nobody here wrote (HuggingFace
+from configs, torchvision builders: ``tests/models/build.py``, random weights), exported
+and fused as the CLI does; ``--models ''`` leaves the zoo out.
 """
 
 from __future__ import annotations
@@ -20,15 +24,30 @@ from pathlib import Path
 from typing import Any
 
 import hetsched
-from hetsched.graph import fuse, zoo
+from hetsched.graph import OpGraph, fuse, zoo
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def real_graph(name: str) -> OpGraph:
+    """A model from ``tests/models/build.py``, exported and fused."""
+    import torch
+
+    sys.path.insert(0, str(ROOT))
+    from hetsched.graph.resolve import import_program
+    from tests.models.build import build
+
+    model, args = build(name)
+    ep = torch.export.export(model, args, strict=False)
+    return import_program(ep, name=name, fuse=True)
 
 
 def measure(model: str, size: str, platform: str, time_limit: float) -> dict[str, Any]:
-    graph = fuse(zoo.graph(model, size))
+    graph = real_graph(model) if size == "real" else fuse(zoo.graph(model, size))
     plan = hetsched.solve(graph, platform, objective="throughput", time_limit=time_limit)
     assert plan.modulo is not None
     return {
-        "model": f"{model}-{size}",
+        "model": model if size == "real" else f"{model}-{size}",
         "platform": platform,
         "ops": len(graph.nodes),
         "period_us": plan.modulo.ii * 1e6,
@@ -44,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", default="gpt,resnet,unet,mlp,mamba")
     ap.add_argument("--sizes", default="tiny")
+    ap.add_argument("--real", default="", help="models of tests/models/build.py")
     ap.add_argument("--platforms", default="edge-soc,multi-gpu")
     ap.add_argument("--time-limit", type=float, default=10.0)
     ap.add_argument("-o", "--output", type=Path)
@@ -56,19 +76,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     print("|---" * (7 + len(cols)) + "|")
     rows = []
-    for size in args.sizes.split(","):
-        for model in args.models.split(","):
-            for platform in args.platforms.split(","):
-                r = measure(model, size, platform, args.time_limit)
-                rows.append(r)
-                base = [r["baselines_us"].get(c) for c in cols]
-                cells = " | ".join("—" if b is None else f"{b:.1f}" for b in base)
-                print(
-                    f"| {r['model']} | {platform} | {r['ops']} | {r['period_us']:.1f} "
-                    f"({r['status']}) | {r['bound_us']:.1f} | {r['bound_any_us']:.1f} | "
-                    f"{cells} | {r['latency_us']:.1f} |",
-                    flush=True,
-                )
+    cases = [(m, z) for z in args.sizes.split(",") for m in args.models.split(",") if m]
+    cases += [(m, "real") for m in args.real.split(",") if m]
+    for model, size in cases:
+        for platform in args.platforms.split(","):
+            r = measure(model, size, platform, args.time_limit)
+            rows.append(r)
+            base = [r["baselines_us"].get(c) for c in cols]
+            cells = " | ".join("—" if b is None else f"{b:.1f}" for b in base)
+            print(
+                f"| {r['model']} | {platform} | {r['ops']} | {r['period_us']:.1f} "
+                f"({r['status']}) | {r['bound_us']:.1f} | {r['bound_any_us']:.1f} | "
+                f"{cells} | {r['latency_us']:.1f} |",
+                flush=True,
+            )
     if args.output:
         args.output.write_text(json.dumps(rows, indent=1) + "\n")
     return 0

@@ -64,7 +64,7 @@ from hetsched.schedule.throughput.modulo_plan import (
 )
 from hetsched.solver import Capabilities, SolveContext, Solver
 
-__all__ = ["folded_ii", "rec_mii", "res_mii", "solve_modulo", "validate_modulo"]
+__all__ = ["folded_ii", "latency_at", "rec_mii", "res_mii", "solve_modulo", "validate_modulo"]
 
 
 @dataclass
@@ -250,12 +250,14 @@ def folded_ii(
     lo: int = 1,
     *,
     tries: int = 48,
+    dur: np.ndarray | None = None,
 ) -> int | None:
     """The least ``II`` (among ``tries`` candidates from the busiest device's load up to
     the span) at which one iteration scheduled at ``start`` on ``assign`` (integer units;
     a latency plan, say) repeats as a modulo schedule: every arc disjoint modulo ``II`` on
     its device and every dependency met, carried ones included; ``None`` if none (a
-    carried edge the span cannot meet).
+    carried edge the span cannot meet). ``dur``: each op's duration (default: its device
+    mode's on ``assign``; a plan's own modes may run longer, streamed say).
 
     >>> import numpy as np
     >>> p = Problem.from_arrays(names=["a", "b"], devices=["x", "y"],
@@ -263,7 +265,9 @@ def folded_ii(
     >>> folded_ii(p, np.array([0, 1]), np.array([0, 2]), [])  # x busy 2, y busy 3 per II
     3
     """
-    dur = p.dur[np.arange(p.n), assign].astype(np.int64)
+    if dur is None:
+        dur = p.dur[np.arange(p.n), assign]
+    dur = np.asarray(dur, dtype=np.int64)
     fin = start + dur
     for k in range(p.num_edges):
         u, v = int(p.edge_src[k]), int(p.edge_dst[k])
@@ -280,6 +284,39 @@ def folded_ii(
         ):
             return int(ii)
     return None
+
+
+def latency_at(
+    p: Problem,
+    ii: int,
+    carried: list[tuple[int, int, int]],
+    *,
+    time_limit: float,
+    seed: int = 0,
+    workers: int = 1,
+    hint: tuple[np.ndarray, np.ndarray] | None = None,
+    stop: Any = None,
+) -> tuple[np.ndarray, np.ndarray, int, bool] | None:
+    """The least latency of one iteration among modulo schedules at initiation interval
+    ``ii`` (units): ``(assign, start, latency bound, proven)``, or ``None`` when CP-SAT
+    found none in ``time_limit`` (``hint``: an ``(assign, start)`` to start from)."""
+    serial = int(p.dur.max(axis=1).sum() + (p.comm.max(axis=(1, 2)).sum() if p.num_edges else 0))
+    last = int(hint[1].max()) if hint is not None else 0
+    horizon = serial + 2 * int(p.dur.max()) + last + p.n * ii
+    model, var = _build(p, carried, ii, horizon)
+    if hint is not None:
+        for v in range(p.n):
+            model.add_hint(var.start[v], int(hint[1][v]))
+            for d, lit in var.on[v].items():
+                model.add_hint(lit, int(hint[0][v]) == d)
+    model.minimize(var.latency)
+    s = new_cp_solver(time_limit=time_limit, workers=workers, seed=seed)
+    status = solve_cp(s, model, stop)
+    if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        return None
+    start = np.array([s.value(x) for x in var.start])
+    bound = int(np.ceil(s.best_objective_bound - 1e-9))
+    return _assign_of(s, var, p), start, bound, status == cp_model.OPTIMAL
 
 
 def _arcs_disjoint(assign: np.ndarray, start: np.ndarray, dur: np.ndarray, ii: int) -> bool:

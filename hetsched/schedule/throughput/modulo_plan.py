@@ -17,7 +17,7 @@ import numpy as np
 from ortools.sat.python import cp_model
 
 from hetsched.errors import InfeasibleError, PlanError, UsageError
-from hetsched.plan import Plan, schedule_arrays, validate
+from hetsched.plan import Plan, mode_ids, schedule_arrays, validate
 from hetsched.problem import Problem
 from hetsched.schedule.bounds import load_bound
 from hetsched.schedule.cpmemory import add_static_memory
@@ -176,7 +176,7 @@ def validate_modulo(
         msg = f"II {r.ii!r} is below its own lower bound {floor!r}"
         raise PlanError(msg)
     assign, start = schedule_arrays(plan, p)
-    dur = p.dur[np.arange(p.n), assign]
+    dur = p.mode_dur[mode_ids(plan, p)]  # the plan's own modes (streamed ones run longer)
     runs = [
         (start[v] + i * ii, start[v] + i * ii + dur[v], v, i)
         for i in range(iterations)

@@ -92,3 +92,20 @@ def test_a_zoo_model_gets_a_valid_period_that_beats_the_pipeline() -> None:
     validate_modulo(plan, p, iterations=6)
     assert plan.modulo is not None
     assert plan.modulo.ii <= min(plan.baselines.values()) * (1 + 1e-9)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_problems_with_more_modes_than_devices_get_a_valid_period(seed: int) -> None:
+    # two-device (split) modes, a second precision, resident and streamed weights: the
+    # periodic plan holds one mode per (op, device), and claims the whole question's bound
+    from hetsched.exec import execute_periodic
+    from tests.exec.test_memory import random_weights_problem
+
+    p = random_weights_problem(seed)
+    assert not p.is_device_table
+    plan = solve_objective(p, objective="throughput", time_limit=1.5, workers=1, seed=seed)
+    validate_modulo(plan, p, iterations=6)
+    assert plan.modulo is not None
+    assert plan.modulo.ii_bound == pytest.approx(plan.stats["bound_any_assignment"])
+    run = execute_periodic(plan, p, iterations=4)
+    assert run.measured_period == pytest.approx(plan.modulo.ii, rel=1e-9, abs=1e-12)
