@@ -30,6 +30,7 @@ _COMMAND_MODULES = (
     "hetsched.cli.ops_cmds",
     "hetsched.cli.solve_cmds",
     "hetsched.cli.sensitivity_cmds",
+    "hetsched.cli.throughput_cmds",
     "hetsched.cli.partition_cmds",
     "hetsched.cli.run_cmds",
     "hetsched.cli.bench_cmds",

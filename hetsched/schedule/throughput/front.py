@@ -31,10 +31,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from hetsched.errors import UsageError
 from hetsched.plan import Plan, overflow, plan_from_schedule, schedule_arrays
 from hetsched.problem import Problem
 from hetsched.schedule.bounds import quick_lower_bound
-from hetsched.schedule.throughput.modulo import folded_ii, latency_at, validate_modulo
+from hetsched.schedule.throughput.modulo import (
+    folded_ii,
+    latency_at,
+    list_modulo,
+    validate_modulo,
+)
 from hetsched.schedule.throughput.modulo_plan import Carried, carried_index
 
 if TYPE_CHECKING:
@@ -81,6 +87,12 @@ def period_latency_front(
     from hetsched.schedule.throughput import solve_objective
 
     p, q, w = problem, problem.quantum, workers or 1
+    if not p.is_device_table:
+        msg = (
+            f"the period-latency front needs one mode per (op, device); {p.name!r} has more "
+            "(weights that may stream, precisions): solve --objective throughput for its period"
+        )
+        raise UsageError(msg)
     idx = carried_index(p, carried)
     fast = solve_objective(
         p, graph, objective="throughput", time_limit=0.35 * time_limit, seed=seed,
@@ -98,20 +110,23 @@ def period_latency_front(
     if end is not None and overflow(p, p.device_mode[np.arange(p.n), a1]) is not None:
         end = None  # its device modes do not fit the periodic (static) memory model
     if end is not None:
-        found.append((end, a1, s1, floor, single.status == "optimal"))
+        proven = single.status == "optimal"
+        found.append((end, a1, s1, max(floor, round(single.lower_bound / q)), proven))
     first = found[0][0]
     if end is not None and end > first + 1 and points > 2:
         inner = np.geomspace(first, end, num=points)[1:-1].round().astype(np.int64)
         share = 0.3 * time_limit / max(1, inner.size)
-        hint = (a0, s0)
         for ii in sorted(set(inner.tolist()) - {first, end}):
-            got = latency_at(p, int(ii), idx, time_limit=share, seed=seed, workers=w, hint=hint)
-            if got is not None:
-                found.append((int(ii), got[0], got[1], max(floor, got[2]), got[3]))
-                hint = (got[0], got[1])
+            point = _point(p, int(ii), idx, (a1, a0), floor, share, seed, w)
+            if point is not None:
+                found.append(point)
+    # the best period again, for its latency: list schedules and CP-SAT from the steady plan
+    better = _point(p, first, idx, (a0,), floor, 0.3 * time_limit / points, seed, w)
+    if better is not None and _latency(p, better[1], better[2]) < _latency(p, a0, s0):
+        found[0] = better
     out: list[PeriodPoint] = []
     for ii, assign, start, bound, proven in sorted(found, key=lambda x: x[0]):
-        latency = int((start + p.dur[np.arange(p.n), assign]).max() - start.min())
+        latency = _latency(p, assign, start)
         if out and latency * q >= out[-1].latency - 1e-12:
             continue  # dominated: a shorter period already has this latency or less
         start = start - start.min()
@@ -125,6 +140,35 @@ def period_latency_front(
         proven_here = proven or bound >= latency
         out.append(PeriodPoint(ii * q, latency * q, min(bound, latency) * q, proven_here, plan))
     return out
+
+
+def _point(
+    p: Problem,
+    ii: int,
+    idx: list[tuple[int, int, int]],
+    assigns: tuple[np.ndarray, ...],
+    floor: int,
+    limit: float,
+    seed: int,
+    workers: int,
+) -> tuple[int, np.ndarray, np.ndarray, int, bool] | None:
+    """The least latency found at period ``ii``: list schedules of each of ``assigns``,
+    then CP-SAT from the best of them; ``(ii, assign, start, latency bound, proven)``, or
+    ``None`` when neither found one."""
+    heur = [(a, st) for a in assigns if (st := list_modulo(p, a, ii, idx)) is not None]
+    best = min(heur, key=lambda x: _latency(p, x[0], x[1]), default=None)
+    got = latency_at(p, ii, idx, time_limit=limit, seed=seed, workers=workers, hint=best)
+    bound = max(floor, got[2]) if got is not None else floor
+    if got is not None and (best is None or _latency(p, got[0], got[1]) <= _latency(p, *best)):
+        return ii, got[0], got[1], bound, got[3]
+    if best is None:
+        return None
+    return ii, best[0], best[1], bound, False
+
+
+def _latency(p: Problem, assign: np.ndarray, start: np.ndarray) -> int:
+    """First start to last finish of one iteration (units)."""
+    return int((start + p.dur[np.arange(p.n), assign]).max() - start.min())
 
 
 def plot_period_front(points: list[PeriodPoint], path: Any, *, title: str) -> None:

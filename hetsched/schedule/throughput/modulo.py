@@ -64,7 +64,15 @@ from hetsched.schedule.throughput.modulo_plan import (
 )
 from hetsched.solver import Capabilities, SolveContext, Solver
 
-__all__ = ["folded_ii", "latency_at", "rec_mii", "res_mii", "solve_modulo", "validate_modulo"]
+__all__ = [
+    "folded_ii",
+    "latency_at",
+    "list_modulo",
+    "rec_mii",
+    "res_mii",
+    "solve_modulo",
+    "validate_modulo",
+]
 
 
 @dataclass
@@ -168,7 +176,7 @@ def _solve(m: cp_model.CpModel, limit: float, ctx: SolveContext) -> tuple[Any, A
     return s, solve_cp(s, m, ctx.stop)
 
 
-def _list_modulo(
+def list_modulo(
     p: Problem, assign: np.ndarray, ii: int, carried: list[tuple[int, int, int]]
 ) -> np.ndarray | None:
     """Iterative modulo list scheduling at ``ii``: each op at its earliest start whose arc
@@ -233,7 +241,7 @@ def _heuristic(
     while True:
         start = _packed_modulo(p, assign, ii, carried)
         if start is None:
-            start = _list_modulo(p, assign, ii, carried)
+            start = list_modulo(p, assign, ii, carried)
         if start is not None:
             return ii, start
         if ii >= hi:
