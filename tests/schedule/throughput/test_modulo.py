@@ -84,3 +84,12 @@ def test_demo_cases_run():
     assert [r["case"] for r in rows] == ["gpt-head", "resnet-frame-tracked"]
     for r in rows:
         assert r["ii_units"] >= max(r["res_mii_units"], r["rec_mii_units"])
+
+
+def test_a_guided_denoising_step_chains_through_its_carried_edges():
+    from hetsched.schedule.throughput.demo import run_demo
+
+    (row,) = run_demo(time_limit=4, names=["unet-cfg-denoise"])
+    assert row["ops"] > 80  # two UNet passes and their combination
+    assert row["rec_mii_units"] > 0  # each step waits for the one before
+    assert row["ii_units"] >= max(row["res_mii_units"], row["rec_mii_units"])
