@@ -65,6 +65,7 @@ from hetsched.schedule.throughput.modulo_plan import (
 from hetsched.solver import Capabilities, SolveContext, Solver
 
 __all__ = [
+    "compact",
     "folded_ii",
     "latency_at",
     "list_modulo",
@@ -234,6 +235,35 @@ def _packed_modulo(
     return start
 
 
+def compact(
+    p: Problem, assign: np.ndarray, start: np.ndarray, ii: int, carried: list[tuple[int, int, int]]
+) -> np.ndarray:
+    """``start`` with each op moved to its first start at or after its ready time that keeps
+    its residue modulo ``ii`` (ops in topological order): the arcs stay where they were, so
+    the schedule stays valid, and one iteration's latency only shrinks. A carried edge the
+    moves would break keeps the original starts.
+
+    >>> import numpy as np
+    >>> p = Problem.from_arrays(names=["a", "b"], devices=["x", "y"],
+    ...     exec_time=np.array([[2.0, 2.0], [3.0, 3.0]]), edges=[(0, 1, 0.0)], quantum=1.0)
+    >>> compact(p, np.array([0, 1]), np.array([0, 14]), 3, []).tolist()   # b: 14 = 2 mod 3
+    [0, 2]
+    """
+    out = np.asarray(start, dtype=np.int64).copy()
+    dur = p.dur[np.arange(p.n), assign].astype(np.int64)
+    for v in range(p.n):
+        d = int(assign[v])
+        ready = max(
+            [int(out[u] + dur[u] + p.comm[k, assign[u], d]) for u, k in p.preds[v]], default=0
+        )
+        out[v] = ready + (int(start[v]) - ready) % ii
+    for u, v, dist in carried:
+        c = carried_comm(p, u, int(assign[u]), int(assign[v]))
+        if out[v] + dist * ii < out[u] + dur[u] + c:
+            return np.asarray(start, dtype=np.int64)
+    return out
+
+
 def _heuristic(
     p: Problem, assign: np.ndarray, lo: int, hi: int, carried: list[tuple[int, int, int]]
 ) -> tuple[int, np.ndarray]:
@@ -388,6 +418,10 @@ def _modulo(
     search.sweep()
     best_ii, best = search.best_ii, search.best
     bound = search.bound()
+    best = (best[0], compact(p, best[0], best[1], best_ii, carried_idx))
+    greedy = list_modulo(p, best[0], best_ii, carried_idx)  # latency-greedy, same arcs' load
+    if greedy is not None and _span(p, best[0], greedy) < _span(p, *best):
+        best = (best[0], greedy)
     model, var = _build(p, carried_idx, best_ii, horizon)
     for v in range(p.n):
         model.add_hint(var.start[v], int(best[1][v]))
@@ -396,7 +430,10 @@ def _modulo(
     model.minimize(var.latency)
     s2, st2 = _solve(model, ctx.remaining(), ctx)
     if st2 in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-        best = (_assign_of(s2, var, p), np.array([s2.value(x) for x in var.start]))
+        assign = _assign_of(s2, var, p)
+        start = compact(p, assign, np.array([s2.value(x) for x in var.start]), best_ii, carried_idx)
+        if _span(p, assign, start) <= _span(p, *best):
+            best = (assign, start)
     assign, start = best
     modes = p.device_mode[np.arange(p.n), assign]
     if overflow(p, modes) is not None:
@@ -465,7 +502,9 @@ class _Search:
         self.models += 1
         if st in (cp_model.OPTIMAL, cp_model.FEASIBLE):
             self.best_ii = ii
-            self.best = (_assign_of(s, var, self.p), np.array([s.value(x) for x in var.start]))
+            assign = _assign_of(s, var, self.p)
+            start = np.array([s.value(x) for x in var.start])
+            self.best = (assign, compact(self.p, assign, start, ii, self.carried))
             self.ctx.report("modulo", ii * self.p.quantum, self.bound() * self.p.quantum)
             return True
         if st == cp_model.INFEASIBLE and not self.carried and self.memory_exact:
@@ -496,6 +535,11 @@ class _Search:
         while b < self.best_ii and b in self.refuted:
             b += 1
         return b
+
+
+def _span(p: Problem, assign: np.ndarray, start: np.ndarray) -> int:
+    """The latency of one iteration: its last finish (starts are from 0)."""
+    return int((start + p.dur[np.arange(p.n), assign]).max())
 
 
 def _assign_of(s: Any, var: _Vars, p: Problem) -> np.ndarray:
