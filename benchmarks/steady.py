@@ -5,7 +5,9 @@ For each zoo model (fused) and platform: ``hetsched.solve(..., objective="throug
 with its proven bound (one assignment repeated) and the bound that holds even when
 iterations take turns on devices, next to the latency plan run back to back, the pipeline
 family's exact period (one stage per device in a fixed order) and its baselines
-(PipeDream's DP, equal op count, equal FLOPs, capability-greedy), all from the same run.
+(PipeDream's DP, equal op count, equal FLOPs, capability-greedy) and the modulo search
+alone (no hints: ``--objective modulo`` before the throughput objective), all from the same
+run.
 
     .venv/bin/python benchmarks/steady.py --models gpt,resnet,unet,mlp,mamba --sizes tiny \\
         --platforms edge-soc,multi-gpu --time-limit 10 -o benchmarks/results/steady-tiny.json
@@ -46,6 +48,7 @@ def measure(model: str, size: str, platform: str, time_limit: float) -> dict[str
     graph = real_graph(model) if size == "real" else fuse(zoo.graph(model, size))
     plan = hetsched.solve(graph, platform, objective="throughput", time_limit=time_limit)
     assert plan.modulo is not None
+    alone = _modulo_alone(graph, platform, time_limit)
     return {
         "model": model if size == "real" else f"{model}-{size}",
         "platform": platform,
@@ -56,7 +59,22 @@ def measure(model: str, size: str, platform: str, time_limit: float) -> dict[str
         "bound_any_us": plan.stats["bound_any_assignment"] * 1e6,
         "latency_us": plan.makespan * 1e6,
         "baselines_us": {k: v * 1e6 for k, v in plan.baselines.items()},
+        "modulo_alone_us": None if alone is None else alone * 1e6,
     }
+
+
+def _modulo_alone(graph: OpGraph, platform: str, time_limit: float) -> float | None:
+    """The modulo search by itself (no hints), as ``--objective modulo`` ran before the
+    throughput objective; ``None`` where it refuses the problem (weights that may stream)."""
+    from hetsched.problem import Problem
+    from hetsched.schedule.throughput.modulo import solve_modulo
+
+    problem = Problem.build(graph, platform)
+    if not problem.is_device_table:
+        return None
+    plan = solve_modulo(problem, time_limit=time_limit)
+    assert plan.modulo is not None
+    return plan.modulo.ii
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,12 +87,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("-o", "--output", type=Path)
     args = ap.parse_args(argv)
     cols = ("latency back to back", "pipeline", "dp", "equal-ops", "equal-flops", "capability")
+    alone = "modulo alone"
     print(
         "| model | platform | ops | period µs (status) | bound µs | bound, turns µs | "
-        + " | ".join(cols)
+        + " | ".join((*cols, alone))
         + " | latency of one iteration µs |"
     )
-    print("|---" * (7 + len(cols)) + "|")
+    print("|---" * (8 + len(cols)) + "|")
     rows = []
     cases = [(m, z) for z in args.sizes.split(",") for m in args.models.split(",") if m]
     cases += [(m, "real") for m in args.real.split(",") if m]
@@ -82,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         for platform in args.platforms.split(","):
             r = measure(model, size, platform, args.time_limit)
             rows.append(r)
-            base = [r["baselines_us"].get(c) for c in cols]
+            base = [*(r["baselines_us"].get(c) for c in cols), r["modulo_alone_us"]]
             cells = " | ".join("—" if b is None else f"{b:.1f}" for b in base)
             print(
                 f"| {r['model']} | {platform} | {r['ops']} | {r['period_us']:.1f} "
