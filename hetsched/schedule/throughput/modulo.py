@@ -403,10 +403,21 @@ def _modulo(
     best = (res_assign, h_start)
     for hint in hints:
         assign, start = schedule_arrays(hint, p)
+        if overflow(p, p.device_mode[np.arange(p.n), assign]) is not None:
+            continue
+        # its own schedule repeated, and its assignment packed at its busiest load
         folded = folded_ii(p, assign, start, carried_idx, lo)
-        modes = p.device_mode[np.arange(p.n), assign]
-        if folded is not None and folded < best_ii and overflow(p, modes) is None:
+        if folded is not None and folded < best_ii:
             best_ii, best, h_start = folded, (assign, start), start
+        load = np.bincount(assign, weights=p.dur[np.arange(p.n), assign], minlength=p.num_devices)
+        first = max(lo, int(load.max()))
+        if first < best_ii:
+            try:
+                packed_ii, packed = _heuristic(p, assign, first, best_ii, carried_idx)
+            except SolverError:  # carried edges it cannot meet below best_ii
+                continue
+            if packed_ii < best_ii:
+                best_ii, best, h_start = packed_ii, (assign, packed), packed
     # A schedule at an II <= best_ii compacts (each op to its first start at or after its
     # ready time with the same residue: at most II - 1 late) into this horizon when there
     # are no carried edges, so a fixed-II model proven infeasible refutes that II.
