@@ -2,6 +2,9 @@
 
 * :func:`critical_path_bound` - longest path, each op on any device it supports, with a
   dynamic program over (op, device) so transfers forced by support are counted.
+* :func:`~hetsched.schedule.bounds.delays.delay_bound` - heads and tails that count
+  transfers: each predecessor is on the op's device (and runs before it there) or pays its
+  transfer (communication-heavy graphs).
 * :func:`load_bound` - no device can finish before it has done its share of the work:
   an LP over fractional assignments, min T s.t. per-device load <= T.
 * :func:`lp_bound` - the LP relaxation that couples both: fractional assignment, start
@@ -31,6 +34,7 @@ import weakref
 from collections.abc import Callable
 
 from hetsched.problem import Problem
+from hetsched.schedule.bounds.delays import delay_bound
 from hetsched.schedule.bounds.levels import heads_and_tails_fast, levels
 from hetsched.schedule.bounds.load import (
     LOAD_LP_MAX_OPS,
@@ -54,6 +58,7 @@ __all__ = [
     "bound_report",
     "budget_lp_bound",
     "critical_path_bound",
+    "delay_bound",
     "device_finish_times",
     "device_heads_tails",
     "device_tail_times",
@@ -99,7 +104,11 @@ def quick_lower_bound(problem: Problem) -> int:
         problem,
         "quick",
         lambda p: max(
-            critical_path_bound(p), load_bound(p), series_lower_bound(p), budget_lp_bound(p)
+            critical_path_bound(p),
+            load_bound(p),
+            series_lower_bound(p),
+            budget_lp_bound(p),
+            delay_bound(p),
         ),
     )
 
@@ -121,4 +130,5 @@ def bound_report(problem: Problem) -> dict[str, int]:
         "window": window_load_bound(problem),
         "series": series_lower_bound(problem),
         "modes_lp": budget_lp_bound(problem),
+        "delays": delay_bound(problem),
     }
