@@ -1,6 +1,7 @@
 """Portfolio: heuristics first, bounds, then exact search seeded with the best plan.
 
-Within one time budget: HEFT, PEFT, CPOP and LP-rounded HEFT (milliseconds to ~0.5 s), the
+Within one time budget: HEFT, PEFT, CPOP and LP-rounded HEFT (milliseconds to ~0.5 s; on
+graphs whose transfers cost more than their ops, HEFT on the fastest k devices too), the
 lower bounds, and if the best heuristic is not already proven optimal, CP-SAT (small and
 medium graphs) or large-neighbourhood search around the best plan (large graphs), hinted
 with the best plan so far. Returns the best plan with the best bound any method proved.
@@ -47,7 +48,14 @@ from hetsched.schedule.bounds import (
     series_lower_bound,
 )
 from hetsched.schedule.latency.eft import first_plan
-from hetsched.schedule.latency.heuristics import solve_cpop, solve_heft, solve_peft
+from hetsched.schedule.latency.heuristics import (
+    mean_comm,
+    mean_dur,
+    solve_cpop,
+    solve_heft,
+    solve_heft_fewer,
+    solve_peft,
+)
 from hetsched.schedule.latency.lpround import solve_lp_heft
 from hetsched.schedule.latency.residency import make_resident, streamed_restriction
 from hetsched.schedule.latency.warmstart import carry_plan
@@ -77,6 +85,13 @@ BLOCK_SHARE = 0.3
 SEGMENT_SHARE = 0.8
 
 
+def _comm_heavy(problem: Problem) -> bool:
+    """Whether a transfer costs more than an op, on average (CCR above 1)."""
+    if problem.num_edges == 0:
+        return False
+    return float(mean_comm(problem).mean()) > float(mean_dur(problem).mean())
+
+
 def _portfolio(problem: Problem, ctx: SolveContext) -> Plan:
     """Best plan and best bound of heuristics + exact search within the time limit."""
     n = problem.n
@@ -90,6 +105,9 @@ def _portfolio(problem: Problem, ctx: SolveContext) -> Plan:
         stages.append(("eft", lambda: first_plan(problem)))
     if heft_ok:
         stages.append(("heft", lambda: solve_heft.within(problem, ctx.child())))
+    fewer_ok = ctx.time_limit >= HEFT_BUDGET_PER_OP * n * problem.num_devices
+    if fewer_ok and n <= LARGE_OPS and problem.num_devices > 2 and _comm_heavy(problem):
+        stages.append(("heft-fewer", lambda: solve_heft_fewer.within(problem, ctx.child())))
     if n <= LARGE_OPS:
         stages.append(("peft", lambda: solve_peft.within(problem, ctx.child())))
         stages.append(("cpop", lambda: solve_cpop.within(problem, ctx.child())))
