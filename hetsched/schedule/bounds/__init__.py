@@ -54,6 +54,7 @@ from hetsched.schedule.bounds.series import segment_key, series_bound, series_cu
 from hetsched.schedule.bounds.windows import device_heads_tails, window_load_bound, window_load_lp
 
 __all__ = [
+    "DELAY_MAX_OPS",
     "LOAD_LP_MAX_OPS",
     "bound_report",
     "budget_lp_bound",
@@ -98,6 +99,11 @@ def series_lower_bound(problem: Problem) -> int:
     return _memo(problem, "series", series_bound)
 
 
+# Above this many ops the transfer-counting heads and tails (Python over every edge, ~0.5 s
+# at 10k ops) stay out of the quick bounds, which heuristics wait on.
+DELAY_MAX_OPS = 3000
+
+
 def quick_lower_bound(problem: Problem) -> int:
     """The cheap bounds only (critical path, load, series); no LP over the whole graph."""
     return _memo(
@@ -108,7 +114,7 @@ def quick_lower_bound(problem: Problem) -> int:
             load_bound(p),
             series_lower_bound(p),
             budget_lp_bound(p),
-            delay_bound(p),
+            delay_bound(p) if p.n <= DELAY_MAX_OPS else 0,
         ),
     )
 
