@@ -8,6 +8,10 @@ from typing import Any
 __all__ = ["problem_options", "register"]
 
 
+# what an executed plan's outputs were, against eager PyTorch
+_VERDICT = {None: "not checked (no program)", True: "match eager", False: "DIFFER from eager"}
+
+
 def register(subparsers: Any) -> None:
     """Add ``run`` and ``show`` to the ``hetsched`` parser."""
     p = subparsers.add_parser(
@@ -175,8 +179,7 @@ def run_run(args: argparse.Namespace) -> int:
           f"{plan.platform or '?'}: {len(plan.assignment)} ops")  # fmt: skip
     print(f"run       {clock} clock: planned {_fmt(res.planned_makespan, u)}, realized "
           f"{_fmt(res.makespan, u)} (x{res.slowdown:.4f}), wall {res.wall_time:.3f} s")  # fmt: skip
-    check = {None: "not checked (no program)", True: "match eager", False: "DIFFER from eager"}
-    print(f"outputs   {check[res.outputs_match]}")
+    print(f"outputs   {_VERDICT[res.outputs_match]}")
     print(f"dispatch  median {res.dispatch_median_us:.1f} us, p99 {res.dispatch_p99_us:.1f} us")
     if res.faults_seen or args.fail:
         seen = ", ".join(res.faults_seen) or "none took effect"
@@ -243,8 +246,7 @@ def _run_periodic(
     print(f"period    planned {_fmt(r.planned_period, u)}, measured {measured} "
           f"over {n} overlapping iterations ({clock} clock)")  # fmt: skip
     print("latency   " + ", ".join(_fmt(x, u) for x in r.latencies) + " (each iteration)")
-    check = {None: "not checked (no program)", True: "match eager", False: "DIFFER from eager"}
-    print("outputs   " + ", ".join(f"#{i} {check[m]}" for i, m in enumerate(r.outputs_match)))
+    print("outputs   " + ", ".join(f"#{i} {_VERDICT[m]}" for i, m in enumerate(r.outputs_match)))
     if args.trace:
         save_trace(r.run, args.trace, graph=None)
         print(f"trace written to {args.trace}")

@@ -261,7 +261,6 @@ class Phase:
             # an op of zero duration holds no device (as the validator reads a plan): it
             # waits for its inputs and release only, not for the op before it to end
             instant = task.dur == 0 and len(task.devices) == 1
-            held_t = free_t
             ready_t, ready_wall = (
                 (task.release if instant else max(free_t, task.release)),
                 free_wall,
@@ -305,7 +304,7 @@ class Phase:
                 finish = max(self.clock.now(), end)
             self.op_runs.append((task, start, finish, "done", overhead))
             self.memory.op_finished(task.v, finish)
-            free_t, free_wall = max(finish, held_t) if instant else finish, time.perf_counter()
+            free_t, free_wall = max(finish, free_t) if instant else finish, time.perf_counter()
             task.done.set(finish, free_wall)
         return free_t
 

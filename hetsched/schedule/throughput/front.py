@@ -26,7 +26,6 @@ True
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -41,7 +40,7 @@ from hetsched.schedule.throughput.modulo import (
     list_modulo,
     validate_modulo,
 )
-from hetsched.schedule.throughput.modulo_plan import Carried, carried_index
+from hetsched.schedule.throughput.modulo_plan import Carried, carried_index, offsets
 
 if TYPE_CHECKING:
     from hetsched.graph.opgraph import OpGraph
@@ -130,8 +129,7 @@ def period_latency_front(
         if out and latency * q >= out[-1].latency - 1e-12:
             continue  # dominated: a shorter period already has this latency or less
         start = start - start.min()
-        offset = MappingProxyType({x: float(start[v] % ii) * q for v, x in enumerate(p.names)})
-        result = replace(r, ii=ii * q, offset=offset)
+        result = replace(r, ii=ii * q, offset=offsets(p, start, ii))
         plan = plan_from_schedule(
             p, assign=assign, start=start, solver="front", searched=True,
             lower_bound=min(bound, latency), objective="throughput", modulo=result,

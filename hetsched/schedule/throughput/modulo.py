@@ -42,7 +42,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -58,6 +57,7 @@ from hetsched.schedule.throughput.modulo_plan import (
     Carried,
     carried_comm,
     carried_index,
+    offsets,
     rec_mii,
     res_mii,
     validate_modulo,
@@ -462,7 +462,7 @@ def _modulo(
         ii_bound=bound * q,
         res_mii=res * q,
         rec_mii=rec * q,
-        offset=MappingProxyType({x: float(start[v] % best_ii) * q for v, x in enumerate(p.names)}),
+        offset=offsets(p, start, best_ii),
         carried=tuple((str(a), str(b), int(c)) for a, b, c in carried),
         proved_by=proved_by,
     )

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 
 import numpy as np
 from ortools.sat.python import cp_model
@@ -28,6 +29,7 @@ __all__ = [
     "Carried",
     "carried_comm",
     "carried_index",
+    "offsets",
     "rec_mii",
     "res_mii",
     "validate_modulo",
@@ -144,6 +146,13 @@ def rec_mii(problem: Problem, carried: Carried) -> int:
         else:
             hi = mid
     return lo
+
+
+def offsets(p: Problem, start: np.ndarray, ii: int) -> Mapping[str, float]:
+    """Each op's start modulo ``ii`` (integer units), in real time: a modulo result's
+    ``offset``."""
+    q = p.quantum
+    return MappingProxyType({x: float(start[v] % ii) * q for v, x in enumerate(p.names)})
 
 
 def carried_comm(p: Problem, u: int, a: int, b: int) -> int:

@@ -32,18 +32,17 @@ Examples
 from __future__ import annotations
 
 from dataclasses import replace
-from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from hetsched.errors import HetschedError, SolverError
-from hetsched.plan import ModuloResult, Plan, mode_ids, plan_from_schedule
+from hetsched.plan import ModuloResult, Plan, mode_ids, plan_from_schedule, schedule_arrays
 from hetsched.problem import Problem
 from hetsched.problem.problem import is_streamed
 from hetsched.schedule.bounds import critical_path_bound, load_bound
 from hetsched.schedule.throughput.modulo import folded_ii, solve_modulo
-from hetsched.schedule.throughput.modulo_plan import Carried, carried_index, rec_mii
+from hetsched.schedule.throughput.modulo_plan import Carried, carried_index, offsets, rec_mii
 from hetsched.schedule.throughput.pipesolve import solve_pipeline
 from hetsched.solver import Capabilities, SolveContext, Solver
 
@@ -65,7 +64,8 @@ def _steady(
     tag of the plan (``"throughput"`` or ``"modulo"``: the same question)."""
     idx = carried_index(problem, carried)  # bad carried edges fail before any solve
     q = problem.quantum
-    floor = max(load_bound(problem), rec_mii(problem, carried)) * q
+    load, recurrence = load_bound(problem), rec_mii(problem, carried)
+    floor = max(load, recurrence) * q
     if problem.is_device_table:
         plan = _periodic(problem, ctx, graph, carried)
         stats: dict[str, Any] = {**plan.stats, "bound_any_assignment": floor}
@@ -80,7 +80,7 @@ def _steady(
     candidates: list[tuple[int, np.ndarray, np.ndarray, Plan | None, str]] = []
     modes = mode_ids(single, problem)
     if (problem.modes.width[modes] == 1).all():
-        start = _starts(single, problem)
+        start = schedule_arrays(single, problem)[1]
         assign = np.array([problem.modes.devices_of(int(k))[0] for k in modes], np.int64)
         ii = folded_ii(problem, assign, start, idx, dur=problem.mode_dur[modes])
         if ii is not None:
@@ -97,7 +97,9 @@ def _steady(
             continue
         assert plan.modulo is not None
         ii = round(plan.modulo.ii / q)
-        candidates.append((ii, kept[mode_ids(plan, sub)], _starts(plan, problem), plan, label))
+        candidates.append(
+            (ii, kept[mode_ids(plan, sub)], schedule_arrays(plan, problem)[1], plan, label)
+        )
     if not candidates:
         msg = "no periodic schedule found: " + "; ".join(errors)
         raise SolverError(msg)
@@ -105,10 +107,9 @@ def _steady(
     baselines = dict(chosen.baselines) if chosen is not None else {}
     if not carried:
         baselines["latency back to back"] = single.makespan
-    offset = MappingProxyType({x: float(start[v] % ii) * q for v, x in enumerate(problem.names)})
     result = ModuloResult(
-        ii=ii * q, ii_bound=floor, res_mii=load_bound(problem) * q,
-        rec_mii=rec_mii(problem, carried) * q, offset=offset,
+        ii=ii * q, ii_bound=floor, res_mii=load * q, rec_mii=recurrence * q,
+        offset=offsets(problem, start, ii),
         carried=tuple((str(a), str(b), int(c)) for a, b, c in carried),
         proved_by="bound" if ii * q <= floor * (1 + 1e-12) else "",
     )  # fmt: skip
@@ -119,11 +120,6 @@ def _steady(
         stats={**stats, "weights": label}, objective=objective, baselines=baselines,
         modulo=result,
     )  # fmt: skip
-
-
-def _starts(plan: Plan, problem: Problem) -> np.ndarray:
-    """``plan``'s start of every op of ``problem``, in integer units."""
-    return np.array([round(plan.start[x] / problem.quantum) for x in problem.names], np.int64)
 
 
 def _periodic(problem: Problem, ctx: SolveContext, graph: Any, carried: Carried) -> Plan:

@@ -31,7 +31,7 @@ from __future__ import annotations
 import numpy as np
 
 from hetsched.errors import UsageError
-from hetsched.plan import Plan, mode_ids, plan_from_schedule, validate
+from hetsched.plan import Plan, mode_ids, plan_from_schedule, schedule_arrays, validate
 from hetsched.problem import Modes, Problem, Tensors
 from hetsched.schedule.throughput.modulo_plan import Carried, carried_comm, carried_index
 
@@ -105,7 +105,7 @@ def unrolled_plan(plan: Plan, p: Problem, iterations: int, carried: Carried = ()
     u = unrolled_problem(p, iterations, carried or r.carried)
     ii = round(r.ii / p.quantum)
     modes = mode_ids(plan, p)
-    start = np.array([round(plan.start[x] / p.quantum) for x in p.names], dtype=np.int64)
+    start = schedule_arrays(plan, p)[1]
     offsets = np.repeat(np.arange(iterations, dtype=np.int64) * ii, p.n)
     per_op = np.concatenate([modes + i * p.modes.num_modes for i in range(iterations)])
     out = plan_from_schedule(
