@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import numpy as np
@@ -9,6 +10,14 @@ import numpy as np
 from hetsched.problem import Problem
 
 FAMILIES = ("chain", "fork_join", "diamond", "layered")
+
+
+def whole_quanta(p: Problem) -> Problem:
+    """The instance whose transfer times are ``p``'s rounded up to whole units: an integer
+    instance (:attr:`~hetsched.problem.Problem.exact`), so the integer model is the question
+    and exact solvers prove it (integer durations stay as they are)."""
+    assert np.array_equal(p.mode_dur_floor, p.mode_dur), "durations must be whole units"
+    return dataclasses.replace(p, tensor_comm_floor=p.tensor_comm.copy())
 
 
 def family_edges(family: str, n: int, rng: np.random.Generator) -> list[tuple[int, int]]:
@@ -63,7 +72,7 @@ def random_problem(
         inv = (inv + inv.T) / 2
     np.fill_diagonal(inv, 0.0)
     lat = np.where(np.eye(devices, dtype=bool), 0.0, 1.0)
-    return Problem.from_arrays(
+    problem = Problem.from_arrays(
         names=[f"t{i}" for i in range(n)],
         devices=[f"d{j}" for j in range(devices)],
         exec_time=ex,
@@ -74,6 +83,7 @@ def random_problem(
         units="u",
         name=f"{family}-{n}-{seed}",
     )
+    return whole_quanta(problem)
 
 
 def two_op_link_contention_problem() -> Problem:
@@ -121,7 +131,7 @@ def series_problem(
     lat = rng.integers(0, 3, size=(devices, devices)).astype(float)
     lat = (lat + lat.T) / 2
     np.fill_diagonal(lat, 0.0)
-    return Problem.from_arrays(
+    problem = Problem.from_arrays(
         names=[f"s{i}" for i in range(n)],
         devices=[f"d{j}" for j in range(devices)],
         exec_time=ex,
@@ -131,3 +141,4 @@ def series_problem(
         units="u",
         name=f"series-{segments}x{width}x{depth}-{seed}",
     )
+    return whole_quanta(problem)

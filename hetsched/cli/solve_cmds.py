@@ -337,6 +337,11 @@ def format_plan_summary(plan: Any, *, graph_name: str, wall: float) -> str:
     lines = [
         f"graph     {graph_name}  ({len(plan.assignment)} ops) on {plan.platform}",
         f"solver    {plan.solver}  status {plan.status}"
+        + (
+            f" within {100 * plan.tolerance:g}% (durations rounded to whole quanta)"
+            if plan.status == "optimal" and plan.objective_gap > 0
+            else ""
+        )
         + ("  (interrupted: best plan so far)" if plan.interrupted else ""),
         ("latency   " if plan.objective != "latency" else "makespan  ")
         + _fmt_time(plan.makespan, units)

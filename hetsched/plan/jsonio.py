@@ -62,6 +62,7 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
         "makespan": plan.makespan,
         "lower_bound": plan.lower_bound,
         "gap": plan.gap,
+        "optimal_tolerance": plan.tolerance,
         "solve_time": plan.solve_time,
         "memory": dict(plan.memory),
         "baselines": dict(plan.baselines),
@@ -176,6 +177,7 @@ def plan_from_dict(doc: Any, *, source: str = "<plan>") -> Plan:
                 PeakMemoryResult.from_dict(doc["peak_memory"]) if "peak_memory" in doc else None
             ),
             error=float(doc.get("error", 0.0)),
+            tolerance=float(doc.get("optimal_tolerance", 0.0)),
             measured_error=(
                 float(doc["measured_error"]) if doc.get("measured_error") is not None else None
             ),

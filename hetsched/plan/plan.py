@@ -55,18 +55,22 @@ STATUSES = ("optimal", "feasible", "heuristic")
 _TIGHT = 1e-9
 
 
-def plan_status(value: float, bound: float, *, searched: bool) -> str:
+def plan_status(value: float, bound: float, *, searched: bool, tolerance: float = 0.0) -> str:
     """The one status rule, for every solver and objective.
 
     ``optimal``: the value is proven (it does not exceed a lower bound of the question
-    asked). ``feasible``: not proven, but an exact search over the whole problem ran (the
-    gap is what it could not close in time). ``heuristic``: not proven, and no exact search
-    over the whole problem ran (list schedulers, local search, LNS).
+    asked by more than the relative ``tolerance``: 0 where the integer model is the real
+    problem, :data:`~hetsched.problem.quantum.ROUNDING_TOLERANCE` where durations were
+    rounded to whole quanta). ``feasible``: not proven, but an exact search over the whole
+    problem ran (the gap is what it could not close in time). ``heuristic``: not proven, and
+    no exact search over the whole problem ran (list schedulers, local search, LNS).
 
     >>> plan_status(5.0, 5.0, searched=False), plan_status(5.0, 4.0, searched=True)
     ('optimal', 'feasible')
+    >>> plan_status(5.004, 5.0, searched=True, tolerance=0.001)
+    'optimal'
     """
-    if value <= bound * (1 + _TIGHT) + 1e-15:
+    if value <= bound * (1 + max(tolerance, _TIGHT)) + 1e-15:
         return "optimal"
     return "feasible" if searched else "heuristic"
 
@@ -100,7 +104,10 @@ class Plan:
     predicted to add (the sum of their errors); ``measured_error`` the one measured end to
     end on held-out inputs, when the program was at hand. ``baselines`` are the heuristic
     makespans the solver started from; ``pipeline``/``modulo``/``peak_memory`` carry the
-    results of those objectives. ``stats`` holds solver diagnostics only. Times are in
+    results of those objectives. ``stats`` holds solver diagnostics only. ``tolerance`` is
+    the relative tolerance of ``optimal`` (:func:`plan_status`): 0 when every duration was a
+    whole number of quanta, else the rounding tolerance; ``lower_bound`` is always a bound
+    of the real-valued problem (computed on :attr:`~hetsched.problem.Problem.floored`). Times are in
     seconds, or the graph's own ``units``.
     """
 
@@ -127,6 +134,7 @@ class Plan:
     peak_memory: PeakMemoryResult | None = None
     error: float = 0.0
     measured_error: float | None = None
+    tolerance: float = 0.0
 
     def __post_init__(self) -> None:
         if self.objective == "throughput" and self.pipeline is None and self.modulo is None:
@@ -170,7 +178,12 @@ class Plan:
     @property
     def status(self) -> str:
         """``optimal`` | ``feasible`` | ``heuristic`` (:func:`plan_status`)."""
-        return plan_status(self.objective_value, self.objective_bound, searched=self.searched)
+        return plan_status(
+            self.objective_value,
+            self.objective_bound,
+            searched=self.searched,
+            tolerance=self.tolerance,
+        )
 
     @property
     def gap(self) -> float:
@@ -262,6 +275,7 @@ def plan_from_schedule(
         modulo=modulo,
         peak_memory=peak_memory,
         error=float(problem.modes.err[m].sum()),
+        tolerance=problem.tolerance,
     )
 
 

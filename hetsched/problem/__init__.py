@@ -9,13 +9,19 @@
 
 from hetsched.problem.modes import DEFAULT_PRECISION, Modes, ModeSpec
 from hetsched.problem.problem import MAX_HORIZON, Problem
-from hetsched.problem.quantum import choose_quantum, choose_quantum_fast, critical_path_stats
+from hetsched.problem.quantum import (
+    ROUNDING_TOLERANCE,
+    choose_quantum,
+    choose_quantum_fast,
+    critical_path_stats,
+)
 from hetsched.problem.sub import subproblem
 from hetsched.problem.tensors import Tensors
 
 __all__ = [
     "DEFAULT_PRECISION",
     "MAX_HORIZON",
+    "ROUNDING_TOLERANCE",
     "ModeSpec",
     "Modes",
     "Problem",

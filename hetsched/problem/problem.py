@@ -6,6 +6,8 @@ durations in a time quantum, every *tensor* (:mod:`~hetsched.problem.tensors`) w
 integer transfer time between each pair of devices, device capacities and links. Durations
 are rounded *up*, so an integer schedule is also feasible in real time; the quantum keeps the
 rounding error below 0.1% of the makespan (:func:`~hetsched.problem.quantum.choose_quantum`).
+A bound of the rounded-up model is not one of the real problem: bounds are computed on the
+:attr:`Problem.floored` twin (everything rounded *down*), whose optimum is at most the real one.
 
 A Problem is immutable for real: its arrays are read-only and its invariants are checked on
 construction (including ``dataclasses.replace``), so bounds cached for it cannot go stale.
@@ -52,7 +54,7 @@ import numpy as np
 from hetsched.errors import InfeasibleError, SolverError, UsageError
 from hetsched.problem.arrays import frozen, own_frozen
 from hetsched.problem.modes import Modes, ModeSpec
-from hetsched.problem.quantum import choose_quantum
+from hetsched.problem.quantum import ROUNDING_TOLERANCE, choose_quantum
 from hetsched.problem.tensors import Tensors
 
 if TYPE_CHECKING:
@@ -96,6 +98,9 @@ class Problem:
     error_budget : the most output error the modes of a plan may add together (the sum of
         ``modes.error``, in units of :data:`ERROR_UNIT`: :attr:`mode_error_units`); ``None``
         for no limit.
+    tensor_comm_floor : the real transfer times rounded *down* (``None``: not known, taken as
+        ``tensor_comm - 1`` where positive; dropped when it does not fit ``tensor_comm``),
+        for :attr:`floored`.
     """
 
     names: tuple[str, ...]
@@ -117,6 +122,7 @@ class Problem:
     platform_name: str = ""
     graph_sha256: str = ""
     meta: Mapping[str, Any] = field(default_factory=dict)
+    tensor_comm_floor: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n, d = len(self.names), len(self.devices)
@@ -159,7 +165,13 @@ class Problem:
             raise SolverError(msg)
         if self.error_budget is not None:
             check_error_budget(self.error_budget)
+        low = self.tensor_comm_floor
+        if low is not None and (np.shape(low) != comm.shape or np.any(low > comm)):
+            # stale (``dataclasses.replace`` with other tensors): not known any more
+            object.__setattr__(self, "tensor_comm_floor", None)
         own_frozen(self, "mode_dur", "tensor_comm", "capacity")
+        if self.tensor_comm_floor is not None:
+            own_frozen(self, "tensor_comm_floor")
         object.__setattr__(self, "route_links", MappingProxyType(dict(self.route_links)))
         object.__setattr__(self, "meta", MappingProxyType(dict(self.meta)))
 
@@ -389,6 +401,7 @@ class Problem:
             raise SolverError(msg)
         mode_dur = np.ceil(modes.time / q - _EPS).astype(np.int64)
         comm = np.ceil(comm_real / q - _EPS).astype(np.int64)
+        comm_floor = np.minimum(np.floor(comm_real / q + _EPS).astype(np.int64), comm)
         horizon = int(np.maximum.reduceat(mode_dur, modes.op_start[:-1]).sum())
         horizon += int(comm.max(axis=(1, 2)).sum()) if comm.size else 0
         if horizon > MAX_HORIZON:
@@ -417,6 +430,7 @@ class Problem:
             name=name,
             platform_name=platform_name,
             graph_sha256=graph_sha256,
+            tensor_comm_floor=comm_floor,
         )
 
     # ------------------------------------------------------------------ error budget
@@ -694,9 +708,59 @@ class Problem:
             modes=modes,
             mode_dur=mode_dur,
             tensor_comm=comm,
+            tensor_comm_floor=comm if self.exact else None,
             use_memory=False,
             link_contention=False,
             name=f"{self.name}/relaxed",
+        )
+
+    # ------------------------------------------------------------------ rounding
+    @cached_property
+    def mode_dur_floor(self) -> np.ndarray:
+        """Each mode's real duration rounded *down* to whole quanta (at most ``mode_dur``)."""
+        low = np.floor(self.modes.time / self.quantum + _EPS).astype(np.int64)
+        return frozen(np.clip(low, 0, self.mode_dur))
+
+    @cached_property
+    def exact(self) -> bool:
+        """Whether every duration and transfer is a whole number of quanta (to 1e-9 of one):
+        then the integer model *is* the real problem, and its bounds are the real ones."""
+        low = self.tensor_comm_floor
+        return (
+            low is not None
+            and bool(np.array_equal(low, self.tensor_comm))
+            and bool(np.array_equal(self.mode_dur_floor, self.mode_dur))
+        )
+
+    @property
+    def tolerance(self) -> float:
+        """The relative tolerance of ``optimal`` for plans of this problem: 0 when
+        :attr:`exact`, else :data:`~hetsched.problem.quantum.ROUNDING_TOLERANCE`."""
+        return 0.0 if self.exact else ROUNDING_TOLERANCE
+
+    @cached_property
+    def floored(self) -> Problem:
+        """The twin with every duration and transfer rounded *down*: bounds go here.
+
+        Any real-valued schedule of this problem, its times divided by the quantum and
+        rounded down, is a schedule of the twin (rounding down keeps every ``a <= b`` and
+        only shortens durations, so precedence, device and link order and memory liveness
+        hold), so the twin's optimum, times the quantum, is at most the real optimum; any
+        bound of the twin is a bound of the real problem. ``self`` when :attr:`exact`.
+        """
+        if self.exact:
+            return self
+        comm = self.tensor_comm_floor
+        if comm is None:
+            comm = np.maximum(self.tensor_comm - 1, 0)
+        dur = self.mode_dur_floor
+        return dataclasses.replace(
+            self,
+            modes=dataclasses.replace(self.modes, time=dur * self.quantum),
+            mode_dur=dur.copy(),
+            tensor_comm=comm.copy(),
+            tensor_comm_floor=comm.copy(),
+            name=f"{self.name}/floored",
         )
 
     # ------------------------------------------------------------------ symmetry

@@ -16,7 +16,17 @@ import numpy as np
 
 from hetsched.errors import SolverError
 
-__all__ = ["choose_quantum", "choose_quantum_fast", "critical_path_stats", "quantum_inputs_fast"]
+__all__ = [
+    "ROUNDING_TOLERANCE",
+    "choose_quantum",
+    "choose_quantum_fast",
+    "critical_path_stats",
+    "quantum_inputs_fast",
+]
+
+# The relative tolerance the quantum is chosen for (rounding error at most L/1000 along the
+# critical path), and the tolerance of ``optimal`` for a plan whose durations were rounded.
+ROUNDING_TOLERANCE = 1e-3
 
 
 def choose_quantum(
@@ -47,7 +57,7 @@ def choose_quantum(
     if cp <= 0:
         positive = finite[finite > 0]
         cp = float(positive.min()) if positive.size else 1.0
-    q = cp / (1000.0 * k_max)
+    q = cp / (1000.0 * k_max)  # 1000 = 1 / ROUNDING_TOLERANCE
     # Round the quantum down to a "nice" value (1, 2 or 5 x 10^k) for readable plans.
     exp = math.floor(math.log10(q))
     mant = q / 10**exp

@@ -66,6 +66,7 @@ def subproblem(p: Problem, ops: np.ndarray, *, name: str = "sub") -> Problem:
         ).astype(np.int64),
         tensors=tensors,
         tensor_comm=p.tensor_comm[kept],
+        tensor_comm_floor=None if p.tensor_comm_floor is None else p.tensor_comm_floor[kept],
         route_links={},
         link_names=p.link_names,
         capacity=p.capacity,

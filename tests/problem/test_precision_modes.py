@@ -110,7 +110,9 @@ def test_the_greedy_spends_the_budget_on_the_best_gain_per_error() -> None:
     for solver in (solve_heft, solve_peft, solve_cpop):
         plan = solver(p, time_limit=5, seed=0)
         validate(plan, p)
-        assert (plan.error <= 0.03 + 1e-12 and plan.status != "optimal") or plan.gap == 0
+        assert plan.error <= 0.03 + 1e-12
+        # optimal only within the rounding tolerance of a bound of the real problem
+        assert plan.status != "optimal" or plan.gap <= plan.tolerance
 
 
 # ---------------------------------------------------------------------- brute force
@@ -128,7 +130,8 @@ def tiny(seed: int) -> Problem:
             if rng.random() < 0.7:
                 e = float(rng.integers(1, 5)) / 100
                 errs.append(e)
-                rows.append((v, (d,), t / 3, 1.0, "int8", "", 0.0, e))
+                # whole units: the integer model is the question (brute force counts units)
+                rows.append((v, (d,), float(np.ceil(t / 3)), 1.0, "int8", "", 0.0, e))
     tensors = [(u, (u + 1,), float(rng.integers(1, 4))) for u in range(n - 1)]
     budget = float(np.median(errs)) * 1.5 if errs else 0.0
     return Problem.from_modes(

@@ -13,7 +13,10 @@
   every schedule runs alone (layer boundaries) of each segment's bound, and
   :func:`~hetsched.schedule.bounds.window_load_bound` - the load LP with heads and tails.
 
-All results are integer units of the problem, rounded up (durations are integers).
+All results are integer units of the problem, rounded up (durations are integers). The
+functions above bound the integer problem they are given; the memoised ones below
+(:func:`quick_lower_bound`, :func:`lower_bound`, :func:`bound_report`) bound the *real-valued*
+problem: they run on :attr:`~hetsched.problem.Problem.floored`, its durations rounded down.
 
 Examples
 --------
@@ -88,9 +91,11 @@ _BOUND_MEMO: weakref.WeakKeyDictionary[Problem, dict[str, int]] = weakref.WeakKe
 
 
 def _memo(problem: Problem, key: str, compute: Callable[[Problem], int]) -> int:
+    """``compute`` on the rounded-down twin (a bound of the real problem), once."""
     cache = _BOUND_MEMO.setdefault(problem, {})
     if key not in cache:
-        cache[key] = compute(problem)
+        twin = problem.floored
+        cache[key] = compute(twin) if twin is problem else _memo(twin, key, compute)
     return cache[key]
 
 
@@ -128,7 +133,8 @@ def lower_bound(problem: Problem, *, use_lp: bool = True) -> int:
 
 
 def bound_report(problem: Problem) -> dict[str, int]:
-    """Every bound by name (units), for explaining a gap."""
+    """Every bound by name (units) of the real problem, for explaining a gap."""
+    problem = problem.floored
     return {
         "critical_path": critical_path_bound(problem),
         "load": load_bound(problem),

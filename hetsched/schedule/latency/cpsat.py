@@ -42,6 +42,7 @@ from hetsched.problem import Problem
 from hetsched.schedule.bounds import lower_bound
 from hetsched.schedule.cpsolver import new_cp_solver, solve_cp
 from hetsched.schedule.latency.cpsat_model import CpSatModel, build_model
+from hetsched.schedule.latency.rounding import search_floored
 from hetsched.schedule.latency.symmetry import branch_classes, canonical_hint
 from hetsched.schedule.latency.warmstart import prepare_hint
 from hetsched.solver import Capabilities, SolveContext, Solver
@@ -119,7 +120,7 @@ def _colour_pools(
     return out
 
 
-def _cpsat(
+def _cpsat_integer(
     problem: Problem, ctx: SolveContext, *, export_model: str | None = None, log: bool = False
 ) -> Plan:
     """Minimise makespan with CP-SAT; anytime; never worse than the warm start.
@@ -242,6 +243,11 @@ def serial_horizon(p: Problem) -> int:
     slowest = np.maximum.reduceat(p.mode_dur, p.modes.op_start[:-1])
     comm = int(p.comm.max(axis=(1, 2)).sum()) if p.num_edges else 0
     return int(slowest.sum()) + comm
+
+
+def _cpsat(problem: Problem, ctx: SolveContext, **options: Any) -> Plan:
+    """:func:`_cpsat_integer` on the rounded-down twin (:mod:`.rounding`): a real bound."""
+    return search_floored(problem, ctx, lambda p, c: _cpsat_integer(p, c, **options))
 
 
 solve_cpsat = Solver(

@@ -53,6 +53,7 @@ from hetsched.plan.memory import envelope_binds, linear_terms
 from hetsched.problem import Problem
 from hetsched.schedule.bounds import heads_and_tails
 from hetsched.schedule.latency.listsched import retime
+from hetsched.schedule.latency.rounding import search_floored
 from hetsched.schedule.latency.warmstart import (
     canonical_devices,
     prepare_hint,
@@ -311,7 +312,7 @@ def _extract(built: MilpModel, p: Problem) -> tuple[np.ndarray, np.ndarray]:
     return assign, start
 
 
-def _milp(
+def _milp_integer(
     problem: Problem,
     ctx: SolveContext,
     *,
@@ -384,6 +385,11 @@ def _milp(
         stats=stats,
         baselines=warm.plan.baselines,
     )
+
+
+def _milp(problem: Problem, ctx: SolveContext, **options: Any) -> Plan:
+    """:func:`_milp_integer` on the rounded-down twin (:mod:`.rounding`): a real bound."""
+    return search_floored(problem, ctx, lambda p, c: _milp_integer(p, c, **options))
 
 
 solve_milp = Solver(

@@ -281,9 +281,11 @@ def _fits(p: Problem, plan: Plan) -> bool:
 
 
 def _bound(p: Problem) -> int:
-    """Best affordable bound (units): all bounds up to 2000 ops, vectorised ones above."""
+    """Best affordable bound (units) of the real problem: all bounds up to 2000 ops,
+    vectorised ones above (on the rounded-down twin)."""
     if p.n <= 2000:
         return lower_bound(p, use_lp=True)
+    p = p.floored
     _, tail = heads_and_tails_fast(p)
     cp = int(tail.max()) if p.n > LARGE_OPS else critical_path_bound(p)
     return max(cp, load_bound_dual(p), series_lower_bound(p))

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from pysat.card import CardEnc, EncType
@@ -55,6 +56,7 @@ from hetsched.plan import Plan, plan_from_schedule
 from hetsched.plan.memory import envelope_binds
 from hetsched.problem import Problem
 from hetsched.schedule.latency.listsched import retime
+from hetsched.schedule.latency.rounding import search_floored
 from hetsched.schedule.latency.warmstart import prepare_hint, require_warm_start, start_order
 from hetsched.solver import Capabilities, SolveContext, Solver
 
@@ -314,7 +316,7 @@ def _open_solver(name: str, clauses: list[list[int]]) -> PySatSolver:
     return solver
 
 
-def _sat(problem: Problem, ctx: SolveContext, *, solver_name: str = "glucose4") -> Plan:
+def _sat_integer(problem: Problem, ctx: SolveContext, *, solver_name: str = "glucose4") -> Plan:
     """Minimise makespan by incremental SAT calls on ``makespan <= T``, ``T`` descending.
 
     The solvers are deterministic; the seed only reaches the heuristic warm start.
@@ -385,6 +387,11 @@ def _sat(problem: Problem, ctx: SolveContext, *, solver_name: str = "glucose4") 
         stats=stats,
         baselines=warm.plan.baselines,
     )
+
+
+def _sat(problem: Problem, ctx: SolveContext, **options: Any) -> Plan:
+    """:func:`_sat_integer` on the rounded-down twin (:mod:`.rounding`): a real bound."""
+    return search_floored(problem, ctx, lambda p, c: _sat_integer(p, c, **options))
 
 
 solve_sat = Solver(

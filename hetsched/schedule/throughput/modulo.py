@@ -467,9 +467,10 @@ def _modulo(
         proved_by=proved_by,
     )
     ctx.report("modulo", result.ii, result.ii_bound)
+    latency = int((start + p.dur[np.arange(p.n), assign]).max())
     return plan_from_schedule(
         p, assign=assign, start=start, solver="modulo", searched=search.models > 0,
-        lower_bound=min(critical_path_bound(p), int((start + p.dur[np.arange(p.n), assign]).max())),
+        lower_bound=min(critical_path_bound(p.floored), latency),
         stats=stats, objective="modulo", modulo=result,
     )  # fmt: skip
 

@@ -106,7 +106,7 @@ def make_pipeline_plan(
         start=start,
         solver=solver,
         searched=searched,
-        lower_bound=min(critical_path_bound(p), makespan),
+        lower_bound=min(critical_path_bound(p.floored), makespan),
         stats=stats,
         transfer_start=xfer,
         objective="throughput",

@@ -114,9 +114,10 @@ def _steady(
         proved_by="bound" if ii * q <= floor * (1 + 1e-12) else "",
     )  # fmt: skip
     stats = {**(chosen.stats if chosen is not None else {}), "bound_any_assignment": floor}
+    latency = int((start + problem.mode_dur[modes]).max())
     return plan_from_schedule(
         problem, modes=modes, start=start, solver="steady", searched=True,
-        lower_bound=min(critical_path_bound(problem), int((start + problem.mode_dur[modes]).max())),
+        lower_bound=min(critical_path_bound(problem.floored), latency),
         stats={**stats, "weights": label}, objective=objective, baselines=baselines,
         modulo=result,
     )  # fmt: skip
