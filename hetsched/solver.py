@@ -152,7 +152,9 @@ class Capabilities:
     reports improvements while it runs. ``exact``: searches the whole problem and can prove
     optimality (an unproven plan is then ``feasible``). ``links``: link contention.
     ``memory``: device capacities. ``modes``: chooses among every mode of an op (precision,
-    splits), not only one device-view mode per device.
+    splits), not only one device-view mode per device. ``structure``: models colocated groups
+    and the segment cap (:mod:`hetsched.problem.constraints`) itself; other solvers run on
+    :func:`~hetsched.schedule.structure.structure_restriction` and claim the problem's bound.
     """
 
     hint: bool = False
@@ -162,6 +164,7 @@ class Capabilities:
     links: bool = True
     memory: bool = True
     modes: bool = False
+    structure: bool = False
 
 
 _KEEP: Any = object()
@@ -257,7 +260,44 @@ class Solver:
 
     def within(self, problem: Problem, ctx: SolveContext, **options: Any) -> Plan:
         """Run as a stage of another solve (its stop token, no validation or report)."""
-        return _stamp(self, self.run(problem, ctx, **options), ctx)
+        return _stamp(self, _run(self, problem, ctx, options), ctx)
+
+
+# The restriction that pins colocated groups and segments, and the bound a plan over it
+# claims (the question's own): imported on first use, as the solvers are (they sit above).
+_RESTRICTION = "hetsched.schedule.structure:structure_restriction"
+_QUESTION_BOUND = "hetsched.schedule.bounds:quick_lower_bound"
+
+
+def _load(path: str) -> Any:
+    module, attr = path.split(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def _run(spec: Solver, problem: Problem, ctx: SolveContext, options: dict[str, Any]) -> Plan:
+    """``spec.run``; on the structure restriction when the problem has colocated groups or
+    a segment cap the solver does not model (its plan then claims the problem's bound, and
+    no search of the problem)."""
+    rules = problem.constraints
+    if rules is None or not rules.structural or spec.capabilities.structure:
+        return spec.run(problem, ctx, **options)
+    from hetsched.errors import PlanError
+    from hetsched.plan import validate
+
+    restricted, how = _load(_RESTRICTION)(problem)
+    hint = ctx.hint
+    if hint is not None:
+        try:
+            validate(hint, restricted)
+        except PlanError:
+            hint = None
+    plan = spec.run(restricted, ctx.child(hint=hint), **options)
+    bound = _load(_QUESTION_BOUND)(problem) * problem.quantum
+    return plan.with_(
+        lower_bound=min(bound, plan.makespan),
+        searched=False,
+        stats={**plan.stats, "restriction": how},
+    )
 
 
 def run_solver(
@@ -315,7 +355,7 @@ def run_solver(
         progress=progress,
         hint=hint,
     )
-    plan = _stamp(spec, spec.run(problem, ctx, **options), ctx)
+    plan = _stamp(spec, _run(spec, problem, ctx, options), ctx)
     if progress is not None and not caps.anytime:
         ctx.report(spec.name, plan.objective_value, plan.objective_bound)
     if validate:

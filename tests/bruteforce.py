@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import csv
 import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -63,8 +63,11 @@ def device_bytes(p: Problem, assign: Sequence[int], j: int) -> float:
     return own + sum(float(p.tensors.nbytes[t]) for t in received)
 
 
-def brute_force_makespan(p: Problem) -> int:
-    """The optimal makespan (integer units) of ``p`` by exhaustive enumeration."""
+def brute_force_makespan(
+    p: Problem, accept: Callable[[Sequence[int]], bool] | None = None
+) -> int:
+    """The optimal makespan (integer units) of ``p`` by exhaustive enumeration, over the
+    assignments ``accept`` takes (all by default)."""
     n, d = len(p.names), len(p.devices)
     preds: list[list[tuple[int, int]]] = [[] for _ in range(n)]
     for k in range(len(p.edge_src)):
@@ -74,6 +77,8 @@ def brute_force_makespan(p: Problem) -> int:
     best = None
     for assign in itertools.product(*choices):
         if p.use_memory and any(device_bytes(p, assign, j) > p.capacity[j] for j in range(d)):
+            continue
+        if accept is not None and not accept(assign):
             continue
         for order in orders:
             free = [0] * d

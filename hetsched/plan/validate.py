@@ -37,6 +37,7 @@ from hetsched.errors import PlanError
 from hetsched.plan.memory import Live, MemoryProfile, memory_profile
 from hetsched.plan.plan import Plan, Transfer, mode_ids
 from hetsched.problem import Problem
+from hetsched.problem.constraints import count_segments
 from hetsched.problem.problem import ERROR_UNIT
 
 __all__ = ["graph_mismatch", "memory_overflow_message", "validate"]
@@ -51,6 +52,8 @@ def validate(plan: Plan, problem: Problem, *, tol: float = 1e-6) -> None:
     other = graph_mismatch(plan, problem.name, problem.n, problem.graph_sha256)
     if other:
         raise PlanError(other)
+    if problem.constraints is not None:
+        _check_constraints(plan, problem)
     m = mode_ids(plan, problem)
     q = problem.quantum
     names = problem.names
@@ -95,6 +98,31 @@ def validate(plan: Plan, problem: Problem, *, tol: float = 1e-6) -> None:
     if plan.lower_bound > plan.makespan * (1 + 1e-9) + tol * q:
         msg = f"plan lower bound {plan.lower_bound!r} exceeds its makespan {plan.makespan!r}"
         raise PlanError(msg)
+
+
+def _check_constraints(plan: Plan, problem: Problem) -> None:
+    """Pins and forbids (each op's devices), colocated groups (one device set), the cap on
+    segments (device changes along the op order)."""
+    rules = problem.constraints
+    assert rules is not None
+    names = problem.names
+    devs = [plan.modes[x].devices for x in names]
+    for v, ds in enumerate(devs):
+        bad = [d for d in ds if not rules.allowed[v, problem.device_index[d]]]
+        if bad:
+            msg = f"node {names[v]!r} runs on {bad[0]!r}, which {rules.rules_of(v)} rule(s) out"
+            raise PlanError(msg)
+    for group, label in zip(rules.groups, rules.group_labels, strict=True):
+        split = sorted({devs[v] for v in group})
+        if len(split) > 1:
+            where = ", ".join(f"{names[v]} on {'+'.join(devs[v])}" for v in group[:4])
+            msg = f"{label} is broken: {where}"
+            raise PlanError(msg)
+    if rules.max_segments is not None:
+        count = count_segments(devs)
+        if count > rules.max_segments:
+            msg = f"plan has {count} segments along the op order; the cap is {rules.max_segments}"
+            raise PlanError(msg)
 
 
 def memory_overflow_message(problem: Problem, profile: MemoryProfile, d: int) -> str:

@@ -53,6 +53,7 @@ import numpy as np
 
 from hetsched.errors import InfeasibleError, SolverError, UsageError
 from hetsched.problem.arrays import frozen, own_frozen
+from hetsched.problem.constraints import Constraints, ResolvedConstraints
 from hetsched.problem.modes import Modes, ModeSpec
 from hetsched.problem.quantum import ROUNDING_TOLERANCE, choose_quantum
 from hetsched.problem.tensors import Tensors
@@ -98,6 +99,9 @@ class Problem:
     error_budget : the most output error the modes of a plan may add together (the sum of
         ``modes.error``, in units of :data:`ERROR_UNIT`: :attr:`mode_error_units`); ``None``
         for no limit.
+    constraints : the user's pins, forbids, colocated groups and segment cap
+        (:mod:`~hetsched.problem.constraints`; pins and forbids already removed the modes
+        they rule out), ``None`` for none.
     tensor_comm_floor : the real transfer times rounded *down* (``None``: not known, taken as
         ``tensor_comm - 1`` where positive; dropped when it does not fit ``tensor_comm``),
         for :attr:`floored`.
@@ -123,6 +127,7 @@ class Problem:
     graph_sha256: str = ""
     meta: Mapping[str, Any] = field(default_factory=dict)
     tensor_comm_floor: np.ndarray | None = None
+    constraints: ResolvedConstraints | None = None
 
     def __post_init__(self) -> None:
         n, d = len(self.names), len(self.devices)
@@ -189,6 +194,7 @@ class Problem:
         errors: Mapping[str, Mapping[str, float]] | None = None,
         error_budget: float | None = None,
         split: bool = False,
+        constraints: Constraints | None = None,
     ) -> Problem:
         """Compile ``graph`` on ``platform`` (a ``Platform`` or preset name).
 
@@ -201,7 +207,8 @@ class Problem:
         up to at most the budget. Without a budget, or with 0, every op runs as exported.
         ``split``: heavy ops may also run tensor-parallel across identical devices
         (:mod:`hetsched.costmodel.sharding`: linear layers by output features,
-        convolutions by output channels, attention by heads)."""
+        convolutions by output channels, attention by heads). ``constraints``: the user's
+        pins, forbids, colocated groups and segment cap (:meth:`with_constraints`)."""
         from hetsched.costmodel import Platform, build_cost_table
         from hetsched.graph.formats import graph_sha256
 
@@ -233,7 +240,7 @@ class Problem:
         modes = residency_modes(
             table, [x.dtype for x in graph.nodes], memory=memory, lowered=lowered, splits=splits
         )
-        return cls.from_modes(
+        built = cls.from_modes(
             names=[x.name for x in graph.nodes],
             devices=list(table.device_names),
             device_kinds=list(table.device_kinds),
@@ -253,6 +260,9 @@ class Problem:
             platform_name=platform.name,
             graph_sha256=graph_sha256(graph),
         )
+        if constraints:
+            built = built.with_constraints(constraints, [x.module for x in graph.nodes])
+        return built
 
     @classmethod
     def from_arrays(
@@ -620,6 +630,37 @@ class Problem:
             mode_dur=self.mode_dur[kept].copy(),
             name=self.name if name is None else name,
         )
+
+    def with_constraints(
+        self, constraints: Constraints, modules: Sequence[str] | None = None
+    ) -> Problem:
+        """The problem under the user's ``constraints`` (``modules``: each op's module path,
+        for selectors): modes a pin or forbid rules out are dropped, groups and the segment
+        cap recorded. :class:`InfeasibleError` naming the rules that leave an op, or a
+        colocated group, no device."""
+        from hetsched.problem.constraints import check_devices_left
+
+        resolved = constraints.resolve(
+            self.names, modules or [""] * self.n, self.devices, self.device_kinds
+        )
+        keep = np.array(
+            [resolved.allowed[int(self.modes.op[m]), list(self.modes.devices_of(m))].all()
+             for m in range(self.num_modes)], dtype=bool
+        )  # fmt: skip
+        supported = np.zeros((self.n, self.num_devices), dtype=bool)
+        for m in np.flatnonzero(keep).tolist():
+            supported[int(self.modes.op[m]), list(self.modes.devices_of(m))] = True
+        lost = np.flatnonzero(~supported.any(axis=1))
+        if lost.size:
+            v = int(lost[0])
+            msg = (
+                f"op {self.names[v]!r} has no device left: {resolved.rules_of(v)} leave(s) no "
+                "device that supports it"
+            )
+            raise InfeasibleError(msg)
+        check_devices_left(resolved, supported, self.names)
+        base = self if keep.all() else self.select_modes(np.flatnonzero(keep))
+        return dataclasses.replace(base, constraints=resolved)
 
     def with_memory(self, capacity: np.ndarray, op_memory: np.ndarray | None = None) -> Problem:
         """Memory constraints on: device ``capacity`` (bytes), and, if given, the bytes each

@@ -45,6 +45,7 @@ from hetsched.schedule.latency.cpsat_model import CpSatModel, build_model
 from hetsched.schedule.latency.rounding import search_floored
 from hetsched.schedule.latency.symmetry import branch_classes, canonical_hint
 from hetsched.schedule.latency.warmstart import prepare_hint
+from hetsched.schedule.structure import structure_assignment
 from hetsched.solver import Capabilities, SolveContext, Solver
 
 log_ = logging.getLogger(__name__)
@@ -143,7 +144,8 @@ def _cpsat_integer(
         if warm.makespan <= lb:
             return hint_plan.with_(stats={"proved_by": "bounds", "hint_solver": warm.plan.solver})
     device_model = problem.is_device_table
-    branches = branch_classes(problem) if device_model else []
+    structural = problem.constraints is not None and problem.constraints.structural
+    branches = branch_classes(problem) if device_model and not structural else []
     hint: tuple[np.ndarray, np.ndarray] | None = None
     horizon = serial_horizon(problem)
     if warm is not None:
@@ -227,6 +229,8 @@ def _cpsat_integer(
         # UNKNOWN (no solution within the limit) or INFEASIBLE again (a solver fault, see
         # above): the (feasible) warm start, without claiming anything.
         return hint_plan.with_(searched=built.memory_exact, stats={**stats, "fallback": "hint"})
+    if status == cp_model.INFEASIBLE and structural:
+        structure_assignment(problem)  # names the rules when they cannot hold together
     if status == cp_model.INFEASIBLE and built.memory_exact:
         msg = f"no plan of {problem.name!r} fits the devices' memory (proven by CP-SAT)"
         raise InfeasibleError(msg)
@@ -253,6 +257,6 @@ def _cpsat(problem: Problem, ctx: SolveContext, **options: Any) -> Plan:
 solve_cpsat = Solver(
     "cpsat",
     _cpsat,
-    Capabilities(hint=True, workers=True, anytime=True, exact=True, modes=True),
+    Capabilities(hint=True, workers=True, anytime=True, exact=True, modes=True, structure=True),
     options=("export_model", "log"),
 )

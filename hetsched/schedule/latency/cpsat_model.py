@@ -58,6 +58,8 @@ def pooled_groups(p: Problem) -> list[tuple[int, ...]]:
     out: list[tuple[int, ...]] = []
     if p.link_contention or p.use_memory:  # both are per device, not per class
         return out
+    if p.constraints is not None and p.constraints.structural:  # groups, segments: per unit
+        return out
     for g in p.device_groups:
         if len(g) < 2:
             continue
@@ -163,6 +165,7 @@ def build_model(
     modes = [{int(p.device_mode[v, d]): lit for d, lit in presence[v].items()} for v in range(p.n)]
     memory_exact = _add_memory(m, p, starts, ends, presence, modes, makespan, horizon)
     _add_error_budget(m, p, modes)
+    _add_structure(m, p, modes)
     _add_symmetry_breaking(m, p, presence, pooled)
     for cls in branches or []:
         # Swapping two identical branches maps a schedule to a schedule: order them.
@@ -240,6 +243,7 @@ def _build_mode_model(
     presence = [_device_literals(m, p, modes[v]) for v in range(p.n)]
     memory_exact = _add_memory(m, p, starts, ends, presence, modes, makespan, horizon)
     _add_error_budget(m, p, modes)
+    _add_structure(m, p, modes)
     if hint is not None:
         _add_hint(m, p, hint, starts, ends, modes, makespan)
     m.minimize(makespan)
@@ -257,6 +261,39 @@ def _add_error_budget(m: cp_model.CpModel, p: Problem, modes: list[dict[int, Any
     terms = [int(units[k]) * lit for v in range(p.n) for k, lit in modes[v].items() if units[k]]
     if terms:
         m.add(sum(terms) <= budget)
+
+
+def _add_structure(m: cp_model.CpModel, p: Problem, modes: list[dict[int, Any]]) -> None:
+    """Colocated groups (every member on the same device set) and the cap on segments
+    (device-set changes along the op order, counted by one switch literal per position)."""
+    rules = p.constraints
+    if rules is None or not rules.structural:
+        return
+
+    def on(v: int) -> dict[tuple[int, ...], Any]:
+        """Presence of each device set ``v`` may run on (a sum of its modes' literals)."""
+        out: dict[tuple[int, ...], list[Any]] = {}
+        for k, lit in modes[v].items():
+            out.setdefault(tuple(p.modes.devices_of(k)), []).append(lit)
+        return {key: sum(lits) for key, lits in out.items()}
+
+    for group in rules.groups:
+        first = on(group[0])
+        for v in group[1:]:
+            other = on(v)
+            for key in set(first) | set(other):
+                m.add(first.get(key, 0) == other.get(key, 0))
+    if rules.max_segments is not None and p.n > 1:
+        switches = []
+        prev = on(0)
+        for v in range(1, p.n):
+            cur = on(v)
+            sw = m.new_bool_var(f"switch_{p.names[v]}")
+            for key, here in cur.items():
+                m.add(sw >= here - prev.get(key, 0))
+            switches.append(sw)
+            prev = cur
+        m.add(sum(switches) <= rules.max_segments - 1)
 
 
 def _add_memory(

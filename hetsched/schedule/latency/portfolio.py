@@ -94,6 +94,8 @@ def _comm_heavy(problem: Problem) -> bool:
 
 def _portfolio(problem: Problem, ctx: SolveContext) -> Plan:
     """Best plan and best bound of heuristics + exact search within the time limit."""
+    if problem.constraints is not None and problem.constraints.structural:
+        return _structured(problem, ctx)
     n = problem.n
     device_view = problem.is_device_table  # segments, blocks, LS and LNS need one
     heuristics: dict[str, Plan] = {}
@@ -223,8 +225,44 @@ def _portfolio(problem: Problem, ctx: SolveContext) -> Plan:
 solve_portfolio = Solver(
     "portfolio",
     _portfolio,
-    Capabilities(hint=True, workers=True, anytime=True, exact=True, modes=True),
+    Capabilities(hint=True, workers=True, anytime=True, exact=True, modes=True, structure=True),
 )
+
+# Share of the budget the portfolio spends on the restriction (every group and segment
+# pinned) before CP-SAT searches the problem with its groups and segment cap as constraints.
+STRUCTURE_RESTRICTION_SHARE = 0.4
+
+
+def _structured(problem: Problem, ctx: SolveContext) -> Plan:
+    """Colocated groups or a segment cap: the portfolio on the restriction that pins them
+    (:func:`~hetsched.schedule.structure.structure_restriction`), then, up to
+    :data:`CPSAT_MAX_OPS` ops, CP-SAT on the problem itself from that plan. The bound is the
+    problem's (groups and the cap relaxed) or CP-SAT's."""
+    from hetsched.schedule.latency.cpsat import solve_cpsat
+    from hetsched.schedule.structure import structure_restriction
+
+    share = STRUCTURE_RESTRICTION_SHARE if problem.n <= CPSAT_MAX_OPS else 1.0
+    restricted, _ = structure_restriction(problem)  # no structure left: the plain portfolio
+    first = solve_portfolio.within(
+        restricted, ctx.child(time_limit=share * ctx.remaining(), hint=None)
+    )
+    bound = _bound(problem) * problem.quantum
+    best, searched = first, False
+    stats: dict[str, Any] = {"path": ["restriction", "portfolio"], "restriction": first.stats}
+    if problem.n <= CPSAT_MAX_OPS and first.makespan > bound * (1 + 1e-12) and not ctx.expired():
+        exact = solve_cpsat.within(problem, ctx.child(hint=first))
+        stats["path"].append("cpsat")
+        stats["cpsat"] = dict(exact.stats)
+        bound = max(bound, exact.lower_bound)
+        searched = exact.searched
+        if exact.makespan <= best.makespan:
+            best = exact
+    return best.with_(
+        lower_bound=min(bound, best.makespan),
+        searched=searched,
+        stats={**stats, "winner": best.solver},
+        baselines=first.baselines,
+    )
 
 
 def _why_memory(problem: Problem, ctx: SolveContext) -> str:
