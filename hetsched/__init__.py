@@ -1,9 +1,10 @@
 """hetsched: place and schedule ML operators on heterogeneous machines, with proofs.
 
 The small public surface: :func:`solve`, :func:`load` (a graph file), :class:`Plan`,
-:func:`validate`, :class:`Problem`. The subpackages (``hetsched.graph``,
-``hetsched.partition``, ``hetsched.exec``, ...) are attributes of the package, imported on
-first use, so ``import hetsched`` does not import torch.
+:func:`validate`, :class:`Problem`, :class:`Constraints` (pin, forbid, colocate, segments).
+The subpackages (``hetsched.graph``, ``hetsched.partition``, ``hetsched.exec``, ...) are
+attributes of the package, imported on first use, so ``import hetsched`` does not import
+torch.
 
 Examples
 --------
@@ -23,10 +24,12 @@ from hetsched.api import build_problem, solve
 from hetsched.graph.formats import load
 from hetsched.plan import Plan, load_plan, save_plan, validate
 from hetsched.problem import Problem
+from hetsched.problem.constraints import Constraints
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Constraints",
     "Plan",
     "Problem",
     "__version__",

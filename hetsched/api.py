@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from hetsched.errors import UsageError
 from hetsched.plan import Plan
 from hetsched.problem import Problem
+from hetsched.problem.constraints import Constraints
 from hetsched.solver import ProgressCallback, StopToken, run_solver
 
 if TYPE_CHECKING:
@@ -109,10 +110,12 @@ def build_problem(
     error_budget: float | None = None,
     sensitivity: Any = None,
     split: bool = False,
+    constraints: Constraints | None = None,
 ) -> Problem:
     """Compile ``graph`` (see :func:`as_graph`) on ``platform`` (a ``Platform``, a preset
     name or a platform TOML path); with an ``error_budget``, per-op errors from
-    ``sensitivity`` (see :func:`op_errors`); with ``split``, tensor-parallel split modes."""
+    ``sensitivity`` (see :func:`op_errors`); with ``split``, tensor-parallel split modes;
+    with ``constraints``, the user's pins, forbids, groups and segment cap."""
     from hetsched.costmodel import Platform
 
     g = as_graph(graph)
@@ -126,6 +129,7 @@ def build_problem(
         errors=errors,
         error_budget=error_budget,
         split=split,
+        constraints=constraints,
     )
 
 
@@ -176,6 +180,7 @@ def solve(
     sensitivity: Any = None,
     program: Any = None,
     split: bool = False,
+    constraints: Constraints | None = None,
     workers: int | None = None,
     progress: ProgressCallback | None = None,
     stop: StopToken | None = None,
@@ -213,6 +218,10 @@ def solve(
         layers by output features, convolutions by output channels, attention by heads;
         :mod:`hetsched.costmodel.sharding`); ``partition.apply`` and the executor run the
         shards. Latency objective only.
+    constraints : the user's rules (:class:`~hetsched.problem.constraints.Constraints`): pin
+        ops (names, module paths or patterns) to devices or device kinds, forbid devices,
+        colocate groups of ops, cap the segments along the op order. Every solver honours
+        them and the plan records them; colocation and the cap are latency-only.
     stop : a :class:`~hetsched.solver.StopToken` that cuts this solve short (it returns its
         best plan so far, marked ``interrupted``); each solve gets a fresh one by default.
 
@@ -234,6 +243,10 @@ def solve(
     if split and objective != "latency":
         msg = f"tensor-parallel splits apply to objective latency, not {objective}"
         raise UsageError(msg)
+    structural = constraints is not None and (constraints.colocate or constraints.max_segments)
+    if structural and objective != "latency":
+        msg = f"colocate and max_segments apply to objective latency, not {objective}"
+        raise UsageError(msg)
     if objective == "modulo":  # before the graph is built or exported
         from hetsched.schedule.throughput import check_iterations
 
@@ -243,6 +256,9 @@ def solve(
         if program is not None and not isinstance(graph, str | os.PathLike):
             graph, example_args = program, None  # export once: the graph comes from it
     graph = as_graph(graph, example_args, fuse=fuse)
+    if constraints is None and graph.meta.get("constraints"):
+        source = f"graph {graph.name!r} meta.constraints"
+        constraints = Constraints.from_dict(graph.meta["constraints"], source=source)
     if error_budget and sensitivity is None and program is not None:
         from hetsched.graph.opgraph import OpGraph as _OpGraph
         from hetsched.precision import from_graph_meta, measure_sensitivity
@@ -258,6 +274,7 @@ def solve(
         error_budget=error_budget,
         sensitivity=sensitivity,
         split=split,
+        constraints=constraints,
     )
     if objective == "memory":
         from hetsched.schedule.memory import solve_peak_memory
@@ -291,8 +308,9 @@ def solve(
         )
     if program is not None and error_budget and solver == "portfolio":
         plan = _solve_measured(
-            graph, platform, program, error_budget, sensitivity, time_limit, seed, split
-        )
+            graph, platform, program, error_budget, sensitivity, time_limit, seed, split,
+            constraints,
+        )  # fmt: skip
     else:
         plan = run_solver(
             solver,
@@ -325,6 +343,7 @@ def _solve_measured(
     time_limit: float,
     seed: int,
     split: bool = False,
+    constraints: Constraints | None = None,
 ) -> Plan:
     """The fastest plan measured within ``budget`` end to end (see
     :func:`hetsched.precision.front.solve_measured`); a second solve at most per round."""
@@ -347,6 +366,7 @@ def _solve_measured(
         time_limit=time_limit,
         seed=seed,
         split=split,
+        constraints=constraints,
     )
     stats = {**plan.stats, "budget_rounds": [list(x) for x in tried]}
     return plan.with_(stats=stats)

@@ -296,7 +296,7 @@ def _run(spec: Solver, problem: Problem, ctx: SolveContext, options: dict[str, A
     return plan.with_(
         lower_bound=min(bound, plan.makespan),
         searched=False,
-        stats={**plan.stats, "restriction": how},
+        stats={**plan.stats, "pinned_by": how},
     )
 
 

@@ -63,9 +63,7 @@ def device_bytes(p: Problem, assign: Sequence[int], j: int) -> float:
     return own + sum(float(p.tensors.nbytes[t]) for t in received)
 
 
-def brute_force_makespan(
-    p: Problem, accept: Callable[[Sequence[int]], bool] | None = None
-) -> int:
+def brute_force_makespan(p: Problem, accept: Callable[[Sequence[int]], bool] | None = None) -> int:
     """The optimal makespan (integer units) of ``p`` by exhaustive enumeration, over the
     assignments ``accept`` takes (all by default)."""
     n, d = len(p.names), len(p.devices)

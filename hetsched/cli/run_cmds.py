@@ -332,4 +332,8 @@ def problem_options(plan: Any, graph: Any) -> dict[str, Any]:
 
     split = any(describe_split(m.tag) for m in plan.modes.values())
     out: dict[str, Any] = {"split": True} if split else {}
+    if plan.constraints:  # the rules it was made under, so the validator checks them
+        from hetsched.problem.constraints import Constraints
+
+        out["constraints"] = Constraints.from_dict(plan.constraints, source="plan constraints")
     return {**out, "errors": lowered, "error_budget": float("inf")} if lowered else out

@@ -71,6 +71,26 @@ def register(sub: Any) -> None:
         "features, conv by output channels, attention by heads)",
     )
     p.add_argument(
+        "--pin",
+        action="append",
+        default=[],
+        metavar="OPS=DEVICES",
+        help="run ops (a name, module path or pattern) only on these devices or kinds, e.g. "
+        "'layers.0.*=npu' (repeatable)",
+    )
+    p.add_argument(
+        "--forbid", action="append", default=[], metavar="OPS=DEVICES",
+        help="never run these ops on these devices or kinds (repeatable)",
+    )  # fmt: skip
+    p.add_argument(
+        "--colocate", action="append", default=[], metavar="OPS,OPS,...",
+        help="run these ops on one device (a comma list of selectors; repeatable)",
+    )  # fmt: skip
+    p.add_argument(
+        "--max-segments", type=int, default=None, metavar="K",
+        help="at most K device segments along the op order (K-1 device switches)",
+    )  # fmt: skip
+    p.add_argument(
         "--sensitivity",
         default=None,
         metavar="FILE",
@@ -258,6 +278,25 @@ def run_in_worker(fn: Callable[[], Any]) -> Any:
     return box["value"]
 
 
+def constraints_of(args: argparse.Namespace, graph: Any) -> Any:
+    """The rules of ``--pin``/``--forbid``/``--colocate``/``--max-segments``, after the
+    graph file's own (``meta.constraints``); ``None`` when there are none."""
+    from hetsched.problem.constraints import Constraints
+
+    own = graph.meta.get("constraints") if hasattr(graph, "meta") else None
+    base = Constraints.from_dict(own, source="graph meta.constraints") if own else Constraints()
+    flags = Constraints.parse(
+        pins=args.pin, forbid=args.forbid, colocate=args.colocate, max_segments=args.max_segments
+    )
+    merged = Constraints(
+        pins=base.pins + flags.pins,
+        forbids=base.forbids + flags.forbids,
+        colocate=base.colocate + flags.colocate,
+        max_segments=flags.max_segments or base.max_segments,
+    )
+    return merged or None
+
+
 def run_solve(args: argparse.Namespace) -> int:
     from hetsched.api import solve
     from hetsched.fileio import check_writable
@@ -292,6 +331,7 @@ def run_solve(args: argparse.Namespace) -> int:
                 sensitivity=args.sensitivity,
                 program=program,
                 split=args.split,
+                constraints=constraints_of(args, graph),
                 progress=line,
                 stop=stop,
                 **options,
@@ -330,6 +370,19 @@ def _program(args: argparse.Namespace) -> Any:
 
     model, example = load_program_spec(args.graph, size=args.size, heads=args.heads)
     return torch.export.export(model, example, strict=False)
+
+
+def describe_rules(plan: Any) -> str:
+    """The user's rules of ``plan`` in one line, with the segments the plan uses."""
+    from hetsched.problem.constraints import count_segments
+
+    c = plan.constraints
+    parts = [f"pin {x}" for x in c.get("pin", [])] + [f"forbid {x}" for x in c.get("forbid", [])]
+    parts += [f"colocate {','.join(g)}" for g in c.get("colocate", [])]
+    used = count_segments([m.devices for m in plan.modes.values()])
+    cap = c.get("max_segments")
+    parts.append(f"{used} segments" + (f" (cap {cap})" if cap else ""))
+    return "; ".join(parts)
 
 
 def format_plan_summary(plan: Any, *, graph_name: str, wall: float) -> str:
@@ -387,6 +440,8 @@ def format_plan_summary(plan: Any, *, graph_name: str, wall: float) -> str:
             f"restrict  {restriction} (asked for): optimal means within it; without the "
             "restriction --objective throughput answers over every assignment"
         )
+    if plan.constraints:
+        lines.append(f"rules     {describe_rules(plan)}")
     peak = plan.peak_memory
     if peak is not None:
         lines.append(

@@ -89,6 +89,8 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
         doc["modulo"] = plan.modulo.to_dict()
     if plan.peak_memory is not None:
         doc["peak_memory"] = plan.peak_memory.to_dict()
+    if plan.constraints:
+        doc["constraints"] = _plain(plan.constraints)
     if plan.error:
         doc["error"] = plan.error
     if plan.measured_error is not None:
@@ -178,6 +180,7 @@ def plan_from_dict(doc: Any, *, source: str = "<plan>") -> Plan:
             ),
             error=float(doc.get("error", 0.0)),
             tolerance=float(doc.get("optimal_tolerance", 0.0)),
+            constraints=MappingProxyType(dict(doc.get("constraints", {}))),
             measured_error=(
                 float(doc["measured_error"]) if doc.get("measured_error") is not None else None
             ),

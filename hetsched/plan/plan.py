@@ -107,7 +107,9 @@ class Plan:
     results of those objectives. ``stats`` holds solver diagnostics only. ``tolerance`` is
     the relative tolerance of ``optimal`` (:func:`plan_status`): 0 when every duration was a
     whole number of quanta, else the rounding tolerance; ``lower_bound`` is always a bound
-    of the real-valued problem (computed on :attr:`~hetsched.problem.Problem.floored`). Times are in
+    of the real-valued problem (computed on :attr:`~hetsched.problem.Problem.floored`).
+    ``constraints`` are the user's rules the plan was made under (their file form,
+    :meth:`~hetsched.problem.constraints.Constraints.to_dict`). Times are in
     seconds, or the graph's own ``units``.
     """
 
@@ -135,6 +137,7 @@ class Plan:
     error: float = 0.0
     measured_error: float | None = None
     tolerance: float = 0.0
+    constraints: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.objective == "throughput" and self.pipeline is None and self.modulo is None:
@@ -276,6 +279,11 @@ def plan_from_schedule(
         peak_memory=peak_memory,
         error=float(problem.modes.err[m].sum()),
         tolerance=problem.tolerance,
+        constraints=(
+            MappingProxyType(problem.constraints.spec.to_dict())
+            if problem.constraints is not None
+            else MappingProxyType({})
+        ),
     )
 
 

@@ -30,6 +30,7 @@ from hetsched.graph import OpGraph
 from hetsched.plan import Plan
 from hetsched.precision.table import SensitivityTable
 from hetsched.problem import Problem
+from hetsched.problem.constraints import Constraints
 from hetsched.schedule.latency.portfolio import solve_portfolio
 from hetsched.schedule.latency.warmstart import carry_plan
 
@@ -76,8 +77,11 @@ def _solve(
     hint: Plan | None,
     seed: int,
     split: bool = False,
+    constraints: Constraints | None = None,
 ) -> tuple[Plan, Problem]:
-    problem = Problem.build(graph, platform, errors=errors, error_budget=budget, split=split)
+    problem = Problem.build(
+        graph, platform, errors=errors, error_budget=budget, split=split, constraints=constraints
+    )
     carried = carry_plan(hint, problem) if hint is not None else None
     plan = solve_portfolio(problem, time_limit=time_limit, seed=seed, hint=carried)
     return plan, problem
@@ -93,12 +97,21 @@ def _solve_rss(
     hint: Plan | None,
     seed: int,
     split: bool = False,
+    constraints: Constraints | None = None,
 ) -> Plan:
     """The plan for a root-sum-square ``budget`` (every op as exported at 0), its ``error``
     the predicted root-sum-square."""
     errors = table.noise_powers(budget) if budget > 0 else None
     plan, _ = _solve(
-        graph, platform, errors, budget, time_limit=time_limit, hint=hint, seed=seed, split=split
+        graph,
+        platform,
+        errors,
+        budget,
+        time_limit=time_limit,
+        hint=hint,
+        seed=seed,
+        split=split,
+        constraints=constraints,
     )
     return plan.with_(error=table.predicted_rss(lowered_ops(plan, graph)))
 
@@ -112,6 +125,7 @@ def ceiling(
     seed: int = 0,
     hint: Plan | None = None,
     split: bool = False,
+    constraints: Constraints | None = None,
 ) -> Plan:
     """The best plan found with every op free to run in any precision the table lists for
     it (int8 wherever a device runs it so, float16, bfloat16), no error limit: the
@@ -120,7 +134,7 @@ def ceiling(
     free = {op: dict.fromkeys(row, 0.0) for op, row in table.errors.items()}
     plan, _ = _solve(
         graph, platform, free, float("inf"), time_limit=time_limit, hint=hint, seed=seed,
-        split=split,
+        split=split, constraints=constraints,
     )  # fmt: skip
     return plan
 
@@ -135,6 +149,7 @@ def precision_front(
     seed: int = 0,
     measure: Callable[[Plan], float] | None = None,
     split: bool = False,
+    constraints: Constraints | None = None,
 ) -> list[FrontPoint]:
     """One :class:`FrontPoint` per budget, in the order given (see the module docstring)."""
     table.check_for(graph)
@@ -147,6 +162,7 @@ def precision_front(
                 plan, tried = _measured_rounds(
                     graph, platform, table, budget, measure,
                     time_limit=time_limit, seed=seed, rounds=3, hint=hint, split=split,
+                    constraints=constraints,
                 )  # fmt: skip
                 model_budget = next(b for b, ms, m in tried if ms == plan.makespan and m <= budget)
                 measured = plan.measured_error
@@ -154,6 +170,7 @@ def precision_front(
                 plan = _solve_rss(
                     graph, platform, table, budget,
                     time_limit=time_limit, hint=hint, seed=seed, split=split,
+                    constraints=constraints,
                 )  # fmt: skip
                 model_budget, measured = budget, 0.0 if plan.error == 0 else None
         except (InfeasibleError, SolverError):
@@ -186,20 +203,26 @@ def solve_measured(
     seed: int = 0,
     rounds: int = 4,
     split: bool = False,
+    constraints: Constraints | None = None,
 ) -> tuple[Plan, list[tuple[float, float, float]]]:
     """The fastest plan found whose ``measure`` (end-to-end error) is at most ``budget``,
     and the rounds tried as ``(model budget, makespan, measured error)`` (see the module
     docstring). ``time_limit`` is per solve; the plan carries ``measured_error``."""
     table.check_for(graph)
     free = Problem.build(
-        graph, platform, errors=table.errors, error_budget=float("inf"), split=split
+        graph,
+        platform,
+        errors=table.errors,
+        error_budget=float("inf"),
+        split=split,
+        constraints=constraints,
     )
     from hetsched.schedule.bounds import quick_lower_bound
 
     bound = quick_lower_bound(free) * free.quantum
     best, tried = _measured_rounds(
         graph, platform, table, budget, measure,
-        time_limit=time_limit, seed=seed, rounds=rounds, split=split,
+        time_limit=time_limit, seed=seed, rounds=rounds, split=split, constraints=constraints,
     )  # fmt: skip
     return best.with_(lower_bound=min(bound, best.makespan), searched=False), tried
 
@@ -216,6 +239,7 @@ def _measured_rounds(
     rounds: int,
     hint: Plan | None = None,
     split: bool = False,
+    constraints: Constraints | None = None,
 ) -> tuple[Plan, list[tuple[float, float, float]]]:
     """:func:`solve_measured`'s rounds; the plan keeps the bound and status of its own
     solve (the noise-power model at the budget of the round that found it, the last
@@ -226,7 +250,7 @@ def _measured_rounds(
     for _ in range(max(1, rounds)):
         plan = _solve_rss(
             graph, platform, table, internal,
-            time_limit=time_limit, hint=hint, seed=seed, split=split,
+            time_limit=time_limit, hint=hint, seed=seed, split=split, constraints=constraints,
         )  # fmt: skip
         measured = measure(plan) if plan.error > 0 else 0.0
         tried.append((internal, plan.makespan, measured))
@@ -244,7 +268,15 @@ def _measured_rounds(
             internal = 0.95 * min(internal, plan.error)
     if best is None:  # every round measured over: the exported precisions, error 0
         best, _ = _solve(
-            graph, platform, None, 0.0, time_limit=time_limit, hint=None, seed=seed, split=split
+            graph,
+            platform,
+            None,
+            0.0,
+            time_limit=time_limit,
+            hint=None,
+            seed=seed,
+            split=split,
+            constraints=constraints,
         )
         best = best.with_(measured_error=0.0)
         tried.append((0.0, best.makespan, 0.0))

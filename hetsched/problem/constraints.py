@@ -9,19 +9,20 @@
 
 ``OPS`` is an op name, an ``nn.Module`` path (the op and everything under it:
 ``layers.0.attn``), or a shell pattern over both (``*attn*``); ``DEVICES`` is a comma list of
-device names or kinds (``npu`` = every NPU). Pins and forbids restrict each op's modes (every
-solver honours a mode restriction); colocation and the segment cap are constraints of the
-exact solvers and restrictions of the heuristics (:mod:`hetsched.schedule.structure`). A
-selector that matches no op, or a device that does not exist, is an error, as is a set of
-rules that leaves an op no device or a group no common device: the message names the rules.
+device names, kinds (``asic``) or patterns over names (``npu*``). Pins and forbids restrict
+each op's modes (every solver honours a mode restriction); colocation and the segment cap
+are constraints of the exact solvers and restrictions of the heuristics
+(:mod:`hetsched.schedule.structure`). A selector that matches no op, or a device that does
+not exist, is an error, as is a set of rules that leaves an op no device or a group no
+common device: the message names the rules.
 
 Examples
 --------
->>> c = Constraints.parse(pins=["mm*=npu"], forbid=["relu=gpu"], colocate=["mm1,relu"])
+>>> c = Constraints.parse(pins=["mm*=npu*"], forbid=["relu=gpu"], colocate=["mm1,relu"])
 >>> c.pins[0], c.colocate[0]
-(Rule(ops='mm*', devices=('npu',), label="pin 'mm*=npu'"), ('mm1', 'relu'))
+(Rule(ops='mm*', devices=('npu*',), label="pin 'mm*=npu*'"), ('mm1', 'relu'))
 >>> r = c.resolve(["mm0", "mm1", "relu"], ["", "", ""], ["cpu", "gpu", "npu0"],
-...               ["cpu", "gpu", "npu"])
+...               ["cpu", "gpu", "asic"])
 >>> r.allowed.astype(int).tolist(), r.groups
 ([[0, 0, 1], [0, 0, 1], [1, 0, 1]], ((1, 2),))
 """
@@ -218,7 +219,7 @@ def select_ops(
         or (m and fnmatch.fnmatchcase(m, selector))
     ]
     if not hits:
-        msg = f"{label or selector!r}: {selector!r} matches no op name or module path"
+        msg = f"{label or repr(selector)}: {selector!r} matches no op name or module path"
         raise UsageError(msg)
     return np.array(hits, dtype=np.int64)
 
@@ -226,7 +227,8 @@ def select_ops(
 def _device_mask(rule: Rule, devices: Sequence[str], kinds: Sequence[str]) -> np.ndarray:
     mask = np.zeros(len(devices), dtype=bool)
     for x in rule.devices:
-        hit = np.array([x in (dv, k) for dv, k in zip(devices, kinds, strict=True)])
+        hit = np.array([x in (dv, k) or fnmatch.fnmatchcase(dv, x)
+                        for dv, k in zip(devices, kinds, strict=True)])  # fmt: skip
         if not hit.any():
             msg = (
                 f"{rule.label}: no device or device kind {x!r} "

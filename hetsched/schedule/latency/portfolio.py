@@ -248,7 +248,7 @@ def _structured(problem: Problem, ctx: SolveContext) -> Plan:
     )
     bound = _bound(problem) * problem.quantum
     best, searched = first, False
-    stats: dict[str, Any] = {"path": ["restriction", "portfolio"], "restriction": first.stats}
+    stats: dict[str, Any] = {"path": ["restriction", "portfolio"], "pinned": dict(first.stats)}
     if problem.n <= CPSAT_MAX_OPS and first.makespan > bound * (1 + 1e-12) and not ctx.expired():
         exact = solve_cpsat.within(problem, ctx.child(hint=first))
         stats["path"].append("cpsat")
