@@ -1,4 +1,5 @@
-"""``hetsched run`` and ``hetsched show``: execute, replay and draw a saved plan."""
+"""``hetsched run``, ``show`` and ``explain``: execute, replay, draw and explain a saved
+plan."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ _VERDICT = {None: "not checked (no program)", True: "match eager", False: "DIFFE
 
 
 def register(subparsers: Any) -> None:
-    """Add ``run`` and ``show`` to the ``hetsched`` parser."""
+    """Add ``run``, ``show`` and ``explain`` to the ``hetsched`` parser."""
     p = subparsers.add_parser(
         "run",
         help="execute a plan on simulated devices (real torch numerics with --model)",
@@ -51,6 +52,58 @@ def register(subparsers: Any) -> None:
     s.add_argument("--gantt", metavar="OUT.png")
     s.add_argument("--trace", metavar="OUT.json")
     s.set_defaults(func=run_show)
+
+    e = subparsers.add_parser(
+        "explain",
+        help="why each op went where it went: runner-up, cost of a move, rules",
+        description="For every op of PLAN: its device, cost there and on the runner-up, the "
+        "makespan with it moved there (re-timed), what its mode decided and what ruled the "
+        "other devices out; a summary per module.",
+    )
+    e.add_argument("plan", metavar="PLAN")
+    src = e.add_mutually_exclusive_group(required=True)
+    src.add_argument("--model", help="zoo model or package.module:factory the plan is of")
+    src.add_argument("--graph", help="zoo model, graph .json or .stg the plan is of")
+    _graph_options(e)
+    e.add_argument("--depth", type=int, default=2, help="module path parts per summary row")
+    e.add_argument("--ops", action="store_true", help="also list every op")
+    e.add_argument("-o", "--output", metavar="OUT.json", help="write the explanation as JSON")
+    e.set_defaults(func=run_explain)
+
+
+def run_explain(args: argparse.Namespace) -> int:
+    from hetsched.cli.solve_cmds import _fmt_time
+    from hetsched.fileio import check_writable, write_json_atomic
+    from hetsched.plan import load_plan, validate
+    from hetsched.schedule.explain import explain
+
+    if args.output:
+        check_writable(args.output)
+    if args.depth < 1:
+        from hetsched.errors import UsageError
+
+        msg = f"--depth must be at least 1, got {args.depth}"
+        raise UsageError(msg)
+    plan = load_plan(args.plan)
+    if getattr(args, "model", None):  # timing only: the program's ops, not its numerics
+        args.graph, args.model = args.model, None
+    graph, _, _, problem = _load(args, plan)
+    validate(plan, problem)
+    found = explain(plan, problem, graph, depth=args.depth)
+
+    def fmt(t: float) -> str:
+        return _fmt_time(abs(t), plan.units) if t >= 0 else "-" + _fmt_time(-t, plan.units)
+
+    print(f"plan      {plan.graph_name} on {plan.platform}: makespan {fmt(plan.makespan)} "
+          f"({plan.status}); a move = that op alone on its runner-up, re-timed")  # fmt: skip
+    print(found.module_table(fmt))
+    if args.ops:
+        print()
+        print(found.op_table(fmt))
+    if args.output:
+        write_json_atomic(args.output, found.to_dict())
+        print(f"explanation written to {args.output}")
+    return 0
 
 
 def _graph_options(p: argparse.ArgumentParser) -> None:
