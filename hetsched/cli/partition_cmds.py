@@ -2,7 +2,8 @@
 
 ``-o split.py`` writes each submodule's generated code under a ``# device: NAME`` header
 (the parent's code last); ``-o split.pt2`` re-exports the split module with
-``torch.export`` and saves it (the device tags live in the plan, not in the .pt2).
+``torch.export`` and saves it, every node tagged with its segment's device, precisions and
+shards in ``node.meta["custom"]`` (``hetsched.device``, ...).
 The segment report is printed either way.
 """
 
@@ -52,6 +53,7 @@ def run_partition(args: argparse.Namespace) -> int:
     from hetsched.graph.formats import graph_sha256
     from hetsched.graph.resolve import import_program, load_program_spec
     from hetsched.partition import apply, segment_report
+    from hetsched.partition.splitting import tag_exported
     from hetsched.plan import load_plan
     from hetsched.plan.validate import graph_mismatch
 
@@ -77,7 +79,7 @@ def run_partition(args: argparse.Namespace) -> int:
             write_text_atomic(out, split_code(split))
         else:
             buf = io.BytesIO()
-            torch.export.save(torch.export.export(split, example), buf)
+            torch.export.save(tag_exported(torch.export.export(split, example), split), buf)
             write_bytes_atomic(out, buf.getvalue())
         print(f"split program written to {out}")
     return 0

@@ -52,7 +52,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from hetsched.graph.opgraph import OpGraph
     from hetsched.plan import Plan
 
-__all__ = ["apply", "node_devices", "segment_report"]
+__all__ = ["apply", "node_devices", "segment_report", "segment_tags", "tag_exported"]
 
 
 def _as_graph_module(program: Any) -> fx.GraphModule:
@@ -241,14 +241,62 @@ def apply(
         ]
         flops += sum(graph.node(op).flops / k for op, k in cut)
         rows.append(
-            {"segment": name, "device": d, "ops": len(ops) + len(cut), "flops": float(flops)}
-        )
+            {"segment": name, "device": d, "ops": len(ops) + len(cut), "flops": float(flops),
+             "precisions": sorted({precisions[x] for x in ops if x in precisions}),
+             "shards": [f"{op} 1/{k}" for op, k in cut]}
+        )  # fmt: skip
+        tags = segment_tags(rows[-1])
+        for n in sub.graph.nodes:  # the fx program out carries the decisions too
+            if n.op not in ("placeholder", "output"):
+                n.meta["custom"] = {**n.meta.get("custom", {}), **tags}
     # nn.Module's __setattr__ is typed for tensors and modules only; these are plain data.
     object.__setattr__(split, "hetsched_devices", devices)
     object.__setattr__(split, "hetsched_segments", rows)
     object.__setattr__(split, "hetsched_precisions", precisions)
     object.__setattr__(split, "hetsched_splits", dict(splits))
     return split
+
+
+def segment_tags(row: Mapping[str, Any]) -> dict[str, str]:
+    """The decisions of one segment as node metadata (``node.meta["custom"]``, which
+    ``torch.export.save`` keeps): device, segment, precisions, shards."""
+    return {
+        "hetsched.device": str(row["device"]),
+        "hetsched.segment": str(row["segment"]),
+        "hetsched.precision": ",".join(row.get("precisions", [])) or "as exported",
+        "hetsched.shards": ",".join(row.get("shards", [])),
+    }
+
+
+def tag_exported(program: Any, split: fx.GraphModule) -> Any:
+    """``program`` (``torch.export.export(split, ...)``) with every op node tagged with its
+    segment's :func:`segment_tags`, so a downstream compiler reads the decisions from the
+    saved ``.pt2`` without the plan.
+
+    Re-exporting inlines the segments and drops their module paths, but traces their ops in
+    the order the split program runs them: the segments' op nodes, in call order, are matched
+    to the exported op nodes with the same target, in order. :class:`PlanError` when
+    some exported op matches none (the program was rewritten on the way)."""
+    from hetsched.errors import PlanError
+
+    source = []
+    for n in split.graph.nodes:
+        if n.op == "call_module":
+            sub = getattr(split, str(n.target))
+            source += [(m.target, m.meta.get("custom", {})) for m in sub.graph.nodes
+                       if m.op == "call_function"]  # fmt: skip
+    k = 0
+    for n in program.graph.nodes:
+        if n.op != "call_function":
+            continue
+        while k < len(source) and source[k][0] != n.target:
+            k += 1
+        if k == len(source):
+            msg = f"exported op {n.name!r} ({n.target}) matches no op of the split program"
+            raise PlanError(msg)
+        n.meta["custom"] = {**n.meta.get("custom", {}), **source[k][1]}
+        k += 1
+    return program
 
 
 def segment_report(split: fx.GraphModule) -> str:
