@@ -242,7 +242,8 @@ def apply(
         flops += sum(graph.node(op).flops / k for op, k in cut)
         rows.append(
             {"segment": name, "device": d, "ops": len(ops) + len(cut), "flops": float(flops),
-             "precisions": sorted({precisions[x] for x in ops if x in precisions}),
+             "precisions": sorted({precisions[x] for x in [*ops, *(op for op, _ in cut)]
+                                   if x in precisions}),
              "shards": [f"{op} 1/{k}" for op, k in cut]}
         )  # fmt: skip
         tags = segment_tags(rows[-1])
@@ -275,10 +276,8 @@ def tag_exported(program: Any, split: fx.GraphModule) -> Any:
 
     Re-exporting inlines the segments and drops their module paths, but traces their ops in
     the order the split program runs them: the segments' op nodes, in call order, are matched
-    to the exported op nodes with the same target, in order. :class:`PlanError` when
-    some exported op matches none (the program was rewritten on the way)."""
-    from hetsched.errors import PlanError
-
+    to the exported op nodes with the same target, in order; an op export inserts on the way
+    (a dtype assertion) takes the tags of the op before it."""
     source = []
     for n in split.graph.nodes:
         if n.op == "call_module":
@@ -287,15 +286,14 @@ def tag_exported(program: Any, split: fx.GraphModule) -> Any:
                        if m.op == "call_function"]  # fmt: skip
     k = 0
     for n in program.graph.nodes:
-        if n.op != "call_function":
+        if n.op != "call_function" or not source:
             continue
-        while k < len(source) and source[k][0] != n.target:
-            k += 1
-        if k == len(source):
-            msg = f"exported op {n.name!r} ({n.target}) matches no op of the split program"
-            raise PlanError(msg)
-        n.meta["custom"] = {**n.meta.get("custom", {}), **source[k][1]}
-        k += 1
+        hit = next((j for j in range(k, len(source)) if source[j][0] == n.target), None)
+        if hit is None:  # inserted by export: part of the segment it sits in
+            tags = source[max(0, k - 1)][1]
+        else:
+            tags, k = source[hit][1], hit + 1
+        n.meta["custom"] = {**n.meta.get("custom", {}), **tags}
     return program
 
 
