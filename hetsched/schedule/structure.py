@@ -19,7 +19,7 @@ Examples
 ...     edges=[(0, 1, 0.0), (1, 2, 0.0)], quantum=1.0)
 >>> r, how = structure_restriction(p.with_constraints(Constraints(max_segments=2)))
 >>> [r.devices[int(r.modes.devs[r.modes.dev_start[m]])] for m in range(r.num_modes)], how
-(['x', 'y', 'y'], 'at most 2 segments: a least-op-time split of the op order')
+(['x', 'y', 'y'], 'at most 2 segments: least op time along the op order')
 """
 
 from __future__ import annotations

@@ -130,3 +130,11 @@ def test_the_cli_prints_one_screen_per_module_and_writes_json(tmp_path, capsys) 
     doc = json.loads(ex.read_text())
     assert len(doc["ops"]) == len(json.loads(out.read_text())["nodes"])
     assert main(["explain", str(out), "--graph", "gpt", "--depth", "0"]) == 2
+
+
+@pytest.mark.slow
+def test_explain_agrees_with_the_moves_on_gpt_small() -> None:
+    graph = _zoo("gpt", "small")
+    problem = Problem.build(graph, "edge-soc")
+    plan = solve_portfolio(problem, time_limit=10, seed=0)
+    _sampled_moves_agree(plan, problem, graph, samples=3)
