@@ -33,6 +33,7 @@ Examples
 
 from __future__ import annotations
 
+import time
 import weakref
 from collections.abc import Callable
 
@@ -53,12 +54,20 @@ from hetsched.schedule.bounds.paths import (
     heads_and_tails,
     heads_and_tails_reference,
 )
-from hetsched.schedule.bounds.series import segment_key, series_bound, series_cuts, series_segments
+from hetsched.schedule.bounds.series import (
+    segment_key,
+    series_bound,
+    series_bound_within,
+    series_cuts,
+    series_segments,
+)
 from hetsched.schedule.bounds.windows import device_heads_tails, window_load_bound, window_load_lp
 
 __all__ = [
+    "BOUND_SHARE",
     "DELAY_MAX_OPS",
     "LOAD_LP_MAX_OPS",
+    "LP_SECONDS_PER_UNIT",
     "bound_report",
     "budget_lp_bound",
     "critical_path_bound",
@@ -73,10 +82,12 @@ __all__ = [
     "load_bound",
     "load_bound_dual",
     "lower_bound",
+    "lower_bound_within",
     "lp_bound",
     "quick_lower_bound",
     "segment_key",
     "series_bound",
+    "series_bound_within",
     "series_cuts",
     "series_lower_bound",
     "series_segments",
@@ -100,7 +111,7 @@ def _memo(problem: Problem, key: str, compute: Callable[[Problem], int]) -> int:
 
 
 def series_lower_bound(problem: Problem) -> int:
-    """:func:`~hetsched.schedule.bounds.series_bound`, computed once per problem."""
+    """:func:`~hetsched.schedule.bounds.series_bound` (with its LPs), once per problem."""
     return _memo(problem, "series", series_bound)
 
 
@@ -108,28 +119,68 @@ def series_lower_bound(problem: Problem) -> int:
 # at 10k ops) stay out of the quick bounds, which heuristics wait on.
 DELAY_MAX_OPS = 3000
 
+# Share of a solve's time left that its bounds with LPs may take (the rest is search); those
+# that would not fit are skipped, and solvers say which (``stats["bounds_skipped"]``).
+BOUND_SHARE = 0.25
+
+# Seconds per (op x device) an LP over the whole graph takes here (GLOP; measured 0.1-0.3 ms
+# at 500-2,000 ops): an LP that would end past the deadline is not started.
+LP_SECONDS_PER_UNIT = 4e-4
+
 
 def quick_lower_bound(problem: Problem) -> int:
-    """The cheap bounds only (critical path, load, series); no LP over the whole graph."""
+    """The bounds that solve no LP (critical path, the load LP's Lagrangian dual, the series
+    bound without its segment LPs, transfers counted): what heuristics wait on."""
     return _memo(
         problem,
         "quick",
         lambda p: max(
             critical_path_bound(p),
-            load_bound(p),
-            series_lower_bound(p),
-            budget_lp_bound(p),
+            load_bound_dual(p),
+            series_bound(p, use_lp=False),
             delay_bound(p) if p.n <= DELAY_MAX_OPS else 0,
         ),
     )
 
 
 def lower_bound(problem: Problem, *, use_lp: bool = True) -> int:
-    """Best of all bounds, in integer units."""
+    """Best of all bounds, in integer units (``use_lp=False``: :func:`quick_lower_bound`)."""
+    return lower_bound_within(problem)[0] if use_lp else quick_lower_bound(problem)
+
+
+def lower_bound_within(
+    problem: Problem, deadline: float | None = None
+) -> tuple[int, tuple[str, ...]]:
+    """Best of all bounds that fit before ``deadline`` (a ``time.perf_counter()`` instant;
+    ``None``: all), and the names of those skipped. The quick bounds always run; each LP
+    runs only if it should end in time (:data:`LP_SECONDS_PER_UNIT`), the series bound's
+    segment LPs until the deadline. Complete results are kept for the next call."""
     lb = quick_lower_bound(problem)
-    if use_lp:
-        lb = max(lb, _memo(problem, "lp", lp_bound), _memo(problem, "window", window_load_bound))
-    return lb
+    skipped = []
+    units = problem.n * problem.num_devices
+    for name, compute, cost in (
+        ("load", load_bound, 0.25 * LP_SECONDS_PER_UNIT * units),
+        ("series", series_bound, 0.0),
+        ("modes_lp", budget_lp_bound, LP_SECONDS_PER_UNIT * units * problem.has_error_modes),
+        ("lp", lp_bound, LP_SECONDS_PER_UNIT * units),
+        ("window", window_load_bound, LP_SECONDS_PER_UNIT * units),
+    ):
+        cache = _BOUND_MEMO.get(problem, {})
+        if name in cache:
+            lb = max(lb, cache[name])
+            continue
+        if deadline is not None and time.perf_counter() + cost > deadline:
+            skipped.append(name)
+            continue
+        if name == "series" and deadline is not None:
+            value, complete = series_bound_within(problem.floored, deadline=deadline)
+            if not complete:
+                skipped.append("series LPs")
+                lb = max(lb, value)
+                continue
+            _BOUND_MEMO.setdefault(problem, {})[name] = value
+        lb = max(lb, _memo(problem, name, compute))
+    return lb, tuple(skipped)
 
 
 def bound_report(problem: Problem) -> dict[str, int]:

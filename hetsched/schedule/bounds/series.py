@@ -34,6 +34,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import math
+import time
 
 import numpy as np
 
@@ -46,6 +47,7 @@ __all__ = [
     "segment_bound",
     "segment_key",
     "series_bound",
+    "series_bound_within",
     "series_cuts",
     "series_segments",
 ]
@@ -200,8 +202,18 @@ def _pinned_keys(
     return out
 
 
-def series_bound(p: Problem) -> int:
-    """Lower bound (units) from the series decomposition; 0 when the graph has no cut.
+def series_bound(p: Problem, *, use_lp: bool = True) -> int:
+    """:func:`series_bound_within` with no deadline: the bound alone."""
+    return series_bound_within(p, use_lp=use_lp)[0]
+
+
+def series_bound_within(
+    p: Problem, *, use_lp: bool = True, deadline: float | None = None
+) -> tuple[int, bool]:
+    """Lower bound (units) from the series decomposition; 0 when the graph has no cut; and
+    whether every LP it meant to solve was solved (``use_lp=False``: none, no LP at all;
+    past ``deadline``, a ``time.perf_counter()`` instant, the remaining segments get their
+    LP-free costs, still a bound).
 
     A dynamic program over the cuts and their devices: the cost of a segment is the best of
     its own bound (critical path, load LP, LP, window LP; with and without the cut before
@@ -213,7 +225,7 @@ def series_bound(p: Problem) -> int:
     p = p.relaxation()  # bounds of the question asked
     cuts = series_cuts(p)
     if cuts.size == 0:
-        return 0
+        return 0, True
     groups: list[tuple[int | None, np.ndarray]] = [(None, np.arange(int(cuts[0]) + 1))]
     groups += [(a, np.arange(a + 1, b + 1)) for a, b in itertools.pairwise(cuts.tolist())]
     keys: list[tuple[bool, str] | None] = []
@@ -229,9 +241,10 @@ def series_bound(p: Problem) -> int:
     # LPs for the classes covering the most ops only: a graph of thousands of distinct
     # small segments would otherwise spend seconds in GLOP
     by_cover = sorted(ops_per_key, key=lambda k: -ops_per_key[k])
-    lp_keys = set(by_cover[:MAX_LP_CLASSES])
-    pinned_keys = _pinned_keys(p, groups, keys, by_cover)
+    lp_keys = set(by_cover[:MAX_LP_CLASSES]) if use_lp else set()
+    pinned_keys = _pinned_keys(p, groups, keys, by_cover) if use_lp else set()
     memo: dict[tuple[bool, str], np.ndarray] = {}
+    complete = True
 
     def costs(cut: int | None, group: np.ndarray, key: tuple[bool, str] | None) -> np.ndarray:
         if key is None:  # one op right after a cut: no model needed
@@ -242,9 +255,14 @@ def series_bound(p: Problem) -> int:
                     c = np.maximum(c, p.comm[k])
             return np.where(p.allowed[b][None, :], c + p.dur[b][None, :], _BIG)
         if key not in memo:
+            nonlocal complete
+            late = deadline is not None and time.perf_counter() > deadline
+            if late and (key in lp_keys or key in pinned_keys):
+                complete = False
             memo[key] = _group_costs(
-                p, cut, group, use_lp=key in lp_keys, pinned=key in pinned_keys
-            )
+                p, cut, group, use_lp=key in lp_keys and not late,
+                pinned=key in pinned_keys and not late,
+            )  # fmt: skip
         return memo[key]
 
     first = costs(None, groups[0][1], keys[0])[0]
@@ -255,7 +273,9 @@ def series_bound(p: Problem) -> int:
     if last < p.n - 1:
         rest = np.arange(last + 1, p.n)
         sub = subproblem(p, np.concatenate([[last], rest]))
-        free = segment_bound(subproblem(p, rest))
+        late = deadline is not None and time.perf_counter() > deadline
+        complete = complete and not (late and use_lp)
+        free = segment_bound(subproblem(p, rest), use_lp=use_lp and not late)
         ends = np.full(p.num_devices, free, dtype=np.int64)
         if rest.size <= CPFIX_MAX_OPS:
             for d_a in range(p.num_devices):
@@ -263,4 +283,4 @@ def series_bound(p: Problem) -> int:
                     fin = device_finish_times(sub, first_on=d_a)[1:]
                     ends[d_a] = max(free, int(fin.min(axis=1).max()))
         best = best + ends
-    return int(best.min())
+    return int(best.min()), complete

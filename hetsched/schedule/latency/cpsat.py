@@ -31,6 +31,7 @@ Examples
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import numpy as np
@@ -39,7 +40,7 @@ from ortools.sat.python import cp_model
 from hetsched.errors import InfeasibleError, SolverError
 from hetsched.plan import Plan, plan_from_schedule
 from hetsched.problem import Problem
-from hetsched.schedule.bounds import lower_bound
+from hetsched.schedule.bounds import BOUND_SHARE, lower_bound_within
 from hetsched.schedule.cpsolver import new_cp_solver, solve_cp
 from hetsched.schedule.latency.cpsat_model import CpSatModel, build_model
 from hetsched.schedule.latency.rounding import search_floored
@@ -137,7 +138,8 @@ def _cpsat_integer(
     SolverError : no warm start and nothing found within the time limit.
     """
     warm = prepare_hint(problem, ctx)
-    lb = warm.lb if warm is not None else lower_bound(problem, use_lp=problem.n <= 2000)
+    deadline = time.perf_counter() + BOUND_SHARE * ctx.remaining()
+    lb = warm.lb if warm is not None else lower_bound_within(problem, deadline)[0]
     hint_plan = warm.plan.with_(searched=True) if warm is not None else None
     if warm is not None and hint_plan is not None:
         ctx.report(warm.plan.solver, hint_plan.makespan, lb * problem.quantum)  # start point

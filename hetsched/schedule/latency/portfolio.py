@@ -32,6 +32,7 @@ Examples
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -41,11 +42,12 @@ from hetsched.errors import SolverError
 from hetsched.plan import Plan
 from hetsched.problem import Problem
 from hetsched.schedule.bounds import (
+    BOUND_SHARE,
     critical_path_bound,
     heads_and_tails_fast,
     load_bound_dual,
-    lower_bound,
-    series_lower_bound,
+    lower_bound_within,
+    series_bound_within,
 )
 from hetsched.schedule.latency.eft import first_plan
 from hetsched.schedule.latency.heuristics import (
@@ -162,9 +164,12 @@ def _portfolio(problem: Problem, ctx: SolveContext) -> Plan:
     best = min(candidates, key=lambda pl: (pl.makespan, pl.solver))
     q = problem.quantum
     # a hint's own lower bound may belong to another problem: only this solve's count
-    bound = max([_bound(problem) * q, *(pl.lower_bound for pl in heuristics.values())])
+    own, skipped = _bound(problem, ctx)
+    bound = max([own * q, *(pl.lower_bound for pl in heuristics.values())])
     ctx.report(best.solver, best.makespan, bound)
     stats: dict[str, Any] = {"path": [best.solver]}
+    if skipped:  # said, not hidden: `--solver bounds` computes them without a budget
+        stats["bounds_skipped"] = list(skipped)
     # Large graphs: repeated segments, then a repeated block, each solved once and copied;
     # these stages, local search and LNS move ops between devices, one mode per (op, device)
     view = problem if device_view else device_view_of(problem, best)
@@ -246,9 +251,12 @@ def _structured(problem: Problem, ctx: SolveContext) -> Plan:
     first = solve_portfolio.within(
         restricted, ctx.child(time_limit=share * ctx.remaining(), hint=None)
     )
-    bound = _bound(problem) * problem.quantum
+    own, skipped = _bound(problem, ctx)
+    bound = own * problem.quantum
     best, searched = first, False
     stats: dict[str, Any] = {"path": ["restriction", "portfolio"], "pinned": dict(first.stats)}
+    if skipped:
+        stats["bounds_skipped"] = list(skipped)
     if problem.n <= CPSAT_MAX_OPS and first.makespan > bound * (1 + 1e-12) and not ctx.expired():
         exact = solve_cpsat.within(problem, ctx.child(hint=first))
         stats["path"].append("cpsat")
@@ -318,15 +326,18 @@ def _fits(p: Problem, plan: Plan) -> bool:
     return bool(np.all(within(peak, p.capacity)))
 
 
-def _bound(p: Problem) -> int:
-    """Best affordable bound (units) of the real problem: all bounds up to 2000 ops,
-    vectorised ones above (on the rounded-down twin)."""
+def _bound(p: Problem, ctx: SolveContext) -> tuple[int, tuple[str, ...]]:
+    """Best bound (units) of the real problem that fits :data:`BOUND_SHARE` of the time
+    left: all bounds up to 2000 ops, vectorised ones and the series bound above (on the
+    rounded-down twin); and the names of the bounds skipped for time."""
+    deadline = time.perf_counter() + BOUND_SHARE * ctx.remaining()
     if p.n <= 2000:
-        return lower_bound(p, use_lp=True)
+        return lower_bound_within(p, deadline)
     p = p.floored
     _, tail = heads_and_tails_fast(p)
     cp = int(tail.max()) if p.n > LARGE_OPS else critical_path_bound(p)
-    return max(cp, load_bound_dual(p), series_lower_bound(p))
+    series, complete = series_bound_within(p, deadline=deadline)
+    return max(cp, load_bound_dual(p), series), () if complete else ("series LPs",)
 
 
 def _segments_stage(

@@ -13,6 +13,7 @@ Examples
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -53,7 +54,7 @@ def prepare_hint(problem: Problem, ctx: SolveContext) -> WarmStart | None:
     """The warm start (``ctx.hint``, else the best of HEFT/PEFT/CPOP) re-timed in integer
     units, and the lower bound; ``None`` when there is no hint and every heuristic ran out
     of memory (a greedy list scheduler can paint itself into a corner)."""
-    from hetsched.schedule.bounds import lower_bound
+    from hetsched.schedule.bounds import BOUND_SHARE, lower_bound_within
     from hetsched.schedule.latency.heuristics import solve_cpop, solve_heft, solve_peft
 
     hint = ctx.hint
@@ -72,7 +73,7 @@ def prepare_hint(problem: Problem, ctx: SolveContext) -> WarmStart | None:
     # priority_order, not start_order: a topological order even for a hint that is not a
     # feasible schedule; for a feasible one both give the same order.
     start, xfer = retime_modes(problem, modes, priority_order(problem, raw))
-    lb = lower_bound(problem, use_lp=problem.n <= 2000)
+    lb = lower_bound_within(problem, time.perf_counter() + BOUND_SHARE * ctx.remaining())[0]
     plan = plan_from_schedule(
         problem,
         modes=modes,
