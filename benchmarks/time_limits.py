@@ -29,7 +29,12 @@ def graphs(sizes: list[int]) -> list[tuple[str, Problem]]:
     out = []
     for n in sizes:
         for d, ccr in ((3, 1.0), (8, 10.0)):
-            out.append((f"random-{n}-d{d}-ccr{ccr:g}", build_problem(random_spec(n, d, ccr))))
+            out.append(
+                (
+                    f"random-{n}-d{d}-ccr{ccr:g}",
+                    build_problem(random_spec(n, d, ccr, seed=0, beta=1)),
+                )
+            )
     for w, depth, segs, d in ((4, 3, 40, 4), (5, 4, 24, 5), (6, 5, 16, 8)):
         p = series_problem(2, segments=segs, width=w, devices=d, depth=depth)
         out.append((f"series-{p.n}-d{d}", p))

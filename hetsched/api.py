@@ -111,6 +111,7 @@ def build_problem(
     sensitivity: Any = None,
     split: bool = False,
     constraints: Constraints | None = None,
+    ports: bool = False,
 ) -> Problem:
     """Compile ``graph`` (see :func:`as_graph`) on ``platform`` (a ``Platform``, a preset
     name or a platform TOML path); with an ``error_budget``, per-op errors from
@@ -130,6 +131,7 @@ def build_problem(
         error_budget=error_budget,
         split=split,
         constraints=constraints,
+        ports=ports,
     )
 
 
@@ -176,6 +178,7 @@ def solve(
     cost_model: Any = None,
     memory: bool | None = None,
     link_contention: bool = False,
+    ports: bool = False,
     error_budget: float | None = None,
     sensitivity: Any = None,
     program: Any = None,
@@ -205,6 +208,7 @@ def solve(
     memory : plans fit every device's memory at every instant (tensor lifetimes, weights
         resident or streamed); by default on when the platform declares capacities.
     link_contention : transfers on one link never overlap.
+    ports : one-port transfers: a device sends one transfer and receives one at a time.
     error_budget, sensitivity : precision as a decision: each op may compute in int8 /
         float16 / bfloat16 where a device can, as long as the per-op output errors of the
         plan add up to at most ``error_budget`` (relative L2); the errors come from
@@ -275,6 +279,7 @@ def solve(
         sensitivity=sensitivity,
         split=split,
         constraints=constraints,
+        ports=ports,
     )
     if objective == "memory":
         from hetsched.schedule.memory import solve_peak_memory

@@ -125,6 +125,7 @@ def _graph_options(p: argparse.ArgumentParser) -> None:
         "capacities; --no-memory for a plan solved so)",
     )
     p.add_argument("--link-contention", action="store_true", help="the plan serialises links")
+    p.add_argument("--ports", action="store_true", help="the plan was solved with --ports")
 
 
 def _check_outputs(args: argparse.Namespace) -> None:
@@ -193,7 +194,7 @@ def _load(args: argparse.Namespace, plan: Any) -> tuple[Any, Any, Any, Any]:
         msg = "give --model (real numerics) or --graph (timing only) to rebuild the problem"
         raise UsageError(msg)
     problem = Problem.build(graph, _platform(args, plan), memory=args.memory,
-                            link_contention=args.link_contention,
+                            link_contention=args.link_contention, ports=args.ports,
                             **problem_options(plan, graph))  # fmt: skip
     return graph, program, inputs, problem
 
@@ -350,7 +351,7 @@ def run_show(args: argparse.Namespace) -> int:
         from hetsched.problem import Problem
 
         problem = Problem.build(graph, _platform(args, plan), memory=args.memory,
-                                link_contention=args.link_contention,
+                                link_contention=args.link_contention, ports=args.ports,
                                 **problem_options(plan, graph))  # fmt: skip
         validate(plan, problem)
     _show_objective(plan, problem)

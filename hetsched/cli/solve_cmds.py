@@ -57,6 +57,10 @@ def register(sub: Any) -> None:
         "--link-contention", action="store_true", help="transfers on one link never overlap"
     )
     p.add_argument(
+        "--ports", action="store_true",
+        help="one-port transfers: each device sends one transfer and receives one at a time",
+    )  # fmt: skip
+    p.add_argument(
         "--error-budget",
         type=float,
         default=None,
@@ -171,7 +175,7 @@ def _refine(plan: Any, coarse: Any, graph: Any, platform: Any, args: argparse.Na
     from hetsched.partition.refine import refine_plan
 
     problem = build_problem(graph, platform, memory=args.memory,
-                            link_contention=args.link_contention)  # fmt: skip
+                            link_contention=args.link_contention, ports=args.ports)  # fmt: skip
     return refine_plan(plan, coarse, problem)
 
 
@@ -327,6 +331,7 @@ def run_solve(args: argparse.Namespace) -> int:
                 workers=args.workers,
                 memory=args.memory,
                 link_contention=args.link_contention,
+                ports=args.ports,
                 error_budget=args.error_budget,
                 sensitivity=args.sensitivity,
                 program=program,

@@ -195,6 +195,7 @@ class Problem:
         error_budget: float | None = None,
         split: bool = False,
         constraints: Constraints | None = None,
+        ports: bool = False,
     ) -> Problem:
         """Compile ``graph`` on ``platform`` (a ``Platform`` or preset name).
 
@@ -208,7 +209,8 @@ class Problem:
         ``split``: heavy ops may also run tensor-parallel across identical devices
         (:mod:`hetsched.costmodel.sharding`: linear layers by output features,
         convolutions by output channels, attention by heads). ``constraints``: the user's
-        pins, forbids, colocated groups and segment cap (:meth:`with_constraints`)."""
+        pins, forbids, colocated groups and segment cap (:meth:`with_constraints`).
+        ``ports``: one-port transfers (:meth:`with_ports`)."""
         from hetsched.costmodel import Platform, build_cost_table
         from hetsched.graph.formats import graph_sha256
 
@@ -262,7 +264,7 @@ class Problem:
         )
         if constraints:
             built = built.with_constraints(constraints, [x.module for x in graph.nodes])
-        return built
+        return built.with_ports() if ports else built
 
     @classmethod
     def from_arrays(
@@ -661,6 +663,35 @@ class Problem:
         check_devices_left(resolved, supported, self.names)
         base = self if keep.all() else self.select_modes(np.flatnonzero(keep))
         return dataclasses.replace(base, constraints=resolved)
+
+    def with_ports(self) -> Problem:
+        """One-port transfers: each device sends at most one transfer and receives at most one
+        at a time (DMA engines; the published placement MILPs). Every transfer also holds its
+        source's out-port and its destination's in-port, modelled as two more links on its
+        route, and link contention is turned on (real links keep contending only if they
+        already did), so every solver and the validator that handle links handle ports.
+
+        >>> import numpy as np
+        >>> p = Problem.from_arrays(names=["a", "b"], devices=["x", "y"],
+        ...     exec_time=np.ones((2, 2)), edges=[(0, 1, 1.0)], quantum=1.0).with_ports()
+        >>> p.link_contention, [p.link_names[k] for k in p.route_links[(0, 1)]]
+        (True, ['x.out', 'y.in'])
+        """
+        d = self.num_devices
+        base = len(self.link_names)
+        routes = {}
+        for a in range(d):
+            for b in range(d):
+                if a != b:
+                    own = tuple(self.route_links.get((a, b), ())) if self.link_contention else ()
+                    routes[(a, b)] = (*own, base + a, base + d + b)
+        ports = [f"{x}.out" for x in self.devices] + [f"{x}.in" for x in self.devices]
+        return dataclasses.replace(
+            self,
+            route_links=routes,
+            link_names=(*self.link_names, *ports),
+            link_contention=True,
+        )
 
     def with_memory(self, capacity: np.ndarray, op_memory: np.ndarray | None = None) -> Problem:
         """Memory constraints on: device ``capacity`` (bytes), and, if given, the bytes each
