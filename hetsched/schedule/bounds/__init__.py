@@ -125,7 +125,7 @@ BOUND_SHARE = 0.25
 
 # Seconds per (op x device) an LP over the whole graph takes here (GLOP; measured 0.1-0.3 ms
 # at 500-2,000 ops): an LP that would end past the deadline is not started.
-LP_SECONDS_PER_UNIT = 4e-4
+LP_SECONDS_PER_UNIT = 2.5e-4
 
 
 def quick_lower_bound(problem: Problem) -> int:

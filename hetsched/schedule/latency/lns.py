@@ -29,6 +29,8 @@ True
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from hetsched.plan import (
@@ -132,8 +134,9 @@ def _lns(
     best_flow = int((start + p.dur[np.arange(p.n), assign]).sum())
     steps = accepted = optimal_steps = 0
     kinds: dict[str, int] = dict.fromkeys(NEIGHBOURHOODS, 0)
+    upkeep = 0.0  # seconds a step spends after its sub-solve (re-timing, tails) at most
     while best_ms > lb and not ctx.stop.is_set():
-        remaining = ctx.remaining()
+        remaining = ctx.remaining() - upkeep  # a step must end, upkeep included, in time
         if remaining < 0.05:
             break
         kind = NEIGHBOURHOODS[steps % len(NEIGHBOURHOODS)]
@@ -162,6 +165,7 @@ def _lns(
             size = max(8.0, size * 0.8)
         if sub is None or sub.makespan > best_ms:
             continue
+        t_upkeep = time.perf_counter()
         if overflow(p, p.device_mode[np.arange(p.n), sub.assign]) is not None:
             continue
         cand_start, cand_xfer = retime(p, sub.assign, priority_order(p, sub.key))
@@ -176,6 +180,7 @@ def _lns(
             assign, start, xfer, best_ms, best_flow = sub.assign, cand_start, cand_xfer, ms, flow
             if changed:
                 tail = disjunctive_tails(p, assign, start)
+        upkeep = max(upkeep, time.perf_counter() - t_upkeep)
     return plan_from_schedule(
         p,
         assign=assign,
