@@ -75,6 +75,10 @@ def build_suite(cfg: BenchConfig) -> list[InstanceSpec]:
         return suites.random_suite(
             quick=cfg.quick, sizes=cfg.sizes, devices=cfg.devices, ccrs=cfg.ccrs, betas=cfg.betas
         )
+    if cfg.suite == "memory-bound":
+        return suites.memory_suite(
+            quick=cfg.quick, sizes=cfg.sizes, devices=cfg.devices, ccrs=cfg.ccrs
+        )
     if cfg.suite == "stg":
         if not cfg.directory:
             msg = "--suite stg needs --dir (a directory of .stg files with optimal_*proc.csv)"

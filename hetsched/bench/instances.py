@@ -43,7 +43,7 @@ import numpy as np
 from hetsched.errors import UsageError
 from hetsched.problem import Problem
 
-__all__ = ["InstanceSpec", "build_problem", "random_arrays", "random_spec"]
+__all__ = ["InstanceSpec", "build_problem", "memory_bound", "random_arrays", "random_spec"]
 
 
 @dataclass(frozen=True)
@@ -85,12 +85,40 @@ def random_spec(
     alpha: float = 1.0,
     outdeg: int = 3,
     suite: str = "random",
+    hold: float | None = None,
 ) -> InstanceSpec:
-    """Spec of one seeded random layered DAG (see the module docstring)."""
+    """Spec of one seeded random layered DAG (see the module docstring); with ``hold``, a
+    memory-bound one: each op holds weights, the devices but the slowest hold ``hold`` of
+    them all together (:func:`memory_bound`)."""
     fam = "related" if beta == 0 else f"unrel{beta:g}"
     name = f"rnd-n{n}-d{devices}-ccr{ccr:g}-{fam}-a{alpha:g}-s{seed}"
     params = dict(n=n, devices=devices, ccr=ccr, seed=seed, beta=beta, alpha=alpha, outdeg=outdeg)
+    if hold is not None:
+        if not 0 < hold <= 1:
+            msg = f"hold must be in (0, 1], got {hold!r}"
+            raise UsageError(msg)
+        name += f"-hold{hold:g}"
+        params["hold"] = hold
     return InstanceSpec(name, suite, "random", params)
+
+
+def memory_bound(problem: Problem, hold: float, seed: int) -> Problem:
+    """``problem`` with weights that bind: op ``i`` holds ``work_i x U(0.5, 1.5)`` MiB (its
+    duration on the fastest device as work) for the whole run; the slowest device (the host)
+    holds any amount, the others ``hold`` of all weights together, in equal shares.
+
+    >>> p = memory_bound(build_problem(random_spec(20, 3, 1.0, seed=0)), 0.3, seed=0)
+    >>> p.use_memory, int((p.capacity[:2] * 2 / p.modes.memory.max()).round().min()) > 0
+    (True, True)
+    """
+    rng = np.random.default_rng(seed + 7919)
+    work = problem.dur.min(axis=1).astype(float)
+    weights = work * rng.uniform(0.5, 1.5, problem.n) * 2**20
+    host = int(np.argmax(problem.dur.sum(axis=0)))  # the slowest device
+    others = problem.num_devices - 1
+    cap = np.full(problem.num_devices, hold * weights.sum() / max(1, others))
+    cap[host] = np.inf
+    return problem.with_memory(cap, op_memory=weights)
 
 
 def random_arrays(
@@ -164,7 +192,7 @@ def _random_problem(spec: InstanceSpec) -> Problem:
         outdeg=p.get("outdeg", 3),
     )
     d = p["devices"]
-    return Problem.from_arrays(
+    problem = Problem.from_arrays(
         names=[f"t{i}" for i in range(p["n"])],
         devices=[f"d{j}" for j in range(d)],
         exec_time=arr["exec"].astype(float),
@@ -176,6 +204,8 @@ def _random_problem(spec: InstanceSpec) -> Problem:
         name=spec.name,
         platform_name=f"related-{d}" if p.get("beta", 0.0) == 0 else f"unrelated-{d}",
     )
+    hold = p.get("hold")
+    return problem if hold is None else memory_bound(problem, float(hold), int(p["seed"]))
 
 
 def build_problem(spec: InstanceSpec) -> Problem:

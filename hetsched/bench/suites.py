@@ -1,6 +1,7 @@
 """Benchmark suites: lists of :class:`~hetsched.bench.instances.InstanceSpec`.
 
 * ``random``: seeded layered DAGs, sizes x devices x CCR x {related, unrelated} families.
+* ``memory-bound``: the same DAGs whose weights the fast devices hold only 20-50% of.
 * ``stg``: ``.stg`` files of a directory with published optima (``optimal_{P}proc.csv``,
   rows ``path,processors,optimal`` or ``path,processors,lb,ub``).
 * ``models``: zoo models on each preset platform (skipped when the zoo is not available).
@@ -29,6 +30,7 @@ from hetsched.errors import UsageError
 __all__ = [
     "SUITES",
     "graphs_suite",
+    "memory_suite",
     "models_suite",
     "random_suite",
     "read_optima_rows",
@@ -36,7 +38,7 @@ __all__ = [
     "workflows_suite",
 ]
 
-SUITES = ("random", "stg", "models", "workflows", "graphs")
+SUITES = ("random", "memory-bound", "stg", "models", "workflows", "graphs")
 
 
 def random_suite(
@@ -58,6 +60,30 @@ def random_suite(
     return [
         random_spec(n, d, c, seed=s, beta=b)
         for n, d, b, s, c in itertools.product(sizes, devices, betas, seeds, ccrs)
+    ]
+
+
+def memory_suite(
+    *,
+    quick: bool = False,
+    sizes: Sequence[int] | None = None,
+    devices: Sequence[int] | None = None,
+    ccrs: Sequence[float] | None = None,
+    holds: Sequence[float] = (0.2, 0.5),
+    seeds: Sequence[int] = (0,),
+) -> list[InstanceSpec]:
+    """Memory-bound random DAGs (defaults: 30-500 ops, 3/5 devices, CCR 1, unrelated
+    costs, the fast devices holding 20% and 50% of the weights).
+
+    >>> [s.name for s in memory_suite(quick=True)][:1]
+    ['rnd-n30-d3-ccr1-unrel1-a1-s0-hold0.2']
+    """
+    sizes = sizes or ((30, 100) if quick else (30, 100, 300, 500))
+    devices = devices or ((3,) if quick else (3, 5))
+    ccrs = ccrs or (1.0,)
+    return [
+        random_spec(n, d, c, seed=s, beta=1.0, hold=h, suite="memory-bound")
+        for n, d, s, c, h in itertools.product(sizes, devices, seeds, ccrs, holds)
     ]
 
 

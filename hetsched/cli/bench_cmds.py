@@ -34,7 +34,9 @@ def register(sub: Any) -> None:
         ),
     )
     p.add_argument(
-        "--suite", required=True, choices=("random", "stg", "models", "workflows", "graphs")
+        "--suite",
+        required=True,
+        choices=("random", "memory-bound", "stg", "models", "workflows", "graphs"),
     )
     p.add_argument("--dir", default=None, help="stg: .stg + optima CSVs; workflows: WfFormat JSONs")
     p.add_argument("--solvers", type=_names, default=DEFAULT_SOLVERS, help="comma list")
