@@ -838,3 +838,18 @@ def test_running_a_split_plan_needs_the_graph():
     assert any(mode.tag.startswith("split:") for mode in plan.modes.values())
     with pytest.raises(UsageError, match="runs split: running a program's shards needs its graph"):
         execute(plan, problem, program=ep, inputs=[x])
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["solve", STG, "--pin", "t1"], "pin 't1': expected OPS=DEVICES"),
+        (["solve", STG, "--max-segments", "0"], "max_segments must be a positive integer, got 0"),
+        (["solve", STG, "--colocate", ","], "colocate ',': name at least one op"),
+        (["solve", STG, "--forbid", "nosuchop=p0"], "'nosuchop' matches no op name or module"),
+        (["solve", STG, "--objective", "throughput", "--colocate", "t1,t2"],
+         "colocate and max_segments apply to objective latency"),
+    ],
+)  # fmt: skip
+def test_bad_rules_are_one_line_errors(capsys, argv, needle):
+    assert_one_line_error(capsys, main(argv), needle)
