@@ -190,18 +190,26 @@ def budget_lp_bound(problem: Problem, *, max_ops: int = 3000) -> int:
     >>> load_bound(p), budget_lp_bound(p)   # one op may be int8: 2 + 8
     (4, 10)
     """
+    found = modes_lp(problem, max_ops=max_ops)
+    return 0 if found is None else found[0]
+
+
+def modes_lp(problem: Problem, *, max_ops: int = 3000) -> tuple[int, np.ndarray] | None:
+    """The LP of :func:`budget_lp_bound`: its bound and each mode's fractional share ``y``
+    (the device mix an assignment can be rounded from); ``None`` when neither a budget nor
+    memory can bind, above ``max_ops`` ops, or when GLOP ends without an optimum."""
     from hetsched.plan.memory import envelope_binds
 
     p = problem
     budget = p.error_budget_units if p.has_error_modes else None
     memory = envelope_binds(p) is not None
     if (budget is None and not memory) or p.n > max_ops:
-        return 0
+        return None
     from ortools.linear_solver import pywraplp
 
     solver = pywraplp.Solver.CreateSolver("GLOP")
     if solver is None:  # pragma: no cover
-        return 0
+        return None
     inf = solver.infinity()
     t = solver.NumVar(0, inf, "T")
     starts = [solver.NumVar(0, inf, f"S_{v}") for v in range(p.n)]
@@ -210,8 +218,10 @@ def budget_lp_bound(problem: Problem, *, max_ops: int = 3000) -> int:
     spend = []
     units = p.mode_error_units
     held: list[list] = [[] for _ in range(p.num_devices)]
+    every: dict[int, Any] = {}
     for v in range(p.n):
         ys = {k: solver.NumVar(0, 1, f"y_{k}") for k in p.modes.ops_modes(v).tolist()}
+        every.update(ys)
         solver.Add(solver.Sum(list(ys.values())) == 1)
         dur_expr.append(solver.Sum([int(p.mode_dur[k]) * y for k, y in ys.items()]))
         for k, y in ys.items():
@@ -227,4 +237,10 @@ def budget_lp_bound(problem: Problem, *, max_ops: int = 3000) -> int:
     for d in range(p.num_devices):
         if held[d] and np.isfinite(p.capacity[d]):
             solver.Add(solver.Sum(held[d]) <= float(p.capacity[d]) / 2**20)
-    return _minimise_makespan(solver, p, t, starts, dur_expr, load)
+    bound = _minimise_makespan(solver, p, t, starts, dur_expr, load)
+    if bound == 0:
+        return None
+    mix = np.zeros(p.num_modes)
+    for k, y in every.items():
+        mix[k] = y.solution_value()
+    return bound, mix

@@ -30,7 +30,12 @@ import numpy as np
 from hetsched.plan import Plan, plan_from_schedule, schedule_arrays
 from hetsched.problem import Problem
 
-__all__ = ["lp_rounded_assignment", "lp_rounded_problem", "solve_lp_heft"]
+__all__ = [
+    "capacity_rounded_assignment",
+    "lp_rounded_assignment",
+    "lp_rounded_problem",
+    "solve_lp_heft",
+]
 
 
 def lp_rounded_assignment(p: Problem, frac: np.ndarray) -> np.ndarray:
@@ -52,18 +57,53 @@ def lp_rounded_assignment(p: Problem, frac: np.ndarray) -> np.ndarray:
     return assign
 
 
+def capacity_rounded_assignment(p: Problem) -> np.ndarray | None:
+    """Where the devices cannot hold every weight: the device mix of the capacity-aware modes
+    LP (:func:`~hetsched.schedule.bounds.load.modes_lp`: load, precedence and each device's
+    resident weights within its capacity), rounded op by op, the most decided first, each to
+    its likeliest device that still has room for its weights; ``None`` when the LP is out of
+    scope or an op finds no room."""
+    from hetsched.schedule.bounds.load import modes_lp
+
+    solved = modes_lp(p)
+    if solved is None:
+        return None
+    frac = np.zeros((p.n, p.num_devices))
+    np.add.at(frac, (p.modes.op, p.modes.devs[p.modes.dev_start[:-1]]), solved[1])
+    weight = np.where(p.allowed, p.modes.w[np.maximum(p.device_mode, 0)], np.inf)
+    room = p.capacity.astype(float).copy()
+    assign = np.full(p.n, -1, dtype=np.int64)
+    for v in np.argsort(-frac.max(axis=1), kind="stable").tolist():
+        for d in np.argsort(-frac[v], kind="stable").tolist():
+            if p.allowed[v, d] and weight[v, d] <= room[d]:
+                assign[v] = d
+                room[d] -= weight[v, d]
+                break
+        else:
+            return None
+    return assign
+
+
 def lp_rounded_problem(problem: Problem) -> Problem | None:
     """``problem`` with every op restricted to its device in the rounded window-LP
-    assignment; ``None`` when the LP is out of scope (over
+    assignment (:func:`capacity_rounded_assignment` where the devices cannot hold every
+    weight); ``None`` when the LP is out of scope (over
     :data:`~hetsched.schedule.bounds.WINDOW_MAX_OPS` ops) or the rounding overflows a
     device's memory."""
+    from hetsched.plan.memory import envelope_binds
     from hetsched.schedule.bounds import window_load_lp
     from hetsched.schedule.latency.eft import fits_memory
 
-    solved = window_load_lp(problem)
-    if solved is None:
-        return None
-    assign = lp_rounded_assignment(problem, solved[1])
+    if problem.use_memory and envelope_binds(problem) is not None:
+        rounded = capacity_rounded_assignment(problem)
+        if rounded is None:
+            return None
+        assign = rounded
+    else:
+        solved = window_load_lp(problem)
+        if solved is None:
+            return None
+        assign = lp_rounded_assignment(problem, solved[1])
     if not fits_memory(problem, assign):
         return None
     only = np.zeros_like(problem.allowed)
