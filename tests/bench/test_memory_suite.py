@@ -39,3 +39,18 @@ def test_capacity_binds_and_every_plan_fits(hold: float) -> None:
         assert plan.lower_bound <= plan.makespan
         # the free problem's bound is a bound of the capped one
         assert plan.makespan >= solve_heft(free, time_limit=5).lower_bound
+
+
+def test_lp_rounded_heft_rounds_the_capacity_aware_mix() -> None:
+    from hetsched.schedule.latency.lpround import capacity_rounded_assignment, solve_lp_heft
+
+    p = build_problem(random_spec(60, 3, 1.0, seed=1, beta=1.0, hold=0.3))
+    assign = capacity_rounded_assignment(p)
+    assert assign is not None
+    held = np.zeros(p.num_devices)
+    np.add.at(held, assign, p.modes.w[p.device_mode[np.arange(p.n), assign]])
+    assert np.all(held <= p.capacity + 1e-6)  # every device holds its ops' weights
+    plan = solve_lp_heft(p)
+    assert plan is not None
+    validate(plan, p)
+    assert [plan.assignment[x] for x in p.names] == [p.devices[d] for d in assign]
