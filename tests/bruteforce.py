@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import csv
 import itertools
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -25,6 +26,7 @@ __all__ = [
     "brute_force_makespan",
     "naive_plan",
     "random_tiny_problem",
+    "semi_active_optimum",
     "stg_optima",
     "stg_problem",
     "topological_orders",
@@ -70,28 +72,48 @@ def brute_force_makespan(p: Problem, accept: Callable[[Sequence[int]], bool] | N
     preds: list[list[tuple[int, int]]] = [[] for _ in range(n)]
     for k in range(len(p.edge_src)):
         preds[int(p.edge_dst[k])].append((int(p.edge_src[k]), k))
-    orders = list(topological_orders(n, [[u for u, _ in pr] for pr in preds]))
     choices = [[j for j in range(d) if p.allowed[v, j]] for v in range(n)]
+    assignments = [
+        a
+        for a in itertools.product(*choices)
+        if not (p.use_memory and any(device_bytes(p, a, j) > p.capacity[j] for j in range(d)))
+        and (accept is None or accept(a))
+    ]
+    best = semi_active_optimum(
+        d, preds, assignments, lambda v, j: int(p.dur[v, j]), lambda k, a, b: int(p.comm[k, a, b])
+    )
+    assert best is not None
+    return int(best)
+
+
+def semi_active_optimum(
+    d: int,
+    preds: list[list[tuple[int, Any]]],
+    assignments: Iterable[Sequence[int]],
+    dur: Callable[[int, int], float],
+    comm: Callable[[Any, int, int], float],
+) -> float | None:
+    """The least makespan over ``assignments`` x every topological order, each dispatched
+    semi-actively: ``preds[v]`` lists ``(u, key)``, an input from ``u`` on device ``a`` to
+    ``v`` on ``b`` arrives ``comm(key, a, b)`` after ``u`` ends; ``dur(v, j)`` is ``v``'s
+    time on ``j``. ``None`` when there is no assignment."""
+    n = len(preds)
+    orders = list(topological_orders(n, [[u for u, _ in pr] for pr in preds]))
     best = None
-    for assign in itertools.product(*choices):
-        if p.use_memory and any(device_bytes(p, assign, j) > p.capacity[j] for j in range(d)):
-            continue
-        if accept is not None and not accept(assign):
-            continue
+    for assign in assignments:
         for order in orders:
-            free = [0] * d
-            finish = [0] * n
+            free = [0.0] * d
+            finish = [0.0] * n
             for v in order:
                 j = assign[v]
                 ready = free[j]
-                for u, k in preds[v]:
-                    ready = max(ready, finish[u] + int(p.comm[k, assign[u], j]))
-                finish[v] = ready + int(p.dur[v, j])
+                for u, key in preds[v]:
+                    ready = max(ready, finish[u] + comm(key, assign[u], j))
+                finish[v] = ready + dur(v, j)
                 free[j] = max(free[j], finish[v])
             span = max(finish)
             if best is None or span < best:
                 best = span
-    assert best is not None
     return best
 
 

@@ -276,8 +276,8 @@ def check_devices_left(
     if empty.size:
         v = int(empty[0])
         msg = (
-            f"op {names[v]!r} has no device left: {resolved.rules_of(v)} leave(s) only devices "
-            "that do not support it"
+            f"op {names[v]!r} has no device left: {resolved.rules_of(v)} leave(s) no device "
+            "that supports it"
         )
         raise InfeasibleError(msg)
     for group, label in zip(resolved.groups, resolved.group_labels, strict=True):

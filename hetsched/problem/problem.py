@@ -652,14 +652,6 @@ class Problem:
         supported = np.zeros((self.n, self.num_devices), dtype=bool)
         for m in np.flatnonzero(keep).tolist():
             supported[int(self.modes.op[m]), list(self.modes.devices_of(m))] = True
-        lost = np.flatnonzero(~supported.any(axis=1))
-        if lost.size:
-            v = int(lost[0])
-            msg = (
-                f"op {self.names[v]!r} has no device left: {resolved.rules_of(v)} leave(s) no "
-                "device that supports it"
-            )
-            raise InfeasibleError(msg)
         check_devices_left(resolved, supported, self.names)
         base = self if keep.all() else self.select_modes(np.flatnonzero(keep))
         return dataclasses.replace(base, constraints=resolved)

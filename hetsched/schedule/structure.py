@@ -29,6 +29,7 @@ import dataclasses
 import numpy as np
 
 from hetsched.errors import InfeasibleError, SolverError
+from hetsched.problem.constraints import check_devices_left
 from hetsched.problem.problem import Problem
 
 __all__ = ["structure_assignment", "structure_restriction"]
@@ -43,12 +44,10 @@ def structure_restriction(problem: Problem) -> tuple[Problem, str]:
     allowed = problem.allowed.copy()
     dur = np.where(allowed, problem.dur, 0).astype(np.float64)
     how = []
-    for group, label in zip(rules.groups, rules.group_labels, strict=True):
+    check_devices_left(rules, allowed, problem.names)  # every group has a common device
+    for group in rules.groups:
         members = list(group)
         common = allowed[members].all(axis=0)
-        if not common.any():
-            msg = f"{label}: no single device runs every op of the group"
-            raise InfeasibleError(msg)
         total = np.where(common, dur[members].sum(axis=0), np.inf)
         d = int(np.argmin(total))
         allowed[members] = False

@@ -18,7 +18,7 @@ from hetsched.schedule.latency.heuristics import solve_heft
 from hetsched.schedule.latency.milp import solve_milp
 from hetsched.schedule.latency.portfolio import solve_portfolio
 from hetsched.schedule.latency.sat import solve_sat
-from tests.bruteforce import topological_orders
+from tests.bruteforce import semi_active_optimum
 
 
 def real_instance(seed: int, n: int = 5, d: int = 2) -> tuple[Problem, float]:
@@ -41,21 +41,14 @@ def real_instance(seed: int, n: int = 5, d: int = 2) -> tuple[Problem, float]:
     preds: list[list[tuple[int, float]]] = [[] for _ in range(n)]
     for u, v, data in edges:
         preds[v].append((u, data))
-    best = np.inf
-    orders = list(topological_orders(n, [[u for u, _ in pr] for pr in preds]))
-    for assign in itertools.product(range(d), repeat=n):
-        for order in orders:
-            free = [0.0] * d
-            finish = [0.0] * n
-            for v in order:
-                j = assign[v]
-                ready = free[j]
-                for u, data in preds[v]:
-                    comm = 0.0 if assign[u] == j else lat[assign[u], j] + data
-                    ready = max(ready, finish[u] + comm)
-                finish[v] = ready + ex[v, j]
-                free[j] = finish[v]
-            best = min(best, max(finish))
+    best = semi_active_optimum(
+        d,
+        preds,
+        itertools.product(range(d), repeat=n),
+        lambda v, j: float(ex[v, j]),  # real durations and transfers: nothing rounded
+        lambda data, a, b: 0.0 if a == b else float(lat[a, b] + data),
+    )
+    assert best is not None
     return p, float(best)
 
 
