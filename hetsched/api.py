@@ -209,15 +209,16 @@ def solve(
         resident or streamed); by default on when the platform declares capacities.
     link_contention : transfers on one link never overlap.
     ports : one-port transfers: a device sends one transfer and receives one at a time.
-    error_budget, sensitivity : precision as a decision: each op may compute in int8 /
-        float16 / bfloat16 where a device can, as long as the per-op output errors of the
-        plan add up to at most ``error_budget`` (relative L2); the errors come from
-        ``sensitivity`` (:func:`op_errors`), measured from the program when none is given
-        (cached). ``None`` or 0: every op as exported. With a program at hand (``program``,
-        the ``ExportedProgram`` ``graph`` came from, or one ``graph`` is or names) the budget
-        is on the error measured end to end on held-out inputs (``plan.measured_error``):
-        the portfolio solves with the budget, measures, and solves again while the
-        measurement leaves room (:func:`hetsched.precision.front.solve_measured`).
+    error_budget, sensitivity : precision as a decision: each op may compute in int8 / w8a16
+        (weight-only int8) / float16 / bfloat16 where a device can, as long as the per-op
+        output errors of the plan add up to at most ``error_budget`` (relative L2); the
+        errors come from ``sensitivity`` (:func:`op_errors`), measured from the program when
+        none is given (cached). ``None`` or 0: every op as exported. With a program at hand
+        (``program``, the ``ExportedProgram`` ``graph`` came from, or one ``graph`` is or
+        names) the budget is on the error measured end to end on held-out inputs
+        (``plan.measured_error``): the portfolio solves with the budget, measures, and
+        solves again while the measurement leaves room
+        (:func:`hetsched.precision.front.solve_measured`).
     split : heavy ops may also run tensor-parallel, cut across identical devices (linear
         layers by output features, convolutions by output channels, attention by heads;
         :mod:`hetsched.costmodel.sharding`); ``partition.apply`` and the executor run the

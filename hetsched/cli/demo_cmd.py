@@ -1,7 +1,7 @@
 """``hetsched demo``: the main job end to end on a built-in model and platform.
 
 Export a zoo model with torch.export (the default: an 8-layer MLP, "mlp base"), measure
-each op's output error in int8/float16/bfloat16 (cached), solve for latency with the
+each op's output error in int8/w8a16/float16/bfloat16 (cached), solve for latency with the
 portfolio choosing device, precision (1% output error, measured end to end on held-out
 inputs) and tensor-parallel splits across the two NPUs at once, and set it against HEFT's
 plan of the exported fp32 model; then split the program (``partition.apply``: shards and

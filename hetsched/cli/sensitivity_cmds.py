@@ -1,5 +1,6 @@
-"""``hetsched sensitivity``: measure and save each op's error at int8 / float16 / bfloat16;
-``hetsched precision-front``: latency against measured error as the error budget grows."""
+"""``hetsched sensitivity``: measure and save each op's error at int8 / w8a16 (weight-only
+int8) / float16 / bfloat16; ``hetsched precision-front``: latency against measured error as
+the error budget grows."""
 
 from __future__ import annotations
 
@@ -19,14 +20,14 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "sensitivity",
         help="measure each op's output error at reduced precisions",
-        description="Run the model with one op at a time in int8/float16/bfloat16 and print "
+        description="Run the model with one op at a time in int8/w8a16/float16/bfloat16 and print "
         "(and save) the relative L2 error and SQNR of its outputs against float32.",
     )
     p.add_argument("model", metavar="MODEL", help="zoo model name or package.module:factory")
     p.add_argument("-o", "--output", metavar="TABLE.json", help="write the table here")
     p.add_argument("--size", default="tiny", choices=SIZES, help="zoo model size (default tiny)")
-    p.add_argument("--precisions", default="int8,float16,bfloat16", metavar="P,P",
-                   help="precisions to measure (default int8,float16,bfloat16)")  # fmt: skip
+    p.add_argument("--precisions", default="int8,w8a16,float16,bfloat16", metavar="P,P",
+                   help="precisions to measure (default int8,w8a16,float16,bfloat16)")  # fmt: skip
     p.add_argument("--samples", type=int, default=2, metavar="N",
                    help="calibration inputs (default 2)")  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="seed of the calibration inputs")

@@ -65,8 +65,9 @@ def register(sub: Any) -> None:
         type=float,
         default=None,
         metavar="REL",
-        help="ops may compute in int8/float16/bfloat16 while their output errors (relative "
-        "L2, from --sensitivity or the graph's own) add up to at most REL (default: none)",
+        help="ops may compute in int8/w8a16 (weight-only int8)/float16/bfloat16 while their "
+        "output errors (relative L2, from --sensitivity or the graph's own) add up to at most "
+        "REL (default: none)",
     )
     p.add_argument(
         "--split",
@@ -391,6 +392,8 @@ def describe_rules(plan: Any) -> str:
 
 
 def format_plan_summary(plan: Any, *, graph_name: str, wall: float) -> str:
+    from hetsched.costmodel.precision import PRECISIONS
+
     units = plan.units
     lines = [
         f"graph     {graph_name}  ({len(plan.assignment)} ops) on {plan.platform}",
@@ -486,7 +489,7 @@ def format_plan_summary(plan: Any, *, graph_name: str, wall: float) -> str:
     if plan.error:
         lowered: dict[str, int] = {}
         for m in plan.modes.values():
-            if m.precision in ("int8", "float16", "bfloat16"):
+            if m.precision in PRECISIONS:
                 lowered[m.precision] = lowered.get(m.precision, 0) + 1
         lines.append(
             f"precision predicted error {plan.error:.4g} "

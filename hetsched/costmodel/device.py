@@ -66,6 +66,7 @@ _DTYPE_ALIASES = {
     "fp16": "fp16",
     "bfloat16": "bf16",
     "bf16": "bf16",
+    "w8a16": "fp16",  # weight-only int8: computes in float16
     "int8": "int8",
     "uint8": "int8",
     "qint8": "int8",

@@ -3,11 +3,16 @@
 A lowered op is an *island*: its floating inputs arrive in their exported precision
 (``float32``), are converted to ``precision`` (int8: quantized with their scales; float16 /
 bfloat16: cast), the op computes at the device's peak for that precision on operands and
-weights of that size, and its output is converted back. So transfers and the tensors other
-ops read keep their size; the op's weights shrink (int8: a quarter of float32), and so do
-the bytes it reads and writes while it computes. The conversions are extra passes over its
-inputs and outputs at the device's memory bandwidth: the cost of the quantize and
-dequantize (or cast) ops a compiler inserts, charged to the op's own device.
+weights of that size, and its output is converted back. ``w8a16`` is weight-only int8: the
+weights are stored int8 (per output channel) and widened to float16 as the op reads them,
+the activations are cast to float16 and the op computes at the float16 peak; it reads a
+quarter of the float32 weight bytes, as int8 does, which is what matters for ops whose
+weights dwarf their activations (a language model's linear layers at small batch). So
+transfers and the tensors other ops read keep their size; the op's weights shrink (int8: a
+quarter of float32), and so do the bytes it reads and writes while it computes. The
+conversions are extra passes over its inputs and outputs at the device's memory bandwidth:
+the cost of the quantize and dequantize (or cast) ops a compiler inserts, charged to the
+op's own device.
 
 :func:`precision_table` is a :class:`~hetsched.costmodel.table.CostTable` of every op in
 ``precision``, from the same cost model: per-dtype peaks decide the compute term and
@@ -49,35 +54,61 @@ __all__ = [
     "lowered_node",
     "precision_table",
     "size_ratio",
+    "weight_ratio",
 ]
 
-# Precisions an op may be lowered to, by the name plans record.
-PRECISIONS: tuple[str, ...] = ("int8", "float16", "bfloat16")
+# Precisions an op may be lowered to, by the name plans record, most aggressive first.
+PRECISIONS: tuple[str, ...] = ("int8", "w8a16", "float16", "bfloat16")
+# precision -> (dtype it computes in and its activations take, dtype its weights take)
+_STORAGE = {
+    "int8": ("int8", "int8"),
+    "w8a16": ("float16", "int8"),
+    "float16": ("float16", "float16"),
+    "bfloat16": ("bfloat16", "bfloat16"),
+}
 _BYTES = {"float32": 4, "float": 4, "float16": 2, "half": 2, "bfloat16": 2, "int8": 1}
 
 
 def size_ratio(native: str, precision: str) -> float | None:
-    """Bytes per element in ``precision`` over ``native`` (``None`` unless both are known
-    floating types and ``precision`` is narrower)."""
+    """Bytes per activation element in ``precision`` over ``native`` (``None`` unless both
+    are known floating types and ``precision`` is narrower).
+
+    >>> size_ratio("float32", "int8"), size_ratio("float32", "w8a16"), size_ratio("int8", "float16")
+    (0.25, 0.5, None)
+    """
     a = _BYTES.get(native.removeprefix("torch."))
-    b = _BYTES.get(precision)
+    b = _BYTES.get(_STORAGE.get(precision, (precision,))[0])
     if a is None or b is None or b >= a or native.removeprefix("torch.") == "int8":
         return None
     return b / a
 
 
+def weight_ratio(native: str, precision: str) -> float | None:
+    """Bytes per weight element in ``precision`` over ``native`` (as :func:`size_ratio`).
+
+    >>> weight_ratio("float32", "w8a16"), weight_ratio("float32", "float16")
+    (0.25, 0.5)
+    """
+    if size_ratio(native, precision) is None:
+        return None
+    return _BYTES[_STORAGE[precision][1]] / _BYTES[native.removeprefix("torch.")]
+
+
 def lowered_node(node: OpNode, precision: str) -> OpNode | None:
-    """``node`` computed in ``precision`` (its bytes scaled), ``None`` if it cannot be."""
+    """``node`` computed in ``precision`` (its bytes scaled), ``None`` if it cannot be.
+    Weight-only ``w8a16`` needs weights: an op without them is ``None`` there (it would be
+    its ``float16`` mode)."""
     r = size_ratio(node.dtype, precision)
-    if r is None:
+    rw = weight_ratio(node.dtype, precision)
+    if r is None or rw is None or (precision == "w8a16" and node.param_bytes <= 0):
         return None
     act = max(node.bytes_read - node.param_bytes, 0.0)
     return dataclasses.replace(
         node,
-        dtype=precision,
-        bytes_read=(act + node.param_bytes) * r,
+        dtype=_STORAGE[precision][0],
+        bytes_read=act * r + node.param_bytes * rw,
         bytes_written=node.bytes_written * r,
-        param_bytes=node.param_bytes * r,
+        param_bytes=node.param_bytes * rw,
         cost=None,
     )
 

@@ -1,4 +1,4 @@
-"""Precision as a decision: per-op sensitivity to int8 / float16 / bfloat16, measured.
+"""Precision as a decision: per-op sensitivity to int8 / w8a16 / float16 / bfloat16, measured.
 
 :func:`measure_sensitivity` runs an exported program with one op at a time changed to a
 reduced precision (torch's fake quantization and casts, :mod:`.interpreter`) and records
@@ -13,7 +13,7 @@ Examples
 --------
 >>> from hetsched.precision import PRECISIONS, parse_precisions
 >>> PRECISIONS, parse_precisions("float16,int8")
-(('int8', 'float16', 'bfloat16'), ('int8', 'float16'))
+(('int8', 'w8a16', 'float16', 'bfloat16'), ('int8', 'float16'))
 """
 
 import importlib

@@ -45,8 +45,9 @@ import torch
 from torch import fx
 from torch.export.graph_signature import InputKind, OutputKind
 
+from hetsched.costmodel.precision import PRECISIONS
 from hetsched.errors import UsageError
-from hetsched.precision.quant import LOW_DTYPES, NodeChange, convert_rule, fake_quant_weight
+from hetsched.precision.quant import NodeChange, convert_rule, fake_quant_weight
 
 __all__ = [
     "NodeChange",
@@ -97,12 +98,13 @@ class PrecisionInterpreter(fx.Interpreter):
         self.changes: dict[str, NodeChange] = {}
         self.set_changes(changes)
         self.constant = self._input_independent()
-        self._qweights: dict[tuple[str, int, str], torch.Tensor] = {}  # weights do not change
+        # weights do not change: quantized once per (node, argument, dtype)
+        self._qweights: dict[tuple[str, int, str, str], torch.Tensor] = {}
 
     def set_changes(self, changes: Mapping[str, NodeChange]) -> None:
         """Run with ``changes`` from now on (the quantized weights stay cached)."""
         for name, ch in changes.items():
-            if ch.precision not in (*LOW_DTYPES, "int8"):
+            if ch.precision not in PRECISIONS:
                 msg = f"fx node {name!r}: unknown precision {ch.precision!r}"
                 raise UsageError(msg)
             if name not in self.by_name:
@@ -212,7 +214,7 @@ class PrecisionInterpreter(fx.Interpreter):
             return v
         if rule.kind != "weight":
             return rule(v)
-        key = (n.name, index, a.name)  # weights do not change: quantized once
+        key = (n.name, index, a.name, str(rule.dtype))
         if key not in self._qweights:
             self._qweights[key] = rule(v)
         return self._qweights[key]

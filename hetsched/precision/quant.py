@@ -12,6 +12,8 @@ graph (a cast, a fake-quantized weight buffer, a fake-quantize call).
   entering the op from outside it per tensor, affine quint8, with calibrated scale and zero
   point (:func:`activation_qparams`, :func:`fake_quant_activation`). One-dimensional weights
   stay float; scaled-dot-product attention quantizes only ``q``, ``k`` and ``v``.
+- ``w8a16`` (weight-only int8): weights fake-quantized per output channel as for int8 and
+  then cast to float16, every other floating argument cast to float16.
 
 Examples
 --------
@@ -35,6 +37,7 @@ from torch import fx
 
 __all__ = [
     "LOW_DTYPES",
+    "WEIGHT_ONLY",
     "Convert",
     "NodeChange",
     "activation_qparams",
@@ -45,6 +48,7 @@ __all__ = [
 ]
 
 LOW_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16}
+WEIGHT_ONLY = "w8a16"
 _SDPA_QUANTIZED_ARGS = 3  # q, k, v
 _ACT_QMIN, _ACT_QMAX = 0, 255  # quint8, per tensor, affine
 
@@ -73,11 +77,12 @@ class Convert:
     zero_point: int = 0
 
     def __call__(self, v: torch.Tensor) -> torch.Tensor:
-        """The converted value of ``v``."""
+        """The converted value of ``v`` (a quantized weight cast to ``dtype`` if given)."""
         if self.kind == "cast":
             return v.to(self.dtype)
         if self.kind == "weight":
-            return fake_quant_weight(v, self.axis)
+            q = fake_quant_weight(v, self.axis)
+            return q if self.dtype is None else q.to(self.dtype)
         return fake_quant_activation(v, self.scale, self.zero_point)
 
 
@@ -103,6 +108,10 @@ def convert_rule(
     low = LOW_DTYPES.get(change.precision)
     if low is not None:
         return Convert("cast", dtype=low)
+    if change.precision == WEIGHT_ONLY:
+        if constant and ndim >= 2:
+            return Convert("weight", dtype=torch.float16, axis=weight_axis(node, index, ndim))
+        return Convert("cast", dtype=torch.float16)
     if constant:
         return Convert("weight", axis=weight_axis(node, index, ndim)) if ndim >= 2 else None
     is_sdpa = "scaled_dot_product" in str(node.target)

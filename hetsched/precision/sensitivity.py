@@ -67,15 +67,19 @@ def op_precisions(node: OpNode, precisions: Iterable[str] = PRECISIONS) -> tuple
     >>> from hetsched.graph.opgraph import OpNode
     >>> op_precisions(OpNode("mm", category="matmul"))
     ('int8', 'float16', 'bfloat16')
+    >>> op_precisions(OpNode("fc", category="matmul", param_bytes=4e6))
+    ('int8', 'w8a16', 'float16', 'bfloat16')
     >>> op_precisions(OpNode("s", category="softmax"))
     ('float16', 'bfloat16')
     """
     if node.dtype != NATIVE or node.category in _NO_FLOAT_CATEGORIES:
         return ()
     wanted = set(precisions)
-    return tuple(
-        p for p in PRECISIONS if p in wanted and (p != "int8" or node.category in INT8_CATEGORIES)
-    )
+    allowed = {
+        "int8": node.category in INT8_CATEGORIES,
+        "w8a16": node.category in INT8_CATEGORIES and node.param_bytes > 0,
+    }
+    return tuple(p for p in PRECISIONS if p in wanted and allowed.get(p, True))
 
 
 def default_cache_dir() -> Path:
@@ -266,7 +270,7 @@ def measure_sensitivity(
     >>> m = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
     >>> t = measure_sensitivity(m, example_args=(torch.randn(4, 8),), samples=2, cache=False)
     >>> t.ops, t.precisions("linear")
-    (('linear', 'linear_1'), ('float32', 'int8', 'float16', 'bfloat16'))
+    (('linear', 'linear_1'), ('float32', 'int8', 'w8a16', 'float16', 'bfloat16'))
     >>> t.error("linear", "int8") > t.error("linear", "bfloat16") > t.error("linear", "float16") > 0
     True
     """

@@ -46,6 +46,7 @@ from dataclasses import KW_ONLY, dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from hetsched.costmodel.precision import PRECISIONS
 from hetsched.errors import UsageError
 from hetsched.fileio import read_json, write_json_atomic
 
@@ -63,8 +64,6 @@ __all__ = [
 
 FORMAT = "hetsched.sensitivity/1"
 NATIVE = "float32"
-# The reduced precisions an op can be measured at, most aggressive first.
-PRECISIONS: tuple[str, ...] = ("int8", "float16", "bfloat16")
 _METRICS = ("rel_l2",)
 
 
@@ -76,7 +75,7 @@ def parse_precisions(spec: str | Any) -> tuple[str, ...]:
     >>> parse_precisions("fp12")
     Traceback (most recent call last):
     ...
-    hetsched.errors.UsageError: unknown precision 'fp12' (known: int8, float16, bfloat16)
+    hetsched.errors.UsageError: unknown precision 'fp12' (known: int8, w8a16, float16, bfloat16)
     """
     items = spec.split(",") if isinstance(spec, str) else list(spec)
     names = [str(x).strip() for x in items if str(x).strip()]

@@ -3,7 +3,8 @@
 * :func:`load_bound` - an LP over fractional assignments, min T s.t. per-device load <= T
   (its Lagrangian dual :func:`load_dual` above :data:`LOAD_LP_MAX_OPS` ops).
 * :func:`lp_bound` - the LP relaxation that couples fractional assignment, start times with
-  precedence, and per-device load (transfers relaxed to zero).
+  precedence, and per-device load (transfers: those the ends' devices force,
+  :func:`forced_delays`).
 * :func:`budget_lp_bound` - the same over modes, with what every plan must pay for its
   fast modes: the error budget (a mode that adds error spends it) and each device's
   capacity for resident weights (held for the whole run, so they must fit together: a
@@ -33,6 +34,7 @@ from hetsched.problem import Problem
 __all__ = [
     "LOAD_LP_MAX_OPS",
     "budget_lp_bound",
+    "forced_delays",
     "load_bound",
     "load_bound_dual",
     "load_dual",
@@ -91,7 +93,8 @@ def lp_bound(problem: Problem, *, max_ops: int = 3000) -> int:
 
     Variables ``x[v,d]`` (fraction of ``v`` on ``d``) and ``S[v]``; ``S[v] >= S[u] + sum_d
     dur[u,d] x[u,d]``; ``T >= S[v] + sum_d dur[v,d] x[v,d]``; ``T >= load_d``. Transfers
-    are relaxed to zero. Skipped (returns 0) above ``max_ops`` ops.
+    count only as far as :func:`forced_delays` forces them. Skipped (returns 0) above
+    ``max_ops`` ops.
     """
     problem = problem.relaxation()  # bounds of the question asked
     p = problem
@@ -107,6 +110,7 @@ def lp_bound(problem: Problem, *, max_ops: int = 3000) -> int:
     dur_expr = []
     starts = [solver.NumVar(0, inf, f"S_{v}") for v in range(p.n)]
     load: list[list] = [[] for _ in range(p.num_devices)]
+    placed: list[list[tuple[tuple[int, ...], Any]]] = []
     for v in range(p.n):
         xs = {d: solver.NumVar(0, 1, f"x_{v}_{d}") for d in p.allowed_devices[v]}
         solver.Add(solver.Sum(list(xs.values())) == 1)
@@ -115,21 +119,74 @@ def lp_bound(problem: Problem, *, max_ops: int = 3000) -> int:
         for d, x in xs.items():
             if p.dur[v, d]:
                 load[d].append(int(p.dur[v, d]) * x)
+        placed.append([((d,), x) for d, x in xs.items()])
         solver.Add(t >= starts[v] + dur_expr[v])
-    return _minimise_makespan(solver, p, t, starts, dur_expr, load)
+    return _minimise_makespan(solver, p, t, starts, dur_expr, load, placed)
+
+
+def forced_delays(
+    p: Problem,
+    edge: int,
+    src: list[tuple[tuple[int, ...], Any]],
+    dst: list[tuple[tuple[int, ...], Any]],
+) -> list[list[Any]]:
+    """The transfer edge ``edge`` must pay, as ``(time, variable)`` terms in either end's
+    fractional choices (``src``/``dst``: each choice's devices and variable); a side
+    whose choices force nothing is left out.
+
+    Wherever the producer runs, the consumer runs on one of *its* devices: a producer on
+    devices ``A`` waits at least the cheapest transfer from ``A`` to any device the
+    consumer can use (0 if they share one), and likewise from the consumer's side. Each
+    side's sum bounds an integral plan's transfer from below and is linear in the fractions, so
+    an LP that adds it to the edge's precedence stays a relaxation. It is what makes a
+    model whose accelerators cannot run some ops pay for leaving them (attention on the
+    GPU between two NPU matmuls); where every op can run anywhere it adds nothing.
+
+    >>> import numpy as np
+    >>> p = Problem.from_arrays(names=["a", "b"], devices=["x", "y"],
+    ...     exec_time=np.array([[1.0, 1.0], [np.inf, 1.0]]), edges=[(0, 1, 1.0)],
+    ...     comm_latency=np.full((2, 2), 3.0), quantum=1.0)
+    >>> forced_delays(p, 0, [((0,), "a@x"), ((1,), "a@y")], [((1,), "b@y")])
+    [[(3, 'a@x')]]
+    """
+    comm = p.comm[edge]
+    reach_src = sorted({d for devs, _ in src for d in devs})
+    reach_dst = sorted({d for devs, _ in dst for d in devs})
+    out = []
+    for mine, theirs, outgoing in ((src, reach_dst, True), (dst, reach_src, False)):
+        terms = []
+        for devs, var in mine:
+            sub = comm[np.ix_(devs, theirs)] if outgoing else comm[np.ix_(theirs, devs)]
+            delay = int(sub.min()) if sub.size else 0
+            if delay > 0:
+                terms.append((delay, var))
+        if terms:
+            out.append(terms)
+    return out
 
 
 def _minimise_makespan(
-    solver: Any, p: Problem, t: Any, starts: list[Any], dur_expr: list[Any], load: list[list]
+    solver: Any,
+    p: Problem,
+    t: Any,
+    starts: list[Any],
+    dur_expr: list[Any],
+    load: list[list],
+    placed: list[list[tuple[tuple[int, ...], Any]]],
 ) -> int:
     """The part :func:`lp_bound` and :func:`budget_lp_bound` share: each edge's start
-    after its producer's duration, each device's load within ``T``; ``T`` minimised and
-    rounded up (0 if GLOP does not reach an optimum)."""
+    after its producer's duration and the transfer its ends force (:func:`forced_delays`;
+    ``placed[v]``: the devices of each of ``v``'s choices and its fractional variable),
+    each device's load within ``T``; ``T`` minimised and rounded up (0 if GLOP does not
+    reach an optimum)."""
     from ortools.linear_solver import pywraplp
 
     for k in range(p.num_edges):
         u, v = int(p.edge_src[k]), int(p.edge_dst[k])
         solver.Add(starts[v] >= starts[u] + dur_expr[u])
+        for side in forced_delays(p, k, placed[u], placed[v]):
+            delay = solver.Sum([c * x for c, x in side])
+            solver.Add(starts[v] >= starts[u] + dur_expr[u] + delay)
     for d in range(p.num_devices):
         if load[d]:
             solver.Add(solver.Sum(load[d]) <= t)
@@ -179,7 +236,7 @@ def budget_lp_bound(problem: Problem, *, max_ops: int = 3000) -> int:
     """LP over fractional modes ``y[v,k]``: ``sum_k y = 1``; ``S[v] >= S[u] + dur(u)``;
     ``T >= S[v] + dur(v)``; each device's load ``<= T``; ``sum err[k] y[k] <= budget``
     (integer error units, as the validator counts); with memory constraints, each device's
-    resident weights ``sum w[k] y[k] <= capacity``. Transfers relaxed to zero. 0 when
+    resident weights ``sum w[k] y[k] <= capacity``. Transfers as in :func:`lp_bound`. 0 when
     neither a budget nor memory can bind, or above ``max_ops`` ops.
 
     >>> from hetsched.problem import Modes, Problem, Tensors
@@ -237,7 +294,9 @@ def modes_lp(problem: Problem, *, max_ops: int = 3000) -> tuple[int, np.ndarray]
     for d in range(p.num_devices):
         if held[d] and np.isfinite(p.capacity[d]):
             solver.Add(solver.Sum(held[d]) <= float(p.capacity[d]) / 2**20)
-    bound = _minimise_makespan(solver, p, t, starts, dur_expr, load)
+    placed = [[(p.modes.devices_of(k), every[k]) for k in p.modes.ops_modes(v).tolist()]
+              for v in range(p.n)]  # fmt: skip
+    bound = _minimise_makespan(solver, p, t, starts, dur_expr, load, placed)
     if bound == 0:
         return None
     mix = np.zeros(p.num_modes)
