@@ -53,6 +53,7 @@ from hetsched.schedule.bounds.paths import (
     device_tail_times,
     heads_and_tails,
     heads_and_tails_reference,
+    priced_path_bound,
 )
 from hetsched.schedule.bounds.series import (
     segment_key,
@@ -68,6 +69,7 @@ __all__ = [
     "DELAY_MAX_OPS",
     "LOAD_LP_MAX_OPS",
     "LP_SECONDS_PER_UNIT",
+    "PATH_SECONDS_PER_OP",
     "bound_report",
     "budget_lp_bound",
     "critical_path_bound",
@@ -84,6 +86,7 @@ __all__ = [
     "lower_bound",
     "lower_bound_within",
     "lp_bound",
+    "priced_path_bound",
     "quick_lower_bound",
     "segment_key",
     "series_bound",
@@ -122,6 +125,9 @@ DELAY_MAX_OPS = 3000
 # Share of a solve's time left that its bounds with LPs may take (the rest is search); those
 # that would not fit are skipped, and solvers say which (``stats["bounds_skipped"]``).
 BOUND_SHARE = 0.25
+
+# Seconds per op the priced longest paths of priced_path_bound take here (up to 225 passes).
+PATH_SECONDS_PER_OP = 1e-3
 
 # Seconds per (op x device) an LP over the whole graph takes here (GLOP; measured 0.1-0.3 ms
 # at 500-2,000 ops): an LP that would end past the deadline is not started.
@@ -162,6 +168,7 @@ def lower_bound_within(
         ("load", load_bound, 0.25 * LP_SECONDS_PER_UNIT * units),
         ("series", series_bound, 0.0),
         ("modes_lp", budget_lp_bound, LP_SECONDS_PER_UNIT * units * problem.has_error_modes),
+        ("priced_path", priced_path_bound, PATH_SECONDS_PER_OP * problem.n),
         ("lp", lp_bound, LP_SECONDS_PER_UNIT * units),
         ("window", window_load_bound, LP_SECONDS_PER_UNIT * units),
     ):
@@ -193,5 +200,6 @@ def bound_report(problem: Problem) -> dict[str, int]:
         "window": window_load_bound(problem),
         "series": series_lower_bound(problem),
         "modes_lp": budget_lp_bound(problem),
+        "priced_path": priced_path_bound(problem),
         "delays": delay_bound(problem),
     }

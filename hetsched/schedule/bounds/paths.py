@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 
 import numpy as np
 
@@ -14,13 +15,18 @@ __all__ = [
     "device_tail_times",
     "heads_and_tails",
     "heads_and_tails_reference",
+    "priced_path_bound",
 ]
 
 _BIG = np.iinfo(np.int64).max // 8
 
 
 def device_finish_times(
-    problem: Problem, *, first_on: int | None = None, pairs: int = 0
+    problem: Problem,
+    *,
+    first_on: int | None = None,
+    pairs: int = 0,
+    durations: np.ndarray | None = None,
 ) -> np.ndarray:
     """``H[v, d]``: earliest finish of ``v`` if placed on ``d`` (inf where not allowed).
 
@@ -32,13 +38,22 @@ def device_finish_times(
     made on one device run one after the other there: the later ends no earlier than the
     earlier head plus both durations (an attention head's q and k linears on one NPU: its
     ``matmul`` waits for both, not for one).
+
+    ``durations``: real ``[n, D]`` times to use instead of the relaxation's (``inf``: not
+    allowed); the result is then real, ``inf`` where not allowed.
     """
     problem = problem.relaxation()  # bounds of the question asked
     p = problem
-    dur = np.where(p.allowed, p.dur, _BIG)
-    fin = np.where(p.allowed, p.dur, _BIG).astype(np.int64)
+    big: float
+    if durations is None:
+        allowed, big = p.allowed, _BIG
+        dur = np.where(allowed, p.dur, big)
+    else:
+        allowed, big = np.isfinite(durations), np.inf
+        dur = np.asarray(durations, dtype=np.float64)
+    fin = dur.copy()
     if first_on is not None:
-        fin[0] = _BIG
+        fin[0] = big
         fin[0, first_on] = 0
     for v in range(0 if first_on is None else 1, p.n):
         ready = np.zeros(p.num_devices, dtype=np.int64)
@@ -51,7 +66,7 @@ def device_finish_times(
                 arrivals.append((fin[u] - dur[u], dur[u], comm, arr))
         if len(arrivals) > 1:
             ready = np.maximum(ready, _pair_ready(arrivals, pairs))
-        fin[v] = np.where(p.allowed[v], np.minimum(ready + dur[v], _BIG), _BIG)
+        fin[v] = np.where(allowed[v], np.minimum(ready + dur[v], big), big)
     return fin
 
 
@@ -115,6 +130,90 @@ def critical_path_bound(problem: Problem) -> int:
     problem = problem.relaxation()  # bounds of the question asked
     fin = device_finish_times(problem)
     return int(fin.min(axis=1).max())
+
+
+def priced_path_bound(problem: Problem, *, points: int = 24) -> int:
+    """The longest path when the error budget or the devices' memory binds: their
+    Lagrangian relaxation.
+
+    For any price ``lam >= 0`` per unit of error and ``mu >= 0`` per byte of weights kept
+    resident on a device whose memory cannot hold them all, give each mode the time ``dur
+    + lam * error + mu * resident bytes`` and take the longest path with transfers as
+    :func:`critical_path_bound` does (each op on its best device, now by priced time).
+    Along any path of a plan the priced times add up to at most its real times plus
+    ``lam`` times the errors of all its modes (at most ``lam * budget``) plus ``mu``
+    times the weights resident on those devices (held for the whole run, so at most ``mu
+    *`` their capacities); so that longest path minus both bounds every plan. The bound
+    is the best over a grid of prices spread over the modes' time saved per unit of
+    error and per byte kept resident (prices of 0 are the critical path). 0 when neither
+    binds.
+
+    A chain whose every op could halve its time for half the budget:
+
+    >>> from hetsched.problem import Modes, Tensors
+    >>> modes = Modes.build(3, [m for v in range(3) for m in (
+    ...     (v, (0,), 8.0), (v, (0,), 4.0, 0.0, "int8", "", 0.0, 0.5))])
+    >>> p = Problem.from_modes(names=["a", "b", "c"], devices=["npu"], modes=modes,
+    ...     tensors=Tensors.build(3, [(0, (1,), 1.0), (1, (2,), 1.0)]), quantum=1.0,
+    ...     error_budget=1.0)
+    >>> critical_path_bound(p), priced_path_bound(p)   # two ops at 4, one at 8
+    (12, 16)
+    """
+    p = problem
+    budget = p.error_budget_units if p.has_error_modes else None
+    modes = p.modes
+    per_mode = np.diff(modes.dev_start)
+    owner = np.repeat(modes.op, per_mode)  # one row per (mode, device of it)
+    device = modes.devs[: int(modes.dev_start[-1])]
+    time = np.repeat(p.mode_dur.astype(np.float64), per_mode)
+    error = np.repeat(p.mode_error_units.astype(np.float64), per_mode)
+    held = np.repeat(modes.w.astype(np.float64), per_mode)
+    tight = _memory_binds(p, owner, device, held)
+    held = np.where(tight[device], held, 0.0)
+    if (budget is None and not tight.any()) or p.n == 0:
+        return 0
+    lams = _prices(owner, time, error, points) if budget is not None else [0.0]
+    # a resident weight saves time against the same op streamed in the same precision
+    _, same = np.unique(np.stack([owner, error]), axis=1, return_inverse=True)
+    mus = _prices(same.reshape(-1), time, held, points // 3) if tight.any() else [0.0]
+    capacity = float(p.capacity[tight].sum())
+    best = critical_path_bound(p)
+    for lam in lams:
+        for mu in mus:
+            if lam == 0.0 and mu == 0.0:
+                continue
+            priced = np.full((p.n, p.num_devices), np.inf)
+            np.minimum.at(priced, (owner, device), time + lam * error + mu * held)
+            fin = device_finish_times(p, durations=priced)
+            value = float(fin.min(axis=1).max()) - lam * (budget or 0) - mu * capacity
+            best = max(best, math.ceil(value - 1e-9))
+    return best
+
+
+def _memory_binds(
+    p: Problem, owner: np.ndarray, device: np.ndarray, held: np.ndarray
+) -> np.ndarray:
+    """Per device: whether its capacity cannot hold every op's largest resident weights."""
+    if not p.use_memory:
+        return np.zeros(p.num_devices, dtype=bool)
+    most = np.zeros((p.n, p.num_devices))
+    np.maximum.at(most, (owner, device), held)
+    return most.sum(axis=0) > p.capacity
+
+
+def _prices(group: np.ndarray, time: np.ndarray, cost: np.ndarray, count: int) -> list[float]:
+    """0 and ``count`` prices spread (by quantile, in log) over the time each row saves per
+    unit of ``cost`` against the fastest costless row of its ``group``."""
+    free = cost == 0
+    fastest = np.full(int(group.max()) + 1, np.inf)
+    np.minimum.at(fastest, group[free], time[free])
+    dear = ~free
+    ratio = (fastest[group[dear]] - time[dear]) / cost[dear]
+    ratio = ratio[np.isfinite(ratio) & (ratio > 0)]
+    if ratio.size == 0:
+        return [0.0]
+    grid = np.exp(np.unique(np.quantile(np.log(ratio), np.linspace(0.0, 1.0, max(count, 2)))))
+    return [0.0, *grid.tolist()]
 
 
 def heads_and_tails(problem: Problem) -> tuple[np.ndarray, np.ndarray]:

@@ -60,7 +60,11 @@ from hetsched.schedule.latency.heuristics import (
     solve_peft,
 )
 from hetsched.schedule.latency.lpround import solve_lp_heft
-from hetsched.schedule.latency.residency import make_resident, streamed_restriction
+from hetsched.schedule.latency.residency import (
+    make_resident,
+    spread_runs,
+    streamed_restriction,
+)
 from hetsched.schedule.latency.warmstart import carry_plan
 from hetsched.solver import Capabilities, SolveContext, Solver, StopToken
 
@@ -135,7 +139,8 @@ def _portfolio(problem: Problem, ctx: SolveContext) -> Plan:
             if n > LARGE_OPS:  # re-timing per batch costs seconds here: carry it only
                 carried = carry_plan(first, problem)
                 return None if carried is None else carried.with_(solver=label)
-            return make_resident(first, problem).with_(solver=label)
+            tries = [make_resident(x, problem) for x in (first, *spread_runs(first, problem))]
+            return min(tries, key=lambda x: x.makespan).with_(solver=label)
 
         sub = streamed
         if heft_ok:

@@ -8,7 +8,11 @@ weight streamed it is 15.3 ms. So the heuristics here place and order the ops wi
 weight streamed (:func:`streamed_restriction`), then :func:`make_resident` keeps weights
 resident, most time saved per byte first, wherever the plan's live memory leaves room, and
 re-times the plan in the same order (never later: every op keeps its device and order and
-only gets shorter).
+only gets shorter). A list scheduler also leaves a second identical device idle when the
+first finishes each op as early (GPT-2's whole NPU chain on npu0), so half the SRAM holds
+no weights: :func:`spread_runs` moves whole runs of ops (cut where an input arrives from
+another device anyway, as around attention on the GPU) onto the twin devices, so that
+:func:`make_resident` can fill every SRAM.
 
 Examples
 --------
@@ -35,7 +39,7 @@ from hetsched.plan import Plan, mode_ids
 from hetsched.problem import Problem
 from hetsched.problem.problem import STREAMED, is_streamed
 
-__all__ = ["make_resident", "resident_twins", "streamed_restriction"]
+__all__ = ["make_resident", "resident_twins", "spread_runs", "streamed_restriction", "twin_devices"]
 
 
 def resident_twins(problem: Problem) -> np.ndarray:
@@ -142,3 +146,81 @@ def _fits(plan: Plan, problem: Problem) -> bool:
 
     peak = np.array([plan.memory.get(d, 0.0) for d in problem.devices])
     return bool(np.all(within(peak, problem.capacity)))
+
+
+def twin_devices(problem: Problem) -> list[tuple[int, ...]]:
+    """Classes of two or more devices every op can run on alike: the same single-device
+    modes (precision, tag, time, weights) on each."""
+    m = problem.modes
+    rows: dict[int, list[tuple[object, ...]]] = {d: [] for d in range(problem.num_devices)}
+    for k in range(m.num_modes):
+        devs = m.devices_of(k)
+        if len(devs) == 1:
+            key = (int(m.op[k]), m.precision[k], m.tag[k], float(m.time[k]), float(m.w[k]))
+            rows[devs[0]].append(key)
+    classes: dict[tuple[object, ...], list[int]] = {}
+    for d, keys in rows.items():
+        if keys:
+            classes.setdefault(tuple(sorted(keys, key=repr)), []).append(d)
+    return [tuple(c) for c in classes.values() if len(c) > 1]
+
+
+def spread_runs(plan: Plan, problem: Problem) -> list[Plan]:
+    """``plan`` with the ops of each class of twin devices (:func:`twin_devices`) spread
+    over the class, in two patterns: runs dealt out in turn, and the runs cut into one
+    contiguous share per device with about equal weights. A run is the ops of one device
+    in start order up to the next op that receives an input from another device. Each
+    re-timed in the plan's order (those that break memory or a rule are left out)."""
+    from hetsched.schedule.latency.warmstart import carry_plan
+
+    m = problem.modes
+    modes = mode_ids(plan, problem)
+    twin = resident_twins(problem)
+    by_key = {
+        (int(m.op[k]), m.devices_of(k), m.precision[k], m.tag[k], float(m.err[k])): k
+        for k in range(m.num_modes)
+    }
+    out = []
+    for group in twin_devices(problem):
+        ops = sorted(
+            (v for v in range(problem.n) if m.devices_of(int(modes[v]))[0] in group
+             and len(m.devices_of(int(modes[v]))) == 1),
+            key=lambda v: plan.start[problem.names[v]],
+        )  # fmt: skip
+        runs = _runs(problem, ops, modes)
+        if len(runs) < 2:
+            continue
+        held = m.w[modes] + np.where(twin[modes] >= 0, m.w[np.maximum(twin[modes], 0)], 0.0)
+        weight = np.array([float(held[run].sum()) for run in runs])
+        cum = np.cumsum(weight) - weight / 2
+        total = max(float(weight.sum()), 1.0)
+        patterns = (
+            [group[i % len(group)] for i in range(len(runs))],
+            [group[min(int(c / total * len(group)), len(group) - 1)] for c in cum],
+        )
+        for pattern in patterns:
+            chosen = modes.copy()
+            for run, d in zip(runs, pattern, strict=True):
+                for v in run:
+                    k = int(modes[v])
+                    key = (v, (d,), m.precision[k], m.tag[k], float(m.err[k]))
+                    chosen[v] = by_key.get(key, k)
+            if np.array_equal(chosen, modes):
+                continue
+            moved = carry_plan(plan, problem, modes=chosen)
+            if moved is not None:
+                out.append(moved.with_(solver=plan.solver))
+    return out
+
+
+def _runs(problem: Problem, ops: list[int], modes: np.ndarray) -> list[list[int]]:
+    """``ops`` (start order) cut before each op with an input from another device."""
+    m = problem.modes
+    runs: list[list[int]] = []
+    for v in ops:
+        here = m.devices_of(int(modes[v]))
+        from_away = any(m.devices_of(int(modes[u])) != here for u, _ in problem.preds[v])
+        if not runs or from_away:
+            runs.append([])
+        runs[-1].append(v)
+    return runs

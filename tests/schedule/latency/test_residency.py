@@ -12,7 +12,9 @@ from hetsched.schedule.latency.portfolio import solve_portfolio
 from hetsched.schedule.latency.residency import (
     make_resident,
     resident_twins,
+    spread_runs,
     streamed_restriction,
+    twin_devices,
 )
 from hetsched.solver import run_solver
 from tests.plan.test_liveness import live_problem
@@ -85,3 +87,42 @@ def test_made_resident_plans_are_valid_and_never_slower(seed: int) -> None:
     was = mode_ids(first, p)
     for v in range(p.n):  # only streamed -> resident twins change
         assert ids[v] == was[v] or resident_twins(p)[was[v]] == ids[v]
+
+
+def npu_pair(blocks: int = 4) -> Problem:
+    """``blocks`` x (matmul on npu0 or npu1 -> attention on the gpu only), a chain; each
+    matmul 2 with its 4 bytes of weights resident, 5 streamed; each NPU holds 10 bytes, so
+    one NPU keeps two matmuls' weights and the pair keeps four."""
+    rows: list[tuple] = []
+    for b in range(blocks):
+        for d in (0, 1):
+            rows += [(2 * b, (d,), 2.0, 5.0, "float32", "", 4.0),
+                     (2 * b, (d,), 5.0, 1.0, "float32", "streamed", 0.0)]  # fmt: skip
+        rows.append((2 * b + 1, (2,), 1.0, 1.0, "float32", "", 0.0))
+    n = 2 * blocks
+    chain = Tensors.build(n, [(v, (v + 1,), 1.0) for v in range(n - 1)])
+    lat = np.array([[0.0, 2.0, 1.0], [2.0, 0.0, 1.0], [1.0, 1.0, 0.0]])
+    return Problem.from_modes(
+        names=[f"op{i}" for i in range(n)], devices=["npu0", "npu1", "gpu"],
+        modes=Modes.build(n, rows), tensors=chain,
+        comm_latency=lat, capacity=np.array([10.0, 10.0, 100.0]), use_memory=True, quantum=1.0,
+        units="u", name="npu-pair",
+    )  # fmt: skip
+
+
+def test_spreading_runs_over_twin_npus_keeps_twice_the_weights_resident() -> None:
+    p = npu_pair()
+    assert twin_devices(p) == [(0, 1)]
+    first = run_solver("heft", streamed_restriction(p))
+    assert {first.modes[f"op{2 * b}"].devices for b in range(4)} == {("npu0",)}  # EFT's tie
+    alone = make_resident(first, p)
+    spread = [make_resident(x, p) for x in spread_runs(first, p)]
+    assert spread
+    for plan in spread:
+        validate(plan, p)
+    best = min(spread, key=lambda x: x.makespan)
+    resident = [
+        op for op, m in best.modes.items() if m.tag == "" and op in ("op0", "op2", "op4", "op6")
+    ]
+    assert len(resident) == 4 and best.makespan < alone.makespan
+    assert solve_portfolio(p, time_limit=10, seed=0, workers=1).makespan <= best.makespan
