@@ -54,6 +54,7 @@ from hetsched.schedule.bounds.paths import (
     heads_and_tails,
     heads_and_tails_reference,
     priced_path_bound,
+    priced_path_within,
 )
 from hetsched.schedule.bounds.series import (
     segment_key,
@@ -69,7 +70,6 @@ __all__ = [
     "DELAY_MAX_OPS",
     "LOAD_LP_MAX_OPS",
     "LP_SECONDS_PER_UNIT",
-    "PATH_SECONDS_PER_OP",
     "bound_report",
     "budget_lp_bound",
     "critical_path_bound",
@@ -126,9 +126,6 @@ DELAY_MAX_OPS = 3000
 # that would not fit are skipped, and solvers say which (``stats["bounds_skipped"]``).
 BOUND_SHARE = 0.25
 
-# Seconds per op the priced longest paths of priced_path_bound take here (up to 225 passes).
-PATH_SECONDS_PER_OP = 1e-3
-
 # Seconds per (op x device) an LP over the whole graph takes here (GLOP; measured 0.1-0.3 ms
 # at 500-2,000 ops): an LP that would end past the deadline is not started.
 LP_SECONDS_PER_UNIT = 2.5e-4
@@ -168,7 +165,7 @@ def lower_bound_within(
         ("load", load_bound, 0.25 * LP_SECONDS_PER_UNIT * units),
         ("series", series_bound, 0.0),
         ("modes_lp", budget_lp_bound, LP_SECONDS_PER_UNIT * units * problem.has_error_modes),
-        ("priced_path", priced_path_bound, PATH_SECONDS_PER_OP * problem.n),
+        ("priced_path", priced_path_bound, 0.0),
         ("lp", lp_bound, LP_SECONDS_PER_UNIT * units),
         ("window", window_load_bound, LP_SECONDS_PER_UNIT * units),
     ):
@@ -178,6 +175,14 @@ def lower_bound_within(
             continue
         if deadline is not None and time.perf_counter() + cost > deadline:
             skipped.append(name)
+            continue
+        if name == "priced_path" and deadline is not None:
+            value, complete = priced_path_within(problem.floored, deadline=deadline)
+            lb = max(lb, value)
+            if not complete:
+                skipped.append("priced_path prices")
+                continue
+            _BOUND_MEMO.setdefault(problem, {})[name] = value
             continue
         if name == "series" and deadline is not None:
             value, complete = series_bound_within(problem.floored, deadline=deadline)

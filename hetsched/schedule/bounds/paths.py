@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from time import perf_counter as time_now
 
 import numpy as np
 
@@ -16,6 +17,7 @@ __all__ = [
     "heads_and_tails",
     "heads_and_tails_reference",
     "priced_path_bound",
+    "priced_path_within",
 ]
 
 _BIG = np.iinfo(np.int64).max // 8
@@ -133,6 +135,25 @@ def critical_path_bound(problem: Problem) -> int:
 
 
 def priced_path_bound(problem: Problem, *, points: int = 24) -> int:
+    """:func:`priced_path_within` over its whole grid of prices.
+
+    A chain whose every op could halve its time for half the budget:
+
+    >>> from hetsched.problem import Modes, Tensors
+    >>> modes = Modes.build(3, [m for v in range(3) for m in (
+    ...     (v, (0,), 8.0), (v, (0,), 4.0, 0.0, "int8", "", 0.0, 0.5))])
+    >>> p = Problem.from_modes(names=["a", "b", "c"], devices=["npu"], modes=modes,
+    ...     tensors=Tensors.build(3, [(0, (1,), 1.0), (1, (2,), 1.0)]), quantum=1.0,
+    ...     error_budget=1.0)
+    >>> critical_path_bound(p), priced_path_bound(p)   # two ops at 4, one at 8
+    (12, 16)
+    """
+    return priced_path_within(problem, points=points)[0]
+
+
+def priced_path_within(
+    problem: Problem, *, points: int = 24, deadline: float | None = None
+) -> tuple[int, bool]:
     """The longest path when the error budget or the devices' memory binds: their
     Lagrangian relaxation.
 
@@ -145,19 +166,9 @@ def priced_path_bound(problem: Problem, *, points: int = 24) -> int:
     times the weights resident on those devices (held for the whole run, so at most ``mu
     *`` their capacities); so that longest path minus both bounds every plan. The bound
     is the best over a grid of prices spread over the modes' time saved per unit of
-    error and per byte kept resident (prices of 0 are the critical path). 0 when neither
-    binds.
-
-    A chain whose every op could halve its time for half the budget:
-
-    >>> from hetsched.problem import Modes, Tensors
-    >>> modes = Modes.build(3, [m for v in range(3) for m in (
-    ...     (v, (0,), 8.0), (v, (0,), 4.0, 0.0, "int8", "", 0.0, 0.5))])
-    >>> p = Problem.from_modes(names=["a", "b", "c"], devices=["npu"], modes=modes,
-    ...     tensors=Tensors.build(3, [(0, (1,), 1.0), (1, (2,), 1.0)]), quantum=1.0,
-    ...     error_budget=1.0)
-    >>> critical_path_bound(p), priced_path_bound(p)   # two ops at 4, one at 8
-    (12, 16)
+    error and per byte kept resident (prices of 0 are the critical path), coarse to fine,
+    until ``deadline`` (a ``time.perf_counter()`` instant; each price's bound holds on its
+    own). Returns the bound (0 when neither binds) and whether every price was tried.
     """
     p = problem
     budget = p.error_budget_units if p.has_error_modes else None
@@ -171,23 +182,39 @@ def priced_path_bound(problem: Problem, *, points: int = 24) -> int:
     tight = _memory_binds(p, owner, device, held)
     held = np.where(tight[device], held, 0.0)
     if (budget is None and not tight.any()) or p.n == 0:
-        return 0
+        return 0, True
     lams = _prices(owner, time, error, points) if budget is not None else [0.0]
     # a resident weight saves time against the same op streamed in the same precision
     _, same = np.unique(np.stack([owner, error]), axis=1, return_inverse=True)
     mus = _prices(same.reshape(-1), time, held, points // 3) if tight.any() else [0.0]
     capacity = float(p.capacity[tight].sum())
     best = critical_path_bound(p)
-    for lam in lams:
-        for mu in mus:
-            if lam == 0.0 and mu == 0.0:
-                continue
-            priced = np.full((p.n, p.num_devices), np.inf)
-            np.minimum.at(priced, (owner, device), time + lam * error + mu * held)
-            fin = device_finish_times(p, durations=priced)
-            value = float(fin.min(axis=1).max()) - lam * (budget or 0) - mu * capacity
-            best = max(best, math.ceil(value - 1e-9))
-    return best
+    grid = [(lam, mu) for lam in _coarse_first(lams) for mu in _coarse_first(mus)]
+    for lam, mu in grid[1:]:  # the first is (0, 0): the critical path
+        if deadline is not None and time_now() > deadline:
+            return best, False
+        priced = np.full((p.n, p.num_devices), np.inf)
+        np.minimum.at(priced, (owner, device), time + lam * error + mu * held)
+        fin = device_finish_times(p, durations=priced)
+        value = float(fin.min(axis=1).max()) - lam * (budget or 0) - mu * capacity
+        best = max(best, math.ceil(value - 1e-9))
+    return best, True
+
+
+def _coarse_first(values: list[float]) -> list[float]:
+    """``values`` (0 first, then ascending) with 0 kept first and the rest in an order that
+    halves the spacing each round (the lowest, the middle, the quarters, ...), so a grid cut
+    off early still spans the range."""
+    rest, out, step = values[1:], values[:1], len(values)
+    seen: set[int] = set()
+    while step >= 1 and len(seen) < len(rest):
+        for i in range(0, len(rest), step):
+            if i not in seen:
+                seen.add(i)
+                out.append(rest[i])
+        step //= 2
+    out += [rest[i] for i in range(len(rest)) if i not in seen]
+    return out
 
 
 def _memory_binds(
