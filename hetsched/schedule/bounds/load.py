@@ -34,6 +34,7 @@ from hetsched.problem import Problem
 __all__ = [
     "LOAD_LP_MAX_OPS",
     "budget_lp_bound",
+    "forced_delay_tables",
     "forced_delays",
     "load_bound",
     "load_bound_dual",
@@ -129,18 +130,20 @@ def forced_delays(
     edge: int,
     src: list[tuple[tuple[int, ...], Any]],
     dst: list[tuple[tuple[int, ...], Any]],
+    tables: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> list[list[Any]]:
     """The transfer edge ``edge`` must pay, as ``(time, variable)`` terms in either end's
     fractional choices (``src``/``dst``: each choice's devices and variable); a side
-    whose choices force nothing is left out.
+    whose choices force nothing is left out. ``tables``: :func:`forced_delay_tables`.
 
     Wherever the producer runs, the consumer runs on one of *its* devices: a producer on
     devices ``A`` waits at least the cheapest transfer from ``A`` to any device the
     consumer can use (0 if they share one), and likewise from the consumer's side. Each
-    side's sum bounds an integral plan's transfer from below and is linear in the fractions, so
-    an LP that adds it to the edge's precedence stays a relaxation. It is what makes a
-    model whose accelerators cannot run some ops pay for leaving them (attention on the
-    GPU between two NPU matmuls); where every op can run anywhere it adds nothing.
+    side's sum bounds an integral plan's transfer from below and is linear in the
+    fractions, so an LP that adds it to the edge's precedence stays a relaxation. It is
+    what makes a model whose accelerators cannot run some ops pay for leaving them
+    (attention on the GPU between two NPU matmuls); where every op can run anywhere it adds
+    nothing.
 
     >>> import numpy as np
     >>> p = Problem.from_arrays(names=["a", "b"], devices=["x", "y"],
@@ -149,20 +152,27 @@ def forced_delays(
     >>> forced_delays(p, 0, [((0,), "a@x"), ((1,), "a@y")], [((1,), "b@y")])
     [[(3, 'a@x')]]
     """
-    comm = p.comm[edge]
-    reach_src = sorted({d for devs, _ in src for d in devs})
-    reach_dst = sorted({d for devs, _ in dst for d in devs})
-    out = []
-    for mine, theirs, outgoing in ((src, reach_dst, True), (dst, reach_src, False)):
-        terms = []
-        for devs, var in mine:
-            sub = comm[np.ix_(devs, theirs)] if outgoing else comm[np.ix_(theirs, devs)]
-            delay = int(sub.min()) if sub.size else 0
-            if delay > 0:
-                terms.append((delay, var))
+    out_of, into = forced_delay_tables(p) if tables is None else tables
+    sides = []
+    for mine, table in ((src, out_of[edge]), (dst, into[edge])):
+        terms = [(int(table[list(devs)].min()), var) for devs, var in mine]
+        terms = [(c, var) for c, var in terms if c > 0]
         if terms:
-            out.append(terms)
-    return out
+            sides.append(terms)
+    return sides
+
+
+def forced_delay_tables(p: Problem) -> tuple[np.ndarray, np.ndarray]:
+    """``(out_of[E, D], into[E, D])``: the least transfer of each edge's tensor from device
+    ``a`` to any device its consumer can use, and into device ``b`` from any device its
+    producer can use (0 where they share a device)."""
+    uses = np.zeros((p.n, p.num_devices), dtype=bool)
+    uses[np.repeat(p.modes.op, p.modes.width), p.modes.devs] = True
+    big = np.iinfo(np.int64).max
+    comm = p.comm
+    out_of = np.where(uses[p.edge_dst][:, None, :], comm, big).min(axis=2)
+    into = np.where(uses[p.edge_src][:, :, None], comm, big).min(axis=1)
+    return np.where(out_of == big, 0, out_of), np.where(into == big, 0, into)
 
 
 def _minimise_makespan(
@@ -181,10 +191,14 @@ def _minimise_makespan(
     reach an optimum)."""
     from ortools.linear_solver import pywraplp
 
+    tables = forced_delay_tables(p)
+    forced = (tables[0].max(axis=1, initial=0) > 0) | (tables[1].max(axis=1, initial=0) > 0)
     for k in range(p.num_edges):
         u, v = int(p.edge_src[k]), int(p.edge_dst[k])
         solver.Add(starts[v] >= starts[u] + dur_expr[u])
-        for side in forced_delays(p, k, placed[u], placed[v]):
+        if not forced[k]:
+            continue
+        for side in forced_delays(p, k, placed[u], placed[v], tables):
             delay = solver.Sum([c * x for c, x in side])
             solver.Add(starts[v] >= starts[u] + dur_expr[u] + delay)
     for d in range(p.num_devices):
