@@ -80,8 +80,10 @@ __all__ = [
 
 # Above this many ops a monolithic CP-SAT model stalls on 2 cores; LNS takes over.
 CPSAT_MAX_OPS = 400
-# Seconds building a plan from arrays takes per op (measured: 0.18 s at 3,000 ops).
-PLAN_SECONDS_PER_OP = 60e-6
+# Seconds building a plan from arrays takes per op (measured: 0.18 s at 3,000 ops on a quiet
+# machine, 0.5 s at 10,000 on a busy one), set aside at most PLAN_SHARE of the time left.
+PLAN_SECONDS_PER_OP = 1e-4
+PLAN_SHARE = 0.15
 # Above this many ops the Python heuristics (PEFT, CPOP, local search, LP bound) cost seconds.
 LARGE_OPS = 3000
 # HEFT on a large graph only if the budget allows this many seconds per op (~5x its cost).
@@ -108,7 +110,7 @@ def _portfolio(problem: Problem, ctx: SolveContext) -> Plan:
     n = problem.n
     # the plans built after the last search step (re-timing, records) come out of the limit
     ctx = ctx.child(
-        time_limit=ctx.remaining() - min(0.1 * ctx.remaining(), PLAN_SECONDS_PER_OP * n)
+        time_limit=ctx.remaining() - min(PLAN_SHARE * ctx.remaining(), PLAN_SECONDS_PER_OP * n)
     )
     device_view = problem.is_device_table  # segments, blocks, LS and LNS need one
     heuristics: dict[str, Plan] = {}
