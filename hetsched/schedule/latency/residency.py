@@ -166,11 +166,12 @@ def twin_devices(problem: Problem) -> list[tuple[int, ...]]:
 
 
 def spread_runs(plan: Plan, problem: Problem) -> list[Plan]:
-    """``plan`` with the ops of each class of twin devices (:func:`twin_devices`) spread
-    over the class, in two patterns: runs dealt out in turn, and the runs cut into one
-    contiguous share per device with about equal weights. A run is the ops of one device
-    in start order up to the next op that receives an input from another device. Each
-    re-timed in the plan's order (those that break memory or a rule are left out)."""
+    """``plan`` with the ops of each class of twin devices (:func:`twin_devices`) that
+    leaves one of them idle spread over the class, in two patterns: runs dealt out in turn,
+    and the runs cut into one contiguous share per device with about equal weights. A run is
+    the ops of one device in start order up to the next op that receives an input from
+    another device. Each re-timed in the plan's order (those that break memory or a rule are
+    left out)."""
     from hetsched.schedule.latency.warmstart import carry_plan
 
     m = problem.modes
@@ -181,7 +182,10 @@ def spread_runs(plan: Plan, problem: Problem) -> list[Plan]:
         for k in range(m.num_modes)
     }
     out = []
+    busy = {d for k in modes.tolist() for d in m.devices_of(int(k))}
     for group in twin_devices(problem):
+        if all(d in busy for d in group):  # every twin already works: nothing left idle
+            continue
         ops = sorted(
             (v for v in range(problem.n) if m.devices_of(int(modes[v]))[0] in group
              and len(m.devices_of(int(modes[v]))) == 1),
