@@ -74,7 +74,7 @@ def run(
     speedup_top = fp32.makespan / top.makespan
     speedup_1 = fp32.makespan / at1.makespan
     # The best any plan could do at a root-sum-square budget of 1%, and of 1.3% (room for
-    # a measured error below the predicted one: measured / predicted was 0.90-1.08 on
+    # a measured error below the predicted one: measured / predicted was 0.90-1.12 on
     # every plan so far): its proven bound, as a share of the ceiling's speed-up.
     reach = {}
     for model_budget in (0.01, 0.013):

@@ -49,6 +49,7 @@ from hetsched.graph.opgraph import OpGraph, OpNode
 
 __all__ = [
     "PRECISIONS",
+    "WEIGHT_ONLY",
     "convert_bytes",
     "explain_precision",
     "lowered_node",
@@ -57,12 +58,14 @@ __all__ = [
     "weight_ratio",
 ]
 
+# Weight-only int8: int8 weights widened to float16, float16 activations and compute.
+WEIGHT_ONLY = "w8a16"
 # Precisions an op may be lowered to, by the name plans record, most aggressive first.
-PRECISIONS: tuple[str, ...] = ("int8", "w8a16", "float16", "bfloat16")
+PRECISIONS: tuple[str, ...] = ("int8", WEIGHT_ONLY, "float16", "bfloat16")
 # precision -> (dtype it computes in and its activations take, dtype its weights take)
 _STORAGE = {
     "int8": ("int8", "int8"),
-    "w8a16": ("float16", "int8"),
+    WEIGHT_ONLY: ("float16", "int8"),
     "float16": ("float16", "float16"),
     "bfloat16": ("bfloat16", "bfloat16"),
 }
@@ -100,7 +103,7 @@ def lowered_node(node: OpNode, precision: str) -> OpNode | None:
     its ``float16`` mode)."""
     r = size_ratio(node.dtype, precision)
     rw = weight_ratio(node.dtype, precision)
-    if r is None or rw is None or (precision == "w8a16" and node.param_bytes <= 0):
+    if r is None or rw is None or (precision == WEIGHT_ONLY and node.param_bytes <= 0):
         return None
     act = max(node.bytes_read - node.param_bytes, 0.0)
     return dataclasses.replace(

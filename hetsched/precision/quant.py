@@ -35,9 +35,10 @@ from typing import Any
 import torch
 from torch import fx
 
+from hetsched.costmodel.precision import WEIGHT_ONLY
+
 __all__ = [
     "LOW_DTYPES",
-    "WEIGHT_ONLY",
     "Convert",
     "NodeChange",
     "activation_qparams",
@@ -48,7 +49,6 @@ __all__ = [
 ]
 
 LOW_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16}
-WEIGHT_ONLY = "w8a16"
 _SDPA_QUANTIZED_ARGS = 3  # q, k, v
 _ACT_QMIN, _ACT_QMAX = 0, 255  # quint8, per tensor, affine
 

@@ -36,6 +36,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hetsched.costmodel.precision import WEIGHT_ONLY, lowered_node
 from hetsched.errors import UsageError
 from hetsched.precision.table import NATIVE, PRECISIONS, SensitivityTable, parse_precisions
 
@@ -77,7 +78,9 @@ def op_precisions(node: OpNode, precisions: Iterable[str] = PRECISIONS) -> tuple
     wanted = set(precisions)
     allowed = {
         "int8": node.category in INT8_CATEGORIES,
-        "w8a16": node.category in INT8_CATEGORIES and node.param_bytes > 0,
+        # weight-only int8 needs weights (without, it is float16): the cost model's rule
+        WEIGHT_ONLY: node.category in INT8_CATEGORIES
+        and lowered_node(node, WEIGHT_ONLY) is not None,
     }
     return tuple(p for p in PRECISIONS if p in wanted and allowed.get(p, True))
 

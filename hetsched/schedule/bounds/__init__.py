@@ -55,6 +55,7 @@ from hetsched.schedule.bounds.paths import (
     heads_and_tails_reference,
     priced_path_bound,
     priced_path_within,
+    prices_bind,
 )
 from hetsched.schedule.bounds.series import (
     segment_key,
@@ -173,7 +174,7 @@ def lower_bound_within(
         if name in cache:
             lb = max(lb, cache[name])
             continue
-        if name == "priced_path" and not _prices_bind(problem):
+        if name == "priced_path" and not prices_bind(problem):
             continue  # neither a budget nor resident weights to price: the critical path
         if deadline is not None and time.perf_counter() + cost > deadline:
             skipped.append(name)
@@ -195,13 +196,6 @@ def lower_bound_within(
             _BOUND_MEMO.setdefault(problem, {})[name] = value
         lb = max(lb, _memo(problem, name, compute))
     return lb, tuple(skipped)
-
-
-def _prices_bind(problem: Problem) -> bool:
-    """Whether :func:`priced_path_bound` has something to price (else it returns 0)."""
-    from hetsched.plan.memory import envelope_binds
-
-    return problem.has_error_modes or envelope_binds(problem) is not None
 
 
 def bound_report(problem: Problem) -> dict[str, int]:

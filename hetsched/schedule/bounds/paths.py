@@ -18,6 +18,7 @@ __all__ = [
     "heads_and_tails_reference",
     "priced_path_bound",
     "priced_path_within",
+    "prices_bind",
 ]
 
 _BIG = np.iinfo(np.int64).max // 8
@@ -172,17 +173,13 @@ def priced_path_within(
     """
     p = problem
     budget = p.error_budget_units if p.has_error_modes else None
-    modes = p.modes
-    per_mode = np.diff(modes.dev_start)
-    owner = np.repeat(modes.op, per_mode)  # one row per (mode, device of it)
-    device = modes.devs[: int(modes.dev_start[-1])]
-    time = np.repeat(p.mode_dur.astype(np.float64), per_mode)
-    error = np.repeat(p.mode_error_units.astype(np.float64), per_mode)
-    held = np.repeat(modes.w.astype(np.float64), per_mode)
-    tight = _memory_binds(p, owner, device, held)
-    held = np.where(tight[device], held, 0.0)
-    if (budget is None and not tight.any()) or p.n == 0:
+    owner, device, held = _rows(p)  # one row per (mode, device of it)
+    tight = _weights_overflow(p, owner, device, held)
+    if (budget is None and not tight.any()) or p.n == 0:  # nothing to price
         return 0, True
+    held = np.where(tight[device], held, 0.0)
+    time = np.repeat(p.mode_dur.astype(np.float64), p.modes.width)
+    error = np.repeat(p.mode_error_units.astype(np.float64), p.modes.width)
     lams = _prices(owner, time, error, points) if budget is not None else [0.0]
     # a resident weight saves time against the same op streamed in the same precision
     _, same = np.unique(np.stack([owner, error]), axis=1, return_inverse=True)
@@ -217,7 +214,19 @@ def _coarse_first(values: list[float]) -> list[float]:
     return out
 
 
-def _memory_binds(
+def prices_bind(problem: Problem) -> bool:
+    """Whether :func:`priced_path_within` has something to price: an error budget, or a
+    device whose capacity cannot hold every op's largest resident weights."""
+    return problem.has_error_modes or bool(_weights_overflow(problem, *_rows(problem)).any())
+
+
+def _rows(p: Problem) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(op, device, resident weights)`` of every (mode, device of it)."""
+    width = p.modes.width
+    return np.repeat(p.modes.op, width), p.modes.devs, np.repeat(p.modes.w, width).astype(float)
+
+
+def _weights_overflow(
     p: Problem, owner: np.ndarray, device: np.ndarray, held: np.ndarray
 ) -> np.ndarray:
     """Per device: whether its capacity cannot hold every op's largest resident weights."""
