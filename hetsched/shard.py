@@ -28,6 +28,7 @@ Examples
 
 from __future__ import annotations
 
+import math
 import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -38,7 +39,7 @@ from torch import fx
 
 from hetsched.errors import PlanError
 
-__all__ = ["ShardedProgram", "anchor_targets", "plan_splits", "shard_program"]
+__all__ = ["ShardedProgram", "anchor_targets", "plan_split_tags", "plan_splits", "shard_program"]
 
 _aten = torch.ops.aten
 _SLICE = _aten.slice.Tensor
@@ -75,6 +76,13 @@ def plan_splits(plan: Any) -> dict[str, tuple[str, ...]]:
     return {op: m.devices for op, m in plan.modes.items() if describe_split(m.tag)}
 
 
+def plan_split_tags(plan: Any) -> dict[str, str]:
+    """op -> its mode's tag, for each op ``plan`` runs split."""
+    from hetsched.costmodel.sharding import describe_split
+
+    return {op: m.tag for op, m in plan.modes.items() if describe_split(m.tag)}
+
+
 def _shape(gm: fx.GraphModule, node: Any) -> tuple[int, ...] | None:
     if not isinstance(node, fx.Node):
         return None
@@ -104,52 +112,278 @@ def shard_program(
     program: Any,
     fx_nodes: Mapping[str, Sequence[str]],
     splits: Mapping[str, Sequence[str]],
+    tags: Mapping[str, str] | None = None,
 ) -> ShardedProgram:
     """Cut each op of ``splits`` (op -> its devices, one shard each) in a copy of
     ``program`` (an ``fx.GraphModule`` or ``ExportedProgram``); see the module docstring.
+    ``tags`` (op -> its mode's tag) marks the sharded chains (``keep:``, ``from:``,
+    ``split:row``; :mod:`hetsched.problem.chains`).
 
-    Raises :class:`PlanError` naming the op when it has no single anchor node or its split
-    dimension does not divide by the number of devices.
+    Raises :class:`PlanError` naming the op when it has no single anchor node, its split
+    dimension does not divide by the number of devices, or a sharded chain's nodes are
+    not ones the rewrite can shard.
     """
     gm = program.module() if isinstance(program, torch.export.ExportedProgram) else program
     gm = fx.GraphModule(gm, _copy_graph(gm.graph))
-    by_name = {n.name: n for n in gm.graph.nodes}
-    kinds = anchor_targets()
-    out_nodes = {op: tuple(names) for op, names in fx_nodes.items()}
-    devices: dict[str, str] = {}
-    shards: dict[str, tuple[tuple[str, ...], ...]] = {}
-    for op, devs in splits.items():
+    rewrite = _Rewrite(gm, {op: tuple(names) for op, names in fx_nodes.items()})
+    order = {n.name: i for i, n in enumerate(gm.graph.nodes)}
+    first = {
+        op: min((order[x] for x in fx_nodes.get(op, ()) if x in order), default=0) for op in splits
+    }
+    for op in sorted(splits, key=first.__getitem__):  # producers before their readers
+        rewrite.op(op, tuple(splits[op]), (tags or {}).get(op, ""))
+    rewrite.finish()
+    gm.graph.lint()
+    gm.recompile()
+    return ShardedProgram(gm, rewrite.out_nodes, rewrite.devices, rewrite.shards)
+
+
+class _Rewrite:
+    """One program's rewrite: the fx nodes each op now covers, each shard's device, and
+    the values left sharded (original fx node -> one node per shard, sharded dim)."""
+
+    def __init__(self, gm: fx.GraphModule, out_nodes: dict[str, tuple[str, ...]]) -> None:
+        self.gm = gm
+        self.by_name = {n.name: n for n in gm.graph.nodes}
+        self.out_nodes = out_nodes
+        self.devices: dict[str, str] = {}
+        self.shards: dict[str, tuple[tuple[str, ...], ...]] = {}
+        self.sharded: dict[fx.Node, tuple[list[fx.Node], int]] = {}
+        self.replaced: set[fx.Node] = set()
+
+    def op(self, op: str, devs: tuple[str, ...], tag: str) -> None:
+        from hetsched.costmodel.sharding import describe_split
+        from hetsched.problem.chains import kept_layout
+
+        kinds = anchor_targets()
         k = len(devs)
-        anchors = [by_name[x] for x in fx_nodes.get(op, ()) if by_name[x].target in kinds]
+        mine = [self.by_name[x] for x in self.out_nodes.get(op, ())]
+        anchors = [n for n in mine if n.target in kinds]
         _need(len(anchors) == 1, op, f"{len(anchors)} linear/conv/attention nodes, not one")
         node = anchors[0]
         how = kinds[node.target]
-        groups: list[list[fx.Node]] = []
+        keep = kept_layout(tag)
+        groups: list[list[fx.Node]] = [[] for _ in range(k)]
+        at = mine.index(node)
+        for n in mine[:at]:  # a reader's own nodes on the way to its anchor
+            if any(a in self.sharded for a in n.all_input_nodes):
+                self._replicate(n, groups, op)
         outs: list[fx.Node] = []
-        with gm.graph.inserting_before(node):
+        with self.gm.graph.inserting_before(node):
             for i in range(k):
-                cutter = _Cutter(gm, op, i, k)
-                args, kwargs = _shard_args(gm, node, how, cutter, op)
-                y = gm.graph.call_function(node.target, tuple(args), kwargs)
-                cutter.made.append(y)
+                cutter = _Cutter(self.gm, op, i, k)
+                if describe_split(tag) == "row":
+                    y = self._row_shard(node, how, cutter, op)
+                else:
+                    given = self._given(node, how, i, op)
+                    sections = _sections(node, keep) if keep and how != "sdpa" else None
+                    args, kwargs = _shard_args(self.gm, node, how, cutter, op, given, sections)
+                    y = self.gm.graph.call_function(node.target, tuple(args), kwargs)
+                    cutter.made.append(y)
                 outs.append(y)
-                groups.append(cutter.made)
-        # the anchor node becomes the cat: the op's output keeps its name and users
-        node.target = _CAT
-        node.args = (outs, 1 if how in ("conv", "sdpa") else -1)
-        node.kwargs = {}
-        name = node.name
+                groups[i] += cutter.made
+        if describe_split(tag) == "row":
+            self._reduce(node, how, outs)
+        elif keep:
+            self.sharded[node] = (outs, 1 if how == "sdpa" else len(_meta_shape(node)) - 1)
+            self.replaced.add(node)
+            for n in mine[at + 1 :]:
+                if any(a in self.sharded for a in n.all_input_nodes):
+                    self._replicate(n, groups, op)
+            leaving = [n for n in mine if any(u not in mine for u in n.users)]
+            bad = [n.name for n in leaving if n not in self.sharded]
+            _need(not bad, op, f"{', '.join(bad)} leave(s) the op whole")
+        else:  # the anchor node becomes the cat: the op's output keeps its name and users
+            node.target = _CAT
+            node.args = (outs, 1 if how in ("conv", "sdpa") else -1)
+            node.kwargs = {}
         for dev, made in zip(devs, groups, strict=True):
             for x in made:
-                devices[x.name] = dev
-        names = list(out_nodes[op])
-        at = names.index(name)
+                self.devices[x.name] = dev
+        names = [n.name for n in mine]
         names[at:at] = [x.name for made in groups for x in made]
-        out_nodes[op] = tuple(names)
-        shards[op] = tuple(tuple(x.name for x in made) for made in groups)
-    gm.graph.lint()
-    gm.recompile()
-    return ShardedProgram(gm, out_nodes, devices, shards)
+        self.out_nodes[op] = tuple(names)
+        self.shards[op] = tuple(tuple(x.name for x in made) for made in groups)
+
+    def _given(self, node: fx.Node, how: str, i: int, op: str) -> dict[int, fx.Node]:
+        """Arguments of ``node`` already sharded as shard ``i`` needs them."""
+        out = {}
+        for j, a in enumerate(node.args[:3]):
+            if isinstance(a, fx.Node) and a in self.sharded:
+                parts, dim = self.sharded[a]
+                _need(how == "sdpa" and dim == 1, op, f"its input {a.name} is sharded on dim {dim}")
+                out[j] = parts[i]
+        return out
+
+    def _row_shard(self, node: fx.Node, how: str, cut: _Cutter, op: str) -> fx.Node:
+        """Shard ``cut.i`` of a linear layer split by input features: its slice of the
+        input times its slice of the weight, no bias (the partial output)."""
+        _need(how in ("linear", "addmm"), op, "a row split needs a linear layer")
+        x = node.args[0] if how == "linear" else node.args[1]
+        w = node.args[1] if how == "linear" else node.args[2]
+        ws = _shape(self.gm, w)
+        _need(ws is not None and len(ws) == 2, op, "unknown weight shape")
+        assert ws is not None and isinstance(x, fx.Node)
+        features = ws[1] if how == "linear" else ws[0]
+        if x in self.sharded:
+            parts, dim = self.sharded[x]
+            _need(dim == len(_meta_shape(x)) - 1, op, "its input is not sharded by features")
+            xi: Any = parts[cut.i]
+        else:
+            xs = _meta_shape(x)
+            xi = cut(x, len(xs) - 1, xs[-1])
+        wi = cut(w, 1 if how == "linear" else 0, features)
+        if how == "linear":
+            y = self.gm.graph.call_function(_aten.linear.default, (xi, wi))
+        else:
+            y = self.gm.graph.call_function(_aten.mm.default, (xi, wi))
+        cut.made.append(y)
+        return y
+
+    def _reduce(self, node: fx.Node, how: str, partials: list[fx.Node]) -> None:
+        """``node`` becomes the sum of the partial outputs (plus its bias): the all-reduce."""
+        bias = node.args[2] if how == "linear" and len(node.args) > 2 else None
+        if how == "addmm":
+            bias = node.args[0]
+        total: Any = partials[0]
+        with self.gm.graph.inserting_before(node):
+            for y in partials[1:-1] if bias is None else partials[1:]:
+                total = self.gm.graph.call_function(_aten.add.Tensor, (total, y))
+        last = partials[-1] if bias is None else bias
+        node.target = _aten.add.Tensor
+        node.args = (total, last)
+        node.kwargs = {}
+
+    def _replicate(self, n: fx.Node, groups: list[list[fx.Node]], op: str) -> None:
+        """One copy of ``n`` per shard, on the shards of its sharded input."""
+        at = next(j for j, a in enumerate(n.args) if isinstance(a, fx.Node) and a in self.sharded)
+        src = n.args[at]
+        assert isinstance(src, fx.Node)
+        parts, dim = self.sharded[src]
+        k = len(parts)
+        args, new_dim = _shard_view(n, at, dim, k, op)
+        copies = []
+        with self.gm.graph.inserting_before(n):
+            for i, p in enumerate(parts):
+                cut = _Cutter(self.gm, op, i, k)
+                a = [
+                    p if j == at else self._operand(x, dim, i, cut, n, op)
+                    for j, x in enumerate(args)
+                ]
+                c = self.gm.graph.call_function(n.target, tuple(a), dict(n.kwargs))  # type: ignore[arg-type]
+                groups[i] += [*cut.made, c]
+                copies.append(c)
+        self.sharded[n] = (copies, new_dim)
+        self.replaced.add(n)
+
+    def _operand(self, x: Any, dim: int, i: int, cut: _Cutter, n: fx.Node, op: str) -> Any:
+        """Shard ``i``'s part of another operand of elementwise ``n``: its own shard if it
+        is sharded the same way, its slice along ``dim`` if whole, itself if it
+        broadcasts along ``dim`` (or is not a tensor)."""
+        if not isinstance(x, fx.Node):
+            return x
+        out = _meta_shape(n)
+        if x in self.sharded:
+            parts, d = self.sharded[x]
+            _need(d == dim, op, f"{n.name} reads values sharded on dims {dim} and {d}")
+            return parts[i]
+        shape = _meta_shape(x)
+        at = dim - (len(out) - len(shape))  # numpy broadcasting aligns trailing dims
+        if at < 0 or shape[at] == 1:
+            return x
+        _need(shape[at] == out[dim], op, f"{n.name} reads {x.name} of another shape")
+        return cut(x, at, shape[at])
+
+    def finish(self) -> None:
+        """Drop the whole-tensor nodes the shards replaced (none may still be read)."""
+        for n in reversed(list(self.gm.graph.nodes)):
+            if n not in self.replaced:
+                continue
+            if n.users:
+                op = next((o for o, xs in self.out_nodes.items() if n.name in xs), "?")
+                _need(False, op, f"{next(iter(n.users)).name} reads {n.name} whole")
+            self.gm.graph.erase_node(n)
+        gone = {n.name for n in self.replaced}
+        self.out_nodes = {
+            op: tuple(x for x in xs if x not in gone) for op, xs in self.out_nodes.items()
+        }
+
+
+def _meta_shape(node: fx.Node) -> tuple[int, ...]:
+    val = node.meta.get("val")
+    if val is None or not hasattr(val, "shape"):
+        msg = f"fx node {node.name!r} has no shape (export the program with torch.export)"
+        raise PlanError(msg)
+    return tuple(int(s) for s in val.shape)
+
+
+def _sections(node: fx.Node, layout: str) -> list[int]:
+    """Output features of a linear layer, in the sections its output is split into (one
+    section unless a ``split`` along the features follows it)."""
+    out = _meta_shape(node)
+    users = list(node.users)
+    while len(users) == 1 and users[0].target in _VIEWS and _meta_shape(users[0])[-1] == out[-1]:
+        users = list(users[0].users)  # addmm's [rows, features] back to [batch, seq, ...]
+    for u in users:
+        if u.target in (_aten.split.Tensor, _aten.split_with_sizes.default):
+            rank = len(_meta_shape(u.args[0]))  # type: ignore[arg-type]
+            dim = int(u.args[2]) if len(u.args) > 2 else 0  # type: ignore[arg-type]
+            if dim % rank == rank - 1:
+                size = u.args[1]
+                if isinstance(size, int):
+                    return [min(size, out[-1] - j) for j in range(0, out[-1], size)]
+                return [int(x) for x in size]  # type: ignore[union-attr]
+    if layout == "qkv":
+        msg = f"fx node {node.name!r}: queries, keys and values are not split from it"
+        raise PlanError(msg)
+    return [out[-1]]
+
+
+_VIEWS = (_aten.view.default, _aten.reshape.default, _aten._unsafe_view.default)
+_SAME = {
+    "clone", "contiguous", "alias", "detach", "gelu", "relu", "silu", "tanh", "sigmoid",
+    "mul", "div", "add", "sub", "dropout",
+}  # fmt: skip
+
+
+def _shard_view(n: fx.Node, at: int, dim: int, k: int, op: str) -> tuple[tuple[Any, ...], int]:
+    """Arguments of one shard's copy of ``n`` (argument ``at`` sharded on ``dim`` ``k``
+    ways; only elementwise ops may have it anywhere but first) and the dim its output is
+    sharded on."""
+    name = getattr(n.target, "__name__", str(n.target)).split(".")[0]
+    args = tuple(n.args)
+    if name == "getitem":  # an item of a split's outputs
+        return args, dim
+    if name in _SAME:  # elementwise: other tensors are sliced or broadcast
+        return args, dim + len(_meta_shape(n)) - len(_meta_shape(args[at]))  # type: ignore[arg-type]
+    _need(at == 0, op, f"{n.name} ({name}) reads a sharded value after a whole one")
+    if name in ("view", "reshape", "_unsafe_view"):
+        src, out = _meta_shape(args[0]), _meta_shape(n)  # type: ignore[arg-type]
+        prefix = math.prod(src[:dim])
+        for b in range(len(out)):
+            if math.prod(out[:b]) == prefix and out[b] % k == 0:
+                shape = [*out[:b], out[b] // k, *out[b + 1 :]]
+                return (args[0], shape), b
+        _need(False, op, f"{n.name} reshapes the sharded dim away")
+    if name == "transpose":
+        rank = len(_meta_shape(n))
+        a, b = (int(x) % rank for x in args[1:3])  # type: ignore[call-overload]
+        return args, b if dim == a else a if dim == b else dim
+    if name == "permute":
+        rank = len(_meta_shape(n))
+        dims = [int(x) % rank for x in args[1]]  # type: ignore[union-attr]
+        return args, dims.index(dim)
+    if name in ("split", "split_with_sizes"):
+        rank = len(_meta_shape(args[0]))  # type: ignore[arg-type]
+        along = int(args[2]) % rank if len(args) > 2 else 0  # type: ignore[call-overload]
+        if along != dim:
+            return args, dim
+        sizes = [args[1]] if isinstance(args[1], int) else list(args[1])  # type: ignore[arg-type]
+        _need(all(int(x) % k == 0 for x in sizes), op, f"{n.name} splits shards unevenly")
+        cut = args[1] // k if isinstance(args[1], int) else [int(x) // k for x in sizes]
+        return (args[0], cut, *args[2:]), dim
+    _need(False, op, f"{n.name} ({name}) cannot run on a sharded value")
+    raise AssertionError  # unreachable
 
 
 class _Cutter:
@@ -159,26 +393,61 @@ class _Cutter:
         self.gm, self.op, self.i, self.k = gm, op, i, k
         self.made: list[fx.Node] = []
 
-    def __call__(self, x: Any, dim: int, size: int) -> fx.Node:
+    def __call__(self, x: Any, dim: int, size: int, *, even: bool = True) -> fx.Node:
+        """Slice ``i`` of ``x`` along ``dim`` (of ``size``): ``k`` equal ones, or where
+        ``even`` is false, ``k`` of ``floor`` or ``ceil(size / k)``."""
         k, i = self.k, self.i
-        _need(size % k == 0, self.op, f"dimension {dim} of size {size} over {k} devices")
+        _need(
+            size >= k and (size % k == 0 or not even),
+            self.op,
+            f"dimension {dim} of size {size} over {k} devices",
+        )
         s = self.gm.graph.call_function(_SLICE, (x, dim, i * size // k, (i + 1) * size // k))
         self.made.append(s)
         return s
 
+    def blocks(self, x: Any, dim: int, sections: Sequence[int]) -> fx.Node:
+        """Block ``i`` of ``k`` of every section of ``x`` along ``dim``, concatenated."""
+        parts, at = [], 0
+        for size in sections:
+            _need(size % self.k == 0, self.op, f"a section of {size} over {self.k} devices")
+            lo = at + self.i * size // self.k
+            hi = at + (self.i + 1) * size // self.k
+            parts.append(self.gm.graph.call_function(_SLICE, (x, dim, lo, hi)))
+            at += size
+        self.made += parts
+        if len(parts) == 1:
+            return parts[0]
+        c = self.gm.graph.call_function(_CAT, (parts, dim))
+        self.made.append(c)
+        return c
+
 
 def _shard_args(
-    gm: fx.GraphModule, node: fx.Node, how: str, cut: _Cutter, op: str
+    gm: fx.GraphModule,
+    node: fx.Node,
+    how: str,
+    cut: _Cutter,
+    op: str,
+    given: Mapping[int, fx.Node] | None = None,
+    sections: Sequence[int] | None = None,
 ) -> tuple[list[Any], dict[str, Any]]:
-    """The arguments of one shard of ``node`` (slices made by ``cut``)."""
+    """The arguments of one shard of ``node`` (slices made by ``cut``). ``given``:
+    arguments already sharded (attention's queries, keys, values from a sharded chain);
+    ``sections``: a linear layer's output features in the sections a later split cuts
+    them into, each shard taking its block of every section (its heads' queries, keys and
+    values), for an output left sharded."""
     args, kwargs = list(node.args), dict(node.kwargs)
     if how in ("linear", "conv"):
         w = _shape(gm, args[1])
         _need(w is not None, op, "unknown weight shape")
         assert w is not None
-        args[1] = cut(args[1], 0, w[0])
-        if len(args) > 2 and args[2] is not None:
-            args[2] = cut(args[2], 0, w[0])
+        column = how == "linear"
+        for j in (1, 2) if len(args) > 2 and args[2] is not None else (1,):
+            if sections is not None:
+                args[j] = cut.blocks(args[j], 0, sections)
+            else:
+                args[j] = cut(args[j], 0, w[0], even=not column)
         groups = int(args[6]) if how == "conv" and len(args) > 6 else 1  # type: ignore[arg-type]
         if groups > 1:  # a grouped convolution: its input channels too
             c = _shape(gm, args[0])
@@ -191,10 +460,17 @@ def _shard_args(
         _need(w is not None, op, "unknown weight shape")
         assert w is not None
         if _shape(gm, args[0]) == (w[1],):
-            args[0] = cut(args[0], 0, w[1])
-        args[2] = cut(args[2], 1, w[1])
+            args[0] = (
+                cut.blocks(args[0], 0, sections) if sections else cut(args[0], 0, w[1], even=False)
+            )
+        args[2] = (
+            cut.blocks(args[2], 1, sections) if sections else cut(args[2], 1, w[1], even=False)
+        )
     else:  # sdpa: queries, keys, values (and a per-head mask) by heads
         for j in range(3):
+            if given and j in given:
+                args[j] = given[j]
+                continue
             s = _shape(gm, args[j])
             _need(s is not None and len(s) == 4, op, "attention inputs not 4-d")
             assert s is not None

@@ -22,14 +22,25 @@ error.
 
 Devices split together (:func:`split_groups`): for each kind with at least two identical
 devices, aligned blocks of 2, 4, 8, ... of them and all of them (npu0+npu1 on edge-soc;
-gpu0+gpu1, gpu2+gpu3 and all four on multi-gpu). An op splits ``k`` ways only when its
-split dimension divides by ``k``.
+gpu0+gpu1, gpu2+gpu3 and all four on multi-gpu). A linear layer splits ``k`` ways into
+shards of ``floor`` or ``ceil(n / k)`` features (GPT-2's 50,257-word head); attention and
+convolutions only when ``k`` divides their heads or channels.
 
-Not modelled (the plan says so, see :func:`describe_split`): keeping a tensor sharded
-between consecutive split ops (column then row, without the gather between them), row
-splits with a reduction, and spatial tiles of a convolution. :func:`split_floor` is what
-no split at all can beat, modelled or not: the floor of the bound that answers "would any
-other way of splitting have been faster?"
+Sharded chains (:func:`chain_modes`, Megatron-LM's pairs): a split whose single consumer
+can read its output where it lies also runs without the all-gather, leaving the output
+sharded (``+keep:LAYOUT``, :mod:`hetsched.problem.chains`): a linear layer split by
+output features feeding attention (``qkv``: each device's slice holds its heads' queries,
+keys and values) or a linear layer (``cols``), and attention split by heads feeding a
+linear layer (``cols``). The reader takes the layout (``+from:LAYOUT``): attention by
+heads, or a linear layer split by *input* features (``row``: each device multiplies its
+slice of the input by its slice of the weight columns, a ring all-reduce of ``2 (k - 1)``
+steps sums the partial outputs, after which every device holds the whole output). In the
+op's own precision only.
+
+Not modelled: spatial tiles of a convolution, convolutions by input channels, and
+sharded norms (sequence parallelism). :func:`split_floor` is what no split at all can
+beat, modelled or not: the floor of the bound that answers "would any other way of
+splitting have been faster?"
 
 Examples
 --------
@@ -51,7 +62,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -64,6 +75,8 @@ from hetsched.graph.opgraph import OpGraph, OpNode
 __all__ = [
     "SPLIT_PREFIX",
     "SplitMode",
+    "chain_links",
+    "chain_modes",
     "describe_split",
     "shard_node",
     "split_floor",
@@ -111,18 +124,21 @@ def split_kind(node: OpNode) -> tuple[str, int] | None:
 
 
 def shard_node(node: OpNode, k: int) -> OpNode:
-    """One of ``k`` equal shards of ``node`` (see the module docstring)."""
-    kind, _ = split_kind(node) or ("", 0)
+    """The largest of ``k`` shards of ``node`` (see the module docstring): ``1/k`` of it,
+    or ``ceil(n / k) / n`` of a linear layer's ``n`` output features that ``k`` does not
+    divide."""
+    kind, size = split_kind(node) or ("", 0)
+    share = math.ceil(size / k) / size if kind == "column" else 1 / k
     act = max(node.bytes_read - node.param_bytes, 0.0)
     read = act / k if kind == "heads" else act
     return dataclasses.replace(
         node,
-        flops=node.flops / k,
-        bytes_read=read + node.param_bytes / k,
-        bytes_written=node.bytes_written / k,
-        param_bytes=node.param_bytes / k,
-        out_bytes=node.out_bytes / k,
-        parts=tuple(dataclasses.replace(x, flops=x.flops / k) for x in node.parts),
+        flops=node.flops * share,
+        bytes_read=read + node.param_bytes * share,
+        bytes_written=node.bytes_written * share,
+        param_bytes=node.param_bytes * share,
+        out_bytes=node.out_bytes * share,
+        parts=tuple(dataclasses.replace(x, flops=x.flops * share) for x in node.parts),
     )
 
 
@@ -189,7 +205,7 @@ def split_modes(
         for k in sorted({len(g) for g in groups}):
             can = [
                 kinds[v] is not None
-                and kinds[v][1] % k == 0  # type: ignore[index]
+                and (kinds[v][1] % k == 0 or kinds[v][0] == "column")  # type: ignore[index]
                 and kinds[v][1] >= k  # type: ignore[index]
                 and math.isfinite(error[v])
                 and (precision is None or nodes[v] is not graph.nodes[v])
@@ -209,7 +225,12 @@ def split_modes(
                     convert = convert_bytes(shard_node(x, k), shards[v]) / bw
                 full_out = float(x.out_bytes)
                 for g in (g for g in groups if len(g) == k):
-                    gather = _gather_time(full_out, g, base.comm_latency, base.comm_inv_bandwidth)
+                    gather = _gather_time(
+                        float(shards[v].out_bytes) * k,
+                        g,
+                        base.comm_latency,
+                        base.comm_inv_bandwidth,
+                    )
                     if not math.isfinite(gather):
                         continue
                     w = float(shards[v].param_bytes)
@@ -229,7 +250,180 @@ def split_modes(
                                     gather, label, e,
                                 )
                             )  # fmt: skip
+    out += chain_modes(graph, platform, out, cost_model, table=base)
     out.sort(key=lambda s: (s.op, len(s.devices), s.devices, s.precision, s.tag))
+    return out
+
+
+def chain_links(graph: OpGraph) -> dict[int, tuple[int, str]]:
+    """``producer -> (consumer, layout)`` of every pair of ops that can run as a sharded
+    chain (see the module docstring): the producer splits (``column`` or ``heads``) and
+    has one consumer, which reads only this producer's output sharded: attention split
+    by heads whose queries, keys and values the producer's features hold (``qkv``), or a
+    linear layer that multiplies the producer's output (``cols``: its input features are
+    the producer's; ``meta["matmul_inputs"]`` of an imported graph says which input it
+    multiplies)."""
+    names = {x.name: i for i, x in enumerate(graph.nodes)}
+    readers: dict[int, set[int]] = {}
+    producers: dict[int, set[int]] = {}
+    for t in graph.tensors:
+        readers.setdefault(names[t.src], set()).update(names[d] for d in t.dsts)
+        for d in t.dsts:
+            producers.setdefault(names[d], set()).add(names[t.src])
+    kinds = [split_kind(x) for x in graph.nodes]
+    links: dict[int, tuple[int, str]] = {}
+    for u, vs in readers.items():
+        if kinds[u] is None or len(vs) != 1 or kinds[u][0] not in ("column", "heads"):  # type: ignore[index]
+            continue
+        v = next(iter(vs))
+        a, b = graph.nodes[u], graph.nodes[v]
+        features = _out_features(a)
+        if kinds[u][0] == "column" and kinds[v] is not None and kinds[v][0] == "heads":  # type: ignore[index]
+            if features == 3 * _head_features(b):
+                links[u] = (v, "qkv")
+        elif (
+            kinds[v] is not None
+            and kinds[v][0] == "column"  # type: ignore[index]
+            and _reads_features(b, features)
+            and _multiplies(graph, u, v, producers.get(v, set()))
+        ):
+            links[u] = (v, "cols")
+    taken = [v for v, _ in links.values()]
+    return {u: (v, x) for u, (v, x) in links.items() if taken.count(v) == 1}
+
+
+def _multiplies(graph: OpGraph, u: int, v: int, producers: set[int]) -> bool:
+    """Whether linear layer ``v`` multiplies ``u``'s output (not only reads it in an op
+    fused with it): from the program's ``matmul_inputs`` where the graph was imported,
+    else when ``u`` is all ``v`` reads."""
+    reads = graph.meta.get("matmul_inputs")
+    fx_nodes = graph.meta.get("fx_nodes")
+    if not reads or not fx_nodes:
+        return producers == {u}
+    mine = [reads[x] for x in fx_nodes.get(graph.nodes[v].name, ()) if x in reads]
+    theirs = set(fx_nodes.get(graph.nodes[u].name, ()))
+    return len(mine) == 1 and mine[0] in theirs
+
+
+def _out_features(node: OpNode) -> int:
+    """Output features of a linear layer, or heads times head size of attention."""
+    kind = split_kind(node)
+    return int(node.shape[-1]) if kind is not None and kind[0] == "column" else _head_features(node)
+
+
+def _head_features(node: OpNode) -> int:
+    """Heads times head size of an attention output ``[batch, heads, seq, dim]``."""
+    return int(node.shape[1]) * int(node.shape[3]) if len(node.shape) == 4 else -1
+
+
+def _reads_features(node: OpNode, features: int) -> bool:
+    """Whether a linear layer's weights are ``[out, features]`` (and a bias)."""
+    out = int(node.shape[-1])
+    return features > 0 and any(
+        math.isclose(node.param_bytes, s * (features + bias) * out)
+        for s in (1, 2, 4, 8)
+        for bias in (0, 1)
+    )
+
+
+def row_shard_node(node: OpNode, k: int) -> OpNode:
+    """One of ``k`` shards of a linear layer split by input features: ``1/k`` of the
+    FLOPs, weights and input, the whole (partial) output."""
+    act = max(node.bytes_read - node.param_bytes, 0.0)
+    return dataclasses.replace(
+        node,
+        flops=node.flops / k,
+        bytes_read=act / k + node.param_bytes / k,
+        param_bytes=node.param_bytes / k,
+        parts=tuple(dataclasses.replace(x, flops=x.flops / k) for x in node.parts),
+    )
+
+
+def _all_reduce_time(
+    out_bytes: float, group: Sequence[int], latency: np.ndarray, inv_bw: np.ndarray
+) -> float:
+    """A ring all-reduce: a reduce-scatter and an all-gather, ``2 (k - 1)`` steps."""
+    return 2 * _gather_time(out_bytes, group, latency, inv_bw)
+
+
+def chain_modes(
+    graph: OpGraph,
+    platform: Platform,
+    splits: Sequence[SplitMode],
+    cost_model: CostModel | None = None,
+    *,
+    table: CostTable | None = None,
+) -> list[SplitMode]:
+    """The modes of sharded chains (see the module docstring), from ``splits`` (the op's
+    own-precision split modes of :func:`split_modes`) and the row splits of the linear
+    layers that read a sharded input."""
+    links = chain_links(graph)
+    if not links:
+        return []
+    takes = {v: x for v, x in links.values()}
+    native = [s for s in splits if s.precision == graph.nodes[s.op].dtype and s.error == 0.0]
+    out: list[SplitMode] = []
+    for s in native:  # producers, and attention reading queries, keys, values sharded
+        k = len(s.devices)
+        if _out_features(graph.nodes[s.op]) % k:
+            continue
+        base, streamed = s.tag.removesuffix("+streamed"), s.tag.endswith("+streamed")
+        tail = "+streamed" if streamed else ""
+        out_k = float(graph.nodes[s.op].out_bytes) / k
+        froms = [""]
+        if takes.get(s.op) == "qkv":
+            froms.append("+from:qkv")
+            out.append(dataclasses.replace(s, tag=base + "+from:qkv" + tail))
+        if s.op in links:
+            hold = s.memory - float(graph.nodes[s.op].out_bytes) + out_k
+            for f in froms:
+                tag = base + f + "+keep:" + links[s.op][1] + tail
+                out.append(
+                    dataclasses.replace(s, time=s.time - s.gather, memory=hold, tag=tag, gather=0.0)
+                )
+    rows = {v: _out_features(graph.nodes[u]) for u, (v, x) in links.items() if x == "cols"}
+    if rows:
+        out += _row_modes(graph, platform, rows, cost_model, table)
+    out.sort(key=lambda s: (s.op, len(s.devices), s.devices, s.precision, s.tag))
+    return out
+
+
+def _row_modes(
+    graph: OpGraph,
+    platform: Platform,
+    rows: Mapping[int, int],
+    cost_model: CostModel | None,
+    table: CostTable | None,
+) -> list[SplitMode]:
+    """``split:row+from:cols`` modes of the linear layers ``rows`` (op -> its input
+    features): the slowest shard plus a ring all-reduce of the output."""
+    base = table or build_cost_table(graph, platform, cost_model, allow_infeasible=True)
+    out: list[SplitMode] = []
+    for g in split_groups(platform):
+        k = len(g)
+        mine = [v for v, f in rows.items() if f % k == 0]
+        if not mine:
+            continue
+        nodes = [row_shard_node(x, k) if v in mine else x for v, x in enumerate(graph.nodes)]
+        twin = OpGraph(graph.name, nodes, tensors=graph.tensors, meta=dict(graph.meta))
+        cut = build_cost_table(twin, platform, cost_model, allow_infeasible=True)
+        for v in mine:
+            full_out = float(graph.nodes[v].out_bytes)
+            reduce = _all_reduce_time(full_out, g, base.comm_latency, base.comm_inv_bandwidth)
+            w = float(nodes[v].param_bytes)
+            label = graph.nodes[v].dtype
+            tag = SPLIT_PREFIX + "row+from:cols"
+            t = max(float(cut.exec[v, d]) for d in g)
+            if math.isfinite(t) and math.isfinite(reduce):
+                out.append(SplitMode(v, g, t + reduce, w + full_out, w, tag, reduce, label))
+            if cut.streamed is not None and w > 0:
+                ts = max(float(cut.streamed[v, d]) for d in g)
+                if math.isfinite(ts) and math.isfinite(reduce):
+                    out.append(
+                        SplitMode(
+                            v, g, ts + reduce, full_out, 0.0, tag + "+streamed", reduce, label
+                        )
+                    )
     return out
 
 

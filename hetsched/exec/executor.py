@@ -207,7 +207,7 @@ def _lowered(
             raise UsageError(msg)
         return program, None, program, None
     from hetsched.precision.rewrite import lower_program, plan_precisions
-    from hetsched.shard import plan_splits, shard_program
+    from hetsched.shard import plan_split_tags, plan_splits, shard_program
 
     precisions = plan_precisions(plan, graph)
     splits = plan_splits(plan)
@@ -217,7 +217,7 @@ def _lowered(
     reference = low.module if precisions else program
     if not splits:
         return low.module, low.fx_nodes, reference, None
-    sharded = shard_program(low.module, low.fx_nodes, splits)
+    sharded = shard_program(low.module, low.fx_nodes, splits, plan_split_tags(plan))
     return sharded.module, sharded.fx_nodes, reference, sharded.shards
 
 

@@ -63,7 +63,7 @@ class ProgramRunner:
         from torch.utils import _pytree as pytree
 
         self.program = program
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # a free node may read another free node
         self.env: dict[str, Any] = {}
         flat = pytree.tree_flatten((tuple(inputs), {}))[0]
         if isinstance(program, torch.export.ExportedProgram):

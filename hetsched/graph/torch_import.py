@@ -359,11 +359,43 @@ def from_exported(ep: torch.export.ExportedProgram, *, name: str | None = None) 
     }
     if unowned:
         meta["unowned"] = unowned
+    reads = matmul_inputs(ep.graph)
+    if reads:
+        meta["matmul_inputs"] = reads
     if dynamic:
         meta["dynamic_shapes"] = dynamic
     if imp.data_dependent:
         meta["data_dependent"] = imp.data_dependent
     return OpGraph(gname, imp.nodes, tensors=imp.tensor_list(), meta=meta)
+
+
+_THROUGH = frozenset({"view", "reshape", "_unsafe_view", "contiguous", "clone", "alias"})
+
+
+def matmul_inputs(graph: fx.Graph) -> dict[str, str]:
+    """fx node of each linear layer (``linear``, ``addmm``) -> the fx node its input
+    comes from, through views: which op's output a layer multiplies (not merely reads in
+    an op fused with it), for the sharded chains of :mod:`hetsched.costmodel.sharding`."""
+    import torch
+    from torch import fx
+
+    aten = torch.ops.aten
+    arg = {aten.linear.default: 0, aten.addmm.default: 1}
+    out: dict[str, str] = {}
+    for n in graph.nodes:
+        j = arg.get(n.target)  # type: ignore[call-overload]
+        if j is None or len(n.args) <= j or not isinstance(n.args[j], fx.Node):
+            continue
+        x = n.args[j]
+        while (
+            x.op == "call_function"
+            and getattr(x.target, "__name__", "").split(".")[0] in _THROUGH
+            and x.args
+            and isinstance(x.args[0], fx.Node)
+        ):
+            x = x.args[0]
+        out[n.name] = x.name
+    return out
 
 
 class _Held(logging.Filter):

@@ -193,7 +193,7 @@ def apply(
     from torch.fx.passes.split_module import split_module
 
     from hetsched.precision.rewrite import lower_program, plan_precisions
-    from hetsched.shard import plan_splits, shard_program
+    from hetsched.shard import plan_split_tags, plan_splits, shard_program
 
     precisions = plan_precisions(plan, graph)
     fx_nodes: Mapping[str, Sequence[str]] = graph.meta.get("fx_nodes") or {}
@@ -206,7 +206,7 @@ def apply(
     shards: Mapping[str, tuple[tuple[str, ...], ...]] = {}
     on: Mapping[str, str] = {}
     if splits:
-        sharded = shard_program(gm, fx_nodes, splits)
+        sharded = shard_program(gm, fx_nodes, splits, plan_split_tags(plan))
         gm, fx_nodes, shards, on = sharded.module, sharded.fx_nodes, sharded.shards, sharded.devices
     dev = node_devices(plan, graph, gm, fx_nodes=fx_nodes)
     dev.update(on)

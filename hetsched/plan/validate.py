@@ -73,6 +73,7 @@ def validate(plan: Plan, problem: Problem, *, tol: float = 1e-6) -> None:
         )
         raise PlanError(msg)
     _check_devices(problem, m, st, fi, tol)
+    _check_chains(problem, m)
     xfers = _transfers_by_target(plan, problem, m, tol)
     _check_inputs(problem, m, fi, st, xfers, tol)
     if problem.link_contention:
@@ -98,6 +99,20 @@ def validate(plan: Plan, problem: Problem, *, tol: float = 1e-6) -> None:
     if plan.lower_bound > plan.makespan * (1 + 1e-9) + tol * q:
         msg = f"plan lower bound {plan.lower_bound!r} exceeds its makespan {plan.makespan!r}"
         raise PlanError(msg)
+
+
+def _check_chains(problem: Problem, m: np.ndarray) -> None:
+    """A mode that keeps its output sharded is followed by consumers that read it so
+    (:mod:`hetsched.problem.chains`)."""
+    for k, v, ok in problem.chain_rules:
+        u = int(problem.modes.op[k])
+        if int(m[u]) == k and int(m[v]) not in ok:
+            msg = (
+                f"node {problem.names[u]!r} leaves its output sharded on {_where(problem, k)}, "
+                f"but its consumer {problem.names[v]!r} on {_where(problem, int(m[v]))} "
+                "does not read it so"
+            )
+            raise PlanError(msg)
 
 
 def _check_constraints(plan: Plan, problem: Problem) -> None:

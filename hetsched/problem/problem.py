@@ -53,6 +53,7 @@ import numpy as np
 
 from hetsched.errors import InfeasibleError, SolverError, UsageError
 from hetsched.problem.arrays import frozen, own_frozen
+from hetsched.problem.chains import chain_ok, close_chains, kept_layout
 from hetsched.problem.constraints import Constraints, ResolvedConstraints
 from hetsched.problem.modes import Modes, ModeSpec
 from hetsched.problem.quantum import ROUNDING_TOLERANCE, choose_quantum
@@ -400,6 +401,11 @@ class Problem:
         cap = np.full(d, np.inf) if capacity is None else np.asarray(capacity, float).copy()
         if use_memory:
             modes = _fitting_modes(modes, cap, names)
+        if any(kept_layout(t) for t in modes.tag):
+            keep = close_chains(
+                modes, _consumers(tensors, len(names)), np.ones(modes.num_modes, bool)
+            )
+            modes = modes.select(np.flatnonzero(keep)) if not keep.all() else modes
         q = quantum if quantum is not None else _quantum(modes, comm_real, tensors)
         if not (q > 0 and math.isfinite(q)):
             msg = f"time quantum must be positive and finite, got {q!r}"
@@ -536,6 +542,32 @@ class Problem:
 
     # ------------------------------------------------------------------ modes and device views
     @cached_property
+    def has_chains(self) -> bool:
+        """Whether some mode keeps its output sharded (:mod:`~hetsched.problem.chains`)."""
+        return any(kept_layout(t) is not None for t in self.modes.tag)
+
+    @cached_property
+    def chain_rules(self) -> tuple[tuple[int, int, np.ndarray], ...]:
+        """``(mode, consumer, modes of the consumer that may follow it)`` for every mode
+        that keeps its output sharded and every op reading it."""
+        out = []
+        for k, tag in enumerate(self.modes.tag):
+            if kept_layout(tag) is None:
+                continue
+            for v, _ in self.succs[int(self.modes.op[k])]:
+                ids = self.modes.ops_modes(v)
+                ok = np.array([j for j in ids.tolist() if chain_ok(self.modes, k, j)], np.int64)
+                out.append((k, v, frozen(ok)))
+        return tuple(out)
+
+    def without_chains(self) -> Problem:
+        """The problem without the modes that keep outputs sharded (a restriction)."""
+        if not self.has_chains:
+            return self
+        keep = [k for k, t in enumerate(self.modes.tag) if kept_layout(t) is None]
+        return self.select_modes(np.array(keep, dtype=np.int64))
+
+    @cached_property
     def is_device_table(self) -> bool:
         """True when the modes are exactly one single-device mode per allowed (op, device).
 
@@ -626,6 +658,11 @@ class Problem:
     def select_modes(self, kept: np.ndarray, *, name: str | None = None) -> Problem:
         """The same problem with only the modes ``kept`` (sorted ids; every op keeps one)."""
         kept = np.asarray(kept, dtype=np.int64)
+        if self.has_chains:
+            mask = np.zeros(self.num_modes, dtype=bool)
+            mask[kept] = True
+            consumers = [[v for v, _ in s] for s in self.succs]
+            kept = np.flatnonzero(close_chains(self.modes, consumers, mask))
         return dataclasses.replace(
             self,
             modes=self.modes.select(kept),
@@ -1018,6 +1055,14 @@ def _mode_keys(modes: Modes) -> list[tuple[int, tuple[int, ...], str, str]]:
         (int(modes.op[m]), modes.devices_of(m), modes.precision[m], modes.tag[m])
         for m in range(modes.num_modes)
     ]
+
+
+def _consumers(tensors: Tensors, n: int) -> list[list[int]]:
+    """The ops reading each op's outputs."""
+    out: list[list[int]] = [[] for _ in range(n)]
+    for t in range(tensors.num_tensors):
+        out[int(tensors.src[t])] += [int(c) for c in tensors.consumers(t).tolist()]
+    return out
 
 
 def _quantum(modes: Modes, comm_real: np.ndarray, tensors: Tensors) -> float:

@@ -79,10 +79,14 @@ def test_a_shard_is_a_kth_of_the_work_and_the_gather_is_paid() -> None:
     assert four.gather == pytest.approx(3 * (3e-6 + fc.out_bytes / 4 / 300e9))
 
 
-def test_only_divisible_heavy_ops_split() -> None:
-    odd = OpNode("fc", "aten.linear.default", "matmul", flops=1e9, param_bytes=1e6, shape=(8, 7))
+def test_only_heavy_ops_split_and_uneven_linears_pay_their_largest_shard() -> None:
+    odd = OpNode("fc", "aten.linear.default", "matmul", flops=7e9, param_bytes=7e6, shape=(8, 7))
     relu = OpNode("relu", "aten.relu.default", "elementwise", flops=1e6, shape=(8, 8))
-    assert split_modes(OpGraph("g", [odd, relu]), Platform.preset("multi-gpu")) == []
+    att = OpNode("att", category="attention", flops=1e9, shape=(1, 3, 8, 8))
+    rows = split_modes(OpGraph("g", [odd, relu, att]), Platform.preset("multi-gpu"))
+    assert {r.op for r in rows} == {0}  # 3 heads split neither 2 nor 4 ways
+    assert shard_node(odd, 2).flops == pytest.approx(4e9)  # 4 of 7 features
+    assert shard_node(odd, 4).param_bytes == pytest.approx(2e6)  # 2 of 7
     assert describe_split("split:channels+streamed") == "channels"
 
 
@@ -199,8 +203,14 @@ def test_shard_program_says_what_it_cannot_split() -> None:
     gm = torch.export.export(m, (torch.randn(2, 4),)).module()
     with pytest.raises(PlanError, match="op 'relu' cannot be split as planned: 0 linear"):
         shard_program(gm, {"relu": ("relu",)}, {"relu": ("gpu0", "gpu1")})
-    with pytest.raises(PlanError, match="dimension 0 of size 6 over 4 devices"):
-        shard_program(gm, {"linear": ("linear",)}, {"linear": ("a", "b", "c", "d")})
+    with pytest.raises(PlanError, match="dimension 0 of size 6 over 8 devices"):
+        shard_program(gm, {"linear": ("linear",)}, {"linear": tuple("abcdefgh")})
+    uneven = shard_program(gm, {"linear": ("linear",)}, {"linear": ("a", "b", "c", "d")})
+    x = torch.randn(2, 4)
+    torch.testing.assert_close(uneven.module(x), m(x))  # shards of 2, 1, 2, 1 features
+    kept = {"linear": "split:column+keep:cols"}  # sharded, but the relu reads it whole
+    with pytest.raises(PlanError, match="op 'linear' cannot be split as planned: relu reads"):
+        shard_program(gm, {"linear": ("linear",), "relu": ("relu",)}, {"linear": ("a", "b")}, kept)
 
 
 def test_split_is_for_latency_only() -> None:

@@ -49,6 +49,7 @@ class Raw:
     readers: list[tuple[int, list[int], float]]  # tensor -> (producer, consumers, bytes)
     comm: list[list[list[int]]]  # tensor -> [a][b] transfer time
     capacity: list[float]
+    tags: list[str]  # mode -> its tag (sharded chains: keep:L / from:L)
 
 
 def raw(p: Problem) -> Raw:
@@ -79,7 +80,19 @@ def raw(p: Problem) -> Raw:
         readers=readers,
         comm=p.tensor_comm.tolist(),
         capacity=[float(x) for x in p.capacity],
+        tags=list(modes.tag),
     )
+
+
+def _layout(tag: str, prefix: str) -> str | None:
+    return next((x[len(prefix) :] for x in tag.split("+") if x.startswith(prefix)), None)
+
+
+def reads_as_kept(r: Raw, mu: int, mv: int) -> bool:
+    """A producer in mode ``mu`` that keeps its output sharded (``keep:L`` in its tag) is
+    read only by modes that take ``L`` (``from:L``) on the same devices."""
+    kept = _layout(r.tags[mu], "keep:")
+    return kept is None or (_layout(r.tags[mv], "from:") == kept and r.devs[mu] == r.devs[mv])
 
 
 def arrival(r: Raw, t: int, producer_mode: int, finish_u: int, b: int) -> int:
@@ -138,6 +151,8 @@ def search(p: Problem, *, memory: bool = False, first: bool = False) -> Schedule
             for m in r.modes[v]:
                 if first and best[0] is not None:
                     return
+                if not all(reads_as_kept(r, chosen[u], m) for u, _t in r.inputs[v]):
+                    continue
                 devs = r.devs[m]
                 s = max(free[x] for x in devs)
                 for u, t in r.inputs[v]:

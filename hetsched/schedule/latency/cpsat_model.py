@@ -165,6 +165,7 @@ def build_model(
     modes = [{int(p.device_mode[v, d]): lit for d, lit in presence[v].items()} for v in range(p.n)]
     memory_exact = _add_memory(m, p, starts, ends, presence, modes, makespan, horizon)
     _add_error_budget(m, p, modes)
+    _add_chains(m, p, modes)
     _add_structure(m, p, modes)
     _add_symmetry_breaking(m, p, presence, pooled)
     for cls in branches or []:
@@ -243,6 +244,7 @@ def _build_mode_model(
     presence = [_device_literals(m, p, modes[v]) for v in range(p.n)]
     memory_exact = _add_memory(m, p, starts, ends, presence, modes, makespan, horizon)
     _add_error_budget(m, p, modes)
+    _add_chains(m, p, modes)
     _add_structure(m, p, modes)
     if hint is not None:
         _add_hint(m, p, hint, starts, ends, modes, makespan)
@@ -261,6 +263,14 @@ def _add_error_budget(m: cp_model.CpModel, p: Problem, modes: list[dict[int, Any
     terms = [int(units[k]) * lit for v in range(p.n) for k, lit in modes[v].items() if units[k]]
     if terms:
         m.add(sum(terms) <= budget)
+
+
+def _add_chains(m: cp_model.CpModel, p: Problem, modes: list[dict[int, Any]]) -> None:
+    """A mode that keeps its output sharded implies, for each consumer, one of the modes
+    that read it so (:mod:`hetsched.problem.chains`)."""
+    for k, v, ok in p.chain_rules:
+        lit = modes[int(p.modes.op[k])][k]
+        m.add_bool_or([modes[v][int(j)] for j in ok.tolist()]).only_enforce_if(lit)
 
 
 def _add_structure(m: cp_model.CpModel, p: Problem, modes: list[dict[int, Any]]) -> None:

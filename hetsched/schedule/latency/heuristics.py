@@ -144,7 +144,7 @@ def _cpop(problem: Problem, _ctx: SolveContext) -> Plan:
 
     def place(ls: ListScheduler, v: int) -> None:
         m = int(problem.device_mode[v, cp_dev]) if cp_dev >= 0 else -1
-        if v in cp_set and m >= 0 and ls.fits_memory(v, m):
+        if v in cp_set and m >= 0 and ls.follows(v, m) and ls.fits_memory(v, m):
             s, f, tr = ls.evaluate(v, m)
             ls.commit(v, m, s, f, tr)
         else:

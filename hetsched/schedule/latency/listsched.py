@@ -24,6 +24,7 @@ from hetsched.errors import SolverError
 from hetsched.plan.memory import LiveTracker
 from hetsched.plan.plan import nearest_source
 from hetsched.problem import Problem
+from hetsched.problem.chains import chain_ok
 
 __all__ = [
     "ListScheduler",
@@ -95,6 +96,16 @@ class ListScheduler:
         """First device of each placed op's mode (-1 where not placed)."""
         first = self.p.modes.devs[self.p.modes.dev_start[:-1]]
         return np.where(self.mode >= 0, first[np.maximum(self.mode, 0)], -1)
+
+    def follows(self, v: int, m: int) -> bool:
+        """Whether ``v`` in mode ``m`` reads every placed producer that keeps its output
+        sharded as that producer requires (:mod:`hetsched.problem.chains`)."""
+        p = self.p
+        if not p.has_chains:
+            return True
+        return all(
+            chain_ok(p.modes, int(self.mode[u]), m) for u, _ in p.preds[v] if self.mode[u] >= 0
+        )
 
     def fits_memory(self, v: int, m: int) -> bool:
         """Whether ``v`` in mode ``m``, at its earliest start, fits memory."""
@@ -194,6 +205,8 @@ class ListScheduler:
         order); ties to the first mode. ``(mode, start, finish, transfers)``."""
         best: tuple[float, int, int, int, dict[tuple[int, int], int]] | None = None
         for i, m in enumerate(self.p.modes.ops_modes(v).tolist()):
+            if not self.follows(v, m):
+                continue
             s, f, tr = self.evaluate(v, m)
             if not self.memory.fits(m, s, tr):
                 continue

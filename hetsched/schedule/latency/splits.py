@@ -2,8 +2,10 @@
 
 :func:`fixed_sharding` is the Megatron-LM recipe as a restriction: every op that can split
 runs split across the largest group of identical devices it has a split mode on (attention
-by heads, linear layers by output features, convolutions by output channels), and only the
-other ops are placed freely. :func:`without_splits` is the problem before splitting. Both
+by heads, linear layers by output features, convolutions by output channels), keeping
+tensors sharded along the chains where it can (a linear layer by output features, then
+attention by heads or a linear layer by input features), and only the other ops are
+placed freely. :func:`without_splits` is the problem before splitting. Both
 are restrictions: a solver's plan of either is a plan of the whole problem, and their
 bounds are not its bounds. :data:`solve_megatron` and :data:`solve_whole` are the portfolio
 on each, as solvers (``hetsched bench --suite models --split --solvers
@@ -32,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from hetsched.errors import SolverError
 from hetsched.plan import Plan
 from hetsched.problem import Problem
 from hetsched.problem.problem import is_streamed
@@ -69,6 +72,18 @@ def fixed_sharding(problem: Problem) -> Problem:
     split = is_split(problem)
     if not split.any():
         return problem
+    try:  # Megatron's chains where the problem has them
+        return _widest(problem, split, chained=True)
+    except SolverError:  # a reader lost its sharded modes (memory): gather instead
+        return _widest(problem, split, chained=False)
+
+
+def _widest(problem: Problem, split: np.ndarray, *, chained: bool) -> Problem:
+    """Each op's split modes across its widest group; with ``chained``, only those that
+    read a sharded input where there are any, then only those that keep their output
+    sharded where there are any (:mod:`hetsched.problem.chains`)."""
+    from hetsched.problem.chains import kept_layout, taken_layout
+
     m = problem.modes
     keep: list[int] = []
     for v in range(problem.n):
@@ -77,8 +92,11 @@ def fixed_sharding(problem: Problem) -> Problem:
         if mine.size == 0:
             keep += ids.tolist()
             continue
-        widest = int(m.width[mine].max())
-        keep += mine[m.width[mine] == widest].tolist()
+        mine = mine[m.width[mine] == int(m.width[mine].max())]
+        for prefer in (taken_layout, kept_layout) if chained else ():
+            chosen = mine[[prefer(m.tag[k]) is not None for k in mine.tolist()]]
+            mine = chosen if chosen.size else mine
+        keep += mine.tolist()
     return problem.select_modes(np.array(keep, dtype=np.int64), name=problem.name)
 
 
