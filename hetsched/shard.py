@@ -10,6 +10,16 @@ a per-head mask) for attention, the same op on those slices, and one ``aten.cat`
 shards' outputs (the all-gather). Shard ``i`` belongs to the ``i``-th device of the op's
 mode; the cat and the rest of the op run on the first.
 
+Sharded chains (:mod:`hetsched.problem.chains`): an op that keeps its output sharded has no
+cat; each shard runs its own copy of the op's later nodes (views with the sharded dim cut
+``k`` ways, transposes, splits, elementwise ops, other operands sliced to match), and the
+reader takes those copies where they are: attention by heads, or a linear layer by input
+features (each shard its slice of the input times its slice of the weight columns; the
+anchor node becomes the sum of the partial outputs and the bias: the all-reduce). A
+linear layer that feeds queries, keys and values gives each shard its heads' block of
+every section the later ``split`` cuts. What the rewrite cannot shard raises
+:class:`PlanError` naming the op and the node.
+
 Each element of a shard is computed by the same dot product as in the whole op, so the
 split program equals the program up to floating-point reassociation inside the kernels.
 
@@ -326,13 +336,14 @@ def _sections(node: fx.Node, layout: str) -> list[int]:
         users = list(users[0].users)  # addmm's [rows, features] back to [batch, seq, ...]
     for u in users:
         if u.target in (_aten.split.Tensor, _aten.split_with_sizes.default):
-            rank = len(_meta_shape(u.args[0]))  # type: ignore[arg-type]
-            dim = int(u.args[2]) if len(u.args) > 2 else 0  # type: ignore[arg-type]
+            a: Any = u.args
+            rank = len(_meta_shape(a[0]))
+            dim = int(a[2]) if len(a) > 2 else 0
             if dim % rank == rank - 1:
-                size = u.args[1]
+                size = a[1]
                 if isinstance(size, int):
                     return [min(size, out[-1] - j) for j in range(0, out[-1], size)]
-                return [int(x) for x in size]  # type: ignore[union-attr]
+                return [int(x) for x in size]
     if layout == "qkv":
         msg = f"fx node {node.name!r}: queries, keys and values are not split from it"
         raise PlanError(msg)
@@ -351,14 +362,14 @@ def _shard_view(n: fx.Node, at: int, dim: int, k: int, op: str) -> tuple[tuple[A
     ways; only elementwise ops may have it anywhere but first) and the dim its output is
     sharded on."""
     name = getattr(n.target, "__name__", str(n.target)).split(".")[0]
-    args = tuple(n.args)
+    args: tuple[Any, ...] = tuple(n.args)
     if name == "getitem":  # an item of a split's outputs
         return args, dim
     if name in _SAME:  # elementwise: other tensors are sliced or broadcast
-        return args, dim + len(_meta_shape(n)) - len(_meta_shape(args[at]))  # type: ignore[arg-type]
+        return args, dim + len(_meta_shape(n)) - len(_meta_shape(args[at]))
     _need(at == 0, op, f"{n.name} ({name}) reads a sharded value after a whole one")
     if name in ("view", "reshape", "_unsafe_view"):
-        src, out = _meta_shape(args[0]), _meta_shape(n)  # type: ignore[arg-type]
+        src, out = _meta_shape(args[0]), _meta_shape(n)
         prefix = math.prod(src[:dim])
         for b in range(len(out)):
             if math.prod(out[:b]) == prefix and out[b] % k == 0:
@@ -367,18 +378,18 @@ def _shard_view(n: fx.Node, at: int, dim: int, k: int, op: str) -> tuple[tuple[A
         _need(False, op, f"{n.name} reshapes the sharded dim away")
     if name == "transpose":
         rank = len(_meta_shape(n))
-        a, b = (int(x) % rank for x in args[1:3])  # type: ignore[call-overload]
+        a, b = (int(x) % rank for x in args[1:3])
         return args, b if dim == a else a if dim == b else dim
     if name == "permute":
         rank = len(_meta_shape(n))
-        dims = [int(x) % rank for x in args[1]]  # type: ignore[union-attr]
+        dims = [int(x) % rank for x in args[1]]
         return args, dims.index(dim)
     if name in ("split", "split_with_sizes"):
-        rank = len(_meta_shape(args[0]))  # type: ignore[arg-type]
-        along = int(args[2]) % rank if len(args) > 2 else 0  # type: ignore[call-overload]
+        rank = len(_meta_shape(args[0]))
+        along = int(args[2]) % rank if len(args) > 2 else 0
         if along != dim:
             return args, dim
-        sizes = [args[1]] if isinstance(args[1], int) else list(args[1])  # type: ignore[arg-type]
+        sizes = [args[1]] if isinstance(args[1], int) else list(args[1])
         _need(all(int(x) % k == 0 for x in sizes), op, f"{n.name} splits shards unevenly")
         cut = args[1] // k if isinstance(args[1], int) else [int(x) // k for x in sizes]
         return (args[0], cut, *args[2:]), dim

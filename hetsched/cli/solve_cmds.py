@@ -473,9 +473,11 @@ def format_plan_summary(plan: Any, *, graph_name: str, wall: float) -> str:
         for row in splits.values():
             kinds[row["split"]] = kinds.get(row["split"], 0) + 1
         saved = sum(r["whole"] - r["time"] for r in splits.values() if math.isfinite(r["whole"]))
+        kept = sum(1 for r in splits.values() if r.get("keeps"))
         lines.append(
             f"split     {len(splits)} ops ("
             + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items()))
+            + (f"; {kept} leave their output sharded for the next" if kept else "")
             + f"): {_fmt_time(saved, units)} of op time saved against running them whole "
             "(same devices, precision and weights)"
         )
@@ -484,7 +486,7 @@ def format_plan_summary(plan: Any, *, graph_name: str, wall: float) -> str:
         gap = (plan.makespan - any_split) / plan.makespan if plan.makespan else 0.0
         lines.append(
             f"any split {_fmt_time(any_split, units)}: no split of any op, modelled or not "
-            f"(sharded chains, row splits, tiles; transfers free), beats it; gap {100 * gap:.2f}%"
+            f"(sequence parallelism, tiles; transfers free), beats it; gap {100 * gap:.2f}%"
         )
     if plan.error:
         lowered: dict[str, int] = {}

@@ -116,12 +116,15 @@ def any_split_bound_of(
 
 
 def split_report(plan: Plan, problem: Problem) -> dict[str, dict[str, Any]]:
-    """For each op ``plan`` runs split: how (``column``, ``channels``, ``heads``), on which
-    devices, its time there and the time of its fastest whole mode on one of those
-    devices, in the same precision and with its weights held the same way (what the split
-    saves on the op itself; the makespan may gain more or less)."""
+    """For each op ``plan`` runs split: how (``column``, ``channels``, ``heads``,
+    ``row``), on which devices, the layout it leaves its output sharded in (``keeps``)
+    and reads its input sharded in (``takes``; :mod:`hetsched.problem.chains`), its time
+    there and the time of its fastest whole mode on one of those devices, in the same
+    precision and with its weights held the same way (what the split saves on the op
+    itself; the makespan may gain more or less)."""
     from hetsched.costmodel.sharding import describe_split
     from hetsched.plan import mode_ids
+    from hetsched.problem.chains import kept_layout, taken_layout
 
     m = problem.modes
     split = is_split(problem)
@@ -147,6 +150,8 @@ def split_report(plan: Plan, problem: Problem) -> dict[str, dict[str, Any]]:
         out[op] = {
             "split": how,
             "devices": list(plan.modes[op].devices),
+            "keeps": kept_layout(m.tag[k0]),
+            "takes": taken_layout(m.tag[k0]),
             "time": plan.finish[op] - plan.start[op],
             "whole": float(m.time[whole].min()) if whole.size else float("inf"),
         }
