@@ -561,7 +561,8 @@ class Problem:
         return tuple(out)
 
     def without_chains(self) -> Problem:
-        """The problem without the modes that keep outputs sharded (a restriction)."""
+        """The problem without the modes that keep outputs sharded (a restriction);
+        :class:`SolverError` if some op has no other mode."""
         if not self.has_chains:
             return self
         keep = [k for k, t in enumerate(self.modes.tag) if kept_layout(t) is None]

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from hetsched.errors import SolverError
 from hetsched.plan import Plan, plan_from_schedule
 from hetsched.problem import Problem
 from hetsched.schedule.latency.listsched import ListScheduler
@@ -210,10 +211,29 @@ def _heft_fewer(problem: Problem, ctx: SolveContext) -> Plan:
     return best.with_(solver="heft-fewer")
 
 
+def _and_unchained(run: Any) -> Any:
+    """``run``, and on a problem with sharded chains also ``run`` without their modes,
+    the better plan kept (with the problem's bound): cheap chain modes shift the ranks
+    and the precision choice of a greedy pass, which may then do worse than without."""
+
+    def both(problem: Problem, ctx: SolveContext, **options: Any) -> Plan:
+        plan = run(problem, ctx, **options)
+        if not problem.has_chains:
+            return plan
+        try:
+            unchained = problem.without_chains()
+        except SolverError:  # some op runs only in a chain (Megatron-style sharding)
+            return plan
+        other = run(unchained, ctx, **options)
+        return other.with_(lower_bound=plan.lower_bound) if other.makespan < plan.makespan else plan
+
+    return both
+
+
 _LIST = Capabilities(modes=True)
 # with an error budget, each op's precision is chosen first (greedy by gain per error)
-solve_heft = Solver("heft", within_budget(_heft), _LIST, options=("insertion",))
-solve_cpop = Solver("cpop", within_budget(_cpop), _LIST)
-solve_peft = Solver("peft", within_budget(_peft), _LIST)
-solve_heft_fewer = Solver("heft-fewer", within_budget(_heft_fewer), _LIST)
+solve_heft = Solver("heft", _and_unchained(within_budget(_heft)), _LIST, options=("insertion",))
+solve_cpop = Solver("cpop", _and_unchained(within_budget(_cpop)), _LIST)
+solve_peft = Solver("peft", _and_unchained(within_budget(_peft)), _LIST)
+solve_heft_fewer = Solver("heft-fewer", _and_unchained(within_budget(_heft_fewer)), _LIST)
 """HEFT on the fastest k devices for every k, the best kept (communication-heavy graphs)."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 import bisect
 import heapq
 from collections.abc import Sequence
+from functools import cached_property
 
 import numpy as np
 
@@ -96,6 +97,20 @@ class ListScheduler:
         """First device of each placed op's mode (-1 where not placed)."""
         first = self.p.modes.devs[self.p.modes.dev_start[:-1]]
         return np.where(self.mode >= 0, first[np.maximum(self.mode, 0)], -1)
+
+    @cached_property
+    def chain_cost(self) -> np.ndarray:
+        """Per mode, what keeping its output sharded costs the consumers at least: the
+        most, over its consumers, that their fastest mode that can follow it is slower
+        than their fastest mode (0 for other modes): a one-step look-ahead, so that a
+        greedy choice does not keep an output sharded for readers that would lose more
+        (a reduced precision they could not take) than the gather it saves."""
+        p = self.p
+        out = np.zeros(p.num_modes)
+        fastest = np.minimum.reduceat(p.mode_dur, p.modes.op_start[:-1])
+        for k, v, ok in p.chain_rules:
+            out[k] = max(out[k], float(p.mode_dur[ok].min() - fastest[v]) if ok.size else np.inf)
+        return out
 
     def follows(self, v: int, m: int) -> bool:
         """Whether ``v`` in mode ``m`` reads every placed producer that keeps its output
@@ -211,6 +226,7 @@ class ListScheduler:
             if not self.memory.fits(m, s, tr):
                 continue
             key = f + (float(key_extra[i]) if key_extra is not None else 0.0)
+            key += self.chain_cost[m]
             if best is None or key < best[0]:
                 best = (key, m, s, f, tr)
         if best is None:
