@@ -69,6 +69,7 @@ __all__ = [
     "folded_ii",
     "latency_at",
     "list_modulo",
+    "real_ii_bound",
     "rec_mii",
     "res_mii",
     "solve_modulo",
@@ -428,7 +429,7 @@ def _modulo(
     search.bisect()
     search.sweep()
     best_ii, best = search.best_ii, search.best
-    bound = search.bound()
+    bound = search.bound() if p.exact else real_ii_bound(p, carried, res, ctx)
     best = (best[0], compact(p, best[0], best[1], best_ii, carried_idx))
     greedy = list_modulo(p, best[0], best_ii, carried_idx)  # latency-greedy, same arcs' load
     if greedy is not None and _span(p, best[0], greedy) < _span(p, *best):
@@ -450,7 +451,12 @@ def _modulo(
     if overflow(p, modes) is not None:
         msg = f"no modulo schedule of {p.name!r} within device memory found in the time limit"
         raise SolverError(msg)
-    proved_by = "bound" if best_ii <= lo else ("smaller IIs infeasible" if bound >= best_ii else "")
+    if p.exact:
+        proved_by = (
+            "bound" if best_ii <= lo else ("smaller IIs infeasible" if bound >= best_ii else "")
+        )
+    else:  # refutations hold in the rounded-up model only
+        proved_by = "bound" if best_ii <= bound * (1 + p.tolerance) else ""
     stats = {
         "res_mii_exact": res_exact,
         "latency_optimal": st2 == cp_model.OPTIMAL,
@@ -473,6 +479,19 @@ def _modulo(
         lower_bound=min(critical_path_bound(p.floored), latency),
         stats=stats, objective="modulo", modulo=result,
     )  # fmt: skip
+
+
+def real_ii_bound(problem: Problem, carried: Carried, res: int, ctx: SolveContext) -> int:
+    """A lower bound (units) of the initiation interval of the real-valued problem: the
+    ``ResMII`` and ``RecMII`` of :attr:`~hetsched.problem.Problem.floored` (every duration
+    and transfer rounded down; ``res``, the rounded-up model's ``ResMII``, where the
+    durations were whole quanta already). The rounded-up model's refuted ``II`` values
+    are not bounds of it: rounding up can push a real schedule's ``II`` past them."""
+    fl = problem.floored
+    if not np.array_equal(fl.mode_dur, problem.mode_dur):
+        limit = min(2.0, ctx.remaining() / 5)
+        res = res_mii(fl, time_limit=limit, seed=ctx.seed, stop=ctx.stop)[0]
+    return max(res, rec_mii(fl, carried), 1)
 
 
 class _Search:

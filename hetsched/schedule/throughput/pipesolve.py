@@ -87,7 +87,9 @@ def _pipeline(
     runs = run_baselines(p, graph, stages=stages, max_latency=limit, min_block_size=min_block_size)
     ok = [b for b in runs if _admissible(b, contiguous, stages, limit)]
     best: Baseline | None = min(ok, key=lambda b: (b.cost.period, b.name)) if ok else None
-    bounds = {**simple_period_bound(p), "load_lp": load_bound(p)}
+    # bounds of the real-valued problem: of its twin with every duration rounded down
+    fl = p.floored
+    bounds = {**simple_period_bound(fl), "load_lp": load_bound(fl)}
     lower = max(bounds.values())
     upper = best.cost.period if best else int(p.dur.max(axis=1).sum() + p.comm.sum())
     q = p.quantum
@@ -109,11 +111,13 @@ def _pipeline(
         # Stopped before the search: the best baseline, claiming nothing.
         stopped = {**stats, "fallback": best.name}
         return _reported(plan(best.assign, period_bound=lower, stats=stopped), ctx)
+    # CP-SAT searches the twin too, so that its bound is one of the real problem; its
+    # assignment is then costed in the rounded-up model (real time) and kept if better
     built = build_pipeline_model(
-        p, lower=lower, upper=upper, contiguous=contiguous, stages=stages, max_latency=limit
+        fl, lower=lower, upper=upper, contiguous=contiguous, stages=stages, max_latency=limit
     )
     if best is not None:
-        stats["hint_complete"] = _hint(built, p, _canonical(p, best.assign), ctx)
+        stats["hint_complete"] = _hint(built, fl, _canonical(p, best.assign), ctx)
     if export_model:
         built.model.export_to_file(export_model)
     solver = new_cp_solver(time_limit=ctx.remaining(), workers=ctx.workers, seed=ctx.seed)
@@ -145,7 +149,11 @@ def _pipeline(
             [next(d for d, lit in built.node_device_to_on[v].items() if solver.value(lit))
              for v in range(p.n)], dtype=np.int64,
         )  # fmt: skip
-        if best is None or pipeline_cost(p, assign).period < best.cost.period:
+        cost = pipeline_cost(p, assign)
+        fits = p.exact or _admissible(
+            Baseline("cpsat", assign, cost, 0.0), contiguous, stages, limit
+        )
+        if fits and (best is None or cost.period < best.cost.period):
             return _reported(plan(assign, period_bound=bound, searched=True, stats=stats), ctx)
     if best is None:
         msg = f"no pipeline partition of {p.name!r} found within {ctx.time_limit:g} s"

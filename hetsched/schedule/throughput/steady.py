@@ -64,7 +64,8 @@ def _steady(
     tag of the plan (``"throughput"`` or ``"modulo"``: the same question)."""
     idx = carried_index(problem, carried)  # bad carried edges fail before any solve
     q = problem.quantum
-    load, recurrence = load_bound(problem), rec_mii(problem, carried)
+    fl = problem.floored  # bounds of the real-valued problem (durations rounded down)
+    load, recurrence = load_bound(fl), rec_mii(fl, carried)
     floor = max(load, recurrence) * q
     if problem.is_device_table:
         plan = _periodic(problem, ctx, graph, carried)
