@@ -200,7 +200,8 @@ class _Rewrite:
             for n in mine[at + 1 :]:
                 if any(a in self.sharded for a in n.all_input_nodes):
                     self._replicate(n, groups, op)
-            leaving = [n for n in mine if any(u not in mine for u in n.users)]
+            inside = set(mine).union(*groups)
+            leaving = [n for n in mine if any(u not in inside for u in n.users)]
             bad = [n.name for n in leaving if n not in self.sharded]
             _need(not bad, op, f"{', '.join(bad)} leave(s) the op whole")
         else:  # the anchor node becomes the cat: the op's output keeps its name and users
@@ -280,7 +281,7 @@ class _Rewrite:
                     p if j == at else self._operand(x, dim, i, cut, n, op)
                     for j, x in enumerate(args)
                 ]
-                c = self.gm.graph.call_function(n.target, tuple(a), dict(n.kwargs))  # type: ignore[arg-type]
+                c = self.gm.graph.create_node(n.op, n.target, tuple(a), dict(n.kwargs))  # type: ignore[arg-type]
                 groups[i] += [*cut.made, c]
                 copies.append(c)
         self.sharded[n] = (copies, new_dim)
@@ -321,6 +322,8 @@ class _Rewrite:
 
 def _meta_shape(node: fx.Node) -> tuple[int, ...]:
     val = node.meta.get("val")
+    if val is None and node.args and isinstance(node.args[0], fx.Node) and _keeps_shape(node):
+        return _meta_shape(node.args[0])  # a conversion a lowered op inserted
     if val is None or not hasattr(val, "shape"):
         msg = f"fx node {node.name!r} has no shape (export the program with torch.export)"
         raise PlanError(msg)
@@ -353,7 +356,8 @@ def _sections(node: fx.Node, layout: str) -> list[int]:
 _VIEWS = (_aten.view.default, _aten.reshape.default, _aten._unsafe_view.default)
 _SAME = {
     "clone", "contiguous", "alias", "detach", "gelu", "relu", "silu", "tanh", "sigmoid",
-    "mul", "div", "add", "sub", "dropout",
+    "mul", "div", "add", "sub", "dropout", "to", "_to_copy", "type",
+    "fake_quantize_per_tensor_affine", "fake_quantize_per_channel_affine",
 }  # fmt: skip
 
 

@@ -34,8 +34,9 @@ keys and values) or a linear layer (``cols``), and attention split by heads feed
 linear layer (``cols``). The reader takes the layout (``+from:LAYOUT``): attention by
 heads, or a linear layer split by *input* features (``row``: each device multiplies its
 slice of the input by its slice of the weight columns, a ring all-reduce of ``2 (k - 1)``
-steps sums the partial outputs, after which every device holds the whole output). In the
-op's own precision only.
+steps sums the partial outputs, after which every device holds the whole output). With an
+error budget, chains come in the reduced precisions too (row splits in int8 only, whose
+partial products sum in float32).
 
 Not modelled: spatial tiles of a convolution, convolutions by input channels, and
 sharded norms (sequence parallelism). :func:`split_floor` is what no split at all can
@@ -224,9 +225,10 @@ def split_modes(
                 if precision is not None:
                     convert = convert_bytes(shard_node(x, k), shards[v]) / bw
                 full_out = float(x.out_bytes)
+                largest = float(shard_node(x, k).out_bytes)  # in the op's own dtype
                 for g in (g for g in groups if len(g) == k):
                     gather = _gather_time(
-                        float(shards[v].out_bytes) * k,
+                        largest * k,
                         g,
                         base.comm_latency,
                         base.comm_inv_bandwidth,
@@ -250,7 +252,7 @@ def split_modes(
                                     gather, label, e,
                                 )
                             )  # fmt: skip
-    out += chain_modes(graph, platform, out, cost_model, table=base)
+    out += chain_modes(graph, platform, out, cost_model, lowered=lowered, table=base)
     out.sort(key=lambda s: (s.op, len(s.devices), s.devices, s.precision, s.tag))
     return out
 
@@ -352,18 +354,19 @@ def chain_modes(
     splits: Sequence[SplitMode],
     cost_model: CostModel | None = None,
     *,
+    lowered: Sequence[tuple[str, np.ndarray]] = (),
     table: CostTable | None = None,
 ) -> list[SplitMode]:
-    """The modes of sharded chains (see the module docstring), from ``splits`` (the op's
-    own-precision split modes of :func:`split_modes`) and the row splits of the linear
-    layers that read a sharded input."""
+    """The modes of sharded chains (see the module docstring), from ``splits`` (the split
+    modes of :func:`split_modes`) and the row splits of the linear layers that read a
+    sharded input, in their own precision and each of ``lowered`` (as in
+    :func:`split_modes`)."""
     links = chain_links(graph)
     if not links:
         return []
     takes = {v: x for v, x in links.values()}
-    native = [s for s in splits if s.precision == graph.nodes[s.op].dtype and s.error == 0.0]
     out: list[SplitMode] = []
-    for s in native:  # producers, and attention reading queries, keys, values sharded
+    for s in splits:  # producers, and attention reading queries, keys, values sharded
         k = len(s.devices)
         if _out_features(graph.nodes[s.op]) % k:
             continue
@@ -383,9 +386,16 @@ def chain_modes(
                 )
     rows = {v: _out_features(graph.nodes[u]) for u, (v, x) in links.items() if x == "cols"}
     if rows:
-        out += _row_modes(graph, platform, rows, cost_model, table)
+        out += _row_modes(graph, platform, rows, cost_model, lowered, table)
     out.sort(key=lambda s: (s.op, len(s.devices), s.devices, s.precision, s.tag))
     return out
+
+
+# Reduced precisions a row split may compute in: int8 computes in float32 (fake-quantized
+# inputs), so its partial products sum as the whole op's do; float16, bfloat16 and w8a16
+# round each partial product to 16 bits and the sum differs from the whole op's (7e-4
+# relative on mlp tiny), an error the per-op sensitivity did not measure.
+_ROW_PRECISIONS = ("int8",)
 
 
 def _row_modes(
@@ -393,37 +403,59 @@ def _row_modes(
     platform: Platform,
     rows: Mapping[int, int],
     cost_model: CostModel | None,
+    lowered: Sequence[tuple[str, np.ndarray]],
     table: CostTable | None,
 ) -> list[SplitMode]:
     """``split:row+from:cols`` modes of the linear layers ``rows`` (op -> its input
-    features): the slowest shard plus a ring all-reduce of the output."""
+    features): the slowest shard plus a ring all-reduce of the output (in the op's own
+    dtype: a lowered shard converts its partial output back, as an island does)."""
+    from hetsched.costmodel.precision import convert_bytes, lowered_node
+
     base = table or build_cost_table(graph, platform, cost_model, allow_infeasible=True)
+    bw = np.array([d.mem_bandwidth for d in platform.devices])
+    variants: list[tuple[str | None, np.ndarray]] = [(None, np.zeros(len(graph.nodes)))]
+    variants += [(p, np.asarray(e, np.float64)) for p, e in lowered if p in _ROW_PRECISIONS]
     out: list[SplitMode] = []
-    for g in split_groups(platform):
-        k = len(g)
-        mine = [v for v, f in rows.items() if f % k == 0]
-        if not mine:
-            continue
-        nodes = [row_shard_node(x, k) if v in mine else x for v, x in enumerate(graph.nodes)]
-        twin = OpGraph(graph.name, nodes, tensors=graph.tensors, meta=dict(graph.meta))
-        cut = build_cost_table(twin, platform, cost_model, allow_infeasible=True)
-        for v in mine:
-            full_out = float(graph.nodes[v].out_bytes)
-            reduce = _all_reduce_time(full_out, g, base.comm_latency, base.comm_inv_bandwidth)
-            w = float(nodes[v].param_bytes)
-            label = graph.nodes[v].dtype
-            tag = SPLIT_PREFIX + "row+from:cols"
-            t = max(float(cut.exec[v, d]) for d in g)
-            if math.isfinite(t) and math.isfinite(reduce):
-                out.append(SplitMode(v, g, t + reduce, w + full_out, w, tag, reduce, label))
-            if cut.streamed is not None and w > 0:
-                ts = max(float(cut.streamed[v, d]) for d in g)
-                if math.isfinite(ts) and math.isfinite(reduce):
-                    out.append(
-                        SplitMode(
-                            v, g, ts + reduce, full_out, 0.0, tag + "+streamed", reduce, label
-                        )
-                    )
+    for precision, error in variants:
+        nodes = list(graph.nodes)
+        if precision is not None:
+            nodes = [lowered_node(x, precision) or x for x in graph.nodes]
+        for g in split_groups(platform):
+            k = len(g)
+            mine = [
+                v
+                for v, f in rows.items()
+                if f % k == 0
+                and math.isfinite(error[v])
+                and (precision is None or nodes[v] is not graph.nodes[v])
+            ]
+            if not mine:
+                continue
+            cut_nodes = [row_shard_node(x, k) if v in mine else x for v, x in enumerate(nodes)]
+            twin = OpGraph(graph.name, cut_nodes, tensors=graph.tensors, meta=dict(graph.meta))
+            cut = build_cost_table(twin, platform, cost_model, allow_infeasible=True)
+            for v in mine:
+                x = graph.nodes[v]
+                convert = np.zeros_like(bw)
+                if precision is not None:
+                    convert = convert_bytes(row_shard_node(x, k), cut_nodes[v]) / bw
+                full_out = float(x.out_bytes)
+                reduce = _all_reduce_time(full_out, g, base.comm_latency, base.comm_inv_bandwidth)
+                w = float(cut_nodes[v].param_bytes)
+                label, e = precision or x.dtype, float(error[v])
+                tag = SPLIT_PREFIX + "row+from:cols"
+                t = max(float(cut.exec[v, d] + convert[d]) for d in g)
+                if math.isfinite(t) and math.isfinite(reduce):
+                    out.append(SplitMode(v, g, t + reduce, w + full_out, w, tag, reduce, label, e))
+                if cut.streamed is not None and w > 0:
+                    ts = max(float(cut.streamed[v, d] + convert[d]) for d in g)
+                    if math.isfinite(ts) and math.isfinite(reduce):
+                        out.append(
+                            SplitMode(
+                                v, g, ts + reduce, full_out, 0.0, tag + "+streamed", reduce,
+                                label, e,
+                            )
+                        )  # fmt: skip
     return out
 
 

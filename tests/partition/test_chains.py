@@ -131,3 +131,39 @@ def test_chained_programs_equal_eager(name: str, layouts: set[str]) -> None:
     assert outputs_close(split(*args), ep.module()(*args))
     run = execute(plan, problem, graph=graph, program=ep, inputs=list(args))
     assert run.outputs_match and math.isclose(run.makespan, plan.makespan, rel_tol=1e-9)
+
+
+@pytest.mark.parametrize("precision", ["int8", "w8a16", "float16"])
+def test_chains_in_reduced_precisions_equal_the_lowered_program(precision: str) -> None:
+    from hetsched.costmodel.sharding import chain_links
+    from hetsched.precision import measure_sensitivity
+    from hetsched.precision.rewrite import lower_program, plan_precisions
+    from hetsched.schedule.latency.listsched import retime_modes
+
+    model, args = zoo.build("mlp", "tiny")
+    ep = torch.export.export(model, args, strict=False)
+    graph = import_program(ep, name="mlp")
+    table = measure_sensitivity(ep, graph)
+    p = Problem.build(graph, "multi-gpu", errors=table.errors, error_budget=1.0, split=True)
+    m = p.modes
+
+    def mode(v: int, want: str, prec: str) -> int:
+        return next(
+            k for k in m.ops_modes(v).tolist()
+            if m.devices_of(k) == (1, 2) and m.tag[k] == want and m.precision[k] == prec
+        )  # fmt: skip
+
+    chosen = [int(p.device_mode[v, 1]) for v in range(p.n)]  # whole on gpu0
+    pairs = [(u, v) for u, (v, x) in chain_links(graph).items() if x == "cols"]
+    for u, v in pairs[::2]:  # producer kept sharded in `precision`, its reader by rows
+        chosen[u] = mode(u, "split:column+keep:cols", precision)
+        row = "int8" if precision == "int8" else graph.nodes[v].dtype
+        chosen[v] = mode(v, "split:row+from:cols", row)
+    start, transfers = retime_modes(p, np.array(chosen), list(range(p.n)))
+    plan = plan_from_schedule(p, modes=chosen, start=start, transfer_start=transfers, solver="t")
+    validate(plan, p)
+    split = apply(plan, ep, graph)
+    lowered = lower_program(ep, graph, plan_precisions(plan, graph)).module
+    assert outputs_close(split(*args), lowered(*args))
+    run = execute(plan, p, graph=graph, program=ep, inputs=list(args))
+    assert run.outputs_match
