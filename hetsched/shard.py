@@ -273,6 +273,9 @@ class _Rewrite:
         parts, dim = self.sharded[src]
         k = len(parts)
         args, new_dim = _shard_view(n, at, dim, k, op)
+        kwargs = dict(n.kwargs)
+        if "assert_tensor_metadata" in str(n.target):  # the shard's own size and strides
+            kwargs = {x: y for x, y in kwargs.items() if x not in ("size", "stride")}
         copies = []
         with self.gm.graph.inserting_before(n):
             for i, p in enumerate(parts):
@@ -281,7 +284,7 @@ class _Rewrite:
                     p if j == at else self._operand(x, dim, i, cut, n, op)
                     for j, x in enumerate(args)
                 ]
-                c = self.gm.graph.create_node(n.op, n.target, tuple(a), dict(n.kwargs))  # type: ignore[arg-type]
+                c = self.gm.graph.create_node(n.op, n.target, tuple(a), kwargs)  # type: ignore[arg-type]
                 groups[i] += [*cut.made, c]
                 copies.append(c)
         self.sharded[n] = (copies, new_dim)
@@ -354,11 +357,21 @@ def _sections(node: fx.Node, layout: str) -> list[int]:
 
 
 _VIEWS = (_aten.view.default, _aten.reshape.default, _aten._unsafe_view.default)
+# same-shape ops that are not elementwise in the op table: copies, conversions (a lowered
+# op's islands), fake quantization
 _SAME = {
-    "clone", "contiguous", "alias", "detach", "gelu", "relu", "silu", "tanh", "sigmoid",
-    "mul", "div", "add", "sub", "dropout", "to", "_to_copy", "type",
+    "clone", "contiguous", "alias", "detach", "to", "_to_copy", "type",
     "fake_quantize_per_tensor_affine", "fake_quantize_per_channel_affine",
 }  # fmt: skip
+
+
+def _elementwise(n: fx.Node, name: str) -> bool:
+    """Whether ``n`` computes each output element from the same element of its inputs."""
+    from hetsched.graph.optable import op_kind
+
+    if name in _SAME:
+        return True
+    return n.op == "call_function" and op_kind(n.target).category == "elementwise"
 
 
 def _shard_view(n: fx.Node, at: int, dim: int, k: int, op: str) -> tuple[tuple[Any, ...], int]:
@@ -369,7 +382,9 @@ def _shard_view(n: fx.Node, at: int, dim: int, k: int, op: str) -> tuple[tuple[A
     args: tuple[Any, ...] = tuple(n.args)
     if name == "getitem":  # an item of a split's outputs
         return args, dim
-    if name in _SAME:  # elementwise: other tensors are sliced or broadcast
+    if name == "_assert_tensor_metadata":  # a check of the whole tensor: its dtype only
+        return (args[0],), dim
+    if _elementwise(n, name):  # other tensors are sliced or broadcast
         return args, dim + len(_meta_shape(n)) - len(_meta_shape(args[at]))
     _need(at == 0, op, f"{n.name} ({name}) reads a sharded value after a whole one")
     if name in ("view", "reshape", "_unsafe_view"):

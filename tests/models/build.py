@@ -44,6 +44,7 @@ __all__ = [
     "MODELS",
     "TORCHVISION_MODELS",
     "build",
+    "need",
     "requirement",
     "torchvision_dir",
     "torchvision_models",
@@ -266,6 +267,21 @@ _BUILDERS: dict[str, Callable[[], tuple[Any, tuple[Any, ...]]]] = {
     "efficientnet_b0": lambda: _torchvision("efficientnet_b0"),
     "unet2d-cond": _unet,
 }
+
+
+def need(name: str) -> None:
+    """Skip the calling test when the package model ``name`` needs is missing."""
+    import pytest
+
+    package = requirement(name)
+    if package == "torchvision":
+        if torchvision_dir() is None:
+            pytest.skip(
+                "torchvision not installed: pip install --no-deps --target .venv/vendor "
+                "torchvision==0.28.0"
+            )
+    else:
+        pytest.importorskip(package)
 
 
 def requirement(name: str) -> str:

@@ -14,22 +14,10 @@ import sys
 
 import pytest
 
-from tests.models.build import MODELS, TORCHVISION_MODELS, build, requirement, torchvision_dir
+from tests.models.build import MODELS, TORCHVISION_MODELS, build, need, requirement, torchvision_dir
 from tests.paths import ROOT
 
 FAST = ("resnet18", "gpt2")
-
-
-def _need(name: str) -> None:
-    package = requirement(name)
-    if package == "torchvision":
-        if torchvision_dir() is None:
-            pytest.skip(
-                "torchvision not installed: pip install --no-deps --target .venv/vendor "
-                "torchvision==0.28.0"
-            )
-    else:
-        pytest.importorskip(package)
 
 
 @pytest.mark.parametrize(
@@ -37,7 +25,7 @@ def _need(name: str) -> None:
     [*FAST, *(pytest.param(x, marks=pytest.mark.slow) for x in MODELS if x not in FAST)],
 )
 def test_model_runs_equal_to_eager(name: str) -> None:
-    _need(name)
+    need(name)
     from tests.models.pipeline import run_model
 
     limit = 2.0 if name in FAST else 10.0
@@ -96,7 +84,7 @@ def test_torchvision_shim_leaves_transformers_working() -> None:
 
 @pytest.mark.parametrize("name", TORCHVISION_MODELS)
 def test_torchvision_builders_are_torchvisions(name: str) -> None:
-    _need(name)
+    need(name)
     from tests.models.build import build
 
     model, (x,) = build(name)

@@ -108,15 +108,21 @@ def _pairs(problem: Problem) -> Problem:
 def _model(name: str) -> tuple[Any, tuple[Any, ...]]:
     if name == "gpt":
         return zoo.build("gpt", "tiny")
-    pytest.importorskip("transformers")
-    from tests.models.build import build
+    from tests.models.build import build, need
 
+    need(name)
     return build(name)
 
 
 @pytest.mark.parametrize(
     ("name", "layouts"),
-    [("gpt", {"qkv", "cols"}), ("gpt2", {"qkv", "cols"}), ("llama", {"cols"})],
+    [
+        ("gpt", {"qkv", "cols"}),
+        ("gpt2", {"qkv", "cols"}),
+        ("llama", {"cols"}),
+        ("mobilenet_v3_small", {"cols"}),  # an in-place hardswish between the classifier's
+        ("unet2d-cond", {"cols"}),  # metadata checks on the way to its attention
+    ],
 )
 def test_chained_programs_equal_eager(name: str, layouts: set[str]) -> None:
     model, args = _model(name)
