@@ -16,7 +16,9 @@ Semantics every solver and the validator share:
 
 * a mode occupies all its devices from the op's start to its end (each device runs one op
   at a time);
-* the op's output tensors are complete on every device of its mode when it ends;
+* the op's output tensors are complete on every device of its mode when it ends, except
+  where the mode keeps them sharded for the next op (:mod:`hetsched.problem.chains`: its
+  readers then run on the same devices and read their shards there);
 * a tensor reaches a device ``b`` outside the producer's mode from the nearest device of
   that mode (the fastest transfer), and a consumer starts once its inputs are on every
   device of its own mode.
