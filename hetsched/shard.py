@@ -38,6 +38,7 @@ Examples
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import operator
 from collections.abc import Mapping, Sequence
@@ -71,12 +72,14 @@ def anchor_targets() -> dict[Any, str]:
 class ShardedProgram:
     """The rewritten module; ``fx_nodes`` (op -> its fx nodes, shards included, ending with
     the node named as the anchor was: the cat); ``devices`` (fx node of a shard -> its
-    device); ``shards`` (op -> fx node names of each shard, in device order)."""
+    device); ``shards`` (op -> fx node names of each shard, in device order);
+    ``replicas`` (fx node of a replicated op -> device -> its copy there)."""
 
     module: fx.GraphModule
     fx_nodes: Mapping[str, tuple[str, ...]]
     devices: Mapping[str, str]
     shards: Mapping[str, tuple[tuple[str, ...], ...]]
+    replicas: Mapping[str, Mapping[str, str]] = dataclasses.field(default_factory=dict)
 
 
 def plan_splits(plan: Any) -> dict[str, tuple[str, ...]]:
@@ -145,7 +148,11 @@ def shard_program(
     rewrite.finish()
     gm.graph.lint()
     gm.recompile()
-    return ShardedProgram(gm, rewrite.out_nodes, rewrite.devices, rewrite.shards)
+    replicas = {
+        n.name: {d: c.name for d, c in zip(devs, copies, strict=True)}
+        for n, (copies, devs) in rewrite.replicas.items()
+    }
+    return ShardedProgram(gm, rewrite.out_nodes, rewrite.devices, rewrite.shards, replicas)
 
 
 class _Rewrite:
@@ -160,6 +167,9 @@ class _Rewrite:
         self.shards: dict[str, tuple[tuple[str, ...], ...]] = {}
         self.sharded: dict[fx.Node, tuple[list[fx.Node], int]] = {}
         self.replaced: set[fx.Node] = set()
+        # replicated values: original fx node -> (its copy on each device, the devices)
+        self.replicas: dict[fx.Node, tuple[list[fx.Node], tuple[str, ...]]] = {}
+        self._order = {n: i for i, n in enumerate(gm.graph.nodes)}
 
     def op(self, op: str, devs: tuple[str, ...], tag: str) -> None:
         from hetsched.costmodel.sharding import describe_split
@@ -168,6 +178,9 @@ class _Rewrite:
         kinds = anchor_targets()
         k = len(devs)
         mine = [self.by_name[x] for x in self.out_nodes.get(op, ())]
+        if describe_split(tag) == "replica":
+            self._replica(op, devs, mine)
+            return
         anchors = [n for n in mine if n.target in kinds]
         _need(len(anchors) == 1, op, f"{len(anchors)} linear/conv/attention nodes, not one")
         node = anchors[0]
@@ -183,11 +196,14 @@ class _Rewrite:
             for i in range(k):
                 cutter = _Cutter(self.gm, op, i, k)
                 if describe_split(tag) == "row":
-                    y = self._row_shard(node, how, cutter, op)
+                    y = self._row_shard(node, how, cutter, op, devs)
                 else:
                     given = self._given(node, how, i, op)
                     sections = _sections(node, keep) if keep and how != "sdpa" else None
-                    args, kwargs = _shard_args(self.gm, node, how, cutter, op, given, sections)
+                    here = [self._local(a, i, devs) for a in node.args]
+                    args, kwargs = _shard_args(
+                        self.gm, node, how, cutter, op, given, sections, here
+                    )
                     y = self.gm.graph.call_function(node.target, tuple(args), kwargs)
                     cutter.made.append(y)
                 outs.append(y)
@@ -216,8 +232,42 @@ class _Rewrite:
         self.out_nodes[op] = tuple(names)
         self.shards[op] = tuple(tuple(x.name for x in made) for made in groups)
 
+    def _replica(self, op: str, devs: tuple[str, ...], mine: list[fx.Node]) -> None:
+        """The op's nodes once more on each further device (the first keeps the
+        originals), each copy right after its original; a copy reads the copies of
+        replicated inputs on its own device."""
+        k = len(devs)
+        copies: dict[fx.Node, list[fx.Node]] = {}
+        local: list[dict[fx.Node, fx.Node]] = [{} for _ in range(k)]
+        for n in sorted(mine, key=self._order.__getitem__):
+            copies[n] = [n]
+            after = n
+            for i in range(1, k):
+
+                def here(a: fx.Node, i: int = i) -> Any:
+                    return local[i][a] if a in local[i] else self._local(a, i, devs)
+
+                with self.gm.graph.inserting_after(after):
+                    c = self.gm.graph.node_copy(n, here)
+                local[i][n] = after = c
+                copies[n].append(c)
+        groups = [[copies[n][i] for n in copies] for i in range(k)]
+        for n, cs in copies.items():
+            self.replicas[n] = (cs, devs)
+        for dev, group in zip(devs, groups, strict=True):
+            for x in group:
+                self.devices[x.name] = dev
+        self.out_nodes[op] = tuple(x.name for g in groups for x in g)
+        self.shards[op] = tuple(tuple(x.name for x in g) for g in groups)
+
+    def _local(self, a: Any, i: int, devs: tuple[str, ...]) -> Any:
+        """Shard ``i``'s own copy of ``a`` where ``a`` is replicated on ``devs``."""
+        hit = self.replicas.get(a) if isinstance(a, fx.Node) else None
+        return hit[0][i] if hit is not None and hit[1] == devs else a
+
     def _given(self, node: fx.Node, how: str, i: int, op: str) -> dict[int, fx.Node]:
-        """Arguments of ``node`` already sharded as shard ``i`` needs them."""
+        """Arguments of ``node`` already on shard ``i``'s device: sharded as it needs
+        them, or replicated there."""
         out = {}
         for j, a in enumerate(node.args[:3]):
             if isinstance(a, fx.Node) and a in self.sharded:
@@ -226,11 +276,13 @@ class _Rewrite:
                 out[j] = parts[i]
         return out
 
-    def _row_shard(self, node: fx.Node, how: str, cut: _Cutter, op: str) -> fx.Node:
+    def _row_shard(
+        self, node: fx.Node, how: str, cut: _Cutter, op: str, devs: tuple[str, ...]
+    ) -> fx.Node:
         """Shard ``cut.i`` of a linear layer split by input features: its slice of the
         input times its slice of the weight, no bias (the partial output)."""
         _need(how in ("linear", "addmm"), op, "a row split needs a linear layer")
-        x = node.args[0] if how == "linear" else node.args[1]
+        x = self._local(node.args[0] if how == "linear" else node.args[1], cut.i, devs)
         w = node.args[1] if how == "linear" else node.args[2]
         ws = _shape(self.gm, w)
         _need(ws is not None and len(ws) == 2, op, "unknown weight shape")
@@ -461,13 +513,15 @@ def _shard_args(
     op: str,
     given: Mapping[int, fx.Node] | None = None,
     sections: Sequence[int] | None = None,
+    here: Sequence[Any] | None = None,
 ) -> tuple[list[Any], dict[str, Any]]:
     """The arguments of one shard of ``node`` (slices made by ``cut``). ``given``:
     arguments already sharded (attention's queries, keys, values from a sharded chain);
     ``sections``: a linear layer's output features in the sections a later split cuts
     them into, each shard taking its block of every section (its heads' queries, keys and
-    values), for an output left sharded."""
-    args, kwargs = list(node.args), dict(node.kwargs)
+    values), for an output left sharded. ``here``: ``node``'s arguments as the shard's
+    device holds them (its copies of replicated ones)."""
+    args, kwargs = list(node.args if here is None else here), dict(node.kwargs)
     if how in ("linear", "conv"):
         w = _shape(gm, args[1])
         _need(w is not None, op, "unknown weight shape")

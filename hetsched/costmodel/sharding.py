@@ -38,6 +38,10 @@ steps sums the partial outputs, after which every device holds the whole output)
 error budget, chains come in the reduced precisions too (row splits in int8 only, whose
 partial products sum in float32).
 
+Replicas (:func:`replica_modes`, ``split:replica``): a norm or elementwise op computed
+whole on every device of a group at once, as Megatron-LM computes its layer norms, so
+that the split ops after it read it where they run.
+
 Not modelled: spatial tiles of a convolution, convolutions by input channels, and
 sharded norms (sequence parallelism). :func:`split_floor` is what no split at all can
 beat, modelled or not: the floor of the bound that answers "would any other way of
@@ -74,11 +78,13 @@ from hetsched.costmodel.table import CostTable, build_cost_table
 from hetsched.graph.opgraph import OpGraph, OpNode
 
 __all__ = [
+    "REPLICATED",
     "SPLIT_PREFIX",
     "SplitMode",
     "chain_links",
     "chain_modes",
     "describe_split",
+    "replica_modes",
     "shard_node",
     "split_floor",
     "split_groups",
@@ -253,7 +259,30 @@ def split_modes(
                                 )
                             )  # fmt: skip
     out += chain_modes(graph, platform, out, cost_model, lowered=lowered, table=base)
+    out += replica_modes(graph, platform, base)
     out.sort(key=lambda s: (s.op, len(s.devices), s.devices, s.precision, s.tag))
+    return out
+
+
+REPLICATED = ("norm", "elementwise")
+
+
+def replica_modes(graph: OpGraph, platform: Platform, table: CostTable) -> list[SplitMode]:
+    """``split:replica`` modes: a norm or elementwise op computed whole on every device of
+    a group at once (each holds its weights and the whole output), so that the split ops
+    around it read it where they run instead of waiting for copies (Megatron-LM computes
+    its layer norms so on every device). The slowest device's time; in the op's own
+    precision, weights resident."""
+    out: list[SplitMode] = []
+    for v, x in enumerate(graph.nodes):
+        if x.category not in REPLICATED or x.cost is not None:
+            continue
+        for g in split_groups(platform):
+            t = max(float(table.exec[v, d]) for d in g)
+            if math.isfinite(t):
+                w = float(table.weights[v]) if table.weights is not None else 0.0
+                mem = float(table.memory[v])
+                out.append(SplitMode(v, g, t, mem, w, SPLIT_PREFIX + "replica", 0.0, x.dtype))
     return out
 
 

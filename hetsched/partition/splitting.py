@@ -205,11 +205,14 @@ def apply(
     splits = plan_splits(plan)
     shards: Mapping[str, tuple[tuple[str, ...], ...]] = {}
     on: Mapping[str, str] = {}
+    replicas: Mapping[str, Mapping[str, str]] = {}
     if splits:
         sharded = shard_program(gm, fx_nodes, splits, plan_split_tags(plan))
         gm, fx_nodes, shards, on = sharded.module, sharded.fx_nodes, sharded.shards, sharded.devices
+        replicas = sharded.replicas
     dev = node_devices(plan, graph, gm, fx_nodes=fx_nodes)
     dev.update(on)
+    _read_local_copies(gm, dev, replicas)
     owner = {x: op for op, names in fx_nodes.items() for x in names}
     for op, groups in shards.items():  # before the shards, each shard, the cat and after
         first = min(list(fx_nodes[op]).index(x[0]) for x in groups)
@@ -256,6 +259,21 @@ def apply(
     object.__setattr__(split, "hetsched_precisions", precisions)
     object.__setattr__(split, "hetsched_splits", dict(splits))
     return split
+
+
+def _read_local_copies(
+    gm: fx.GraphModule, dev: Mapping[str, str], replicas: Mapping[str, Mapping[str, str]]
+) -> None:
+    """Every reader of a replicated op reads the copy on its own device."""
+    if not replicas:
+        return
+    by_name = {n.name: n for n in gm.graph.nodes}
+    for n in list(gm.graph.nodes):
+        for a in list(n.all_input_nodes):
+            copy = replicas.get(a.name, {}).get(dev.get(n.name, ""))
+            if copy is not None and copy != a.name:
+                n.replace_input_with(a, by_name[copy])
+    gm.recompile()
 
 
 def segment_tags(row: Mapping[str, Any]) -> dict[str, str]:
