@@ -133,6 +133,7 @@ def test_chained_programs_equal_eager(name: str, layouts: set[str]) -> None:
     validate(plan, problem)
     kept = {kept_layout(m.tag) for m in plan.modes.values()} - {None}
     assert kept == layouts
+    assert any(m.tag == "split:replica" for m in plan.modes.values())  # norms on both GPUs
     split = apply(plan, ep, graph)
     assert outputs_close(split(*args), ep.module()(*args))
     run = execute(plan, problem, graph=graph, program=ep, inputs=list(args))
