@@ -133,7 +133,8 @@ def test_chained_programs_equal_eager(name: str, layouts: set[str]) -> None:
     validate(plan, problem)
     kept = {kept_layout(m.tag) for m in plan.modes.values()} - {None}
     assert kept == layouts
-    assert any(m.tag == "split:replica" for m in plan.modes.values())  # norms on both GPUs
+    if name != "mobilenet_v3_small":  # its norms and activations are fused into convs
+        assert any(m.tag == "split:replica" for m in plan.modes.values())  # on both GPUs
     split = apply(plan, ep, graph)
     assert outputs_close(split(*args), ep.module()(*args))
     run = execute(plan, problem, graph=graph, program=ep, inputs=list(args))
