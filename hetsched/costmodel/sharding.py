@@ -271,11 +271,19 @@ def replica_modes(graph: OpGraph, platform: Platform, table: CostTable) -> list[
     """``split:replica`` modes: a norm or elementwise op computed whole on every device of
     a group at once (each holds its weights and the whole output), so that the split ops
     around it read it where they run instead of waiting for copies (Megatron-LM computes
-    its layer norms so on every device). The slowest device's time; in the op's own
+    its layer norms so on every device). Only ops next to one that can split (what they
+    save is a copy to or from a split); the slowest device's time; in the op's own
     precision, weights resident."""
+    names = {x.name: i for i, x in enumerate(graph.nodes)}
+    splittable = {i for i, x in enumerate(graph.nodes) if split_kind(x) is not None}
+    near: set[int] = set()
+    for t in graph.tensors:
+        ends = {names[t.src], *(names[d] for d in t.dsts)}
+        if ends & splittable:
+            near |= ends
     out: list[SplitMode] = []
     for v, x in enumerate(graph.nodes):
-        if x.category not in REPLICATED or x.cost is not None:
+        if x.category not in REPLICATED or x.cost is not None or v not in near:
             continue
         for g in split_groups(platform):
             t = max(float(table.exec[v, d]) for d in g)

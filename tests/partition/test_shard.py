@@ -83,7 +83,8 @@ def test_only_heavy_ops_split_and_uneven_linears_pay_their_largest_shard() -> No
     odd = OpNode("fc", "aten.linear.default", "matmul", flops=7e9, param_bytes=7e6, shape=(8, 7))
     relu = OpNode("relu", "aten.relu.default", "elementwise", flops=1e6, shape=(8, 8))
     att = OpNode("att", category="attention", flops=1e9, shape=(1, 3, 8, 8))
-    rows = split_modes(OpGraph("g", [odd, relu, att]), Platform.preset("multi-gpu"))
+    feed = [Tensor("fc", "fc", ("relu",), 1e3)]  # relu reads a split op: it may replicate
+    rows = split_modes(OpGraph("g", [odd, relu, att], tensors=feed), Platform.preset("multi-gpu"))
     split = {r.op for r in rows if describe_split(r.tag) != "replica"}
     assert split == {0}  # 3 heads split neither 2 nor 4 ways
     assert {r.op for r in rows if r.tag == "split:replica"} == {1}  # relu: whole on each
