@@ -38,9 +38,9 @@ steps sums the partial outputs, after which every device holds the whole output)
 error budget, chains come in the reduced precisions too (row splits in int8 only, whose
 partial products sum in float32).
 
-Replicas (:func:`replica_modes`, ``split:replica``): a norm or elementwise op computed
-whole on every device of a group at once, as Megatron-LM computes its layer norms, so
-that the split ops after it read it where they run.
+Replicas (:func:`replica_modes`, ``split:replica``): a norm or elementwise op next to an
+op that can split, computed whole on every device of a group at once, as Megatron-LM
+computes its layer norms, so that the split ops after it read it where they run.
 
 Not modelled: spatial tiles of a convolution, convolutions by input channels, and
 sharded norms (sequence parallelism). :func:`split_floor` is what no split at all can
