@@ -286,11 +286,12 @@ def replica_modes(graph: OpGraph, platform: Platform, table: CostTable) -> list[
         if x.category not in REPLICATED or x.cost is not None or v not in near:
             continue
         for g in split_groups(platform):
-            t = max(float(table.exec[v, d]) for d in g)
-            if math.isfinite(t):
+            slowest = max(float(table.exec[v, d]) for d in g)
+            if math.isfinite(slowest):
                 w = float(table.weights[v]) if table.weights is not None else 0.0
                 mem = float(table.memory[v])
-                out.append(SplitMode(v, g, t, mem, w, SPLIT_PREFIX + "replica", 0.0, x.dtype))
+                tag = SPLIT_PREFIX + "replica"
+                out.append(SplitMode(v, g, slowest, mem, w, tag, 0.0, x.dtype))
     return out
 
 
