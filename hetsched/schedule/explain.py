@@ -31,8 +31,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from hetsched.costmodel.sharding import describe_split
 from hetsched.plan import Plan, mode_ids, schedule_arrays
 from hetsched.problem import DEFAULT_PRECISION, Problem
+from hetsched.problem.chains import chain_ok, kept_layout
 from hetsched.problem.problem import is_streamed
 from hetsched.schedule.latency.listsched import priority_order, retime_modes
 
@@ -137,7 +139,7 @@ def explain(
     for v, name in enumerate(problem.names):
         m = int(modes[v])
         node = nodes.get(name)
-        alt = _runner_up(problem, v, m)
+        alt = _runner_up(problem, v, m, modes)
         moved = None
         if alt is not None and problem.n <= MOVE_MAX_OPS:
             trial = modes.copy()
@@ -165,10 +167,21 @@ def _first(p: Problem, m: int) -> int:
     return int(p.modes.devs[p.modes.dev_start[m]])
 
 
-def _runner_up(p: Problem, v: int, chosen: int) -> int | None:
-    """The fastest mode of ``v`` on another device set than ``chosen``'s (``None``: none)."""
+def _runner_up(p: Problem, v: int, chosen: int, modes: np.ndarray) -> int | None:
+    """The fastest mode of ``v`` on another device set than ``chosen``'s that the plan's
+    other modes (``modes``) allow: a sharded chain's ends move together or not at all
+    (``None``: none)."""
     here = tuple(p.modes.devices_of(chosen))
-    others = [k for k in p.modes.ops_modes(v).tolist() if tuple(p.modes.devices_of(k)) != here]
+
+    def follows(k: int) -> bool:
+        ins = all(chain_ok(p.modes, int(modes[u]), k) for u, _ in p.preds[v])
+        return ins and all(chain_ok(p.modes, k, int(modes[w])) for w, _ in p.succs[v])
+
+    others = [
+        k
+        for k in p.modes.ops_modes(v).tolist()
+        if tuple(p.modes.devices_of(k)) != here and (not p.has_chains or follows(k))
+    ]
     return min(others, key=lambda k: (int(p.mode_dur[k]), k)) if others else None
 
 
@@ -176,7 +189,15 @@ def _decided(p: Problem, m: int, node: Any) -> tuple[str, ...]:
     out = []
     devs = p.modes.devices_of(m)
     if len(devs) > 1:
-        out.append(f"split over {'+'.join(p.devices[d] for d in devs)}")
+        where = "+".join(p.devices[d] for d in devs)
+        tag = p.modes.tag[m]
+        if describe_split(tag) == "replica":
+            out.append(f"whole on each of {where}")
+        else:
+            how = describe_split(tag) or "split"
+            out.append(f"{how} split over {where}")
+            if kept_layout(tag):
+                out.append("output kept sharded for the next op")
     precision = p.modes.precision[m]
     if precision not in (DEFAULT_PRECISION, getattr(node, "dtype", DEFAULT_PRECISION)):
         out.append(precision)

@@ -23,6 +23,7 @@ from hetsched.plan import validate
 from hetsched.plan.plan import plan_from_schedule
 from hetsched.problem import Problem
 from hetsched.problem.chains import chain_ok, kept_layout
+from hetsched.schedule.explain import explain
 from hetsched.schedule.latency.cpsat import solve_cpsat
 from hetsched.schedule.latency.heuristics import solve_cpop, solve_heft, solve_peft
 from hetsched.schedule.latency.splits import fixed_sharding, split_report, without_splits
@@ -66,6 +67,8 @@ def test_the_rule_holds_for_every_solver_and_the_validator_enforces_it() -> None
     assert report["fc1"]["split"] == "row" and report["fc1"]["takes"] == "cols"
     whole = solve_cpsat(without_splits(p), time_limit=20, seed=0, workers=1)
     assert plan.makespan < 0.5 * whole.makespan
+    ops = {o.name: o for o in explain(plan, p).ops}  # a chain's ends move together or not
+    assert ops["fc1"].runner_up is None and "output kept sharded" in "; ".join(ops["fc0"].decided)
     # fc0 keeps its output sharded, fc1 runs whole: no device holds fc1's input
     k0 = next(k for k in p.modes.ops_modes(0).tolist() if kept_layout(p.modes.tag[k]))
     k1 = int(p.device_mode[1, 1])
