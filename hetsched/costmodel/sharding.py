@@ -178,6 +178,61 @@ def _gather_time(
     return (k - 1) * step
 
 
+def _variants(
+    graph: OpGraph, lowered: Sequence[tuple[str, np.ndarray]], only: Sequence[str] | None = None
+) -> list[tuple[str | None, np.ndarray, list[OpNode], np.ndarray]]:
+    """``(precision, error per op, ops in it, which ops may run in it)``: the ops' own
+    (``None``, no error) and each of ``lowered`` (in ``only``, when given): an op whose
+    error is finite and that lowers."""
+    from hetsched.costmodel.precision import lowered_node
+
+    n = len(graph.nodes)
+    out: list[tuple[str | None, np.ndarray, list[OpNode], np.ndarray]] = [
+        (None, np.zeros(n), list(graph.nodes), np.ones(n, dtype=bool))
+    ]
+    for precision, errors in lowered:
+        if only is not None and precision not in only:
+            continue
+        error = np.asarray(errors, np.float64)
+        low = [lowered_node(x, precision) for x in graph.nodes]
+        usable = np.array([x is not None for x in low], dtype=bool) & np.isfinite(error)
+        nodes = [y or x for x, y in zip(graph.nodes, low, strict=True)]
+        out.append((precision, error, nodes, usable))
+    return out
+
+
+def _held_both_ways(
+    v: int,
+    group: tuple[int, ...],
+    cut: CostTable,
+    convert: np.ndarray,
+    collective: float,
+    out_bytes: float,
+    weights: float,
+    tag: str,
+    precision: str,
+    error: float,
+) -> list[SplitMode]:
+    """Op ``v`` over ``group``: the slowest shard (times of ``cut``, plus its conversions)
+    plus ``collective`` (its all-gather or all-reduce), with its ``weights`` resident and,
+    where the devices stream them, streamed; each device holds the whole output."""
+    modes = []
+    t = max(float(cut.exec[v, d] + convert[d]) for d in group)
+    if math.isfinite(t):
+        modes.append(
+            SplitMode(v, group, t + collective, weights + out_bytes, weights, tag, collective,
+                      precision, error)
+        )  # fmt: skip
+    if cut.streamed is not None and weights > 0:
+        ts = max(float(cut.streamed[v, d] + convert[d]) for d in group)
+        if math.isfinite(ts):
+            modes.append(
+                SplitMode(v, group, ts + collective, out_bytes, 0.0, tag + "+streamed",
+                          collective, precision, error)
+            )  # fmt: skip
+    return modes
+
+
 def split_modes(
     graph: OpGraph,
     platform: Platform,
@@ -192,7 +247,7 @@ def split_modes(
     :mod:`hetsched.costmodel.precision`: it converts the input it reads and the slice it
     writes) for every op whose error is finite. ``table``: ``graph``'s cost table on
     ``platform`` when the caller has it (its routes price the all-gathers)."""
-    from hetsched.costmodel.precision import convert_bytes, lowered_node
+    from hetsched.costmodel.precision import convert_bytes
 
     groups = split_groups(platform)
     kinds = [split_kind(x) for x in graph.nodes]
@@ -203,25 +258,18 @@ def split_modes(
         base = build_cost_table(graph, platform, cost_model, allow_infeasible=True)
     bw = np.array([d.mem_bandwidth for d in platform.devices])
     out: list[SplitMode] = []
-    variants: list[tuple[str | None, np.ndarray]] = [(None, np.zeros(len(graph.nodes)))]
-    variants += [(p, np.asarray(e, np.float64)) for p, e in lowered]
-    for precision, error in variants:
-        nodes = list(graph.nodes)
-        if precision is not None:
-            nodes = [lowered_node(x, precision) or x for x in graph.nodes]
+    for precision, error, nodes, usable in _variants(graph, lowered):
         for k in sorted({len(g) for g in groups}):
             can = [
                 kinds[v] is not None
                 and (kinds[v][1] % k == 0 or kinds[v][0] == "column")  # type: ignore[index]
                 and kinds[v][1] >= k  # type: ignore[index]
-                and math.isfinite(error[v])
-                and (precision is None or nodes[v] is not graph.nodes[v])
+                and usable[v]
                 for v in range(len(nodes))
             ]
             shards = [shard_node(x, k) if can[v] else x for v, x in enumerate(nodes)]
             twin = OpGraph(graph.name, shards, tensors=graph.tensors, meta=dict(graph.meta))
             cut = build_cost_table(twin, platform, cost_model, allow_infeasible=True)
-            streamed = cut.streamed
             for v, x in enumerate(graph.nodes):
                 if not can[v]:
                     continue
@@ -230,34 +278,17 @@ def split_modes(
                 convert = np.zeros_like(bw)
                 if precision is not None:
                     convert = convert_bytes(shard_node(x, k), shards[v]) / bw
-                full_out = float(x.out_bytes)
                 largest = float(shard_node(x, k).out_bytes)  # in the op's own dtype
                 for g in (g for g in groups if len(g) == k):
                     gather = _gather_time(
-                        largest * k,
-                        g,
-                        base.comm_latency,
-                        base.comm_inv_bandwidth,
+                        largest * k, g, base.comm_latency, base.comm_inv_bandwidth
                     )
-                    if not math.isfinite(gather):
-                        continue
-                    w = float(shards[v].param_bytes)
-                    hold = w + full_out
-                    label = precision or x.dtype
-                    e = float(error[v])
-                    t = max(float(cut.exec[v, d] + convert[d]) for d in g)
-                    tag = SPLIT_PREFIX + kind[0]
-                    if math.isfinite(t):
-                        out.append(SplitMode(v, g, t + gather, hold, w, tag, gather, label, e))
-                    if streamed is not None and w > 0:
-                        ts = max(float(streamed[v, d] + convert[d]) for d in g)
-                        if math.isfinite(ts):
-                            out.append(
-                                SplitMode(
-                                    v, g, ts + gather, hold - w, 0.0, tag + "+streamed",
-                                    gather, label, e,
-                                )
-                            )  # fmt: skip
+                    if math.isfinite(gather):
+                        out += _held_both_ways(
+                            v, g, cut, convert, gather, float(x.out_bytes),
+                            float(shards[v].param_bytes), SPLIT_PREFIX + kind[0],
+                            precision or x.dtype, float(error[v]),
+                        )  # fmt: skip
     out += chain_modes(graph, platform, out, cost_model, lowered=lowered, table=base)
     out += replica_modes(graph, platform, base)
     out.sort(key=lambda s: (s.op, len(s.devices), s.devices, s.precision, s.tag))
@@ -274,11 +305,10 @@ def replica_modes(graph: OpGraph, platform: Platform, table: CostTable) -> list[
     its layer norms so on every device). Only ops next to one that can split (what they
     save is a copy to or from a split); the slowest device's time; in the op's own
     precision, weights resident."""
-    names = {x.name: i for i, x in enumerate(graph.nodes)}
     splittable = {i for i, x in enumerate(graph.nodes) if split_kind(x) is not None}
     near: set[int] = set()
     for t in graph.tensors:
-        ends = {names[t.src], *(names[d] for d in t.dsts)}
+        ends = {graph.index[t.src], *(graph.index[d] for d in t.dsts)}
         if ends & splittable:
             near |= ends
     out: list[SplitMode] = []
@@ -303,19 +333,13 @@ def chain_links(graph: OpGraph) -> dict[int, tuple[int, str]]:
     linear layer that multiplies the producer's output (``cols``: its input features are
     the producer's; ``meta["matmul_inputs"]`` of an imported graph says which input it
     multiplies)."""
-    names = {x.name: i for i, x in enumerate(graph.nodes)}
-    readers: dict[int, set[int]] = {}
-    producers: dict[int, set[int]] = {}
-    for t in graph.tensors:
-        readers.setdefault(names[t.src], set()).update(names[d] for d in t.dsts)
-        for d in t.dsts:
-            producers.setdefault(names[d], set()).add(names[t.src])
     kinds = [split_kind(x) for x in graph.nodes]
     links: dict[int, tuple[int, str]] = {}
-    for u, vs in readers.items():
+    for u, node in enumerate(graph.nodes):
+        vs = graph.successors(node.name)
         if kinds[u] is None or len(vs) != 1 or kinds[u][0] not in ("column", "heads"):  # type: ignore[index]
             continue
-        v = next(iter(vs))
+        v = graph.index[vs[0]]
         a, b = graph.nodes[u], graph.nodes[v]
         features = _out_features(a)
         if kinds[u][0] == "column" and kinds[v] is not None and kinds[v][0] == "heads":  # type: ignore[index]
@@ -325,21 +349,21 @@ def chain_links(graph: OpGraph) -> dict[int, tuple[int, str]]:
             kinds[v] is not None
             and kinds[v][0] == "column"  # type: ignore[index]
             and _reads_features(b, features)
-            and _multiplies(graph, u, v, producers.get(v, set()))
+            and _multiplies(graph, u, v)
         ):
             links[u] = (v, "cols")
     taken = [v for v, _ in links.values()]
     return {u: (v, x) for u, (v, x) in links.items() if taken.count(v) == 1}
 
 
-def _multiplies(graph: OpGraph, u: int, v: int, producers: set[int]) -> bool:
+def _multiplies(graph: OpGraph, u: int, v: int) -> bool:
     """Whether linear layer ``v`` multiplies ``u``'s output (not only reads it in an op
     fused with it): from the program's ``matmul_inputs`` where the graph was imported,
     else when ``u`` is all ``v`` reads."""
     reads = graph.meta.get("matmul_inputs")
     fx_nodes = graph.meta.get("fx_nodes")
     if not reads or not fx_nodes:
-        return producers == {u}
+        return graph.predecessors(graph.nodes[v].name) == (graph.nodes[u].name,)
     mine = [reads[x] for x in fx_nodes.get(graph.nodes[v].name, ()) if x in reads]
     theirs = set(fx_nodes.get(graph.nodes[u].name, ()))
     return len(mine) == 1 and mine[0] in theirs
@@ -408,8 +432,8 @@ def chain_modes(
         k = len(s.devices)
         if _out_features(graph.nodes[s.op]) % k:
             continue
-        base, streamed = s.tag.removesuffix("+streamed"), s.tag.endswith("+streamed")
-        tail = "+streamed" if streamed else ""
+        tail = "+streamed" if s.tag.endswith("+streamed") else ""
+        base = s.tag.removesuffix(tail)
         out_k = float(graph.nodes[s.op].out_bytes) / k
         froms = [""]
         if takes.get(s.op) == "qkv":
@@ -447,26 +471,15 @@ def _row_modes(
     """``split:row+from:cols`` modes of the linear layers ``rows`` (op -> its input
     features): the slowest shard plus a ring all-reduce of the output (in the op's own
     dtype: a lowered shard converts its partial output back, as an island does)."""
-    from hetsched.costmodel.precision import convert_bytes, lowered_node
+    from hetsched.costmodel.precision import convert_bytes
 
     base = table or build_cost_table(graph, platform, cost_model, allow_infeasible=True)
     bw = np.array([d.mem_bandwidth for d in platform.devices])
-    variants: list[tuple[str | None, np.ndarray]] = [(None, np.zeros(len(graph.nodes)))]
-    variants += [(p, np.asarray(e, np.float64)) for p, e in lowered if p in _ROW_PRECISIONS]
     out: list[SplitMode] = []
-    for precision, error in variants:
-        nodes = list(graph.nodes)
-        if precision is not None:
-            nodes = [lowered_node(x, precision) or x for x in graph.nodes]
+    for precision, error, nodes, usable in _variants(graph, lowered, _ROW_PRECISIONS):
         for g in split_groups(platform):
             k = len(g)
-            mine = [
-                v
-                for v, f in rows.items()
-                if f % k == 0
-                and math.isfinite(error[v])
-                and (precision is None or nodes[v] is not graph.nodes[v])
-            ]
+            mine = [v for v, f in rows.items() if f % k == 0 and usable[v]]
             if not mine:
                 continue
             cut_nodes = [row_shard_node(x, k) if v in mine else x for v, x in enumerate(nodes)]
@@ -479,21 +492,11 @@ def _row_modes(
                     convert = convert_bytes(row_shard_node(x, k), cut_nodes[v]) / bw
                 full_out = float(x.out_bytes)
                 reduce = _all_reduce_time(full_out, g, base.comm_latency, base.comm_inv_bandwidth)
-                w = float(cut_nodes[v].param_bytes)
-                label, e = precision or x.dtype, float(error[v])
-                tag = SPLIT_PREFIX + "row+from:cols"
-                t = max(float(cut.exec[v, d] + convert[d]) for d in g)
-                if math.isfinite(t) and math.isfinite(reduce):
-                    out.append(SplitMode(v, g, t + reduce, w + full_out, w, tag, reduce, label, e))
-                if cut.streamed is not None and w > 0:
-                    ts = max(float(cut.streamed[v, d] + convert[d]) for d in g)
-                    if math.isfinite(ts) and math.isfinite(reduce):
-                        out.append(
-                            SplitMode(
-                                v, g, ts + reduce, full_out, 0.0, tag + "+streamed", reduce,
-                                label, e,
-                            )
-                        )  # fmt: skip
+                if math.isfinite(reduce):
+                    out += _held_both_ways(
+                        v, g, cut, convert, reduce, full_out, float(cut_nodes[v].param_bytes),
+                        SPLIT_PREFIX + "row+from:cols", precision or x.dtype, float(error[v]),
+                    )  # fmt: skip
     return out
 
 
