@@ -178,7 +178,8 @@ class _Rewrite:
         kinds = anchor_targets()
         k = len(devs)
         mine = [self.by_name[x] for x in self.out_nodes.get(op, ())]
-        if describe_split(tag) == "replica":
+        split = describe_split(tag)
+        if split == "replica":
             self._replica(op, devs, mine)
             return
         anchors = [n for n in mine if n.target in kinds]
@@ -195,11 +196,11 @@ class _Rewrite:
         with self.gm.graph.inserting_before(node):
             for i in range(k):
                 cutter = _Cutter(self.gm, op, i, k)
-                if describe_split(tag) == "row":
+                if split == "row":
                     y = self._row_shard(node, how, cutter, op, devs)
                 else:
                     given = self._given(node, how, i, op)
-                    sections = _sections(node, keep) if keep and how != "sdpa" else None
+                    sections = _sections(self.gm, node, keep) if keep and how != "sdpa" else None
                     here = [self._local(a, i, devs) for a in node.args]
                     args, kwargs = _shard_args(
                         self.gm, node, how, cutter, op, given, sections, here
@@ -208,10 +209,13 @@ class _Rewrite:
                     cutter.made.append(y)
                 outs.append(y)
                 groups[i] += cutter.made
-        if describe_split(tag) == "row":
+        if split == "row":
             self._reduce(node, how, outs)
         elif keep:
-            self.sharded[node] = (outs, 1 if how == "sdpa" else len(_meta_shape(node)) - 1)
+            self.sharded[node] = (
+                outs,
+                1 if how == "sdpa" else len(_known_shape(self.gm, node)) - 1,
+            )
             self.replaced.add(node)
             for n in mine[at + 1 :]:
                 if any(a in self.sharded for a in n.all_input_nodes):
@@ -266,8 +270,8 @@ class _Rewrite:
         return hit[0][i] if hit is not None and hit[1] == devs else a
 
     def _given(self, node: fx.Node, how: str, i: int, op: str) -> dict[int, fx.Node]:
-        """Arguments of ``node`` already on shard ``i``'s device: sharded as it needs
-        them, or replicated there."""
+        """Attention's queries, keys and values already sharded by heads: shard ``i``'s
+        (its copies of replicated arguments come from :meth:`_local`)."""
         out = {}
         for j, a in enumerate(node.args[:3]):
             if isinstance(a, fx.Node) and a in self.sharded:
@@ -290,10 +294,12 @@ class _Rewrite:
         features = ws[1] if how == "linear" else ws[0]
         if x in self.sharded:
             parts, dim = self.sharded[x]
-            _need(dim == len(_meta_shape(x)) - 1, op, "its input is not sharded by features")
+            _need(
+                dim == len(_known_shape(self.gm, x)) - 1, op, "its input is not sharded by features"
+            )
             xi: Any = parts[cut.i]
         else:
-            xs = _meta_shape(x)
+            xs = _known_shape(self.gm, x)
             xi = cut(x, len(xs) - 1, xs[-1])
         wi = cut(w, 1 if how == "linear" else 0, features)
         if how == "linear":
@@ -324,7 +330,7 @@ class _Rewrite:
         assert isinstance(src, fx.Node)
         parts, dim = self.sharded[src]
         k = len(parts)
-        args, new_dim = _shard_view(n, at, dim, k, op)
+        args, new_dim = _shard_view(self.gm, n, at, dim, k, op)
         kwargs = dict(n.kwargs)
         if "assert_tensor_metadata" in str(n.target):  # the shard's own size and strides
             kwargs = {x: y for x, y in kwargs.items() if x not in ("size", "stride")}
@@ -348,12 +354,12 @@ class _Rewrite:
         broadcasts along ``dim`` (or is not a tensor)."""
         if not isinstance(x, fx.Node):
             return x
-        out = _meta_shape(n)
+        out = _known_shape(self.gm, n)
         if x in self.sharded:
             parts, d = self.sharded[x]
             _need(d == dim, op, f"{n.name} reads values sharded on dims {dim} and {d}")
             return parts[i]
-        shape = _meta_shape(x)
+        shape = _known_shape(self.gm, x)
         at = dim - (len(out) - len(shape))  # numpy broadcasting aligns trailing dims
         if at < 0 or shape[at] == 1:
             return x
@@ -375,27 +381,28 @@ class _Rewrite:
         }
 
 
-def _meta_shape(node: fx.Node) -> tuple[int, ...]:
-    val = node.meta.get("val")
-    if val is None and node.args and isinstance(node.args[0], fx.Node) and _keeps_shape(node):
-        return _meta_shape(node.args[0])  # a conversion a lowered op inserted
-    if val is None or not hasattr(val, "shape"):
+def _known_shape(gm: fx.GraphModule, node: Any) -> tuple[int, ...]:
+    """:func:`_shape`, which a sharded chain cannot do without."""
+    shape = _shape(gm, node)
+    if shape is None:
         msg = f"fx node {node.name!r} has no shape (export the program with torch.export)"
         raise PlanError(msg)
-    return tuple(int(s) for s in val.shape)
+    return shape
 
 
-def _sections(node: fx.Node, layout: str) -> list[int]:
+def _sections(gm: fx.GraphModule, node: fx.Node, layout: str) -> list[int]:
     """Output features of a linear layer, in the sections its output is split into (one
     section unless a ``split`` along the features follows it)."""
-    out = _meta_shape(node)
+    out = _known_shape(gm, node)
     users = list(node.users)
-    while len(users) == 1 and users[0].target in _VIEWS and _meta_shape(users[0])[-1] == out[-1]:
+    while (
+        len(users) == 1 and users[0].target in _VIEWS and _known_shape(gm, users[0])[-1] == out[-1]
+    ):
         users = list(users[0].users)  # addmm's [rows, features] back to [batch, seq, ...]
     for u in users:
         if u.target in (_aten.split.Tensor, _aten.split_with_sizes.default):
             a: Any = u.args
-            rank = len(_meta_shape(a[0]))
+            rank = len(_known_shape(gm, a[0]))
             dim = int(a[2]) if len(a) > 2 else 0
             if dim % rank == rank - 1:
                 size = a[1]
@@ -426,7 +433,9 @@ def _elementwise(n: fx.Node, name: str) -> bool:
     return n.op == "call_function" and op_kind(n.target).category == "elementwise"
 
 
-def _shard_view(n: fx.Node, at: int, dim: int, k: int, op: str) -> tuple[tuple[Any, ...], int]:
+def _shard_view(
+    gm: fx.GraphModule, n: fx.Node, at: int, dim: int, k: int, op: str
+) -> tuple[tuple[Any, ...], int]:
     """Arguments of one shard's copy of ``n`` (argument ``at`` sharded on ``dim`` ``k``
     ways; only elementwise ops may have it anywhere but first) and the dim its output is
     sharded on."""
@@ -437,10 +446,10 @@ def _shard_view(n: fx.Node, at: int, dim: int, k: int, op: str) -> tuple[tuple[A
     if name == "_assert_tensor_metadata":  # a check of the whole tensor: its dtype only
         return (args[0],), dim
     if _elementwise(n, name):  # other tensors are sliced or broadcast
-        return args, dim + len(_meta_shape(n)) - len(_meta_shape(args[at]))
+        return args, dim + len(_known_shape(gm, n)) - len(_known_shape(gm, args[at]))
     _need(at == 0, op, f"{n.name} ({name}) reads a sharded value after a whole one")
     if name in ("view", "reshape", "_unsafe_view"):
-        src, out = _meta_shape(args[0]), _meta_shape(n)
+        src, out = _known_shape(gm, args[0]), _known_shape(gm, n)
         prefix = math.prod(src[:dim])
         for b in range(len(out)):
             if math.prod(out[:b]) == prefix and out[b] % k == 0:
@@ -448,15 +457,15 @@ def _shard_view(n: fx.Node, at: int, dim: int, k: int, op: str) -> tuple[tuple[A
                 return (args[0], shape), b
         _need(False, op, f"{n.name} reshapes the sharded dim away")
     if name == "transpose":
-        rank = len(_meta_shape(n))
+        rank = len(_known_shape(gm, n))
         a, b = (int(x) % rank for x in args[1:3])
         return args, b if dim == a else a if dim == b else dim
     if name == "permute":
-        rank = len(_meta_shape(n))
+        rank = len(_known_shape(gm, n))
         dims = [int(x) % rank for x in args[1]]
         return args, dims.index(dim)
     if name in ("split", "split_with_sizes"):
-        rank = len(_meta_shape(args[0]))
+        rank = len(_known_shape(gm, args[0]))
         along = int(args[2]) % rank if len(args) > 2 else 0
         if along != dim:
             return args, dim
@@ -478,13 +487,20 @@ class _Cutter:
     def __call__(self, x: Any, dim: int, size: int, *, even: bool = True) -> fx.Node:
         """Slice ``i`` of ``x`` along ``dim`` (of ``size``): ``k`` equal ones, or where
         ``even`` is false, ``k`` of ``floor`` or ``ceil(size / k)``."""
-        k, i = self.k, self.i
+        k = self.k
         _need(
             size >= k and (size % k == 0 or not even),
             self.op,
             f"dimension {dim} of size {size} over {k} devices",
         )
-        s = self.gm.graph.call_function(_SLICE, (x, dim, i * size // k, (i + 1) * size // k))
+        return self._block(x, dim, 0, size)
+
+    def _block(self, x: Any, dim: int, at: int, size: int) -> fx.Node:
+        """Slice ``i`` of ``k`` of the ``size`` elements from ``at`` of ``x`` along ``dim``."""
+        k, i = self.k, self.i
+        s = self.gm.graph.call_function(
+            _SLICE, (x, dim, at + i * size // k, at + (i + 1) * size // k)
+        )
         self.made.append(s)
         return s
 
@@ -493,11 +509,8 @@ class _Cutter:
         parts, at = [], 0
         for size in sections:
             _need(size % self.k == 0, self.op, f"a section of {size} over {self.k} devices")
-            lo = at + self.i * size // self.k
-            hi = at + (self.i + 1) * size // self.k
-            parts.append(self.gm.graph.call_function(_SLICE, (x, dim, lo, hi)))
+            parts.append(self._block(x, dim, at, size))
             at += size
-        self.made += parts
         if len(parts) == 1:
             return parts[0]
         c = self.gm.graph.call_function(_CAT, (parts, dim))
