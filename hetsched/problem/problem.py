@@ -662,8 +662,7 @@ class Problem:
         if self.has_chains:
             mask = np.zeros(self.num_modes, dtype=bool)
             mask[kept] = True
-            consumers = [[v for v, _ in s] for s in self.succs]
-            kept = np.flatnonzero(close_chains(self.modes, consumers, mask))
+            kept = np.flatnonzero(close_chains(self.modes, _consumers(self.tensors, self.n), mask))
         return dataclasses.replace(
             self,
             modes=self.modes.select(kept),
