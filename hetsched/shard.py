@@ -182,6 +182,9 @@ class _Rewrite:
         if split == "replica":
             self._replica(op, devs, mine)
             return
+        if split == "tokens":
+            self._tokens(op, devs, mine, kept_layout(tag) is not None)
+            return
         anchors = [n for n in mine if n.target in kinds]
         _need(len(anchors) == 1, op, f"{len(anchors)} linear/conv/attention nodes, not one")
         node = anchors[0]
@@ -263,6 +266,163 @@ class _Rewrite:
                 self.devices[x.name] = dev
         self.out_nodes[op] = tuple(x.name for g in groups for x in g)
         self.shards[op] = tuple(tuple(x.name for x in g) for g in groups)
+
+    def _tokens(self, op: str, devs: tuple[str, ...], mine: list[fx.Node], keep: bool) -> None:
+        """An op split by tokens: each node that reads a value sharded by tokens once per
+        shard; a node that starts the op from a whole input takes each shard's slice of
+        it; unless the op keeps its output sharded, what leaves it is the cat of its
+        shards (the all-gather)."""
+        k = len(devs)
+        groups: list[list[fx.Node]] = [[] for _ in range(k)]
+        sliced: list[fx.Node] = []
+        for n in mine:
+            if not any(a in self.sharded for a in n.all_input_nodes):
+                entry = _token_entry(self.gm, n)
+                if entry is None:
+                    continue
+                a, dim = entry
+                size = _known_shape(self.gm, a)[dim]
+                parts = []
+                with self.gm.graph.inserting_before(n):
+                    for i in range(k):
+                        cut = _Cutter(self.gm, op, i, k)
+                        parts.append(cut(self._local(a, i, devs), dim, size))
+                        groups[i] += cut.made
+                self.sharded[a] = (parts, dim)
+                sliced.append(a)
+            self._token_copy(n, groups, op, devs)
+        for a in sliced:  # whole values other ops read whole
+            del self.sharded[a]
+        inside = set(mine).union(*groups)
+        leaving = [n for n in mine if any(u not in inside for u in n.users)]
+        if keep:
+            bad = [n.name for n in leaving if n not in self.sharded]
+            _need(not bad, op, f"{', '.join(bad)} leave(s) the op whole")
+        else:
+            for n in leaving:  # the all-gather: the node becomes the cat of its shards
+                if n in self.sharded:
+                    parts, dim = self.sharded.pop(n)
+                    n.target, n.args, n.kwargs = _CAT, (parts, dim), {}
+                    self.replaced.discard(n)
+        made = {x: dev for dev, group in zip(devs, groups, strict=True) for x in group}
+        self.devices.update({x.name: dev for x, dev in made.items()})
+        names = {*(n.name for n in mine), *(x.name for x in made)}
+        self.out_nodes[op] = tuple(n.name for n in self.gm.graph.nodes if n.name in names)
+        self.shards[op] = tuple(tuple(x.name for x in g) for g in groups)
+
+    def _token_copy(
+        self, n: fx.Node, groups: list[list[fx.Node]], op: str, devs: tuple[str, ...]
+    ) -> None:
+        """One copy of ``n`` per shard, ``n`` reading values sharded by tokens: a view or
+        elementwise op as in any chain; a linear layer, norm or softmax on its shard
+        (none may reduce over the tokens); attention on its shard of queries with every
+        shard's keys and values (gathered), its causal mask offset to its rows."""
+        name = _fx_name(n)
+        if name == "cat":
+            self._token_cat(n, groups, op)
+            return
+        if name not in _TOKEN_OPS:
+            self._replicate(n, groups, op)
+            return
+        at = 1 if name == "addmm" else 0
+        src = n.args[at]
+        rank = len(_known_shape(self.gm, n))
+        copies = []
+        dim = rank - 2
+        with self.gm.graph.inserting_before(n):
+            for i in range(len(groups)):
+                cut = _Cutter(self.gm, op, i, len(groups))
+                args = [self._local(a, i, devs) for a in n.args]
+                kwargs = dict(n.kwargs)
+                if name == "scaled_dot_product_attention":
+                    self._token_attention(n, args, kwargs, cut)
+                else:
+                    _need(isinstance(src, fx.Node) and src in self.sharded, op,
+                          f"{n.name} ({name}) reads a sharded value after a whole one")  # fmt: skip
+                    assert isinstance(src, fx.Node)
+                    parts, dim = self.sharded[src]
+                    others = [a for j, a in enumerate(n.args) if j != at]
+                    _need(not any(a in self.sharded for a in others if isinstance(a, fx.Node)),
+                          op, f"{n.name} ({name}) reads two sharded values")  # fmt: skip
+                    _need(_keeps_tokens(n, name, dim, rank), op,
+                          f"{n.name} ({name}) reduces over the sharded dim {dim}")  # fmt: skip
+                    args[at] = parts[i]
+                c = self.gm.graph.create_node(n.op, n.target, tuple(args), kwargs)  # type: ignore[arg-type]
+                groups[i] += [*cut.made, c]
+                copies.append(c)
+        self.sharded[n] = (copies, dim)
+        self.replaced.add(n)
+
+    def _token_cat(self, n: fx.Node, groups: list[list[fx.Node]], op: str) -> None:
+        """One copy per shard of a cat along another dim than the sharded one: each
+        shard's part of every tensor (its slice of a whole one)."""
+        items = list(n.args[0])  # type: ignore[arg-type]
+        out = _known_shape(self.gm, n)
+        along = int(n.args[1]) % len(out) if len(n.args) > 1 else 0  # type: ignore[arg-type]
+        dims = {self.sharded[x][1] for x in items if x in self.sharded}
+        _need(len(dims) == 1 and along not in dims, op, f"{n.name} concatenates along the shards")
+        dim = dims.pop()
+        copies = []
+        with self.gm.graph.inserting_before(n):
+            for i in range(len(groups)):
+                cut = _Cutter(self.gm, op, i, len(groups))
+                mine = [
+                    self.sharded[x][0][i] if x in self.sharded else cut(x, dim, out[dim])
+                    for x in items
+                ]
+                c = self.gm.graph.call_function(n.target, (mine, *n.args[1:]), dict(n.kwargs))  # type: ignore[arg-type]
+                groups[i] += [*cut.made, c]
+                copies.append(c)
+        self.sharded[n] = (copies, dim)
+        self.replaced.add(n)
+
+    def _token_attention(
+        self, n: fx.Node, args: list[Any], kwargs: dict[str, Any], cut: _Cutter
+    ) -> None:
+        """Shard ``cut.i`` of attention by tokens, into ``args``/``kwargs``: its rows of
+        the queries, every row of the keys and values (a cat of their shards where they
+        are sharded), its rows of a mask, an explicit causal mask offset to its rows."""
+        op, k, i = cut.op, cut.k, cut.i
+        q = n.args[0]
+        qs = _known_shape(self.gm, q)
+        rows, dim = qs[-2], len(qs) - 2
+        if q in self.sharded:
+            parts, d = self.sharded[q]  # type: ignore[index]
+            _need(d == dim, op, f"{n.name}: queries sharded on dim {d}")
+            args[0] = parts[i]
+        else:
+            args[0] = cut(args[0], dim, rows)
+        for j in (1, 2):
+            x = n.args[j]
+            if isinstance(x, fx.Node) and x in self.sharded:
+                parts, d = self.sharded[x]
+                _need(d == len(_known_shape(self.gm, x)) - 2, op, f"{n.name}: keys sharded on {d}")
+                c = self.gm.graph.call_function(_CAT, (parts, d))
+                cut.made.append(c)
+                args[j] = c
+        lo, hi = i * rows // k, (i + 1) * rows // k
+        in_args = len(args) > 3
+        mask = args[3] if in_args else kwargs.get("attn_mask")
+        ms = _shape(self.gm, n.args[3] if in_args else kwargs.get("attn_mask"))
+        if ms is not None and len(ms) >= 2 and ms[-2] == rows and rows > 1:
+            mask = cut(mask, len(ms) - 2, rows)
+        causal = bool(args[5] if len(args) > 5 else kwargs.get("is_causal", False))
+        if causal:
+            _need(mask is None, op, f"{n.name}: a causal mask and another")
+            keys = _known_shape(self.gm, n.args[1])[-2]
+            ones = self.gm.graph.call_function(
+                _aten.new_ones.default, (args[0], [hi - lo, keys]), {"dtype": torch.bool}
+            )
+            mask = self.gm.graph.call_function(_aten.tril.default, (ones, lo))
+            cut.made += [ones, mask]
+            if len(args) > 5:
+                args[5] = False
+            else:
+                kwargs["is_causal"] = False
+        if in_args:
+            args[3] = mask
+        elif mask is not None:
+            kwargs["attn_mask"] = mask
 
     def _local(self, a: Any, i: int, devs: tuple[str, ...]) -> Any:
         """Shard ``i``'s own copy of ``a`` where ``a`` is replicated on ``devs``."""
@@ -381,6 +541,48 @@ class _Rewrite:
         }
 
 
+# fx ops a token split runs on each shard's rows that are not views or elementwise
+_TOKEN_OPS = {
+    "linear", "addmm", "layer_norm", "rms_norm", "softmax", "_softmax", "log_softmax",
+    "_log_softmax", "scaled_dot_product_attention",
+}  # fmt: skip
+
+
+def _fx_name(n: fx.Node) -> str:
+    return str(getattr(n.target, "__name__", n.target)).split(".")[0]
+
+
+def _keeps_tokens(n: fx.Node, name: str, dim: int, rank: int) -> bool:
+    """Whether ``n`` computes each row along ``dim`` (of its rank-``rank`` output) alone."""
+    if name in ("linear",):
+        return dim < rank - 1
+    if name == "addmm":
+        return dim == 0
+    if name in ("layer_norm", "rms_norm"):
+        return dim < rank - len(n.args[1])  # type: ignore[arg-type]
+    return int(n.args[1]) % rank != dim  # type: ignore[arg-type]  # softmax
+
+
+def _token_entry(gm: fx.GraphModule, n: fx.Node) -> tuple[fx.Node, int] | None:
+    """The whole input of ``n`` a token split slices, and along which dim (its tokens:
+    second to last of the output, aligned as broadcasting aligns), when ``n`` computes
+    rows (a linear layer, norm, softmax, attention or elementwise op), else ``None``."""
+    name = _fx_name(n)
+    if name not in _TOKEN_OPS and not _elementwise(n, name):
+        return None
+    out = _shape(gm, n)
+    if out is None or len(out) < 2:
+        return None
+    for j, a in enumerate(n.args):
+        shape = _shape(gm, a) if isinstance(a, fx.Node) and a.op != "get_attr" else None
+        if shape is None or (name == "addmm" and j != 1):
+            continue
+        if len(shape) >= 2 and shape[-2] == out[-2]:
+            assert isinstance(a, fx.Node)
+            return a, len(shape) - 2
+    return None
+
+
 def _known_shape(gm: fx.GraphModule, node: Any) -> tuple[int, ...]:
     """:func:`_shape`, which a sharded chain cannot do without."""
     shape = _shape(gm, node)
@@ -456,6 +658,28 @@ def _shard_view(
                 shape = [*out[:b], out[b] // k, *out[b + 1 :]]
                 return (args[0], shape), b
         _need(False, op, f"{n.name} reshapes the sharded dim away")
+    if name in ("unsqueeze", "squeeze"):
+        rank = len(_known_shape(gm, n if name == "unsqueeze" else args[0]))
+        dims = args[1] if len(args) > 1 else None
+        if name == "squeeze":
+            src = _known_shape(gm, args[0])
+            gone = [d for d in range(rank) if src[d] == 1] if dims is None else dims
+            gone = [int(d) % rank for d in ([gone] if isinstance(gone, int) else gone)]
+            _need(dim not in gone, op, f"{n.name} squeezes the sharded dim away")
+            return args, dim - sum(d < dim for d in gone)
+        at = int(dims) % rank  # type: ignore[arg-type]
+        return args, dim + 1 if at <= dim else dim
+    if name == "expand":  # leading dims may be added; the sharded one keeps its size
+        grow = len(_known_shape(gm, n)) - len(_known_shape(gm, args[0]))
+        sizes = list(args[1])  # type: ignore[call-overload]
+        sizes[dim + grow] = -1
+        return (args[0], sizes, *args[2:]), dim + grow
+    if name in ("slice", "chunk"):
+        rank = len(_known_shape(gm, args[0]))
+        j = 1 if name == "slice" else 2  # slice(x, dim, ...), chunk(x, chunks, dim)
+        along = int(args[j]) % rank if len(args) > j else 0  # type: ignore[call-overload]
+        _need(along != dim, op, f"{n.name} cuts the sharded dim")
+        return args, dim
     if name == "transpose":
         rank = len(_known_shape(gm, n))
         a, b = (int(x) % rank for x in args[1:3])

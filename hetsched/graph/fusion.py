@@ -226,7 +226,7 @@ def _fused_node(graph: OpGraph, g: _Groups, group: str, internal: dict[str, floa
         read += max(n.param_bytes, n.bytes_read - internal.get(n.name, 0.0))
     a = mnodes[0]
     parts = tuple(
-        OpNode(n.name, op=n.op, category=n.category, dtype=n.dtype)
+        OpNode(n.name, op=n.op, category=n.category, dtype=n.dtype, shape=n.shape)
         for n in mnodes
         if n.name not in g.folded
     )

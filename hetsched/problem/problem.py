@@ -236,10 +236,11 @@ class Problem:
         splits = []
         if split:
             from hetsched.costmodel.sharding import split_modes
+            from hetsched.costmodel.tokens import token_modes
 
-            splits = split_modes(
-                graph, platform, cost_model, lowered=[(p, e) for p, _, e in lowered], table=table
-            )
+            low = [(p, e) for p, _, e in lowered]
+            splits = split_modes(graph, platform, cost_model, lowered=low, table=table)
+            splits += token_modes(graph, platform, cost_model, lowered=low, table=table)
         modes = residency_modes(
             table, [x.dtype for x in graph.nodes], memory=memory, lowered=lowered, splits=splits
         )

@@ -5,7 +5,8 @@ runs split across the largest group of identical devices it has a split mode on 
 by heads, linear layers by output features, convolutions by output channels), keeping
 tensors sharded along the chains where it can (a linear layer by output features, then
 attention by heads or a linear layer by input features), and only the other ops are
-placed freely. :func:`without_splits` is the problem before splitting. Both
+placed freely; token splits (sequence parallelism, :mod:`hetsched.costmodel.tokens`) are
+not part of it. :func:`without_splits` is the problem before splitting. Both
 are restrictions: a solver's plan of either is a plan of the whole problem, and their
 bounds are not its bounds. :data:`solve_megatron` and :data:`solve_whole` are the portfolio
 on each, as solvers (``hetsched bench --suite models --split --solvers
@@ -69,6 +70,11 @@ def without_splits(problem: Problem) -> Problem:
 def fixed_sharding(problem: Problem) -> Problem:
     """``problem`` with every op that has split modes restricted to those across its
     widest device group (see the module docstring)."""
+    from hetsched.costmodel.sharding import describe_split
+
+    tokens = np.array([describe_split(t) == "tokens" for t in problem.modes.tag], dtype=bool)
+    if tokens.any():  # sequence parallelism is not Megatron's recipe
+        problem = problem.select_modes(np.flatnonzero(~tokens), name=problem.name)
     split = is_split(problem)
     if not split.any():
         return problem

@@ -1,0 +1,124 @@
+"""Sequence-parallel splits (``split:tokens``): cost model, solvers, the split program."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from hetsched.costmodel import Platform
+from hetsched.costmodel.sharding import describe_split
+from hetsched.costmodel.tokens import token_dims, token_modes, token_shard_node
+from hetsched.exec import execute
+from hetsched.exec.program import outputs_close
+from hetsched.graph import fuse, zoo
+from hetsched.graph.resolve import import_program
+from hetsched.partition import apply
+from hetsched.plan import validate
+from hetsched.problem import Problem
+from hetsched.problem.chains import kept_layout
+from hetsched.schedule.latency.cpsat import solve_cpsat
+from hetsched.schedule.latency.heuristics import solve_cpop, solve_heft, solve_peft
+from hetsched.schedule.latency.splits import fixed_sharding
+from tests.partition.test_shard import chain
+from tests.problem.test_relaxation import brute_force
+
+
+def test_transformer_blocks_split_by_tokens_and_cnns_do_not() -> None:
+    gpt = fuse(zoo.graph("gpt", "tiny"))
+    rows = {gpt.nodes[v].name: s for v, s in token_dims(gpt).items()}
+    assert rows["layer_norm"] == rows["linear"] == rows["scaled_dot_product_attention"] == 16
+    assert rows["linear_1"] == 16  # the output projection and its residual add, fused
+    assert "embedding" not in rows  # reads token ids, not rows of features
+    assert token_dims(fuse(zoo.graph("resnet", "tiny"))) == {}
+
+
+def test_a_token_shard_holds_every_weight_and_a_kth_of_the_rows() -> None:
+    gpt = fuse(zoo.graph("gpt", "base"))
+    fc = gpt.node("linear_2")  # the MLP's up-projection (and its GELU)
+    half = token_shard_node(fc, 4)
+    assert half.flops == fc.flops / 4 and half.param_bytes == fc.param_bytes
+    assert half.out_bytes == fc.out_bytes / 4
+    p = Platform.preset("multi-gpu")
+    modes = token_modes(gpt, p)
+    at = {(gpt.nodes[m.op].name, m.devices, m.tag): m for m in modes}
+    four = (1, 2, 3, 4)
+    gathered = at[("linear_2", four, "split:tokens+from:tokens")]
+    kept = at[("linear_2", four, "split:tokens+from:tokens+keep:tokens")]
+    ring = 3 * (3e-6 + fc.out_bytes / 4 / 300e9)  # an all-gather over NVLink
+    assert gathered.gather == pytest.approx(ring) and kept.gather == 0
+    assert kept.time == pytest.approx(gathered.time - ring)
+    assert kept.weights == fc.param_bytes  # every device holds the whole weights
+    attn = gpt.node("scaled_dot_product_attention")
+    keys = at[("scaled_dot_product_attention", four, "split:tokens+from:tokens+keep:tokens")]
+    alone = at[("scaled_dot_product_attention", four, "split:tokens+keep:tokens")]
+    reads = attn.bytes_read * 2 / 3  # keys and values, gathered from every shard
+    assert keys.gather == pytest.approx(3 * (3e-6 + reads / 4 / 300e9))
+    assert alone.gather == 0  # reading its input whole, each device has every key
+    assert ("linear_48", four, "split:tokens+from:tokens+keep:tokens") not in at  # the output
+
+
+def test_megatron_style_baseline_has_no_token_splits() -> None:
+    p = Problem.build(fuse(zoo.graph("gpt", "tiny")), "multi-gpu", split=True)
+    assert any(describe_split(t) == "tokens" for t in p.modes.tag)
+    assert not any(describe_split(t) == "tokens" for t in fixed_sharding(p).modes.tag)
+
+
+def _tokens_only(problem: Problem, width: int) -> Problem:
+    """Token splits across ``width`` devices wherever an op has them, kept sharded
+    wherever it can; every other op placed freely (whole)."""
+    m = problem.modes
+    keep: list[int] = []
+    for v in range(problem.n):
+        ids = m.ops_modes(v).tolist()
+        mine = [k for k in ids if describe_split(m.tag[k]) == "tokens" and m.width[k] == width]
+        kept = [k for k in mine if kept_layout(m.tag[k])]
+        keep += kept or mine or [k for k in ids if describe_split(m.tag[k]) is None]
+    return problem.select_modes(np.array(keep, dtype=np.int64))
+
+
+def test_every_solver_keeps_token_chains_and_cpsat_equals_the_brute_force() -> None:
+    graph = chain([256, 1024, 256], rows=64)
+    p = Problem.build(graph, "edge-soc", memory=False, split=True)
+    assert any(kept_layout(t) == "tokens" for t in p.modes.tag)
+    for solver in (solve_heft, solve_peft, solve_cpop):
+        validate(solver(p, time_limit=5), p)
+    best = brute_force(p)
+    assert best is not None
+    plan = solve_cpsat(p, time_limit=30, seed=0, workers=1)
+    validate(plan, p)
+    assert plan.status == "optimal" and round(plan.makespan / p.quantum) == best
+    assert plan.lower_bound / p.quantum <= best
+
+
+def _model(name: str) -> tuple[Any, tuple[Any, ...]]:
+    if name == "gpt":
+        return zoo.build("gpt", "tiny")
+    from tests.models.build import build, need
+
+    need(name)
+    return build(name)
+
+
+@pytest.mark.parametrize(
+    ("name", "width"),
+    [("gpt", 4), ("gpt2", 2), ("llama", 4), ("bert", 2), ("unet2d-cond", 2)],
+)
+def test_token_split_programs_equal_eager(name: str, width: int) -> None:
+    """Causal attention with its mask offset per shard (gpt), rotary embeddings and
+    grouped-query attention (llama), a padding mask (bert), GEGLU (the UNet)."""
+    model, args = _model(name)
+    ep = torch.export.export(model, args, strict=False)
+    graph = fuse(import_program(ep, name=name))
+    problem = Problem.build(graph, "multi-gpu", split=True)
+    plan = solve_heft(_tokens_only(problem, width), time_limit=5)
+    validate(plan, problem)
+    kept = sum(1 for m in plan.modes.values() if kept_layout(m.tag) == "tokens")
+    assert kept >= 4
+    split = apply(plan, ep, graph)
+    assert outputs_close(split(*args), ep.module()(*args))
+    run = execute(plan, problem, graph=graph, program=ep, inputs=list(args))
+    assert run.outputs_match and math.isclose(run.makespan, plan.makespan, rel_tol=1e-9)
