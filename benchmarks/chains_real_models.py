@@ -10,9 +10,13 @@ whole problem, ``partition.apply`` checked against eager and ``exec.execute`` ru
 virtual clock. A plan is made to use as many chains as the model has: what the rewrite of
 the program must cope with.
 
+``--recipe tokens``: sequence parallelism instead (every op that can split by tokens
+does, kept sharded wherever its readers take it so:
+:func:`~hetsched.schedule.latency.splits.token_sharding`).
+
 Run::
 
-    .venv/bin/python benchmarks/chains_real_models.py [--models gpt2,llama]
+    .venv/bin/python benchmarks/chains_real_models.py [--models gpt2,llama] [--recipe tokens]
 
 Prints a markdown table and exits 1 if any model failed.
 """
@@ -41,12 +45,14 @@ def main(argv: list[str] | None = None) -> int:
     from hetsched.problem import Problem
     from hetsched.problem.chains import kept_layout
     from hetsched.schedule.latency.heuristics import solve_heft
-    from hetsched.schedule.latency.splits import fixed_sharding
+    from hetsched.schedule.latency.splits import fixed_sharding, token_sharding
     from tests.models.build import MODELS, build
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", default=",".join(MODELS))
+    ap.add_argument("--recipe", choices=("megatron", "tokens"), default="megatron")
     args = ap.parse_args(argv)
+    recipe = fixed_sharding if args.recipe == "megatron" else token_sharding
     print("| model | GPUs | ops | split ops | kept sharded | layouts | split = eager "
           "| run = eager | s |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|---|")
@@ -63,9 +69,7 @@ def main(argv: list[str] | None = None) -> int:
                 keep = [
                     k for k in range(m.num_modes) if m.width[k] == 1 or m.devices_of(k) == group
                 ]
-                plan = solve_heft(
-                    fixed_sharding(problem.select_modes(np.array(keep))), time_limit=5
-                )
+                plan = solve_heft(recipe(problem.select_modes(np.array(keep))), time_limit=5)
                 validate(plan, problem)
                 kept = [x for x in plan.modes.values() if kept_layout(x.tag)]
                 layouts = sorted({kept_layout(x.tag) for x in kept} - {None})

@@ -22,7 +22,7 @@ from hetsched.problem import Problem
 from hetsched.problem.chains import kept_layout
 from hetsched.schedule.latency.cpsat import solve_cpsat
 from hetsched.schedule.latency.heuristics import solve_cpop, solve_heft, solve_peft
-from hetsched.schedule.latency.splits import fixed_sharding
+from hetsched.schedule.latency.splits import fixed_sharding, token_sharding
 from tests.partition.test_shard import chain
 from tests.problem.test_relaxation import brute_force
 
@@ -68,16 +68,11 @@ def test_megatron_style_baseline_has_no_token_splits() -> None:
 
 
 def _tokens_only(problem: Problem, width: int) -> Problem:
-    """Token splits across ``width`` devices wherever an op has them, kept sharded
-    wherever it can; every other op placed freely (whole)."""
+    """Sequence parallelism over the first ``width`` GPUs wherever an op has it."""
     m = problem.modes
-    keep: list[int] = []
-    for v in range(problem.n):
-        ids = m.ops_modes(v).tolist()
-        mine = [k for k in ids if describe_split(m.tag[k]) == "tokens" and m.width[k] == width]
-        kept = [k for k in mine if kept_layout(m.tag[k])]
-        keep += kept or mine or [k for k in ids if describe_split(m.tag[k]) is None]
-    return problem.select_modes(np.array(keep, dtype=np.int64))
+    group = tuple(range(1, width + 1))
+    keep = [k for k in range(m.num_modes) if m.width[k] == 1 or m.devices_of(k) == group]
+    return token_sharding(problem.select_modes(np.array(keep, dtype=np.int64)))
 
 
 def test_every_solver_keeps_token_chains_and_cpsat_equals_the_brute_force() -> None:

@@ -38,6 +38,7 @@ import numpy as np
 from hetsched.errors import SolverError
 from hetsched.plan import Plan
 from hetsched.problem import Problem
+from hetsched.problem.chains import kept_layout
 from hetsched.problem.problem import is_streamed
 from hetsched.solver import Capabilities, SolveContext, Solver
 
@@ -48,6 +49,7 @@ __all__ = [
     "solve_megatron",
     "solve_whole",
     "split_report",
+    "token_sharding",
     "without_splits",
 ]
 
@@ -104,6 +106,33 @@ def _widest(problem: Problem, split: np.ndarray, *, chained: bool) -> Problem:
             mine = chosen if chosen.size else mine
         keep += mine.tolist()
     return problem.select_modes(np.array(keep, dtype=np.int64), name=problem.name)
+
+
+def token_sharding(problem: Problem) -> Problem:
+    """``problem`` with every op that can split by tokens (:mod:`hetsched.costmodel.tokens`)
+    restricted to those splits across its widest group, kept sharded wherever its readers
+    take them so (sequence parallelism as a fixed recipe); every other op runs whole."""
+    from hetsched.costmodel.sharding import describe_split
+
+    m = problem.modes
+    tokens = np.array([describe_split(t) == "tokens" for t in m.tag], dtype=bool)
+    whole = ~is_split(problem)
+    for chained in (True, False):
+        keep: list[int] = []
+        for v in range(problem.n):
+            ids = m.ops_modes(v)
+            mine = ids[tokens[ids]]
+            if mine.size == 0:
+                keep += ids[whole[ids]].tolist()
+                continue
+            mine = mine[m.width[mine] == int(m.width[mine].max())]
+            kept = mine[[chained and kept_layout(m.tag[k]) is not None for k in mine.tolist()]]
+            keep += (kept if kept.size else mine).tolist()
+        try:
+            return problem.select_modes(np.array(keep, dtype=np.int64), name=problem.name)
+        except SolverError:  # a reader lost its sharded modes (memory): gather instead
+            continue
+    return problem.select_modes(np.flatnonzero(whole | tokens), name=problem.name)
 
 
 def any_split_bound_of(
