@@ -15,10 +15,11 @@ of the shard: ``1/k`` of the FLOPs, weights and output; the whole input for ``co
 ``channels``, ``1/k`` of it for ``heads``) plus an all-gather of the output (a ring: ``k -
 1`` steps, each moving ``1/k`` of the output over the slowest hop of the ring), after which
 every device of the mode holds the whole output, so a consumer on any of them reads it
-there. Each device holds ``1/k`` of the weights (resident, or streamed where the device
-streams weights) and the whole output. With an error budget, splits also compute in the
-reduced precisions the op may take (:mod:`hetsched.costmodel.precision`), adding its
-error.
+there; an op nobody reads (a graph output) may instead collect its shards on its first
+device, each other device sending its shard straight there (:func:`gather_time`). Each
+device holds ``1/k`` of the weights (resident, or streamed where the device streams
+weights) and the whole output. With an error budget, splits also compute in the reduced
+precisions the op may take (:mod:`hetsched.costmodel.precision`), adding its error.
 
 Devices split together (:func:`split_groups`): for each kind with at least two identical
 devices, aligned blocks of 2, 4, 8, ... of them and all of them (npu0+npu1 on edge-soc;
@@ -84,6 +85,7 @@ __all__ = [
     "chain_links",
     "chain_modes",
     "describe_split",
+    "gather_time",
     "replica_modes",
     "shard_node",
     "split_floor",
@@ -176,6 +178,29 @@ def _gather_time(
     hops = [(group[i], group[(i + 1) % k]) for i in range(k)]
     step = max(latency[a, b] + out_bytes / k * inv_bw[a, b] for a, b in hops)
     return (k - 1) * step
+
+
+def _collect_time(out_bytes: float, group: Sequence[int], table: CostTable) -> float:
+    """Every device of ``group`` but the first sends its ``1/k`` of ``out_bytes`` to the
+    first: at once where their routes share no link, else one after another."""
+    k = len(group)
+    first, senders = group[0], group[1:]
+    times = [
+        table.comm_latency[j, first] + out_bytes / k * table.comm_inv_bandwidth[j, first]
+        for j in senders
+    ]
+    links = [table.route_links.get((j, first), ()) for j in senders]
+    apart = sum(len(x) for x in links) == len(set().union(*links))
+    return float(max(times) if apart else sum(times))
+
+
+def gather_time(out_bytes: float, group: Sequence[int], table: CostTable, *, sink: bool) -> float:
+    """The all-gather that leaves a split op's whole output on every device of ``group``
+    (a ring: :func:`_gather_time`), or for an op nobody reads (``sink``: a graph
+    output), the faster of that and collecting the shards on the first device only,
+    where the split program puts the op's output."""
+    ring = _gather_time(out_bytes, group, table.comm_latency, table.comm_inv_bandwidth)
+    return min(ring, _collect_time(out_bytes, group, table)) if sink else ring
 
 
 def _variants(
@@ -279,10 +304,9 @@ def split_modes(
                 if precision is not None:
                     convert = convert_bytes(shard_node(x, k), shards[v]) / bw
                 largest = float(shard_node(x, k).out_bytes)  # in the op's own dtype
+                sink = not graph.successors(x.name)
                 for g in (g for g in groups if len(g) == k):
-                    gather = _gather_time(
-                        largest * k, g, base.comm_latency, base.comm_inv_bandwidth
-                    )
+                    gather = gather_time(largest * k, g, base, sink=sink)
                     if math.isfinite(gather):
                         out += _held_both_ways(
                             v, g, cut, convert, gather, float(x.out_bytes),

@@ -54,6 +54,7 @@ from hetsched.costmodel.sharding import (
     _gather_time,
     _held_both_ways,
     _variants,
+    gather_time,
     split_groups,
 )
 from hetsched.costmodel.table import CostTable, build_cost_table
@@ -217,7 +218,7 @@ def _modes_of(
     out: list[SplitMode] = []
     for g in (g for g in groups if len(g) == k):
         keys = _gather_time(act * 2 / 3, g, base.comm_latency, base.comm_inv_bandwidth)
-        gather = _gather_time(float(x.out_bytes), g, base.comm_latency, base.comm_inv_bandwidth)
+        gather = gather_time(float(x.out_bytes), g, base, sink=not graph.successors(x.name))
         before = keys if gathers else 0.0
         for take in reads:
             tag = SPLIT_PREFIX + TOKENS + take

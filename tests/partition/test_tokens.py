@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from hetsched.costmodel import Platform
-from hetsched.costmodel.sharding import describe_split
+from hetsched.costmodel.sharding import describe_split, split_modes
 from hetsched.costmodel.tokens import token_dims, token_modes, token_shard_node
 from hetsched.exec import execute
 from hetsched.exec.program import outputs_close
@@ -59,6 +59,24 @@ def test_a_token_shard_holds_every_weight_and_a_kth_of_the_rows() -> None:
     assert keys.gather == pytest.approx(3 * (3e-6 + reads / 4 / 300e9))
     assert alone.gather == 0  # reading its input whole, each device has every key
     assert ("linear_48", four, "split:tokens+from:tokens+keep:tokens") not in at  # the output
+
+
+def test_a_graph_output_collects_its_shards_on_the_first_device() -> None:
+    gpt = fuse(zoo.graph("gpt", "base"))
+    head = gpt.node("linear_48")  # 50,257 words, the graph's output
+    modes = [m for m in split_modes(gpt, Platform.preset("multi-gpu")) if m.op == 89]
+    assert gpt.nodes[89] is head
+    four = next(m for m in modes if m.devices == (1, 2, 3, 4) and m.tag == "split:column")
+    shard = math.ceil(50257 / 4) * 128 * 4  # the largest shard's bytes
+    assert four.gather == pytest.approx(3e-6 + shard / 300e9)  # three NVLinks at once
+    ring = 3 * (3e-6 + shard / 300e9)
+    mid = next(
+        m
+        for m in split_modes(gpt, Platform.preset("multi-gpu"))
+        if m.op == 10 and m.devices == (1, 2, 3, 4) and m.tag == "split:column"
+    )  # the MLP's down-projection: read by the next layer, a ring all-gather
+    assert mid.gather == pytest.approx(3 * (3e-6 + gpt.nodes[10].out_bytes / 4 / 300e9))
+    assert four.gather < ring
 
 
 def test_megatron_style_baseline_has_no_token_splits() -> None:
