@@ -1,11 +1,14 @@
 """Tensor parallelism as a solver choice, side by side: no split, Megatron-style fixed
-sharding, and the solver's choice.
+sharding, sequence parallelism, and the solver's choice.
 
 For each zoo model (fused) and platform: the portfolio on the problem without split modes
 (every op whole, the plans before issue 18), on the Megatron-style restriction (every op
 that can split runs split across its widest group of identical devices: attention by
-heads, linear layers by output features, convolutions by output channels), and on the
-whole problem with split modes, hinted with the better of the two. Each row has the
+heads, linear layers by output features, convolutions by output channels), on the
+sequence-parallel restriction (every op that can split by tokens does, across its widest
+group:
+:func:`~hetsched.schedule.latency.splits.token_sharding`), and on the whole problem with
+split modes, hinted with the best of the three. Each row has the
 bound of the problem with splits (the relaxation lets an op run on one device of a split
 mode for the split's time: valid when ops may split), the bound when any op may split any
 way (:func:`~hetsched.schedule.latency.splits.any_split_bound_of`: modelled or not,
@@ -34,6 +37,7 @@ from hetsched.schedule.latency.splits import (
     any_split_bound_of,
     fixed_sharding,
     is_split,
+    token_sharding,
     without_splits,
 )
 from hetsched.schedule.latency.warmstart import carry_plan
@@ -55,7 +59,12 @@ def measure(model: str, size: str, platform: str, time_limit: float) -> dict[str
     row: dict[str, Any] = {"model": f"{model}-{size}", "platform": platform}
     row["ops"] = len(graph.nodes)
     plans: dict[str, Plan] = {}
-    for label, sub in (("whole", without_splits(problem)), ("megatron", fixed_sharding(problem))):
+    recipes = (
+        ("whole", without_splits(problem)),
+        ("megatron", fixed_sharding(problem)),
+        ("sequence", token_sharding(problem)),
+    )
+    for label, sub in recipes:
         plan = solve_portfolio(sub, time_limit=time_limit, seed=0)
         validate(plan, problem)
         plans[label] = plan
@@ -87,11 +96,12 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     rows = []
     print(
-        "| model | platform | ops | whole µs (status) | Megatron µs | solver µs (status) "
+        "| model | platform | ops | whole µs (status) | Megatron µs | sequence µs "
+        "| solver µs (status) "
         "| bound with splits µs | gap | any-split bound µs | split / splittable ops | speed-up "
         "| busy |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for size in args.sizes.split(","):
         for model in args.models.split(","):
             for platform in args.platforms.split(","):
@@ -101,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
                 busy = ", ".join(f"{d} {100 * b:.0f}%" for d, b in r["busy"].items() if b > 0.005)
                 print(
                     f"| {r['model']} | {platform} | {r['ops']} | {r['whole_us']:.1f} "
-                    f"({r['whole_status']}) | {r['megatron_us']:.1f} | {r['solver_us']:.1f} "
+                    f"({r['whole_status']}) | {r['megatron_us']:.1f} | {r['sequence_us']:.1f} | "
+                    f"{r['solver_us']:.1f} "
                     f"({r['solver_status']}) | {r['bound_us']:.1f} | {100 * gap:.1f}% | "
                     f"{r['any_split_bound_us']:.1f} | "
                     f"{r['split_ops']} / {r['splittable_ops']} | {r['speedup']:.2f}x | {busy} |",

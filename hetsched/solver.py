@@ -397,6 +397,7 @@ SOLVERS: dict[str, str] = {
     "portfolio": "hetsched.schedule.latency.portfolio:solve_portfolio",
     "megatron": "hetsched.schedule.latency.splits:solve_megatron",
     "whole": "hetsched.schedule.latency.splits:solve_whole",
+    "sequence": "hetsched.schedule.latency.splits:solve_sequence",
 }
 
 

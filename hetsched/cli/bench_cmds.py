@@ -58,8 +58,9 @@ def register(sub: Any) -> None:
     p.add_argument("--beta", type=_floats, default=None, help="random: noise (0 = related)")
     p.add_argument("--limit", type=int, default=None, help="first N instances (stg: graphs)")
     p.add_argument("--split", action="store_true",
-                   help="models: tensor-parallel split modes (solvers whole, megatron: "
-                   "the baselines without splits and with fixed sharding)")  # fmt: skip
+                   help="models: tensor-parallel split modes (solvers whole, megatron, "
+                   "sequence: the baselines without splits, with Megatron-style fixed "
+                   "sharding and with sequence parallelism)")  # fmt: skip
     p.add_argument("--no-plots", action="store_true")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR")

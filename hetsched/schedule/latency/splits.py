@@ -8,9 +8,10 @@ attention by heads or a linear layer by input features), and only the other ops 
 placed freely; token splits (sequence parallelism, :mod:`hetsched.costmodel.tokens`) are
 not part of it. :func:`without_splits` is the problem before splitting. Both
 are restrictions: a solver's plan of either is a plan of the whole problem, and their
-bounds are not its bounds. :data:`solve_megatron` and :data:`solve_whole` are the portfolio
+bounds are not its bounds. :data:`solve_megatron`, :data:`solve_sequence` (on
+:func:`token_sharding`) and :data:`solve_whole` are the portfolio
 on each, as solvers (``hetsched bench --suite models --split --solvers
-whole,megatron,portfolio`` sets them side by side).
+whole,megatron,sequence,portfolio`` sets them side by side).
 
 Examples
 --------
@@ -47,6 +48,7 @@ __all__ = [
     "fixed_sharding",
     "is_split",
     "solve_megatron",
+    "solve_sequence",
     "solve_whole",
     "split_report",
     "token_sharding",
@@ -221,3 +223,11 @@ solve_whole = Solver(
     Capabilities(workers=True, modes=True),
 )
 """Baseline: the portfolio with every op whole (the plan before splits)."""
+
+solve_sequence = Solver(
+    "sequence",
+    _restricted(token_sharding),
+    Capabilities(workers=True, modes=True),
+)
+"""Baseline: the portfolio with every op that can split by tokens split so across its
+widest group (sequence parallelism as a fixed recipe)."""
