@@ -275,7 +275,18 @@ class _Rewrite:
         k = len(devs)
         groups: list[list[fx.Node]] = [[] for _ in range(k)]
         sliced: list[fx.Node] = []
+        keys = _keys_only(mine)
+        prep = self._prep(mine, keys)
+        barrier = next((n for n in mine if n not in keys and n not in prep), None)
+        gathers: list[fx.Node] = []
+        for n in mine:  # whole, before any shard runs (keys and values from gathers)
+            if barrier is not None and n in prep:
+                barrier.prepend(n)
+            elif barrier is not None and n in keys:
+                gathers += self._gathered(n, barrier)
         for n in mine:
+            if n in keys or n in prep:
+                continue
             if not any(a in self.sharded for a in n.all_input_nodes):
                 entry = _token_entry(self.gm, n)
                 if entry is None:
@@ -302,13 +313,42 @@ class _Rewrite:
             for n in leaving:  # the all-gather: the node becomes the cat of its shards
                 if n in self.sharded:
                     parts, dim = self.sharded.pop(n)
-                    n.target, n.args, n.kwargs = _CAT, (parts, dim), {}
+                    n.op, n.target, n.args, n.kwargs = "call_function", _CAT, (parts, dim), {}
                     self.replaced.discard(n)
         made = {x: dev for dev, group in zip(devs, groups, strict=True) for x in group}
         self.devices.update({x.name: dev for x, dev in made.items()})
-        names = {*(n.name for n in mine), *(x.name for x in made)}
+        names = {*(n.name for n in [*mine, *gathers]), *(x.name for x in made)}
         self.out_nodes[op] = tuple(n.name for n in self.gm.graph.nodes if n.name in names)
         self.shards[op] = tuple(tuple(x.name for x in g) for g in groups)
+
+    def _prep(self, mine: list[fx.Node], keys: set[fx.Node]) -> set[fx.Node]:
+        """The nodes of a token-split op that stay whole: they read neither a sharded
+        value nor the rows the op slices, nor any other node of the op (a weight's
+        conversion to the op's precision)."""
+        prep: set[fx.Node] = set()
+        inside = set(mine)
+        for n in mine:
+            ins = n.all_input_nodes
+            if n in keys or any(a in self.sharded for a in ins):
+                continue
+            if _token_entry(self.gm, n) is None and all(a in prep for a in ins if a in inside):
+                prep.add(n)
+        return prep
+
+    def _gathered(self, n: fx.Node, barrier: fx.Node) -> list[fx.Node]:
+        """``n`` (on the way to attention's keys or values only) computed whole from the
+        cat of each sharded input, moved before ``barrier`` (the op's first other node):
+        every shard reads the whole keys and values, and no shard reads another's. The
+        cats it made."""
+        made = []
+        for a in n.all_input_nodes:
+            if a in self.sharded:
+                parts, dim = self.sharded[a]
+                with self.gm.graph.inserting_before(barrier):
+                    made.append(self.gm.graph.call_function(_CAT, (parts, dim)))
+                n.replace_input_with(a, made[-1])
+        barrier.prepend(n)
+        return made
 
     def _token_copy(
         self, n: fx.Node, groups: list[list[fx.Node]], op: str, devs: tuple[str, ...]
@@ -499,7 +539,7 @@ class _Rewrite:
             for i, p in enumerate(parts):
                 cut = _Cutter(self.gm, op, i, k)
                 a = [
-                    p if j == at else self._operand(x, dim, i, cut, n, op)
+                    p if j == at else self._operand(x, new_dim, i, cut, n, op)
                     for j, x in enumerate(args)
                 ]
                 c = self.gm.graph.create_node(n.op, n.target, tuple(a), kwargs)  # type: ignore[arg-type]
@@ -509,17 +549,19 @@ class _Rewrite:
         self.replaced.add(n)
 
     def _operand(self, x: Any, dim: int, i: int, cut: _Cutter, n: fx.Node, op: str) -> Any:
-        """Shard ``i``'s part of another operand of elementwise ``n``: its own shard if it
-        is sharded the same way, its slice along ``dim`` if whole, itself if it
+        """Shard ``i``'s part of another operand of elementwise ``n`` whose output is
+        sharded on ``dim``: its own shard if it is sharded the same way (dims aligned as
+        broadcasting aligns them), its slice along ``dim`` if whole, itself if it
         broadcasts along ``dim`` (or is not a tensor)."""
         if not isinstance(x, fx.Node):
             return x
         out = _known_shape(self.gm, n)
+        shape = _known_shape(self.gm, x)
         if x in self.sharded:
             parts, d = self.sharded[x]
-            _need(d == dim, op, f"{n.name} reads values sharded on dims {dim} and {d}")
+            aligned = d + len(out) - len(shape)
+            _need(aligned == dim, op, f"{n.name} reads values sharded on dims {dim} and {aligned}")
             return parts[i]
-        shape = _known_shape(self.gm, x)
         at = dim - (len(out) - len(shape))  # numpy broadcasting aligns trailing dims
         if at < 0 or shape[at] == 1:
             return x
@@ -561,6 +603,27 @@ def _keeps_tokens(n: fx.Node, name: str, dim: int, rank: int) -> bool:
     if name in ("layer_norm", "rms_norm"):
         return dim < rank - len(n.args[1])  # type: ignore[arg-type]
     return int(n.args[1]) % rank != dim  # type: ignore[arg-type]  # softmax
+
+
+def _keys_only(mine: Sequence[fx.Node]) -> set[fx.Node]:
+    """The nodes of an op that lead only to its attention's keys or values (not to its
+    queries nor out of the op)."""
+    attention = [n for n in mine if _fx_name(n) == "scaled_dot_product_attention"]
+    inside = set(mine) - set(attention)  # what reaches attention's inputs, not through it
+
+    def upstream(starts: Sequence[Any]) -> set[fx.Node]:
+        seen: set[fx.Node] = set()
+        todo = [x for x in starts if isinstance(x, fx.Node) and x in inside]
+        while todo:
+            x = todo.pop()
+            if x not in seen:
+                seen.add(x)
+                todo += [a for a in x.all_input_nodes if a in inside]
+        return seen
+
+    kv = upstream([a for n in attention for a in n.args[1:3]])
+    rest = [n for n in mine if n not in kv and n not in attention]
+    return kv - upstream([*(n.args[0] for n in attention), *rest])
 
 
 def _token_entry(gm: fx.GraphModule, n: fx.Node) -> tuple[fx.Node, int] | None:

@@ -19,7 +19,7 @@ Examples
 3
 >>> sorted(SOLVERS)  # doctest: +NORMALIZE_WHITESPACE
 ['bounds', 'cpop', 'cpsat', 'heft', 'lns', 'ls', 'megatron', 'milp', 'peft', 'portfolio',
- 'sat', 'whole']
+ 'sat', 'sequence', 'whole']
 >>> get_solver("heft").capabilities.hint
 False
 """

@@ -135,3 +135,32 @@ def test_token_split_programs_equal_eager(name: str, width: int) -> None:
     assert outputs_close(split(*args), ep.module()(*args))
     run = execute(plan, problem, graph=graph, program=ep, inputs=list(args))
     assert run.outputs_match and math.isclose(run.makespan, plan.makespan, rel_tol=1e-9)
+
+
+@pytest.mark.parametrize("precision", ["int8", "float16"])
+def test_token_splits_in_reduced_precisions_equal_the_lowered_program(precision: str) -> None:
+    from hetsched.precision import measure_sensitivity
+    from hetsched.precision.rewrite import lower_program, plan_precisions
+
+    model, args = zoo.build("gpt", "tiny")
+    ep = torch.export.export(model, args, strict=False)
+    graph = import_program(ep, name="gpt")
+    table = measure_sensitivity(ep, graph)
+    p = Problem.build(graph, "multi-gpu", errors=table.errors, error_budget=10.0, split=True)
+    m = p.modes
+    keep: list[int] = []
+    for v in range(p.n):  # token splits over gpu0+gpu1, in `precision` where the op has it
+        ids = [k for k in m.ops_modes(v).tolist() if describe_split(m.tag[k]) == "tokens"]
+        ids = [k for k in ids if m.devices_of(k) == (1, 2)]
+        low = [k for k in ids if m.precision[k] == precision]
+        keep += low or ids or m.ops_modes(v).tolist()
+    plan = solve_heft(p.select_modes(np.array(keep, dtype=np.int64)), time_limit=5)
+    validate(plan, p)
+    lowered_ops = [o for o, x in plan.modes.items() if x.precision == precision]
+    assert len(lowered_ops) >= 4
+    assert any(kept_layout(plan.modes[o].tag) == "tokens" for o in lowered_ops)
+    split = apply(plan, ep, graph)
+    lowered = lower_program(ep, graph, plan_precisions(plan, graph)).module
+    assert outputs_close(split(*args), lowered(*args))
+    run = execute(plan, p, graph=graph, program=ep, inputs=list(args))
+    assert run.outputs_match
