@@ -486,7 +486,7 @@ def format_plan_summary(plan: Any, *, graph_name: str, wall: float) -> str:
         gap = (plan.makespan - any_split) / plan.makespan if plan.makespan else 0.0
         lines.append(
             f"any split {_fmt_time(any_split, units)}: no split of any op, modelled or not "
-            f"(sequence parallelism, tiles; transfers free), beats it; gap {100 * gap:.2f}%"
+            f"(any shares on any devices, tiles; transfers free), beats it; gap {100 * gap:.2f}%"
         )
     if plan.error:
         lowered: dict[str, int] = {}
