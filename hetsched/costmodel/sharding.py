@@ -13,7 +13,9 @@ on ``k`` identical devices at once (Megatron-LM's intra-layer parallelism):
 A split mode occupies all ``k`` devices for its duration: the slowest shard (the roofline
 of the shard: ``1/k`` of the FLOPs, weights and output; the whole input for ``column`` and
 ``channels``, ``1/k`` of it for ``heads``) plus an all-gather of the output (a ring: ``k -
-1`` steps, each moving ``1/k`` of the output over the slowest hop of the ring), after which
+1`` steps, each moving ``1/k`` of the output over the slowest hop of the ring; or, where
+it is faster, one-shot: every device sends its ``1/k`` straight to every other at once,
+transfers that share a link one after another on it: :func:`gather_time`), after which
 every device of the mode holds the whole output, so a consumer on any of them reads it
 there; an op nobody reads (a graph output) may instead collect its shards on its first
 device, each other device sending its shard straight there (:func:`gather_time`). Each
@@ -34,8 +36,9 @@ output features feeding attention (``qkv``: each device's slice holds its heads'
 keys and values) or a linear layer (``cols``), and attention split by heads feeding a
 linear layer (``cols``). The reader takes the layout (``+from:LAYOUT``): attention by
 heads, or a linear layer split by *input* features (``row``: each device multiplies its
-slice of the input by its slice of the weight columns, a ring all-reduce of ``2 (k - 1)``
-steps sums the partial outputs, after which every device holds the whole output). With an
+slice of the input by its slice of the weight columns, an all-reduce (a reduce-scatter
+and an all-gather, ring or one-shot) sums the partial outputs, after which every device
+holds the whole output). With an
 error budget, chains come in the reduced precisions too (row splits in int8 only, whose
 partial products sum in float32).
 
@@ -194,13 +197,31 @@ def _collect_time(out_bytes: float, group: Sequence[int], table: CostTable) -> f
     return float(max(times) if apart else sum(times))
 
 
+def _direct_time(out_bytes: float, group: Sequence[int], table: CostTable) -> float:
+    """A one-shot all-gather: every device of ``group`` sends its ``1/k`` of ``out_bytes``
+    to every other at once, the transfers that share a link (both ways of one, or
+    routes through a common hop) one after another on it."""
+    k = len(group)
+    pairs = [(a, b) for a in group for b in group if a != b]
+    load: dict[int, int] = {}
+    for a, b in pairs:
+        for link in table.route_links.get((a, b), ()):
+            load[link] = load.get(link, 0) + 1
+    latency = max(float(table.comm_latency[a, b]) for a, b in pairs)
+    slowest = max(float(table.comm_inv_bandwidth[a, b]) for a, b in pairs)
+    return latency + max(load.values(), default=1) * out_bytes / k * slowest
+
+
 def gather_time(out_bytes: float, group: Sequence[int], table: CostTable, *, sink: bool) -> float:
-    """The all-gather that leaves a split op's whole output on every device of ``group``
-    (a ring: :func:`_gather_time`), or for an op nobody reads (``sink``: a graph
-    output), the faster of that and collecting the shards on the first device only,
-    where the split program puts the op's output."""
+    """The all-gather that leaves a split op's whole output on every device of ``group``:
+    the faster of a ring (:func:`_gather_time`: ``k - 1`` latencies) and a one-shot
+    exchange over direct links (:func:`_direct_time`: one latency, each link carrying
+    its share both ways; what inference runtimes do for small tensors over NVLink); for
+    an op nobody reads (``sink``: a graph output), also collecting the shards on the
+    first device only, where the split program puts the op's output."""
     ring = _gather_time(out_bytes, group, table.comm_latency, table.comm_inv_bandwidth)
-    return min(ring, _collect_time(out_bytes, group, table)) if sink else ring
+    best = min(ring, _direct_time(out_bytes, group, table))
+    return min(best, _collect_time(out_bytes, group, table)) if sink else best
 
 
 def _variants(
@@ -427,11 +448,11 @@ def row_shard_node(node: OpNode, k: int) -> OpNode:
     )
 
 
-def _all_reduce_time(
-    out_bytes: float, group: Sequence[int], latency: np.ndarray, inv_bw: np.ndarray
-) -> float:
-    """A ring all-reduce: a reduce-scatter and an all-gather, ``2 (k - 1)`` steps."""
-    return 2 * _gather_time(out_bytes, group, latency, inv_bw)
+def _all_reduce_time(out_bytes: float, group: Sequence[int], table: CostTable) -> float:
+    """An all-reduce: a reduce-scatter and an all-gather, each as a ring (``k - 1``
+    steps) or one-shot over direct links (:func:`gather_time`; a reduce-scatter moves
+    the same shares the other way)."""
+    return 2 * gather_time(out_bytes, group, table, sink=False)
 
 
 def chain_modes(
@@ -493,7 +514,7 @@ def _row_modes(
     table: CostTable | None,
 ) -> list[SplitMode]:
     """``split:row+from:cols`` modes of the linear layers ``rows`` (op -> its input
-    features): the slowest shard plus a ring all-reduce of the output (in the op's own
+    features): the slowest shard plus an all-reduce of the output (in the op's own
     dtype: a lowered shard converts its partial output back, as an island does)."""
     from hetsched.costmodel.precision import convert_bytes
 
@@ -515,7 +536,7 @@ def _row_modes(
                 if precision is not None:
                     convert = convert_bytes(row_shard_node(x, k), cut_nodes[v]) / bw
                 full_out = float(x.out_bytes)
-                reduce = _all_reduce_time(full_out, g, base.comm_latency, base.comm_inv_bandwidth)
+                reduce = _all_reduce_time(full_out, g, base)
                 if math.isfinite(reduce):
                     out += _held_both_ways(
                         v, g, cut, convert, reduce, full_out, float(cut_nodes[v].param_bytes),

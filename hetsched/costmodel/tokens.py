@@ -9,8 +9,9 @@ computed by the same arithmetic as in the whole op, in any precision.
 
 A token split occupies its ``k`` devices for the slowest shard (``1/k`` of the FLOPs,
 activations and output; the *whole* weights, resident or streamed: each device holds all
-of them) plus a ring all-gather of the output, after which every device holds the whole
-output. Its output may instead stay sharded by tokens for readers that take it so
+of them) plus an all-gather of the output (ring or one-shot, as
+:func:`~hetsched.costmodel.sharding.gather_time` prices it), after which every device
+holds the whole output. Its output may instead stay sharded by tokens for readers that take it so
 (``+keep:tokens`` / ``+from:tokens``, :mod:`hetsched.problem.chains`): a chain of token
 splits (norm, projections, attention, MLP, residual adds) moves no activations between
 its devices except attention's keys and values: attention reading its input sharded by
@@ -51,7 +52,6 @@ from hetsched.costmodel.roofline import CostModel
 from hetsched.costmodel.sharding import (
     SPLIT_PREFIX,
     SplitMode,
-    _gather_time,
     _held_both_ways,
     _variants,
     gather_time,
@@ -217,7 +217,7 @@ def _modes_of(
     reads = ("+from:" + TOKENS,) if gathers or not attention else ("",)
     out: list[SplitMode] = []
     for g in (g for g in groups if len(g) == k):
-        keys = _gather_time(act * 2 / 3, g, base.comm_latency, base.comm_inv_bandwidth)
+        keys = gather_time(act * 2 / 3, g, base, sink=False)
         gather = gather_time(float(x.out_bytes), g, base, sink=not graph.successors(x.name))
         before = keys if gathers else 0.0
         for take in reads:
