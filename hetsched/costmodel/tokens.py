@@ -43,6 +43,7 @@ split:tokens+keep:tokens
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Sequence
 
 import numpy as np
@@ -76,13 +77,16 @@ def _names(node: OpNode) -> list[str]:
     return [op.split(".")[1] if op.startswith("aten.") else op for op in ops]
 
 
-def _token_wise(node: OpNode) -> bool:
+@functools.cache
+def _row_wise(name: str) -> bool:
+    """Whether the aten op ``name`` computes each row of its output from that row alone."""
     from hetsched.graph.optable import op_kind
 
-    return all(
-        name in _TOKEN_WISE or op_kind(f"aten.{name}.default").category == "elementwise"
-        for name in _names(node)
-    )
+    return name in _TOKEN_WISE or op_kind(f"aten.{name}.default").category == "elementwise"
+
+
+def _token_wise(node: OpNode) -> bool:
+    return all(_row_wise(name) for name in _names(node))
 
 
 def _rows(node: OpNode) -> int | None:
@@ -179,14 +183,34 @@ def token_modes(
                 shards = list(nodes)
                 for v in ops:
                     shards[v] = token_shard_node(nodes[v], k, gathers_keys=gathers)
-                twin = OpGraph(graph.name, shards, tensors=graph.tensors, meta=dict(graph.meta))
-                cut = build_cost_table(twin, platform, cost_model, allow_infeasible=True)
+                cut = _table_of(graph, [shards[v] for v in ops], ops, platform, cost_model)
                 for v in ops:
                     out += _modes_of(v, k, gathers, v in attention, v in keeps, graph, groups,
                                      cut, base, shards[v], precision, float(error[v]), bw,
                                      convert_bytes)  # fmt: skip
     out.sort(key=lambda s: (s.op, len(s.devices), s.devices, s.precision, s.tag))
     return out
+
+
+def _table_of(
+    graph: OpGraph,
+    shards: Sequence[OpNode],
+    ops: Sequence[int],
+    platform: Platform,
+    cost_model: CostModel | None,
+) -> CostTable:
+    """The cost table of ``shards`` alone (ops ``ops`` of ``graph``), its op times spread
+    to ``graph``'s op indices (``inf`` elsewhere): only those rows are read."""
+    alone = OpGraph(graph.name, list(shards))
+    sub = build_cost_table(alone, platform, cost_model, allow_infeasible=True)
+
+    def spread(times: np.ndarray) -> np.ndarray:
+        out = np.full((len(graph.nodes), times.shape[1]), np.inf)
+        out[list(ops)] = times
+        return out
+
+    streamed = None if sub.streamed is None else spread(sub.streamed)
+    return dataclasses.replace(sub, exec=spread(sub.exec), streamed=streamed)
 
 
 def _modes_of(
