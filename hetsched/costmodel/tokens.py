@@ -108,21 +108,20 @@ def token_dims(graph: OpGraph) -> dict[int, int]:
         if len(rows) == 1 and (s := rows.pop()) is not None and s > 1:
             tokens[v] = s
     # regions (ops linked through tensors among them, as many tokens) with an anchor
-    parent = {v: v for v in tokens}
+    import networkx as nx
 
-    def root(v: int) -> int:
-        while parent[v] != v:
-            parent[v] = parent[parent[v]]
-            v = parent[v]
-        return v
-
+    linked = nx.Graph()
+    linked.add_nodes_from(tokens)
     for t in graph.tensors:
         u = graph.index[t.src]
         for w in (graph.index[d] for d in t.dsts):
             if u in tokens and w in tokens and tokens[u] == tokens[w]:
-                parent[root(u)] = root(w)
-    anchored = {root(v) for v in tokens if any(n in _ANCHORS for n in _names(graph.nodes[v]))}
-    return {v: s for v, s in tokens.items() if root(v) in anchored}
+                linked.add_edge(u, w)
+    out: dict[int, int] = {}
+    for region in nx.connected_components(linked):
+        if any(n in _ANCHORS for v in region for n in _names(graph.nodes[v])):
+            out.update({v: tokens[v] for v in region})
+    return dict(sorted(out.items()))
 
 
 def token_shard_node(node: OpNode, k: int, *, gathers_keys: bool = False) -> OpNode:
