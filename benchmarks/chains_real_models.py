@@ -33,7 +33,6 @@ sys.path.insert(0, str(ROOT))
 
 
 def main(argv: list[str] | None = None) -> int:
-    import numpy as np
     import torch
 
     from hetsched.exec import execute
@@ -45,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     from hetsched.problem import Problem
     from hetsched.problem.chains import kept_layout
     from hetsched.schedule.latency.heuristics import solve_heft
-    from hetsched.schedule.latency.splits import fixed_sharding, token_sharding
+    from hetsched.schedule.latency.splits import fixed_sharding, on_group, token_sharding
     from tests.models.build import MODELS, build
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -64,12 +63,8 @@ def main(argv: list[str] | None = None) -> int:
             ep = torch.export.export(model, inputs, strict=False)
             graph = fuse(import_program(ep, name=name))
             problem = Problem.build(graph, "multi-gpu", split=True)
-            m = problem.modes
             for group in ((1, 2), (1, 2, 3, 4)):
-                keep = [
-                    k for k in range(m.num_modes) if m.width[k] == 1 or m.devices_of(k) == group
-                ]
-                plan = solve_heft(recipe(problem.select_modes(np.array(keep))), time_limit=5)
+                plan = solve_heft(recipe(on_group(problem, group)), time_limit=5)
                 validate(plan, problem)
                 kept = [x for x in plan.modes.values() if kept_layout(x.tag)]
                 layouts = sorted({kept_layout(x.tag) for x in kept} - {None})

@@ -231,11 +231,17 @@ class _Rewrite:
             node.target = _CAT
             node.args = (outs, 1 if how in ("conv", "sdpa") else -1)
             node.kwargs = {}
-        for dev, made in zip(devs, groups, strict=True):
-            for x in made:
-                self.devices[x.name] = dev
         names = [n.name for n in mine]
         names[at:at] = [x.name for made in groups for x in made]
+        self._record(op, devs, groups, names)
+
+    def _record(
+        self, op: str, devs: tuple[str, ...], groups: list[list[fx.Node]], names: Sequence[str]
+    ) -> None:
+        """Op ``op`` now covers the fx nodes ``names``; ``groups[i]`` are shard ``i``'s, on
+        ``devs[i]``."""
+        for dev, made in zip(devs, groups, strict=True):
+            self.devices.update(dict.fromkeys((x.name for x in made), dev))
         self.out_nodes[op] = tuple(names)
         self.shards[op] = tuple(tuple(x.name for x in made) for made in groups)
 
@@ -261,11 +267,7 @@ class _Rewrite:
         groups = [[copies[n][i] for n in copies] for i in range(k)]
         for n, cs in copies.items():
             self.replicas[n] = (cs, devs)
-        for dev, group in zip(devs, groups, strict=True):
-            for x in group:
-                self.devices[x.name] = dev
-        self.out_nodes[op] = tuple(x.name for g in groups for x in g)
-        self.shards[op] = tuple(tuple(x.name for x in g) for g in groups)
+        self._record(op, devs, groups, [x.name for g in groups for x in g])
 
     def _tokens(self, op: str, devs: tuple[str, ...], mine: list[fx.Node], keep: bool) -> None:
         """An op split by tokens: each node that reads a value sharded by tokens once per
@@ -315,11 +317,8 @@ class _Rewrite:
                     parts, dim = self.sharded.pop(n)
                     n.op, n.target, n.args, n.kwargs = "call_function", _CAT, (parts, dim), {}
                     self.replaced.discard(n)
-        made = {x: dev for dev, group in zip(devs, groups, strict=True) for x in group}
-        self.devices.update({x.name: dev for x, dev in made.items()})
-        names = {*(n.name for n in [*mine, *gathers]), *(x.name for x in made)}
-        self.out_nodes[op] = tuple(n.name for n in self.gm.graph.nodes if n.name in names)
-        self.shards[op] = tuple(tuple(x.name for x in g) for g in groups)
+        names = {n.name for n in [*mine, *gathers, *(x for g in groups for x in g)]}
+        self._record(op, devs, groups, [n.name for n in self.gm.graph.nodes if n.name in names])
 
     def _prep(self, mine: list[fx.Node], keys: set[fx.Node]) -> set[fx.Node]:
         """The nodes of a token-split op that stay whole: they read neither a sharded

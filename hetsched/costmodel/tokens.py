@@ -152,8 +152,6 @@ def token_modes(
     docstring), in the op's own precision and each of ``lowered`` (``(precision, error
     per op)``, as :func:`~hetsched.costmodel.sharding.split_modes` takes them); ``table``:
     ``graph``'s cost table on ``platform`` when the caller has it."""
-    from hetsched.costmodel.precision import convert_bytes
-
     groups = split_groups(platform)
     tokens = token_dims(graph)
     if not groups or not tokens:
@@ -185,8 +183,8 @@ def token_modes(
                 cut = _table_of(graph, [shards[v] for v in ops], ops, platform, cost_model)
                 for v in ops:
                     out += _modes_of(v, k, gathers, v in attention, v in keeps, graph, groups,
-                                     cut, base, shards[v], precision, float(error[v]), bw,
-                                     convert_bytes)  # fmt: skip
+                                     cut, base, shards[v], precision, float(error[v]),
+                                     bw)  # fmt: skip
     out.sort(key=lambda s: (s.op, len(s.devices), s.devices, s.precision, s.tag))
     return out
 
@@ -226,16 +224,17 @@ def _modes_of(
     precision: str | None,
     error: float,
     bw: np.ndarray,
-    convert_bytes: object,
 ) -> list[SplitMode]:
     """Op ``v``'s token splits over each group of ``k`` devices: reading its input whole
     or sharded (attention: ``gathers`` its keys and values only when sharded), leaving its
     output gathered or (``keeps``) sharded."""
+    from hetsched.costmodel.precision import convert_bytes
+
     x = graph.nodes[v]
     convert = np.zeros_like(bw)
     if precision is not None:
         own = token_shard_node(x, k, gathers_keys=gathers)
-        convert = convert_bytes(own, shard) / bw  # type: ignore[operator]
+        convert = convert_bytes(own, shard) / bw
     act = max(x.bytes_read - x.param_bytes, 0.0)
     reads = ("+from:" + TOKENS,) if gathers or not attention else ("",)
     out: list[SplitMode] = []

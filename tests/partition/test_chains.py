@@ -12,21 +12,27 @@ import pytest
 import torch
 
 from hetsched.costmodel import Platform
-from hetsched.costmodel.sharding import chain_links, describe_split, split_modes
+from hetsched.costmodel.sharding import chain_links, split_modes
 from hetsched.errors import PlanError
 from hetsched.exec import execute
 from hetsched.exec.program import outputs_close
 from hetsched.graph import OpGraph, fuse, zoo
 from hetsched.graph.resolve import import_program
 from hetsched.partition import apply
-from hetsched.plan import validate
+from hetsched.plan import Plan, validate
 from hetsched.plan.plan import plan_from_schedule
 from hetsched.problem import Problem
 from hetsched.problem.chains import chain_ok, kept_layout
 from hetsched.schedule.explain import explain
 from hetsched.schedule.latency.cpsat import solve_cpsat
 from hetsched.schedule.latency.heuristics import solve_cpop, solve_heft, solve_peft
-from hetsched.schedule.latency.splits import fixed_sharding, split_report, without_splits
+from hetsched.schedule.latency.splits import (
+    fixed_sharding,
+    on_group,
+    split_report,
+    without_splits,
+    without_token_splits,
+)
 from tests.partition.test_shard import chain
 from tests.problem.test_relaxation import brute_force
 
@@ -56,17 +62,9 @@ def test_gpt_blocks_chain_as_megatron_does() -> None:
     assert {r.devices for r in head} == {(1, 2), (3, 4), four}  # uneven shards
 
 
-def _megatron_modes(problem: Problem) -> Problem:
-    """``problem`` without its token splits (which win on these rows: no all-reduce)."""
-    tags = problem.modes.tag
-    return problem.select_modes(
-        np.array([k for k, t in enumerate(tags) if describe_split(t) != "tokens"], np.int64)
-    )
-
-
 def test_the_rule_holds_for_every_solver_and_the_validator_enforces_it() -> None:
     p = Problem.build(chain([1024, 4096, 1024], rows=512), "multi-gpu", memory=False, split=True)
-    p = _megatron_modes(p)
+    p = without_token_splits(p)  # token splits win on these rows (no all-reduce)
     assert p.has_chains and p.chain_rules
     for solver in (solve_heft, solve_peft, solve_cpop):
         for q in (p, fixed_sharding(p)):
@@ -114,9 +112,17 @@ def test_a_memory_cap_that_drops_readers_drops_their_producers_keep_modes() -> N
 # ---------------------------------------------------------------------- the program out
 def _pairs(problem: Problem) -> Problem:
     """Splits over gpu0+gpu1 only, Megatron-style: two heads split two ways."""
-    m = problem.modes
-    keep = [k for k in range(problem.num_modes) if m.width[k] == 1 or m.devices_of(k) == (1, 2)]
-    return fixed_sharding(problem.select_modes(np.array(keep)))
+    return fixed_sharding(on_group(problem, (1, 2)))
+
+
+def assert_split_runs_as_eager(
+    plan: Plan, problem: Problem, ep: Any, graph: OpGraph, args: tuple[Any, ...]
+) -> None:
+    """The plan's split program equals eager, and its run too, at the plan's makespan."""
+    split = apply(plan, ep, graph)
+    assert outputs_close(split(*args), ep.module()(*args))
+    run = execute(plan, problem, graph=graph, program=ep, inputs=list(args))
+    assert run.outputs_match and math.isclose(run.makespan, plan.makespan, rel_tol=1e-9)
 
 
 def _model(name: str) -> tuple[Any, tuple[Any, ...]]:
@@ -149,10 +155,7 @@ def test_chained_programs_equal_eager(name: str, layouts: set[str]) -> None:
     assert kept == layouts
     if name != "mobilenet_v3_small":  # its norms and activations are fused into convs
         assert any(m.tag == "split:replica" for m in plan.modes.values())  # on both GPUs
-    split = apply(plan, ep, graph)
-    assert outputs_close(split(*args), ep.module()(*args))
-    run = execute(plan, problem, graph=graph, program=ep, inputs=list(args))
-    assert run.outputs_match and math.isclose(run.makespan, plan.makespan, rel_tol=1e-9)
+    assert_split_runs_as_eager(plan, problem, ep, graph, args)
 
 
 @pytest.mark.parametrize("precision", ["int8", "w8a16", "float16"])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
 import pytest
@@ -22,7 +21,8 @@ from hetsched.problem import Problem
 from hetsched.problem.chains import kept_layout
 from hetsched.schedule.latency.cpsat import solve_cpsat
 from hetsched.schedule.latency.heuristics import solve_cpop, solve_heft, solve_peft
-from hetsched.schedule.latency.splits import fixed_sharding, token_sharding
+from hetsched.schedule.latency.splits import fixed_sharding, on_group, token_sharding
+from tests.partition.test_chains import _model, assert_split_runs_as_eager
 from tests.partition.test_shard import chain
 from tests.problem.test_relaxation import brute_force
 
@@ -87,10 +87,7 @@ def test_megatron_style_baseline_has_no_token_splits() -> None:
 
 def _tokens_only(problem: Problem, width: int) -> Problem:
     """Sequence parallelism over the first ``width`` GPUs wherever an op has it."""
-    m = problem.modes
-    group = tuple(range(1, width + 1))
-    keep = [k for k in range(m.num_modes) if m.width[k] == 1 or m.devices_of(k) == group]
-    return token_sharding(problem.select_modes(np.array(keep, dtype=np.int64)))
+    return token_sharding(on_group(problem, tuple(range(1, width + 1))))
 
 
 def test_every_solver_keeps_token_chains_and_cpsat_equals_the_brute_force() -> None:
@@ -105,15 +102,6 @@ def test_every_solver_keeps_token_chains_and_cpsat_equals_the_brute_force() -> N
     validate(plan, p)
     assert plan.status == "optimal" and round(plan.makespan / p.quantum) == best
     assert plan.lower_bound / p.quantum <= best
-
-
-def _model(name: str) -> tuple[Any, tuple[Any, ...]]:
-    if name == "gpt":
-        return zoo.build("gpt", "tiny")
-    from tests.models.build import build, need
-
-    need(name)
-    return build(name)
 
 
 @pytest.mark.parametrize(
@@ -131,10 +119,7 @@ def test_token_split_programs_equal_eager(name: str, width: int) -> None:
     validate(plan, problem)
     kept = sum(1 for m in plan.modes.values() if kept_layout(m.tag) == "tokens")
     assert kept >= 4
-    split = apply(plan, ep, graph)
-    assert outputs_close(split(*args), ep.module()(*args))
-    run = execute(plan, problem, graph=graph, program=ep, inputs=list(args))
-    assert run.outputs_match and math.isclose(run.makespan, plan.makespan, rel_tol=1e-9)
+    assert_split_runs_as_eager(plan, problem, ep, graph, args)
 
 
 @pytest.mark.parametrize("precision", ["int8", "float16"])

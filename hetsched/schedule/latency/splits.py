@@ -39,7 +39,7 @@ import numpy as np
 from hetsched.errors import SolverError
 from hetsched.plan import Plan
 from hetsched.problem import Problem
-from hetsched.problem.chains import kept_layout
+from hetsched.problem.chains import kept_layout, taken_layout
 from hetsched.problem.problem import is_streamed
 from hetsched.solver import Capabilities, SolveContext, Solver
 
@@ -47,12 +47,15 @@ __all__ = [
     "any_split_bound_of",
     "fixed_sharding",
     "is_split",
+    "is_token_split",
+    "on_group",
     "solve_megatron",
     "solve_sequence",
     "solve_whole",
     "split_report",
     "token_sharding",
     "without_splits",
+    "without_token_splits",
 ]
 
 
@@ -71,29 +74,62 @@ def without_splits(problem: Problem) -> Problem:
     return problem.select_modes(np.flatnonzero(~split), name=problem.name)
 
 
+def is_token_split(problem: Problem) -> np.ndarray:
+    """Whether each mode of ``problem`` is a token split (:mod:`hetsched.costmodel.tokens`)."""
+    from hetsched.costmodel.sharding import describe_split
+    from hetsched.costmodel.tokens import TOKENS
+
+    return np.array([describe_split(t) == TOKENS for t in problem.modes.tag], dtype=bool)
+
+
+def without_token_splits(problem: Problem) -> Problem:
+    """``problem`` without its token splits (sequence parallelism)."""
+    tokens = is_token_split(problem)
+    if not tokens.any():
+        return problem
+    return problem.select_modes(np.flatnonzero(~tokens), name=problem.name)
+
+
+def on_group(problem: Problem, group: tuple[int, ...]) -> Problem:
+    """``problem`` with its multi-device modes only across the devices ``group``."""
+    m = problem.modes
+    keep = [k for k in range(m.num_modes) if m.width[k] == 1 or m.devices_of(k) == group]
+    return problem.select_modes(np.array(keep, dtype=np.int64), name=problem.name)
+
+
 def fixed_sharding(problem: Problem) -> Problem:
     """``problem`` with every op that has split modes restricted to those across its
     widest device group (see the module docstring)."""
-    from hetsched.costmodel.sharding import describe_split
-
-    tokens = np.array([describe_split(t) == "tokens" for t in problem.modes.tag], dtype=bool)
-    if tokens.any():  # sequence parallelism is not Megatron's recipe
-        problem = problem.select_modes(np.flatnonzero(~tokens), name=problem.name)
+    problem = without_token_splits(problem)  # sequence parallelism is not Megatron's recipe
     split = is_split(problem)
     if not split.any():
         return problem
     try:  # Megatron's chains where the problem has them
-        return _widest(problem, split, chained=True)
+        return _widest(problem, split, prefer=(taken_layout, kept_layout))
     except SolverError:  # a reader lost its sharded modes (memory): gather instead
-        return _widest(problem, split, chained=False)
+        return _widest(problem, split, prefer=())
 
 
-def _widest(problem: Problem, split: np.ndarray, *, chained: bool) -> Problem:
-    """Each op's split modes across its widest group; with ``chained``, only those that
-    read a sharded input where there are any, then only those that keep their output
-    sharded where there are any (:mod:`hetsched.problem.chains`)."""
-    from hetsched.problem.chains import kept_layout, taken_layout
+def token_sharding(problem: Problem) -> Problem:
+    """``problem`` with every op that can split by tokens (:mod:`hetsched.costmodel.tokens`)
+    restricted to those splits across its widest group, kept sharded wherever its readers
+    take them so (sequence parallelism as a fixed recipe); every other op runs whole."""
+    tokens = is_token_split(problem)
+    sub = problem.select_modes(np.flatnonzero(tokens | ~is_split(problem)), name=problem.name)
+    for prefer in ((kept_layout,), ()):
+        try:
+            return _widest(sub, is_token_split(sub), prefer=prefer)
+        except SolverError:  # a reader lost its sharded modes (memory): gather instead
+            continue
+    return sub
 
+
+def _widest(
+    problem: Problem, split: np.ndarray, *, prefer: tuple[Callable[[str], str | None], ...]
+) -> Problem:
+    """Each op's modes of ``split`` across its widest group (all its modes where it has
+    none), narrowed by each of ``prefer`` in turn to the modes whose tag it finds a
+    layout in, where there are any (:mod:`hetsched.problem.chains`)."""
     m = problem.modes
     keep: list[int] = []
     for v in range(problem.n):
@@ -103,38 +139,11 @@ def _widest(problem: Problem, split: np.ndarray, *, chained: bool) -> Problem:
             keep += ids.tolist()
             continue
         mine = mine[m.width[mine] == int(m.width[mine].max())]
-        for prefer in (taken_layout, kept_layout) if chained else ():
-            chosen = mine[[prefer(m.tag[k]) is not None for k in mine.tolist()]]
+        for layout in prefer:
+            chosen = mine[[layout(m.tag[k]) is not None for k in mine.tolist()]]
             mine = chosen if chosen.size else mine
         keep += mine.tolist()
     return problem.select_modes(np.array(keep, dtype=np.int64), name=problem.name)
-
-
-def token_sharding(problem: Problem) -> Problem:
-    """``problem`` with every op that can split by tokens (:mod:`hetsched.costmodel.tokens`)
-    restricted to those splits across its widest group, kept sharded wherever its readers
-    take them so (sequence parallelism as a fixed recipe); every other op runs whole."""
-    from hetsched.costmodel.sharding import describe_split
-
-    m = problem.modes
-    tokens = np.array([describe_split(t) == "tokens" for t in m.tag], dtype=bool)
-    whole = ~is_split(problem)
-    for chained in (True, False):
-        keep: list[int] = []
-        for v in range(problem.n):
-            ids = m.ops_modes(v)
-            mine = ids[tokens[ids]]
-            if mine.size == 0:
-                keep += ids[whole[ids]].tolist()
-                continue
-            mine = mine[m.width[mine] == int(m.width[mine].max())]
-            kept = mine[[chained and kept_layout(m.tag[k]) is not None for k in mine.tolist()]]
-            keep += (kept if kept.size else mine).tolist()
-        try:
-            return problem.select_modes(np.array(keep, dtype=np.int64), name=problem.name)
-        except SolverError:  # a reader lost its sharded modes (memory): gather instead
-            continue
-    return problem.select_modes(np.flatnonzero(whole | tokens), name=problem.name)
 
 
 def any_split_bound_of(
@@ -161,7 +170,6 @@ def split_report(plan: Plan, problem: Problem) -> dict[str, dict[str, Any]]:
     itself; the makespan may gain more or less)."""
     from hetsched.costmodel.sharding import describe_split
     from hetsched.plan import mode_ids
-    from hetsched.problem.chains import kept_layout, taken_layout
 
     m = problem.modes
     split = is_split(problem)
