@@ -42,6 +42,7 @@ class BenchConfig:
     time_limit: float | None = None
     quick: bool = False
     jobs: int = 1
+    workers: int = 1
     ray_address: str | None = None
     seed: int = 0
     hash_seed: int = 0
@@ -116,6 +117,8 @@ def run_bench(cfg: BenchConfig, *, stop: StopToken | None = None) -> dict[str, A
             f"peers: {', '.join(PEERS)})"
         )
         raise UsageError(msg)
+    if cfg.workers < 1:
+        raise UsageError(f"--workers must be at least 1, got {cfg.workers}")
     if cfg.peers:
         try:
             import saga  # noqa: F401
@@ -132,6 +135,7 @@ def run_bench(cfg: BenchConfig, *, stop: StopToken | None = None) -> dict[str, A
         time_limit=cfg.effective_time_limit(),
         seed=cfg.seed,
         hash_seed=cfg.hash_seed,
+        workers=cfg.workers,
     )
     t0 = time.perf_counter()
     results = run_tasks(

@@ -3,8 +3,9 @@
 A task is ``(instance, what)`` where ``what`` is one of our solvers, ``"peers"`` (all saga
 peers of the instance, in one saga process) or ``"bound"`` (the instance's lower bound). Each
 task returns plain-dict records, one per solver, so results are identical whether they come
-from this process or a Ray worker. Exact solvers get ``workers=1`` and the run's seed;
-CP-SAT is then deterministic whenever it finishes before its time limit.
+from this process or a Ray worker. Exact solvers get ``workers=1`` (``--workers`` to
+change) and the run's seed; CP-SAT is then deterministic whenever it finishes before its
+time limit.
 
 Examples
 --------
@@ -57,12 +58,14 @@ def make_tasks(
     time_limit: float,
     seed: int = 0,
     hash_seed: int = 0,
+    workers: int = 1,
 ) -> list[Task]:
-    """The bound, every solver, and the peers (if any) on every instance."""
+    """The bound, every solver (exact ones with ``workers`` threads), and the peers (if
+    any) on every instance."""
     tasks = []
     for s in specs:
         tasks.append(Task(s, "bound", time_limit, seed))
-        tasks.extend(Task(s, name, time_limit, seed) for name in solvers)
+        tasks.extend(Task(s, name, time_limit, seed, workers=workers) for name in solvers)
         if peers:
             tasks.append(Task(s, "peers", time_limit, seed, tuple(peers), hash_seed))
     return tasks

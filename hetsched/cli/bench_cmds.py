@@ -45,6 +45,8 @@ def register(sub: Any) -> None:
                    help="per solver and instance (default 10, --quick 2)")  # fmt: skip
     p.add_argument("--quick", action="store_true", help="a small suite (< 2 minutes)")
     p.add_argument("--jobs", type=int, default=1, help="parallel tasks (Ray when > 1)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="threads per exact solver (CP-SAT workers; default 1)")  # fmt: skip
     p.add_argument("--ray-address", default=None, help="an existing Ray cluster")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--hash-seed", type=int, default=0, help="PYTHONHASHSEED for saga peers")
@@ -82,6 +84,7 @@ def run_bench_cmd(args: argparse.Namespace) -> int:
         time_limit=args.time_limit,
         quick=args.quick,
         jobs=args.jobs,
+        workers=args.workers,
         ray_address=args.ray_address,
         seed=args.seed,
         hash_seed=args.hash_seed,

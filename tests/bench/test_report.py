@@ -44,11 +44,17 @@ def test_cli_bench_unknown_solver(tmp_path, capsys):
     assert "unknown solver" in capsys.readouterr().err
 
 
+def test_cli_bench_needs_a_worker(tmp_path, capsys):
+    rc = main(["bench", "--suite", "random", "--workers", "0", "--peers", "", "-o", str(tmp_path)])
+    assert rc == 2
+    assert "--workers must be at least 1" in capsys.readouterr().err
+
+
 def test_cli_bench_quick_heuristics(tmp_path, capsys):
     rc = main([
         "bench", "--suite", "random", "--sizes", "20", "--devices", "3", "--ccr", "1",
         "--beta", "0", "--solvers", "heft,cpsat", "--peers", "", "--time-limit", "2",
-        "--quiet", "--no-plots", "-o", str(tmp_path),
+        "--workers", "2", "--quiet", "--no-plots", "-o", str(tmp_path),
     ])  # fmt: skip
     assert rc == 0
     out = capsys.readouterr().out

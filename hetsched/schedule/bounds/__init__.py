@@ -5,6 +5,9 @@
 * :func:`~hetsched.schedule.bounds.delays.delay_bound` - heads and tails that count
   transfers: each predecessor is on the op's device (and runs before it there) or pays its
   transfer (communication-heavy graphs).
+* :func:`~hetsched.schedule.bounds.colocation.colocation_bound` - edges a schedule that
+  ends by ``T`` cannot cut (their transfer would not fit) join ops into groups that each
+  run on one device; the least ``T`` where every group fits.
 * :func:`~hetsched.schedule.bounds.chainpaths.chain_path_bound` - the longest path over
   modes rather than devices, where a mode that keeps its output sharded binds its
   readers' modes (tensor-parallel chains).
@@ -42,6 +45,7 @@ from collections.abc import Callable
 
 from hetsched.problem import Problem
 from hetsched.schedule.bounds.chainpaths import chain_path_bound
+from hetsched.schedule.bounds.colocation import colocation_bound
 from hetsched.schedule.bounds.delays import delay_bound
 from hetsched.schedule.bounds.levels import heads_and_tails_fast, levels
 from hetsched.schedule.bounds.load import (
@@ -77,6 +81,7 @@ __all__ = [
     "LP_SECONDS_PER_UNIT",
     "bound_report",
     "budget_lp_bound",
+    "colocation_bound",
     "critical_path_bound",
     "delay_bound",
     "device_finish_times",
@@ -138,8 +143,8 @@ LP_SECONDS_PER_UNIT = 2.5e-4
 
 def quick_lower_bound(problem: Problem) -> int:
     """The bounds that solve no LP (critical path, the load LP's Lagrangian dual, the series
-    bound without its segment LPs, transfers counted, sharded chains' modes bound
-    together): what heuristics wait on."""
+    bound without its segment LPs, transfers counted, edges too dear to cut, sharded
+    chains' modes bound together): what heuristics wait on."""
     return _memo(
         problem,
         "quick",
@@ -148,6 +153,7 @@ def quick_lower_bound(problem: Problem) -> int:
             load_bound_dual(p),
             series_bound(p, use_lp=False),
             delay_bound(p) if p.n <= DELAY_MAX_OPS else 0,
+            colocation_bound(p) if p.n <= DELAY_MAX_OPS else 0,
             chain_path_bound(p) if p.n <= DELAY_MAX_OPS else 0,
         ),
     )
@@ -216,5 +222,6 @@ def bound_report(problem: Problem) -> dict[str, int]:
         "modes_lp": budget_lp_bound(problem),
         "priced_path": priced_path_bound(problem),
         "delays": delay_bound(problem),
+        "colocation": colocation_bound(problem),
         "chain_paths": chain_path_bound(problem),
     }

@@ -36,11 +36,19 @@ Examples
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 
 from hetsched.problem import Problem
 
-__all__ = ["ANCESTOR_MAX_OPS", "delay_bound", "delay_heads_tails"]
+__all__ = [
+    "ANCESTOR_MAX_OPS",
+    "cheapest_remote",
+    "delay_bound",
+    "delay_heads_tails",
+    "transfer_heads_tails",
+]
 
 
 def delay_heads_tails(problem: Problem) -> tuple[np.ndarray, np.ndarray]:
@@ -49,7 +57,7 @@ def delay_heads_tails(problem: Problem) -> tuple[np.ndarray, np.ndarray]:
     n = p.n
     dur = p.min_dur.astype(np.int64)
     allowed = p.allowed
-    remote = _cheapest_remote(p)
+    remote = cheapest_remote(p)
     head = np.zeros(n, dtype=np.int64)
     for v in range(n):
         items = []
@@ -73,10 +81,28 @@ def delay_bound(problem: Problem) -> int:
     p = problem.relaxation()
     if p.n == 0:
         return 0
-    head, tail = delay_heads_tails(p)
-    if p.n <= ANCESTOR_MAX_OPS and p.num_devices > 1:
-        head, tail = _ancestor_heads_tails(p, head, tail)
+    head, tail = transfer_heads_tails(p)
     return int((head + p.min_dur.astype(np.int64) + tail).max())
+
+
+def transfer_heads_tails(problem: Problem) -> tuple[np.ndarray, np.ndarray]:
+    """The best ``(head, tail)`` per op of the relaxation: over neighbours, and over all
+    ancestors and descendants up to :data:`ANCESTOR_MAX_OPS` ops (once per problem)."""
+    p = problem.relaxation()
+    if p not in _HEADS_TAILS:
+        head, tail = delay_heads_tails(p)
+        if p.n <= ANCESTOR_MAX_OPS and p.num_devices > 1:
+            head, tail = _ancestor_heads_tails(p, head, tail)
+        head.setflags(write=False)
+        tail.setflags(write=False)
+        _HEADS_TAILS[p] = (head, tail)
+    return _HEADS_TAILS[p]
+
+
+# two bounds read them (delays, co-location): a Problem is immutable, compute them once
+_HEADS_TAILS: weakref.WeakKeyDictionary[Problem, tuple[np.ndarray, np.ndarray]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 # Above this many ops the ancestor sets (n x n booleans) cost too much memory and time.
@@ -94,7 +120,7 @@ def _ancestor_heads_tails(
     over those devices. Same least-over-co-located-sets rule as for neighbours."""
     n = p.n
     dur = p.min_dur.astype(np.int64)
-    remote = _cheapest_remote(p)
+    remote = cheapest_remote(p)
     cheap = np.where(np.isfinite(remote), remote, np.inf)
     anc = np.zeros((n, n), dtype=bool)
     into = np.full(n, np.inf)  # cheapest transfer of an edge into v or an ancestor of v
@@ -146,7 +172,7 @@ def _least_sorted(arrival: np.ndarray, work: np.ndarray, transfer: int, others: 
     return int(np.ceil(np.min(np.maximum(nxt, best_w)) - 1e-9))
 
 
-def _cheapest_remote(p: Problem) -> np.ndarray:
+def cheapest_remote(p: Problem) -> np.ndarray:
     """Per edge: the cheapest transfer between two distinct devices its ends may use
     (``inf`` where they have no such pair)."""
     out = np.full(p.num_edges, np.inf)

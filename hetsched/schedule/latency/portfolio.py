@@ -70,6 +70,7 @@ from hetsched.solver import Capabilities, SolveContext, Solver, StopToken
 
 __all__ = [
     "BLOCK_SHARE",
+    "CLUSTER_SHARE",
     "CPSAT_MAX_OPS",
     "HEFT_BUDGET_PER_OP",
     "LARGE_OPS",
@@ -90,6 +91,9 @@ LARGE_OPS = 3000
 HEFT_BUDGET_PER_OP = 0.003
 # Fraction of the remaining budget given to local search before the exact stage.
 LOCAL_SEARCH_SHARE = 0.1
+# Fraction of the remaining budget for cluster moves on graphs whose transfers cost more
+# than their ops, before CP-SAT or LNS.
+CLUSTER_SHARE = 0.15
 # Fraction of the remaining budget for solving one repeated block (when there are blocks).
 BLOCK_SHARE = 0.3
 # Fraction of the remaining budget for solving the classes of segments between series cuts.
@@ -211,6 +215,19 @@ def _portfolio(problem: Problem, ctx: SolveContext) -> Plan:
         if improved is not None:
             best = improved.with_(lower_bound=bound)
             ctx.report(name, best.makespan, bound)
+    heavy = n <= LARGE_OPS and view is not None and _comm_heavy(problem)
+    if heavy and best.makespan > bound * (1 + 1e-12) and not ctx.stop.is_set():
+        # Transfers dearer than ops: move whole clusters across the dearest transfers
+        from hetsched.schedule.latency.clusters import solve_clusters
+
+        assert view is not None
+        moved = solve_clusters.within(
+            view, ctx.child(time_limit=CLUSTER_SHARE * ctx.remaining(), hint=best)
+        )
+        stats["path"].append("clusters")
+        if moved.makespan < best.makespan:
+            best = moved.with_(lower_bound=bound)
+            ctx.report("clusters", best.makespan, bound)
     large = CPSAT_MAX_OPS < n <= LARGE_OPS
     unproven = best.makespan > bound * (1 + 1e-12)
     if large and view is not None and unproven and ctx.remaining() > 0.1 and not ctx.stop.is_set():

@@ -1,0 +1,62 @@
+"""The co-location bound: never above the optimum, above the other bounds where
+transfers dwarf the ops."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hetsched.bench.instances import build_problem, random_spec
+from hetsched.schedule.bounds import lower_bound, quick_lower_bound
+from hetsched.schedule.bounds.colocation import colocation_bound, colocation_groups
+from hetsched.schedule.bounds.delays import delay_bound
+from tests.bruteforce import brute_force_makespan, random_tiny_problem
+from tests.families import FAMILIES, random_problem
+from tests.schedule.bounds.test_delays import heavy_problem
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_the_colocation_bound_never_exceeds_the_brute_force_optimum(seed: int) -> None:
+    for p in (
+        random_tiny_problem(seed, n=6, devices=2 + seed % 2),
+        heavy_problem(seed),
+        heavy_problem(seed, devices=2, ccr=10.0),
+    ):
+        best = brute_force_makespan(p)
+        assert colocation_bound(p) <= best
+        assert lower_bound(p) <= best
+
+
+def test_it_sees_edges_too_dear_to_cut_where_the_delay_bound_does_not() -> None:
+    wins = 0
+    for seed in range(30):
+        p = heavy_problem(seed, n=7, ccr=10.0)
+        wins += colocation_bound(p) > delay_bound(p)
+    assert wins >= 5
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("seed", range(6))
+def test_the_colocation_bound_stays_below_every_valid_plan(family: str, seed: int) -> None:
+    from hetsched.schedule.latency.heuristics import solve_heft, solve_peft
+
+    p = random_problem(seed, n=40, family=family)
+    for solver in (solve_heft, solve_peft):
+        plan = solver(p, time_limit=5, seed=0)
+        assert colocation_bound(p) <= round(plan.makespan / p.quantum)
+
+
+def test_a_communication_heavy_graph_on_eight_devices() -> None:
+    # the random suite's 100-op CCR-10 graph on 8 devices: the load bound was the best
+    p = build_problem(random_spec(100, 8, 10.0, seed=0))
+    bound = colocation_bound(p)
+    assert bound > 1.4 * max(delay_bound(p), 461)
+    assert quick_lower_bound(p) >= bound
+    # just below the bound, some group cannot fit: it has more work than the time allows
+    groups = colocation_groups(p, bound - 1)
+    assert np.bincount(groups).max() > 1
+
+
+def test_cheap_transfers_force_nothing() -> None:
+    p = build_problem(random_spec(30, 3, 0.1, seed=1))
+    assert colocation_bound(p) == delay_bound(p)
