@@ -31,6 +31,7 @@ Examples
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from typing import Any
 
@@ -63,6 +64,7 @@ class _Callback(cp_model.CpSolverSolutionCallback):
         self.best: tuple[np.ndarray, np.ndarray, dict[tuple[int, int], int]] | None = None
         self.best_value: int | None = None
         self.count = 0
+        self.paused = False  # stopped for probes (see _cpsat_integer)
 
     def on_solution_callback(self) -> None:
         value = int(self.objective_value)
@@ -158,7 +160,12 @@ def _cpsat_integer(
             h_mode = problem.device_mode[np.arange(problem.n), h_assign]
         hint = (h_mode, h_start)
 
-    def run(tighten: bool) -> tuple[CpSatModel, cp_model.CpSolver, _Callback, Any]:
+    def run(
+        tighten: bool, pause: tuple[float, int] | None = None
+    ) -> tuple[CpSatModel, cp_model.CpSolver, _Callback, Any]:
+        """One search; ``pause=(after, at)``: stop it once its best plan is within ``at``
+        units, checked ``after`` seconds in and every third of that since (the probes take
+        over)."""
         built = build_model(
             problem, horizon=horizon, lower=lb, hint=hint, branches=branches, tighten=tighten
         )
@@ -166,16 +173,64 @@ def _cpsat_integer(
             built.model.export_to_file(export_model)
         solver = new_cp_solver(time_limit=ctx.remaining(), workers=ctx.workers, seed=ctx.seed)
         solver.parameters.log_search_progress = log
-        if built.pooled_groups:
-            # Identical devices share one Cumulative: its edge-finding propagators are what
-            # prove P|prec|Cmax optima (STG rand0001 on 4 processors: 12 s without, 0.04 s).
-            solver.parameters.use_timetable_edge_finding_in_cumulative = True
-            solver.parameters.use_overload_checker_in_cumulative = True
+        _configure(solver, built)
         cb = _Callback(built, problem, ctx)
-        status = solve_cp(solver, built.model, ctx.stop, cb)
+
+        done = threading.Event()
+
+        def watch() -> None:  # from pause[0] seconds on, every tenth of that again
+            assert pause is not None
+            wait = pause[0]
+            while not done.wait(wait):
+                if cb.best_value is not None and cb.best_value <= pause[1]:
+                    cb.paused = True
+                    solver.stop_search()
+                    return
+                wait = max(0.1, pause[0] / 3)
+
+        watcher = threading.Thread(target=watch, daemon=True) if pause is not None else None
+        if watcher is not None:
+            watcher.start()
+        try:
+            status = solve_cp(solver, built.model, ctx.stop, cb)
+        finally:
+            done.set()
+            if watcher is not None:
+                watcher.join()
+        cb.paused = cb.paused and status != cp_model.OPTIMAL
         return built, solver, cb, status
 
-    built, solver, cb, status = run(tighten=True)
+    # A search still open after PROBE_AFTER_SHARE of the time (checked again every third of
+    # that) with a plan within PROBE_GAP of the bound stops; horizons are probed from the
+    # bound up (_probe); if they prove nothing the search goes on from the best plan.
+    probe_stats: dict[str, Any] = {}
+    found = held = None
+    pause = None
+    if warm is not None:
+        pause = (PROBE_AFTER_SHARE * ctx.remaining(), int(lb + max(1, PROBE_GAP * lb)))
+    built, solver, cb, status = run(tighten=True, pause=pause)
+    if cb.paused and cb.best is not None and cb.best_value is not None:
+        held = cb.best
+        lb, found = _probe(problem, ctx, lb, cb.best_value, branches, probe_stats)
+        held = found if found is not None else held
+        if _value(problem, held) <= lb:
+            found = held
+        elif not ctx.expired():
+            hint, horizon = (held[0], held[1]), _value(problem, held)
+            built, solver, cb, status = run(tighten=True)
+    if found is not None and _value(problem, found) <= lb:  # every shorter horizon refuted
+        mode, start, xfer = found
+        return plan_from_schedule(
+            problem,
+            modes=mode,
+            start=start,
+            solver="cpsat",
+            searched=True,
+            lower_bound=int((start + problem.mode_dur[mode]).max()),
+            stats={"proved_by": "probes", "probes": probe_stats, "workers": ctx.workers},
+            transfer_start=xfer,
+            baselines=warm.plan.baselines if warm is not None else None,
+        )
     wrongly_infeasible = status == cp_model.INFEASIBLE and hint_plan is not None
     if wrongly_infeasible:
         # The horizon is the hint's makespan, which is feasible, so INFEASIBLE is a solver
@@ -199,13 +254,20 @@ def _cpsat_integer(
         "workers": ctx.workers,
         "model": "devices" if device_model else "modes",
     }
+    if probe_stats:
+        stats["probes"] = probe_stats
     if not built.memory_exact:
         # rounded or static memory rows: the model is tighter than the question, no proof
         stats["memory_restricted"] = True
     if wrongly_infeasible:
         stats["solver_fault"] = "INFEASIBLE with a feasible hint; retried without windows"
-    if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-        mode, start, xfer = _extract(solver, built, problem)
+    if status in (cp_model.OPTIMAL, cp_model.FEASIBLE) or held is not None:
+        if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+            mode, start, xfer = _extract(solver, built, problem)
+        else:  # the search after the probes found nothing (not even its hint): theirs
+            assert held is not None
+            mode, start, xfer = held
+            status = cp_model.FEASIBLE
         value = int((start + problem.mode_dur[mode]).max())
         if not built.memory_exact:
             bound = lb
@@ -241,6 +303,83 @@ def _cpsat_integer(
         "heuristic found one that fits memory; raise the time limit"
     )
     raise SolverError(msg)
+
+
+# A search still open after PROBE_AFTER_SHARE of its time (or later) with a plan within
+# PROBE_GAP of the bound stops, horizons are probed from the bound up for at most PROBE_SHARE of the
+# time left (each probe at most half of what is left of that), and the search goes on.
+PROBE_AFTER_SHARE = 0.3
+PROBE_GAP = 0.02
+PROBE_SHARE = 0.2
+
+
+def _probe(
+    p: Problem,
+    ctx: SolveContext,
+    lb: int,
+    best: int,
+    branches: list[list[np.ndarray]],
+    stats: dict[str, Any],
+) -> tuple[int, tuple[np.ndarray, np.ndarray, dict[tuple[int, int], int]] | None]:
+    """Destructive lower bounding: ask CP-SAT for a plan within a horizon ``h`` below
+    ``best``, from ``h = lb`` up in steps that double while horizons are refuted. A refuted
+    horizon raises the bound to ``h + 1``; a plan found within ``h`` becomes the best and the
+    probes start again from the bound, so a plan at the bound is optimal. The model within
+    a tight horizon propagates far more than the optimisation run's, so both answers often
+    come in a second where minimising from the warm start takes minutes (100-op random
+    DAGs, CCR <= 1). A refutation counts only if the model without head/tail windows refutes it too
+    (OR-Tools 9.15 has been seen calling a feasible windowed model infeasible) and the
+    model is exact (no rounded memory rows). Returns ``(bound, best plan found or None)``."""
+    deadline = time.perf_counter() + PROBE_SHARE * ctx.remaining()
+    refuted = 0
+
+    def solve(h: int, tighten: bool) -> tuple[Any, cp_model.CpSolver, CpSatModel]:
+        built = build_model(p, horizon=h, lower=lb, branches=branches, tighten=tighten)
+        limit = 0.5 * (deadline - time.perf_counter())
+        solver = new_cp_solver(time_limit=max(limit, 0.01), workers=ctx.workers, seed=ctx.seed)
+        _configure(solver, built)
+        return solve_cp(solver, built.model, ctx.stop), solver, built
+
+    found = None
+    step, h = 1, lb
+    while lb < best and time.perf_counter() < deadline and not ctx.stop.is_set():
+        h = min(h, best - 1)
+        try:
+            status, solver, built = solve(h, tighten=True)
+        except InfeasibleError:  # an op cannot fit below h: refuted by the windows alone
+            status, solver, built = cp_model.INFEASIBLE, None, None
+        if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+            assert solver is not None and built is not None
+            found = _extract(solver, built, p)
+            best = _value(p, found)
+            stats["found_at"] = best
+            step, h = 1, lb  # a plan within h: close the rest from the bound up
+            continue
+        if status != cp_model.INFEASIBLE or (built is not None and not built.memory_exact):
+            break
+        confirm, _, again = solve(h, tighten=False)
+        if confirm != cp_model.INFEASIBLE or not again.memory_exact:
+            break
+        refuted += 1
+        lb = h + 1
+        ctx.report("cpsat-probe", best * p.quantum, lb * p.quantum)
+        step *= 2  # refuted: the next horizon twice as far above the new bound
+        h = lb + step - 1
+    stats.update(refuted=refuted)
+    return lb, found
+
+
+def _value(p: Problem, found: tuple[np.ndarray, np.ndarray, Any]) -> int:
+    """The makespan (units) of ``(mode, start, ...)``."""
+    return int((found[1] + p.mode_dur[found[0]]).max())
+
+
+def _configure(solver: cp_model.CpSolver, built: CpSatModel) -> None:
+    """Identical devices share one Cumulative: its edge-finding propagators are what prove
+    P|prec|Cmax optima (STG rand0001 on 4 processors: 12 s without, 0.04 s)."""
+    if built.pooled_groups:
+        solver.parameters.use_timetable_edge_finding_in_cumulative = True
+        solver.parameters.use_overload_checker_in_cumulative = True
 
 
 def serial_horizon(p: Problem) -> int:
