@@ -18,8 +18,8 @@ Examples
 >>> check_seed(3)
 3
 >>> sorted(SOLVERS)  # doctest: +NORMALIZE_WHITESPACE
-['bounds', 'cpop', 'cpsat', 'heft', 'lns', 'ls', 'megatron', 'milp', 'peft', 'portfolio',
- 'sat', 'sequence', 'whole']
+['bounds', 'clusters', 'cpop', 'cpsat', 'heft', 'lns', 'ls', 'megatron', 'milp', 'peft',
+ 'portfolio', 'sat', 'sequence', 'whole']
 >>> get_solver("heft").capabilities.hint
 False
 """
@@ -394,6 +394,7 @@ SOLVERS: dict[str, str] = {
     "sat": "hetsched.schedule.latency.sat:solve_sat",
     "lns": "hetsched.schedule.latency.lns:solve_lns",
     "ls": "hetsched.schedule.latency.localsearch:solve_local_search",
+    "clusters": "hetsched.schedule.latency.clusters:solve_clusters",
     "portfolio": "hetsched.schedule.latency.portfolio:solve_portfolio",
     "megatron": "hetsched.schedule.latency.splits:solve_megatron",
     "whole": "hetsched.schedule.latency.splits:solve_whole",

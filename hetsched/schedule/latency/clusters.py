@@ -116,6 +116,8 @@ def _clusters(problem: Problem, ctx: SolveContext) -> Plan:
     """Improve the hint (default: HEFT) by moving clusters across its dearest transfers."""
     p = problem
     hint = ctx.hint if ctx.hint is not None else solve_heft.within(p, ctx.child())
+    if not p.is_device_table:  # moves are between devices: one mode per (op, device)
+        return hint.with_(stats={**hint.stats, "clusters": "needs one mode per (op, device)"})
     assign, start = schedule_arrays(hint, p)
     lb = quick_lower_bound(p)
     search = _Search(p, assign, start)
