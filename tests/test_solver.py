@@ -68,7 +68,9 @@ def test_an_unknown_option_is_named_with_the_options_there_are() -> None:
         UsageError, match=r"'peft' takes no option 'insertion' \(its options: none\)"
     ):
         run_solver("peft", small(), insertion=False)
-    with pytest.raises(UsageError, match="unknown solver 'nope' \\(choose from bounds, cpop"):
+    with pytest.raises(
+        UsageError, match="unknown solver 'nope' \\(choose from bounds, clusters, cpop"
+    ):
         run_solver("nope", small())
 
 
