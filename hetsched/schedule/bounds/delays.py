@@ -175,16 +175,12 @@ def _least_sorted(arrival: np.ndarray, work: np.ndarray, transfer: int, others: 
 def cheapest_remote(p: Problem) -> np.ndarray:
     """Per edge: the cheapest transfer between two distinct devices its ends may use
     (``inf`` where they have no such pair)."""
-    out = np.full(p.num_edges, np.inf)
+    if p.num_edges == 0:
+        return np.zeros(0)
     allowed = p.allowed
-    d = p.num_devices
-    off = ~np.eye(d, dtype=bool)
-    for k in range(p.num_edges):
-        u, v = int(p.edge_src[k]), int(p.edge_dst[k])
-        pairs = np.outer(allowed[u], allowed[v]) & off
-        if pairs.any():
-            out[k] = float(p.comm[k][pairs].min())
-    return out
+    pairs = allowed[p.edge_src][:, :, None] & allowed[p.edge_dst][:, None, :]
+    pairs &= ~np.eye(p.num_devices, dtype=bool)
+    return np.where(pairs, p.comm, np.inf).min(axis=(1, 2)).astype(np.float64)
 
 
 def _neighbours(

@@ -39,7 +39,7 @@ from hetsched.plan import Plan, overflow, plan_from_schedule, schedule_arrays
 from hetsched.problem import Problem
 from hetsched.schedule.bounds import quick_lower_bound
 from hetsched.schedule.latency.heuristics import solve_heft
-from hetsched.schedule.latency.listsched import priority_order, retime
+from hetsched.schedule.latency.listsched import makespan_units, retime_by_key
 from hetsched.solver import Capabilities, SolveContext, Solver
 
 __all__ = ["group_of", "solve_clusters"]
@@ -73,14 +73,9 @@ class _Search:
         self.assign = assign
         self.start = start
         self.xfer: dict[tuple[int, int], int] = {}
-        self.best = int((start + p.dur[self.idx, assign]).max())
+        self.best = makespan_units(p, assign, start)
         self.evaluations = 0
         self.moves = 0
-
-    def timed(self, assign: np.ndarray, key: np.ndarray) -> tuple[np.ndarray, dict, int]:
-        start, xfer = retime(self.p, assign, priority_order(self.p, key))
-        self.evaluations += 1
-        return start, xfer, int((start + self.p.dur[self.idx, assign]).max())
 
     def try_move(self, ops: list[int], device: int) -> bool:
         """Move ``ops`` to ``device`` if every one may run there, memory fits and the
@@ -95,7 +90,8 @@ class _Search:
         if overflow(p, p.device_mode[self.idx, trial]) is not None:
             return False
         # the current start times order the ops; a moved op keeps its place
-        start, xfer, ms = self.timed(trial, self.start + self.idx * 1e-6)
+        start, xfer, ms = retime_by_key(p, trial, self.start + self.idx * 1e-6)
+        self.evaluations += 1
         if ms > self.best:
             return False
         self.assign, self.start, self.xfer = trial, start, xfer
@@ -104,11 +100,16 @@ class _Search:
         return True
 
 
+def _edge_devices(p: Problem, assign: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per edge under ``assign``: its source's device, its destination's and its transfer."""
+    src, dst = assign[p.edge_src], assign[p.edge_dst]
+    return src, dst, p.comm[np.arange(p.num_edges), src, dst]
+
+
 def _cross_edges(p: Problem, assign: np.ndarray) -> list[int]:
     """Edges whose ends run on different devices, dearest transfer first."""
-    src, dst = p.edge_src, p.edge_dst
-    cost = p.comm[np.arange(p.num_edges), assign[src], assign[dst]]
-    cross = np.flatnonzero(assign[src] != assign[dst])
+    src, dst, cost = _edge_devices(p, assign)
+    cross = np.flatnonzero(src != dst)
     return cross[np.argsort(-cost[cross], kind="stable")].tolist()
 
 
@@ -168,15 +169,13 @@ def _clusters(problem: Problem, ctx: SolveContext) -> Plan:
 
 def _partners(p: Problem, assign: np.ndarray, d: int) -> list[int]:
     """The other devices in use, those ``d`` exchanges the most transfer time with first."""
-    src, dst = assign[p.edge_src], assign[p.edge_dst]
-    cost = p.comm[np.arange(p.num_edges), src, dst]
+    src, dst, cost = _edge_devices(p, assign)
     talk = np.zeros(p.num_devices)
     np.add.at(talk, dst[src == d], cost[src == d])
     np.add.at(talk, src[dst == d], cost[dst == d])
     used = np.zeros(p.num_devices, dtype=bool)
     used[assign] = True
-    others = [int(x) for x in np.argsort(-talk, kind="stable") if x != d and used[x]]
-    return others
+    return [int(x) for x in np.argsort(-talk, kind="stable") if x != d and used[x]]
 
 
 solve_clusters = Solver("clusters", _clusters, Capabilities(hint=True, anytime=True))

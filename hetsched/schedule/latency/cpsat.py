@@ -178,7 +178,7 @@ def _cpsat_integer(
 
         done = threading.Event()
 
-        def watch() -> None:  # from pause[0] seconds on, every tenth of that again
+        def watch() -> None:  # pause[0] seconds in, then every third of that
             assert pause is not None
             wait = pause[0]
             while not done.wait(wait):
@@ -204,29 +204,26 @@ def _cpsat_integer(
     # that) with a plan within PROBE_GAP of the bound stops; horizons are probed from the
     # bound up (_probe); if they prove nothing the search goes on from the best plan.
     probe_stats: dict[str, Any] = {}
-    found = held = None
+    held = None  # the best plan when the search stopped for the probes, or theirs
     pause = None
     if warm is not None:
         pause = (PROBE_AFTER_SHARE * ctx.remaining(), int(lb + max(1, PROBE_GAP * lb)))
     built, solver, cb, status = run(tighten=True, pause=pause)
     if cb.paused and cb.best is not None and cb.best_value is not None:
-        held = cb.best
-        lb, found = _probe(problem, ctx, lb, cb.best_value, branches, probe_stats)
-        held = found if found is not None else held
-        if _value(problem, held) <= lb:
-            found = held
-        elif not ctx.expired():
+        lb, probed = _probe(problem, ctx, lb, cb.best_value, branches, probe_stats)
+        held = probed if probed is not None else cb.best
+        if _value(problem, held) > lb and not ctx.expired():
             hint, horizon = (held[0], held[1]), _value(problem, held)
             built, solver, cb, status = run(tighten=True)
-    if found is not None and _value(problem, found) <= lb:  # every shorter horizon refuted
-        mode, start, xfer = found
+    if held is not None and _value(problem, held) <= lb:  # every shorter horizon refuted
+        mode, start, xfer = held
         return plan_from_schedule(
             problem,
             modes=mode,
             start=start,
             solver="cpsat",
             searched=True,
-            lower_bound=int((start + problem.mode_dur[mode]).max()),
+            lower_bound=_value(problem, held),
             stats={"proved_by": "probes", "probes": probe_stats, "workers": ctx.workers},
             transfer_start=xfer,
             baselines=warm.plan.baselines if warm is not None else None,
@@ -268,7 +265,7 @@ def _cpsat_integer(
             assert held is not None
             mode, start, xfer = held
             status = cp_model.FEASIBLE
-        value = int((start + problem.mode_dur[mode]).max())
+        value = _value(problem, (mode, start))
         if not built.memory_exact:
             bound = lb
         elif status == cp_model.OPTIMAL:
@@ -306,8 +303,9 @@ def _cpsat_integer(
 
 
 # A search still open after PROBE_AFTER_SHARE of its time (or later) with a plan within
-# PROBE_GAP of the bound stops, horizons are probed from the bound up for at most PROBE_SHARE of the
-# time left (each probe at most half of what is left of that), and the search goes on.
+# PROBE_GAP of the bound stops, horizons are probed from the bound up for at most
+# PROBE_SHARE of the time left (each probe at most half of what is left of that), and the
+# search goes on.
 PROBE_AFTER_SHARE = 0.3
 PROBE_GAP = 0.02
 PROBE_SHARE = 0.2
@@ -327,9 +325,10 @@ def _probe(
     probes start again from the bound, so a plan at the bound is optimal. The model within
     a tight horizon propagates far more than the optimisation run's, so both answers often
     come in a second where minimising from the warm start takes minutes (100-op random
-    DAGs, CCR <= 1). A refutation counts only if the model without head/tail windows refutes it too
-    (OR-Tools 9.15 has been seen calling a feasible windowed model infeasible) and the
-    model is exact (no rounded memory rows). Returns ``(bound, best plan found or None)``."""
+    DAGs, CCR <= 1). A refutation counts only if the model without head/tail windows
+    refutes it too (OR-Tools 9.15 has been seen calling a feasible windowed model
+    infeasible) and the model is exact (no rounded memory rows). Returns ``(bound, best
+    plan found or None)``."""
     deadline = time.perf_counter() + PROBE_SHARE * ctx.remaining()
     refuted = 0
 
@@ -369,7 +368,7 @@ def _probe(
     return lb, found
 
 
-def _value(p: Problem, found: tuple[np.ndarray, np.ndarray, Any]) -> int:
+def _value(p: Problem, found: tuple[Any, ...]) -> int:
     """The makespan (units) of ``(mode, start, ...)``."""
     return int((found[1] + p.mode_dur[found[0]]).max())
 

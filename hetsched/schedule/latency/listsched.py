@@ -33,6 +33,7 @@ __all__ = [
     "makespan_units",
     "priority_order",
     "retime",
+    "retime_by_key",
     "retime_modes",
 ]
 
@@ -355,6 +356,15 @@ def _retime_single(
         dev_free[d] = max(dev_free[d], finish[v])
         seen[v] = True
     return np.array(start, dtype=np.int64), transfer_start
+
+
+def retime_by_key(
+    problem: Problem, assign: np.ndarray, key: np.ndarray
+) -> tuple[np.ndarray, dict[tuple[int, int], int], int]:
+    """:func:`retime` in the order :func:`priority_order` makes of ``key``, and the makespan
+    (units): one evaluation of an assignment for the local searches."""
+    start, xfer = retime(problem, assign, priority_order(problem, key))
+    return start, xfer, makespan_units(problem, assign, start)
 
 
 def makespan_units(problem: Problem, assign: np.ndarray, start: np.ndarray) -> int:

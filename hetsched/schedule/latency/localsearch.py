@@ -41,7 +41,7 @@ from hetsched.plan import (
 from hetsched.problem import Problem
 from hetsched.schedule.bounds import quick_lower_bound
 from hetsched.schedule.latency.heuristics import solve_heft
-from hetsched.schedule.latency.listsched import priority_order, retime
+from hetsched.schedule.latency.listsched import retime_by_key
 from hetsched.solver import Capabilities, SolveContext, Solver
 
 __all__ = ["critical_path", "solve_local_search"]
@@ -90,13 +90,6 @@ def critical_path(
     return path
 
 
-def _evaluate(
-    p: Problem, assign: np.ndarray, key: np.ndarray
-) -> tuple[np.ndarray, dict[tuple[int, int], int], int]:
-    start, xfer = retime(p, assign, priority_order(p, key))
-    return start, xfer, int((start + p.dur[np.arange(p.n), assign]).max())
-
-
 def _local_search(
     problem: Problem, ctx: SolveContext, *, max_evaluations: int | None = None
 ) -> Plan:
@@ -104,7 +97,7 @@ def _local_search(
     p = problem
     hint = ctx.hint if ctx.hint is not None else solve_heft.within(p, ctx.child())
     assign, key = schedule_arrays(hint, p)
-    start, xfer, best = _evaluate(p, assign, key.astype(float))
+    start, xfer, best = retime_by_key(p, assign, key.astype(float))
     first = best
     if round(hint.makespan / p.quantum) < best:
         # The hint's own (insertion) timing beats re-timing in start order: keep its times.
@@ -130,7 +123,7 @@ def _local_search(
                 trial[v] = d
                 if overflow(p, p.device_mode[np.arange(p.n), trial]) is not None:
                     continue
-                s2, x2, ms = _evaluate(p, trial, start.astype(float) + rng.random(p.n) * 0.5)
+                s2, x2, ms = retime_by_key(p, trial, start.astype(float) + rng.random(p.n) * 0.5)
                 evals += 1
                 if ms < best or (ms == best and rng.random() < 0.1):
                     if ms < best:
@@ -144,7 +137,7 @@ def _local_search(
         stale = 0 if improved else stale + 1
         if stale > 3 + len(path):
             # Kick: re-time with a perturbed priority to escape a plateau.
-            s2, x2, ms = _evaluate(p, assign, start + rng.random(p.n) * p.dur.max())
+            s2, x2, ms = retime_by_key(p, assign, start + rng.random(p.n) * p.dur.max())
             evals += 1
             if ms <= best:
                 start, xfer, best = s2, x2, ms

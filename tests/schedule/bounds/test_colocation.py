@@ -1,5 +1,5 @@
 """The co-location bound: never above the optimum, above the other bounds where
-transfers dwarf the ops."""
+transfers dwarf the ops (below every HEFT/PEFT plan: ``test_delays``)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from hetsched.schedule.bounds import lower_bound, quick_lower_bound
 from hetsched.schedule.bounds.colocation import colocation_bound, colocation_groups
 from hetsched.schedule.bounds.delays import delay_bound
 from tests.bruteforce import brute_force_makespan, random_tiny_problem
-from tests.families import FAMILIES, random_problem
 from tests.schedule.bounds.test_delays import heavy_problem
 
 
@@ -33,17 +32,6 @@ def test_it_sees_edges_too_dear_to_cut_where_the_delay_bound_does_not() -> None:
         p = heavy_problem(seed, n=7, ccr=10.0)
         wins += colocation_bound(p) > delay_bound(p)
     assert wins >= 5
-
-
-@pytest.mark.parametrize("family", FAMILIES)
-@pytest.mark.parametrize("seed", range(6))
-def test_the_colocation_bound_stays_below_every_valid_plan(family: str, seed: int) -> None:
-    from hetsched.schedule.latency.heuristics import solve_heft, solve_peft
-
-    p = random_problem(seed, n=40, family=family)
-    for solver in (solve_heft, solve_peft):
-        plan = solver(p, time_limit=5, seed=0)
-        assert colocation_bound(p) <= round(plan.makespan / p.quantum)
 
 
 def test_a_communication_heavy_graph_on_eight_devices() -> None:

@@ -3,11 +3,14 @@ where transfers dominate."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 
 from hetsched.problem import Problem
 from hetsched.schedule.bounds import critical_path_bound, load_bound, lower_bound
+from hetsched.schedule.bounds.colocation import colocation_bound
 from hetsched.schedule.bounds.delays import delay_bound
 from tests.bruteforce import brute_force_makespan, random_tiny_problem
 from tests.families import FAMILIES, random_problem
@@ -47,16 +50,19 @@ def test_it_sees_what_transfers_cost_where_the_old_bounds_do_not() -> None:
     assert wins >= 10
 
 
+@pytest.mark.parametrize("bound", [delay_bound, colocation_bound])
 @pytest.mark.parametrize("family", FAMILIES)
 @pytest.mark.parametrize("seed", range(8))
-def test_the_delay_bound_stays_below_every_valid_plan(family: str, seed: int) -> None:
+def test_the_transfer_bounds_stay_below_every_valid_plan(
+    bound: Callable[[Problem], int], family: str, seed: int
+) -> None:
     # any valid plan's makespan is at least the optimum: a bound above one is wrong
     from hetsched.schedule.latency.heuristics import solve_heft, solve_peft
 
     p = random_problem(seed, n=40, family=family)
     for solver in (solve_heft, solve_peft):
         plan = solver(p, time_limit=5, seed=0)
-        assert delay_bound(p) <= round(plan.makespan / p.quantum)
+        assert bound(p) <= round(plan.makespan / p.quantum)
 
 
 @pytest.mark.parametrize("name", ["rand0000.stg", "rand0001.stg", "rand0002.stg"])
