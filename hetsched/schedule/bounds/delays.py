@@ -44,9 +44,11 @@ from hetsched.problem import Problem
 
 __all__ = [
     "ANCESTOR_MAX_OPS",
+    "DEVICE_NEVER",
     "cheapest_remote",
     "delay_bound",
     "delay_heads_tails",
+    "device_delay_heads_tails",
     "transfer_heads_tails",
 ]
 
@@ -98,6 +100,69 @@ def transfer_heads_tails(problem: Problem) -> tuple[np.ndarray, np.ndarray]:
         _HEADS_TAILS[p] = (head, tail)
     return _HEADS_TAILS[p]
 
+
+def device_delay_heads_tails(problem: Problem) -> tuple[np.ndarray, np.ndarray]:
+    """``(head, tail)``, shape ``(n, D)``: the same rule per device of the op. With ``v`` on
+    ``d``, a predecessor ``u`` on ``d`` too runs before it there (from its own head on
+    ``d``, for its duration on ``d``); elsewhere, on ``e``, its output arrives no earlier
+    than ``head[u, e] + dur[u, e] + transfer e -> d``, the least over ``e``. So a slow
+    device, or one far from where the inputs can be, starts late. :data:`DEVICE_NEVER`
+    where ``v`` may not run on ``d``; tails mirror it over successors. Once per problem.
+
+    >>> import numpy as np
+    >>> from hetsched.problem import Problem
+    >>> p = Problem.from_arrays(names=list("ab"), devices=["x", "y"],
+    ...     exec_time=np.array([[1.0, 1.0], [1.0, 3.0]]), edges=[(0, 1, 10.0)],
+    ...     comm_latency=np.array([[0, 10], [10, 0]]), quantum=1.0)
+    >>> head, tail = device_delay_heads_tails(p)
+    >>> head[1].tolist(), tail[0].tolist()   # b on y: a on y first (1), or on x + 10
+    ([1, 1], [1, 3])
+    """
+    p = problem.relaxation()
+    if p not in _DEVICE_HEADS_TAILS:
+        head = _device_heads(p, p.preds, forward=True)
+        tail = _device_heads(p, p.succs, forward=False)
+        head.setflags(write=False)
+        tail.setflags(write=False)
+        _DEVICE_HEADS_TAILS[p] = (head, tail)
+    return _DEVICE_HEADS_TAILS[p]
+
+
+# where an op may not run: far above any schedule, and still summable without overflow
+DEVICE_NEVER = np.iinfo(np.int64).max // 16
+
+
+def _device_heads(
+    p: Problem, neighbours: tuple[tuple[tuple[int, int], ...], ...], *, forward: bool
+) -> np.ndarray:
+    """Heads (``forward``: over predecessors) or tails per ``(op, device)``."""
+    n, num = p.n, p.num_devices
+    dur = np.where(p.allowed, p.dur, np.inf)
+    out = np.full((n, num), np.inf)
+    off = ~np.eye(num, dtype=bool)
+    for v in range(n) if forward else range(n - 1, -1, -1):
+        dearest: dict[int, np.ndarray] = {}  # per neighbour, its dearest tensor [from, to]
+        for w, k in neighbours[v]:
+            c = p.comm[k] if forward else p.comm[k].T  # [neighbour's device, v's device]
+            dearest[w] = np.maximum(dearest[w], c) if w in dearest else c
+        items: dict[int, list[tuple[int, int, int, bool]]] = {d: [] for d in p.allowed_devices[v]}
+        for w, c in dearest.items():
+            done = out[w] + dur[w]  # the neighbour's head plus duration per device
+            remote = np.where(off, done[:, None] + c, np.inf).min(axis=0)
+            for d, rows in items.items():
+                here = bool(p.allowed[w, d])
+                a = int(remote[d]) if np.isfinite(remote[d]) else _NEVER
+                rows.append(
+                    (a, int(out[w, d]) if here else 0, int(dur[w, d]) if here else 0, not here)
+                )
+        for d, rows in items.items():
+            out[v, d] = _least(rows)
+    return np.minimum(out, DEVICE_NEVER).astype(np.int64)
+
+
+_DEVICE_HEADS_TAILS: weakref.WeakKeyDictionary[Problem, tuple[np.ndarray, np.ndarray]] = (
+    weakref.WeakKeyDictionary()
+)
 
 # two bounds read them (delays, co-location): a Problem is immutable, compute them once
 _HEADS_TAILS: weakref.WeakKeyDictionary[Problem, tuple[np.ndarray, np.ndarray]] = (
@@ -204,11 +269,12 @@ _NEVER = np.iinfo(np.int64).max // 4  # the arrival of a neighbour that cannot b
 def _least(items: list[tuple[int, int, int, bool]]) -> int:
     """``min over co-located sets S of max(remote arrivals outside S, co-located work in
     S)``, each item ``(arrival when remote, time it may start from, duration, must be
-    remote)``; never below any neighbour's own ``start + duration``. The best sets keep
+    remote)``; never below any neighbour's arrival or co-located ``start + duration``,
+    whichever is less (where it runs is open). The best sets keep
     the latest arrivals (a prefix of them sorted): keeping more only adds work."""
     if not items:
         return 0
-    floor = max(start + dur for _, start, dur, _ in items)
+    floor = max(min(a, start + dur) for a, start, dur, _ in items)
     forced = max((a for a, _, _, must in items if must), default=0)
     free = sorted(((a, s, d) for a, s, d, must in items if not must), reverse=True)
     best: int | None = None

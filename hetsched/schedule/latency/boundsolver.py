@@ -9,8 +9,8 @@ Examples
 ...     edges=[(0, 1, 1.0), (0, 2, 1.0)], quantum=1.0)
 >>> plan = solve_bounds(p, time_limit=5)
 >>> plan.lower_bound, sorted(plan.stats["bounds"])
-(6.0, ['chain_paths', 'colocation', 'critical_path', 'delays', 'load', 'lp', 'modes_lp',
- 'priced_path', 'series', 'window'])
+(6.0, ['chain_paths', 'colocation', 'critical_path', 'delays', 'group_load', 'load', 'lp',
+ 'modes_lp', 'priced_path', 'series', 'window'])
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ from hetsched.bench.instances import build_problem, random_spec
 from hetsched.schedule.bounds import lower_bound, quick_lower_bound
 from hetsched.schedule.bounds.colocation import colocation_bound, colocation_groups
 from hetsched.schedule.bounds.delays import delay_bound
+from hetsched.schedule.bounds.groupload import group_load_bound, group_load_fits
 from tests.bruteforce import brute_force_makespan, random_tiny_problem
 from tests.schedule.bounds.test_delays import heavy_problem
 
@@ -23,6 +24,7 @@ def test_the_colocation_bound_never_exceeds_the_brute_force_optimum(seed: int) -
     ):
         best = brute_force_makespan(p)
         assert colocation_bound(p) <= best
+        assert group_load_bound(p) <= best
         assert lower_bound(p) <= best
 
 
@@ -48,3 +50,20 @@ def test_a_communication_heavy_graph_on_eight_devices() -> None:
 def test_cheap_transfers_force_nothing() -> None:
     p = build_problem(random_spec(30, 3, 0.1, seed=1))
     assert colocation_bound(p) == delay_bound(p)
+
+
+def test_the_group_load_bound_sees_slow_devices_the_co_location_bound_does_not() -> None:
+    # the random suite's 100-op CCR-10 graph on 3 unrelated devices: 677 -> 718
+    p = build_problem(random_spec(100, 3, 10.0, seed=0, beta=1.0))
+    bound = group_load_bound(p)
+    assert bound > 1.05 * max(colocation_bound(p), delay_bound(p), 677)
+    assert lower_bound(p) >= bound
+    assert not group_load_fits(p, bound - 1)
+    assert group_load_fits(p, bound)
+
+
+def test_where_transfers_are_cheap_the_group_load_bound_is_the_load_bound() -> None:
+    from hetsched.schedule.bounds import load_bound
+
+    p = build_problem(random_spec(30, 3, 0.1, seed=1))
+    assert group_load_bound(p) <= max(load_bound(p), colocation_bound(p)) + 1

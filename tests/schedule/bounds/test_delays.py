@@ -11,7 +11,8 @@ import pytest
 from hetsched.problem import Problem
 from hetsched.schedule.bounds import critical_path_bound, load_bound, lower_bound
 from hetsched.schedule.bounds.colocation import colocation_bound
-from hetsched.schedule.bounds.delays import delay_bound
+from hetsched.schedule.bounds.delays import delay_bound, device_delay_heads_tails
+from hetsched.schedule.bounds.groupload import group_load_bound
 from tests.bruteforce import brute_force_makespan, random_tiny_problem
 from tests.families import FAMILIES, random_problem
 
@@ -50,7 +51,7 @@ def test_it_sees_what_transfers_cost_where_the_old_bounds_do_not() -> None:
     assert wins >= 10
 
 
-@pytest.mark.parametrize("bound", [delay_bound, colocation_bound])
+@pytest.mark.parametrize("bound", [delay_bound, colocation_bound, group_load_bound])
 @pytest.mark.parametrize("family", FAMILIES)
 @pytest.mark.parametrize("seed", range(8))
 def test_the_transfer_bounds_stay_below_every_valid_plan(
@@ -63,6 +64,24 @@ def test_the_transfer_bounds_stay_below_every_valid_plan(
     for solver in (solve_heft, solve_peft):
         plan = solver(p, time_limit=5, seed=0)
         assert bound(p) <= round(plan.makespan / p.quantum)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("seed", range(4))
+def test_no_plan_starts_an_op_before_its_head_on_its_device(family: str, seed: int) -> None:
+    # the per-device heads and tails bound each op of every schedule where it runs
+    from hetsched.plan import schedule_arrays
+    from hetsched.schedule.latency.heuristics import solve_heft, solve_peft
+
+    for p in (random_problem(seed, n=40, family=family), heavy_problem(seed, n=12)):
+        head, tail = device_delay_heads_tails(p)
+        for solver in (solve_heft, solve_peft):
+            plan = solver(p, time_limit=5, seed=0)
+            assign, start = schedule_arrays(plan, p)
+            ops = np.arange(p.n)
+            finish = start + p.dur[ops, assign]
+            assert (start >= head[ops, assign]).all()
+            assert (finish.max() - finish >= tail[ops, assign]).all()
 
 
 @pytest.mark.parametrize("name", ["rand0000.stg", "rand0001.stg", "rand0002.stg"])

@@ -50,3 +50,14 @@ def test_the_portfolio_moves_clusters_when_transfers_dominate() -> None:
     plan = solve_portfolio(p, time_limit=3, seed=0, workers=1)
     validate(plan, p)
     assert "clusters" in plan.stats["path"] or plan.status == "optimal"
+
+
+def test_the_portfolio_skips_lp_rounded_heft_where_transfers_dominate() -> None:
+    # its LP lets transfers cost nothing: at CCR 10 its plans were 1.3-3.6x HEFT's
+    from hetsched.schedule.latency.portfolio import LP_HEFT_MAX_CCR, comm_ratio
+
+    heavy = build_problem(random_spec(30, 3, 10.0, seed=0))
+    light = build_problem(random_spec(30, 3, 0.1, seed=0))
+    assert comm_ratio(heavy) > LP_HEFT_MAX_CCR > comm_ratio(light)
+    assert "lp-heft" not in solve_portfolio(heavy, time_limit=2, seed=0, workers=1).baselines
+    assert "lp-heft" in solve_portfolio(light, time_limit=2, seed=0, workers=1).baselines
