@@ -32,6 +32,7 @@ from hetsched.schedule.latency.precision import within_budget
 from hetsched.solver import Capabilities, SolveContext, Solver
 
 __all__ = [
+    "comm_ratio",
     "mean_comm",
     "mean_dur",
     "solve_cpop",
@@ -54,6 +55,13 @@ def mean_comm(problem: Problem) -> np.ndarray:
     if d == 1 or problem.num_edges == 0:
         return np.zeros(problem.num_edges)
     return problem.comm.sum(axis=(1, 2)) / (d * (d - 1))
+
+
+def comm_ratio(problem: Problem) -> float:
+    """The mean transfer over the mean op (the CCR; 0 without edges)."""
+    if problem.num_edges == 0:
+        return 0.0
+    return float(mean_comm(problem).mean()) / max(float(mean_dur(problem).mean()), 1e-12)
 
 
 def upward_rank(problem: Problem) -> np.ndarray:

@@ -52,8 +52,7 @@ from hetsched.schedule.bounds import (
 )
 from hetsched.schedule.latency.eft import first_plan
 from hetsched.schedule.latency.heuristics import (
-    mean_comm,
-    mean_dur,
+    comm_ratio,
     solve_cpop,
     solve_heft,
     solve_heft_fewer,
@@ -77,7 +76,6 @@ __all__ = [
     "LOCAL_SEARCH_SHARE",
     "LP_HEFT_MAX_CCR",
     "SEGMENT_SHARE",
-    "comm_ratio",
     "solve_portfolio",
 ]
 
@@ -104,13 +102,6 @@ CLUSTER_SHARE = 0.15
 BLOCK_SHARE = 0.3
 # Fraction of the remaining budget for solving the classes of segments between series cuts.
 SEGMENT_SHARE = 0.8
-
-
-def comm_ratio(problem: Problem) -> float:
-    """The mean transfer over the mean op (CCR; 0 without edges)."""
-    if problem.num_edges == 0:
-        return 0.0
-    return float(mean_comm(problem).mean()) / max(float(mean_dur(problem).mean()), 1e-12)
 
 
 def _comm_heavy(problem: Problem) -> bool:

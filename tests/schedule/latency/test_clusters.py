@@ -54,7 +54,8 @@ def test_the_portfolio_moves_clusters_when_transfers_dominate() -> None:
 
 def test_the_portfolio_skips_lp_rounded_heft_where_transfers_dominate() -> None:
     # its LP lets transfers cost nothing: at CCR 10 its plans were 1.3-3.6x HEFT's
-    from hetsched.schedule.latency.portfolio import LP_HEFT_MAX_CCR, comm_ratio
+    from hetsched.schedule.latency.heuristics import comm_ratio
+    from hetsched.schedule.latency.portfolio import LP_HEFT_MAX_CCR
 
     heavy = build_problem(random_spec(30, 3, 10.0, seed=0))
     light = build_problem(random_spec(30, 3, 0.1, seed=0))
