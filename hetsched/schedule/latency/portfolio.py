@@ -56,6 +56,7 @@ from hetsched.schedule.latency.heuristics import (
     solve_cpop,
     solve_heft,
     solve_heft_fewer,
+    solve_heft_ranks,
     solve_peft,
 )
 from hetsched.schedule.latency.lpround import solve_lp_heft
@@ -132,9 +133,12 @@ def _portfolio(problem: Problem, ctx: SolveContext) -> Plan:
     lp_heft_ok = n <= LARGE_OPS and one_device and comm_ratio(problem) <= LP_HEFT_MAX_CCR
     if lp_heft_ok:  # before PEFT and CPOP: on large graphs it wins most
         stages.append(("lp-heft", lambda: solve_lp_heft(problem)))
+    heavy = n <= LARGE_OPS and _comm_heavy(problem)  # transfers dearer than ops
     fewer_ok = ctx.time_limit >= HEFT_BUDGET_PER_OP * n * problem.num_devices
-    if fewer_ok and n <= LARGE_OPS and problem.num_devices > 2 and _comm_heavy(problem):
+    if heavy and fewer_ok and problem.num_devices > 2:
         stages.append(("heft-fewer", lambda: solve_heft_fewer.within(problem, ctx.child())))
+    if heavy and ctx.time_limit >= HEFT_BUDGET_PER_OP * n * 2:
+        stages.append(("heft-ranks", lambda: solve_heft_ranks.within(problem, ctx.child())))
     if n <= LARGE_OPS:
         stages.append(("peft", lambda: solve_peft.within(problem, ctx.child())))
         stages.append(("cpop", lambda: solve_cpop.within(problem, ctx.child())))
@@ -218,8 +222,7 @@ def _portfolio(problem: Problem, ctx: SolveContext) -> Plan:
         if improved is not None:
             best = improved.with_(lower_bound=bound)
             ctx.report(name, best.makespan, bound)
-    heavy = n <= LARGE_OPS and view is not None and _comm_heavy(problem)
-    if heavy and best.makespan > bound * (1 + 1e-12) and not ctx.stop.is_set():
+    if heavy and view is not None and best.makespan > bound * (1 + 1e-12) and not ctx.stop.is_set():
         # Transfers dearer than ops: move whole clusters across the dearest transfers
         from hetsched.schedule.latency.clusters import solve_clusters
 
