@@ -45,6 +45,7 @@ from __future__ import annotations
 import time
 import weakref
 from collections.abc import Callable
+from functools import partial
 
 from hetsched.problem import Problem
 from hetsched.schedule.bounds.chainpaths import chain_path_bound
@@ -191,7 +192,8 @@ def lower_bound_within(
         ("priced_path", priced_path_bound, 0.0),
         ("lp", lp_bound, LP_SECONDS_PER_UNIT * units),
         ("window", window_load_bound, LP_SECONDS_PER_UNIT * units),
-        ("group_load", group_load_bound, GROUP_LOAD_SECONDS_PER_UNIT * units),
+        # from the quick bounds: where they hold, one LP
+        ("group_load", partial(group_load_bound, floor=lb), GROUP_LOAD_SECONDS_PER_UNIT * units),
     ):
         cache = _BOUND_MEMO.get(problem, {})
         if name in cache:

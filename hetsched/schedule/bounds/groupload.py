@@ -40,7 +40,7 @@ from scipy.sparse import csr_matrix
 
 from hetsched.problem import Problem
 from hetsched.schedule.bounds.colocation import colocation_bound, colocation_groups
-from hetsched.schedule.bounds.delays import device_delay_heads_tails
+from hetsched.schedule.bounds.delays import cheapest_remote, device_delay_heads_tails
 from hetsched.schedule.bounds.load import load_bound_dual
 
 __all__ = ["GROUP_LOAD_MAX_OPS", "group_load_bound", "group_load_fits"]
@@ -49,19 +49,22 @@ __all__ = ["GROUP_LOAD_MAX_OPS", "group_load_bound", "group_load_fits"]
 GROUP_LOAD_MAX_OPS = 3000
 
 
-def group_load_bound(problem: Problem) -> int:
+def group_load_bound(problem: Problem, *, floor: int | None = None) -> int:
     """The least ``T`` (integer units) that passes :func:`group_load_fits`; 0 above
-    :data:`GROUP_LOAD_MAX_OPS` ops."""
+    :data:`GROUP_LOAD_MAX_OPS` ops. ``floor``: a bound already proven, where the search
+    starts (default: the co-location bound and the load LP's); the result is then the
+    larger of the two. Without transfers the groups are single ops and the heads the
+    critical path's (the window load LP covers that case): the floor is returned as is."""
     p = problem.relaxation()
     if p.n == 0 or p.n > GROUP_LOAD_MAX_OPS:
         return 0
-    lo = colocation_bound(p)
-    if p.num_edges == 0 or p.num_devices < 2:
+    lo = max(colocation_bound(p), load_bound_dual(p)) if floor is None else floor
+    if p.num_edges == 0 or p.num_devices < 2 or not (cheapest_remote(p) > 0).any():
         return lo
     head, tail = device_delay_heads_tails(p)
     dur = np.where(p.allowed, p.dur, 0).astype(np.int64)
     path = np.where(p.allowed, head + dur + tail, np.iinfo(np.int64).max).min(axis=1)
-    lo = max(lo, int(path.max()), load_bound_dual(p))
+    lo = max(lo, int(path.max()))
     if group_load_fits(p, lo):  # where transfers are cheap: one LP, no search
         return lo
     # every op one after another on a device each may use, every tensor moved: a schedule
