@@ -147,8 +147,8 @@ BOUND_SHARE = 0.25
 LP_SECONDS_PER_UNIT = 2.5e-4
 
 
-# Seconds per (op x device) the group load bound takes here (its per-device heads and about
-# a dozen LPs: measured 0.15-0.5 s at 100-300 ops, 1.2-3.2 s at 1,000, on 3-8 devices).
+# Seconds per (op x device) the group load bound takes here (its per-device heads and up to
+# a dozen LPs: measured 0.04-0.7 s at 100-300 ops, 1.2-3.2 s at 1,000, on 3-8 devices).
 GROUP_LOAD_SECONDS_PER_UNIT = 5e-4
 
 

@@ -101,6 +101,10 @@ def transfer_heads_tails(problem: Problem) -> tuple[np.ndarray, np.ndarray]:
     return _HEADS_TAILS[p]
 
 
+# where an op may not run: far above any schedule, and still summable without overflow
+DEVICE_NEVER = np.iinfo(np.int64).max // 16
+
+
 def device_delay_heads_tails(problem: Problem) -> tuple[np.ndarray, np.ndarray]:
     """``(head, tail)``, shape ``(n, D)``: the same rule per device of the op. With ``v`` on
     ``d``, a predecessor ``u`` on ``d`` too runs before it there (from its own head on
@@ -126,10 +130,6 @@ def device_delay_heads_tails(problem: Problem) -> tuple[np.ndarray, np.ndarray]:
         tail.setflags(write=False)
         _DEVICE_HEADS_TAILS[p] = (head, tail)
     return _DEVICE_HEADS_TAILS[p]
-
-
-# where an op may not run: far above any schedule, and still summable without overflow
-DEVICE_NEVER = np.iinfo(np.int64).max // 16
 
 
 def _device_heads(
