@@ -42,6 +42,7 @@ from hetsched.problem import Problem
 from hetsched.schedule.bounds.colocation import colocation_bound, colocation_groups
 from hetsched.schedule.bounds.delays import cheapest_remote, device_delay_heads_tails
 from hetsched.schedule.bounds.load import load_bound_dual
+from hetsched.schedule.bounds.paths import serial_horizon
 
 __all__ = ["GROUP_LOAD_MAX_OPS", "group_load_bound", "group_load_fits"]
 
@@ -67,8 +68,7 @@ def group_load_bound(problem: Problem, *, floor: int | None = None) -> int:
     lo = max(lo, int(path.max()))
     if group_load_fits(p, lo):  # where transfers are cheap: one LP, no search
         return lo
-    # every op one after another on a device each may use, every tensor moved: a schedule
-    hi = int(np.where(p.allowed, p.dur, 0).max(axis=1).sum() + p.comm.max(axis=(1, 2)).sum())
+    hi = serial_horizon(p)  # a schedule ends by then: every plan passes there
     if not group_load_fits(p, hi):
         return lo
     while lo < hi:

@@ -19,6 +19,7 @@ __all__ = [
     "priced_path_bound",
     "priced_path_within",
     "prices_bind",
+    "serial_horizon",
 ]
 
 _BIG = np.iinfo(np.int64).max // 8
@@ -273,3 +274,11 @@ def heads_and_tails_reference(problem: Problem) -> tuple[np.ndarray, np.ndarray]
     # earliest start over the devices the op may use (fin - dur is 0 on the others)
     head = np.maximum(0, np.where(p.allowed, fin - dur, _BIG).min(axis=1))
     return head.astype(np.int64), device_tail_times(p).min(axis=1)
+
+
+def serial_horizon(p: Problem) -> int:
+    """A makespan every plan's mode choice can meet: ops one after another, each in its
+    slowest mode, every edge's transfer in between at its slowest."""
+    slowest = np.maximum.reduceat(p.mode_dur, p.modes.op_start[:-1])
+    comm = int(p.comm.max(axis=(1, 2)).sum()) if p.num_edges else 0
+    return int(slowest.sum()) + comm

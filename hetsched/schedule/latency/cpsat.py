@@ -42,6 +42,7 @@ from hetsched.errors import InfeasibleError, SolverError
 from hetsched.plan import Plan, plan_from_schedule
 from hetsched.problem import Problem
 from hetsched.schedule.bounds import BOUND_SHARE, lower_bound_within
+from hetsched.schedule.bounds.paths import serial_horizon
 from hetsched.schedule.cpsolver import new_cp_solver, solve_cp
 from hetsched.schedule.latency.cpsat_model import CpSatModel, build_model
 from hetsched.schedule.latency.rounding import search_floored
@@ -379,14 +380,6 @@ def _configure(solver: cp_model.CpSolver, built: CpSatModel) -> None:
     if built.pooled_groups:
         solver.parameters.use_timetable_edge_finding_in_cumulative = True
         solver.parameters.use_overload_checker_in_cumulative = True
-
-
-def serial_horizon(p: Problem) -> int:
-    """A makespan every plan's mode choice can meet: ops one after another, each in its
-    slowest mode, every edge's transfer in between at its slowest."""
-    slowest = np.maximum.reduceat(p.mode_dur, p.modes.op_start[:-1])
-    comm = int(p.comm.max(axis=(1, 2)).sum()) if p.num_edges else 0
-    return int(slowest.sum()) + comm
 
 
 def _cpsat(problem: Problem, ctx: SolveContext, **options: Any) -> Plan:

@@ -120,14 +120,16 @@ def _ready_list_schedule(
     return ls
 
 
-def _heft(problem: Problem, _ctx: SolveContext, *, insertion: bool = True) -> Plan:
-    """HEFT: ops by decreasing upward rank, each in the mode giving the earliest finish.
+def _heft(
+    problem: Problem, _ctx: SolveContext, *, insertion: bool = True, comm_weight: float = 1.0
+) -> Plan:
+    """HEFT: ops by decreasing upward rank (transfers weighted ``comm_weight``), each in the
+    mode giving the earliest finish.
 
     Deterministic and fast: no time limit, seed or stop applies (``_ctx`` unused).
     """
-    ls = _ready_list_schedule(
-        problem, upward_rank(problem), ListScheduler.place_best, insertion=insertion
-    )
+    rank = upward_rank(problem, comm_weight=comm_weight)
+    ls = _ready_list_schedule(problem, rank, ListScheduler.place_best, insertion=insertion)
     return _plan(problem, ls)
 
 
@@ -234,8 +236,7 @@ def _heft_ranks(problem: Problem, ctx: SolveContext) -> Plan:
     for weight in ((d - 1) / d, 0.0):
         if best is not None and ctx.expired():
             break
-        rank = upward_rank(problem, comm_weight=weight)
-        plan = _plan(problem, _ready_list_schedule(problem, rank, ListScheduler.place_best))
+        plan = _heft(problem, ctx, comm_weight=weight)
         if best is None or plan.makespan < best.makespan:
             best = plan
     assert best is not None

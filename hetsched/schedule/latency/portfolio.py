@@ -105,11 +105,6 @@ BLOCK_SHARE = 0.3
 SEGMENT_SHARE = 0.8
 
 
-def _comm_heavy(problem: Problem) -> bool:
-    """Whether a transfer costs more than an op, on average (CCR above 1)."""
-    return comm_ratio(problem) > 1.0
-
-
 def _portfolio(problem: Problem, ctx: SolveContext) -> Plan:
     """Best plan and best bound of heuristics + exact search within the time limit."""
     if problem.constraints is not None and problem.constraints.structural:
@@ -130,10 +125,11 @@ def _portfolio(problem: Problem, ctx: SolveContext) -> Plan:
         stages.append(("eft", lambda: first_plan(problem)))
     if heft_ok:
         stages.append(("heft", lambda: solve_heft.within(problem, ctx.child())))
-    lp_heft_ok = n <= LARGE_OPS and one_device and comm_ratio(problem) <= LP_HEFT_MAX_CCR
-    if lp_heft_ok:  # before PEFT and CPOP: on large graphs it wins most
+    ccr = comm_ratio(problem)
+    if n <= LARGE_OPS and one_device and ccr <= LP_HEFT_MAX_CCR:
+        # before PEFT and CPOP: on large graphs it wins most
         stages.append(("lp-heft", lambda: solve_lp_heft(problem)))
-    heavy = n <= LARGE_OPS and _comm_heavy(problem)  # transfers dearer than ops
+    heavy = n <= LARGE_OPS and ccr > 1.0  # transfers dearer than ops, on average
     fewer_ok = ctx.time_limit >= HEFT_BUDGET_PER_OP * n * problem.num_devices
     if heavy and fewer_ok and problem.num_devices > 2:
         stages.append(("heft-fewer", lambda: solve_heft_fewer.within(problem, ctx.child())))
@@ -226,7 +222,6 @@ def _portfolio(problem: Problem, ctx: SolveContext) -> Plan:
         # Transfers dearer than ops: move whole clusters across the dearest transfers
         from hetsched.schedule.latency.clusters import solve_clusters
 
-        assert view is not None
         moved = solve_clusters.within(
             view, ctx.child(time_limit=CLUSTER_SHARE * ctx.remaining(), hint=best)
         )
