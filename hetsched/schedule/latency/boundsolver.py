@@ -10,7 +10,7 @@ Examples
 >>> plan = solve_bounds(p, time_limit=5)
 >>> plan.lower_bound, sorted(plan.stats["bounds"])
 (6.0, ['chain_paths', 'colocation', 'critical_path', 'delays', 'group_load', 'load', 'lp',
- 'modes_lp', 'priced_path', 'series', 'window'])
+ 'modes_lp', 'placement', 'priced_path', 'series', 'window'])
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from hetsched.plan import Plan
 from hetsched.problem import Problem
 from hetsched.schedule.bounds import bound_report
 from hetsched.schedule.latency.heuristics import solve_heft
+from hetsched.schedule.latency.placement import PLACEMENT_MAX_OPS, placement_bound
 from hetsched.solver import Capabilities, SolveContext, Solver
 
 __all__ = ["solve_bounds"]
@@ -28,6 +29,10 @@ def _bounds(problem: Problem, ctx: SolveContext) -> Plan:
     """HEFT's plan (or the hint) with the best proven lower bound, every bound in stats."""
     report = bound_report(problem)
     plan = ctx.hint if ctx.hint is not None else solve_heft.within(problem, ctx.child())
+    if problem.n <= PLACEMENT_MAX_OPS and problem.num_devices > 1:  # a search: in the budget
+        report["placement"], _ = placement_bound(
+            problem, time_limit=ctx.remaining(), seed=ctx.seed, workers=ctx.workers, stop=ctx.stop
+        )
     lb = max(report.values())
     return plan.with_(
         lower_bound=max(plan.lower_bound, lb * problem.quantum),
@@ -35,4 +40,4 @@ def _bounds(problem: Problem, ctx: SolveContext) -> Plan:
     )
 
 
-solve_bounds = Solver("bounds", _bounds, Capabilities(hint=True, modes=True))
+solve_bounds = Solver("bounds", _bounds, Capabilities(hint=True, workers=True, modes=True))

@@ -204,8 +204,10 @@ def _heft_fewer(problem: Problem, ctx: SolveContext) -> Plan:
     plan kept. On a graph whose transfers cost more than its ops HEFT spreads ops over
     every device and pays for it; fewer devices move less data (0.90x HEFT's makespan at
     CCR 10 on the random suite, never worse). Devices are ranked by the time they need for
-    the ops they support, fastest first."""
-    best = _heft(problem, ctx)
+    the ops they support, fastest first. The plan carries the whole problem's lower bound,
+    never a restriction's (with one device kept, that is the plan's own makespan)."""
+    whole = _heft(problem, ctx)
+    best = whole
     speed = np.where(problem.allowed, problem.dur, 0).sum(axis=0)
     order = np.argsort(speed, kind="stable")
     m = problem.modes
@@ -220,7 +222,7 @@ def _heft_fewer(problem: Problem, ctx: SolveContext) -> Plan:
         plan = _heft(problem.select_modes(kept), ctx)
         if plan.makespan < best.makespan:
             best = plan
-    return best.with_(solver="heft-fewer")
+    return best.with_(solver="heft-fewer", lower_bound=whole.lower_bound)
 
 
 def _heft_ranks(problem: Problem, ctx: SolveContext) -> Plan:

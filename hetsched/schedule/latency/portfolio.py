@@ -1,8 +1,10 @@
 """Portfolio: heuristics first, bounds, then exact search seeded with the best plan.
 
 Within one time budget: HEFT, PEFT, CPOP and LP-rounded HEFT (milliseconds to ~0.5 s; on
-graphs whose transfers cost more than their ops, HEFT on the fastest k devices too), the
-lower bounds, and if the best heuristic is not already proven optimal, CP-SAT (small and
+graphs whose transfers cost more than their ops, HEFT on the fastest k devices and with
+other rank weights too), the lower bounds (on small such graphs, also the placement
+relaxation's: :mod:`~hetsched.schedule.latency.placement`), cluster moves, and if the best
+heuristic is not already proven optimal, CP-SAT (small and
 medium graphs) or large-neighbourhood search around the best plan (large graphs), hinted
 with the best plan so far. Returns the best plan with the best bound any method proved.
 
@@ -76,6 +78,7 @@ __all__ = [
     "LARGE_OPS",
     "LOCAL_SEARCH_SHARE",
     "LP_HEFT_MAX_CCR",
+    "PLACEMENT_SHARE",
     "SEGMENT_SHARE",
     "solve_portfolio",
 ]
@@ -99,6 +102,10 @@ LP_HEFT_MAX_CCR = 3.0
 # Fraction of the remaining budget for cluster moves on graphs whose transfers cost more
 # than their ops, before CP-SAT or LNS.
 CLUSTER_SHARE = 0.15
+# Share of the remaining budget for the placement relaxation's bound
+# (:mod:`~hetsched.schedule.latency.placement`) on small graphs whose transfers cost more
+# than their ops; it returns as soon as it proves the relaxation's optimum.
+PLACEMENT_SHARE = 0.3
 # Fraction of the remaining budget for solving one repeated block (when there are blocks).
 BLOCK_SHARE = 0.3
 # Fraction of the remaining budget for solving the classes of segments between series cuts.
@@ -197,9 +204,10 @@ def _portfolio(problem: Problem, ctx: SolveContext) -> Plan:
         return exact.with_(stats={"path": ["cpsat"], "winner": "cpsat"})
     best = min(candidates, key=lambda pl: (pl.makespan, pl.solver))
     q = problem.quantum
-    # a hint's own lower bound may belong to another problem: only this solve's count
+    # only this solve's bounds count: a hint's may belong to another problem, and a
+    # heuristic run on a restriction (fewer devices, weights streamed) carries its bound
     own, skipped = _bound(problem, ctx)
-    bound = max([own * q, *(pl.lower_bound for pl in heuristics.values())])
+    bound = own * q
     ctx.report(best.solver, best.makespan, bound)
     stats: dict[str, Any] = {"path": [best.solver]}
     if skipped:  # said, not hidden: `--solver bounds` computes them without a budget
@@ -229,6 +237,8 @@ def _portfolio(problem: Problem, ctx: SolveContext) -> Plan:
         if moved.makespan < best.makespan:
             best = moved.with_(lower_bound=bound)
             ctx.report("clusters", best.makespan, bound)
+    if heavy and best.makespan > bound * (1 + 1e-12):
+        bound = _placement_stage(problem, best, bound, ctx, stats)
     large = CPSAT_MAX_OPS < n <= LARGE_OPS
     unproven = best.makespan > bound * (1 + 1e-12)
     if large and view is not None and unproven and ctx.remaining() > 0.1 and not ctx.stop.is_set():
@@ -385,6 +395,40 @@ def _bound(p: Problem, ctx: SolveContext) -> tuple[int, tuple[str, ...]]:
     cp = int(tail.max()) if p.n > LARGE_OPS else critical_path_bound(p)
     series, complete = series_bound_within(p, deadline=deadline)
     return max(cp, load_bound_dual(p), series), () if complete else ("series LPs",)
+
+
+def _placement_stage(
+    p: Problem, best: Plan, bound: float, ctx: SolveContext, stats: dict[str, Any]
+) -> float:
+    """The best bound with the placement relaxation's, within its share of the time (graphs
+    up to its :data:`~hetsched.schedule.latency.placement.PLACEMENT_MAX_OPS` ops)."""
+    from hetsched.plan import schedule_arrays
+    from hetsched.schedule.latency.placement import PLACEMENT_MAX_OPS, placement_bound
+
+    if p.n > PLACEMENT_MAX_OPS or p.num_devices < 2 or ctx.stop.is_set():
+        return bound
+    if ctx.remaining() < 0.1:
+        return bound
+    t0 = time.perf_counter()
+    hint = schedule_arrays(best, p) if p.is_device_table else None
+    value, proved = placement_bound(
+        p,
+        time_limit=PLACEMENT_SHARE * ctx.remaining(),
+        seed=ctx.seed,
+        workers=ctx.workers,
+        stop=ctx.stop,
+        hint=hint,
+    )
+    stats["path"].append("placement")
+    stats["placement"] = {
+        "bound": value * p.quantum,
+        "proved": proved,
+        "seconds": round(time.perf_counter() - t0, 3),
+    }
+    if value * p.quantum > bound:
+        bound = value * p.quantum
+        ctx.report(best.solver, best.makespan, bound)
+    return bound
 
 
 def _segments_stage(

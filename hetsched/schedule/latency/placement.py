@@ -1,0 +1,198 @@
+"""The placement relaxation: a lower bound that sees data move when work spreads.
+
+On a graph whose transfers cost ten times its ops, spreading work over eight devices
+divides the load by eight but puts transfers on the paths between them; the load and path
+bounds each see one side, the heads and tails one op at a time. This relaxation keeps the
+choice that couples them and drops only the order of ops on a device:
+
+* each op picks one device it may use (``x[v, d]``) and runs for its duration there,
+  from a start ``s_v``; every device's load is at most the makespan ``T``;
+* every edge ``u -> v`` waits for ``u``'s end, plus, with ``v`` on ``b`` and ``u`` not,
+  the cheapest transfer into ``b`` from any other device ``u`` may use;
+* with ``v`` on ``d``: ``s_v`` is at least its head on ``d`` and ``T`` at least its end
+  plus its tail on ``d`` (:func:`~hetsched.schedule.bounds.delays.device_delay_heads_tails`,
+  transfers counted), and every ancestor (descendant) of ``v`` on ``d`` runs on ``d``
+  before (after) it, one at a time: ``s_v >= sum of their durations on d``.
+
+Every schedule of the problem is a solution (each op on one device of its mode in the
+:meth:`~hetsched.problem.Problem.relaxation`, times rounded down on
+:attr:`~hetsched.problem.Problem.floored`), so CP-SAT's proven lower bound of this model
+is a bound of the real problem. Without the devices' sequencing the search is much
+smaller: on the random suite's 100-op CCR-10 graphs it proved 872 (8 related devices,
+other bounds 679), 851 (8 unrelated, 603) and 929 (3 unrelated, 718) in 5-18 s with two
+workers. CP-SAT's bound there stays at its floor until the proof completes, so a search cut
+short proves nothing beyond the other bounds.
+
+Examples
+--------
+>>> import numpy as np
+>>> from hetsched.problem import Problem
+>>> from hetsched.schedule.bounds import lower_bound
+>>> p = Problem.from_arrays(names=list("abcdef"), devices=["x", "y"],
+...     exec_time=np.full((6, 2), 3.0), edges=[(0, 1, 11.0), (2, 3, 11.0), (4, 5, 11.0)],
+...     comm_latency=np.array([[0, 11], [11, 0]]), quantum=1.0)
+>>> lower_bound(p)   # 18 units of work over two devices
+9
+>>> placement_bound(p, time_limit=5, seed=0, workers=1)   # no pair splits: two on a device
+(12, True)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from ortools.sat.python import cp_model
+
+from hetsched.problem import Problem
+from hetsched.schedule.bounds import quick_lower_bound
+from hetsched.schedule.bounds.delays import DEVICE_NEVER, device_delay_heads_tails
+from hetsched.schedule.cpsolver import new_cp_solver, solve_cp
+from hetsched.solver import StopToken
+
+__all__ = ["PLACEMENT_MAX_OPS", "PLACEMENT_MAX_TERMS", "placement_bound", "placement_model"]
+
+# Solvers ask for this bound up to this many ops: it proved its optimum in 0.1-9 s at 20-50
+# ops (one worker; 2-38% above the other bounds on 18 of 24 CCR-10 graphs of the random
+# suite), 5-18 s at 100 ops (two workers), and not within 60 s on three of four 300-op ones.
+PLACEMENT_MAX_OPS = 200
+
+# Above this many ancestor and descendant terms (ops x devices x ancestors, both ways) the
+# model leaves out the co-located ancestors' work (its rows would cost more to build and
+# propagate than they prune): ~0.2 s of building at 100 ops on 8 devices (~90,000 terms).
+PLACEMENT_MAX_TERMS = 2_000_000
+
+
+def placement_model(
+    problem: Problem, *, floor: int = 0, hint: tuple[np.ndarray, np.ndarray] | None = None
+) -> cp_model.CpModel:
+    """The relaxation of ``problem`` (already floored and relaxed) as a CP-SAT model that
+    minimises its makespan, at least ``floor``; ``hint``: a schedule's ``(device, start)``
+    per op in units."""
+    p = problem
+    n, num = p.n, p.num_devices
+    allowed = p.allowed
+    dur = np.where(allowed, p.dur, 0).astype(np.int64)
+    head, tail = device_delay_heads_tails(p)
+    horizon = int(dur.max(axis=1).sum()) + sum(int(p.comm[k].max()) for k in range(p.num_edges))
+    horizon = max(horizon, floor)
+    m = cp_model.CpModel()
+    x: dict[tuple[int, int], Any] = {
+        (v, d): m.new_bool_var(f"on_{v}_{d}") for v in range(n) for d in p.allowed_devices[v]
+    }
+    start = [m.new_int_var(0, horizon, f"start_{v}") for v in range(n)]
+    end = [m.new_int_var(0, horizon, f"end_{v}") for v in range(n)]
+    makespan = m.new_int_var(floor, horizon, "makespan")
+    for v in range(n):
+        devs = p.allowed_devices[v]
+        m.add_exactly_one([x[v, d] for d in devs])
+        m.add(end[v] == start[v] + sum(int(dur[v, d]) * x[v, d] for d in devs))
+        m.add(makespan >= end[v])
+        for d in devs:
+            if head[v, d] < DEVICE_NEVER:
+                m.add(start[v] >= int(head[v, d])).only_enforce_if(x[v, d])
+            if tail[v, d] < DEVICE_NEVER:
+                m.add(makespan >= end[v] + int(tail[v, d])).only_enforce_if(x[v, d])
+    for d in range(num):
+        ops = [v for v in range(n) if allowed[v, d] and dur[v, d] > 0]
+        if ops:
+            m.add(
+                cp_model.LinearExpr.weighted_sum([x[v, d] for v in ops], dur[ops, d].tolist())
+                <= makespan
+            )
+    _add_transfers(m, p, x, start, end)
+    anc = _ancestors(p)
+    if int(anc.sum()) * 2 * num <= PLACEMENT_MAX_TERMS:
+        _add_local_work(m, p, x, dur, anc, lambda v: start[v])
+        _add_local_work(m, p, x, dur, anc.T, lambda v: makespan - end[v])
+    if hint is not None:
+        assign, begin = hint
+        for (v, d), lit in x.items():
+            m.add_hint(lit, int(assign[v]) == d)
+        for v in range(n):
+            m.add_hint(start[v], int(begin[v]))
+    m.minimize(makespan)
+    return m
+
+
+def _add_transfers(m: cp_model.CpModel, p: Problem, x: dict, start: list, end: list) -> None:
+    """Per edge ``u -> v`` and device ``b`` of ``v``: ``s_v >= e_u + c (1 - x[u, b])`` when
+    ``v`` is on ``b``, ``c`` the cheapest transfer into ``b`` from another device of ``u``."""
+    allowed = p.allowed
+    off = ~np.eye(p.num_devices, dtype=bool)
+    for k in range(p.num_edges):
+        u, v = int(p.edge_src[k]), int(p.edge_dst[k])
+        m.add(start[v] >= end[u])
+        into = np.where(allowed[u][:, None] & off, p.comm[k], np.inf).min(axis=0)
+        for b in p.allowed_devices[v]:
+            c = into[b]
+            if not np.isfinite(c) or c <= 0:
+                continue
+            row = (
+                start[v] >= end[u] + int(c) - int(c) * x[u, b]
+                if (u, b) in x
+                else start[v] >= end[u] + int(c)
+            )
+            m.add(row).only_enforce_if(x[v, b])
+
+
+def _ancestors(p: Problem) -> np.ndarray:
+    """``anc[v, u]``: ``u`` is an ancestor of ``v`` (ops are in topological order)."""
+    anc = np.zeros((p.n, p.n), dtype=bool)
+    for k in np.argsort(p.edge_dst, kind="stable").tolist():
+        u, v = int(p.edge_src[k]), int(p.edge_dst[k])
+        anc[v] |= anc[u]
+        anc[v, u] = True
+    return anc
+
+
+def _add_local_work(
+    m: cp_model.CpModel,
+    p: Problem,
+    x: dict,
+    dur: np.ndarray,
+    related: np.ndarray,
+    room: Any,
+) -> None:
+    """With ``v`` on ``d``, the ops ``related[v]`` on ``d`` fit in ``room(v)``."""
+    for v in range(p.n):
+        others = np.flatnonzero(related[v])
+        if not others.size:
+            continue
+        for d in p.allowed_devices[v]:
+            ops = [int(u) for u in others if (int(u), d) in x and dur[u, d] > 0]
+            if ops:
+                work = cp_model.LinearExpr.weighted_sum(
+                    [x[u, d] for u in ops], dur[ops, d].tolist()
+                )
+                m.add(room(v) >= work).only_enforce_if(x[v, d])
+
+
+def placement_bound(
+    problem: Problem,
+    *,
+    time_limit: float,
+    seed: int = 0,
+    workers: int = 1,
+    stop: StopToken | None = None,
+    hint: tuple[np.ndarray, np.ndarray] | None = None,
+) -> tuple[int, bool]:
+    """CP-SAT's proven lower bound (units) of the placement relaxation of ``problem`` within
+    ``time_limit`` seconds, never below :func:`~hetsched.schedule.bounds.quick_lower_bound`,
+    and whether it proved the relaxation's optimum. ``hint``: a schedule of ``problem``
+    (device and start per op, units) to start from; used only where ``problem`` is a
+    device table (one mode per op and device) and exact (else its units differ)."""
+    floor = quick_lower_bound(problem)
+    p = problem.floored.relaxation()
+    if p.n == 0 or p.num_devices < 2:
+        return floor, False
+    if hint is not None and (p is not problem):
+        hint = None
+    model = placement_model(p, floor=floor, hint=hint)
+    solver = new_cp_solver(time_limit=time_limit, workers=workers, seed=seed)
+    status = solve_cp(solver, model, stop)
+    if status == cp_model.OPTIMAL:
+        return max(floor, round(solver.objective_value)), True
+    if status == cp_model.FEASIBLE:
+        return max(floor, int(np.ceil(solver.best_objective_bound - 1e-9))), False
+    return floor, False
