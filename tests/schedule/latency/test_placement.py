@@ -67,5 +67,8 @@ def test_the_portfolio_reports_it_where_transfers_dominate() -> None:
     plan = solve_portfolio(p, time_limit=20, seed=0, workers=1)
     assert plan.stats["placement"]["bound"] == 525.0
     assert plan.lower_bound >= 525.0
+    short = solve_portfolio(p, time_limit=5, seed=0, workers=1)  # under 0.1 s per op
+    assert "placement" in short.stats["bounds_skipped"]
+    assert "placement" not in short.stats["path"]
     cheap = build_problem(random_spec(30, 3, 0.1, seed=0, beta=1.0))
     assert "placement" not in solve_portfolio(cheap, time_limit=5, seed=0).stats["path"]
