@@ -39,6 +39,7 @@ Examples
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
@@ -52,9 +53,10 @@ from hetsched.solver import StopToken
 
 __all__ = ["PLACEMENT_MAX_OPS", "PLACEMENT_MAX_TERMS", "placement_bound", "placement_model"]
 
-# Solvers ask for this bound up to this many ops: it proved its optimum in 0.1-9 s at 20-50
-# ops (one worker; 2-38% above the other bounds on 18 of 24 CCR-10 graphs of the random
-# suite), 5-18 s at 100 ops (two workers), and not within 60 s on three of four 300-op ones.
+# Solvers ask for this bound up to this many ops: on the random suite's CCR-10 graphs it
+# proved its optimum in 0.1-9 s at 20-50 ops (one worker; above every other bound on 20 of
+# 24, by 0.3-41%), in 1-18 s at 100 ops (two workers), and not within 60 s on three of
+# four 300-op ones.
 PLACEMENT_MAX_OPS = 200
 
 # Above this many ancestor and descendant terms (ops x devices x ancestors, both ways) the
@@ -182,6 +184,7 @@ def placement_bound(
     and whether it proved the relaxation's optimum. ``hint``: a schedule of ``problem``
     (device and start per op, units) to start from; used only where ``problem`` is a
     device table (one mode per op and device) and exact (else its units differ)."""
+    t0 = time.perf_counter()  # building the model comes out of the time limit
     floor = quick_lower_bound(problem)
     p = problem.floored.relaxation()
     if p.n == 0 or p.num_devices < 2:
@@ -189,7 +192,8 @@ def placement_bound(
     if hint is not None and (p is not problem):
         hint = None
     model = placement_model(p, floor=floor, hint=hint)
-    solver = new_cp_solver(time_limit=time_limit, workers=workers, seed=seed)
+    left = time_limit - (time.perf_counter() - t0)
+    solver = new_cp_solver(time_limit=left, workers=workers, seed=seed)
     status = solve_cp(solver, model, stop)
     if status == cp_model.OPTIMAL:
         return max(floor, round(solver.objective_value)), True
