@@ -34,8 +34,8 @@ def _bounds(problem: Problem, ctx: SolveContext) -> Plan:
             problem, time_limit=ctx.remaining(), seed=ctx.seed, workers=ctx.workers, stop=ctx.stop
         )
     lb = max(report.values())
-    return plan.with_(
-        lower_bound=max(plan.lower_bound, lb * problem.quantum),
+    return plan.with_(  # only bounds of this problem: a hint's may be another problem's
+        lower_bound=lb * problem.quantum,
         stats={**plan.stats, "bounds": report},
     )
 

@@ -19,7 +19,7 @@ Every schedule of the problem is a solution (each op on one device of its mode i
 :attr:`~hetsched.problem.Problem.floored`), so CP-SAT's proven lower bound of this model
 is a bound of the real problem. Without the devices' sequencing the search is much
 smaller: on the random suite's 100-op CCR-10 graphs it proved 872 (8 related devices,
-other bounds 679), 851 (8 unrelated, 603) and 929 (3 unrelated, 718) in 5-18 s with two
+other bounds 679), 851 (8 unrelated, 603) and 929 (3 unrelated, 718) in 6-19 s with two
 workers. CP-SAT's bound there stays at its floor until the proof completes, so a search cut
 short proves nothing beyond the other bounds.
 
@@ -55,13 +55,14 @@ __all__ = ["PLACEMENT_MAX_OPS", "PLACEMENT_MAX_TERMS", "placement_bound", "place
 
 # Solvers ask for this bound up to this many ops: on the random suite's CCR-10 graphs it
 # proved its optimum in 0.1-9 s at 20-50 ops (one worker; above every other bound on 20 of
-# 24, by 0.3-41%), in 1-18 s at 100 ops (two workers), and not within 60 s on three of
+# 24, by 0.3-41%), in 1.2-19 s at 100 ops (two workers), and not within 60 s on three of
 # four 300-op ones.
 PLACEMENT_MAX_OPS = 200
 
 # Above this many ancestor and descendant terms (ops x devices x ancestors, both ways) the
 # model leaves out the co-located ancestors' work (its rows would cost more to build and
-# propagate than they prune): ~0.2 s of building at 100 ops on 8 devices (~90,000 terms).
+# propagate than they prune). The random suite's layered graphs on 8 devices: 27,000 terms
+# at 100 ops (0.24 s to build the whole model), 93,000 at 200 (0.5 s), 228,000 at 300.
 PLACEMENT_MAX_TERMS = 2_000_000
 
 
@@ -156,7 +157,9 @@ def _add_local_work(
     related: np.ndarray,
     room: Any,
 ) -> None:
-    """With ``v`` on ``d``, the ops ``related[v]`` on ``d`` fit in ``room(v)``."""
+    """With ``v`` on ``d``, the ops ``related[v]`` on ``d`` fit in ``room(v)`` (the rows
+    hold on every device wherever ``v`` runs, but written for all devices they proved no
+    faster: 4.3-17.6 s against 1.8-19.2 s on the random suite's 100-op CCR-10 graphs)."""
     for v in range(p.n):
         others = np.flatnonzero(related[v])
         if not others.size:
@@ -178,14 +181,16 @@ def placement_bound(
     workers: int = 1,
     stop: StopToken | None = None,
     hint: tuple[np.ndarray, np.ndarray] | None = None,
+    floor: int = 0,
 ) -> tuple[int, bool]:
     """CP-SAT's proven lower bound (units) of the placement relaxation of ``problem`` within
-    ``time_limit`` seconds, never below :func:`~hetsched.schedule.bounds.quick_lower_bound`,
-    and whether it proved the relaxation's optimum. ``hint``: a schedule of ``problem``
-    (device and start per op, units) to start from; used only where ``problem`` is a
-    device table (one mode per op and device) and exact (else its units differ)."""
+    ``time_limit`` seconds, never below :func:`~hetsched.schedule.bounds.quick_lower_bound`
+    nor ``floor`` (a proven bound of ``problem`` from elsewhere: the search starts there),
+    and whether it proved the relaxation's optimum (or the floor). ``hint``: a schedule of
+    ``problem`` (device and start per op, units) to start from; used only where ``problem``
+    is a device table (one mode per op and device) and exact (else its units differ)."""
     t0 = time.perf_counter()  # building the model comes out of the time limit
-    floor = quick_lower_bound(problem)
+    floor = max(floor, quick_lower_bound(problem))
     p = problem.floored.relaxation()
     if p.n == 0 or p.num_devices < 2:
         return floor, False

@@ -33,6 +33,7 @@ Examples
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -50,6 +51,7 @@ from hetsched.schedule.bounds import (
     heads_and_tails_fast,
     load_bound_dual,
     lower_bound_within,
+    quick_lower_bound,
     series_bound_within,
 )
 from hetsched.schedule.latency.eft import first_plan
@@ -84,6 +86,8 @@ __all__ = [
     "solve_portfolio",
 ]
 
+log_ = logging.getLogger(__name__)
+
 # Above this many ops a monolithic CP-SAT model stalls on 2 cores; LNS takes over.
 CPSAT_MAX_OPS = 400
 # Seconds building a plan from arrays takes per op (measured: 0.18 s at 3,000 ops on a quiet
@@ -107,7 +111,7 @@ CLUSTER_SHARE = 0.15
 # (:mod:`~hetsched.schedule.latency.placement`) on small graphs whose transfers cost more
 # than their ops, when that share gives it at least PLACEMENT_SECONDS_PER_OP per op; it
 # returns as soon as it proves the relaxation's optimum. Its bound stays at the other
-# bounds until its proof completes (0.3-1.5 s at 50 ops, 5-18 s at 100, two workers), and
+# bounds until its proof completes (0.3-1.5 s at 50 ops, 1.2-19 s at 100, two workers), and
 # with less time it only takes CP-SAT's (10 s budgets: the same bounds on the random suite's
 # 100-op CCR-10 graphs, 0.794x HEFT against 0.778-0.787 without it).
 PLACEMENT_SHARE = 0.3
@@ -213,7 +217,7 @@ def _portfolio(problem: Problem, ctx: SolveContext) -> Plan:
     # only this solve's bounds count: a hint's may belong to another problem, and a
     # heuristic run on a restriction (fewer devices, weights streamed) carries its bound
     own, skipped = _bound(problem, ctx)
-    bound = own * q
+    bound = max(own, quick_lower_bound(problem)) * q  # above 2,000 ops _bound skips some
     ctx.report(best.solver, best.makespan, bound)
     stats: dict[str, Any] = {"path": [best.solver]}
     if skipped:  # said, not hidden: `--solver bounds` computes them without a budget
@@ -418,7 +422,7 @@ def _placement_stage(
         stats.setdefault("bounds_skipped", []).append("placement")
         return bound
     t0 = time.perf_counter()
-    hint = schedule_arrays(best, p) if p.is_device_table else None
+    hint = schedule_arrays(best, p) if p.is_device_table and p.exact else None
     value, proved = placement_bound(
         p,
         time_limit=budget,
@@ -426,7 +430,12 @@ def _placement_stage(
         workers=ctx.workers,
         stop=ctx.stop,
         hint=hint,
+        floor=math.ceil(bound / p.quantum - 1e-9),
     )
+    if value * p.quantum > best.makespan * (1 + 1e-9):
+        # every plan is a solution of the relaxation: CP-SAT refuted a feasible model
+        log_.warning("placement bound %s above a plan of %s: ignored", value, best.makespan)
+        return bound
     stats["path"].append("placement")
     stats["placement"] = {
         "bound": value * p.quantum,

@@ -72,3 +72,15 @@ def test_the_portfolio_reports_it_where_transfers_dominate() -> None:
     assert "placement" not in short.stats["path"]
     cheap = build_problem(random_spec(30, 3, 0.1, seed=0, beta=1.0))
     assert "placement" not in solve_portfolio(cheap, time_limit=5, seed=0).stats["path"]
+
+
+def test_the_bounds_solver_reports_its_bounds_and_no_hints() -> None:
+    from hetsched.schedule.latency.boundsolver import solve_bounds
+
+    p = build_problem(random_spec(30, 3, 10.0, seed=0, beta=1.0))
+    heft = solve_heft(p, time_limit=5)
+    claimed = heft.with_(lower_bound=heft.makespan)  # e.g. proven on a restriction
+    plan = solve_bounds(p, time_limit=60, hint=claimed)
+    assert plan.stats["bounds"]["placement"] == 525
+    assert plan.lower_bound == 525.0 < heft.makespan
+    assert plan.status != "optimal"
