@@ -104,6 +104,7 @@ __all__ = [
     "lp_bound",
     "priced_path_bound",
     "quick_lower_bound",
+    "record_bound",
     "segment_key",
     "series_bound",
     "series_bound_within",
@@ -127,6 +128,18 @@ def _memo(problem: Problem, key: str, compute: Callable[[Problem], int]) -> int:
         twin = problem.floored
         cache[key] = compute(twin) if twin is problem else _memo(twin, key, compute)
     return cache[key]
+
+
+# Bounds a search proved (the placement relaxation, in the solvers above this package),
+# per problem: every later bound of that problem starts from them.
+_SEARCHED: weakref.WeakKeyDictionary[Problem, int] = weakref.WeakKeyDictionary()
+
+
+def record_bound(problem: Problem, value: int) -> None:
+    """Remember ``value`` (units), a proven lower bound of the real ``problem`` that a
+    search found: :func:`lower_bound_within` returns at least it from then on, so the
+    exact searches that follow start from it."""
+    _SEARCHED[problem] = max(_SEARCHED.get(problem, 0), int(value))
 
 
 def series_lower_bound(problem: Problem) -> int:
@@ -182,7 +195,7 @@ def lower_bound_within(
     ``None``: all), and the names of those skipped. The quick bounds always run; each LP
     runs only if it should end in time (:data:`LP_SECONDS_PER_UNIT`), the series bound's
     segment LPs until the deadline. Complete results are kept for the next call."""
-    lb = quick_lower_bound(problem)
+    lb = max(quick_lower_bound(problem), _SEARCHED.get(problem, 0))
     skipped = []
     units = problem.n * problem.num_devices
     for name, compute, cost in (

@@ -52,6 +52,7 @@ from hetsched.schedule.bounds import (
     load_bound_dual,
     lower_bound_within,
     quick_lower_bound,
+    record_bound,
     series_bound_within,
 )
 from hetsched.schedule.latency.eft import first_plan
@@ -444,6 +445,7 @@ def _placement_stage(
     }
     if value * p.quantum > bound:
         bound = value * p.quantum
+        record_bound(p, value)  # CP-SAT, next, starts from it
         ctx.report(best.solver, best.makespan, bound)
     return bound
 

@@ -7,7 +7,7 @@ import pytest
 
 from hetsched.bench.instances import build_problem, random_spec
 from hetsched.plan import schedule_arrays
-from hetsched.schedule.bounds import lower_bound, quick_lower_bound
+from hetsched.schedule.bounds import lower_bound, lower_bound_within, quick_lower_bound
 from hetsched.schedule.latency.heuristics import solve_heft, solve_peft
 from hetsched.schedule.latency.placement import placement_bound
 from hetsched.schedule.latency.portfolio import solve_portfolio
@@ -67,6 +67,7 @@ def test_the_portfolio_reports_it_where_transfers_dominate() -> None:
     plan = solve_portfolio(p, time_limit=20, seed=0, workers=1)
     assert plan.stats["placement"]["bound"] == 525.0
     assert plan.lower_bound >= 525.0
+    assert lower_bound_within(p)[0] >= 525  # recorded: the searches after it start there
     short = solve_portfolio(p, time_limit=5, seed=0, workers=1)  # under 0.1 s per op
     assert "placement" in short.stats["bounds_skipped"]
     assert "placement" not in short.stats["path"]
