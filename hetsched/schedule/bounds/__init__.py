@@ -138,7 +138,18 @@ _SEARCHED: weakref.WeakKeyDictionary[Problem, int] = weakref.WeakKeyDictionary()
 def record_bound(problem: Problem, value: int) -> None:
     """Remember ``value`` (units), a proven lower bound of the real ``problem`` that a
     search found: :func:`lower_bound_within` returns at least it from then on, so the
-    exact searches that follow start from it."""
+    exact searches that follow start from it.
+
+    >>> import numpy as np
+    >>> p = Problem.from_arrays(names=list("abcdef"), devices=["x", "y"],
+    ...     exec_time=np.full((6, 2), 3.0), edges=[(0, 1, 11.0), (2, 3, 11.0), (4, 5, 11.0)],
+    ...     comm_latency=np.array([[0, 11], [11, 0]]), quantum=1.0)
+    >>> lower_bound_within(p)[0]   # 18 units of work over two devices
+    9
+    >>> record_bound(p, 12)   # a split pair takes 17: two pairs share a device (placement)
+    >>> lower_bound_within(p)[0]
+    12
+    """
     _SEARCHED[problem] = max(_SEARCHED.get(problem, 0), int(value))
 
 
