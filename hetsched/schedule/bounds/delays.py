@@ -45,6 +45,7 @@ from hetsched.problem import Problem
 __all__ = [
     "ANCESTOR_MAX_OPS",
     "DEVICE_NEVER",
+    "ancestor_matrix",
     "cheapest_remote",
     "delay_bound",
     "delay_heads_tails",
@@ -187,12 +188,10 @@ def _ancestor_heads_tails(
     dur = p.min_dur.astype(np.int64)
     remote = cheapest_remote(p)
     cheap = np.where(np.isfinite(remote), remote, np.inf)
-    anc = np.zeros((n, n), dtype=bool)
+    anc = ancestor_matrix(p)
     into = np.full(n, np.inf)  # cheapest transfer of an edge into v or an ancestor of v
     for k in np.argsort(p.edge_dst, kind="stable").tolist():
         u, v = int(p.edge_src[k]), int(p.edge_dst[k])
-        anc[v] |= anc[u]
-        anc[v, u] = True
         into[v] = min(into[v], into[u], cheap[k])
     others = p.num_devices - 1
     head = head.copy()
@@ -215,6 +214,17 @@ def _ancestor_heads_tails(
             value = _least_sorted(c + dur[ids] + tail[ids], dur[ids], c, others)
             tail[v] = max(tail[v], value)
     return head, tail
+
+
+def ancestor_matrix(p: Problem) -> np.ndarray:
+    """``anc[v, u]``: ``u`` is an ancestor of ``v`` (``n x n`` booleans; ops are indexed in
+    topological order, so edges taken by destination see each source's row complete)."""
+    anc = np.zeros((p.n, p.n), dtype=bool)
+    for k in np.argsort(p.edge_dst, kind="stable").tolist():
+        u, v = int(p.edge_src[k]), int(p.edge_dst[k])
+        anc[v] |= anc[u]
+        anc[v, u] = True
+    return anc
 
 
 def _least_sorted(arrival: np.ndarray, work: np.ndarray, transfer: int, others: int) -> int:

@@ -47,7 +47,11 @@ from ortools.sat.python import cp_model
 
 from hetsched.problem import Problem
 from hetsched.schedule.bounds import quick_lower_bound
-from hetsched.schedule.bounds.delays import DEVICE_NEVER, device_delay_heads_tails
+from hetsched.schedule.bounds.delays import (
+    DEVICE_NEVER,
+    ancestor_matrix,
+    device_delay_heads_tails,
+)
 from hetsched.schedule.cpsolver import new_cp_solver, solve_cp
 from hetsched.solver import StopToken
 
@@ -104,7 +108,7 @@ def placement_model(
                 <= makespan
             )
     _add_transfers(m, p, x, start, end)
-    anc = _ancestors(p)
+    anc = ancestor_matrix(p)
     if int(anc.sum()) * 2 * num <= PLACEMENT_MAX_TERMS:
         _add_local_work(m, p, x, dur, anc, lambda v: start[v])
         _add_local_work(m, p, x, dur, anc.T, lambda v: makespan - end[v])
@@ -137,16 +141,6 @@ def _add_transfers(m: cp_model.CpModel, p: Problem, x: dict, start: list, end: l
                 else start[v] >= end[u] + int(c)
             )
             m.add(row).only_enforce_if(x[v, b])
-
-
-def _ancestors(p: Problem) -> np.ndarray:
-    """``anc[v, u]``: ``u`` is an ancestor of ``v`` (ops are in topological order)."""
-    anc = np.zeros((p.n, p.n), dtype=bool)
-    for k in np.argsort(p.edge_dst, kind="stable").tolist():
-        u, v = int(p.edge_src[k]), int(p.edge_dst[k])
-        anc[v] |= anc[u]
-        anc[v, u] = True
-    return anc
 
 
 def _add_local_work(
