@@ -43,7 +43,9 @@ def main(argv: list[str] | None = None) -> int:
         p = build_problem(spec)
         old = lower_bound(p)
         t0 = time.perf_counter()
-        new, proved = placement_bound(p, time_limit=args.time_limit, workers=args.workers)
+        new, proved = placement_bound(
+            p, time_limit=args.time_limit, workers=args.workers, floor=old
+        )
         secs = time.perf_counter() - t0
         change = 100 * (new / old - 1) if old else 0.0
         proved_count += proved

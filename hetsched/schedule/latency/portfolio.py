@@ -111,12 +111,11 @@ CLUSTER_SHARE = 0.15
 # Share of the remaining budget for the placement relaxation's bound
 # (:mod:`~hetsched.schedule.latency.placement`) on small graphs whose transfers cost more
 # than their ops, when that share gives it at least PLACEMENT_SECONDS_PER_OP per op; it
-# returns as soon as it proves the relaxation's optimum. Its bound stays at the other
-# bounds until its proof completes (0.3-1.5 s at 50 ops, 1.2-19 s at 100, two workers), and
-# with less time it only takes CP-SAT's (10 s budgets: the same bounds on the random suite's
-# 100-op CCR-10 graphs, 0.794x HEFT against 0.778-0.787 without it).
+# returns as soon as it proves the relaxation's optimum. Searched from below, its bound
+# rises with every refuted horizon (0.3-4 s each on the random suite's 100-op CCR-10
+# graphs, two workers), so a short share helps too.
 PLACEMENT_SHARE = 0.3
-PLACEMENT_SECONDS_PER_OP = 0.1
+PLACEMENT_SECONDS_PER_OP = 0.01
 # Fraction of the remaining budget for solving one repeated block (when there are blocks).
 BLOCK_SHARE = 0.3
 # Fraction of the remaining budget for solving the classes of segments between series cuts.

@@ -9,7 +9,7 @@ from hetsched.bench.instances import build_problem, random_spec
 from hetsched.plan import schedule_arrays
 from hetsched.schedule.bounds import lower_bound, lower_bound_within, quick_lower_bound
 from hetsched.schedule.latency.heuristics import solve_heft, solve_peft
-from hetsched.schedule.latency.placement import placement_bound
+from hetsched.schedule.latency.placement import placement_bound, placement_model
 from hetsched.schedule.latency.portfolio import solve_portfolio
 from tests.bruteforce import brute_force_makespan, random_tiny_problem
 from tests.families import FAMILIES, random_problem
@@ -68,7 +68,7 @@ def test_the_portfolio_reports_it_where_transfers_dominate() -> None:
     assert plan.stats["placement"]["bound"] == 525.0
     assert plan.lower_bound >= 525.0
     assert lower_bound_within(p)[0] >= 525  # recorded: the searches after it start there
-    short = solve_portfolio(p, time_limit=5, seed=0, workers=1)  # under 0.1 s per op
+    short = solve_portfolio(p, time_limit=0.5, seed=0, workers=1)  # under 0.01 s per op
     assert "placement" in short.stats["bounds_skipped"]
     assert "placement" not in short.stats["path"]
     cheap = build_problem(random_spec(30, 3, 0.1, seed=0, beta=1.0))
@@ -85,3 +85,29 @@ def test_the_bounds_solver_reports_its_bounds_and_no_hints() -> None:
     assert plan.stats["bounds"]["placement"] == 525
     assert plan.lower_bound == 525.0 < heft.makespan
     assert plan.status != "optimal"
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_the_search_from_below_ends_at_the_relaxations_optimum(seed: int) -> None:
+    # probes (refuted horizons, solutions halving the rest) against one minimisation
+    from ortools.sat.python import cp_model
+
+    from hetsched.schedule.cpsolver import new_cp_solver
+
+    p = heavy_problem(seed, n=14, devices=2 + seed % 3, ccr=10.0)
+    floor = quick_lower_bound(p)
+    solver = new_cp_solver(time_limit=60, workers=1, seed=0)
+    assert solver.solve(placement_model(p.floored.relaxation(), floor=floor)) == cp_model.OPTIMAL
+    assert placement_bound(p, time_limit=60) == (round(solver.objective_value), True)
+
+
+def test_a_stopped_search_keeps_the_floor() -> None:
+    from hetsched.solver import StopToken
+
+    p = heavy_problem(0, devices=3, ccr=10.0)
+    stop = StopToken()
+    stop.set()
+    assert placement_bound(p, time_limit=60, stop=stop, floor=7) == (
+        max(7, quick_lower_bound(p)),
+        False,
+    )
