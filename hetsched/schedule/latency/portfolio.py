@@ -77,6 +77,7 @@ __all__ = [
     "BLOCK_SHARE",
     "CLUSTER_SHARE",
     "CPSAT_MAX_OPS",
+    "HEAVY_CPSAT_MAX_OPS",
     "HEFT_BUDGET_PER_OP",
     "LARGE_OPS",
     "LOCAL_SEARCH_SHARE",
@@ -91,6 +92,11 @@ log_ = logging.getLogger(__name__)
 
 # Above this many ops a monolithic CP-SAT model stalls on 2 cores; LNS takes over.
 CPSAT_MAX_OPS = 400
+# The same on graphs whose transfers cost more than their ops: there the whole model of a
+# 300-op graph on 8 devices had not loaded its hint after 6 s of a 10 s budget (random
+# suite, CCR 10), and LNS ended below it on 4 of 4 such graphs at 10 s (0.4-3.5%) and 3 of
+# 4 at 30 s (one proved optimal, 3,366 against 3,471; the fourth 1.3% above).
+HEAVY_CPSAT_MAX_OPS = 200
 # Seconds building a plan from arrays takes per op (measured: 0.18 s at 3,000 ops on a quiet
 # machine, 0.5 s at 10,000 on a busy one), set aside at most PLAN_SHARE of the time left.
 PLAN_SECONDS_PER_OP = 1e-4
@@ -147,6 +153,7 @@ def _portfolio(problem: Problem, ctx: SolveContext) -> Plan:
         # before PEFT and CPOP: on large graphs it wins most
         stages.append(("lp-heft", lambda: solve_lp_heft(problem)))
     heavy = n <= LARGE_OPS and ccr > 1.0  # transfers dearer than ops, on average
+    whole = n <= (HEAVY_CPSAT_MAX_OPS if heavy else CPSAT_MAX_OPS)  # CP-SAT on it whole
     fewer_ok = ctx.time_limit >= HEFT_BUDGET_PER_OP * n * problem.num_devices
     if heavy and fewer_ok and problem.num_devices > 2:
         stages.append(("heft-fewer", lambda: solve_heft_fewer.within(problem, ctx.child())))
@@ -194,7 +201,7 @@ def _portfolio(problem: Problem, ctx: SolveContext) -> Plan:
             last_cost = time.perf_counter() - t_stage
         if found is not None:
             heuristics[name] = found
-            if name == "eft" and n > CPSAT_MAX_OPS:
+            if name == "eft" and not whole:
                 ctx.report("eft", found.makespan, 0.0)
     baselines = {k: v.makespan for k, v in heuristics.items()}
     hint = carry_plan(ctx.hint, problem) if ctx.hint is not None else None
@@ -228,7 +235,7 @@ def _portfolio(problem: Problem, ctx: SolveContext) -> Plan:
     # these stages, local search and LNS move ops between devices, one mode per (op, device)
     view = problem if device_view else device_view_of(problem, best)
     for name, stage in (("segments", _segments_stage), ("blocks", _blocks_stage)):
-        if n <= CPSAT_MAX_OPS or view is None or best.makespan <= bound * (1 + 1e-12):
+        if whole or view is None or best.makespan <= bound * (1 + 1e-12):
             break
         if ctx.stop.is_set():
             break
@@ -249,7 +256,7 @@ def _portfolio(problem: Problem, ctx: SolveContext) -> Plan:
             ctx.report("clusters", best.makespan, bound)
     if heavy and best.makespan > bound * (1 + 1e-12):
         bound = _placement_stage(problem, best, bound, ctx, stats)
-    large = CPSAT_MAX_OPS < n <= LARGE_OPS
+    large = not whole and n <= LARGE_OPS
     unproven = best.makespan > bound * (1 + 1e-12)
     if large and view is not None and unproven and ctx.remaining() > 0.1 and not ctx.stop.is_set():
         # Large graphs: a share of the budget for cheap critical-path moves before LNS. (On
@@ -265,9 +272,9 @@ def _portfolio(problem: Problem, ctx: SolveContext) -> Plan:
         if ls.makespan < best.makespan:
             best = ls
     searched = False
-    exact_ok = n <= CPSAT_MAX_OPS or view is not None
+    exact_ok = whole or view is not None
     if best.makespan > bound * (1 + 1e-12) and ctx.remaining() > 0.05 and exact_ok:
-        if not ctx.stop.is_set() and n <= CPSAT_MAX_OPS:
+        if not ctx.stop.is_set() and whole:
             from hetsched.schedule.latency.cpsat import solve_cpsat
 
             exact = solve_cpsat.within(problem, ctx.child(hint=best))

@@ -135,3 +135,14 @@ def test_portfolio_uses_segments_then_blocks_when_the_graph_repeats(monkeypatch)
     # here the segment bounds prove the best heuristic optimal; otherwise blocks run next
     assert plan.status == "optimal" or plan.stats["blocks"]["count"] >= 3
     assert plan.lower_bound <= plan.makespan
+
+
+def test_transfer_heavy_graphs_go_to_lns_from_fewer_ops(monkeypatch):
+    monkeypatch.setattr(portfolio, "HEAVY_CPSAT_MAX_OPS", 40)
+    heavy = random_problem(3, n=60, devices=4, ccr=10.0)
+    plan = portfolio.solve_portfolio(heavy, time_limit=3.0, seed=0, workers=1)
+    validate(plan, heavy)
+    assert plan.makespan <= min(plan.baselines.values())
+    assert plan.stats["path"][-1] == "lns" and "cpsat" not in plan.stats["path"]
+    light = random_problem(3, n=60, devices=4, ccr=0.1)  # CP-SAT takes it whole
+    assert "lns" not in portfolio.solve_portfolio(light, time_limit=3.0, seed=0).stats["path"]
