@@ -26,8 +26,8 @@ Minimising the makespan, CP-SAT's bound stays at its floor until the proof compl
 instead (destructive lower bounding): is there a solution within ``floor + step``? Each
 refuted horizon is a proven bound, and the step doubles; the first solution found is the
 hint of a minimisation between the two. The refutations take 0.2-3.6 s each there: in 3 s
-the three bounds rise by 12-16% (to 802, 760, 699), in 10 s to 929 (proved), 868 and 771,
-and the proofs take 2-17 s (minimising alone: 2-19 s).
+the three bounds rise by 12-16% (to 802, 760 and 675-699 in two runs), in 10 s to 929
+(proved), 868 and 771, and the proofs take 2-17 s (minimising alone: 2-19 s).
 
 Examples
 --------
