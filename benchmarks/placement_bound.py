@@ -3,7 +3,8 @@
 For each instance of ``hetsched bench --suite random`` (the sizes, devices and CCRs given,
 both cost families): the best of all other bounds (:func:`hetsched.schedule.bounds.lower_bound`)
 and :func:`hetsched.schedule.latency.placement.placement_bound` within the time limit,
-whether it proved the relaxation's optimum, and its time.
+started from that bound (as the portfolio starts it from its own), whether it proved the
+relaxation's optimum (or that bound), and its time.
 
     .venv/bin/python benchmarks/placement_bound.py --sizes 20,30,40,50 --devices 3,5,8 \\
         --ccr 10 --time-limit 20 --workers 1
