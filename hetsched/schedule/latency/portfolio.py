@@ -95,7 +95,8 @@ CPSAT_MAX_OPS = 400
 # The same on graphs whose transfers cost more than their ops: there the whole model of a
 # 300-op graph on 8 devices had not loaded its hint after 6 s of a 10 s budget (random
 # suite, CCR 10), and LNS ended below it on 4 of 4 such graphs at 10 s (0.4-3.5%) and 3 of
-# 4 at 30 s (one proved optimal, 3,366 against 3,471; the fourth 1.3% above).
+# 4 at 30 s (one proved optimal, 3,366 against 3,471; the fourth 1.3% above); from 60 s
+# the whole model is ahead on the 8-device ones (1.6-3.8%) and behind on the 3-device ones.
 HEAVY_CPSAT_MAX_OPS = 200
 # Seconds building a plan from arrays takes per op (measured: 0.18 s at 3,000 ops on a quiet
 # machine, 0.5 s at 10,000 on a busy one), set aside at most PLAN_SHARE of the time left.
