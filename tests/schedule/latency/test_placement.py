@@ -89,7 +89,7 @@ def test_the_bounds_solver_reports_its_bounds_and_no_hints() -> None:
 
 @pytest.mark.parametrize("seed", range(12))
 def test_the_search_from_below_ends_at_the_relaxations_optimum(seed: int) -> None:
-    # probes (refuted horizons, solutions halving the rest) against one minimisation
+    # refuted horizons, then a minimisation from the first solution, against one minimisation
     from ortools.sat.python import cp_model
 
     from hetsched.schedule.cpsolver import new_cp_solver
