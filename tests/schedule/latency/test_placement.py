@@ -83,7 +83,8 @@ def test_the_bounds_solver_reports_its_bounds_and_no_hints() -> None:
     claimed = heft.with_(lower_bound=heft.makespan)  # e.g. proven on a restriction
     plan = solve_bounds(p, time_limit=60, hint=claimed)
     assert plan.stats["bounds"]["placement"] == 525
-    assert plan.lower_bound == 525.0 < heft.makespan
+    assert plan.stats["bounds"]["sequenced"] == 560  # proved: the optimum
+    assert plan.lower_bound == 560.0 < heft.makespan
     assert plan.status != "optimal"
 
 
