@@ -32,10 +32,12 @@ the three bounds rise by 12-16% (to 802, 760 and 675-699 in two runs), in 10 s t
 :func:`sequenced_bound` adds the order back: each device runs its ops one at a time (a
 NoOverlap of optional intervals per device), transfers still the cheapest into each
 device. Each refutation costs 4-15 s there instead of 0.2-3.6, so it starts from the
-relaxation's proven optimum; from there, in about 40 s, 929 -> 992 (the optimum is
-995), 872 -> 896 and 851 -> 859. At 30 ops it proves the optimum (560, 550) in under a
-second. ``--solver bounds`` runs it once the relaxation's optimum is proved; the
-portfolio does not (at 60 s the time it took cost the 3-device proof, above).
+relaxation's proven optimum; from there, in 60 s, 929 -> 992 (the optimum is 995),
+872 -> 928 and 851 -> 875. At 50 ops it proves its optimum in 2-12.5 s (0.2-13% above
+the relaxation's), at 30 ops the problem's (560, 550) in under a second. ``--solver
+bounds`` runs it once the relaxation's optimum is proved; the portfolio does not (with
+the rest of the relaxation's share of 60 s it raised no 100-op bound by more than the
+3-device graph's 929 -> 956 and cost that graph its proof of 995).
 
 Examples
 --------

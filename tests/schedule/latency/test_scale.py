@@ -145,4 +145,4 @@ def test_transfer_heavy_graphs_go_to_lns_from_fewer_ops(monkeypatch):
     assert plan.makespan <= min(plan.baselines.values())
     assert plan.stats["path"][-1] == "lns" and "cpsat" not in plan.stats["path"]
     light = random_problem(3, n=60, devices=4, ccr=0.1)  # CP-SAT takes it whole
-    assert "lns" not in portfolio.solve_portfolio(light, time_limit=3.0, seed=0).stats["path"]
+    assert "lns" not in portfolio.solve_portfolio(light, time_limit=1.5, seed=0).stats["path"]
