@@ -32,12 +32,12 @@ the three bounds rise by 12-16% (to 802, 760 and 675-699 in two runs), in 10 s t
 :func:`sequenced_bound` adds the order back: each device runs its ops one at a time (a
 NoOverlap of optional intervals per device), transfers still the cheapest into each
 device. Each refutation costs 4-15 s there instead of 0.2-3.6, so it starts from the
-relaxation's proven optimum; from there, in 60 s, 929 -> 992 (the optimum is 995),
-872 -> 928 and 851 -> 875. At 50 ops it proves its optimum in 2-12.5 s (0.2-13% above
-the relaxation's), at 30 ops the problem's (560, 550) in under a second. ``--solver
-bounds`` runs it once the relaxation's optimum is proved; the portfolio does not (with
-the rest of the relaxation's share of 60 s it raised no 100-op bound by more than the
-3-device graph's 929 -> 956 and cost that graph its proof of 995).
+relaxation's proven optimum, searched the same way; from there, in 60 s, 929 -> 995 (the
+problem's optimum, proved in 43 s), 872 -> 928 and 851 -> 859. At 50 ops it proves its
+optimum in 1.1-5.7 s (0.2-13% above the relaxation's), at 30 ops the problem's (560,
+550) in under a second. ``--solver bounds`` runs it once the relaxation's optimum is
+proved; the portfolio does not (run with the rest of the relaxation's share it cost
+proofs: at 60 s at 100 ops and at 10 s at 40-50 ops; BENCHMARKS.md).
 
 Examples
 --------
@@ -93,6 +93,8 @@ PLACEMENT_MAX_TERMS = 2_000_000
 # The first probe asks for a solution within 1/FIRST_STEP_DIVISOR above the floor; each
 # refuted one doubles the step.
 FIRST_STEP_DIVISOR = 25
+# The same for the relaxation with sequencing, started from the relaxation's optimum: its
+# refutations cost 4-15 s each at 100 ops, and the first above that optimum the most.
 SEQUENCED_STEP_DIVISOR = 100
 # A probe gets half the time left, and none starts with less than this.
 MIN_PROBE_SECONDS = 0.05
@@ -242,12 +244,9 @@ def placement_bound(
     if hint is not None and (p is not problem):
         hint = None
     model, makespan = _relaxation(p, floor, hint)
-    deadline = t0 + time_limit
-    search = _Search(model, makespan, deadline, seed, workers, stop)
-    low, _, found = search.from_below(floor, None, floor // FIRST_STEP_DIVISOR, first_only=True)
-    if found is None:
-        return low, False
-    return _minimise_from(model, makespan, low, found, deadline, seed, workers, stop)
+    return _search_from_below(
+        model, makespan, floor, floor // FIRST_STEP_DIVISOR, t0 + time_limit, seed, workers, stop
+    )
 
 
 def sequenced_bound(
@@ -261,11 +260,10 @@ def sequenced_bound(
 ) -> tuple[int, bool]:
     """CP-SAT's proven lower bound (units) of the placement relaxation of ``problem`` with
     each device running its ops one at a time, within ``time_limit`` seconds, searched
-    from ``floor`` up (each probe asks for a solution within a horizon; a refuted one is a
-    proven bound, a solution found halves what is left), and whether it proved that
-    relaxation's optimum. Slower per horizon than :func:`placement_bound` (4-15 s per
-    refutation on the random suite's 100-op CCR-10 graphs, two workers), so solvers start
-    it from that bound's proven optimum.
+    from ``floor`` up as :func:`placement_bound` searches its own, and whether it proved
+    that relaxation's optimum. Slower per horizon than :func:`placement_bound` (4-15 s
+    per refutation on the random suite's 100-op CCR-10 graphs, two workers), so solvers
+    start it from that bound's proven optimum.
 
     >>> import numpy as np
     >>> from hetsched.problem import Problem
@@ -285,65 +283,74 @@ def sequenced_bound(
     if p.n == 0 or p.num_devices < 2:
         return floor, False
     model, makespan = _relaxation(p, floor, None, sequenced=True)
-    search = _Search(model, makespan, t0 + time_limit, seed, workers, stop)
-    low, high, _ = search.from_below(floor, None, floor // SEQUENCED_STEP_DIVISOR)
-    return low, low >= high
+    return _search_from_below(
+        model,
+        makespan,
+        floor,
+        floor // SEQUENCED_STEP_DIVISOR,
+        t0 + time_limit,
+        seed,
+        workers,
+        stop,
+    )
 
 
-class _Search:
-    """Probes of one model: is there a solution with the makespan within a horizon?"""
+def _search_from_below(
+    model: cp_model.CpModel,
+    makespan: cp_model.IntVar,
+    floor: int,
+    step: int,
+    deadline: float,
+    seed: int,
+    workers: int,
+    stop: StopToken | None,
+) -> tuple[int, bool]:
+    """Refuted horizons from ``floor`` up (:func:`_refute_upwards`), then a minimisation
+    from the first solution found (:func:`_minimise_from`); ``(bound, proved)``."""
+    low, found = _refute_upwards(model, makespan, floor, step, deadline, seed, workers, stop)
+    if found is None:
+        return low, False
+    return _minimise_from(model, makespan, low, found, deadline, seed, workers, stop)
 
-    def __init__(
-        self,
-        model: cp_model.CpModel,
-        makespan: cp_model.IntVar,
-        deadline: float,
-        seed: int,
-        workers: int,
-        stop: StopToken | None,
-    ) -> None:
-        self.model, self.makespan, self.deadline = model, makespan, deadline
-        self.seed, self.workers, self.stop = seed, workers, stop
 
-    def from_below(
-        self, low: int, high: int | None, step: int, *, first_only: bool = False
-    ) -> tuple[int, int, cp_model.CpSolver | None]:
-        """Horizons from ``low`` up, each refuted one a proven bound and the next step
-        twice as long, each solution found the new ``high`` (the model's horizon if None)
-        and half the rest the next step, until ``low`` meets ``high`` or the time is up;
-        ``first_only``: stop at the first solution. Returns ``(low, high, the solver
-        holding the last solution found or None)``."""
-        if high is None:
-            high = int(list(self.makespan.proto.domain)[-1]) + 1
-        step = max(1, step)
-        found = None
-        while low < high and (self.stop is None or not self.stop.is_set()):
-            left = self.deadline - time.perf_counter()
-            if left < MIN_PROBE_SECONDS:
-                break
-            horizon = min(low + step - 1, high - 1)
-            self.makespan.with_domain(Domain(low, horizon))
-            solver = new_cp_solver(time_limit=0.5 * left, workers=self.workers, seed=self.seed)
-            status = solve_cp(solver, self.model, self.stop)
-            log_.debug(
-                "probe [%d, %d]: %s in %.2f s",
-                low,
-                horizon,
-                solver.status_name(status),
-                solver.wall_time,
-            )
-            if status == cp_model.INFEASIBLE:
-                low, step = horizon + 1, 2 * step
-            elif status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-                found, high = solver, int(solver.value(self.makespan))
-                if first_only:
-                    break
-                step = max(1, (high - low) // 2)
-            elif step > 1:
-                step = max(1, step // 4)  # no answer in time: nearer the bound refutes faster
-            else:
-                break
-        return low, high, found
+def _refute_upwards(
+    model: cp_model.CpModel,
+    makespan: cp_model.IntVar,
+    floor: int,
+    step: int,
+    deadline: float,
+    seed: int,
+    workers: int,
+    stop: StopToken | None,
+) -> tuple[int, cp_model.CpSolver | None]:
+    """Ask for a solution within horizons from ``floor`` up, the first ``step`` above it,
+    each refuted one a proven bound and the next step twice as long; ``(bound, solver
+    holding a solution or None)``."""
+    low, step = floor, max(1, step)
+    while stop is None or not stop.is_set():
+        left = deadline - time.perf_counter()
+        if left < MIN_PROBE_SECONDS:
+            break
+        horizon = low + step - 1
+        makespan.with_domain(Domain(low, horizon))
+        solver = new_cp_solver(time_limit=0.5 * left, workers=workers, seed=seed)
+        status = solve_cp(solver, model, stop)
+        log_.debug(
+            "probe [%d, %d]: %s in %.2f s",
+            low,
+            horizon,
+            solver.status_name(status),
+            solver.wall_time,
+        )
+        if status == cp_model.INFEASIBLE:
+            low, step = horizon + 1, 2 * step
+        elif status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+            return low, solver
+        elif step > 1:
+            step = max(1, step // 4)  # no answer in time: nearer the bound refutes faster
+        else:
+            break
+    return low, None
 
 
 def _minimise_from(
