@@ -76,7 +76,13 @@ from hetsched.solver import StopToken
 
 log_ = logging.getLogger(__name__)
 
-__all__ = ["PLACEMENT_MAX_OPS", "PLACEMENT_MAX_TERMS", "placement_bound", "placement_model"]
+__all__ = [
+    "PLACEMENT_MAX_OPS",
+    "PLACEMENT_MAX_TERMS",
+    "placement_bound",
+    "placement_model",
+    "sequenced_bound",
+]
 
 # Solvers ask for this bound up to this many ops: on the random suite's CCR-10 graphs it
 # proved its optimum in 0.1-9 s at 20-50 ops (one worker; above every other bound on 20 of
