@@ -242,16 +242,16 @@ def placement_bound(
     and whether it proved the relaxation's optimum (or the floor). ``hint``: a schedule of
     ``problem`` (device and start per op, units) to start from; used only where ``problem``
     is a device table (one mode per op and device) and exact (else its units differ)."""
-    t0 = time.perf_counter()  # building the model comes out of the time limit
-    floor = max(floor, quick_lower_bound(problem))
-    p = problem.floored.relaxation()
-    if p.n == 0 or p.num_devices < 2:
-        return floor, False
-    if hint is not None and (p is not problem):
-        hint = None
-    model, makespan = _relaxation(p, floor, hint)
     return _search_from_below(
-        model, makespan, floor, floor // FIRST_STEP_DIVISOR, t0 + time_limit, seed, workers, stop
+        problem,
+        sequenced=False,
+        hint=hint,
+        step_divisor=FIRST_STEP_DIVISOR,
+        time_limit=time_limit,
+        seed=seed,
+        workers=workers,
+        stop=stop,
+        floor=floor,
     )
 
 
@@ -283,36 +283,45 @@ def sequenced_bound(
     >>> sequenced_bound(p, time_limit=5)   # x runs one after the other
     (10, True)
     """
-    t0 = time.perf_counter()
-    floor = max(floor, quick_lower_bound(problem))
-    p = problem.floored.relaxation()
-    if p.n == 0 or p.num_devices < 2:
-        return floor, False
-    model, makespan = _relaxation(p, floor, None, sequenced=True)
     return _search_from_below(
-        model,
-        makespan,
-        floor,
-        floor // SEQUENCED_STEP_DIVISOR,
-        t0 + time_limit,
-        seed,
-        workers,
-        stop,
+        problem,
+        sequenced=True,
+        hint=None,
+        step_divisor=SEQUENCED_STEP_DIVISOR,
+        time_limit=time_limit,
+        seed=seed,
+        workers=workers,
+        stop=stop,
+        floor=floor,
     )
 
 
 def _search_from_below(
-    model: cp_model.CpModel,
-    makespan: cp_model.IntVar,
-    floor: int,
-    step: int,
-    deadline: float,
+    problem: Problem,
+    *,
+    sequenced: bool,
+    hint: tuple[np.ndarray, np.ndarray] | None,
+    step_divisor: int,
+    time_limit: float,
     seed: int,
     workers: int,
     stop: StopToken | None,
+    floor: int,
 ) -> tuple[int, bool]:
-    """Refuted horizons from ``floor`` up (:func:`_refute_upwards`), then a minimisation
-    from the first solution found (:func:`_minimise_from`); ``(bound, proved)``."""
+    """The relaxation (``sequenced`` or not) of ``problem`` from ``floor`` up: refuted
+    horizons (:func:`_refute_upwards`, the first step ``1/step_divisor`` of the floor), then
+    a minimisation from the first solution found (:func:`_minimise_from`);
+    ``(bound, proved)``."""
+    t0 = time.perf_counter()  # building the model comes out of the time limit
+    floor = max(floor, quick_lower_bound(problem))
+    p = problem.floored.relaxation()
+    if p.n == 0 or p.num_devices < 2:
+        return floor, False
+    if hint is not None and (p is not problem):
+        hint = None
+    model, makespan = _relaxation(p, floor, hint, sequenced)
+    deadline = t0 + time_limit
+    step = floor // step_divisor
     low, found = _refute_upwards(model, makespan, floor, step, deadline, seed, workers, stop)
     if found is None:
         return low, False

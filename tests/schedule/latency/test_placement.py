@@ -9,7 +9,11 @@ from hetsched.bench.instances import build_problem, random_spec
 from hetsched.plan import schedule_arrays
 from hetsched.schedule.bounds import lower_bound, lower_bound_within, quick_lower_bound
 from hetsched.schedule.latency.heuristics import solve_heft, solve_peft
-from hetsched.schedule.latency.placement import placement_bound, placement_model
+from hetsched.schedule.latency.placement import (
+    placement_bound,
+    placement_model,
+    sequenced_bound,
+)
 from hetsched.schedule.latency.portfolio import solve_portfolio
 from tests.bruteforce import brute_force_makespan, random_tiny_problem
 from tests.families import FAMILIES, random_problem
@@ -116,8 +120,6 @@ def test_a_stopped_search_keeps_the_floor() -> None:
 
 @pytest.mark.parametrize("seed", range(10))
 def test_with_sequencing_it_never_exceeds_the_brute_force_optimum(seed: int) -> None:
-    from hetsched.schedule.latency.placement import sequenced_bound
-
     for p in (random_tiny_problem(seed, n=6, devices=2 + seed % 2), heavy_problem(seed)):
         relaxed, _ = placement_bound(p, time_limit=30)
         value, proved = sequenced_bound(p, time_limit=30, floor=relaxed)
@@ -127,8 +129,6 @@ def test_with_sequencing_it_never_exceeds_the_brute_force_optimum(seed: int) -> 
 
 @pytest.mark.parametrize("seed", range(4))
 def test_with_sequencing_over_modes_it_never_exceeds_the_brute_force_optimum(seed: int) -> None:
-    from hetsched.schedule.latency.placement import sequenced_bound
-
     p = random_mode_problem(seed)
     best = brute_force(p)
     assert best is not None
@@ -138,8 +138,6 @@ def test_with_sequencing_over_modes_it_never_exceeds_the_brute_force_optimum(see
 def test_with_sequencing_it_proves_the_optimum_of_small_transfer_heavy_graphs() -> None:
     # the random suite's CCR-10 graphs at 30 ops: the relaxation 525 and 516, with each
     # device's ops in sequence 560 and 550, CP-SAT's proven optima (well under a second)
-    from hetsched.schedule.latency.placement import sequenced_bound
-
     for devices, relaxed, optimum in ((3, 525, 560), (8, 516, 550)):
         p = build_problem(random_spec(30, devices, 10.0, seed=0, beta=1.0))
         assert sequenced_bound(p, time_limit=60, floor=relaxed) == (optimum, True)
