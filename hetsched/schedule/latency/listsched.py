@@ -29,6 +29,7 @@ from hetsched.problem.chains import chain_ok
 
 __all__ = [
     "ListScheduler",
+    "Retimer",
     "Timeline",
     "makespan_units",
     "priority_order",
@@ -356,6 +357,69 @@ def _retime_single(
         dev_free[d] = max(dev_free[d], finish[v])
         seen[v] = True
     return np.array(start, dtype=np.int64), transfer_start
+
+
+class Retimer:
+    """:func:`retime` for a device view, with the problem's tables precomputed as Python
+    lists: one evaluation of ``(assign, order)`` for the searches that make tens of
+    thousands of them (about 0.07 ms at 100 ops against 0.4-0.6 ms for
+    :func:`retime_by_key`, which rebuilds its tables and its order on every call).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> p = Problem.from_arrays(names=["a", "b"], devices=["x", "y"],
+    ...     exec_time=np.array([[2.0, 3.0], [4.0, 1.0]]), edges=[(0, 1, 1.0)],
+    ...     comm_latency=np.array([[0, 5], [5, 0]]), quantum=1.0)
+    >>> r = Retimer(p)
+    >>> r.finish([0, 0], [0, 1]), r.finish([0, 1], [0, 1])
+    ([2, 6], [2, 8])
+    """
+
+    def __init__(self, problem: Problem) -> None:
+        p = problem
+        self.n, self.num_devices = p.n, p.num_devices
+        self.dur: list[list[int]] = p.dur.astype(np.int64).tolist()
+        tensor = p.edge_tensor.tolist()
+        self.preds: list[list[tuple[int, int]]] = [
+            [(u, int(tensor[k])) for u, k in p.preds[v]] for v in range(p.n)
+        ]
+        self.comm: list[list[list[int]]] = p.tensor_comm.tolist()
+        self.contention = bool(p.link_contention)
+        self.routes = dict(p.route_links)
+        self.num_links = max(1, len(p.link_names))
+
+    def finish(self, assign: Sequence[int], order: Sequence[int]) -> list[int]:
+        """Each op's finish (units) when every device, and link, runs its ops in ``order``
+        (a topological order) as early as its inputs allow, as :func:`retime` does."""
+        dur, preds, comm = self.dur, self.preds, self.comm
+        free = [0] * self.num_devices
+        link_free = [0] * self.num_links
+        fin = [0] * self.n
+        arrival: dict[tuple[int, int], int] = {}
+        for v in order:
+            d = assign[v]
+            ready = 0
+            for u, t in preds[v]:
+                a = assign[u]
+                if a == d:
+                    got = fin[u]
+                else:
+                    got = arrival.get((t, d), -1)
+                    if got < 0:
+                        c = comm[t][a][d]
+                        t0 = fin[u]
+                        route = self.routes.get((a, d), ()) if self.contention and c > 0 else ()
+                        if route:
+                            t0 = max(t0, *(link_free[x] for x in route))
+                            for x in route:
+                                link_free[x] = t0 + c
+                        got = arrival[(t, d)] = t0 + c
+                if got > ready:
+                    ready = got
+            s = free[d] if free[d] > ready else ready
+            fin[v] = free[d] = s + dur[v][d]
+        return fin
 
 
 def retime_by_key(

@@ -74,6 +74,7 @@ from hetsched.schedule.latency.warmstart import carry_plan
 from hetsched.solver import Capabilities, SolveContext, Solver, StopToken
 
 __all__ = [
+    "ANNEAL_SHARE",
     "BLOCK_SHARE",
     "CLUSTER_SHARE",
     "CPSAT_MAX_OPS",
@@ -115,6 +116,9 @@ LP_HEFT_MAX_CCR = 3.0
 # Fraction of the remaining budget for cluster moves on graphs whose transfers cost more
 # than their ops, before CP-SAT or LNS.
 CLUSTER_SHARE = 0.15
+# Fraction of the remaining budget for simulated annealing
+# (:mod:`~hetsched.schedule.latency.anneal`) on such graphs, after the cluster moves.
+ANNEAL_SHARE = 0.3
 # Share of the remaining budget for the placement relaxation's bound
 # (:mod:`~hetsched.schedule.latency.placement`) on small graphs whose transfers cost more
 # than their ops, when that share gives it at least PLACEMENT_SECONDS_PER_OP per op; it
@@ -257,6 +261,16 @@ def _portfolio(problem: Problem, ctx: SolveContext) -> Plan:
         if moved.makespan < best.makespan:
             best = moved.with_(lower_bound=bound)
             ctx.report("clusters", best.makespan, bound)
+        if best.makespan > bound * (1 + 1e-12) and not ctx.stop.is_set():
+            from hetsched.schedule.latency.anneal import solve_anneal
+
+            annealed = solve_anneal.within(
+                view, ctx.child(time_limit=ANNEAL_SHARE * ctx.remaining(), hint=best)
+            )
+            stats["path"].append("anneal")
+            if annealed.makespan < best.makespan:
+                best = annealed.with_(lower_bound=bound)
+                ctx.report("anneal", best.makespan, bound)
     if heavy and best.makespan > bound * (1 + 1e-12):
         bound = _placement_stage(problem, best, bound, ctx, stats)
     large = not whole and n <= LARGE_OPS

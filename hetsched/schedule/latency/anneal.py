@@ -1,0 +1,264 @@
+"""Simulated annealing over devices and dispatch order, for communication-heavy graphs.
+
+When a transfer costs ten times an op, a good plan is a balance no greedy move finds: the
+cluster moves (:mod:`~hetsched.schedule.latency.clusters`) keep only moves that do not
+lengthen the schedule and stop in the first local optimum. This search walks on through
+worse schedules, with the probability of taking one falling as the temperature does
+(Kirkpatrick, Gelatt and Vecchi, *Optimization by Simulated Annealing*, Science 1983). A
+state is a device per op and a global dispatch order (topological); its cost is the
+makespan of the schedule :class:`~hetsched.schedule.latency.listsched.Retimer` builds from
+it, plus a small share of the mean finish time so that moves which free a device earlier
+count before the makespan falls. The moves: one op to another device (more often the
+device of one of its neighbours, to take a transfer off), one op with the neighbours that
+share its device to a neighbour's device, and one op to another place in the order between
+its last input and its first consumer.
+
+The temperature starts at a multiple of the makespan per op and falls quadratically to
+zero over the budget. The multiple follows the number of moves the budget allows per op
+(one evaluation is a linear pass over the graph): hot when there are many (100 ops, a few
+seconds: about a thousand moves per op), cold when there are few (300 ops: under a hundred),
+since a hot search with few moves ends worse than it started. Never worse than its start.
+
+Examples
+--------
+>>> import numpy as np
+>>> from hetsched.problem import Problem
+>>> from hetsched.schedule.latency.heuristics import solve_heft
+>>> rng = np.random.default_rng(0)
+>>> n = 40
+>>> edges = [(i, j, float(rng.integers(50, 150)))
+...          for j in range(1, n) for i in rng.choice(j, size=min(j, 2), replace=False)]
+>>> p = Problem.from_arrays(names=[f"t{i}" for i in range(n)], devices=["a", "b", "c"],
+...     exec_time=rng.integers(5, 20, size=(n, 3)).astype(float), edges=edges,
+...     comm_inv_bandwidth=np.ones((3, 3)) - np.eye(3), quantum=1.0)
+>>> h = solve_heft(p)
+>>> plan = anneal(p, h, seed=0, iterations=20_000)
+>>> plan.makespan < h.makespan
+True
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+
+import numpy as np
+
+from hetsched.plan import Plan, overflow, plan_from_schedule, schedule_arrays
+from hetsched.problem import Problem
+from hetsched.schedule.bounds import quick_lower_bound
+from hetsched.schedule.latency.heuristics import solve_heft
+from hetsched.schedule.latency.listsched import Retimer, retime
+from hetsched.solver import Capabilities, SolveContext, Solver, StopToken
+
+__all__ = ["MIN_MOVES_PER_OP", "TIE_WEIGHT", "anneal", "solve_anneal", "start_temperature"]
+
+# Weight of the mean finish time (per op) in the cost: breaks the makespan's plateaus.
+TIE_WEIGHT = 0.1
+# Start temperature, in makespan per op, by moves per op the budget allows: MOVES_PER_HEAT
+# moves per op for each unit, between MIN_HEAT and MAX_HEAT. Measured on the random suite's
+# CCR-10 graphs (4 s from the cluster moves' plan, two seeds): at 100 ops on 8 devices the
+# best runs started near 3-4 (1,221-1,290 against 1,597 at 0.5); at 300 ops near 0.5
+# (2,472-3,435 against no gain at 3).
+MOVES_PER_HEAT = 250.0
+MIN_HEAT = 0.5
+MAX_HEAT = 4.0
+# Move mix: device moves, then group moves, the rest order moves; a device move takes a
+# neighbour's device this often.
+DEVICE_MOVES = 0.55
+GROUP_MOVES = 0.15
+NEIGHBOUR_DEVICE = 0.6
+# Below this many moves per op the budget allows, the search stops after its first
+# CHECK_EVERY moves (at 1,000 ops on the random suite's CCR-10 graphs, 30 s: about 7 per op,
+# and the plans were within 0.1% of those without it).
+MIN_MOVES_PER_OP = 20.0
+# Evaluations between clock reads (and temperature updates).
+CHECK_EVERY = 200
+
+
+def start_temperature(makespan: int, n: int, moves_per_op: float) -> float:
+    """Start temperature (units) for a search that can afford ``moves_per_op`` moves per op.
+
+    >>> start_temperature(1500, 100, 1000.0), start_temperature(3400, 300, 60.0)
+    (60.0, 5.666666666666667)
+    """
+    heat = min(MAX_HEAT, max(MIN_HEAT, moves_per_op / MOVES_PER_HEAT))
+    return heat * makespan / n
+
+
+class _State:
+    """Devices, order and cost of the current schedule, and the best one seen."""
+
+    def __init__(self, p: Problem, assign: list[int], order: list[int]) -> None:
+        self.p = p
+        self.retimer = Retimer(p)
+        self.assign = assign
+        self.order = order
+        self.cost, makespan = self.evaluate(assign, order)
+        self.best = (makespan, list(assign), list(order))
+        self.evaluations = 0
+
+    def evaluate(self, assign: list[int], order: list[int]) -> tuple[float, int]:
+        """Cost and makespan of ``(assign, order)``."""
+        fin = self.retimer.finish(assign, order)
+        makespan = max(fin)
+        return makespan + TIE_WEIGHT * sum(fin) / (len(fin) * len(fin)), makespan
+
+    def fits(self, assign: list[int]) -> bool:
+        p = self.p
+        if not p.use_memory:
+            return True
+        return overflow(p, p.device_mode[np.arange(p.n), np.array(assign)]) is None
+
+
+def anneal(
+    problem: Problem,
+    start: Plan,
+    *,
+    seed: int = 0,
+    time_limit: float | None = None,
+    iterations: int | None = None,
+    stop: StopToken | None = None,
+) -> Plan:
+    """Anneal from ``start`` for ``time_limit`` seconds or ``iterations`` moves (whichever
+    is given; with ``iterations`` the search is deterministic); the best plan seen, or
+    ``start`` when none beats it. ``problem`` must be a device view."""
+    p = problem
+    if time_limit is None and iterations is None:
+        raise ValueError("anneal needs a time limit or a number of iterations")
+    assign_arr, start_arr = schedule_arrays(start, p)
+    order = sorted(range(p.n), key=lambda v: (int(start_arr[v]), v))
+    state = _State(p, [int(x) for x in assign_arr], order)
+    first = state.best[0]
+    rng = random.Random(seed)
+    n = p.n
+    neighbours = [sorted({u for u, _ in p.preds[v]} | {w for w, _ in p.succs[v]}) for v in range(n)]
+    preds = [[u for u, _ in p.preds[v]] for v in range(n)]
+    succs = [[w for w, _ in p.succs[v]] for v in range(n)]
+    allowed = [np.flatnonzero(p.allowed[v]).tolist() for v in range(n)]
+    t0 = time.perf_counter()
+    temperature = 0.0
+    heat0 = 0.0
+    moves = 0
+    stopped = ""
+    while True:
+        if moves % CHECK_EVERY == 0:
+            if iterations is not None:
+                progress = moves / iterations if iterations > 0 else 1.0
+                per_op = iterations / n
+            else:
+                assert time_limit is not None
+                elapsed = time.perf_counter() - t0
+                progress = elapsed / time_limit if time_limit > 0 else 1.0
+                # moves the budget allows per op, from the pace so far
+                per_op = moves / max(elapsed, 1e-9) * time_limit / n if moves else 0.0
+            if progress >= 1.0 or (stop is not None and stop.is_set()):
+                break
+            if moves == CHECK_EVERY or (iterations is not None and moves == 0):
+                if per_op < MIN_MOVES_PER_OP:  # too few to walk anywhere: give the time back
+                    stopped = f"{per_op:.0f} moves per op"
+                    break
+                heat0 = start_temperature(state.best[0], n, per_op)
+            temperature = heat0 * (1.0 - progress) ** 2
+        moves += 1
+        _move(state, rng, temperature, neighbours, preds, succs, allowed)
+    best_makespan, best_assign, best_order = state.best
+    stats: dict[str, object] = {
+        "evaluations": state.evaluations,
+        "start_makespan": first,
+        "moves": moves,
+    }
+    if stopped:
+        stats["stopped"] = stopped
+    if best_makespan >= first:
+        return start.with_(stats={**start.stats, "anneal": stats})
+    assign = np.array(best_assign, dtype=np.int64)
+    start_times, xfer = retime(p, assign, best_order)
+    return plan_from_schedule(
+        p,
+        assign=assign,
+        start=start_times,
+        solver="anneal",
+        lower_bound=quick_lower_bound(p) * p.quantum,
+        stats=stats,
+        transfer_start=xfer or None,
+        baselines=start.baselines,
+    )
+
+
+def _move(
+    state: _State,
+    rng: random.Random,
+    temperature: float,
+    neighbours: list[list[int]],
+    preds: list[list[int]],
+    succs: list[list[int]],
+    allowed: list[list[int]],
+) -> None:
+    """Try one random move; take it if the cost falls, or by the Metropolis rule."""
+    assign, order = state.assign, state.order
+    n = len(assign)
+    v = rng.randrange(n)
+    r = rng.random()
+    if r < DEVICE_MOVES + GROUP_MOVES:
+        if not neighbours[v] and r >= DEVICE_MOVES:
+            return
+        if neighbours[v] and (r >= DEVICE_MOVES or rng.random() < NEIGHBOUR_DEVICE):
+            device = assign[rng.choice(neighbours[v])]
+        else:
+            device = rng.choice(allowed[v])
+        group = [v]
+        if r >= DEVICE_MOVES:  # the op and its neighbours on its device
+            group += [x for x in neighbours[v] if assign[x] == assign[v]]
+        if device == assign[v] or any(device not in allowed[x] for x in group):
+            return
+        old = [assign[x] for x in group]
+        for x in group:
+            assign[x] = device
+        if not (state.fits(assign) and _accept(state, assign, order, rng, temperature)):
+            for x, d in zip(group, old, strict=True):
+                assign[x] = d
+        return
+    # an order move: v anywhere between its last input and its first consumer
+    pos = {x: i for i, x in enumerate(order)}
+    lo = max((pos[u] for u in preds[v]), default=-1) + 1
+    hi = min((pos[w] for w in succs[v]), default=n) - 1
+    i = pos[v]
+    if hi <= lo:
+        return
+    j = rng.randint(lo, hi)
+    if j == i:
+        return
+    trial = order[:i] + order[i + 1 :]
+    trial.insert(j, v)
+    if _accept(state, assign, trial, rng, temperature):
+        state.order = trial
+
+
+def _accept(
+    state: _State, assign: list[int], order: list[int], rng: random.Random, temperature: float
+) -> bool:
+    """Evaluate ``(assign, order)``; if taken, it becomes the current state's cost (and the
+    best, if its makespan is the lowest yet)."""
+    cost, makespan = state.evaluate(assign, order)
+    state.evaluations += 1
+    delta = cost - state.cost
+    if delta > 0 and (temperature <= 0 or rng.random() >= math.exp(-delta / temperature)):
+        return False
+    state.cost = cost
+    if makespan < state.best[0]:
+        state.best = (makespan, list(assign), list(order))
+    return True
+
+
+def _anneal(problem: Problem, ctx: SolveContext) -> Plan:
+    """Anneal from the hint (default: HEFT) for the time limit."""
+    p = problem
+    hint = ctx.hint if ctx.hint is not None else solve_heft.within(p, ctx.child())
+    if not p.is_device_table:  # moves are between devices: one mode per (op, device)
+        return hint.with_(stats={**hint.stats, "anneal": "needs one mode per (op, device)"})
+    return anneal(p, hint, seed=ctx.seed, time_limit=ctx.remaining(), stop=ctx.stop)
+
+
+solve_anneal = Solver("anneal", _anneal, Capabilities(hint=True, anytime=True))

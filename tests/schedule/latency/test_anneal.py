@@ -1,0 +1,100 @@
+"""Simulated annealing: its evaluator is the re-timing, its plans valid and never worse."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hetsched.bench.instances import build_problem, random_spec
+from hetsched.plan import validate
+from hetsched.problem import Problem
+from hetsched.schedule.latency.anneal import anneal, solve_anneal, start_temperature
+from hetsched.schedule.latency.clusters import solve_clusters
+from hetsched.schedule.latency.heuristics import solve_heft, solve_heft_fewer
+from hetsched.schedule.latency.listsched import Retimer, priority_order, retime
+from hetsched.schedule.latency.portfolio import solve_portfolio
+from tests.schedule.bounds.test_delays import heavy_problem
+
+
+def bus_problem(seed: int, n: int = 12, devices: int = 3) -> Problem:
+    """A transfer-heavy DAG whose transfers share one bus (link contention on)."""
+    p = heavy_problem(seed, n=n, devices=devices)
+    pairs = [(a, b) for a in range(devices) for b in range(devices) if a != b]
+    return Problem.from_arrays(
+        names=list(p.names), devices=list(p.devices), exec_time=p.dur.astype(float),
+        edges=[(int(u), int(v), 1.0) for u, v in zip(p.edge_src, p.edge_dst, strict=True)],
+        comm_latency=np.full((devices, devices), 9.0) - 9.0 * np.eye(devices), quantum=1.0,
+        route_links={pair: (0,) for pair in pairs}, link_names=["bus"], link_contention=True,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_the_fast_evaluator_times_exactly_as_the_retiming(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    for p in (heavy_problem(seed, n=14, devices=4), bus_problem(seed)):
+        r = Retimer(p)
+        for _ in range(5):
+            assign = np.array([rng.choice(np.flatnonzero(p.allowed[v])) for v in range(p.n)])
+            order = priority_order(p, rng.random(p.n))
+            start, _ = retime(p, assign, order)
+            finish = start + p.dur[np.arange(p.n), assign]
+            assert r.finish(assign.tolist(), order) == finish.tolist()
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_annealed_plans_are_valid_and_never_worse_than_their_start(seed: int) -> None:
+    for p in (heavy_problem(seed, n=14, devices=4), bus_problem(seed)):
+        start = solve_heft(p, time_limit=5)
+        plan = anneal(p, start, seed=seed, iterations=3_000)
+        validate(plan, p)
+        assert plan.makespan <= start.makespan
+
+
+def test_a_given_number_of_moves_is_deterministic() -> None:
+    p = heavy_problem(2, n=14, devices=4)
+    start = solve_heft(p, time_limit=5)
+    a, b = (anneal(p, start, seed=7, iterations=2_000) for _ in range(2))
+    assert (a.makespan, a.start, a.modes) == (b.makespan, b.start, b.modes)
+    none = anneal(p, start, seed=7, iterations=0)
+    assert (none.makespan, none.start, none.stats["anneal"]["moves"]) == (
+        start.makespan,
+        start.start,
+        0,
+    )
+
+
+def test_it_needs_a_budget() -> None:
+    p = heavy_problem(0)
+    with pytest.raises(ValueError, match="time limit or a number of iterations"):
+        anneal(p, solve_heft(p, time_limit=5))
+
+
+def test_the_start_temperature_follows_the_moves_per_op() -> None:
+    hot, cold = start_temperature(1000, 100, 1e6), start_temperature(1000, 100, 1.0)
+    assert hot == 40.0 and cold == 5.0
+    assert cold < start_temperature(1000, 100, 500.0) < hot
+
+
+def test_it_beats_the_greedy_moves_on_a_communication_heavy_graph() -> None:
+    # the random suite's 100-op CCR-10 graph on 8 unrelated devices: the cluster moves stop
+    # in a local optimum; annealing from there walks on (a fixed number of moves, ~2 s)
+    p = build_problem(random_spec(100, 8, 10.0, seed=0, beta=1.0))
+    moved = solve_clusters(p, time_limit=60, seed=0, hint=solve_heft_fewer(p, time_limit=30))
+    plan = anneal(p, moved, seed=0, iterations=25_000)
+    validate(plan, p)
+    assert plan.makespan < 0.95 * moved.makespan
+    assert plan.stats["start_makespan"] * p.quantum == moved.makespan
+
+
+def test_the_solver_starts_from_heft_without_a_hint() -> None:
+    p = heavy_problem(4, n=14, devices=4)
+    plan = solve_anneal(p, time_limit=0.2, seed=0)
+    validate(plan, p)
+    assert plan.makespan <= solve_heft(p, time_limit=5).makespan
+
+
+def test_the_portfolio_anneals_when_transfers_dominate() -> None:
+    p = build_problem(random_spec(40, 5, 10.0, seed=1, beta=1.0))
+    plan = solve_portfolio(p, time_limit=3, seed=0, workers=1)
+    validate(plan, p)
+    assert "anneal" in plan.stats["path"] or plan.status == "optimal"
