@@ -18,8 +18,8 @@ Examples
 >>> check_seed(3)
 3
 >>> sorted(SOLVERS)  # doctest: +NORMALIZE_WHITESPACE
-['bounds', 'clusters', 'cpop', 'cpsat', 'heft', 'lns', 'ls', 'megatron', 'milp', 'peft',
- 'portfolio', 'sat', 'sequence', 'whole']
+['anneal', 'bounds', 'clusters', 'cpop', 'cpsat', 'heft', 'lns', 'ls', 'megatron', 'milp',
+ 'peft', 'portfolio', 'sat', 'sequence', 'whole']
 >>> get_solver("heft").capabilities.hint
 False
 """
@@ -395,6 +395,7 @@ SOLVERS: dict[str, str] = {
     "lns": "hetsched.schedule.latency.lns:solve_lns",
     "ls": "hetsched.schedule.latency.localsearch:solve_local_search",
     "clusters": "hetsched.schedule.latency.clusters:solve_clusters",
+    "anneal": "hetsched.schedule.latency.anneal:solve_anneal",
     "portfolio": "hetsched.schedule.latency.portfolio:solve_portfolio",
     "megatron": "hetsched.schedule.latency.splits:solve_megatron",
     "whole": "hetsched.schedule.latency.splits:solve_whole",

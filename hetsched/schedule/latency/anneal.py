@@ -32,7 +32,7 @@ Examples
 ...     exec_time=rng.integers(5, 20, size=(n, 3)).astype(float), edges=edges,
 ...     comm_inv_bandwidth=np.ones((3, 3)) - np.eye(3), quantum=1.0)
 >>> h = solve_heft(p)
->>> plan = anneal(p, h, seed=0, iterations=20_000)
+>>> plan = anneal(p, h, moves=20_000, seed=0)
 >>> plan.makespan < h.makespan
 True
 """
@@ -52,7 +52,16 @@ from hetsched.schedule.latency.heuristics import solve_heft
 from hetsched.schedule.latency.listsched import Retimer, retime
 from hetsched.solver import Capabilities, SolveContext, Solver, StopToken
 
-__all__ = ["MIN_MOVES_PER_OP", "TIE_WEIGHT", "anneal", "solve_anneal", "start_temperature"]
+__all__ = [
+    "MAX_MOVES_PER_OP",
+    "MIN_MOVES_PER_OP",
+    "MOVE_SECONDS",
+    "TIE_WEIGHT",
+    "anneal",
+    "moves_within",
+    "solve_anneal",
+    "start_temperature",
+]
 
 # Weight of the mean finish time (per op) in the cost: breaks the makespan's plateaus.
 TIE_WEIGHT = 0.1
@@ -69,11 +78,17 @@ MAX_HEAT = 4.0
 DEVICE_MOVES = 0.55
 GROUP_MOVES = 0.15
 NEIGHBOUR_DEVICE = 0.6
-# Below this many moves per op the budget allows, the search stops after its first
-# CHECK_EVERY moves (at 1,000 ops on the random suite's CCR-10 graphs, 30 s: about 7 per op,
-# and the plans were within 0.1% of those without it).
+# Below this many moves per op the search does not start (at 1,000 ops on the random
+# suite's CCR-10 graphs, 30 s: about 7 per op, and the plans were within 0.1% of those
+# without it).
 MIN_MOVES_PER_OP = 20.0
-# Evaluations between clock reads (and temperature updates).
+# Seconds one move costs per op and edge of the graph, to turn a budget into moves: measured
+# 0.14-0.28 us on the random suite's CCR-10 graphs at 100-1,000 ops on 3 and 8 devices.
+MOVE_SECONDS = 3e-7
+# At most this many moves per op: about 8 s at 100 ops. Longer budgets are CP-SAT's (at
+# 60 s and CCR 1, annealing for 30% of the time cost the proof of a 100-op graph).
+MAX_MOVES_PER_OP = 1000
+# Moves between clock reads (and temperature updates).
 CHECK_EVERY = 200
 
 
@@ -112,65 +127,61 @@ class _State:
         return overflow(p, p.device_mode[np.arange(p.n), np.array(assign)]) is None
 
 
+def moves_within(problem: Problem, seconds: float) -> int:
+    """The moves to make in ``seconds``, by a fixed cost per move (:data:`MOVE_SECONDS`
+    per op and edge), so that the search, hence the plan, does not depend on the machine.
+
+    >>> import numpy as np
+    >>> p = Problem.from_arrays(names=["a", "b"], devices=["x", "y"],
+    ...     exec_time=np.ones((2, 2)), edges=[(0, 1, 1.0)], quantum=1.0)
+    >>> moves_within(p, 1.0)
+    1111111
+    """
+    return int(seconds / (MOVE_SECONDS * (problem.n + problem.num_edges)))
+
+
 def anneal(
     problem: Problem,
     start: Plan,
     *,
+    moves: int,
     seed: int = 0,
     time_limit: float | None = None,
-    iterations: int | None = None,
     stop: StopToken | None = None,
 ) -> Plan:
-    """Anneal from ``start`` for ``time_limit`` seconds or ``iterations`` moves (whichever
-    is given; with ``iterations`` the search is deterministic); the best plan seen, or
-    ``start`` when none beats it. ``problem`` must be a device view."""
+    """Anneal from ``start`` for ``moves`` moves (fewer if ``time_limit`` seconds pass or
+    ``stop`` is set first): the best plan seen, or ``start`` when none beats it. The same
+    seed and moves give the same plan. ``problem`` must be a device view."""
     p = problem
-    if time_limit is None and iterations is None:
-        raise ValueError("anneal needs a time limit or a number of iterations")
+    n = p.n
     assign_arr, start_arr = schedule_arrays(start, p)
-    order = sorted(range(p.n), key=lambda v: (int(start_arr[v]), v))
+    order = sorted(range(n), key=lambda v: (int(start_arr[v]), v))
     state = _State(p, [int(x) for x in assign_arr], order)
     first = state.best[0]
+    stats: dict[str, object] = {"start_makespan": first, "moves": 0}
+    if moves < MIN_MOVES_PER_OP * n:  # too few to walk anywhere: give the time back
+        return start.with_(stats={**start.stats, "anneal": {**stats, "skipped": moves}})
     rng = random.Random(seed)
-    n = p.n
     neighbours = [sorted({u for u, _ in p.preds[v]} | {w for w, _ in p.succs[v]}) for v in range(n)]
     preds = [[u for u, _ in p.preds[v]] for v in range(n)]
     succs = [[w for w, _ in p.succs[v]] for v in range(n)]
     allowed = [np.flatnonzero(p.allowed[v]).tolist() for v in range(n)]
-    t0 = time.perf_counter()
-    temperature = 0.0
-    heat0 = 0.0
-    moves = 0
-    stopped = ""
-    while True:
-        if moves % CHECK_EVERY == 0:
-            if iterations is not None:
-                progress = moves / iterations if iterations > 0 else 1.0
-                per_op = iterations / n
-            else:
-                assert time_limit is not None
-                elapsed = time.perf_counter() - t0
-                progress = elapsed / time_limit if time_limit > 0 else 1.0
-                # moves the budget allows per op, from the pace so far
-                per_op = moves / max(elapsed, 1e-9) * time_limit / n if moves else 0.0
-            if progress >= 1.0 or (stop is not None and stop.is_set()):
+    deadline = None if time_limit is None else time.perf_counter() + time_limit
+    heat = start_temperature(first, n, moves / n)
+    temperature = heat
+    done = 0
+    while done < moves:
+        if done % CHECK_EVERY == 0:
+            if (stop is not None and stop.is_set()) or (
+                deadline is not None and time.perf_counter() > deadline
+            ):
+                stats["stopped"] = "time"
                 break
-            if moves == CHECK_EVERY or (iterations is not None and moves == 0):
-                if per_op < MIN_MOVES_PER_OP:  # too few to walk anywhere: give the time back
-                    stopped = f"{per_op:.0f} moves per op"
-                    break
-                heat0 = start_temperature(state.best[0], n, per_op)
-            temperature = heat0 * (1.0 - progress) ** 2
-        moves += 1
+            temperature = heat * (1.0 - done / moves) ** 2
+        done += 1
         _move(state, rng, temperature, neighbours, preds, succs, allowed)
+    stats.update(moves=done, evaluations=state.evaluations)
     best_makespan, best_assign, best_order = state.best
-    stats: dict[str, object] = {
-        "evaluations": state.evaluations,
-        "start_makespan": first,
-        "moves": moves,
-    }
-    if stopped:
-        stats["stopped"] = stopped
     if best_makespan >= first:
         return start.with_(stats={**start.stats, "anneal": stats})
     assign = np.array(best_assign, dtype=np.int64)
@@ -258,7 +269,9 @@ def _anneal(problem: Problem, ctx: SolveContext) -> Plan:
     hint = ctx.hint if ctx.hint is not None else solve_heft.within(p, ctx.child())
     if not p.is_device_table:  # moves are between devices: one mode per (op, device)
         return hint.with_(stats={**hint.stats, "anneal": "needs one mode per (op, device)"})
-    return anneal(p, hint, seed=ctx.seed, time_limit=ctx.remaining(), stop=ctx.stop)
+    budget = ctx.remaining()
+    moves = min(moves_within(p, budget), MAX_MOVES_PER_OP * p.n)
+    return anneal(p, hint, moves=moves, seed=ctx.seed, time_limit=budget, stop=ctx.stop)
 
 
 solve_anneal = Solver("anneal", _anneal, Capabilities(hint=True, anytime=True))

@@ -3,7 +3,8 @@
 Within one time budget: HEFT, PEFT, CPOP and LP-rounded HEFT (milliseconds to ~0.5 s; on
 graphs whose transfers cost more than their ops, HEFT on the fastest k devices and with
 other rank weights too), the lower bounds (on small such graphs, also the placement
-relaxation's: :mod:`~hetsched.schedule.latency.placement`), cluster moves, and if the best
+relaxation's: :mod:`~hetsched.schedule.latency.placement`), cluster moves and simulated
+annealing (:mod:`~hetsched.schedule.latency.anneal`) on such graphs, and if the best
 heuristic is not already proven optimal, CP-SAT (small and
 medium graphs) or large-neighbourhood search around the best plan (large graphs), hinted
 with the best plan so far. Returns the best plan with the best bound any method proved.

@@ -8,7 +8,7 @@ import pytest
 from hetsched.bench.instances import build_problem, random_spec
 from hetsched.plan import validate
 from hetsched.problem import Problem
-from hetsched.schedule.latency.anneal import anneal, solve_anneal, start_temperature
+from hetsched.schedule.latency.anneal import anneal, moves_within, solve_anneal, start_temperature
 from hetsched.schedule.latency.clusters import solve_clusters
 from hetsched.schedule.latency.heuristics import solve_heft, solve_heft_fewer
 from hetsched.schedule.latency.listsched import Retimer, priority_order, retime
@@ -45,7 +45,7 @@ def test_the_fast_evaluator_times_exactly_as_the_retiming(seed: int) -> None:
 def test_annealed_plans_are_valid_and_never_worse_than_their_start(seed: int) -> None:
     for p in (heavy_problem(seed, n=14, devices=4), bus_problem(seed)):
         start = solve_heft(p, time_limit=5)
-        plan = anneal(p, start, seed=seed, iterations=3_000)
+        plan = anneal(p, start, seed=seed, moves=3_000)
         validate(plan, p)
         assert plan.makespan <= start.makespan
 
@@ -53,20 +53,20 @@ def test_annealed_plans_are_valid_and_never_worse_than_their_start(seed: int) ->
 def test_a_given_number_of_moves_is_deterministic() -> None:
     p = heavy_problem(2, n=14, devices=4)
     start = solve_heft(p, time_limit=5)
-    a, b = (anneal(p, start, seed=7, iterations=2_000) for _ in range(2))
+    a, b = (anneal(p, start, seed=7, moves=2_000) for _ in range(2))
     assert (a.makespan, a.start, a.modes) == (b.makespan, b.start, b.modes)
-    none = anneal(p, start, seed=7, iterations=0)
-    assert (none.makespan, none.start, none.stats["anneal"]["moves"]) == (
+    none = anneal(p, start, seed=7, moves=0)
+    assert (none.makespan, none.start, none.stats["anneal"]["skipped"]) == (
         start.makespan,
         start.start,
         0,
     )
 
 
-def test_it_needs_a_budget() -> None:
-    p = heavy_problem(0)
-    with pytest.raises(ValueError, match="time limit or a number of iterations"):
-        anneal(p, solve_heft(p, time_limit=5))
+def test_a_budget_is_moves_by_the_size_of_the_graph() -> None:
+    p = heavy_problem(0, n=14)
+    assert abs(moves_within(p, 2.0) - 2 * moves_within(p, 1.0)) <= 1
+    assert moves_within(heavy_problem(0, n=28), 1.0) < moves_within(p, 1.0)
 
 
 def test_the_start_temperature_follows_the_moves_per_op() -> None:
@@ -80,7 +80,7 @@ def test_it_beats_the_greedy_moves_on_a_communication_heavy_graph() -> None:
     # in a local optimum; annealing from there walks on (a fixed number of moves, ~2 s)
     p = build_problem(random_spec(100, 8, 10.0, seed=0, beta=1.0))
     moved = solve_clusters(p, time_limit=60, seed=0, hint=solve_heft_fewer(p, time_limit=30))
-    plan = anneal(p, moved, seed=0, iterations=25_000)
+    plan = anneal(p, moved, seed=0, moves=25_000)
     validate(plan, p)
     assert plan.makespan < 0.95 * moved.makespan
     assert plan.stats["start_makespan"] * p.quantum == moved.makespan
