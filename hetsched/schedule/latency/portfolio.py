@@ -38,6 +38,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -251,6 +252,7 @@ def _portfolio(problem: Problem, ctx: SolveContext) -> Plan:
         if improved is not None:
             best = improved.with_(lower_bound=bound)
             ctx.report(name, best.makespan, bound)
+    placed = False  # the placement relaxation has run
     if heavy and view is not None and best.makespan > bound * (1 + 1e-12) and not ctx.stop.is_set():
         # Transfers dearer than ops: move whole clusters across the dearest transfers
         from hetsched.schedule.latency.clusters import solve_clusters
@@ -265,14 +267,26 @@ def _portfolio(problem: Problem, ctx: SolveContext) -> Plan:
         if best.makespan > bound * (1 + 1e-12) and not ctx.stop.is_set():
             from hetsched.schedule.latency.anneal import solve_anneal
 
-            annealed = solve_anneal.within(
-                view, ctx.child(time_limit=ANNEAL_SHARE * ctx.remaining(), hint=best)
-            )
-            stats["path"].append("anneal")
-            if annealed.makespan < best.makespan:
-                best = annealed.with_(lower_bound=bound)
-                ctx.report("anneal", best.makespan, bound)
-    if heavy and best.makespan > bound * (1 + 1e-12):
+            # annealing is one Python thread: with two workers or more the placement
+            # relaxation searches beside it on the others (CP-SAT releases the GIL)
+            with ThreadPoolExecutor(1) as pool:
+                side = None
+                if ctx.workers >= 2:
+                    side = pool.submit(
+                        _placement_stage, problem, best, bound, ctx, stats,
+                        workers=ctx.workers - 1, beside=True,
+                    )  # fmt: skip
+                annealed = solve_anneal.within(
+                    view, ctx.child(time_limit=ANNEAL_SHARE * ctx.remaining(), hint=best)
+                )
+                stats["path"].append("anneal")
+                if annealed.makespan < best.makespan:
+                    best = annealed.with_(lower_bound=bound)
+                    ctx.report("anneal", best.makespan, bound)
+                if side is not None:
+                    bound, placed = side.result(), True
+                    ctx.report(best.solver, best.makespan, bound)
+    if heavy and best.makespan > bound * (1 + 1e-12) and not placed:
         bound = _placement_stage(problem, best, bound, ctx, stats)
     large = not whole and n <= LARGE_OPS
     unproven = best.makespan > bound * (1 + 1e-12)
@@ -433,10 +447,19 @@ def _bound(p: Problem, ctx: SolveContext) -> tuple[int, tuple[str, ...]]:
 
 
 def _placement_stage(
-    p: Problem, best: Plan, bound: float, ctx: SolveContext, stats: dict[str, Any]
+    p: Problem,
+    best: Plan,
+    bound: float,
+    ctx: SolveContext,
+    stats: dict[str, Any],
+    *,
+    workers: int | None = None,
+    beside: bool = False,
 ) -> float:
     """The best bound with the placement relaxation's, within its share of the time (graphs
-    up to its :data:`~hetsched.schedule.latency.placement.PLACEMENT_MAX_OPS` ops)."""
+    up to its :data:`~hetsched.schedule.latency.placement.PLACEMENT_MAX_OPS` ops), on
+    ``workers`` (default: the context's). ``beside``: it runs in a thread beside another
+    stage, which reports progress."""
     from hetsched.plan import schedule_arrays
     from hetsched.schedule.latency.placement import PLACEMENT_MAX_OPS, placement_bound
 
@@ -452,7 +475,7 @@ def _placement_stage(
         p,
         time_limit=budget,
         seed=ctx.seed,
-        workers=ctx.workers,
+        workers=ctx.workers if workers is None else workers,
         stop=ctx.stop,
         hint=hint,
         floor=math.ceil(bound / p.quantum - 1e-9),
@@ -470,7 +493,8 @@ def _placement_stage(
     if value * p.quantum > bound:
         bound = value * p.quantum
         record_bound(p, value)  # CP-SAT, next, starts from it
-        ctx.report(best.solver, best.makespan, bound)
+        if not beside:
+            ctx.report(best.solver, best.makespan, bound)
     return bound
 
 
