@@ -10,8 +10,8 @@ group there); a move is kept when the re-timed makespan does not grow, as in Sar
 zeroing (Sarkar, *Partitioning and Scheduling Parallel Programs for Multiprocessors*, MIT
 Press 1989) but on heterogeneous devices and for a whole group at a time. It also tries
 emptying each device into the others it talks to most. Every evaluation is one linear
-re-timing (:func:`~hetsched.schedule.latency.listsched.retime`) in the order of the current
-start times, so thousands fit in a second at a few hundred ops. Never worse than its start.
+re-timing (:class:`~hetsched.schedule.latency.listsched.Retimer`) in the order of the
+current start times, so thousands fit in a second at a few hundred ops. Never worse than its start.
 
 Examples
 --------
@@ -39,7 +39,7 @@ from hetsched.plan import Plan, overflow, plan_from_schedule, schedule_arrays
 from hetsched.problem import Problem
 from hetsched.schedule.bounds import quick_lower_bound
 from hetsched.schedule.latency.heuristics import solve_heft
-from hetsched.schedule.latency.listsched import makespan_units, retime_by_key
+from hetsched.schedule.latency.listsched import Retimer, makespan_units, priority_order, retime
 from hetsched.solver import Capabilities, SolveContext, Solver
 
 __all__ = ["group_of", "solve_clusters"]
@@ -65,14 +65,18 @@ def group_of(p: Problem, assign: np.ndarray, v: int, radius: int | None) -> list
 
 
 class _Search:
-    """The current schedule and the evaluation of moves against it."""
+    """The current schedule and the evaluation of moves against it: the current start
+    times order the ops (a moved op keeps its place), so one order serves every move tried
+    from a state."""
 
     def __init__(self, p: Problem, assign: np.ndarray, start: np.ndarray) -> None:
         self.p = p
         self.idx = np.arange(p.n)
+        self.retimer = Retimer(p)
         self.assign = assign
         self.start = start
-        self.xfer: dict[tuple[int, int], int] = {}
+        self.order = priority_order(p, start + self.idx * 1e-6)
+        self.timed_order = self.order
         self.best = makespan_units(p, assign, start)
         self.evaluations = 0
         self.moves = 0
@@ -89,12 +93,14 @@ class _Search:
             return False
         if overflow(p, p.device_mode[self.idx, trial]) is not None:
             return False
-        # the current start times order the ops; a moved op keeps its place
-        start, xfer, ms = retime_by_key(p, trial, self.start + self.idx * 1e-6)
+        finish = np.array(self.retimer.finish(trial.tolist(), self.order), dtype=np.int64)
+        ms = int(finish.max())
         self.evaluations += 1
         if ms > self.best:
             return False
-        self.assign, self.start, self.xfer = trial, start, xfer
+        self.assign, self.start = trial, finish - p.dur[self.idx, trial].astype(np.int64)
+        self.timed_order = self.order  # the order these start times come from
+        self.order = priority_order(p, self.start + self.idx * 1e-6)
         self.moves += ms < self.best
         self.best = ms
         return True
@@ -155,14 +161,15 @@ def _clusters(problem: Problem, ctx: SolveContext) -> Plan:
     stats = {"evaluations": search.evaluations, "moves": search.moves, "start_makespan": first}
     if search.best >= first:
         return hint.with_(stats={**hint.stats, "clusters": stats})
+    start, xfer = retime(p, search.assign, search.timed_order)
     return plan_from_schedule(
         p,
         assign=search.assign,
-        start=search.start,
+        start=start,
         solver="clusters",
         lower_bound=lb * p.quantum,
         stats=stats,
-        transfer_start=search.xfer or None,
+        transfer_start=xfer or None,
         baselines=hint.baselines,
     )
 

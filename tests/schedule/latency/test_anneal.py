@@ -98,3 +98,23 @@ def test_the_portfolio_anneals_when_transfers_dominate() -> None:
     plan = solve_portfolio(p, time_limit=3, seed=0, workers=1)
     validate(plan, p)
     assert "anneal" in plan.stats["path"] or plan.status == "optimal"
+
+
+def test_with_two_workers_the_placement_relaxation_runs_beside_annealing() -> None:
+    p = build_problem(random_spec(40, 5, 10.0, seed=1, beta=1.0))
+    plan = solve_portfolio(p, time_limit=4, seed=0, workers=2)
+    validate(plan, p)
+    path = plan.stats["path"]
+    assert plan.status == "optimal" or ("anneal" in path and "placement" in path)
+    if "placement" in path:
+        assert plan.stats["placement"]["bound"] <= plan.lower_bound <= plan.makespan
+
+
+def test_graphs_whose_transfers_cost_about_their_ops_are_not_annealed() -> None:
+    from hetsched.schedule.latency.heuristics import comm_ratio
+    from hetsched.schedule.latency.portfolio import ANNEAL_MIN_CCR
+
+    p = build_problem(random_spec(100, 5, 1.0, seed=0, beta=0.0))  # transfers 1.04x the ops
+    assert 1.0 < comm_ratio(p) < ANNEAL_MIN_CCR
+    path = solve_portfolio(p, time_limit=2, seed=0, workers=1).stats["path"]
+    assert "clusters" in path and "anneal" not in path
