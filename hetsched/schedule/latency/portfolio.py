@@ -77,6 +77,7 @@ from hetsched.solver import Capabilities, SolveContext, Solver, StopToken
 
 __all__ = [
     "ANNEAL_MIN_CCR",
+    "ANNEAL_MIN_DEVICES",
     "ANNEAL_SHARE",
     "BLOCK_SHARE",
     "CLUSTER_SHARE",
@@ -125,8 +126,12 @@ CLUSTER_SHARE = 0.15
 # 10 s, two workers: plans better on 4 of 4 held-out 100-op graphs (0.3-13%) and 4 of 4
 # 300-op ones (0.7-1.8%). At CCR 1 (transfers 0.96-1.05x the ops) it cost CP-SAT the proof
 # of a 100-op graph at 60 s, hence the threshold.
+# On graphs CP-SAT takes whole on at most ANNEAL_MIN_DEVICES devices, CP-SAT does more with
+# the time (100 ops, CCR 10, 3 devices, 10 s, two runs each: 952-957 against 995-1,099,
+# 1,027-1,040 against 1,076-1,150; one graph the other way, 1,269-1,287 against 1,225-1,244).
 ANNEAL_SHARE = 0.3
 ANNEAL_MIN_CCR = 3.0
+ANNEAL_MIN_DEVICES = 3
 # Share of the remaining budget for the placement relaxation's bound
 # (:mod:`~hetsched.schedule.latency.placement`) on small graphs whose transfers cost more
 # than their ops, when that share gives it at least PLACEMENT_SECONDS_PER_OP per op; it
@@ -270,7 +275,8 @@ def _portfolio(problem: Problem, ctx: SolveContext) -> Plan:
         if moved.makespan < best.makespan:
             best = moved.with_(lower_bound=bound)
             ctx.report("clusters", best.makespan, bound)
-        if ccr > ANNEAL_MIN_CCR and best.makespan > bound * (1 + 1e-12) and not ctx.stop.is_set():
+        anneal_ok = ccr > ANNEAL_MIN_CCR and (not whole or problem.num_devices > ANNEAL_MIN_DEVICES)
+        if anneal_ok and best.makespan > bound * (1 + 1e-12) and not ctx.stop.is_set():
             best, bound, placed = _anneal_stage(problem, view, best, bound, ctx, stats)
     if heavy and best.makespan > bound * (1 + 1e-12) and not placed:
         bound = _placement_stage(problem, best, bound, ctx, stats)
