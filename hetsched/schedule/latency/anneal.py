@@ -49,7 +49,7 @@ from hetsched.plan import Plan, overflow, plan_from_schedule, schedule_arrays
 from hetsched.problem import Problem
 from hetsched.schedule.bounds import quick_lower_bound
 from hetsched.schedule.latency.heuristics import solve_heft
-from hetsched.schedule.latency.listsched import Retimer, retime
+from hetsched.schedule.latency.listsched import Retimer, priority_order, retime
 from hetsched.solver import Capabilities, SolveContext, Solver, StopToken
 
 __all__ = [
@@ -67,9 +67,9 @@ __all__ = [
 TIE_WEIGHT = 0.1
 # Start temperature, in makespan per op, by moves per op the budget allows: MOVES_PER_HEAT
 # moves per op for each unit, between MIN_HEAT and MAX_HEAT. Measured on the random suite's
-# CCR-10 graphs (4 s from the cluster moves' plan, two seeds): at 100 ops on 8 devices the
-# best runs started near 3-4 (1,221-1,290 against 1,597 at 0.5); at 300 ops near 0.5
-# (2,472-3,435 against no gain at 3).
+# CCR-10 graphs (4 s from the cluster moves' plan, two seeds): on the 100-op 8-device related
+# graph the best runs started near 4 (1,221 and 1,578 against 1,597 at 0.5); at 300 ops
+# near 0.5 (2,472-3,435 against little or no gain at 4).
 MOVES_PER_HEAT = 250.0
 MIN_HEAT = 0.5
 MAX_HEAT = 4.0
@@ -155,7 +155,7 @@ def anneal(
     p = problem
     n = p.n
     assign_arr, start_arr = schedule_arrays(start, p)
-    order = sorted(range(n), key=lambda v: (int(start_arr[v]), v))
+    order = priority_order(p, start_arr + np.arange(n) * 1e-6)  # the plan's, as clusters'
     state = _State(p, [int(x) for x in assign_arr], order)
     first = state.best[0]
     stats: dict[str, object] = {"start_makespan": first, "moves": 0}
