@@ -442,9 +442,11 @@ def _anneal_stage(
     p: Problem, view: Problem, best: Plan, bound: float, ctx: SolveContext, stats: dict[str, Any]
 ) -> tuple[Plan, float, bool]:
     """Simulated annealing from ``best`` for its share of the time; with two workers or more
-    the placement relaxation searches beside it on the others (annealing is one Python
-    thread and CP-SAT releases the GIL), and annealing goes on from its best plan until the
-    relaxation ends. The best plan, the best bound, and whether the relaxation ran."""
+    the placement relaxation searches beside it, on all the workers (annealing is one
+    Python thread and CP-SAT releases the GIL; on two cores, with one worker it did not
+    prove a 100-op bound in 60 s that it proves with two, 771 against 851), and annealing
+    goes on from its best plan until the relaxation ends. The best plan, the best bound,
+    and whether the relaxation ran."""
     from hetsched.schedule.latency.anneal import (
         MAX_MOVES_PER_OP,
         anneal,
@@ -456,9 +458,7 @@ def _anneal_stage(
         side = None
         if ctx.workers >= 2:
             side_end = time.perf_counter() + PLACEMENT_SHARE * ctx.remaining()
-            side = pool.submit(
-                _placement_stage, p, best, bound, ctx, stats, workers=ctx.workers - 1, beside=True
-            )
+            side = pool.submit(_placement_stage, p, best, bound, ctx, stats, beside=True)
         found = solve_anneal.within(
             view, ctx.child(time_limit=ANNEAL_SHARE * ctx.remaining(), hint=best)
         )
@@ -490,13 +490,11 @@ def _placement_stage(
     ctx: SolveContext,
     stats: dict[str, Any],
     *,
-    workers: int | None = None,
     beside: bool = False,
 ) -> float:
     """The best bound with the placement relaxation's, within its share of the time (graphs
-    up to its :data:`~hetsched.schedule.latency.placement.PLACEMENT_MAX_OPS` ops), on
-    ``workers`` (default: the context's). ``beside``: it runs in a thread beside another
-    stage, which reports progress."""
+    up to its :data:`~hetsched.schedule.latency.placement.PLACEMENT_MAX_OPS` ops).
+    ``beside``: it runs in a thread beside another stage, which reports progress."""
     from hetsched.plan import schedule_arrays
     from hetsched.schedule.latency.placement import PLACEMENT_MAX_OPS, placement_bound
 
@@ -512,7 +510,7 @@ def _placement_stage(
         p,
         time_limit=budget,
         seed=ctx.seed,
-        workers=ctx.workers if workers is None else workers,
+        workers=ctx.workers,
         stop=ctx.stop,
         hint=hint,
         floor=math.ceil(bound / p.quantum - 1e-9),
