@@ -69,7 +69,7 @@ def test_an_unknown_option_is_named_with_the_options_there_are() -> None:
     ):
         run_solver("peft", small(), insertion=False)
     with pytest.raises(
-        UsageError, match="unknown solver 'nope' \\(choose from bounds, clusters, cpop"
+        UsageError, match="unknown solver 'nope' \\(choose from anneal, bounds, clusters, cpop"
     ):
         run_solver("nope", small())
 
