@@ -123,9 +123,9 @@ CLUSTER_SHARE = 0.15
 # Fraction of the remaining budget for simulated annealing
 # (:mod:`~hetsched.schedule.latency.anneal`) after the cluster moves, on graphs whose
 # transfers cost more than ANNEAL_MIN_CCR times their ops. On the random suite at CCR 10,
-# 10 s, two workers: plans better on 4 of 4 held-out 100-op graphs (0.3-13%) and 4 of 4
-# 300-op ones (0.7-1.8%). At CCR 1 (transfers 0.96-1.05x the ops) it cost CP-SAT the proof
-# of a 100-op graph at 60 s, hence the threshold.
+# 10 s, two workers: plans better on 4 of 4 held-out 100-op graphs on 5-8 devices
+# (3.8-10.7%) and 4 of 4 300-op ones (0.05-8.6%). At CCR 1 (transfers 0.96-1.05x the
+# ops) it cost CP-SAT the proof of a 100-op graph at 60 s, hence the threshold.
 # On graphs CP-SAT takes whole on at most ANNEAL_MIN_DEVICES devices, CP-SAT does more with
 # the time (100 ops, CCR 10, 3 devices, 10 s, two runs each: 952-957 against 995-1,099,
 # 1,027-1,040 against 1,076-1,150; one graph the other way, 1,269-1,287 against 1,225-1,244).
