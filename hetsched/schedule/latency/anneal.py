@@ -58,6 +58,7 @@ __all__ = [
     "MOVE_SECONDS",
     "TIE_WEIGHT",
     "anneal",
+    "moves_for",
     "moves_within",
     "solve_anneal",
     "start_temperature",
@@ -138,6 +139,19 @@ def moves_within(problem: Problem, seconds: float) -> int:
     1111111
     """
     return int(seconds / (MOVE_SECONDS * (problem.n + problem.num_edges)))
+
+
+def moves_for(problem: Problem, seconds: float) -> int:
+    """The moves an annealing run given ``seconds`` makes: :func:`moves_within`, at most
+    :data:`MAX_MOVES_PER_OP` per op.
+
+    >>> import numpy as np
+    >>> p = Problem.from_arrays(names=["a", "b"], devices=["x", "y"],
+    ...     exec_time=np.ones((2, 2)), edges=[(0, 1, 1.0)], quantum=1.0)
+    >>> moves_for(p, 1.0), moves_for(p, 1e-6)
+    (2000, 1)
+    """
+    return min(moves_within(problem, seconds), MAX_MOVES_PER_OP * problem.n)
 
 
 def anneal(
@@ -270,7 +284,7 @@ def _anneal(problem: Problem, ctx: SolveContext) -> Plan:
     if not p.is_device_table:  # moves are between devices: one mode per (op, device)
         return hint.with_(stats={**hint.stats, "anneal": "needs one mode per (op, device)"})
     budget = ctx.remaining()
-    moves = min(moves_within(p, budget), MAX_MOVES_PER_OP * p.n)
+    moves = moves_for(p, budget)
     return anneal(p, hint, moves=moves, seed=ctx.seed, time_limit=budget, stop=ctx.stop)
 
 

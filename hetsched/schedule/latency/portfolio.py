@@ -447,12 +447,7 @@ def _anneal_stage(
     prove a 100-op bound in 60 s that it proves with two, 771 against 851), and annealing
     goes on from its best plan until the relaxation ends. The best plan, the best bound,
     and whether the relaxation ran."""
-    from hetsched.schedule.latency.anneal import (
-        MAX_MOVES_PER_OP,
-        anneal,
-        moves_within,
-        solve_anneal,
-    )
+    from hetsched.schedule.latency.anneal import anneal, moves_for, solve_anneal
 
     with ThreadPoolExecutor(1) as pool:
         side = None
@@ -469,7 +464,7 @@ def _anneal_stage(
             unhook = ctx.stop.on_stop(until.set)
             side.add_done_callback(lambda _: until.set())
             start = min(found, best, key=lambda x: x.makespan)
-            moves = min(moves_within(view, left), MAX_MOVES_PER_OP * view.n)
+            moves = moves_for(view, left)
             more = anneal(view, start, moves=moves, seed=ctx.seed + 1, time_limit=left, stop=until)
             unhook()
             found = min(found, more, key=lambda x: x.makespan)
