@@ -84,9 +84,11 @@ NEIGHBOUR_DEVICE = 0.6
 # without it).
 MIN_MOVES_PER_OP = 20.0
 # Seconds one move costs per op and edge of the graph, to turn a budget into moves: measured
-# 0.14-0.28 us on the random suite's CCR-10 graphs at 100-1,000 ops on 3 and 8 devices.
-MOVE_SECONDS = 3e-7
-# At most this many moves per op: about 8 s at 100 ops. Longer budgets are CP-SAT's (at
+# 0.09-0.13 us on the random suite's CCR-10 graphs at 100-1,000 ops on 3 and 8 devices
+# (each trial re-timed from the first place of the order it changes; 0.19-0.33 us when
+# every trial re-timed the whole graph).
+MOVE_SECONDS = 1.5e-7
+# At most this many moves per op: about 3 s at 100 ops. Longer budgets are CP-SAT's (at
 # 60 s and CCR 1, annealing for 30% of the time cost the proof of a 100-op graph).
 MAX_MOVES_PER_OP = 1000
 # Moves between clock reads (and temperature updates).
@@ -104,28 +106,41 @@ def start_temperature(makespan: int, n: int, moves_per_op: float) -> float:
 
 
 class _State:
-    """Devices, order and cost of the current schedule, and the best one seen."""
+    """Devices, order and cost of the current schedule, and the best one seen. A trial
+    re-times only from the first place of the order it changes
+    (:meth:`~hetsched.schedule.latency.listsched.Retimer.resume`)."""
 
     def __init__(self, p: Problem, assign: list[int], order: list[int]) -> None:
         self.p = p
         self.retimer = Retimer(p)
         self.assign = assign
         self.order = order
-        self.cost, makespan = self.evaluate(assign, order)
+        self.pos = [0] * p.n  # each op's place in the order
+        for i, v in enumerate(order):
+            self.pos[v] = i
+        self.timing = self.retimer.resume(assign, order)
+        self.cost, makespan = _cost(self.timing[0])
         self.best = (makespan, list(assign), list(order))
         self.evaluations = 0
+        self.trial = self.timing  # the timing of the last evaluation
 
-    def evaluate(self, assign: list[int], order: list[int]) -> tuple[float, int]:
-        """Cost and makespan of ``(assign, order)``."""
-        fin = self.retimer.finish(assign, order)
-        makespan = max(fin)
-        return makespan + TIE_WEIGHT * sum(fin) / (len(fin) * len(fin)), makespan
+    def evaluate(self, assign: list[int], order: list[int], first: int) -> tuple[float, int]:
+        """Cost and makespan of ``(assign, order)``, which agrees with the current state
+        before place ``first`` of the order."""
+        self.trial = self.retimer.resume(assign, order, base=self.timing, first=first)
+        return _cost(self.trial[0])
 
     def fits(self, assign: list[int]) -> bool:
         p = self.p
         if not p.use_memory:
             return True
         return overflow(p, p.device_mode[np.arange(p.n), np.array(assign)]) is None
+
+
+def _cost(fin: list[int]) -> tuple[float, int]:
+    """The search's cost of a schedule with these finish times, and its makespan."""
+    makespan = max(fin)
+    return makespan + TIE_WEIGHT * sum(fin) / (len(fin) * len(fin)), makespan
 
 
 def moves_within(problem: Problem, seconds: float) -> int:
@@ -136,7 +151,7 @@ def moves_within(problem: Problem, seconds: float) -> int:
     >>> p = Problem.from_arrays(names=["a", "b"], devices=["x", "y"],
     ...     exec_time=np.ones((2, 2)), edges=[(0, 1, 1.0)], quantum=1.0)
     >>> moves_within(p, 1.0)
-    1111111
+    2222222
     """
     return int(seconds / (MOVE_SECONDS * (problem.n + problem.num_edges)))
 
@@ -149,7 +164,7 @@ def moves_for(problem: Problem, seconds: float) -> int:
     >>> p = Problem.from_arrays(names=["a", "b"], devices=["x", "y"],
     ...     exec_time=np.ones((2, 2)), edges=[(0, 1, 1.0)], quantum=1.0)
     >>> moves_for(p, 1.0), moves_for(p, 1e-6)
-    (2000, 1)
+    (2000, 2)
     """
     return min(moves_within(problem, seconds), MAX_MOVES_PER_OP * problem.n)
 
@@ -241,12 +256,13 @@ def _move(
         old = [assign[x] for x in group]
         for x in group:
             assign[x] = device
-        if not (state.fits(assign) and _accept(state, assign, order, rng, temperature)):
+        first = min(state.pos[x] for x in group)
+        if not (state.fits(assign) and _accept(state, assign, order, first, rng, temperature)):
             for x, d in zip(group, old, strict=True):
                 assign[x] = d
         return
     # an order move: v anywhere between its last input and its first consumer
-    pos = {x: i for i, x in enumerate(order)}
+    pos = state.pos
     lo = max((pos[u] for u in preds[v]), default=-1) + 1
     hi = min((pos[w] for w in succs[v]), default=n) - 1
     i = pos[v]
@@ -257,21 +273,30 @@ def _move(
         return
     trial = order[:i] + order[i + 1 :]
     trial.insert(j, v)
-    if _accept(state, assign, trial, rng, temperature):
+    if _accept(state, assign, trial, min(i, j), rng, temperature):
         state.order = trial
+        for k in range(min(i, j), max(i, j) + 1):
+            pos[trial[k]] = k
 
 
 def _accept(
-    state: _State, assign: list[int], order: list[int], rng: random.Random, temperature: float
+    state: _State,
+    assign: list[int],
+    order: list[int],
+    first: int,
+    rng: random.Random,
+    temperature: float,
 ) -> bool:
-    """Evaluate ``(assign, order)``; if taken, it becomes the current state's cost (and the
-    best, if its makespan is the lowest yet)."""
-    cost, makespan = state.evaluate(assign, order)
+    """Evaluate ``(assign, order)`` (the current state's before place ``first``); if taken,
+    it becomes the current state's timing and cost (and the best, if its makespan is the
+    lowest yet)."""
+    cost, makespan = state.evaluate(assign, order, first)
     state.evaluations += 1
     delta = cost - state.cost
     if delta > 0 and (temperature <= 0 or rng.random() >= math.exp(-delta / temperature)):
         return False
     state.cost = cost
+    state.timing = state.trial
     if makespan < state.best[0]:
         state.best = (makespan, list(assign), list(order))
     return True

@@ -28,6 +28,7 @@ from hetsched.problem import Problem
 from hetsched.problem.chains import chain_ok
 
 __all__ = [
+    "SNAPSHOT_EVERY",
     "ListScheduler",
     "Retimer",
     "Timeline",
@@ -365,6 +366,10 @@ class Retimer:
     thousands of them (about 0.07 ms at 100 ops against 0.4-0.6 ms for
     :func:`retime_by_key`, which rebuilds its tables and its order on every call).
 
+    :meth:`resume` re-times only the ops from a given place in the order on: the earlier
+    ones keep their finish times, and the devices' state there comes from a snapshot taken
+    every :data:`SNAPSHOT_EVERY` places (without link contention; with it, every op again).
+
     Examples
     --------
     >>> import numpy as np
@@ -374,6 +379,9 @@ class Retimer:
     >>> r = Retimer(p)
     >>> r.finish([0, 0], [0, 1]), r.finish([0, 1], [0, 1])
     ([2, 6], [2, 8])
+    >>> base = r.resume([0, 0], [0, 1])
+    >>> r.resume([0, 1], [0, 1], base=base, first=1)[0]   # a's finish kept, b's re-timed
+    [2, 8]
     """
 
     def __init__(self, problem: Problem) -> None:
@@ -385,6 +393,10 @@ class Retimer:
             [(u, int(tensor[k])) for u, k in p.preds[v]] for v in range(p.n)
         ]
         self.comm: list[list[list[int]]] = p.tensor_comm.tolist()
+        # per input, the transfer times of its tensor [from][to]: no lookup by tensor
+        self.inputs: list[list[tuple[int, list[list[int]]]]] = [
+            [(u, self.comm[t]) for u, t in self.preds[v]] for v in range(p.n)
+        ]
         self.contention = bool(p.link_contention)
         self.routes = dict(p.route_links)
         self.num_links = max(1, len(p.link_names))
@@ -392,6 +404,50 @@ class Retimer:
     def finish(self, assign: Sequence[int], order: Sequence[int]) -> list[int]:
         """Each op's finish (units) when every device, and link, runs its ops in ``order``
         (a topological order) as early as its inputs allow, as :func:`retime` does."""
+        return self.resume(assign, order)[0]
+
+    def resume(
+        self,
+        assign: Sequence[int],
+        order: Sequence[int],
+        *,
+        base: tuple[list[int], list[tuple[int, ...]]] | None = None,
+        first: int = 0,
+    ) -> tuple[list[int], list[tuple[int, ...]]]:
+        """:meth:`finish` and the devices' free times before every :data:`SNAPSHOT_EVERY`-th
+        place of ``order``. ``base``: what this returned for a schedule with the same ops on
+        the same devices at the places before ``first`` of ``order``; those keep their
+        finish times and only the rest are re-timed (from the snapshot before ``first``)."""
+        if self.contention:
+            return self._finish_links(assign, order), []
+        dur, inputs = self.dur, self.inputs
+        if base is None or first <= 0:
+            at = 0
+            fin = [0] * self.n
+            free = [0] * self.num_devices
+            snaps: list[tuple[int, ...]] = []
+        else:
+            at = min(first // SNAPSHOT_EVERY, len(base[1]) - 1)
+            fin = list(base[0])
+            snaps = base[1][:at]
+            free = list(base[1][at])
+            at *= SNAPSHOT_EVERY
+        for i in range(at, len(order)):
+            if i % SNAPSHOT_EVERY == 0:
+                snaps.append(tuple(free))
+            v = order[i]
+            d = assign[v]
+            ready = free[d]
+            for u, c in inputs[v]:
+                a = assign[u]
+                got = fin[u] if a == d else fin[u] + c[a][d]
+                if got > ready:
+                    ready = got
+            fin[v] = free[d] = ready + dur[v][d]
+        return fin, snaps
+
+    def _finish_links(self, assign: Sequence[int], order: Sequence[int]) -> list[int]:
+        """:meth:`finish` with link contention: each transfer waits for its route's links."""
         dur, preds, comm = self.dur, self.preds, self.comm
         free = [0] * self.num_devices
         link_free = [0] * self.num_links
@@ -409,7 +465,7 @@ class Retimer:
                     if got < 0:
                         c = comm[t][a][d]
                         t0 = fin[u]
-                        route = self.routes.get((a, d), ()) if self.contention and c > 0 else ()
+                        route = self.routes.get((a, d), ()) if c > 0 else ()
                         if route:
                             t0 = max(t0, *(link_free[x] for x in route))
                             for x in route:
@@ -420,6 +476,10 @@ class Retimer:
             s = free[d] if free[d] > ready else ready
             fin[v] = free[d] = s + dur[v][d]
         return fin
+
+
+# Places of the order between two snapshots of the devices' state in Retimer.resume.
+SNAPSHOT_EVERY = 16
 
 
 def retime_by_key(

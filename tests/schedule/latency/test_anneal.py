@@ -41,6 +41,36 @@ def test_the_fast_evaluator_times_exactly_as_the_retiming(seed: int) -> None:
             assert r.finish(assign.tolist(), order) == finish.tolist()
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_re_timing_from_a_place_in_the_order_equals_re_timing_all(seed: int) -> None:
+    # 60 ops: several snapshots of the devices' state (every SNAPSHOT_EVERY places)
+    rng = np.random.default_rng(seed)
+    for p in (heavy_problem(seed, n=60, devices=4), bus_problem(seed, n=40)):
+        r = Retimer(p)
+        assign = [int(rng.choice(np.flatnonzero(p.allowed[v]))) for v in range(p.n)]
+        order = priority_order(p, rng.random(p.n))
+        base = r.resume(assign, order)
+        for _ in range(20):  # change the device of one op, or its place, then resume there
+            trial_assign, trial_order = list(assign), list(order)
+            i = int(rng.integers(p.n))
+            v = trial_order[i]
+            if rng.random() < 0.5:
+                trial_assign[v] = int(rng.choice(np.flatnonzero(p.allowed[v])))
+                first = i
+            else:
+                pos = {x: k for k, x in enumerate(order)}
+                lo = max((pos[u] for u, _ in p.preds[v]), default=-1) + 1
+                hi = min((pos[w] for w, _ in p.succs[v]), default=p.n) - 1
+                j = int(rng.integers(lo, hi + 1))
+                trial_order.insert(j, trial_order.pop(i))
+                first = min(i, j)
+            resumed = r.resume(trial_assign, trial_order, base=base, first=first)
+            assert resumed[0] == r.finish(trial_assign, trial_order)
+            assert resumed == r.resume(trial_assign, trial_order)  # the snapshots too
+            if rng.random() < 0.5:  # the next change starts from this one
+                assign, order, base = trial_assign, trial_order, resumed
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_annealed_plans_are_valid_and_never_worse_than_their_start(seed: int) -> None:
     for p in (heavy_problem(seed, n=14, devices=4), bus_problem(seed)):
