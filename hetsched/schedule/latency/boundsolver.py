@@ -10,7 +10,7 @@ Examples
 >>> plan = solve_bounds(p, time_limit=5)
 >>> plan.lower_bound, sorted(plan.stats["bounds"])
 (6.0, ['chain_paths', 'colocation', 'critical_path', 'delays', 'group_load', 'load', 'lp',
- 'modes_lp', 'placement', 'priced_path', 'sequenced', 'series', 'window'])
+ 'modes_lp', 'placement', 'priced_path', 'sequenced', 'series', 'transfers', 'window'])
 """
 
 from __future__ import annotations

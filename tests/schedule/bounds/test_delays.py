@@ -13,6 +13,7 @@ from hetsched.schedule.bounds import critical_path_bound, load_bound, lower_boun
 from hetsched.schedule.bounds.colocation import colocation_bound
 from hetsched.schedule.bounds.delays import delay_bound, device_delay_heads_tails
 from hetsched.schedule.bounds.groupload import group_load_bound
+from hetsched.schedule.bounds.transfers import transfer_lp_bound
 from tests.bruteforce import brute_force_makespan, random_tiny_problem
 from tests.families import FAMILIES, random_problem
 
@@ -51,7 +52,9 @@ def test_it_sees_what_transfers_cost_where_the_old_bounds_do_not() -> None:
     assert wins >= 10
 
 
-@pytest.mark.parametrize("bound", [delay_bound, colocation_bound, group_load_bound])
+@pytest.mark.parametrize(
+    "bound", [delay_bound, colocation_bound, group_load_bound, transfer_lp_bound]
+)
 @pytest.mark.parametrize("family", FAMILIES)
 @pytest.mark.parametrize("seed", range(8))
 def test_the_transfer_bounds_stay_below_every_valid_plan(
