@@ -17,6 +17,7 @@ Examples
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import os
@@ -206,7 +207,9 @@ def run_task(task: Task, stop: StopToken | None = None) -> list[dict[str, Any]]:
         return [rec]
     if task.what == "peers":
         return _run_peers(task, problem)
-    return [_run_solver(task, problem, stop)]
+    # a fresh object: bounds are memoised per problem, and those the bound task (or an
+    # earlier solver) computed must not come free within this solve's budget
+    return [_run_solver(task, dataclasses.replace(problem), stop)]
 
 
 def run_tasks(

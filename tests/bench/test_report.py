@@ -59,3 +59,20 @@ def test_cli_bench_quick_heuristics(tmp_path, capsys):
     assert rc == 0
     out = capsys.readouterr().out
     assert "| cpsat |" in out and (tmp_path / "report.md").exists()
+
+
+def test_a_solver_task_does_not_inherit_the_bound_task_s_bounds(monkeypatch):
+    # bounds are memoised per problem object: the bound task's LPs, computed without a
+    # time limit, must not come free within a timed solve of the same instance
+    from hetsched.bench import runner
+    from hetsched.schedule.bounds import _BOUND_MEMO
+
+    seen = []
+    solve = runner._run_solver
+    monkeypatch.setattr(
+        runner, "_run_solver", lambda t, p, s=None: seen.append(p) or solve(t, p, s)
+    )
+    spec = random_spec(20, 3, 10.0, seed=5)
+    runner.run_task(runner.Task(spec, "bound", time_limit=1.0))
+    (rec,) = runner.run_task(runner.Task(spec, "heft", time_limit=1.0))
+    assert rec["valid"] and "load" not in _BOUND_MEMO.get(seen[0], {})
