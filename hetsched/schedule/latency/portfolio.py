@@ -62,6 +62,7 @@ from hetsched.schedule.latency.heuristics import (
     comm_ratio,
     solve_cpop,
     solve_heft,
+    solve_heft_efficient,
     solve_heft_fewer,
     solve_heft_ranks,
     solve_peft,
@@ -179,6 +180,7 @@ def _portfolio(problem: Problem, ctx: SolveContext) -> Plan:
         stages.append(("heft-fewer", lambda: solve_heft_fewer.within(problem, ctx.child())))
     if heavy and ctx.time_limit >= HEFT_BUDGET_PER_OP * n * 2:
         stages.append(("heft-ranks", lambda: solve_heft_ranks.within(problem, ctx.child())))
+        stages.append(("heft-efficient", lambda: solve_heft_efficient.within(problem, ctx.child())))
     if n <= LARGE_OPS:
         stages.append(("peft", lambda: solve_peft.within(problem, ctx.child())))
         stages.append(("cpop", lambda: solve_cpop.within(problem, ctx.child())))
