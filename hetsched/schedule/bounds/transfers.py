@@ -15,10 +15,11 @@ ends may use (:func:`~hetsched.schedule.bounds.delays.cheapest_remote`). With ea
 load and each op's finish at most ``T``, the least ``T`` is a lower bound: every schedule
 is a solution with integral ``x`` and ``z`` its cut edges.
 
-Spreading one common mix over every op cuts nothing (``z = 0``), so the LP is never above
-that mix's value: the load it balances, or the longest path of mixed durations. Where that
-is already at or below a proven bound (related devices, whose fastest device is the same
-for every op) the LP cannot help and is not solved.
+Spreading one common mix over every op cuts nothing (``z = 0``; ops that cannot use every
+device take the mix over theirs), so the LP is never above that mix's value: the load it
+balances, or the longest path of mixed durations (and the transfers the restricted ops'
+mixes pay). Where that is already at or below a proven bound (related devices, whose
+fastest device is the same for every op) the LP cannot help and is not solved.
 
 Examples
 --------
@@ -102,10 +103,12 @@ def transfer_lp_bound(problem: Problem, *, floor: int = 0, time_limit: float | N
 
 
 def common_mix_value(problem: Problem) -> float:
-    """The LP's value at one device mix shared by every op (``inf`` when some op cannot use
-    every device): the mix that balances the load, ``T = 1 / sum_d (1 / W_d)`` with ``W_d``
-    all the work on ``d``, or the longest path of durations under it, whichever is longer.
-    An upper bound of :func:`transfer_lp_bound` (no edge is cut).
+    """The LP's value at one device mix for every op, restricted to each op's devices and
+    scaled to one: the mix that balances the load when every op may use every device
+    (``1 / W_d`` per device, ``W_d`` all the work on ``d``). Its load, or its longest path
+    of mixed durations plus each edge's transfer times the total variation distance of its
+    ends' mixes (0 where both ends use every device), whichever is longer: an upper bound
+    of :func:`transfer_lp_bound` (a solution of its LP).
 
     >>> import numpy as np
     >>> p = Problem.from_arrays(names=list("ab"), devices=["x", "y"],
@@ -114,18 +117,21 @@ def common_mix_value(problem: Problem) -> float:
     5.333333
     """
     p = problem.relaxation()
-    if not p.allowed.all():
-        return math.inf
-    work = p.dur.sum(axis=0).astype(float)
+    allowed = p.allowed
+    dur = np.where(allowed, p.dur, 0).astype(float)
+    work = dur.sum(axis=0)
     if (work <= 0).any():
         return 0.0
-    share = (1.0 / work) / (1.0 / work).sum()
-    mixed = p.dur @ share
+    mix = np.where(allowed, 1.0 / work, 0.0)
+    mix /= mix.sum(axis=1, keepdims=True)
+    mixed = (mix * dur).sum(axis=1)
+    cut = _dearest_cuts(p)
     finish = mixed.copy()
     for k in np.argsort(p.edge_dst, kind="stable").tolist():  # ops are topologically indexed
         u, v = int(p.edge_src[k]), int(p.edge_dst[k])
-        finish[v] = max(finish[v], finish[u] + mixed[v])
-    return float(max(1.0 / (1.0 / work).sum(), finish.max(initial=0.0)))
+        apart = 0.5 * float(np.abs(mix[u] - mix[v]).sum())
+        finish[v] = max(finish[v], finish[u] + cut[(u, v)] * apart + mixed[v])
+    return float(max((mix * dur).sum(axis=0).max(), finish.max(initial=0.0)))
 
 
 def _dearest_cuts(p: Problem) -> dict[tuple[int, int], int]:
