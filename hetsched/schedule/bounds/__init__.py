@@ -80,7 +80,11 @@ from hetsched.schedule.bounds.series import (
     series_cuts,
     series_segments,
 )
-from hetsched.schedule.bounds.transfers import common_mix_value, transfer_lp_bound
+from hetsched.schedule.bounds.transfers import (
+    TRANSFER_LP_MAX_OPS,
+    common_mix_value,
+    transfer_lp_bound,
+)
 from hetsched.schedule.bounds.windows import device_heads_tails, window_load_bound, window_load_lp
 
 __all__ = [
@@ -238,8 +242,11 @@ def lower_bound_within(
             continue
         if name == "priced_path" and not prices_bind(problem):
             continue  # neither a budget nor resident weights to price: the critical path
-        if name == "transfer_lp" and common_mix_value(problem.floored) <= lb:
-            continue  # one device mix for every op cuts nothing and is already refuted
+        if name == "transfer_lp" and (
+            problem.n > TRANSFER_LP_MAX_OPS or common_mix_value(problem.floored) <= lb
+        ):  # too large, or one device mix for every op is a solution already refuted
+            _BOUND_MEMO.setdefault(problem, {})[name] = 0
+            continue
         if deadline is not None and time.perf_counter() + cost > deadline:
             skipped.append(name)
             continue

@@ -125,13 +125,16 @@ def common_mix_value(problem: Problem) -> float:
     mix = np.where(allowed, 1.0 / work, 0.0)
     mix /= mix.sum(axis=1, keepdims=True)
     mixed = (mix * dur).sum(axis=1)
-    cut = _dearest_cuts(p)
-    finish = mixed.copy()
+    remote = cheapest_remote(p)
+    cut = np.where(np.isfinite(remote), remote, 0.0).astype(np.int64)  # the LP's, per edge
+    apart = 0.5 * np.abs(mix[p.edge_src] - mix[p.edge_dst]).sum(axis=1)
+    delay = (cut * apart).tolist()
+    src, dst, took = p.edge_src.tolist(), p.edge_dst.tolist(), mixed.tolist()
+    finish = list(took)
     for k in np.argsort(p.edge_dst, kind="stable").tolist():  # ops are topologically indexed
-        u, v = int(p.edge_src[k]), int(p.edge_dst[k])
-        apart = 0.5 * float(np.abs(mix[u] - mix[v]).sum())
-        finish[v] = max(finish[v], finish[u] + cut[(u, v)] * apart + mixed[v])
-    return float(max((mix * dur).sum(axis=0).max(), finish.max(initial=0.0)))
+        u, v = src[k], dst[k]
+        finish[v] = max(finish[v], finish[u] + delay[k] + took[v])
+    return float(max((mix * dur).sum(axis=0).max(), max(finish, default=0.0)))
 
 
 def _dearest_cuts(p: Problem) -> dict[tuple[int, int], int]:
