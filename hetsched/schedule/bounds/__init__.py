@@ -260,7 +260,7 @@ def lower_bound_within(
             continue
         if name == "transfer_lp":  # bounded by the deadline; a run cut short is not kept
             left = None if deadline is None else deadline - time.perf_counter()
-            value = transfer_lp_bound(problem.floored, floor=lb, time_limit=left)
+            value = transfer_lp_bound(problem.floored, time_limit=left)  # mix checked above
             if value == 0 and deadline is not None and time.perf_counter() >= deadline:
                 skipped.append(name)
                 continue

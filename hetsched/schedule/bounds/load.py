@@ -25,6 +25,7 @@ Examples
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -33,9 +34,11 @@ from hetsched.problem import Problem
 
 __all__ = [
     "LOAD_LP_MAX_OPS",
+    "AssignmentLP",
     "budget_lp_bound",
     "forced_delay_tables",
     "forced_delays",
+    "least_horizon",
     "load_bound",
     "load_bound_dual",
     "load_dual",
@@ -89,6 +92,47 @@ def _load_lp(p: Problem) -> float:
     return float(t.solution_value())
 
 
+@dataclass(frozen=True)
+class AssignmentLP:
+    """A GLOP model of fractional assignments: ``T``, a start per op, per op its fraction
+    on each device it may use (``mix[v][d]``, summing to one), its duration under them and
+    each device's load terms, with every op's start plus duration within ``T``. The LP
+    bounds add their precedence rows, then :func:`least_horizon`."""
+
+    solver: Any
+    t: Any
+    starts: list[Any]
+    mix: list[dict[int, Any]]
+    dur: list[Any]
+    load: list[list[Any]]
+
+    @classmethod
+    def build(cls, p: Problem) -> AssignmentLP | None:
+        """The model of ``p`` (a device view); ``None`` without GLOP."""
+        from ortools.linear_solver import pywraplp
+
+        solver = pywraplp.Solver.CreateSolver("GLOP")
+        if solver is None:  # pragma: no cover - GLOP ships with every OR-Tools wheel
+            return None
+        inf = solver.infinity()
+        t = solver.NumVar(0, inf, "T")
+        starts = [solver.NumVar(0, inf, f"S_{v}") for v in range(p.n)]
+        mix: list[dict[int, Any]] = []
+        dur: list[Any] = []
+        load: list[list[Any]] = [[] for _ in range(p.num_devices)]
+        for v in range(p.n):
+            xs = {d: solver.NumVar(0, 1, f"x_{v}_{d}") for d in p.allowed_devices[v]}
+            solver.Add(solver.Sum(list(xs.values())) == 1)
+            mix.append(xs)
+            terms = [int(p.dur[v, d]) * x for d, x in xs.items() if p.dur[v, d]]
+            dur.append(solver.Sum(terms) if terms else 0)
+            for d, x in xs.items():
+                if p.dur[v, d]:
+                    load[d].append(int(p.dur[v, d]) * x)
+            solver.Add(t >= starts[v] + dur[v])
+        return cls(solver, t, starts, mix, dur, load)
+
+
 def lp_bound(problem: Problem, *, max_ops: int = 3000) -> int:
     """LP relaxation coupling fractional assignment, precedence and device load.
 
@@ -101,28 +145,13 @@ def lp_bound(problem: Problem, *, max_ops: int = 3000) -> int:
     p = problem
     if p.n > max_ops:
         return 0
-    from ortools.linear_solver import pywraplp
-
-    solver = pywraplp.Solver.CreateSolver("GLOP")
-    if solver is None:  # pragma: no cover
+    lp = AssignmentLP.build(p)
+    if lp is None:  # pragma: no cover - GLOP ships with every OR-Tools wheel
         return 0
-    inf = solver.infinity()
-    t = solver.NumVar(0, inf, "T")
-    dur_expr = []
-    starts = [solver.NumVar(0, inf, f"S_{v}") for v in range(p.n)]
-    load: list[list] = [[] for _ in range(p.num_devices)]
-    placed: list[list[tuple[tuple[int, ...], Any]]] = []
-    for v in range(p.n):
-        xs = {d: solver.NumVar(0, 1, f"x_{v}_{d}") for d in p.allowed_devices[v]}
-        solver.Add(solver.Sum(list(xs.values())) == 1)
-        terms = [int(p.dur[v, d]) * x for d, x in xs.items() if p.dur[v, d]]
-        dur_expr.append(solver.Sum(terms) if terms else 0)
-        for d, x in xs.items():
-            if p.dur[v, d]:
-                load[d].append(int(p.dur[v, d]) * x)
-        placed.append([((d,), x) for d, x in xs.items()])
-        solver.Add(t >= starts[v] + dur_expr[v])
-    return _minimise_makespan(solver, p, t, starts, dur_expr, load, placed)
+    placed: list[list[tuple[tuple[int, ...], Any]]] = [
+        [((d,), x) for d, x in xs.items()] for xs in lp.mix
+    ]
+    return _minimise_makespan(lp.solver, p, lp.t, lp.starts, lp.dur, lp.load, placed)
 
 
 def forced_delays(
@@ -189,8 +218,6 @@ def _minimise_makespan(
     ``placed[v]``: the devices of each of ``v``'s choices and its fractional variable),
     each device's load within ``T``; ``T`` minimised and rounded up (0 if GLOP does not
     reach an optimum)."""
-    from ortools.linear_solver import pywraplp
-
     tables = forced_delay_tables(p)
     forced = (tables[0].max(axis=1, initial=0) > 0) | (tables[1].max(axis=1, initial=0) > 0)
     for k in range(p.num_edges):
@@ -201,9 +228,18 @@ def _minimise_makespan(
         for side in forced_delays(p, k, placed[u], placed[v], tables):
             delay = solver.Sum([c * x for c, x in side])
             solver.Add(starts[v] >= starts[u] + dur_expr[u] + delay)
-    for d in range(p.num_devices):
-        if load[d]:
-            solver.Add(solver.Sum(load[d]) <= t)
+    return least_horizon(solver, t, load)
+
+
+def least_horizon(solver: Any, t: Any, load: list[list[Any]]) -> int:
+    """Each device's load (``load[d]``: its terms) within ``T``, then ``T`` minimised and
+    rounded up: the end :func:`lp_bound`, :func:`budget_lp_bound` and the transfer LP share
+    (0 if GLOP does not reach an optimum)."""
+    from ortools.linear_solver import pywraplp
+
+    for terms in load:
+        if terms:
+            solver.Add(solver.Sum(terms) <= t)
     solver.Minimize(t)
     if solver.Solve() != pywraplp.Solver.OPTIMAL:
         return 0

@@ -36,13 +36,11 @@ Examples
 
 from __future__ import annotations
 
-import math
-from typing import Any
-
 import numpy as np
 
 from hetsched.problem import Problem
 from hetsched.schedule.bounds.delays import cheapest_remote
+from hetsched.schedule.bounds.load import AssignmentLP, least_horizon
 
 __all__ = ["TRANSFER_LP_MAX_OPS", "common_mix_value", "transfer_lp_bound"]
 
@@ -53,36 +51,22 @@ TRANSFER_LP_MAX_OPS = 3000
 
 def transfer_lp_bound(problem: Problem, *, floor: int = 0, time_limit: float | None = None) -> int:
     """The LP's least ``T`` (units, rounded up; see the module docstring); 0 when it cannot
-    beat ``floor`` (:func:`common_mix_value`), above :data:`TRANSFER_LP_MAX_OPS` ops, or
-    when GLOP does not reach its optimum within ``time_limit`` seconds."""
+    beat a positive ``floor`` (:func:`common_mix_value`), above
+    :data:`TRANSFER_LP_MAX_OPS` ops, or when GLOP does not reach its optimum within
+    ``time_limit`` seconds."""
     p = problem.relaxation()  # bounds of the question asked
     if p.n > TRANSFER_LP_MAX_OPS or p.num_devices < 2 or p.num_edges == 0:
         return 0
-    if common_mix_value(p) <= floor:
+    if floor > 0 and common_mix_value(p) <= floor:
         return 0
-    from ortools.linear_solver import pywraplp
-
-    solver = pywraplp.Solver.CreateSolver("GLOP")
-    if solver is None:  # pragma: no cover - GLOP ships with every OR-Tools wheel
+    lp = AssignmentLP.build(p)
+    if lp is None:  # pragma: no cover - GLOP ships with every OR-Tools wheel
         return 0
+    solver, mix = lp.solver, lp.mix
     # measured: the dual simplex solves it 4-5x faster than the primal here
     solver.SetSolverSpecificParametersAsString("use_dual_simplex: true")
     if time_limit is not None:
         solver.SetTimeLimit(max(1, int(time_limit * 1000)))
-    inf = solver.infinity()
-    t = solver.NumVar(0, inf, "T")
-    starts = [solver.NumVar(0, inf, f"S_{v}") for v in range(p.n)]
-    mix: list[dict[int, Any]] = []
-    load: list[list[Any]] = [[] for _ in range(p.num_devices)]
-    dur: list[Any] = []
-    for v in range(p.n):
-        xs = {d: solver.NumVar(0, 1, f"x_{v}_{d}") for d in p.allowed_devices[v]}
-        solver.Add(solver.Sum(list(xs.values())) == 1)
-        mix.append(xs)
-        for d, x in xs.items():
-            load[d].append(int(p.dur[v, d]) * x)
-        dur.append(solver.Sum([int(p.dur[v, d]) * x for d, x in xs.items()]))
-        solver.Add(t >= starts[v] + dur[v])
     for (u, v), c in _dearest_cuts(p).items():
         delay = 0
         if c > 0:
@@ -92,14 +76,8 @@ def transfer_lp_bound(problem: Problem, *, floor: int = 0, time_limit: float | N
                 solver.Add(w >= x - mix[v][d] if d in mix[v] else w >= x)
                 shares.append(w)
             delay = c * solver.Sum(shares)
-        solver.Add(starts[v] >= starts[u] + dur[u] + delay)
-    for d in range(p.num_devices):
-        if load[d]:
-            solver.Add(solver.Sum(load[d]) <= t)
-    solver.Minimize(t)
-    if solver.Solve() != pywraplp.Solver.OPTIMAL:
-        return 0
-    return math.ceil(t.solution_value() - 1e-6)
+        solver.Add(lp.starts[v] >= lp.starts[u] + lp.dur[u] + delay)
+    return least_horizon(solver, lp.t, lp.load)
 
 
 def common_mix_value(problem: Problem) -> float:
@@ -125,8 +103,7 @@ def common_mix_value(problem: Problem) -> float:
     mix = np.where(allowed, 1.0 / work, 0.0)
     mix /= mix.sum(axis=1, keepdims=True)
     mixed = (mix * dur).sum(axis=1)
-    remote = cheapest_remote(p)
-    cut = np.where(np.isfinite(remote), remote, 0.0).astype(np.int64)  # the LP's, per edge
+    cut = _edge_cuts(p)
     apart = 0.5 * np.abs(mix[p.edge_src] - mix[p.edge_dst]).sum(axis=1)
     delay = (cut * apart).tolist()
     src, dst, took = p.edge_src.tolist(), p.edge_dst.tolist(), mixed.tolist()
@@ -137,13 +114,17 @@ def common_mix_value(problem: Problem) -> float:
     return float(max((mix * dur).sum(axis=0).max(), max(finish, default=0.0)))
 
 
-def _dearest_cuts(p: Problem) -> dict[tuple[int, int], int]:
-    """Per producer-consumer pair, the dearest of its tensors' cheapest transfers between
-    distinct devices (0 where the two can only share a device)."""
+def _edge_cuts(p: Problem) -> np.ndarray:
+    """Per edge, the cheapest transfer of its tensor between two distinct devices its ends
+    may use (units; 0 where the two can only share a device)."""
     remote = cheapest_remote(p)
+    return np.where(np.isfinite(remote), remote, 0.0).astype(np.int64)
+
+
+def _dearest_cuts(p: Problem) -> dict[tuple[int, int], int]:
+    """Per producer-consumer pair, the dearest of its tensors' :func:`_edge_cuts`."""
     out: dict[tuple[int, int], int] = {}
-    for k in range(p.num_edges):
-        pair = (int(p.edge_src[k]), int(p.edge_dst[k]))
-        c = int(remote[k]) if np.isfinite(remote[k]) else 0
+    pairs = zip(p.edge_src.tolist(), p.edge_dst.tolist(), strict=True)
+    for pair, c in zip(pairs, _edge_cuts(p).tolist(), strict=True):
         out[pair] = max(out.get(pair, 0), c)
     return out
