@@ -20,6 +20,7 @@ Examples
 from __future__ import annotations
 
 import heapq
+import math
 from functools import partial
 from typing import Any
 
@@ -34,6 +35,7 @@ from hetsched.solver import Capabilities, SolveContext, Solver
 
 __all__ = [
     "EFFICIENCY_WEIGHTS",
+    "PRICE_WEIGHTS",
     "comm_ratio",
     "mean_comm",
     "mean_dur",
@@ -250,32 +252,92 @@ def _heft_ranks(problem: Problem, ctx: SolveContext) -> Plan:
 
 # Weights of an op's time above its fastest mode in HEFT's choice of mode (heft-efficient).
 EFFICIENCY_WEIGHTS = (1.0, 4.0)
+# Weights of an op's priced time above its cheapest mode, priced by the load LP's dual
+# (heft-efficient), doubling until two in a row do worse than the best; then the two
+# geometric midpoints around the best.
+PRICE_WEIGHTS = (2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
 
 
 def _heft_efficient(problem: Problem, ctx: SolveContext) -> Plan:
-    """HEFT choosing each op's mode by its finish plus ``w`` times the time it takes there
-    above its fastest mode, for each ``w`` in :data:`EFFICIENCY_WEIGHTS`, the best plan
-    kept. HEFT takes a slow device whenever it ends an op first, and on a graph whose
-    devices are all busy (many ops, transfers hidden behind other work) that spends device
-    time every later op waits for. On the random suite at CCR 10, from HEFT: 1,000 ops on
-    8 related devices 5,223 -> 4,758 (below the portfolio's 4,960 in 30 s), on 8 unrelated
-    ones 4,351 -> 4,252; 300 ops on 8 devices 3,047 -> 2,814 and 3,415 -> 2,775; behind
-    HEFT on some (300 ops, 3 unrelated devices: 3,457 against 3,517 and 3,380 with the
-    two weights; the portfolio keeps every plan)."""
-    best: Plan | None = None
+    """HEFT choosing each op's mode by its finish plus ``w`` times what that mode costs
+    above the op's cheapest one, the best plan kept, for two costs:
+
+    * time: ``w`` in :data:`EFFICIENCY_WEIGHTS` times the op's time there above its
+      fastest mode. HEFT takes a slow device whenever it ends an op first, and on a graph
+      whose devices are all busy (many ops, transfers hidden behind other work) that
+      spends device time every later op waits for. On the random suite at CCR 10, from
+      HEFT: 1,000 ops on 8 related devices 5,223 -> 4,758, on 8 unrelated ones 4,351 ->
+      4,252; 300 ops on 8 devices 3,047 -> 2,814 and 3,415 -> 2,775.
+    * price: ``w`` in :data:`PRICE_WEIGHTS` times the op's device time priced by the load
+      LP's dual (:func:`~hetsched.schedule.bounds.load.load_dual`: a device's price is
+      what an extra unit of work there adds to the LP's makespan) above its cheapest
+      mode. On unrelated devices an op's fastest device is not where the balanced load
+      wants it; the prices say where, and the weight trades that against transfers (a
+      large weight is the LP's own assignment, whose transfers line up on the critical
+      path). On related devices the prices follow the speeds and charge nothing: not run.
+      Random suite, CCR 10, 1,000 ops on 3 unrelated devices: 12,370 -> 11,311 (seed 0,
+      LP 10,638) and 11,715 -> 10,695 (seed 1, LP 10,200); on 5 and 8 devices behind the
+      time costs (the portfolio keeps every plan).
+    """
     rank = upward_rank(problem)
-    slower = [d - d.min() for d in _mode_durations(problem)]
-    for weight in EFFICIENCY_WEIGHTS:
-        if best is not None and ctx.expired():
-            break
-        extra = [weight * x for x in slower]
-        place = partial(_place_charged, extra=extra)
-        ls = _ready_list_schedule(problem, rank, place)
+    best: Plan | None = None
+
+    def charged(extra: list[np.ndarray]) -> Plan:
+        nonlocal best
+        ls = _ready_list_schedule(problem, rank, partial(_place_charged, extra=extra))
         plan = _plan(problem, ls)
         if best is None or plan.makespan < best.makespan:
             best = plan
+        return plan
+
+    durations = _mode_durations(problem)
+    slower = [d - d.min() for d in durations]
+    for weight in EFFICIENCY_WEIGHTS:
+        if best is not None and ctx.expired():
+            break
+        charged([weight * x for x in slower])
+    priced = _priced_above_cheapest(problem, durations)
+    if priced is not None:
+        tried: dict[float, float] = {}
+        for weight in PRICE_WEIGHTS:
+            if ctx.expired() or sum(tried[w] > min(tried.values()) for w in list(tried)[-2:]) == 2:
+                break  # out of time, or the last two weights both worse than the best
+            tried[weight] = charged([weight * x for x in priced]).makespan
+        if tried:
+            top = min(tried, key=lambda w: (tried[w], w))
+            for weight in (top / math.sqrt(2.0), top * math.sqrt(2.0)):
+                if not ctx.expired():
+                    charged([weight * x for x in priced])
     assert best is not None
     return best.with_(solver="heft-efficient")
+
+
+def _priced_above_cheapest(
+    problem: Problem, durations: list[np.ndarray]
+) -> list[np.ndarray] | None:
+    """Each op's modes' device time priced by the load LP's dual, above its cheapest mode
+    (mean price 1); ``None`` where that charges no op anything (prices follow the speeds)."""
+    from hetsched.schedule.bounds.load import load_dual
+
+    if problem.num_devices < 2:
+        return None
+    _, price = load_dual(problem)
+    m = problem.modes
+    mode_price = np.add.reduceat(price[m.devs], m.dev_start[:-1])
+    priced = [
+        durations[v] * mode_price[m.op_start[v] : m.op_start[v + 1]] for v in range(problem.n)
+    ]
+    above = [x - x.min() for x in priced]
+    # below a hundredth of an op's time the charge decides nothing HEFT's ties would not
+    if (
+        max(
+            float((a / max(float(d.min()), 1.0)).max())
+            for a, d in zip(above, durations, strict=True)
+        )
+        < 1e-2
+    ):
+        return None
+    return above
 
 
 def _place_charged(ls: ListScheduler, v: int, *, extra: list[np.ndarray]) -> None:
@@ -320,4 +382,4 @@ solve_heft_ranks = Solver("heft-ranks", _and_unchained(within_budget(_heft_ranks
 solve_heft_efficient = Solver(
     "heft-efficient", _and_unchained(within_budget(_heft_efficient)), _LIST
 )
-"""HEFT charging each op its time above its fastest mode (busy communication-heavy graphs)."""
+"""HEFT charging each op its time, or its load-LP-priced time, above its cheapest mode."""
