@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import heapq
 import math
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -70,10 +71,14 @@ def comm_ratio(problem: Problem) -> float:
     return float(mean_comm(problem).mean()) / max(float(mean_dur(problem).mean()), 1e-12)
 
 
-def upward_rank(problem: Problem, *, comm_weight: float = 1.0) -> np.ndarray:
+def upward_rank(
+    problem: Problem, *, comm_weight: float = 1.0, durations: np.ndarray | None = None
+) -> np.ndarray:
     """HEFT's rank_u: average cost of the longest path from each op to an exit (each
-    transfer's mean times ``comm_weight``)."""
-    w, c = mean_dur(problem), comm_weight * mean_comm(problem)
+    transfer's mean times ``comm_weight``; each op's ``durations``, by default its mean over
+    its devices)."""
+    w = mean_dur(problem) if durations is None else np.asarray(durations, dtype=np.float64)
+    c = comm_weight * mean_comm(problem)
     rank = w.copy()
     for v in range(problem.n - 1, -1, -1):
         best = 0.0
@@ -282,13 +287,13 @@ def _heft_efficient(problem: Problem, ctx: SolveContext) -> Plan:
     rank = upward_rank(problem)
     best: Plan | None = None
 
-    def charged(extra: list[np.ndarray]) -> Plan:
+    def charged(extra: list[np.ndarray], order: np.ndarray = rank) -> float:
         nonlocal best
-        ls = _ready_list_schedule(problem, rank, partial(_place_charged, extra=extra))
+        ls = _ready_list_schedule(problem, order, partial(_place_charged, extra=extra))
         plan = _plan(problem, ls)
         if best is None or plan.makespan < best.makespan:
             best = plan
-        return plan
+        return plan.makespan
 
     durations = _mode_durations(problem)
     slower = [d - d.min() for d in durations]
@@ -298,18 +303,31 @@ def _heft_efficient(problem: Problem, ctx: SolveContext) -> Plan:
         charged([weight * x for x in slower])
     priced = _priced_above_cheapest(problem, durations)
     if priced is not None:
-        tried: dict[float, float] = {}
-        for weight in PRICE_WEIGHTS:
-            if ctx.expired() or sum(tried[w] > min(tried.values()) for w in list(tried)[-2:]) == 2:
-                break  # out of time, or the last two weights both worse than the best
-            tried[weight] = charged([weight * x for x in priced]).makespan
-        if tried:
-            top = min(tried, key=lambda w: (tried[w], w))
-            for weight in (top / math.sqrt(2.0), top * math.sqrt(2.0)):
-                if not ctx.expired():
-                    charged([weight * x for x in priced])
+        # ranked as HEFT does, and by the durations the prices steer each op to
+        steered = np.array([d[np.argmin(x)] for d, x in zip(durations, priced, strict=True)])
+        for order in (rank, upward_rank(problem, durations=steered)):
+
+            def at(weight: float, order: np.ndarray = order) -> float:
+                return charged([weight * x for x in priced], order)
+
+            _sweep_weights(at, ctx)
     assert best is not None
     return best.with_(solver="heft-efficient")
+
+
+def _sweep_weights(run: Callable[[float], float], ctx: SolveContext) -> None:
+    """``run`` (a makespan) at :data:`PRICE_WEIGHTS` until two in a row end above the best,
+    then at the two geometric midpoints around the best weight; stops when time is up."""
+    tried: dict[float, float] = {}
+    for weight in PRICE_WEIGHTS:
+        if ctx.expired() or sum(tried[w] > min(tried.values()) for w in list(tried)[-2:]) == 2:
+            break
+        tried[weight] = run(weight)
+    if tried:
+        top = min(tried, key=lambda w: (tried[w], w))
+        for weight in (top / math.sqrt(2.0), top * math.sqrt(2.0)):
+            if not ctx.expired():
+                run(weight)
 
 
 def _priced_above_cheapest(
