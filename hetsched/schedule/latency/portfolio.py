@@ -83,6 +83,7 @@ __all__ = [
     "BLOCK_SHARE",
     "CLUSTER_SHARE",
     "CPSAT_MAX_OPS",
+    "EFFICIENT_SHARE",
     "HEAVY_CPSAT_MAX_OPS",
     "HEFT_BUDGET_PER_OP",
     "LARGE_OPS",
@@ -118,6 +119,10 @@ LOCAL_SEARCH_SHARE = 0.1
 # the random suite at CCR 10 its plans were 1.3-3.6x HEFT's on 18 of 18 graphs while its LP
 # took up to 23 s (1,000 ops, 8 devices); at CCR 1 it beat HEFT on 3 of 18.
 LP_HEFT_MAX_CCR = 3.0
+# Fraction of the remaining budget heft-efficient's list schedules may take (up to 20 of
+# them; 1,000 ops on 3 and 8 devices: 1.2-4.5 s, within 0.3 of a 30 s budget; at 3,000 ops
+# this keeps them from taking all of it).
+EFFICIENT_SHARE = 0.3
 # Fraction of the remaining budget for cluster moves on graphs whose transfers cost more
 # than their ops, before CP-SAT or LNS.
 CLUSTER_SHARE = 0.15
@@ -180,7 +185,8 @@ def _portfolio(problem: Problem, ctx: SolveContext) -> Plan:
         stages.append(("heft-fewer", lambda: solve_heft_fewer.within(problem, ctx.child())))
     if heavy and ctx.time_limit >= HEFT_BUDGET_PER_OP * n * 2:
         stages.append(("heft-ranks", lambda: solve_heft_ranks.within(problem, ctx.child())))
-        stages.append(("heft-efficient", lambda: solve_heft_efficient.within(problem, ctx.child())))
+        stages.append(("heft-efficient", lambda: solve_heft_efficient.within(
+            problem, ctx.child(time_limit=EFFICIENT_SHARE * ctx.remaining()))))  # fmt: skip
     if n <= LARGE_OPS:
         stages.append(("peft", lambda: solve_peft.within(problem, ctx.child())))
         stages.append(("cpop", lambda: solve_cpop.within(problem, ctx.child())))
