@@ -118,17 +118,25 @@ class _State:
         self.pos = [0] * p.n  # each op's place in the order
         for i, v in enumerate(order):
             self.pos[v] = i
-        self.timing = self.retimer.resume(assign, order)
+        timing = self.retimer.resume(assign, order)
+        assert timing is not None  # no cap
+        self.timing = timing
         self.cost, makespan = _cost(self.timing[0])
         self.best = (makespan, list(assign), list(order))
         self.evaluations = 0
         self.trial = self.timing  # the timing of the last evaluation
 
-    def evaluate(self, assign: list[int], order: list[int], first: int) -> tuple[float, int]:
+    def evaluate(
+        self, assign: list[int], order: list[int], first: int, cap: float
+    ) -> tuple[float, int] | None:
         """Cost and makespan of ``(assign, order)``, which agrees with the current state
-        before place ``first`` of the order."""
-        self.trial = self.retimer.resume(assign, order, base=self.timing, first=first)
-        return _cost(self.trial[0])
+        before place ``first`` of the order; ``None`` once its makespan shows its cost
+        will be above ``cap`` (:meth:`~hetsched.schedule.latency.listsched.Retimer.resume`)."""
+        trial = self.retimer.resume(assign, order, base=self.timing, first=first, cap=cap)
+        if trial is None:
+            return None
+        self.trial = trial
+        return _cost(trial[0])
 
     def fits(self, assign: list[int]) -> bool:
         p = self.p
@@ -289,11 +297,18 @@ def _accept(
 ) -> bool:
     """Evaluate ``(assign, order)`` (the current state's before place ``first``); if taken,
     it becomes the current state's timing and cost (and the best, if its makespan is the
-    lowest yet)."""
-    cost, makespan = state.evaluate(assign, order, first)
+    lowest yet). The Metropolis rule (a rise ``delta`` is taken with probability
+    ``exp(-delta / temperature)``) is drawn first, as the most the cost may rise, so that
+    the re-timing stops as soon as the makespan alone rises more."""
+    draw = rng.random()
+    rise = 0.0 if temperature <= 0 else math.inf if draw <= 0 else -temperature * math.log(draw)
     state.evaluations += 1
+    found = state.evaluate(assign, order, first, cap=state.cost + rise)
+    if found is None:
+        return False
+    cost, makespan = found
     delta = cost - state.cost
-    if delta > 0 and (temperature <= 0 or rng.random() >= math.exp(-delta / temperature)):
+    if delta > 0 and not delta < rise:
         return False
     state.cost = cost
     state.timing = state.trial

@@ -400,11 +400,25 @@ class Retimer:
         self.contention = bool(p.link_contention)
         self.routes = dict(p.route_links)
         self.num_links = max(1, len(p.link_names))
+        self.problem = p
+
+    @cached_property
+    def after(self) -> list[int]:
+        """Per op, at least the time from its finish to the end of any schedule: its
+        successors' least tails (their times and transfers after, at their cheapest)."""
+        from hetsched.schedule.bounds.levels import heads_and_tails_fast
+
+        _, tail = heads_and_tails_fast(self.problem)
+        out = np.zeros(self.n, dtype=np.int64)
+        np.maximum.at(out, self.problem.edge_src, tail[self.problem.edge_dst])
+        return out.tolist()
 
     def finish(self, assign: Sequence[int], order: Sequence[int]) -> list[int]:
         """Each op's finish (units) when every device, and link, runs its ops in ``order``
         (a topological order) as early as its inputs allow, as :func:`retime` does."""
-        return self.resume(assign, order)[0]
+        timing = self.resume(assign, order)
+        assert timing is not None  # no cap
+        return timing[0]
 
     def resume(
         self,
@@ -413,14 +427,20 @@ class Retimer:
         *,
         base: tuple[list[int], list[tuple[int, ...]]] | None = None,
         first: int = 0,
-    ) -> tuple[list[int], list[tuple[int, ...]]]:
+        cap: float | None = None,
+    ) -> tuple[list[int], list[tuple[int, ...]]] | None:
         """:meth:`finish` and the devices' free times before every :data:`SNAPSHOT_EVERY`-th
         place of ``order``. ``base``: what this returned for a schedule with the same ops on
         the same devices at the places before ``first`` of ``order``; those keep their
-        finish times and only the rest are re-timed (from the snapshot before ``first``)."""
+        finish times and only the rest are re-timed (from the snapshot before ``first``).
+        ``cap``: ``None`` as soon as an op's finish plus :attr:`after` shows the makespan
+        will exceed it (a search that would reject such a schedule stops re-timing it)."""
         if self.contention:
-            return self._finish_links(assign, order), []
+            fin = self._finish_links(assign, order)
+            return None if cap is not None and max(fin) > cap else (fin, [])
         dur, inputs = self.dur, self.inputs
+        after = self.after if cap is not None else None
+        limit = cap if cap is not None else 0.0
         if base is None or first <= 0:
             at = 0
             fin = [0] * self.n
@@ -444,6 +464,8 @@ class Retimer:
                 if got > ready:
                     ready = got
             fin[v] = free[d] = ready + dur[v][d]
+            if after is not None and fin[v] + after[v] > limit:
+                return None
         return fin, snaps
 
     def _finish_links(self, assign: Sequence[int], order: Sequence[int]) -> list[int]:

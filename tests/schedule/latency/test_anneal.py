@@ -45,6 +45,7 @@ def test_the_fast_evaluator_times_exactly_as_the_retiming(seed: int) -> None:
 def test_re_timing_from_a_place_in_the_order_equals_re_timing_all(seed: int) -> None:
     # 60 ops: several snapshots of the devices' state (every SNAPSHOT_EVERY places)
     rng = np.random.default_rng(seed)
+    stopped = 0
     for p in (heavy_problem(seed, n=60, devices=4), bus_problem(seed, n=40)):
         r = Retimer(p)
         assign = [int(rng.choice(np.flatnonzero(p.allowed[v]))) for v in range(p.n)]
@@ -65,10 +66,17 @@ def test_re_timing_from_a_place_in_the_order_equals_re_timing_all(seed: int) -> 
                 trial_order.insert(j, trial_order.pop(i))
                 first = min(i, j)
             resumed = r.resume(trial_assign, trial_order, base=base, first=first)
+            assert resumed is not None
             assert resumed[0] == r.finish(trial_assign, trial_order)
             assert resumed == r.resume(trial_assign, trial_order)  # the snapshots too
+            # with a cap: stopped only where the makespan is above it, else the same
+            cap = max(resumed[0]) + int(rng.integers(-40, 40))
+            capped = r.resume(trial_assign, trial_order, base=base, first=first, cap=cap)
+            assert max(resumed[0]) > cap if capped is None else capped == resumed
+            stopped += capped is None
             if rng.random() < 0.5:  # the next change starts from this one
                 assign, order, base = trial_assign, trial_order, resumed
+    assert stopped > 0
 
 
 @pytest.mark.parametrize("seed", range(6))
