@@ -12,6 +12,8 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install -q -e '.[torch,dev,bench,models]'
 	# torchvision's model builders, outside the import path (tests/models/build.py says why)
 	$(BIN)/pip install -q --no-deps --target $(VENV)/vendor torchvision==0.28.0
+	# annealing's compiled move loop, into numba's cache, so no solve pays its compilation
+	$(BIN)/python -c 'from hetsched.schedule.latency.annealkernel import compile_kernel as c; c()'
 	touch $@
 
 venv: $(BIN)/.installed

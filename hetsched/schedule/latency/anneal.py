@@ -40,8 +40,8 @@ True
 from __future__ import annotations
 
 import math
-import random
 import time
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
@@ -52,12 +52,22 @@ from hetsched.schedule.latency.heuristics import solve_heft
 from hetsched.schedule.latency.listsched import Retimer, priority_order, retime
 from hetsched.solver import Capabilities, SolveContext, Solver, StopToken
 
+if TYPE_CHECKING:
+    from hetsched.schedule.latency.annealkernel import Kernel
+
+# Uniform draws per move (the compiled loop takes the same ones): the op, the kind of move,
+# neighbour's device or any, the device or place, the Metropolis draw.
+DRAWS = 5
+
 __all__ = [
+    "COMPILED_MAX_MOVES_PER_OP",
+    "COMPILED_MOVE_SECONDS",
     "MAX_MOVES_PER_OP",
     "MIN_MOVES_PER_OP",
     "MOVE_SECONDS",
     "TIE_WEIGHT",
     "anneal",
+    "compiles",
     "moves_for",
     "moves_within",
     "solve_anneal",
@@ -70,10 +80,13 @@ TIE_WEIGHT = 0.1
 # moves per op for each unit, between MIN_HEAT and MAX_HEAT. Measured on the random suite's
 # CCR-10 graphs (4 s from the cluster moves' plan, two seeds): on the 100-op 8-device related
 # graph the best runs started near 4 (1,221 and 1,578 against 1,597 at 0.5); at 300 ops
-# near 0.5 (2,472-3,435 against little or no gain at 4).
+# near 0.5 (2,472-3,435 against little or no gain at 4). With the compiled loop (1,000 to
+# 16,000 moves per op from HEFT, two seeds, heats 1/2/4/8 on five 100- and 300-op graphs):
+# 2 best or level in 9 of 15 rows, 4 in 2; at 300 ops on 8 devices and 16,000 moves per op
+# 2,168 against 2,281 at 4 (related) and, at 4,000, 2,130 against 2,565 (unrelated).
 MOVES_PER_HEAT = 250.0
 MIN_HEAT = 0.5
-MAX_HEAT = 4.0
+MAX_HEAT = 2.0
 # Move mix: device moves, then group moves, the rest order moves; a device move takes a
 # neighbour's device this often.
 DEVICE_MOVES = 0.55
@@ -83,48 +96,84 @@ NEIGHBOUR_DEVICE = 0.6
 # suite's CCR-10 graphs, 30 s: about 7 per op, and the plans were within 0.1% of those
 # without it).
 MIN_MOVES_PER_OP = 20.0
-# Seconds one move costs per op and edge of the graph, to turn a budget into moves: measured
-# 0.09-0.13 us on the random suite's CCR-10 graphs at 100-1,000 ops on 3 and 8 devices
-# (each trial re-timed from the first place of the order it changes; 0.19-0.33 us when
-# every trial re-timed the whole graph).
+# Seconds one move costs per op and edge of the graph, to turn a budget into moves: in
+# Python (the move loop for link contention and memory limits) measured 0.09-0.13 us on the
+# random suite's CCR-10 graphs at 100-1,000 ops on 3 and 8 devices (each trial re-timed from
+# the first place of the order it changes); in the compiled loop 1.6-3.3 ns.
 MOVE_SECONDS = 1.5e-7
-# At most this many moves per op: about 3 s at 100 ops. Longer budgets are CP-SAT's (at
-# 60 s and CCR 1, annealing for 30% of the time cost the proof of a 100-op graph).
+COMPILED_MOVE_SECONDS = 4e-9
+# At most this many moves per op: about 3 s at 100 ops in Python, 2 s compiled. Longer
+# budgets are CP-SAT's (at 60 s and CCR 1, annealing for 30% of the time cost the proof of
+# a 100-op graph).
 MAX_MOVES_PER_OP = 1000
-# Moves between clock reads (and temperature updates).
+COMPILED_MAX_MOVES_PER_OP = 20_000
+# Moves between clock reads: in Python, and in the compiled loop.
 CHECK_EVERY = 200
+COMPILED_CHECK_EVERY = 2000
 
 
 def start_temperature(makespan: int, n: int, moves_per_op: float) -> float:
     """Start temperature (units) for a search that can afford ``moves_per_op`` moves per op.
 
     >>> start_temperature(1500, 100, 1000.0), start_temperature(3400, 300, 60.0)
-    (60.0, 5.666666666666667)
+    (30.0, 5.666666666666667)
     """
     heat = min(MAX_HEAT, max(MIN_HEAT, moves_per_op / MOVES_PER_HEAT))
     return heat * makespan / n
 
 
+class _Graph(NamedTuple):
+    """Per op, as lists: its neighbours (inputs and consumers), inputs, consumers, and the
+    devices it may run on."""
+
+    neighbours: list[list[int]]
+    preds: list[list[int]]
+    succs: list[list[int]]
+    allowed: list[list[int]]
+
+
 class _State:
-    """Devices, order and cost of the current schedule, and the best one seen. A trial
-    re-times only from the first place of the order it changes
+    """Devices, order and cost of the current schedule, and the best one seen: annealing in
+    Python, for graphs the compiled loop does not take (link contention, a memory limit).
+    A trial re-times only from the first place of the order it changes
     (:meth:`~hetsched.schedule.latency.listsched.Retimer.resume`)."""
 
     def __init__(self, p: Problem, assign: list[int], order: list[int]) -> None:
+        n = p.n
         self.p = p
         self.retimer = Retimer(p)
+        self.graph = _Graph(
+            [sorted({u for u, _ in p.preds[v]} | {w for w, _ in p.succs[v]}) for v in range(n)],
+            [[u for u, _ in p.preds[v]] for v in range(n)],
+            [[w for w, _ in p.succs[v]] for v in range(n)],
+            [np.flatnonzero(p.allowed[v]).tolist() for v in range(n)],
+        )
         self.assign = assign
         self.order = order
-        self.pos = [0] * p.n  # each op's place in the order
+        self.pos = [0] * n  # each op's place in the order
         for i, v in enumerate(order):
             self.pos[v] = i
         timing = self.retimer.resume(assign, order)
         assert timing is not None  # no cap
         self.timing = timing
-        self.cost, makespan = _cost(self.timing[0])
-        self.best = (makespan, list(assign), list(order))
+        self.cost, self.makespan = _cost(self.timing[0])
+        self.best_assign, self.best_order = list(assign), list(order)
         self.evaluations = 0
         self.trial = self.timing  # the timing of the last evaluation
+
+    def run(
+        self,
+        draws: np.ndarray,
+        done: int,
+        moves: int,
+        heat: float,
+        shares: tuple[float, float, float],
+    ) -> None:
+        """Moves ``done`` .. ``done + len(draws) - 1`` of ``moves``, one row of ``draws``
+        each (as :meth:`~hetsched.schedule.latency.annealkernel.Kernel.run`)."""
+        for m, u in enumerate(draws.tolist()):
+            t = 1.0 - (done + m) / moves
+            _move(self, u, heat * t * t, shares)
 
     def evaluate(
         self, assign: list[int], order: list[int], first: int, cap: float
@@ -152,29 +201,33 @@ def _cost(fin: list[int]) -> tuple[float, int]:
 
 
 def moves_within(problem: Problem, seconds: float) -> int:
-    """The moves to make in ``seconds``, by a fixed cost per move (:data:`MOVE_SECONDS`
-    per op and edge), so that the search, hence the plan, does not depend on the machine.
+    """The moves to make in ``seconds``, by a fixed cost per move and per op and edge
+    (:data:`COMPILED_MOVE_SECONDS` where the compiled loop runs, else :data:`MOVE_SECONDS`),
+    so that the search, hence the plan, does not depend on the machine.
 
     >>> import numpy as np
     >>> p = Problem.from_arrays(names=["a", "b"], devices=["x", "y"],
     ...     exec_time=np.ones((2, 2)), edges=[(0, 1, 1.0)], quantum=1.0)
     >>> moves_within(p, 1.0)
-    2222222
+    83333333
     """
-    return int(seconds / (MOVE_SECONDS * (problem.n + problem.num_edges)))
+    per_move = COMPILED_MOVE_SECONDS if compiles(problem) else MOVE_SECONDS
+    return int(seconds / (per_move * (problem.n + problem.num_edges)))
 
 
 def moves_for(problem: Problem, seconds: float) -> int:
     """The moves an annealing run given ``seconds`` makes: :func:`moves_within`, at most
-    :data:`MAX_MOVES_PER_OP` per op.
+    :data:`COMPILED_MAX_MOVES_PER_OP` per op where the compiled loop runs, else
+    :data:`MAX_MOVES_PER_OP`.
 
     >>> import numpy as np
     >>> p = Problem.from_arrays(names=["a", "b"], devices=["x", "y"],
     ...     exec_time=np.ones((2, 2)), edges=[(0, 1, 1.0)], quantum=1.0)
-    >>> moves_for(p, 1.0), moves_for(p, 1e-6)
-    (2000, 2)
+    >>> moves_for(p, 1.0), moves_for(p, 1e-7)
+    (40000, 8)
     """
-    return min(moves_within(problem, seconds), MAX_MOVES_PER_OP * problem.n)
+    most = COMPILED_MAX_MOVES_PER_OP if compiles(problem) else MAX_MOVES_PER_OP
+    return min(moves_within(problem, seconds), most * problem.n)
 
 
 def anneal(
@@ -185,44 +238,46 @@ def anneal(
     seed: int = 0,
     time_limit: float | None = None,
     stop: StopToken | None = None,
+    compiled: bool | None = None,
 ) -> Plan:
     """Anneal from ``start`` for ``moves`` moves (fewer if ``time_limit`` seconds pass or
     ``stop`` is set first): the best plan seen, or ``start`` when none beats it. The same
-    seed and moves give the same plan. ``problem`` must be a device view."""
+    seed and moves give the same plan, compiled or not. ``problem`` must be a device view.
+    ``compiled``: run the moves in the compiled loop
+    (:mod:`~hetsched.schedule.latency.annealkernel`); by default wherever it applies (no link
+    contention, no memory limit) and numba is installed."""
     p = problem
     n = p.n
+    if compiled is None:
+        compiled = compiles(p)
     assign_arr, start_arr = schedule_arrays(start, p)
     order = priority_order(p, start_arr + np.arange(n) * 1e-6)  # the plan's, as clusters'
-    state = _State(p, [int(x) for x in assign_arr], order)
-    first = state.best[0]
-    stats: dict[str, object] = {"start_makespan": first, "moves": 0}
+    assign0 = [int(x) for x in assign_arr]
+    state: _State | Kernel = _kernel(p, assign0, order) if compiled else _State(p, assign0, order)
+    first = state.makespan
+    stats: dict[str, object] = {"start_makespan": first, "moves": 0, "compiled": compiled}
     if moves < MIN_MOVES_PER_OP * n:  # too few to walk anywhere: give the time back
         return start.with_(stats={**start.stats, "anneal": {**stats, "skipped": moves}})
-    rng = random.Random(seed)
-    neighbours = [sorted({u for u, _ in p.preds[v]} | {w for w, _ in p.succs[v]}) for v in range(n)]
-    preds = [[u for u, _ in p.preds[v]] for v in range(n)]
-    succs = [[w for w, _ in p.succs[v]] for v in range(n)]
-    allowed = [np.flatnonzero(p.allowed[v]).tolist() for v in range(n)]
+    draws = np.random.default_rng(seed)
     deadline = None if time_limit is None else time.perf_counter() + time_limit
     heat = start_temperature(first, n, moves / n)
-    temperature = heat
+    shares = (DEVICE_MOVES, GROUP_MOVES, NEIGHBOUR_DEVICE)
+    check_every = COMPILED_CHECK_EVERY if compiled else CHECK_EVERY
     done = 0
     while done < moves:
-        if done % CHECK_EVERY == 0:
-            if (stop is not None and stop.is_set()) or (
-                deadline is not None and time.perf_counter() > deadline
-            ):
-                stats["stopped"] = "time"
-                break
-            temperature = heat * (1.0 - done / moves) ** 2
-        done += 1
-        _move(state, rng, temperature, neighbours, preds, succs, allowed)
+        if (stop is not None and stop.is_set()) or (
+            deadline is not None and time.perf_counter() > deadline
+        ):
+            stats["stopped"] = "time"
+            break
+        block = draws.random((min(check_every, moves - done), DRAWS))
+        state.run(block, done, moves, heat, shares)
+        done += len(block)
     stats.update(moves=done, evaluations=state.evaluations)
-    best_makespan, best_assign, best_order = state.best
-    if best_makespan >= first:
+    if state.makespan >= first:
         return start.with_(stats={**start.stats, "anneal": stats})
-    assign = np.array(best_assign, dtype=np.int64)
-    start_times, xfer = retime(p, assign, best_order)
+    assign = np.array(state.best_assign, dtype=np.int64)
+    start_times, xfer = retime(p, assign, list(state.best_order))
     return plan_from_schedule(
         p,
         assign=assign,
@@ -235,72 +290,89 @@ def anneal(
     )
 
 
+def compiles(problem: Problem) -> bool:
+    """Whether annealing on ``problem`` runs in the compiled loop: no link contention, no
+    memory limit, and numba installed."""
+    if problem.link_contention or problem.use_memory:
+        return False
+    try:
+        import numba  # noqa: F401
+    except ImportError:  # pragma: no cover - numba is a dependency
+        return False
+    return True
+
+
+def _kernel(p: Problem, assign: list[int], order: list[int]) -> Kernel:
+    from hetsched.schedule.latency.annealkernel import Kernel
+
+    return Kernel(p, assign=assign, order=order, tie_weight=TIE_WEIGHT)
+
+
 def _move(
-    state: _State,
-    rng: random.Random,
-    temperature: float,
-    neighbours: list[list[int]],
-    preds: list[list[int]],
-    succs: list[list[int]],
-    allowed: list[list[int]],
+    state: _State, u: list[float], temperature: float, shares: tuple[float, float, float]
 ) -> None:
-    """Try one random move; take it if the cost falls, or by the Metropolis rule."""
-    assign, order = state.assign, state.order
+    """Try one random move, drawn from the uniforms ``u`` (:data:`DRAWS` of them); take it
+    if the cost falls, or by the Metropolis rule."""
+    device_share, group_share, neighbour_share = shares
+    assign, order, g = state.assign, state.order, state.graph
     n = len(assign)
-    v = rng.randrange(n)
-    r = rng.random()
-    if r < DEVICE_MOVES + GROUP_MOVES:
-        if not neighbours[v] and r >= DEVICE_MOVES:
+    v = min(int(u[0] * n), n - 1)
+    r = u[1]
+    neighbours = g.neighbours[v]
+    if r < device_share + group_share:
+        grouped = r >= device_share
+        if not neighbours and grouped:
             return
-        if neighbours[v] and (r >= DEVICE_MOVES or rng.random() < NEIGHBOUR_DEVICE):
-            device = assign[rng.choice(neighbours[v])]
+        if neighbours and (grouped or u[2] < neighbour_share):
+            device = assign[neighbours[_pick(u[3], len(neighbours))]]
         else:
-            device = rng.choice(allowed[v])
+            device = g.allowed[v][_pick(u[3], len(g.allowed[v]))]
+        if device == assign[v]:
+            return
         group = [v]
-        if r >= DEVICE_MOVES:  # the op and its neighbours on its device
-            group += [x for x in neighbours[v] if assign[x] == assign[v]]
-        if device == assign[v] or any(device not in allowed[x] for x in group):
+        if grouped:  # the op and its neighbours on its device
+            group += [x for x in neighbours if assign[x] == assign[v]]
+        if any(device not in g.allowed[x] for x in group):
             return
         old = [assign[x] for x in group]
         for x in group:
             assign[x] = device
         first = min(state.pos[x] for x in group)
-        if not (state.fits(assign) and _accept(state, assign, order, first, rng, temperature)):
+        if not (state.fits(assign) and _accept(state, assign, order, first, u[4], temperature)):
             for x, d in zip(group, old, strict=True):
                 assign[x] = d
         return
     # an order move: v anywhere between its last input and its first consumer
     pos = state.pos
-    lo = max((pos[u] for u in preds[v]), default=-1) + 1
-    hi = min((pos[w] for w in succs[v]), default=n) - 1
+    lo = max((pos[u] for u in g.preds[v]), default=-1) + 1
+    hi = min((pos[w] for w in g.succs[v]), default=n) - 1
     i = pos[v]
     if hi <= lo:
         return
-    j = rng.randint(lo, hi)
+    j = lo + _pick(u[3], hi - lo + 1)
     if j == i:
         return
     trial = order[:i] + order[i + 1 :]
     trial.insert(j, v)
-    if _accept(state, assign, trial, min(i, j), rng, temperature):
+    if _accept(state, assign, trial, min(i, j), u[4], temperature):
         state.order = trial
         for k in range(min(i, j), max(i, j) + 1):
             pos[trial[k]] = k
 
 
+def _pick(draw: float, k: int) -> int:
+    """An index below ``k`` from a uniform draw in [0, 1)."""
+    return min(int(draw * k), k - 1)
+
+
 def _accept(
-    state: _State,
-    assign: list[int],
-    order: list[int],
-    first: int,
-    rng: random.Random,
-    temperature: float,
+    state: _State, assign: list[int], order: list[int], first: int, draw: float, temperature: float
 ) -> bool:
     """Evaluate ``(assign, order)`` (the current state's before place ``first``); if taken,
     it becomes the current state's timing and cost (and the best, if its makespan is the
     lowest yet). The Metropolis rule (a rise ``delta`` is taken with probability
-    ``exp(-delta / temperature)``) is drawn first, as the most the cost may rise, so that
-    the re-timing stops as soon as the makespan alone rises more."""
-    draw = rng.random()
+    ``exp(-delta / temperature)``, ``draw`` the uniform) is drawn first, as the most the
+    cost may rise, so that the re-timing stops as soon as the makespan alone rises more."""
     rise = 0.0 if temperature <= 0 else math.inf if draw <= 0 else -temperature * math.log(draw)
     state.evaluations += 1
     found = state.evaluate(assign, order, first, cap=state.cost + rise)
@@ -312,8 +384,9 @@ def _accept(
         return False
     state.cost = cost
     state.timing = state.trial
-    if makespan < state.best[0]:
-        state.best = (makespan, list(assign), list(order))
+    if makespan < state.makespan:
+        state.makespan = makespan
+        state.best_assign, state.best_order = list(assign), list(order)
     return True
 
 

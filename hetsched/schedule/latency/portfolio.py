@@ -135,7 +135,7 @@ CLUSTER_SHARE = 0.15
 # On graphs CP-SAT takes whole on at most ANNEAL_MIN_DEVICES devices, CP-SAT does more with
 # the time (100 ops, CCR 10, 3 devices, 10 s, two runs each: 952-957 against 995-1,099,
 # 1,027-1,040 against 1,076-1,150; one graph the other way, 1,269-1,287 against 1,225-1,244).
-ANNEAL_SHARE = 0.3
+ANNEAL_SHARE = 0.6
 ANNEAL_MIN_CCR = 3.0
 ANNEAL_MIN_DEVICES = 3
 # Share of the remaining budget for the placement relaxation's bound

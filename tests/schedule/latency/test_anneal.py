@@ -8,7 +8,13 @@ import pytest
 from hetsched.bench.instances import build_problem, random_spec
 from hetsched.plan import validate
 from hetsched.problem import Problem
-from hetsched.schedule.latency.anneal import anneal, moves_within, solve_anneal, start_temperature
+from hetsched.schedule.latency.anneal import (
+    anneal,
+    compiles,
+    moves_within,
+    solve_anneal,
+    start_temperature,
+)
 from hetsched.schedule.latency.clusters import solve_clusters
 from hetsched.schedule.latency.heuristics import solve_heft, solve_heft_fewer
 from hetsched.schedule.latency.listsched import Retimer, priority_order, retime
@@ -88,6 +94,22 @@ def test_annealed_plans_are_valid_and_never_worse_than_their_start(seed: int) ->
         assert plan.makespan <= start.makespan
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_the_compiled_loop_moves_as_the_python_one(seed: int) -> None:
+    # the same draws, the same moves, the same re-timing and acceptance: the same plan and
+    # the same count of trials, on graphs with one and several snapshots of the devices
+    for p in (heavy_problem(seed, n=14, devices=4), heavy_problem(seed, n=60, devices=5)):
+        assert compiles(p)
+        start = solve_heft(p, time_limit=5)
+        fast, slow = (anneal(p, start, seed=seed, moves=4_000, compiled=c) for c in (True, False))
+        validate(fast, p)
+        assert (fast.makespan, fast.start, fast.modes) == (slow.makespan, slow.start, slow.modes)
+        ran = [plan.stats.get("anneal", plan.stats) for plan in (fast, slow)]
+        assert [r["compiled"] for r in ran] == [True, False]
+        assert ran[0]["evaluations"] == ran[1]["evaluations"] > 1_000
+    assert not compiles(bus_problem(0))  # link contention: annealed in Python
+
+
 def test_a_given_number_of_moves_is_deterministic() -> None:
     p = heavy_problem(2, n=14, devices=4)
     start = solve_heft(p, time_limit=5)
@@ -109,8 +131,8 @@ def test_a_budget_is_moves_by_the_size_of_the_graph() -> None:
 
 def test_the_start_temperature_follows_the_moves_per_op() -> None:
     hot, cold = start_temperature(1000, 100, 1e6), start_temperature(1000, 100, 1.0)
-    assert hot == 40.0 and cold == 5.0
-    assert cold < start_temperature(1000, 100, 500.0) < hot
+    assert hot == 20.0 and cold == 5.0
+    assert cold < start_temperature(1000, 100, 250.0) < hot
 
 
 def test_it_beats_the_greedy_moves_on_a_communication_heavy_graph() -> None:
