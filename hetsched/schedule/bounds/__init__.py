@@ -231,9 +231,9 @@ def lower_bound_within(
         ("modes_lp", budget_lp_bound, LP_SECONDS_PER_UNIT * units * problem.has_error_modes),
         ("priced_path", priced_path_bound, 0.0),
         ("lp", lp_bound, LP_SECONDS_PER_UNIT * units),
-        ("window", window_load_bound, LP_SECONDS_PER_UNIT * units),
         # from the quick bounds: where they hold, one LP
         ("group_load", partial(group_load_bound, floor=lb), GROUP_LOAD_SECONDS_PER_UNIT * units),
+        ("window", window_load_bound, LP_SECONDS_PER_UNIT * units),
         ("transfer_lp", transfer_lp_bound, TRANSFER_LP_SECONDS * lp_size),
     ):
         cache = _BOUND_MEMO.get(problem, {})
@@ -258,9 +258,10 @@ def lower_bound_within(
                 continue
             _BOUND_MEMO.setdefault(problem, {})[name] = value
             continue
-        if name == "transfer_lp":  # bounded by the deadline; a run cut short is not kept
+        if name in ("transfer_lp", "window"):  # to the deadline; a run cut short is not kept
             left = None if deadline is None else deadline - time.perf_counter()
-            value = transfer_lp_bound(problem.floored, time_limit=left)  # mix checked above
+            limited = transfer_lp_bound if name == "transfer_lp" else window_load_bound
+            value = limited(problem.floored, time_limit=left)  # transfer_lp: mix checked above
             if value == 0 and deadline is not None and time.perf_counter() >= deadline:
                 skipped.append(name)
                 continue

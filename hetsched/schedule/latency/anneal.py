@@ -106,7 +106,7 @@ COMPILED_MOVE_SECONDS = 4e-9
 # budgets are CP-SAT's (at 60 s and CCR 1, annealing for 30% of the time cost the proof of
 # a 100-op graph).
 MAX_MOVES_PER_OP = 1000
-COMPILED_MAX_MOVES_PER_OP = 20_000
+COMPILED_MAX_MOVES_PER_OP = 100_000
 # Moves between clock reads: in Python, and in the compiled loop.
 CHECK_EVERY = 200
 COMPILED_CHECK_EVERY = 2000
@@ -239,13 +239,15 @@ def anneal(
     time_limit: float | None = None,
     stop: StopToken | None = None,
     compiled: bool | None = None,
+    heat: float | None = None,
 ) -> Plan:
     """Anneal from ``start`` for ``moves`` moves (fewer if ``time_limit`` seconds pass or
     ``stop`` is set first): the best plan seen, or ``start`` when none beats it. The same
     seed and moves give the same plan, compiled or not. ``problem`` must be a device view.
     ``compiled``: run the moves in the compiled loop
     (:mod:`~hetsched.schedule.latency.annealkernel`); by default wherever it applies (no link
-    contention, no memory limit) and numba is installed."""
+    contention, no memory limit) and numba is installed. ``heat``: the start temperature in
+    makespan per op (default :func:`start_temperature`'s, by the moves per op)."""
     p = problem
     n = p.n
     if compiled is None:
@@ -260,7 +262,7 @@ def anneal(
         return start.with_(stats={**start.stats, "anneal": {**stats, "skipped": moves}})
     draws = np.random.default_rng(seed)
     deadline = None if time_limit is None else time.perf_counter() + time_limit
-    heat = start_temperature(first, n, moves / n)
+    initial = start_temperature(first, n, moves / n) if heat is None else heat * first / n
     shares = (DEVICE_MOVES, GROUP_MOVES, NEIGHBOUR_DEVICE)
     check_every = COMPILED_CHECK_EVERY if compiled else CHECK_EVERY
     done = 0
@@ -271,7 +273,7 @@ def anneal(
             stats["stopped"] = "time"
             break
         block = draws.random((min(check_every, moves - done), DRAWS))
-        state.run(block, done, moves, heat, shares)
+        state.run(block, done, moves, initial, shares)
         done += len(block)
     stats.update(moves=done, evaluations=state.evaluations)
     if state.makespan >= first:

@@ -136,6 +136,14 @@ CLUSTER_SHARE = 0.15
 # the time (100 ops, CCR 10, 3 devices, 10 s, two runs each: 952-957 against 995-1,099,
 # 1,027-1,040 against 1,076-1,150; one graph the other way, 1,269-1,287 against 1,225-1,244).
 ANNEAL_SHARE = 0.6
+# The start temperature (makespan per op) of a second annealing search beside the first on
+# graphs with no placement relaxation to run beside it (above PLACEMENT_MAX_OPS ops), with
+# two workers or more. At 1,000 ops and 1,000 moves per op (about 6 s compiled, from
+# heft-efficient's plan) 0.1 was best or within 1% of it on 4 of 5 random-suite CCR-10
+# graphs (3 and 8 devices, seeds 0 and 1: 11,141 against 11,323 at 1 and 11,293 at 0.3 on
+# 3 unrelated devices) where the moves-per-op rule starts at 2; at 300 ops on 8 devices
+# 2 was best.
+COOL_HEAT = 0.1
 ANNEAL_MIN_CCR = 3.0
 ANNEAL_MIN_DEVICES = 3
 # Share of the remaining budget for the placement relaxation's bound
@@ -449,22 +457,34 @@ def _bound(p: Problem, ctx: SolveContext) -> tuple[int, tuple[str, ...]]:
 def _anneal_stage(
     p: Problem, view: Problem, best: Plan, bound: float, ctx: SolveContext, stats: dict[str, Any]
 ) -> tuple[Plan, float, bool]:
-    """Simulated annealing from ``best`` for its share of the time; with two workers or more
-    the placement relaxation searches beside it, on all the workers (annealing is one
-    Python thread and CP-SAT releases the GIL; on two cores, with one worker it did not
-    prove a 100-op bound in 60 s that it proves with two, 771 against 851), and annealing
-    goes on from its best plan until the relaxation ends. The best plan, the best bound,
-    and whether the relaxation ran."""
-    from hetsched.schedule.latency.anneal import anneal, moves_for, solve_anneal
+    """Simulated annealing from ``best`` for its share of the time. With two workers or
+    more, on graphs of up to :data:`~hetsched.schedule.latency.placement.PLACEMENT_MAX_OPS`
+    ops the placement relaxation searches beside it on all the workers (on two cores, with
+    one worker it did not prove a 100-op bound in 60 s that it proves with two, 771 against
+    851) and annealing goes on from its best plan until the relaxation ends; on larger
+    graphs a second, cool search (:data:`COOL_HEAT`) runs beside the first (the compiled
+    move loop releases the GIL). The best plan, the best bound, and whether the relaxation
+    ran."""
+    from hetsched.schedule.latency.anneal import anneal, compiles, moves_for, solve_anneal
+    from hetsched.schedule.latency.placement import PLACEMENT_MAX_OPS
 
-    with ThreadPoolExecutor(1) as pool:
+    with ThreadPoolExecutor(2) as pool:
         side = None
         if ctx.workers >= 2:
             side_end = time.perf_counter() + PLACEMENT_SHARE * ctx.remaining()
             side = pool.submit(_placement_stage, p, best, bound, ctx, stats, beside=True)
-        found = solve_anneal.within(
-            view, ctx.child(time_limit=ANNEAL_SHARE * ctx.remaining(), hint=best)
-        )
+        share = ANNEAL_SHARE * ctx.remaining()
+        cool = None
+        if ctx.workers >= 2 and view.n > PLACEMENT_MAX_OPS and compiles(view):
+            # no relaxation to run beside: a second, cool search on the other worker
+            moves = moves_for(view, share)
+            cool = pool.submit(
+                anneal, view, best, moves=moves, seed=ctx.seed + 2, heat=COOL_HEAT,
+                time_limit=share, stop=ctx.stop,
+            )  # fmt: skip
+        found = solve_anneal.within(view, ctx.child(time_limit=share, hint=best))
+        if cool is not None:
+            found = min(found, cool.result(), key=lambda x: x.makespan)
         stats["path"].append("anneal")
         if side is not None and not side.done() and not ctx.stop.is_set():
             left = side_end - time.perf_counter()
