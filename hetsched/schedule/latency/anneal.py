@@ -224,7 +224,7 @@ def moves_for(problem: Problem, seconds: float) -> int:
     >>> p = Problem.from_arrays(names=["a", "b"], devices=["x", "y"],
     ...     exec_time=np.ones((2, 2)), edges=[(0, 1, 1.0)], quantum=1.0)
     >>> moves_for(p, 1.0), moves_for(p, 1e-7)
-    (40000, 8)
+    (200000, 8)
     """
     most = COMPILED_MAX_MOVES_PER_OP if compiles(problem) else MAX_MOVES_PER_OP
     return min(moves_within(problem, seconds), most * problem.n)
