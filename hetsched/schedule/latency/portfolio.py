@@ -483,8 +483,11 @@ def _anneal_stage(
                 time_limit=share, stop=ctx.stop,
             )  # fmt: skip
         found = solve_anneal.within(view, ctx.child(time_limit=share, hint=best))
+        stats["anneal"] = {"makespan": found.makespan}
         if cool is not None:
-            found = min(found, cool.result(), key=lambda x: x.makespan)
+            cooled = cool.result()
+            stats["anneal"]["cool"] = cooled.makespan
+            found = min(found, cooled, key=lambda x: x.makespan)
         stats["path"].append("anneal")
         if side is not None and not side.done() and not ctx.stop.is_set():
             left = side_end - time.perf_counter()

@@ -170,6 +170,17 @@ def test_with_two_workers_the_placement_relaxation_runs_beside_annealing() -> No
         assert plan.stats["placement"]["bound"] <= plan.lower_bound <= plan.makespan
 
 
+def test_above_the_relaxation_s_size_a_cool_search_runs_beside_annealing() -> None:
+    from hetsched.schedule.latency.placement import PLACEMENT_MAX_OPS
+
+    p = build_problem(random_spec(PLACEMENT_MAX_OPS + 50, 8, 10.0, seed=1, beta=1.0))
+    plan = solve_portfolio(p, time_limit=4, seed=0, workers=2)
+    validate(plan, p)
+    assert "anneal" in plan.stats["path"] and "placement" not in plan.stats["path"]
+    searches = plan.stats["anneal"]
+    assert plan.makespan <= min(searches["makespan"], searches["cool"])
+
+
 def test_graphs_whose_transfers_cost_about_their_ops_are_not_annealed() -> None:
     from hetsched.schedule.latency.heuristics import comm_ratio
     from hetsched.schedule.latency.portfolio import ANNEAL_MIN_CCR
