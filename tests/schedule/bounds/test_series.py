@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import networkx as nx
 import numpy as np
 import pytest
@@ -69,6 +71,20 @@ def test_window_bound_adds_fill_and_drain_to_the_load_bound() -> None:
     )
     assert load_bound(p) == 4
     assert window_load_bound(p) == 6 == brute_force_makespan(p)
+
+
+def test_a_window_lp_cut_short_is_skipped_and_not_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    import hetsched.schedule.bounds as bounds
+    from hetsched.bench.instances import build_problem, random_spec
+
+    p = build_problem(random_spec(300, 8, 10.0, seed=0, beta=0.0))  # GLOP: ~0.5 s
+    assert window_load_bound(p, time_limit=1e-3) == 0  # cut short
+    assert window_load_bound(p) > 0  # the cut run was not kept as "no optimum"
+    # in the bounds within a deadline: started (its estimate says it fits), cut, skipped
+    monkeypatch.setattr(bounds, "LP_SECONDS_PER_UNIT", 0.0)
+    twin = build_problem(random_spec(300, 8, 10.0, seed=0, beta=0.0))  # nothing memoised
+    _, skipped = bounds.lower_bound_within(twin, time.perf_counter() + 1e-3)
+    assert "window" in skipped and "window" not in bounds._BOUND_MEMO.get(twin, {})
 
 
 @pytest.mark.parametrize("seed", range(3))
