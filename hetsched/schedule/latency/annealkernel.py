@@ -40,9 +40,10 @@ class Kernel:
     best seen) and the compiled loop that moves it. ``problem`` must be a device view without
     link contention or a memory limit.
 
-    :meth:`run` makes the moves ``done`` to ``end`` of ``moves`` from a block of uniforms
-    (``DRAWS`` per move); the state persists between calls, so a caller can read the clock
-    between blocks and the plan does not depend on where the blocks end.
+    :meth:`run` makes a block of the ``moves``, one row of uniforms each
+    (:data:`~hetsched.schedule.latency.anneal.DRAWS` per row); the state persists between
+    calls, so a caller can read the clock between blocks and the plan does not depend on
+    where the blocks end.
     """
 
     def __init__(
@@ -54,12 +55,8 @@ class Kernel:
         self.tie_weight = tie_weight
         i64 = np.int64
         dur = np.ascontiguousarray(p.dur, dtype=i64)
-        in_ptr = np.zeros(n + 1, dtype=i64)
-        in_ptr[1:] = np.cumsum([len(p.preds[v]) for v in range(n)])
-        in_src = np.array([u for v in range(n) for u, _ in p.preds[v]], dtype=i64)
-        in_tensor = np.array(
-            [int(p.edge_tensor[k]) for v in range(n) for _, k in p.preds[v]], dtype=i64
-        )
+        in_ptr, in_src = _csr([[u for u, _ in p.preds[v]] for v in range(n)])
+        _, in_tensor = _csr([[int(p.edge_tensor[k]) for _, k in p.preds[v]] for v in range(n)])
         comm = np.ascontiguousarray(p.tensor_comm, dtype=i64)
         if comm.size == 0:
             comm = np.zeros((1, p.num_devices, p.num_devices), dtype=i64)
@@ -124,8 +121,6 @@ class Kernel:
 def compile_kernel() -> None:
     """Compile (or load from numba's cache) the move loop: the first call in a fresh
     environment takes seconds, which a caller may not want charged to a solve."""
-    from hetsched.problem import Problem
-
     p = Problem.from_arrays(
         names=["a", "b"], devices=["x", "y"], exec_time=np.ones((2, 2)), edges=[(0, 1, 1.0)],
         comm_latency=np.ones((2, 2)) - np.eye(2), quantum=1.0,
@@ -135,6 +130,7 @@ def compile_kernel() -> None:
 
 
 def _csr(rows: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of ints as offsets and one flat array (one unused entry when all are empty)."""
     ptr = np.zeros(len(rows) + 1, dtype=np.int64)
     ptr[1:] = np.cumsum([len(r) for r in rows])
     flat = np.array([x for r in rows for x in r], dtype=np.int64)
