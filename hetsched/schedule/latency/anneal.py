@@ -299,7 +299,7 @@ def compiles(problem: Problem) -> bool:
         return False
     try:
         import numba  # noqa: F401
-    except ImportError:  # pragma: no cover - numba is a dependency
+    except ImportError:  # numba is a dependency; without it, Python
         return False
     return True
 

@@ -110,6 +110,18 @@ def test_the_compiled_loop_moves_as_the_python_one(seed: int) -> None:
     assert not compiles(bus_problem(0))  # link contention: annealed in Python
 
 
+def test_without_numba_annealing_runs_in_python(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    p = heavy_problem(1, n=14, devices=4)
+    compiled_moves = moves_within(p, 1.0)
+    monkeypatch.setitem(sys.modules, "numba", None)  # `import numba` raises ImportError
+    assert not compiles(p)
+    assert moves_within(p, 1.0) < compiled_moves / 10  # budgets in Python moves
+    plan = anneal(p, solve_heft(p, time_limit=5), seed=0, moves=1_000)
+    assert plan.stats.get("anneal", plan.stats)["compiled"] is False
+
+
 def test_a_given_number_of_moves_is_deterministic() -> None:
     p = heavy_problem(2, n=14, devices=4)
     start = solve_heft(p, time_limit=5)
