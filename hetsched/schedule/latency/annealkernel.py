@@ -17,7 +17,8 @@ Examples
 >>> p = Problem.from_arrays(names=["a", "b"], devices=["x", "y"],
 ...     exec_time=np.array([[2.0, 3.0], [4.0, 1.0]]), edges=[(0, 1, 1.0)],
 ...     comm_latency=np.array([[0, 5], [5, 0]]), quantum=1.0)
->>> k = Kernel(p, assign=[0, 0], order=[0, 1], tie_weight=0.1)
+>>> from hetsched.schedule.latency.listsched import MoveTables
+>>> k = Kernel(p, MoveTables.of(p), assign=[0, 0], order=[0, 1], tie_weight=0.1)
 >>> k.fin.tolist(), k.makespan
 ([2, 6], 6)
 """
@@ -30,7 +31,7 @@ import numba
 import numpy as np
 
 from hetsched.problem import Problem
-from hetsched.schedule.latency.listsched import SNAPSHOT_EVERY, Retimer
+from hetsched.schedule.latency.listsched import SNAPSHOT_EVERY, MoveTables, Retimer
 
 __all__ = ["Kernel", "compile_kernel"]
 
@@ -47,7 +48,13 @@ class Kernel:
     """
 
     def __init__(
-        self, problem: Problem, *, assign: list[int], order: list[int], tie_weight: float
+        self,
+        problem: Problem,
+        tables: MoveTables,
+        *,
+        assign: list[int],
+        order: list[int],
+        tie_weight: float,
     ) -> None:
         p = problem
         n = p.n
@@ -55,21 +62,16 @@ class Kernel:
         self.tie_weight = tie_weight
         i64 = np.int64
         dur = np.ascontiguousarray(p.dur, dtype=i64)
-        in_ptr, in_src = _csr([[u for u, _ in p.preds[v]] for v in range(n)])
+        in_ptr, in_src = _csr(tables.preds)
         _, in_tensor = _csr([[int(p.edge_tensor[k]) for _, k in p.preds[v]] for v in range(n)])
         comm = np.ascontiguousarray(p.tensor_comm, dtype=i64)
         if comm.size == 0:
             comm = np.zeros((1, p.num_devices, p.num_devices), dtype=i64)
         after = np.array(Retimer(p).after, dtype=i64)
-        neighbours = [
-            sorted({u for u, _ in p.preds[v]} | {w for w, _ in p.succs[v]}) for v in range(n)
-        ]
-        succs = [[w for w, _ in p.succs[v]] for v in range(n)]
-        allowed = [np.flatnonzero(p.allowed[v]).tolist() for v in range(n)]
         self.graph = (
             dur, in_ptr, in_src, in_tensor, comm, after,
-            *_csr(neighbours), *_csr(succs), np.ascontiguousarray(p.allowed, dtype=np.bool_),
-            *_csr(allowed),
+            *_csr(tables.neighbours), *_csr(tables.succs),
+            np.ascontiguousarray(p.allowed, dtype=np.bool_), *_csr(tables.allowed),
         )  # fmt: skip
         snaps = (n + SNAPSHOT_EVERY - 1) // SNAPSHOT_EVERY
         self.assign = np.array(assign, dtype=i64)
@@ -125,7 +127,7 @@ def compile_kernel() -> None:
         names=["a", "b"], devices=["x", "y"], exec_time=np.ones((2, 2)), edges=[(0, 1, 1.0)],
         comm_latency=np.ones((2, 2)) - np.eye(2), quantum=1.0,
     )  # fmt: skip
-    k = Kernel(p, assign=[0, 0], order=[0, 1], tie_weight=0.1)
+    k = Kernel(p, MoveTables.of(p), assign=[0, 0], order=[0, 1], tie_weight=0.1)
     k.run(np.full((4, 5), 0.5), 0, 4, 1.0, (0.5, 0.2, 0.5))
 
 

@@ -18,6 +18,7 @@ import bisect
 import heapq
 from collections.abc import Sequence
 from functools import cached_property
+from typing import NamedTuple
 
 import numpy as np
 
@@ -30,6 +31,7 @@ from hetsched.problem.chains import chain_ok
 __all__ = [
     "SNAPSHOT_EVERY",
     "ListScheduler",
+    "MoveTables",
     "Retimer",
     "Timeline",
     "makespan_units",
@@ -358,6 +360,27 @@ def _retime_single(
         dev_free[d] = max(dev_free[d], finish[v])
         seen[v] = True
     return np.array(start, dtype=np.int64), transfer_start
+
+
+class MoveTables(NamedTuple):
+    """Per op, as lists: its neighbours (inputs and consumers), inputs, consumers, and the
+    devices it may run on: what an annealing move reads
+    (:mod:`~hetsched.schedule.latency.anneal`), in Python and in the compiled loop."""
+
+    neighbours: list[list[int]]
+    preds: list[list[int]]
+    succs: list[list[int]]
+    allowed: list[list[int]]
+
+    @classmethod
+    def of(cls, p: Problem) -> MoveTables:
+        n = p.n
+        return cls(
+            [sorted({u for u, _ in p.preds[v]} | {w for w, _ in p.succs[v]}) for v in range(n)],
+            [[u for u, _ in p.preds[v]] for v in range(n)],
+            [[w for w, _ in p.succs[v]] for v in range(n)],
+            [np.flatnonzero(p.allowed[v]).tolist() for v in range(n)],
+        )
 
 
 class Retimer:
