@@ -31,7 +31,7 @@ import numba
 import numpy as np
 
 from hetsched.problem import Problem
-from hetsched.schedule.latency.listsched import SNAPSHOT_EVERY, MoveTables, Retimer
+from hetsched.schedule.latency.listsched import SNAPSHOT_EVERY, MoveTables, least_time_after
 
 __all__ = ["Kernel", "compile_kernel"]
 
@@ -67,7 +67,7 @@ class Kernel:
         comm = np.ascontiguousarray(p.tensor_comm, dtype=i64)
         if comm.size == 0:
             comm = np.zeros((1, p.num_devices, p.num_devices), dtype=i64)
-        after = np.array(Retimer(p).after, dtype=i64)
+        after = least_time_after(p)
         self.graph = (
             dur, in_ptr, in_src, in_tensor, comm, after,
             *_csr(tables.neighbours), *_csr(tables.succs),

@@ -34,6 +34,7 @@ __all__ = [
     "MoveTables",
     "Retimer",
     "Timeline",
+    "least_time_after",
     "makespan_units",
     "priority_order",
     "retime",
@@ -362,6 +363,17 @@ def _retime_single(
     return np.array(start, dtype=np.int64), transfer_start
 
 
+def least_time_after(problem: Problem) -> np.ndarray:
+    """Per op, at least the time (units) from its finish to the end of any schedule: its
+    successors' least tails (their times and transfers after, at their cheapest)."""
+    from hetsched.schedule.bounds.levels import heads_and_tails_fast
+
+    _, tail = heads_and_tails_fast(problem)
+    out = np.zeros(problem.n, dtype=np.int64)
+    np.maximum.at(out, problem.edge_src, tail[problem.edge_dst])
+    return out
+
+
 class MoveTables(NamedTuple):
     """Per op, as lists: its neighbours (inputs and consumers), inputs, consumers, and the
     devices it may run on: what an annealing move reads
@@ -427,14 +439,8 @@ class Retimer:
 
     @cached_property
     def after(self) -> list[int]:
-        """Per op, at least the time from its finish to the end of any schedule: its
-        successors' least tails (their times and transfers after, at their cheapest)."""
-        from hetsched.schedule.bounds.levels import heads_and_tails_fast
-
-        _, tail = heads_and_tails_fast(self.problem)
-        out = np.zeros(self.n, dtype=np.int64)
-        np.maximum.at(out, self.problem.edge_src, tail[self.problem.edge_dst])
-        return out.tolist()
+        """:func:`least_time_after` of each op, as a list."""
+        return least_time_after(self.problem).tolist()
 
     def finish(self, assign: Sequence[int], order: Sequence[int]) -> list[int]:
         """Each op's finish (units) when every device, and link, runs its ops in ``order``
