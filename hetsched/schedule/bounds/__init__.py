@@ -48,7 +48,7 @@ from __future__ import annotations
 import time
 import weakref
 from collections.abc import Callable
-from functools import partial
+from dataclasses import dataclass
 
 from hetsched.problem import Problem
 from hetsched.schedule.bounds.chainpaths import chain_path_bound
@@ -84,8 +84,14 @@ from hetsched.schedule.bounds.transfers import (
     TRANSFER_LP_MAX_OPS,
     common_mix_value,
     transfer_lp_bound,
+    transfer_lp_within,
 )
-from hetsched.schedule.bounds.windows import device_heads_tails, window_load_bound, window_load_lp
+from hetsched.schedule.bounds.windows import (
+    device_heads_tails,
+    window_load_bound,
+    window_load_lp,
+    window_load_within,
+)
 
 __all__ = [
     "BOUND_SHARE",
@@ -214,68 +220,104 @@ def lower_bound(problem: Problem, *, use_lp: bool = True) -> int:
     return lower_bound_within(problem)[0] if use_lp else quick_lower_bound(problem)
 
 
+def _free(_p: Problem) -> float:
+    """The time estimate of a bound that stops at the deadline on its own."""
+    return 0.0
+
+
+def _always(_p: Problem, _lb: int) -> bool:
+    return True
+
+
+@dataclass(frozen=True)
+class _TimedBound:
+    """One bound of :func:`lower_bound_within`: its run on the rounded-down twin to a
+    deadline, given the bound so far: ``(value, complete)`` (a run cut short is still a
+    bound, but is not kept and is listed as ``cut``); its time estimate (seconds: it is not
+    started if it would end past the deadline); and whether it can add anything to the
+    bound so far (where it cannot, 0 is kept without running it)."""
+
+    name: str
+    run: Callable[[Problem, float | None, int], tuple[int, bool]]
+    seconds: Callable[[Problem], float] = _free
+    useful: Callable[[Problem, int], bool] = _always
+    cut: str = ""
+
+
+def _whole(
+    bound: Callable[[Problem], int],
+) -> Callable[[Problem, float | None, int], tuple[int, bool]]:
+    """A bound that runs to its end once started."""
+    return lambda p, _deadline, _lb: (bound(p), True)
+
+
+def _left(deadline: float | None) -> float | None:
+    """Seconds to ``deadline`` (``None``: no limit)."""
+    return None if deadline is None else max(0.0, deadline - time.perf_counter())
+
+
+def _lp_seconds(p: Problem) -> float:
+    return LP_SECONDS_PER_UNIT * p.n * p.num_devices
+
+
+# In this order: the group load bound starts from the bounds before it.
+_TIMED_BOUNDS = (
+    _TimedBound("load", _whole(load_bound), lambda p: 0.25 * _lp_seconds(p)),
+    _TimedBound("series", lambda p, d, _lb: series_bound_within(p, deadline=d), cut="series LPs"),
+    _TimedBound("modes_lp", _whole(budget_lp_bound), lambda p: _lp_seconds(p) * p.has_error_modes),
+    _TimedBound(
+        "priced_path",
+        lambda p, d, _lb: priced_path_within(p, deadline=d),
+        useful=lambda p, _lb: prices_bind(p),  # neither a budget nor weights to price
+        cut="priced_path prices",
+    ),
+    _TimedBound("lp", _whole(lp_bound), _lp_seconds),
+    _TimedBound(
+        "group_load",
+        lambda p, _d, lb: (group_load_bound(p, floor=lb), True),
+        lambda p: GROUP_LOAD_SECONDS_PER_UNIT * p.n * p.num_devices,
+    ),
+    _TimedBound(
+        "window", lambda p, d, _lb: window_load_within(p, time_limit=_left(d)), _lp_seconds
+    ),
+    _TimedBound(
+        "transfer_lp",
+        lambda p, d, _lb: transfer_lp_within(p, time_limit=_left(d)),
+        lambda p: TRANSFER_LP_SECONDS * p.n**1.5 * p.num_devices**3,
+        # too large, or one device mix for every op is a solution already refuted
+        useful=lambda p, lb: p.n <= TRANSFER_LP_MAX_OPS and common_mix_value(p.floored) > lb,
+    ),
+)
+
+
 def lower_bound_within(
     problem: Problem, deadline: float | None = None
 ) -> tuple[int, tuple[str, ...]]:
     """Best of all bounds that fit before ``deadline`` (a ``time.perf_counter()`` instant;
     ``None``: all), and the names of those skipped. The quick bounds always run; each LP
-    runs only if it should end in time (:data:`LP_SECONDS_PER_UNIT`), the series bound's
-    segment LPs until the deadline. Complete results are kept for the next call."""
+    runs only if it should end in time (:data:`LP_SECONDS_PER_UNIT`), and then to the
+    deadline at most. Complete results are kept for the next call."""
     lb = max(quick_lower_bound(problem), _SEARCHED.get(problem, 0))
     skipped = []
-    units = problem.n * problem.num_devices
-    lp_size = problem.n**1.5 * problem.num_devices**3
-    for name, compute, cost in (
-        ("load", load_bound, 0.25 * LP_SECONDS_PER_UNIT * units),
-        ("series", series_bound, 0.0),
-        ("modes_lp", budget_lp_bound, LP_SECONDS_PER_UNIT * units * problem.has_error_modes),
-        ("priced_path", priced_path_bound, 0.0),
-        ("lp", lp_bound, LP_SECONDS_PER_UNIT * units),
-        # from the quick bounds: where they hold, one LP
-        ("group_load", partial(group_load_bound, floor=lb), GROUP_LOAD_SECONDS_PER_UNIT * units),
-        ("window", window_load_bound, LP_SECONDS_PER_UNIT * units),
-        ("transfer_lp", transfer_lp_bound, TRANSFER_LP_SECONDS * lp_size),
-    ):
-        cache = _BOUND_MEMO.get(problem, {})
-        if name in cache:
-            lb = max(lb, cache[name])
+    twin = problem.floored
+    for bound in _TIMED_BOUNDS:
+        cache = _BOUND_MEMO.setdefault(problem, {})
+        kept = cache.get(bound.name, _BOUND_MEMO.get(twin, {}).get(bound.name))
+        if kept is not None:
+            lb = max(lb, kept)
             continue
-        if name == "priced_path" and not prices_bind(problem):
-            continue  # neither a budget nor resident weights to price: the critical path
-        if name == "transfer_lp" and (
-            problem.n > TRANSFER_LP_MAX_OPS or common_mix_value(problem.floored) <= lb
-        ):  # too large, or one device mix for every op is a solution already refuted
-            _BOUND_MEMO.setdefault(problem, {})[name] = 0
+        if not bound.useful(problem, lb):
+            cache[bound.name] = 0
             continue
-        if deadline is not None and time.perf_counter() + cost > deadline:
-            skipped.append(name)
+        if deadline is not None and time.perf_counter() + bound.seconds(problem) > deadline:
+            skipped.append(bound.name)
             continue
-        if name == "priced_path" and deadline is not None:
-            value, complete = priced_path_within(problem.floored, deadline=deadline)
-            lb = max(lb, value)
-            if not complete:
-                skipped.append("priced_path prices")
-                continue
-            _BOUND_MEMO.setdefault(problem, {})[name] = value
-            continue
-        if name in ("transfer_lp", "window"):  # to the deadline; a run cut short is not kept
-            left = None if deadline is None else deadline - time.perf_counter()
-            limited = transfer_lp_bound if name == "transfer_lp" else window_load_bound
-            value = limited(problem.floored, time_limit=left)  # transfer_lp: mix checked above
-            if value == 0 and deadline is not None and time.perf_counter() >= deadline:
-                skipped.append(name)
-                continue
-            _BOUND_MEMO.setdefault(problem, {})[name] = value
-            lb = max(lb, value)
-            continue
-        if name == "series" and deadline is not None:
-            value, complete = series_bound_within(problem.floored, deadline=deadline)
-            if not complete:
-                skipped.append("series LPs")
-                lb = max(lb, value)
-                continue
-            _BOUND_MEMO.setdefault(problem, {})[name] = value
-        lb = max(lb, _memo(problem, name, compute))
+        value, complete = bound.run(twin, deadline, lb)
+        lb = max(lb, value)
+        if complete:
+            cache[bound.name] = _BOUND_MEMO.setdefault(twin, {})[bound.name] = value
+        else:
+            skipped.append(bound.cut or bound.name)
     return lb, tuple(skipped)
 
 

@@ -39,6 +39,7 @@ __all__ = [
     "forced_delay_tables",
     "forced_delays",
     "least_horizon",
+    "least_horizon_within",
     "load_bound",
     "load_bound_dual",
     "load_dual",
@@ -235,15 +236,22 @@ def least_horizon(solver: Any, t: Any, load: list[list[Any]]) -> int:
     """Each device's load (``load[d]``: its terms) within ``T``, then ``T`` minimised and
     rounded up: the end :func:`lp_bound`, :func:`budget_lp_bound` and the transfer LP share
     (0 if GLOP does not reach an optimum)."""
+    return least_horizon_within(solver, t, load)[0]
+
+
+def least_horizon_within(solver: Any, t: Any, load: list[list[Any]]) -> tuple[int, bool]:
+    """:func:`least_horizon`, and whether it is final: ``False`` where GLOP stopped at its
+    time limit (then 0)."""
     from ortools.linear_solver import pywraplp
 
     for terms in load:
         if terms:
             solver.Add(solver.Sum(terms) <= t)
     solver.Minimize(t)
-    if solver.Solve() != pywraplp.Solver.OPTIMAL:
-        return 0
-    return math.ceil(t.solution_value() - 1e-6)
+    status = solver.Solve()
+    if status != pywraplp.Solver.OPTIMAL:
+        return 0, status != pywraplp.Solver.NOT_SOLVED  # NOT_SOLVED: out of time
+    return math.ceil(t.solution_value() - 1e-6), True
 
 
 def load_bound_dual(p: Problem, *, iterations: int = 400) -> int:

@@ -8,8 +8,13 @@ import math
 import pytest
 
 from hetsched.bench.instances import build_problem, random_spec
+from hetsched.problem import Problem
 from hetsched.schedule.bounds import load_bound, lower_bound_within, quick_lower_bound
-from hetsched.schedule.bounds.transfers import common_mix_value, transfer_lp_bound
+from hetsched.schedule.bounds.transfers import (
+    common_mix_value,
+    transfer_lp_bound,
+    transfer_lp_within,
+)
 from tests.bruteforce import brute_force_makespan, random_tiny_problem
 from tests.schedule.bounds.test_delays import heavy_problem
 
@@ -38,3 +43,20 @@ def test_where_one_mix_is_refuted_it_is_not_solved() -> None:
     assert transfer_lp_bound(related, floor=math.ceil(mix)) == 0
     assert mix <= quick_lower_bound(related) + 1
     assert "transfer_lp" not in lower_bound_within(related, deadline=0.0)[1]
+
+
+def test_a_run_cut_short_is_said_and_not_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    import hetsched.schedule.bounds as bounds
+
+    def unrelated() -> Problem:  # a fresh object each time: nothing memoised
+        return build_problem(random_spec(300, 8, 10.0, seed=0, beta=1.0))  # GLOP: ~9 s
+
+    assert transfer_lp_within(unrelated(), time_limit=1e-3) == (0, False)
+    # in the bounds within a deadline: started (its estimate says it fits), cut, skipped
+    monkeypatch.setattr(bounds, "TRANSFER_LP_SECONDS", 0.0)
+    p = unrelated()
+    _, skipped = bounds.lower_bound_within(p, time.perf_counter() + 0.5)
+    assert "transfer_lp" in skipped and "transfer_lp" not in bounds._BOUND_MEMO.get(p, {})
+    assert "transfer_lp" not in bounds._BOUND_MEMO.get(p.floored, {})
