@@ -73,8 +73,6 @@ def transfer_lp_within(
     solver, mix = lp.solver, lp.mix
     # measured: the dual simplex solves it 4-5x faster than the primal here
     solver.SetSolverSpecificParametersAsString("use_dual_simplex: true")
-    if time_limit is not None:
-        solver.SetTimeLimit(max(1, int(time_limit * 1000)))
     for (u, v), c in _dearest_cuts(p).items():
         delay = 0
         if c > 0:
@@ -85,7 +83,7 @@ def transfer_lp_within(
                 shares.append(w)
             delay = c * solver.Sum(shares)
         solver.Add(lp.starts[v] >= lp.starts[u] + lp.dur[u] + delay)
-    return least_horizon_within(solver, lp.t, lp.load)
+    return least_horizon_within(solver, lp.t, lp.load, time_limit=time_limit)
 
 
 def common_mix_value(problem: Problem) -> float:

@@ -43,6 +43,7 @@ import weakref
 import numpy as np
 
 from hetsched.problem import Problem
+from hetsched.schedule.bounds.load import glop_final
 from hetsched.schedule.bounds.paths import device_finish_times, device_tail_times
 
 __all__ = [
@@ -184,7 +185,7 @@ def _solve_window_lp(
         solver.SetTimeLimit(max(1, int(time_limit * 1000)))
     status = solver.Solve()
     if status != pywraplp.Solver.OPTIMAL:
-        return None, status != pywraplp.Solver.NOT_SOLVED  # NOT_SOLVED: out of time
+        return None, glop_final(status, time_limit)
     frac = np.zeros((p.n, p.num_devices))
     for (v, d), var in x.items():
         frac[v, d] = var.solution_value()
