@@ -7,8 +7,8 @@ choice that couples them and drops only the order of ops on a device:
 
 * each op picks one device it may use (``x[v, d]``) and runs for its duration there,
   from a start ``s_v``; every device's load is at most the makespan ``T``;
-* every edge ``u -> v`` waits for ``u``'s end, plus, with ``v`` on ``b`` and ``u`` not,
-  the cheapest transfer into ``b`` from any other device ``u`` may use;
+* every edge ``u -> v`` waits for ``u``'s end, plus, with ``u`` on ``a`` and ``v`` on
+  ``b != a``, the transfer over the link from ``a`` to ``b``;
 * with ``v`` on ``d``: ``s_v`` is at least its head on ``d`` and ``T`` at least its end
   plus its tail on ``d`` (:func:`~hetsched.schedule.bounds.delays.device_delay_heads_tails`,
   transfers counted), and every ancestor (descendant) of ``v`` on ``d`` runs on ``d``
@@ -18,8 +18,12 @@ Every schedule of the problem is a solution (each op on one device of its mode i
 :meth:`~hetsched.problem.Problem.relaxation`, times rounded down on
 :attr:`~hetsched.problem.Problem.floored`), so CP-SAT's proven lower bound of this model
 is a bound of the real problem. Without the devices' sequencing the search is much
-smaller: on the random suite's 100-op CCR-10 graphs the optimum is 872 (8 related devices,
-other bounds 679), 851 (8 unrelated, 603) and 929 (3 unrelated, 718).
+smaller: on the random suite's 100-op CCR-10 graphs the optimum is 995 (8 related devices,
+other bounds 679), 951 (8 unrelated, 603) and 929 (3 unrelated, 718). Charging each
+transfer only the cheapest link into the consumer's device, whichever device sends, the
+first two are 872 and 851, proved in 8-19 s; the links (one and two units a byte there) take
+longer to prove, so the search proves that looser optimum first and goes on from it (in 60 s,
+two workers: 974, and 951 proved in 56 s).
 
 Minimising the makespan, CP-SAT's bound stays at its floor until the proof completes
 (2-19 s there), so a search cut short proves nothing. The bound is searched from below
@@ -27,13 +31,16 @@ instead (destructive lower bounding): is there a solution within ``floor + step`
 refuted horizon is a proven bound, and the step doubles; the first solution found is the
 hint of a minimisation between the two. The refutations take 0.2-3.6 s each there: in 3 s
 the three bounds rise by 12-16% (to 802, 760 and 675-699 in two runs), in 10 s to 929
-(proved), 868 and 771, and the proofs take 2-17 s (minimising alone: 2-19 s).
+(proved), 868 and 771-851, and the looser optima's proofs take 2-17 s (minimising alone:
+2-19 s).
 
 :func:`sequenced_bound` adds the order back: each device runs its ops one at a time (a
-NoOverlap of optional intervals per device), transfers still the cheapest into each
-device. Each refutation costs 4-15 s there instead of 0.2-3.6, so it starts from the
-relaxation's proven optimum, searched the same way; from there, in 60 s, 929 -> 995 (the
-problem's optimum, proved in 43 s), 872 -> 928 and 851 -> 859. At 50 ops it proves its
+NoOverlap of optional intervals per device): on a device table without link contention,
+the problem itself (every solution a schedule, its optimum the problem's). Each refutation
+costs 4-15 s there instead of 0.2-3.6, so it starts from the relaxation's proven optimum,
+searched the same way; from there, in 60 s, 929 -> 995 (the problem's optimum, proved in
+43 s), and with ``--solver bounds`` in 120 s in all 995 -> 1,022 and 951 -> 960 on the two
+8-device graphs (the best plans known: 1,076 and 1,059). At 50 ops it proves its
 optimum in 1.1-5.7 s (0.2-13% above the relaxation's), at 30 ops the problem's (560,
 550) in under a second. ``--solver bounds`` runs it once the relaxation's optimum is
 proved; the portfolio does not (run with the rest of the relaxation's share it cost
@@ -122,9 +129,11 @@ def _relaxation(
     floor: int,
     hint: tuple[np.ndarray, np.ndarray] | None,
     sequenced: bool = False,
+    links: bool = True,
 ) -> tuple[cp_model.CpModel, cp_model.IntVar]:
     """The relaxation's rows and its makespan variable (no objective); ``sequenced``: each
-    device also runs its ops one at a time."""
+    device also runs its ops one at a time; ``links``: each transfer pays the link from the
+    producer's device (else the cheapest into the consumer's, :func:`_add_transfers`)."""
     p = problem
     n, num = p.n, p.num_devices
     allowed = p.allowed
@@ -156,7 +165,7 @@ def _relaxation(
                 cp_model.LinearExpr.weighted_sum([x[v, d] for v in ops], dur[ops, d].tolist())
                 <= makespan
             )
-    _add_transfers(m, p, x, start, end)
+    _add_transfers(m, p, x, start, end, links=links)
     if sequenced:
         for d in range(num):
             m.add_no_overlap(
@@ -181,9 +190,16 @@ def _relaxation(
     return m, makespan
 
 
-def _add_transfers(m: cp_model.CpModel, p: Problem, x: dict, start: list, end: list) -> None:
-    """Per edge ``u -> v`` and device ``b`` of ``v``: ``s_v >= e_u + c (1 - x[u, b])`` when
-    ``v`` is on ``b``, ``c`` the cheapest transfer into ``b`` from another device of ``u``."""
+def _add_transfers(
+    m: cp_model.CpModel, p: Problem, x: dict, start: list, end: list, *, links: bool
+) -> None:
+    """Per edge ``u -> v`` and device ``b`` of ``v``, when ``v`` is on ``b``: ``s_v >= e_u +
+    c (1 - x[u, b])``, ``c`` the cheapest transfer into ``b`` from another device of ``u``,
+    and where the devices ``u`` may use send to ``b`` at different costs, ``s_v >= e_u +
+    sum over a of comm[a, b] x[u, a]``: the transfer from wherever ``u`` runs (exactly one
+    ``x[u, a]`` is 1; ``comm[b, b] = 0``). The second row alone is exact; the first, one
+    term, propagates sooner (with both, the random suite's 100-op CCR-10 graphs on 8
+    devices proved their optima in 31 and 40 s, against 40 and 55 s with the second alone)."""
     allowed = p.allowed
     off = ~np.eye(p.num_devices, dtype=bool)
     for k in range(p.num_edges):
@@ -192,14 +208,21 @@ def _add_transfers(m: cp_model.CpModel, p: Problem, x: dict, start: list, end: l
         into = np.where(allowed[u][:, None] & off, p.comm[k], np.inf).min(axis=0)
         for b in p.allowed_devices[v]:
             c = into[b]
-            if not np.isfinite(c) or c <= 0:
+            if not np.isfinite(c):
                 continue
-            row = (
-                start[v] >= end[u] + int(c) - int(c) * x[u, b]
-                if (u, b) in x
-                else start[v] >= end[u] + int(c)
-            )
-            m.add(row).only_enforce_if(x[v, b])
+            if c > 0:
+                row = (
+                    start[v] >= end[u] + int(c) - int(c) * x[u, b]
+                    if (u, b) in x
+                    else start[v] >= end[u] + int(c)
+                )
+                m.add(row).only_enforce_if(x[v, b])
+            sent = [(int(p.comm[k, a, b]), x[u, a]) for a in p.allowed_devices[u] if a != b]
+            if links and any(cost > c for cost, _ in sent):  # the link, not only the cut
+                paid = cp_model.LinearExpr.weighted_sum(
+                    [lit for _, lit in sent], [cost for cost, _ in sent]
+                )
+                m.add(start[v] >= end[u] + paid).only_enforce_if(x[v, b])
 
 
 def _add_local_work(
@@ -241,18 +264,44 @@ def placement_bound(
     nor ``floor`` (a proven bound of ``problem`` from elsewhere: the search starts there),
     and whether it proved the relaxation's optimum (or the floor). ``hint``: a schedule of
     ``problem`` (device and start per op, units) to start from; used only where ``problem``
-    is a device table (one mode per op and device) and exact (else its units differ)."""
-    return _search_from_below(
-        problem,
-        sequenced=False,
-        hint=hint,
-        step_divisor=FIRST_STEP_DIVISOR,
-        time_limit=time_limit,
-        seed=seed,
-        workers=workers,
-        stop=stop,
-        floor=floor,
-    )
+    is a device table (one mode per op and device) and exact (else its units differ).
+
+    Searched in two steps: with each transfer charged the cheapest link into the
+    consumer's device (:func:`_add_transfers`: its optimum proved in 8-9 s on the random
+    suite's 100-op CCR-10 graphs on 8 devices), then from that optimum with the link from
+    the producer's device (the optimum of both rows together, searched from the start:
+    not proved within 20 s there)."""
+    deadline = time.perf_counter() + time_limit
+    value, proved = floor, False
+    for links in (False, True):
+        left = deadline - time.perf_counter()
+        if left < MIN_PROBE_SECONDS or (links and not (proved and _links_matter(problem))):
+            break
+        value, proved = _search_from_below(
+            problem,
+            sequenced=False,
+            links=links,
+            hint=hint,
+            step_divisor=FIRST_STEP_DIVISOR,
+            time_limit=left,
+            seed=seed,
+            workers=workers,
+            stop=stop,
+            floor=value,
+        )
+    return value, proved
+
+
+def _links_matter(problem: Problem) -> bool:
+    """Whether some consumer's device receives a tensor at different costs from the devices
+    its producer may use (else the cheapest link into it is every link's cost)."""
+    p = problem.floored.relaxation()
+    if p.num_edges == 0:
+        return False
+    src = p.allowed[p.edge_src][:, :, None] & ~np.eye(p.num_devices, dtype=bool)
+    high = np.where(src, p.comm, -np.inf).max(axis=1)
+    low = np.where(src, p.comm, np.inf).min(axis=1)
+    return bool((np.isfinite(low) & (high > low)).any())
 
 
 def sequenced_bound(
@@ -286,6 +335,7 @@ def sequenced_bound(
     return _search_from_below(
         problem,
         sequenced=True,
+        links=True,
         hint=None,
         step_divisor=SEQUENCED_STEP_DIVISOR,
         time_limit=time_limit,
@@ -300,6 +350,7 @@ def _search_from_below(
     problem: Problem,
     *,
     sequenced: bool,
+    links: bool,
     hint: tuple[np.ndarray, np.ndarray] | None,
     step_divisor: int,
     time_limit: float,
@@ -308,10 +359,10 @@ def _search_from_below(
     stop: StopToken | None,
     floor: int,
 ) -> tuple[int, bool]:
-    """The relaxation (``sequenced`` or not) of ``problem`` from ``floor`` up: refuted
-    horizons (:func:`_refute_upwards`, the first step ``1/step_divisor`` of the floor), then
-    a minimisation from the first solution found (:func:`_minimise_from`);
-    ``(bound, proved)``."""
+    """The relaxation (``sequenced`` or not, paying ``links`` or not) of ``problem`` from
+    ``floor`` up: refuted horizons (:func:`_refute_upwards`, the first step
+    ``1/step_divisor`` of the floor), then a minimisation from the first solution found
+    (:func:`_minimise_from`); ``(bound, proved)``."""
     t0 = time.perf_counter()  # building the model comes out of the time limit
     floor = max(floor, quick_lower_bound(problem))
     p = problem.floored.relaxation()
@@ -319,7 +370,7 @@ def _search_from_below(
         return floor, False
     if hint is not None and (p is not problem):
         hint = None
-    model, makespan = _relaxation(p, floor, hint, sequenced)
+    model, makespan = _relaxation(p, floor, hint, sequenced, links)
     deadline = t0 + time_limit
     step = floor // step_divisor
     low, found = _refute_upwards(model, makespan, floor, step, deadline, seed, workers, stop)
