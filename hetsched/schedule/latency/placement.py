@@ -40,7 +40,7 @@ the problem itself (every solution a schedule, its optimum the problem's). Each 
 costs 4-15 s there instead of 0.2-3.6, so it starts from the relaxation's proven optimum,
 searched the same way; from there, in 60 s, 929 -> 995 (the problem's optimum, proved in
 43 s), and with ``--solver bounds`` in 120 s in all 995 -> 1,022 and 951 -> 960 on the two
-8-device graphs (the best plans known: 1,076 and 1,059). At 50 ops it proves its
+8-device graphs (the best plans known: 1,076 and 1,026). At 50 ops it proves its
 optimum in 1.1-5.7 s (0.2-13% above the relaxation's), at 30 ops the problem's (560,
 550) in under a second. ``--solver bounds`` runs it once the relaxation's optimum is
 proved; the portfolio does not (run with the rest of the relaxation's share it cost
@@ -258,6 +258,7 @@ def placement_bound(
     stop: StopToken | None = None,
     hint: tuple[np.ndarray, np.ndarray] | None = None,
     floor: int = 0,
+    links: bool = True,
 ) -> tuple[int, bool]:
     """CP-SAT's proven lower bound (units) of the placement relaxation of ``problem`` within
     ``time_limit`` seconds, never below :func:`~hetsched.schedule.bounds.quick_lower_bound`
@@ -268,19 +269,22 @@ def placement_bound(
 
     Searched in two steps: with each transfer charged the cheapest link into the
     consumer's device (:func:`_add_transfers`: its optimum proved in 8-9 s on the random
-    suite's 100-op CCR-10 graphs on 8 devices), then from that optimum with the link from
-    the producer's device (the optimum of both rows together, searched from the start:
-    not proved within 20 s there)."""
+    suite's 100-op CCR-10 graphs on 8 devices), then, with ``links`` and where links
+    differ, from that optimum with the link from the producer's device (the optimum of
+    both rows together, searched from the start: not proved within 20 s there; without
+    ``links``, ``proved`` is the first step's)."""
     deadline = time.perf_counter() + time_limit
     value, proved = floor, False
-    for links in (False, True):
+    for paid in (False, True):  # the cheapest link into a device, then every link
         left = deadline - time.perf_counter()
-        if left < MIN_PROBE_SECONDS or (links and not (proved and _links_matter(problem))):
+        if left < MIN_PROBE_SECONDS:
+            break
+        if paid and not (links and proved and _links_matter(problem)):
             break
         value, proved = _search_from_below(
             problem,
             sequenced=False,
-            links=links,
+            links=paid,
             hint=hint,
             step_divisor=FIRST_STEP_DIVISOR,
             time_limit=left,

@@ -89,6 +89,7 @@ __all__ = [
     "LARGE_OPS",
     "LOCAL_SEARCH_SHARE",
     "LP_HEFT_MAX_CCR",
+    "PLACEMENT_LINKS_SECONDS",
     "PLACEMENT_SECONDS_PER_OP",
     "PLACEMENT_SHARE",
     "SEGMENT_SHARE",
@@ -156,6 +157,12 @@ ANNEAL_MIN_DEVICES = 3
 # made them, and at 10 s the plans were no worse (0.789x HEFT against 0.784x, one run each).
 PLACEMENT_SHARE = 0.4
 PLACEMENT_SECONDS_PER_OP = 0.01
+# With at least this many seconds for it, the placement relaxation goes on from its first
+# optimum with each transfer's own link (placement_bound's ``links``); with fewer it stops
+# there. At 10 s on the 100-op CCR-10 graph on 3 related devices that second step proved
+# nothing new in 1.4-2.6 s CP-SAT then lacked (plans 950-1,006 against 942-949, three
+# runs each); alone, it took 32-56 s to prove 995 and 951 on the 8-device ones.
+PLACEMENT_LINKS_SECONDS = 30.0
 # Fraction of the remaining budget for solving one repeated block (when there are blocks).
 BLOCK_SHARE = 0.3
 # Fraction of the remaining budget for solving the classes of segments between series cuts.
@@ -540,6 +547,7 @@ def _placement_stage(
         stop=ctx.stop,
         hint=hint,
         floor=math.ceil(bound / p.quantum - 1e-9),
+        links=budget >= PLACEMENT_LINKS_SECONDS,
     )
     if value * p.quantum > best.makespan * (1 + 1e-9):
         # every plan is a solution of the relaxation: CP-SAT refuted a feasible model

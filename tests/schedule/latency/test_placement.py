@@ -67,6 +67,8 @@ def test_it_pays_the_link_a_transfer_takes_not_the_cheapest_into_the_device() ->
     p = heavy_problem(12)
     assert quick_lower_bound(p) == 18 and brute_force_makespan(p) == 20
     assert placement_bound(p, time_limit=10, workers=1) == (20, True)
+    # the first step alone (the portfolio's below PLACEMENT_LINKS_SECONDS)
+    assert placement_bound(p, time_limit=10, workers=1, links=False) == (18, True)
 
 
 def test_a_hint_changes_nothing_it_proves() -> None:
