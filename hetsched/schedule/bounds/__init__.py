@@ -81,9 +81,8 @@ from hetsched.schedule.bounds.series import (
     series_segments,
 )
 from hetsched.schedule.bounds.transfers import (
-    TRANSFER_LP_MAX_OPS,
-    common_mix_value,
     transfer_lp_bound,
+    transfer_lp_can_beat,
     transfer_lp_within,
 )
 from hetsched.schedule.bounds.windows import (
@@ -138,11 +137,23 @@ _BOUND_MEMO: weakref.WeakKeyDictionary[Problem, dict[str, int]] = weakref.WeakKe
 
 def _memo(problem: Problem, key: str, compute: Callable[[Problem], int]) -> int:
     """``compute`` on the rounded-down twin (a bound of the real problem), once."""
-    cache = _BOUND_MEMO.setdefault(problem, {})
-    if key not in cache:
-        twin = problem.floored
-        cache[key] = compute(twin) if twin is problem else _memo(twin, key, compute)
-    return cache[key]
+    value = _kept(problem, key)
+    if value is None:
+        value = compute(problem.floored)
+        _keep(problem, key, value)
+    return value
+
+
+def _kept(problem: Problem, key: str) -> int | None:
+    """The bound ``key`` of ``problem`` computed before (on it or its twin), if any."""
+    value = _BOUND_MEMO.get(problem, {}).get(key)
+    return _BOUND_MEMO.get(problem.floored, {}).get(key) if value is None else value
+
+
+def _keep(problem: Problem, key: str, value: int) -> None:
+    """Remember the bound ``key`` of ``problem`` and of its rounded-down twin."""
+    _BOUND_MEMO.setdefault(problem, {})[key] = value
+    _BOUND_MEMO.setdefault(problem.floored, {})[key] = value
 
 
 # Bounds a search proved (the placement relaxation, in the solvers above this package),
@@ -285,7 +296,7 @@ _TIMED_BOUNDS = (
         lambda p, d, _lb: transfer_lp_within(p, time_limit=_left(d)),
         lambda p: TRANSFER_LP_SECONDS * p.n**1.5 * p.num_devices**3,
         # too large, or one device mix for every op is a solution already refuted
-        useful=lambda p, lb: p.n <= TRANSFER_LP_MAX_OPS and common_mix_value(p.floored) > lb,
+        useful=lambda p, lb: transfer_lp_can_beat(p.floored, lb),
     ),
 )
 
@@ -299,23 +310,21 @@ def lower_bound_within(
     deadline at most. Complete results are kept for the next call."""
     lb = max(quick_lower_bound(problem), _SEARCHED.get(problem, 0))
     skipped = []
-    twin = problem.floored
     for bound in _TIMED_BOUNDS:
-        cache = _BOUND_MEMO.setdefault(problem, {})
-        kept = cache.get(bound.name, _BOUND_MEMO.get(twin, {}).get(bound.name))
+        kept = _kept(problem, bound.name)
         if kept is not None:
             lb = max(lb, kept)
             continue
         if not bound.useful(problem, lb):
-            cache[bound.name] = 0
+            _BOUND_MEMO.setdefault(problem, {})[bound.name] = 0
             continue
         if deadline is not None and time.perf_counter() + bound.seconds(problem) > deadline:
             skipped.append(bound.name)
             continue
-        value, complete = bound.run(twin, deadline, lb)
+        value, complete = bound.run(problem.floored, deadline, lb)
         lb = max(lb, value)
         if complete:
-            cache[bound.name] = _BOUND_MEMO.setdefault(twin, {})[bound.name] = value
+            _keep(problem, bound.name, value)
         else:
             skipped.append(bound.cut or bound.name)
     return lb, tuple(skipped)

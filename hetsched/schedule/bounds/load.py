@@ -38,13 +38,13 @@ __all__ = [
     "budget_lp_bound",
     "forced_delay_tables",
     "forced_delays",
-    "glop_final",
     "least_horizon",
     "least_horizon_within",
     "load_bound",
     "load_bound_dual",
     "load_dual",
     "lp_bound",
+    "solve_glop",
 ]
 
 # Above this many ops the load bound uses the Lagrangian dual instead of a GLOP model.
@@ -244,29 +244,31 @@ def least_horizon_within(
     solver: Any, t: Any, load: list[list[Any]], *, time_limit: float | None
 ) -> tuple[int, bool]:
     """:func:`least_horizon` within ``time_limit`` seconds, and whether it is final
-    (:func:`glop_final`; 0 when not)."""
-    from ortools.linear_solver import pywraplp
-
+    (:func:`solve_glop`; 0 when not)."""
     for terms in load:
         if terms:
             solver.Add(solver.Sum(terms) <= t)
     solver.Minimize(t)
-    if time_limit is not None:
-        solver.SetTimeLimit(max(1, int(time_limit * 1000)))
-    status = solver.Solve()
-    if status != pywraplp.Solver.OPTIMAL:
-        return 0, glop_final(status, time_limit)
+    optimal, final = solve_glop(solver, time_limit)
+    if not optimal:
+        return 0, final
     return math.ceil(t.solution_value() - 1e-6), True
 
 
-def glop_final(status: int, time_limit: float | None) -> bool:
-    """Whether GLOP's ``status`` is its answer rather than its time limit's: with a limit,
-    NOT_SOLVED and ABNORMAL are not (measured: the transfer LP at 300 ops on 8 devices
-    stopped at 1-1,000 ms ended in either)."""
+def solve_glop(solver: Any, time_limit: float | None) -> tuple[bool, bool]:
+    """Solve a GLOP model within ``time_limit`` seconds (``None``: no limit): whether it
+    reached its optimum, and whether that answer is final rather than the time limit's
+    (with a limit GLOP ends NOT_SOLVED or ABNORMAL when stopped; measured: the transfer LP
+    at 300 ops on 8 devices stopped at 1-1,000 ms ended in either)."""
     from ortools.linear_solver import pywraplp
 
+    if time_limit is not None:
+        solver.SetTimeLimit(max(1, int(time_limit * 1000)))
+    status = solver.Solve()
+    if status == pywraplp.Solver.OPTIMAL:
+        return True, True
     cut = (pywraplp.Solver.NOT_SOLVED, pywraplp.Solver.ABNORMAL)
-    return status == pywraplp.Solver.OPTIMAL or time_limit is None or status not in cut
+    return False, time_limit is None or status not in cut
 
 
 def load_bound_dual(p: Problem, *, iterations: int = 400) -> int:

@@ -42,7 +42,13 @@ from hetsched.problem import Problem
 from hetsched.schedule.bounds.delays import cheapest_remote
 from hetsched.schedule.bounds.load import AssignmentLP, least_horizon_within
 
-__all__ = ["TRANSFER_LP_MAX_OPS", "common_mix_value", "transfer_lp_bound", "transfer_lp_within"]
+__all__ = [
+    "TRANSFER_LP_MAX_OPS",
+    "common_mix_value",
+    "transfer_lp_bound",
+    "transfer_lp_can_beat",
+    "transfer_lp_within",
+]
 
 # Above this many ops the LP (ops x devices assignments, edges x devices cut shares) is
 # not built.
@@ -63,9 +69,7 @@ def transfer_lp_within(
     """:func:`transfer_lp_bound`, and whether it is final: ``False`` where GLOP stopped at
     ``time_limit`` (then 0)."""
     p = problem.relaxation()  # bounds of the question asked
-    if p.n > TRANSFER_LP_MAX_OPS or p.num_devices < 2 or p.num_edges == 0:
-        return 0, True
-    if floor > 0 and common_mix_value(p) <= floor:
+    if not transfer_lp_can_beat(p, floor):
         return 0, True
     lp = AssignmentLP.build(p)
     if lp is None:  # pragma: no cover - GLOP ships with every OR-Tools wheel
@@ -84,6 +88,16 @@ def transfer_lp_within(
             delay = c * solver.Sum(shares)
         solver.Add(lp.starts[v] >= lp.starts[u] + lp.dur[u] + delay)
     return least_horizon_within(solver, lp.t, lp.load, time_limit=time_limit)
+
+
+def transfer_lp_can_beat(problem: Problem, floor: int = 0) -> bool:
+    """Whether the LP is built at all (at most :data:`TRANSFER_LP_MAX_OPS` ops, two devices,
+    an edge) and can end above a positive ``floor`` (:func:`common_mix_value`, an upper
+    bound of its optimum, is above it)."""
+    p = problem.relaxation()
+    if p.n > TRANSFER_LP_MAX_OPS or p.num_devices < 2 or p.num_edges == 0:
+        return False
+    return floor <= 0 or common_mix_value(p) > floor
 
 
 def common_mix_value(problem: Problem) -> float:

@@ -43,7 +43,7 @@ import weakref
 import numpy as np
 
 from hetsched.problem import Problem
-from hetsched.schedule.bounds.load import glop_final
+from hetsched.schedule.bounds.load import solve_glop
 from hetsched.schedule.bounds.paths import device_finish_times, device_tail_times
 
 __all__ = [
@@ -181,11 +181,9 @@ def _solve_window_lp(
                     solver.Add(used >= x[v, d])
                 solver.Add(solver.Sum(terms) <= t - cp - (r + s - cp) * used)
     solver.Minimize(t)
-    if time_limit is not None:
-        solver.SetTimeLimit(max(1, int(time_limit * 1000)))
-    status = solver.Solve()
-    if status != pywraplp.Solver.OPTIMAL:
-        return None, glop_final(status, time_limit)
+    optimal, final = solve_glop(solver, time_limit)
+    if not optimal:
+        return None, final
     frac = np.zeros((p.n, p.num_devices))
     for (v, d), var in x.items():
         frac[v, d] = var.solution_value()
