@@ -34,11 +34,12 @@ Examples
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -286,60 +287,83 @@ def _portfolio(problem: Problem, ctx: SolveContext) -> Plan:
         if improved is not None:
             best = improved.with_(lower_bound=bound)
             ctx.report(name, best.makespan, bound)
-    placed = False  # the placement relaxation has run
-    if heavy and view is not None and best.makespan > bound * (1 + 1e-12) and not ctx.stop.is_set():
-        # Transfers dearer than ops: move whole clusters across the dearest transfers
-        from hetsched.schedule.latency.clusters import solve_clusters
+    beside = None  # the placement relaxation on a worker of its own, beside the plan search
+    if heavy and ctx.workers >= 2 and best.makespan > bound * (1 + 1e-12):
+        beside = _PlacementBeside.start(problem, best, bound, ctx, stats)
+    try:
+        if (
+            heavy
+            and view is not None
+            and best.makespan > bound * (1 + 1e-12)
+            and not ctx.stop.is_set()
+        ):
+            # Transfers dearer than ops: move whole clusters across the dearest transfers
+            from hetsched.schedule.latency.clusters import solve_clusters
 
-        moved = solve_clusters.within(
-            view, ctx.child(time_limit=CLUSTER_SHARE * ctx.remaining(), hint=best)
-        )
-        stats["path"].append("clusters")
-        if moved.makespan < best.makespan:
-            best = moved.with_(lower_bound=bound)
-            ctx.report("clusters", best.makespan, bound)
-        anneal_ok = ccr > ANNEAL_MIN_CCR and (not whole or problem.num_devices > ANNEAL_MIN_DEVICES)
-        if anneal_ok and best.makespan > bound * (1 + 1e-12) and not ctx.stop.is_set():
-            best, bound, placed = _anneal_stage(problem, view, best, bound, ctx, stats)
-    if heavy and best.makespan > bound * (1 + 1e-12) and not placed:
-        bound = _placement_stage(problem, best, bound, ctx, stats)
-    large = not whole and n <= LARGE_OPS
-    unproven = best.makespan > bound * (1 + 1e-12)
-    if large and view is not None and unproven and ctx.remaining() > 0.1 and not ctx.stop.is_set():
-        # Large graphs: a share of the budget for cheap critical-path moves before LNS. (On
-        # graphs CP-SAT takes whole, measured: the time is better spent in CP-SAT.)
-        from hetsched.schedule.latency.localsearch import solve_local_search
+            moved = solve_clusters.within(
+                view, ctx.child(time_limit=CLUSTER_SHARE * ctx.remaining(), hint=best)
+            )
+            stats["path"].append("clusters")
+            if moved.makespan < best.makespan:
+                best = moved.with_(lower_bound=bound)
+                ctx.report("clusters", best.makespan, bound)
+            anneal_ok = ccr > ANNEAL_MIN_CCR and (
+                not whole or problem.num_devices > ANNEAL_MIN_DEVICES
+            )
+            if anneal_ok and best.makespan > bound * (1 + 1e-12) and not ctx.stop.is_set():
+                best = _anneal_stage(view, best, bound, ctx, stats)
+        if heavy and beside is None and best.makespan > bound * (1 + 1e-12):
+            bound = _placement_stage(problem, best, bound, ctx, stats)
+        large = not whole and n <= LARGE_OPS
+        unproven = best.makespan > bound * (1 + 1e-12)
+        if (
+            large
+            and view is not None
+            and unproven
+            and ctx.remaining() > 0.1
+            and not ctx.stop.is_set()
+        ):
+            # Large graphs: a share of the budget for cheap critical-path moves before LNS. (On
+            # graphs CP-SAT takes whole, measured: the time is better spent in CP-SAT.)
+            from hetsched.schedule.latency.localsearch import solve_local_search
 
-        ls = solve_local_search.within(
-            view,
-            ctx.child(time_limit=max(0.05, LOCAL_SEARCH_SHARE * ctx.remaining()), hint=best),
-        )
-        stats["path"].append("ls")
-        stats["ls"] = dict(ls.stats)
-        if ls.makespan < best.makespan:
-            best = ls
-    searched = False
-    exact_ok = whole or view is not None
-    if best.makespan > bound * (1 + 1e-12) and ctx.remaining() > 0.05 and exact_ok:
-        if not ctx.stop.is_set() and whole:
-            from hetsched.schedule.latency.cpsat import solve_cpsat
+            ls = solve_local_search.within(
+                view,
+                ctx.child(time_limit=max(0.05, LOCAL_SEARCH_SHARE * ctx.remaining()), hint=best),
+            )
+            stats["path"].append("ls")
+            stats["ls"] = dict(ls.stats)
+            if ls.makespan < best.makespan:
+                best = ls
+        searched = False
+        exact_ok = whole or view is not None
+        if best.makespan > bound * (1 + 1e-12) and ctx.remaining() > 0.05 and exact_ok:
+            if not ctx.stop.is_set() and whole:
+                from hetsched.schedule.latency.cpsat import solve_cpsat
 
-            exact = solve_cpsat.within(problem, ctx.child(hint=best))
-            searched = exact.searched  # not over a restriction (memory rows that can bind)
-        elif not ctx.stop.is_set():
-            from hetsched.schedule.latency.lns import solve_lns
+                exact = solve_cpsat.within(problem, ctx.child(hint=best))
+                searched = exact.searched  # not over a restriction (memory rows that can bind)
+            elif not ctx.stop.is_set():
+                from hetsched.schedule.latency.lns import solve_lns
 
-            assert view is not None
-            exact = solve_lns.within(view, ctx.child(hint=best), bound=math.floor(bound / q + 1e-9))
-        else:
-            exact = best
-        if exact is not best:
-            stats["path"].append(exact.solver)
-            stats[exact.solver] = dict(exact.stats)
-            if exact.solver == "cpsat" or device_view:  # a view's bound is not the problem's
-                bound = max(bound, exact.lower_bound)
-            if exact.makespan <= best.makespan:
-                best = exact
+                assert view is not None
+                exact = solve_lns.within(
+                    view, ctx.child(hint=best), bound=math.floor(bound / q + 1e-9)
+                )
+            else:
+                exact = best
+            if exact is not best:
+                stats["path"].append(exact.solver)
+                stats[exact.solver] = dict(exact.stats)
+                if exact.solver == "cpsat" or device_view:  # a view's bound is not the problem's
+                    bound = max(bound, exact.lower_bound)
+                if exact.makespan <= best.makespan:
+                    best = exact
+        if beside is not None:
+            bound = max(bound, beside.result(proven=best.makespan <= bound * (1 + 1e-12)))
+    finally:  # the plan search is over, or failed: the relaxation too
+        if beside is not None:
+            beside.stop()
     return best.with_(
         searched=searched or best.searched,
         lower_bound=min(bound, best.makespan),
@@ -397,7 +421,6 @@ def _structured(problem: Problem, ctx: SolveContext) -> Plan:
 def _why_memory(problem: Problem, ctx: SolveContext) -> str:
     """Where HEFT's plan without memory constraints overflows (device, time, largest live
     tensors), to say what does not fit; empty if it fits."""
-    import dataclasses
 
     from hetsched.plan import mode_ids
     from hetsched.plan.memory import memory_profile
@@ -462,28 +485,19 @@ def _bound(p: Problem, ctx: SolveContext) -> tuple[int, tuple[str, ...]]:
 
 
 def _anneal_stage(
-    p: Problem, view: Problem, best: Plan, bound: float, ctx: SolveContext, stats: dict[str, Any]
-) -> tuple[Plan, float, bool]:
-    """Simulated annealing from ``best`` for its share of the time. With two workers or
-    more, on graphs of up to :data:`~hetsched.schedule.latency.placement.PLACEMENT_MAX_OPS`
-    ops the placement relaxation searches beside it on all the workers (on two cores, with
-    one worker it did not prove a 100-op bound in 60 s that it proves with two, 771 against
-    851) and annealing goes on from its best plan until the relaxation ends; on larger
-    graphs a second, cool search (:data:`COOL_HEAT`) runs beside the first (the compiled
-    move loop releases the GIL). The best plan, the best bound, and whether the relaxation
-    ran."""
+    view: Problem, best: Plan, bound: float, ctx: SolveContext, stats: dict[str, Any]
+) -> Plan:
+    """Simulated annealing from ``best`` for its share of the time; on graphs above
+    :data:`~hetsched.schedule.latency.placement.PLACEMENT_MAX_OPS` ops with two workers or
+    more, a second, cool search (:data:`COOL_HEAT`) beside the first (the compiled move
+    loop releases the GIL). The best plan."""
     from hetsched.schedule.latency.anneal import anneal, compiles, moves_for, solve_anneal
     from hetsched.schedule.latency.placement import PLACEMENT_MAX_OPS
 
-    with ThreadPoolExecutor(2) as pool:
-        side = None
-        if ctx.workers >= 2:
-            side_end = time.perf_counter() + PLACEMENT_SHARE * ctx.remaining()
-            side = pool.submit(_placement_stage, p, best, bound, ctx, stats, beside=True)
-        share = ANNEAL_SHARE * ctx.remaining()
+    share = ANNEAL_SHARE * ctx.remaining()
+    with ThreadPoolExecutor(1) as pool:
         cool = None
         if ctx.workers >= 2 and view.n > PLACEMENT_MAX_OPS and compiles(view):
-            # no relaxation to run beside: a second, cool search on the other worker
             moves = moves_for(view, share)
             cool = pool.submit(
                 anneal, view, best, moves=moves, seed=ctx.seed + 2, heat=COOL_HEAT,
@@ -495,25 +509,58 @@ def _anneal_stage(
             cooled = cool.result()
             stats["anneal"]["cool"] = cooled.makespan
             found = min(found, cooled, key=lambda x: x.makespan)
-        stats["path"].append("anneal")
-        if side is not None and not side.done() and not ctx.stop.is_set():
-            left = side_end - time.perf_counter()
-            until = StopToken()  # the relaxation's end, or the portfolio's stop
-            unhook = ctx.stop.on_stop(until.set)
-            side.add_done_callback(lambda _: until.set())
-            start = min(found, best, key=lambda x: x.makespan)
-            moves = moves_for(view, left)
-            more = anneal(view, start, moves=moves, seed=ctx.seed + 1, time_limit=left, stop=until)
-            unhook()
-            found = min(found, more, key=lambda x: x.makespan)
-        if found.makespan < best.makespan:
-            best = found.with_(lower_bound=bound)
-            ctx.report("anneal", best.makespan, bound)
-        if side is None:
-            return best, bound, False
-        bound = side.result()
-        ctx.report(best.solver, best.makespan, bound)
-        return best, bound, True
+    stats["path"].append("anneal")
+    if found.makespan < best.makespan:
+        best = found.with_(lower_bound=bound)
+        ctx.report("anneal", best.makespan, bound)
+    return best
+
+
+class _PlacementBeside:
+    """The placement relaxation's bound (:func:`_placement_stage`, then the sequenced
+    one) on one worker in a thread of its own for all the time left, beside the plan
+    search, which keeps its workers. Without its LP
+    (:mod:`~hetsched.schedule.latency.placement`) one worker proves as fast as two. On
+    the random suite's 100-op CCR-10 graphs at 10 s, two workers, two runs (BENCHMARKS.md):
+    bounds 860 / 929 / 872 / 851 (3 related, 3 unrelated, 8 related, 8 unrelated devices)
+    against 860 / 822 / 760 / 699 with 0.4 of the time before CP-SAT (3 devices) or beside
+    annealing; plans 944-947 / 1,027-1,065 / 1,092-1,111 / 1,054-1,082 against 967-970 /
+    1,027-1,073 / 1,140-1,183 / 1,074-1,118. Handing the relaxation one of the plan
+    search's two workers instead cost CP-SAT its plans (1,102-1,222 on 3 devices)."""
+
+    def __init__(self, future: Future[float], stop: StopToken, unhook: Callable[[], None]):
+        self._future, self._stop, self._unhook = future, stop, unhook
+
+    @classmethod
+    def start(
+        cls, p: Problem, best: Plan, bound: float, ctx: SolveContext, stats: dict[str, Any]
+    ) -> _PlacementBeside | None:
+        """Started where the relaxation applies (else ``None``)."""
+        from hetsched.schedule.latency.placement import PLACEMENT_MAX_OPS
+
+        if p.n > PLACEMENT_MAX_OPS or p.num_devices < 2 or ctx.stop.is_set():
+            return None
+        stop = StopToken()  # the plan search's end, or the portfolio's stop
+        unhook = ctx.stop.on_stop(stop.set)
+        side = dataclasses.replace(ctx, workers=1, stop=stop)
+        pool = ThreadPoolExecutor(1, thread_name_prefix="hetsched-placement")
+        future = pool.submit(
+            _placement_stage, p, best, bound, side, stats, share=1.0, links=True, sequenced=True
+        )
+        pool.shutdown(wait=False)
+        return cls(future, stop, unhook)
+
+    def stop(self) -> None:
+        """Stop its search (its bound so far stays)."""
+        self._stop.set()
+        self._unhook()
+
+    def result(self, *, proven: bool) -> float:
+        """Its bound; stopped first where the plan search has ``proven`` its plan optimal
+        (else it runs to the end of its time)."""
+        if proven:
+            self.stop()
+        return self._future.result()
 
 
 def _placement_stage(
@@ -523,15 +570,23 @@ def _placement_stage(
     ctx: SolveContext,
     stats: dict[str, Any],
     *,
-    beside: bool = False,
+    share: float = PLACEMENT_SHARE,
+    links: bool | None = None,
+    sequenced: bool = False,
 ) -> float:
-    """The best bound with the placement relaxation's, within its share of the time (graphs
-    up to its :data:`~hetsched.schedule.latency.placement.PLACEMENT_MAX_OPS` ops).
-    ``beside``: it runs in a thread beside another stage, which reports progress."""
+    """The best bound with the placement relaxation's, within ``share`` of the time left
+    (graphs up to its :data:`~hetsched.schedule.latency.placement.PLACEMENT_MAX_OPS` ops);
+    ``links``: it goes on with each transfer's own link (default: with at least
+    :data:`PLACEMENT_LINKS_SECONDS` for it); ``sequenced``: once that optimum is proved,
+    with each device's ops in sequence for the time left (as ``--solver bounds`` does)."""
     from hetsched.plan import schedule_arrays
-    from hetsched.schedule.latency.placement import PLACEMENT_MAX_OPS, placement_bound
+    from hetsched.schedule.latency.placement import (
+        PLACEMENT_MAX_OPS,
+        placement_bound,
+        sequenced_bound,
+    )
 
-    budget = PLACEMENT_SHARE * ctx.remaining()
+    budget = share * ctx.remaining()
     if p.n > PLACEMENT_MAX_OPS or p.num_devices < 2 or ctx.stop.is_set():
         return bound
     if budget < PLACEMENT_SECONDS_PER_OP * p.n:
@@ -547,8 +602,13 @@ def _placement_stage(
         stop=ctx.stop,
         hint=hint,
         floor=math.ceil(bound / p.quantum - 1e-9),
-        links=budget >= PLACEMENT_LINKS_SECONDS,
+        links=budget >= PLACEMENT_LINKS_SECONDS if links is None else links,
     )
+    left = t0 + budget - time.perf_counter()
+    if sequenced and proved and left > PLACEMENT_SECONDS_PER_OP * p.n:
+        value, _ = sequenced_bound(
+            p, time_limit=left, seed=ctx.seed, workers=ctx.workers, stop=ctx.stop, floor=value
+        )
     if value * p.quantum > best.makespan * (1 + 1e-9):
         # every plan is a solution of the relaxation: CP-SAT refuted a feasible model
         log_.warning("placement bound %s above a plan of %s: ignored", value, best.makespan)
@@ -562,8 +622,7 @@ def _placement_stage(
     if value * p.quantum > bound:
         bound = value * p.quantum
         record_bound(p, value)  # CP-SAT, next, starts from it
-        if not beside:
-            ctx.report(best.solver, best.makespan, bound)
+        ctx.report(best.solver, best.makespan, bound)
     return bound
 
 

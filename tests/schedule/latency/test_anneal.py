@@ -172,7 +172,7 @@ def test_the_portfolio_anneals_when_transfers_dominate() -> None:
     assert "anneal" in plan.stats["path"] or plan.status == "optimal"
 
 
-def test_with_two_workers_the_placement_relaxation_runs_beside_annealing() -> None:
+def test_with_two_workers_the_placement_relaxation_runs_beside_the_plan_search() -> None:
     p = build_problem(random_spec(40, 5, 10.0, seed=1, beta=1.0))
     plan = solve_portfolio(p, time_limit=4, seed=0, workers=2)
     validate(plan, p)

@@ -10,6 +10,7 @@ from hetsched.plan import schedule_arrays
 from hetsched.schedule.bounds import lower_bound, lower_bound_within, quick_lower_bound
 from hetsched.schedule.latency.heuristics import solve_heft, solve_peft
 from hetsched.schedule.latency.placement import (
+    PLACEMENT_MAX_OPS,
     placement_bound,
     placement_model,
     sequenced_bound,
@@ -88,6 +89,27 @@ def test_the_portfolio_reports_it_where_transfers_dominate() -> None:
     assert "placement" not in short.stats["path"]
     cheap = build_problem(random_spec(30, 3, 0.1, seed=0, beta=1.0))
     assert "placement" not in solve_portfolio(cheap, time_limit=5, seed=0).stats["path"]
+
+
+def test_beside_the_plan_search_it_stops_when_the_plan_is_proven() -> None:
+    import time
+
+    from hetsched.schedule.latency.portfolio import _PlacementBeside
+    from hetsched.solver import SolveContext, StopToken
+
+    p = build_problem(random_spec(100, 8, 10.0, seed=0, beta=0.0))
+    heft = solve_heft(p, time_limit=5)
+    floor = lower_bound(p)
+    ctx = SolveContext(time_limit=300, seed=0, stop=StopToken(), workers=2)
+    stats: dict = {"path": []}
+    beside = _PlacementBeside.start(p, heft, floor * p.quantum, ctx, stats)
+    assert beside is not None
+    t0 = time.perf_counter()
+    bound = beside.result(proven=True)  # stopped at once, not after 300 s
+    assert time.perf_counter() - t0 < 150
+    assert floor * p.quantum <= bound <= heft.makespan
+    big = build_problem(random_spec(PLACEMENT_MAX_OPS + 1, 8, 10.0, seed=0))
+    assert _PlacementBeside.start(big, solve_heft(big, time_limit=5), 0.0, ctx, stats) is None
 
 
 def test_the_bounds_solver_reports_its_bounds_and_no_hints() -> None:
