@@ -113,15 +113,25 @@ SEQUENCED_STEP_DIVISOR = 100
 MIN_PROBE_SECONDS = 0.05
 
 
+# The searches a probe runs on its workers, none with an LP; more workers run no more.
+NO_LP_SUBSOLVERS = ("no_lp", "quick_restart_no_lp")
+
+
 def _new_solver(*, time_limit: float, workers: int, seed: int) -> Any:
-    """A CP-SAT solver for the relaxation's probes: without its LP relaxation (linearization
-    level 0), which is weak here (a fractional assignment spreads every op over all devices
-    and cuts no edge) and costs time. One worker, the random suite's 100-op CCR-10 graphs,
-    the cheapest link into a device: optima 929, 872 and 851 proved in 1.9, 5.6 and 5.4 s
-    (with the LP: 5.4 s, and 868 and 771 after 9 s); with each transfer's own link, 995 and
-    951 in 20 and 18 s (with the LP and two workers: 31-61 s)."""
-    solver = new_cp_solver(time_limit=time_limit, workers=workers, seed=seed)
+    """A CP-SAT solver for the relaxation's probes without its LP relaxation (linearization
+    level 0, :data:`NO_LP_SUBSOLVERS`): the LP is weak here (a fractional assignment
+    spreads every op over all devices and cuts no edge) and costs time. On the random
+    suite's 100-op CCR-10 graphs, the cheapest link into a device, one worker: optima 929,
+    872 and 851 proved in 1.9, 5.6 and 5.4 s (with the LP: 5.4 s, then 868 and 771 after
+    9 s); two workers without an LP, 2.1, 4.6 and 5.5 s; two with CP-SAT's default searches
+    (an LP in one): 4.3 s, then 868 and 771 after 9 s. With each transfer's own link, one
+    worker: 995 and 951 in 20 and 18 s (with the LP and two workers: 31-61 s)."""
+    solver = new_cp_solver(
+        time_limit=time_limit, workers=min(workers, len(NO_LP_SUBSOLVERS)), seed=seed
+    )
     solver.parameters.linearization_level = 0
+    if workers >= 2:
+        solver.parameters.subsolvers.extend(NO_LP_SUBSOLVERS)
     return solver
 
 
