@@ -21,30 +21,30 @@ is a bound of the real problem. Without the devices' sequencing the search is mu
 smaller: on the random suite's 100-op CCR-10 graphs the optimum is 995 (8 related devices,
 other bounds 679), 951 (8 unrelated, 603) and 929 (3 unrelated, 718). Charging each
 transfer only the cheapest link into the consumer's device, whichever device sends, the
-first two are 872 and 851, proved in 8-19 s; the links (one and two units a byte there) take
-longer to prove, so the search proves that looser optimum first and goes on from it (in 60 s,
-two workers: 974, and 951 proved in 56 s).
+first two are 872 and 851; the links (one and two units a byte there) take longer to prove,
+so the search proves that looser optimum first and goes on from it. CP-SAT searches without
+its LP (:func:`_new_solver`: a fractional assignment spreads every op over every device and
+cuts no edge): the three looser optima are proved in 2.1, 5.0 and 5.1 s (two workers; 4-19 s
+with the LP, 868 and 771 after 9 s), the two with each transfer's own link in 20 s (not in
+60 s with the LP: 974 and 885).
 
-Minimising the makespan, CP-SAT's bound stays at its floor until the proof completes
-(2-19 s there), so a search cut short proves nothing. The bound is searched from below
-instead (destructive lower bounding): is there a solution within ``floor + step``? Each
-refuted horizon is a proven bound, and the step doubles; the first solution found is the
-hint of a minimisation between the two. The refutations take 0.2-3.6 s each there: in 3 s
-the three bounds rise by 12-16% (to 802, 760 and 675-699 in two runs), in 10 s to 929
-(proved), 868 and 771-851, and the looser optima's proofs take 2-17 s (minimising alone:
-2-19 s).
+Minimising the makespan, CP-SAT's bound stays at its floor until the proof completes, so a
+search cut short proves nothing. The bound is searched from below instead (destructive lower
+bounding): is there a solution within ``floor + step``? Each refuted horizon is a proven
+bound, and the step doubles; the first solution found is the hint of a minimisation between
+the two.
 
 :func:`sequenced_bound` adds the order back: each device runs its ops one at a time (a
 NoOverlap of optional intervals per device): on a device table without link contention,
 the problem itself (every solution a schedule, its optimum the problem's). Each refutation
-costs 4-15 s there instead of 0.2-3.6, so it starts from the relaxation's proven optimum,
-searched the same way; from there, in 60 s, 929 -> 995 (the problem's optimum, proved in
-43 s), and with ``--solver bounds`` in 120 s in all 995 -> 1,022 and 951 -> 960 on the two
-8-device graphs (the best plans known: 1,076 and 1,026). At 50 ops it proves its
-optimum in 1.1-5.7 s (0.2-13% above the relaxation's), at 30 ops the problem's (560,
-550) in under a second. ``--solver bounds`` runs it once the relaxation's optimum is
-proved; the portfolio does not (run with the rest of the relaxation's share it cost
-proofs: at 60 s at 100 ops and at 10 s at 40-50 ops; BENCHMARKS.md).
+costs seconds more, so it starts from the relaxation's proven optimum, searched the same
+way; from there, in 60 s, 929 -> 995 (the problem's optimum, proved in 17 s), 995 -> 1,022
+and 951 -> 978 on the two 8-device graphs; with ``--solver bounds`` in 120 s in all, one
+worker: 1,058 and 1,014, the best plans known 1,076 and 1,026. At 50 ops it proves its
+optimum in 1.1-5.7 s (0.2-13% above the relaxation's; with the LP), at 30 ops the
+problem's (560, 550) in under a second. ``--solver bounds`` runs it once the relaxation's
+optimum is proved, and so does the portfolio, on a worker of its own beside its plan
+search.
 
 Examples
 --------
@@ -107,7 +107,7 @@ PLACEMENT_MAX_TERMS = 2_000_000
 # refuted one doubles the step.
 FIRST_STEP_DIVISOR = 25
 # The same for the relaxation with sequencing, started from the relaxation's optimum: its
-# refutations cost 4-15 s each at 100 ops, and the first above that optimum the most.
+# refutations cost seconds each at 100 ops, and the first above that optimum the most.
 SEQUENCED_STEP_DIVISOR = 100
 # A probe gets half the time left, and none starts with less than this.
 MIN_PROBE_SECONDS = 0.05
@@ -290,11 +290,11 @@ def placement_bound(
     is a device table (one mode per op and device) and exact (else its units differ).
 
     Searched in two steps: with each transfer charged the cheapest link into the
-    consumer's device (:func:`_add_transfers`: its optimum proved in 8-9 s on the random
+    consumer's device (:func:`_add_transfers`: its optimum proved in 5 s on the random
     suite's 100-op CCR-10 graphs on 8 devices), then, with ``links`` and where links
     differ, from that optimum with the link from the producer's device (the optimum of
-    both rows together, searched from the start: not proved within 20 s there; without
-    ``links``, ``proved`` is the first step's)."""
+    both rows together, searched from the start: not proved within 20 s there, with the
+    LP; without ``links``, ``proved`` is the first step's)."""
     deadline = time.perf_counter() + time_limit
     value, proved = floor, False
     for paid in (False, True):  # the cheapest link into a device, then every link
@@ -342,9 +342,9 @@ def sequenced_bound(
     """CP-SAT's proven lower bound (units) of the placement relaxation of ``problem`` with
     each device running its ops one at a time, within ``time_limit`` seconds, searched
     from ``floor`` up as :func:`placement_bound` searches its own, and whether it proved
-    that relaxation's optimum. Slower per horizon than :func:`placement_bound` (4-15 s
-    per refutation on the random suite's 100-op CCR-10 graphs, two workers), so solvers
-    start it from that bound's proven optimum.
+    that relaxation's optimum. Slower per horizon than :func:`placement_bound` (6-28 s
+    per refutation on the random suite's 100-op CCR-10 graphs on 8 devices, one worker),
+    so solvers start it from that bound's proven optimum.
 
     >>> import numpy as np
     >>> from hetsched.problem import Problem

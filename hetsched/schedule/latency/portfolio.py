@@ -148,21 +148,22 @@ ANNEAL_SHARE = 0.6
 COOL_HEAT = 0.1
 ANNEAL_MIN_CCR = 3.0
 ANNEAL_MIN_DEVICES = 3
-# Share of the remaining budget for the placement relaxation's bound
+# With one worker (with more it runs beside the plan search, :class:`_PlacementBeside`),
+# the share of the remaining budget for the placement relaxation's bound
 # (:mod:`~hetsched.schedule.latency.placement`) on small graphs whose transfers cost more
 # than their ops, when that share gives it at least PLACEMENT_SECONDS_PER_OP per op; it
 # returns as soon as it proves the relaxation's optimum. Searched from below, its bound
-# rises with every refuted horizon (0.2-3.6 s each on the random suite's 100-op CCR-10
-# graphs, two workers), so a short share helps too; its proofs there take 2-17 s. With
-# 0.3 of a 60 s budget it missed the 8-device proofs (868, 771 for 872, 851); with 0.4 it
-# made them, and at 10 s the plans were no worse (0.789x HEFT against 0.784x, one run each).
+# rises with every refuted horizon, so a short share helps too. With its LP (before it
+# searched without) and 0.3 of a 60 s budget it missed the 8-device proofs of the random
+# suite's 100-op CCR-10 graphs (868, 771 for 872, 851); with 0.4 it made them, and at 10 s
+# the plans were no worse (0.789x HEFT against 0.784x, one run each).
 PLACEMENT_SHARE = 0.4
 PLACEMENT_SECONDS_PER_OP = 0.01
-# With at least this many seconds for it, the placement relaxation goes on from its first
-# optimum with each transfer's own link (placement_bound's ``links``); with fewer it stops
-# there. At 10 s on the 100-op CCR-10 graph on 3 related devices that second step proved
-# nothing new in 1.4-2.6 s CP-SAT then lacked (plans 950-1,006 against 942-949, three
-# runs each); alone, it took 32-56 s to prove 995 and 951 on the 8-device ones.
+# With one worker and at least this many seconds for it, the placement relaxation goes on
+# from its first optimum with each transfer's own link (placement_bound's ``links``); with
+# fewer it stops there. At 10 s on the 100-op CCR-10 graph on 3 related devices that second
+# step proved nothing new in 1.4-2.6 s CP-SAT then lacked (plans 950-1,006 against
+# 942-949, three runs each; with its LP). Beside the plan search it always goes on.
 PLACEMENT_LINKS_SECONDS = 30.0
 # Fraction of the remaining budget for solving one repeated block (when there are blocks).
 BLOCK_SHARE = 0.3
@@ -179,6 +180,19 @@ def _portfolio(problem: Problem, ctx: SolveContext) -> Plan:
     ctx = ctx.child(
         time_limit=ctx.remaining() - min(PLAN_SHARE * ctx.remaining(), PLAN_SECONDS_PER_OP * n)
     )
+    beside = _PlacementBeside.start(problem, ctx)
+    if beside is not None and not beside.hands_back:
+        ctx = dataclasses.replace(ctx, workers=ctx.workers - 1)
+    try:
+        return _search(problem, ctx, beside)
+    finally:  # the search is over, or failed: the relaxation too
+        if beside is not None:
+            beside.stop()
+
+
+def _search(problem: Problem, ctx: SolveContext, beside: _PlacementBeside | None) -> Plan:
+    """The portfolio's stages (:func:`_portfolio`), the placement relaxation ``beside``."""
+    n = problem.n
     device_view = problem.is_device_table  # segments, blocks, LS and LNS need one
     heuristics: dict[str, Plan] = {}
     # the device-view heuristics (EFT, LP-rounded HEFT) need a one-device mode for each op
@@ -287,83 +301,67 @@ def _portfolio(problem: Problem, ctx: SolveContext) -> Plan:
         if improved is not None:
             best = improved.with_(lower_bound=bound)
             ctx.report(name, best.makespan, bound)
-    beside = None  # the placement relaxation on a worker of its own, beside the plan search
-    if heavy and ctx.workers >= 2 and best.makespan > bound * (1 + 1e-12):
-        beside = _PlacementBeside.start(problem, best, bound, ctx, stats)
-    try:
-        if (
-            heavy
-            and view is not None
-            and best.makespan > bound * (1 + 1e-12)
-            and not ctx.stop.is_set()
-        ):
-            # Transfers dearer than ops: move whole clusters across the dearest transfers
-            from hetsched.schedule.latency.clusters import solve_clusters
+    anneal_ok = ccr > ANNEAL_MIN_CCR and (not whole or problem.num_devices > ANNEAL_MIN_DEVICES)
+    placed = beside is not None
+    if heavy and view is not None and best.makespan > bound * (1 + 1e-12) and not ctx.stop.is_set():
+        # Transfers dearer than ops: move whole clusters across the dearest transfers
+        from hetsched.schedule.latency.clusters import solve_clusters
 
-            moved = solve_clusters.within(
-                view, ctx.child(time_limit=CLUSTER_SHARE * ctx.remaining(), hint=best)
-            )
-            stats["path"].append("clusters")
-            if moved.makespan < best.makespan:
-                best = moved.with_(lower_bound=bound)
-                ctx.report("clusters", best.makespan, bound)
-            anneal_ok = ccr > ANNEAL_MIN_CCR and (
-                not whole or problem.num_devices > ANNEAL_MIN_DEVICES
-            )
-            if anneal_ok and best.makespan > bound * (1 + 1e-12) and not ctx.stop.is_set():
-                best = _anneal_stage(view, best, bound, ctx, stats)
-        if heavy and beside is None and best.makespan > bound * (1 + 1e-12):
-            bound = _placement_stage(problem, best, bound, ctx, stats)
-        large = not whole and n <= LARGE_OPS
-        unproven = best.makespan > bound * (1 + 1e-12)
-        if (
-            large
-            and view is not None
-            and unproven
-            and ctx.remaining() > 0.1
-            and not ctx.stop.is_set()
-        ):
-            # Large graphs: a share of the budget for cheap critical-path moves before LNS. (On
-            # graphs CP-SAT takes whole, measured: the time is better spent in CP-SAT.)
-            from hetsched.schedule.latency.localsearch import solve_local_search
+        moved = solve_clusters.within(
+            view, ctx.child(time_limit=CLUSTER_SHARE * ctx.remaining(), hint=best)
+        )
+        stats["path"].append("clusters")
+        if moved.makespan < best.makespan:
+            best = moved.with_(lower_bound=bound)
+            ctx.report("clusters", best.makespan, bound)
+        if anneal_ok and best.makespan > bound * (1 + 1e-12) and not ctx.stop.is_set():
+            best = _anneal_stage(view, best, bound, ctx, stats, cool=beside is None)
+    if heavy and not placed and best.makespan > bound * (1 + 1e-12):
+        bound = _placement_stage(problem, best, bound, ctx, stats)
+    large = not whole and n <= LARGE_OPS
+    unproven = best.makespan > bound * (1 + 1e-12)
+    if large and view is not None and unproven and ctx.remaining() > 0.1 and not ctx.stop.is_set():
+        # Large graphs: a share of the budget for cheap critical-path moves before LNS. (On
+        # graphs CP-SAT takes whole, measured: the time is better spent in CP-SAT.)
+        from hetsched.schedule.latency.localsearch import solve_local_search
 
-            ls = solve_local_search.within(
-                view,
-                ctx.child(time_limit=max(0.05, LOCAL_SEARCH_SHARE * ctx.remaining()), hint=best),
-            )
-            stats["path"].append("ls")
-            stats["ls"] = dict(ls.stats)
-            if ls.makespan < best.makespan:
-                best = ls
-        searched = False
-        exact_ok = whole or view is not None
-        if best.makespan > bound * (1 + 1e-12) and ctx.remaining() > 0.05 and exact_ok:
-            if not ctx.stop.is_set() and whole:
-                from hetsched.schedule.latency.cpsat import solve_cpsat
+        ls = solve_local_search.within(
+            view,
+            ctx.child(time_limit=max(0.05, LOCAL_SEARCH_SHARE * ctx.remaining()), hint=best),
+        )
+        stats["path"].append("ls")
+        stats["ls"] = dict(ls.stats)
+        if ls.makespan < best.makespan:
+            best = ls
+    if beside is not None and beside.hands_back:  # its worker back, for CP-SAT or LNS
+        bound = max(bound, beside.result(best, stats, stop_first=True))
+        ctx.report(best.solver, best.makespan, bound)
+        beside = None
+    searched = False
+    exact_ok = whole or view is not None
+    if best.makespan > bound * (1 + 1e-12) and ctx.remaining() > 0.05 and exact_ok:
+        if not ctx.stop.is_set() and whole:
+            from hetsched.schedule.latency.cpsat import solve_cpsat
 
-                exact = solve_cpsat.within(problem, ctx.child(hint=best))
-                searched = exact.searched  # not over a restriction (memory rows that can bind)
-            elif not ctx.stop.is_set():
-                from hetsched.schedule.latency.lns import solve_lns
+            exact = solve_cpsat.within(problem, ctx.child(hint=best))
+            searched = exact.searched  # not over a restriction (memory rows that can bind)
+        elif not ctx.stop.is_set():
+            from hetsched.schedule.latency.lns import solve_lns
 
-                assert view is not None
-                exact = solve_lns.within(
-                    view, ctx.child(hint=best), bound=math.floor(bound / q + 1e-9)
-                )
-            else:
-                exact = best
-            if exact is not best:
-                stats["path"].append(exact.solver)
-                stats[exact.solver] = dict(exact.stats)
-                if exact.solver == "cpsat" or device_view:  # a view's bound is not the problem's
-                    bound = max(bound, exact.lower_bound)
-                if exact.makespan <= best.makespan:
-                    best = exact
-        if beside is not None:
-            bound = max(bound, beside.result(proven=best.makespan <= bound * (1 + 1e-12)))
-    finally:  # the plan search is over, or failed: the relaxation too
-        if beside is not None:
-            beside.stop()
+            assert view is not None
+            exact = solve_lns.within(view, ctx.child(hint=best), bound=math.floor(bound / q + 1e-9))
+        else:
+            exact = best
+        if exact is not best:
+            stats["path"].append(exact.solver)
+            stats[exact.solver] = dict(exact.stats)
+            if exact.solver == "cpsat" or device_view:  # a view's bound is not the problem's
+                bound = max(bound, exact.lower_bound)
+            if exact.makespan <= best.makespan:
+                best = exact
+    if beside is not None:
+        proven = best.makespan <= bound * (1 + 1e-12)
+        bound = max(bound, beside.result(best, stats, stop_first=proven))
     return best.with_(
         searched=searched or best.searched,
         lower_bound=min(bound, best.makespan),
@@ -485,28 +483,35 @@ def _bound(p: Problem, ctx: SolveContext) -> tuple[int, tuple[str, ...]]:
 
 
 def _anneal_stage(
-    view: Problem, best: Plan, bound: float, ctx: SolveContext, stats: dict[str, Any]
+    view: Problem,
+    best: Plan,
+    bound: float,
+    ctx: SolveContext,
+    stats: dict[str, Any],
+    *,
+    cool: bool,
 ) -> Plan:
-    """Simulated annealing from ``best`` for its share of the time; on graphs above
-    :data:`~hetsched.schedule.latency.placement.PLACEMENT_MAX_OPS` ops with two workers or
-    more, a second, cool search (:data:`COOL_HEAT`) beside the first (the compiled move
-    loop releases the GIL). The best plan."""
+    """Simulated annealing from ``best`` for its share of the time; with ``cool`` and two
+    workers or more, on graphs above
+    :data:`~hetsched.schedule.latency.placement.PLACEMENT_MAX_OPS` ops (no placement
+    relaxation to run beside it), a second, cool search (:data:`COOL_HEAT`) beside the
+    first (the compiled move loop releases the GIL). The best plan."""
     from hetsched.schedule.latency.anneal import anneal, compiles, moves_for, solve_anneal
     from hetsched.schedule.latency.placement import PLACEMENT_MAX_OPS
 
     share = ANNEAL_SHARE * ctx.remaining()
     with ThreadPoolExecutor(1) as pool:
-        cool = None
-        if ctx.workers >= 2 and view.n > PLACEMENT_MAX_OPS and compiles(view):
+        second = None
+        if cool and ctx.workers >= 2 and view.n > PLACEMENT_MAX_OPS and compiles(view):
             moves = moves_for(view, share)
-            cool = pool.submit(
+            second = pool.submit(
                 anneal, view, best, moves=moves, seed=ctx.seed + 2, heat=COOL_HEAT,
                 time_limit=share, stop=ctx.stop,
             )  # fmt: skip
         found = solve_anneal.within(view, ctx.child(time_limit=share, hint=best))
         stats["anneal"] = {"makespan": found.makespan}
-        if cool is not None:
-            cooled = cool.result()
+        if second is not None:
+            cooled = second.result()
             stats["anneal"]["cool"] = cooled.makespan
             found = min(found, cooled, key=lambda x: x.makespan)
     stats["path"].append("anneal")
@@ -517,55 +522,74 @@ def _anneal_stage(
 
 
 class _PlacementBeside:
-    """The placement relaxation's bound (:func:`_placement_stage`, then the sequenced
-    one) on one worker in a thread of its own for all the time left, beside the plan
-    search, which keeps its workers. Without its LP
-    (:mod:`~hetsched.schedule.latency.placement`) one worker proves as fast as two. On
-    the random suite's 100-op CCR-10 graphs at 10 s, two workers, two runs (BENCHMARKS.md):
-    bounds 860 / 929 / 872 / 851 (3 related, 3 unrelated, 8 related, 8 unrelated devices)
-    against 860 / 822 / 760 / 699 with 0.4 of the time before CP-SAT (3 devices) or beside
-    annealing; plans 944-947 / 1,027-1,065 / 1,092-1,111 / 1,054-1,082 against 967-970 /
-    1,027-1,073 / 1,140-1,183 / 1,074-1,118. Handing the relaxation one of the plan
-    search's two workers instead cost CP-SAT its plans (1,102-1,222 on 3 devices)."""
+    """The placement relaxation's bound (:func:`_placement_stage`, then the sequenced one)
+    on a worker of its own, in a thread, from the portfolio's start: with three workers or
+    more for all the time (the stages keep the others), with two until CP-SAT or LNS
+    starts (:attr:`hands_back`; the stages before them run on one). Without its LP
+    (:mod:`~hetsched.schedule.latency.placement`) one worker proves as fast as two. On the
+    random suite's 100-op CCR-10 graphs at 10 s, two workers, three runs (BENCHMARKS.md):
+    bounds 860 / 929 / 869-872 / 851 (3 related, 3 unrelated, 8 related, 8 unrelated
+    devices) against 860 / 822-851 / 760 / 699 with its LP, 0.4 of the time before CP-SAT
+    (3 devices) or beside annealing (8); for all the time on a third thread the plans lost
+    2-3%."""
 
-    def __init__(self, future: Future[float], stop: StopToken, unhook: Callable[[], None]):
-        self._future, self._stop, self._unhook = future, stop, unhook
+    def __init__(
+        self,
+        future: Future[float],
+        stop: StopToken,
+        unhook: Callable[[], None],
+        stats: dict[str, Any],
+        *,
+        hands_back: bool,
+    ):
+        self._future, self._stop, self._unhook, self._stats = future, stop, unhook, stats
+        self.hands_back = hands_back
 
     @classmethod
-    def start(
-        cls, p: Problem, best: Plan, bound: float, ctx: SolveContext, stats: dict[str, Any]
-    ) -> _PlacementBeside | None:
-        """Started where the relaxation applies (else ``None``)."""
+    def start(cls, p: Problem, ctx: SolveContext) -> _PlacementBeside | None:
+        """Started with two workers or more on graphs whose transfers cost more than their
+        ops, up to :data:`~hetsched.schedule.latency.placement.PLACEMENT_MAX_OPS` ops (else
+        ``None``)."""
         from hetsched.schedule.latency.placement import PLACEMENT_MAX_OPS
 
-        if p.n > PLACEMENT_MAX_OPS or p.num_devices < 2 or ctx.stop.is_set():
+        if ctx.workers < 2 or p.n > PLACEMENT_MAX_OPS or p.num_devices < 2 or ctx.stop.is_set():
             return None
-        stop = StopToken()  # the plan search's end, or the portfolio's stop
+        if comm_ratio(p) <= 1.0:
+            return None
+        stop = StopToken()  # the search's end, the worker wanted back, or the portfolio's stop
         unhook = ctx.stop.on_stop(stop.set)
-        side = dataclasses.replace(ctx, workers=1, stop=stop)
+        side = dataclasses.replace(ctx, workers=1, stop=stop, progress=None)
+        stats: dict[str, Any] = {"path": []}
         pool = ThreadPoolExecutor(1, thread_name_prefix="hetsched-placement")
         future = pool.submit(
-            _placement_stage, p, best, bound, side, stats, share=1.0, links=True, sequenced=True
+            _placement_stage, p, None, 0.0, side, stats, share=1.0, links=True, sequenced=True
         )
         pool.shutdown(wait=False)
-        return cls(future, stop, unhook)
+        return cls(future, stop, unhook, stats, hands_back=ctx.workers == 2)
 
     def stop(self) -> None:
         """Stop its search (its bound so far stays)."""
         self._stop.set()
         self._unhook()
 
-    def result(self, *, proven: bool) -> float:
-        """Its bound; stopped first where the plan search has ``proven`` its plan optimal
-        (else it runs to the end of its time)."""
-        if proven:
+    def result(self, best: Plan, stats: dict[str, Any], *, stop_first: bool) -> float:
+        """Its bound (0 if above ``best``, a plan: every plan is a solution of the
+        relaxation), its stats added to ``stats``; with ``stop_first`` (the plan proved
+        optimal, or its worker wanted back) stopped first, else when its time is up."""
+        if stop_first:
             self.stop()
-        return self._future.result()
+        bound = self._future.result()
+        if bound > best.makespan * (1 + 1e-9):
+            log_.warning("placement bound %s above a plan of %s: ignored", bound, best.makespan)
+            return 0.0
+        stats["path"].extend(self._stats["path"])
+        stats.update({k: v for k, v in self._stats.items() if k != "path"})
+        return bound
 
 
 def _placement_stage(
     p: Problem,
-    best: Plan,
+    best: Plan | None,
     bound: float,
     ctx: SolveContext,
     stats: dict[str, Any],
@@ -593,7 +617,8 @@ def _placement_stage(
         stats.setdefault("bounds_skipped", []).append("placement")
         return bound
     t0 = time.perf_counter()
-    hint = schedule_arrays(best, p) if p.is_device_table and p.exact else None
+    exact = best is not None and p.is_device_table and p.exact
+    hint = schedule_arrays(best, p) if exact and best is not None else None
     value, proved = placement_bound(
         p,
         time_limit=budget,
@@ -609,7 +634,7 @@ def _placement_stage(
         value, _ = sequenced_bound(
             p, time_limit=left, seed=ctx.seed, workers=ctx.workers, stop=ctx.stop, floor=value
         )
-    if value * p.quantum > best.makespan * (1 + 1e-9):
+    if best is not None and value * p.quantum > best.makespan * (1 + 1e-9):
         # every plan is a solution of the relaxation: CP-SAT refuted a feasible model
         log_.warning("placement bound %s above a plan of %s: ignored", value, best.makespan)
         return bound
@@ -622,7 +647,8 @@ def _placement_stage(
     if value * p.quantum > bound:
         bound = value * p.quantum
         record_bound(p, value)  # CP-SAT, next, starts from it
-        ctx.report(best.solver, best.makespan, bound)
+        if best is not None:
+            ctx.report(best.solver, best.makespan, bound)
     return bound
 
 

@@ -91,7 +91,7 @@ def test_the_portfolio_reports_it_where_transfers_dominate() -> None:
     assert "placement" not in solve_portfolio(cheap, time_limit=5, seed=0).stats["path"]
 
 
-def test_beside_the_plan_search_it_stops_when_the_plan_is_proven() -> None:
+def test_beside_the_search_it_stops_when_asked_and_keeps_what_it_proved() -> None:
     import time
 
     from hetsched.schedule.latency.portfolio import _PlacementBeside
@@ -99,17 +99,27 @@ def test_beside_the_plan_search_it_stops_when_the_plan_is_proven() -> None:
 
     p = build_problem(random_spec(100, 8, 10.0, seed=0, beta=0.0))
     heft = solve_heft(p, time_limit=5)
-    floor = lower_bound(p)
     ctx = SolveContext(time_limit=300, seed=0, stop=StopToken(), workers=2)
-    stats: dict = {"path": []}
-    beside = _PlacementBeside.start(p, heft, floor * p.quantum, ctx, stats)
-    assert beside is not None
+    beside = _PlacementBeside.start(p, ctx)
+    assert beside is not None and beside.hands_back  # two workers: one back for CP-SAT
     t0 = time.perf_counter()
-    bound = beside.result(proven=True)  # stopped at once, not after 300 s
+    stats: dict = {"path": []}
+    bound = beside.result(heft, stats, stop_first=True)  # at once, not after 300 s
     assert time.perf_counter() - t0 < 150
-    assert floor * p.quantum <= bound <= heft.makespan
+    assert bound <= heft.makespan
+    if stats["path"]:  # (stopped before it began, it reports nothing)
+        assert stats["path"] == ["placement"] and stats["placement"]["bound"] == bound
+    three = SolveContext(time_limit=300, seed=0, stop=StopToken(), workers=3)
+    beside = _PlacementBeside.start(p, three)
+    assert beside is not None and not beside.hands_back  # all the time on a third worker
+    beside.stop()
+    assert beside.result(heft, stats, stop_first=False) <= heft.makespan
+    one = SolveContext(time_limit=300, seed=0, stop=StopToken(), workers=1)
+    assert _PlacementBeside.start(p, one) is None  # one worker: the relaxation in turn
     big = build_problem(random_spec(PLACEMENT_MAX_OPS + 1, 8, 10.0, seed=0))
-    assert _PlacementBeside.start(big, solve_heft(big, time_limit=5), 0.0, ctx, stats) is None
+    assert _PlacementBeside.start(big, ctx) is None
+    cheap = build_problem(random_spec(100, 8, 0.1, seed=0))
+    assert _PlacementBeside.start(cheap, ctx) is None  # transfers cheaper than ops
 
 
 def test_the_bounds_solver_reports_its_bounds_and_no_hints() -> None:
