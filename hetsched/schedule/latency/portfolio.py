@@ -180,7 +180,7 @@ def _portfolio(problem: Problem, ctx: SolveContext) -> Plan:
     ctx = ctx.child(
         time_limit=ctx.remaining() - min(PLAN_SHARE * ctx.remaining(), PLAN_SECONDS_PER_OP * n)
     )
-    beside = _PlacementBeside.start(problem, ctx)
+    beside = _PlacementBeside.start(problem, ctx, anneals=_anneals(problem))
     if beside is not None and not beside.hands_back:
         ctx = dataclasses.replace(ctx, workers=ctx.workers - 1)
     try:
@@ -188,6 +188,15 @@ def _portfolio(problem: Problem, ctx: SolveContext) -> Plan:
     finally:  # the search is over, or failed: the relaxation too
         if beside is not None:
             beside.stop()
+
+
+def _anneals(p: Problem) -> bool:
+    """Whether the portfolio anneals plans of ``p``: its transfers cost more than
+    :data:`ANNEAL_MIN_CCR` times its ops, and CP-SAT does not take it whole on at most
+    :data:`ANNEAL_MIN_DEVICES` devices."""
+    ccr = comm_ratio(p)
+    whole = p.n <= (HEAVY_CPSAT_MAX_OPS if p.n <= LARGE_OPS and ccr > 1.0 else CPSAT_MAX_OPS)
+    return ccr > ANNEAL_MIN_CCR and (not whole or p.num_devices > ANNEAL_MIN_DEVICES)
 
 
 def _search(problem: Problem, ctx: SolveContext, beside: _PlacementBeside | None) -> Plan:
@@ -301,7 +310,7 @@ def _search(problem: Problem, ctx: SolveContext, beside: _PlacementBeside | None
         if improved is not None:
             best = improved.with_(lower_bound=bound)
             ctx.report(name, best.makespan, bound)
-    anneal_ok = ccr > ANNEAL_MIN_CCR and (not whole or problem.num_devices > ANNEAL_MIN_DEVICES)
+    anneal_ok = _anneals(problem)
     placed = beside is not None
     if heavy and view is not None and best.makespan > bound * (1 + 1e-12) and not ctx.stop.is_set():
         # Transfers dearer than ops: move whole clusters across the dearest transfers
@@ -546,13 +555,18 @@ class _PlacementBeside:
         self.hands_back = hands_back
 
     @classmethod
-    def start(cls, p: Problem, ctx: SolveContext) -> _PlacementBeside | None:
-        """Started with two workers or more on graphs whose transfers cost more than their
-        ops, up to :data:`~hetsched.schedule.latency.placement.PLACEMENT_MAX_OPS` ops (else
-        ``None``)."""
+    def start(cls, p: Problem, ctx: SolveContext, *, anneals: bool) -> _PlacementBeside | None:
+        """Started on graphs whose transfers cost more than their ops, up to
+        :data:`~hetsched.schedule.latency.placement.PLACEMENT_MAX_OPS` ops, with three
+        workers or more, or two where the portfolio ``anneals`` a device table (on one
+        worker; else CP-SAT would start soon, and the relaxation runs before it, on
+        both); else ``None``."""
         from hetsched.schedule.latency.placement import PLACEMENT_MAX_OPS
 
-        if ctx.workers < 2 or p.n > PLACEMENT_MAX_OPS or p.num_devices < 2 or ctx.stop.is_set():
+        two = ctx.workers == 2 and anneals and p.is_device_table
+        if not (ctx.workers >= 3 or two) or p.n > PLACEMENT_MAX_OPS or p.num_devices < 2:
+            return None
+        if ctx.stop.is_set():
             return None
         if comm_ratio(p) <= 1.0:
             return None

@@ -100,8 +100,9 @@ def test_beside_the_search_it_stops_when_asked_and_keeps_what_it_proved() -> Non
     p = build_problem(random_spec(100, 8, 10.0, seed=0, beta=0.0))
     heft = solve_heft(p, time_limit=5)
     ctx = SolveContext(time_limit=300, seed=0, stop=StopToken(), workers=2)
-    beside = _PlacementBeside.start(p, ctx)
-    assert beside is not None and beside.hands_back  # two workers: one back for CP-SAT
+    assert _PlacementBeside.start(p, ctx, anneals=False) is None  # two workers: in turn
+    beside = _PlacementBeside.start(p, ctx, anneals=True)  # beside annealing, on one
+    assert beside is not None and beside.hands_back  # then both for CP-SAT
     t0 = time.perf_counter()
     stats: dict = {"path": []}
     bound = beside.result(heft, stats, stop_first=True)  # at once, not after 300 s
@@ -110,16 +111,16 @@ def test_beside_the_search_it_stops_when_asked_and_keeps_what_it_proved() -> Non
     if stats["path"]:  # (stopped before it began, it reports nothing)
         assert stats["path"] == ["placement"] and stats["placement"]["bound"] == bound
     three = SolveContext(time_limit=300, seed=0, stop=StopToken(), workers=3)
-    beside = _PlacementBeside.start(p, three)
+    beside = _PlacementBeside.start(p, three, anneals=False)
     assert beside is not None and not beside.hands_back  # all the time on a third worker
     beside.stop()
     assert beside.result(heft, stats, stop_first=False) <= heft.makespan
     one = SolveContext(time_limit=300, seed=0, stop=StopToken(), workers=1)
-    assert _PlacementBeside.start(p, one) is None  # one worker: the relaxation in turn
+    assert _PlacementBeside.start(p, one, anneals=True) is None  # one worker: the relaxation in turn
     big = build_problem(random_spec(PLACEMENT_MAX_OPS + 1, 8, 10.0, seed=0))
-    assert _PlacementBeside.start(big, ctx) is None
+    assert _PlacementBeside.start(big, ctx, anneals=True) is None
     cheap = build_problem(random_spec(100, 8, 0.1, seed=0))
-    assert _PlacementBeside.start(cheap, ctx) is None  # transfers cheaper than ops
+    assert _PlacementBeside.start(cheap, ctx, anneals=True) is None  # transfers cheaper than ops
 
 
 def test_the_bounds_solver_reports_its_bounds_and_no_hints() -> None:
