@@ -3,7 +3,9 @@
 Within one time budget: HEFT, PEFT, CPOP and LP-rounded HEFT (milliseconds to ~0.5 s; on
 graphs whose transfers cost more than their ops, HEFT on the fastest k devices and with
 other rank weights too), the lower bounds (on small such graphs, also the placement
-relaxation's: :mod:`~hetsched.schedule.latency.placement`), cluster moves and simulated
+relaxation's: :mod:`~hetsched.schedule.latency.placement`, in turn with one worker, else
+on a worker of its own beside the other stages: :class:`_PlacementBeside`), cluster moves
+and simulated
 annealing (:mod:`~hetsched.schedule.latency.anneal`) on such graphs, and if the best
 heuristic is not already proven optimal, CP-SAT (small and
 medium graphs) or large-neighbourhood search around the best plan (large graphs), hinted
@@ -534,16 +536,19 @@ class _PlacementBeside:
     """The placement relaxation's bound (:func:`_placement_stage`, then the sequenced one)
     on a worker of its own, in a thread, from the portfolio's start: with three workers or
     more for all the time (the stages keep the others), with two until CP-SAT or LNS
-    starts (:attr:`hands_back`; the stages before them run on one). Without its LP
-    (:mod:`~hetsched.schedule.latency.placement`) one worker proves as fast as two. On the
-    random suite's 100-op CCR-10 graphs at 10 s, two workers, three runs (BENCHMARKS.md):
-    bounds 860 / 929 / 869-872 / 851 (3 related, 3 unrelated, 8 related, 8 unrelated
-    devices) against 860 / 822-851 / 760 / 699 with its LP, 0.4 of the time before CP-SAT
-    (3 devices) or beside annealing (8); for all the time on a third thread the plans lost
-    2-3%."""
+    starts (:attr:`hands_back`; the stages before them, annealing among them, run on
+    one). Without its LP (:mod:`~hetsched.schedule.latency.placement`) one worker proves
+    as fast as two. On the random suite's 100-op CCR-10 graphs at 10 s, two workers, three
+    bench runs each (BENCHMARKS.md): bounds 860 / 929 / 872 / 771 (3 related, 3 unrelated,
+    8 related, 8 unrelated devices) against 860 / 822-851 / 760 / 699 with its LP, in turn
+    before CP-SAT or beside annealing for 0.4 of the time; plans 965 / 1,051 / 1,125 /
+    1,081 on average against 958 / 1,028 / 1,128 / 1,101. Run for all the time on a third
+    thread (two workers for the stages), it proved 851 on the last graph, but the plans
+    lost 2-3% (2 cores)."""
 
     def __init__(
         self,
+        p: Problem,
         future: Future[float],
         stop: StopToken,
         unhook: Callable[[], None],
@@ -551,7 +556,8 @@ class _PlacementBeside:
         *,
         hands_back: bool,
     ):
-        self._future, self._stop, self._unhook, self._stats = future, stop, unhook, stats
+        self._problem, self._future, self._stop = p, future, stop
+        self._unhook, self._stats = unhook, stats
         self.hands_back = hands_back
 
     @classmethod
@@ -579,7 +585,7 @@ class _PlacementBeside:
             _placement_stage, p, None, 0.0, side, stats, share=1.0, links=True, sequenced=True
         )
         pool.shutdown(wait=False)
-        return cls(future, stop, unhook, stats, hands_back=ctx.workers == 2)
+        return cls(p, future, stop, unhook, stats, hands_back=ctx.workers == 2)
 
     def stop(self) -> None:
         """Stop its search (its bound so far stays)."""
@@ -598,6 +604,9 @@ class _PlacementBeside:
             return 0.0
         stats["path"].extend(self._stats["path"])
         stats.update({k: v for k, v in self._stats.items() if k != "path"})
+        if bound > 0:
+            p = self._problem
+            record_bound(p, math.floor(bound / p.quantum + 1e-9))  # CP-SAT, next, starts there
         return bound
 
 
@@ -660,8 +669,8 @@ def _placement_stage(
     }
     if value * p.quantum > bound:
         bound = value * p.quantum
-        record_bound(p, value)  # CP-SAT, next, starts from it
-        if best is not None:
+        if best is not None:  # (else checked against a plan, and kept, by its caller)
+            record_bound(p, value)  # CP-SAT, next, starts from it
             ctx.report(best.solver, best.makespan, bound)
     return bound
 

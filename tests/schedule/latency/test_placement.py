@@ -116,11 +116,29 @@ def test_beside_the_search_it_stops_when_asked_and_keeps_what_it_proved() -> Non
     beside.stop()
     assert beside.result(heft, stats, stop_first=False) <= heft.makespan
     one = SolveContext(time_limit=300, seed=0, stop=StopToken(), workers=1)
-    assert _PlacementBeside.start(p, one, anneals=True) is None  # one worker: the relaxation in turn
+    assert (
+        _PlacementBeside.start(p, one, anneals=True) is None
+    )  # one worker: the relaxation in turn
     big = build_problem(random_spec(PLACEMENT_MAX_OPS + 1, 8, 10.0, seed=0))
     assert _PlacementBeside.start(big, ctx, anneals=True) is None
     cheap = build_problem(random_spec(100, 8, 0.1, seed=0))
     assert _PlacementBeside.start(cheap, ctx, anneals=True) is None  # transfers cheaper than ops
+
+
+def test_beside_the_search_a_bound_above_a_plan_is_dropped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from hetsched.schedule.latency import portfolio
+    from hetsched.solver import SolveContext, StopToken
+
+    p = build_problem(random_spec(40, 8, 10.0, seed=0))
+    heft = solve_heft(p, time_limit=5)
+    monkeypatch.setattr(portfolio, "_placement_stage", lambda *_, **__: 2 * heft.makespan)
+    ctx = SolveContext(time_limit=60, seed=0, stop=StopToken(), workers=3)
+    beside = portfolio._PlacementBeside.start(p, ctx, anneals=False)
+    assert beside is not None
+    assert beside.result(heft, {"path": []}, stop_first=False) == 0.0  # a CP-SAT fault
+    assert lower_bound_within(p)[0] < heft.makespan  # and not kept for the searches after
 
 
 def test_the_bounds_solver_reports_its_bounds_and_no_hints() -> None:
