@@ -192,12 +192,20 @@ def _portfolio(problem: Problem, ctx: SolveContext) -> Plan:
             beside.stop()
 
 
+def _shape(p: Problem) -> tuple[float, bool, bool]:
+    """``(ccr, heavy, whole)``: the ratio of ``p``'s transfers to its ops
+    (:func:`~hetsched.schedule.latency.heuristics.comm_ratio`), whether transfers cost more
+    than ops on average (up to :data:`LARGE_OPS` ops), and whether CP-SAT takes it whole."""
+    ccr = comm_ratio(p)
+    heavy = p.n <= LARGE_OPS and ccr > 1.0
+    return ccr, heavy, p.n <= (HEAVY_CPSAT_MAX_OPS if heavy else CPSAT_MAX_OPS)
+
+
 def _anneals(p: Problem) -> bool:
     """Whether the portfolio anneals plans of ``p``: its transfers cost more than
     :data:`ANNEAL_MIN_CCR` times its ops, and CP-SAT does not take it whole on at most
     :data:`ANNEAL_MIN_DEVICES` devices."""
-    ccr = comm_ratio(p)
-    whole = p.n <= (HEAVY_CPSAT_MAX_OPS if p.n <= LARGE_OPS and ccr > 1.0 else CPSAT_MAX_OPS)
+    ccr, _, whole = _shape(p)
     return ccr > ANNEAL_MIN_CCR and (not whole or p.num_devices > ANNEAL_MIN_DEVICES)
 
 
@@ -215,12 +223,10 @@ def _search(problem: Problem, ctx: SolveContext, beside: _PlacementBeside | None
         stages.append(("eft", lambda: first_plan(problem)))
     if heft_ok:
         stages.append(("heft", lambda: solve_heft.within(problem, ctx.child())))
-    ccr = comm_ratio(problem)
+    ccr, heavy, whole = _shape(problem)
     if n <= LARGE_OPS and one_device and ccr <= LP_HEFT_MAX_CCR:
         # before PEFT and CPOP: on large graphs it wins most
         stages.append(("lp-heft", lambda: solve_lp_heft(problem)))
-    heavy = n <= LARGE_OPS and ccr > 1.0  # transfers dearer than ops, on average
-    whole = n <= (HEAVY_CPSAT_MAX_OPS if heavy else CPSAT_MAX_OPS)  # CP-SAT on it whole
     fewer_ok = ctx.time_limit >= HEFT_BUDGET_PER_OP * n * problem.num_devices
     if heavy and fewer_ok and problem.num_devices > 2:
         stages.append(("heft-fewer", lambda: solve_heft_fewer.within(problem, ctx.child())))
@@ -574,7 +580,7 @@ class _PlacementBeside:
             return None
         if ctx.stop.is_set():
             return None
-        if comm_ratio(p) <= 1.0:
+        if not _shape(p)[1]:  # transfers cost no more than ops
             return None
         stop = StopToken()  # the search's end, the worker wanted back, or the portfolio's stop
         unhook = ctx.stop.on_stop(stop.set)
