@@ -47,7 +47,7 @@ from __future__ import annotations
 
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 from hetsched.problem import Problem
@@ -202,10 +202,12 @@ LP_SECONDS_PER_UNIT = 2.5e-4
 GROUP_LOAD_SECONDS_PER_UNIT = 5e-4
 
 
-# Seconds the transfer LP takes here, per ops^1.5 x devices^3 (GLOP's dual simplex on the
-# random suite's graphs: 0.1-0.9 s at 100 ops on 3-8 devices, 0.4 / 1.2 / 9.5 s at 300 ops
-# on 3 / 5 / 8; the estimate is at most twice the time measured).
-TRANSFER_LP_SECONDS = 3.6e-6
+# Seconds the transfer LP takes here, per ops^1.5 x devices^2 (HiGHS's interior point
+# method, :data:`~hetsched.schedule.bounds.load.LP_SOLVER`, on the random suite's CCR-10
+# graphs: 0.1-0.4 s at 100 ops on 3-8 devices, 0.3 / 0.7 / 2.0-2.5 s at 300 ops on 3 / 5 /
+# 8, 1.2-1.4 / 3.5-4.2 / 7.5-11.4 s at 1,000: 4.6-9.4e-6 per unit above 100 ops; GLOP's
+# dual simplex took 5.7 s at 300 ops on 8 devices and 22.7 s at 1,000).
+TRANSFER_LP_SECONDS = 8e-6
 
 
 def quick_lower_bound(problem: Problem) -> int:
@@ -294,7 +296,7 @@ _TIMED_BOUNDS = (
     _TimedBound(
         "transfer_lp",
         lambda p, d, _lb: transfer_lp_within(p, time_limit=_left(d)),
-        lambda p: TRANSFER_LP_SECONDS * p.n**1.5 * p.num_devices**3,
+        lambda p: TRANSFER_LP_SECONDS * p.n**1.5 * p.num_devices**2,
         # too large, or one device mix for every op is a solution already refuted
         useful=lambda p, lb: transfer_lp_can_beat(p.floored, lb),
     ),
@@ -302,18 +304,39 @@ _TIMED_BOUNDS = (
 
 
 def lower_bound_within(
-    problem: Problem, deadline: float | None = None
+    problem: Problem,
+    deadline: float | None = None,
+    *,
+    only: Collection[str] | None = None,
+    leave: Collection[str] = (),
 ) -> tuple[int, tuple[str, ...]]:
     """Best of all bounds that fit before ``deadline`` (a ``time.perf_counter()`` instant;
     ``None``: all), and the names of those skipped. The quick bounds always run; each LP
     runs only if it should end in time (:data:`LP_SECONDS_PER_UNIT`), and then to the
-    deadline at most. Complete results are kept for the next call."""
+    deadline at most. Complete results are kept for the next call. ``only``: run these
+    timed bounds (by name) and no other; ``leave``: not these (another thread computes
+    them), though their values kept by then count.
+
+    >>> import numpy as np
+    >>> p = Problem.from_arrays(names=list("abc"), devices=["x", "y"],
+    ...     exec_time=np.array([[1.0, 4.0], [4.0, 1.0], [1.0, 4.0]]),
+    ...     edges=[(0, 1, 10.0), (1, 2, 10.0)], comm_latency=np.array([[0, 10], [10, 0]]),
+    ...     quantum=1.0)
+    >>> lower_bound_within(p, deadline=0.0)   # no time for any LP
+    (6, ('load', 'series', 'modes_lp', 'lp', 'group_load', 'window', 'transfer_lp'))
+    >>> lower_bound_within(p, deadline=0.0, leave=["transfer_lp"])
+    (6, ('load', 'series', 'modes_lp', 'lp', 'group_load', 'window'))
+    >>> lower_bound_within(p, only=["transfer_lp"])
+    (6, ())
+    """
     lb = max(quick_lower_bound(problem), _SEARCHED.get(problem, 0))
     skipped = []
     for bound in _TIMED_BOUNDS:
         kept = _kept(problem, bound.name)
         if kept is not None:
             lb = max(lb, kept)
+            continue
+        if bound.name in leave or (only is not None and bound.name not in only):
             continue
         if not bound.useful(problem, lb):
             _BOUND_MEMO.setdefault(problem, {})[bound.name] = 0

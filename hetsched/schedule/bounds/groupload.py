@@ -113,7 +113,7 @@ def group_load_fits(problem: Problem, horizon: int) -> bool:
         b_ub=np.full(p.num_devices, float(horizon)),
         A_eq=one_each,
         b_eq=np.ones(k),
-        bounds=(0, None),
+        bounds=(0, 1),  # implied by the rows; a box keeps an interior point method honest
         method="highs",
     )
     return bool(res.status != 2)  # 2: infeasible, proven; HiGHS giving up proves nothing

@@ -44,11 +44,19 @@ __all__ = [
     "load_bound_dual",
     "load_dual",
     "lp_bound",
-    "solve_glop",
+    "new_lp_solver",
+    "solve_lp",
 ]
 
 # Above this many ops the load bound uses the Lagrangian dual instead of a GLOP model.
 LOAD_LP_MAX_OPS = 2000
+# The LP bounds' solver (:func:`new_lp_solver`): HiGHS's interior point method (IPX, then
+# crossover to a vertex), as OR-Tools ships it. The transfer LP of the random suite's
+# CCR-10 graphs on 8 unrelated devices: 1.9 s at 300 ops and 7.8 s at 1,000 (GLOP's dual
+# simplex 5.7 s and 22.7 s, HiGHS's own simplex 4.5 s and 9.1 s, CLP 24 s at 300), the
+# same optima (1,157.14 and 2,804.56 units).
+LP_SOLVER = "HIGHS_LP"
+LP_PARAMETERS = "solver=ipm\noutput_flag=false"
 
 
 def load_bound(problem: Problem) -> int:
@@ -96,10 +104,12 @@ def _load_lp(p: Problem) -> float:
 
 @dataclass(frozen=True)
 class AssignmentLP:
-    """A GLOP model of fractional assignments: ``T``, a start per op, per op its fraction
-    on each device it may use (``mix[v][d]``, summing to one), its duration under them and
-    each device's load terms, with every op's start plus duration within ``T``. The LP
-    bounds add their precedence rows, then :func:`least_horizon`."""
+    """An LP model (:func:`new_lp_solver`) of fractional assignments: ``T``, a start per
+    op, per op its fraction on each device it may use (``mix[v][d]``, summing to one), its
+    duration under them and each device's load terms, with every op's start plus duration
+    within ``T`` (written for the ops that feed none: the others end before those they
+    feed), all times within a horizon no optimum passes. The LP bounds add their
+    precedence rows, then :func:`least_horizon`."""
 
     solver: Any
     t: Any
@@ -110,18 +120,22 @@ class AssignmentLP:
 
     @classmethod
     def build(cls, p: Problem) -> AssignmentLP | None:
-        """The model of ``p`` (a device view); ``None`` without GLOP."""
-        from ortools.linear_solver import pywraplp
-
-        solver = pywraplp.Solver.CreateSolver("GLOP")
-        if solver is None:  # pragma: no cover - GLOP ships with every OR-Tools wheel
+        """The model of ``p`` (a device view); ``None`` without an LP solver."""
+        solver = new_lp_solver()
+        if solver is None:  # pragma: no cover - OR-Tools ships HiGHS and GLOP
             return None
-        inf = solver.infinity()
-        t = solver.NumVar(0, inf, "T")
-        starts = [solver.NumVar(0, inf, f"S_{v}") for v in range(p.n)]
+        # every op and transfer one after another: no optimum ends later (a bounded box
+        # keeps HiGHS's interior point method from declaring the LP infeasible, as it did
+        # on a 1,000-op graph on 3 devices with T unbounded)
+        comm = np.where(np.isfinite(p.comm), p.comm, 0).max(initial=0)
+        horizon = float(np.where(p.allowed, p.dur, 0).max(axis=1).sum() + comm * p.num_edges)
+        t = solver.NumVar(0, horizon, "T")
+        starts = [solver.NumVar(0, horizon, f"S_{v}") for v in range(p.n)]
         mix: list[dict[int, Any]] = []
         dur: list[Any] = []
         load: list[list[Any]] = [[] for _ in range(p.num_devices)]
+        feeds = np.zeros(p.n, dtype=bool)
+        feeds[p.edge_src] = True  # an op that feeds another ends before it: T sees sinks only
         for v in range(p.n):
             xs = {d: solver.NumVar(0, 1, f"x_{v}_{d}") for d in p.allowed_devices[v]}
             solver.Add(solver.Sum(list(xs.values())) == 1)
@@ -131,7 +145,8 @@ class AssignmentLP:
             for d, x in xs.items():
                 if p.dur[v, d]:
                     load[d].append(int(p.dur[v, d]) * x)
-            solver.Add(t >= starts[v] + dur[v])
+            if not feeds[v]:
+                solver.Add(t >= starts[v] + dur[v])
         return cls(solver, t, starts, mix, dur, load)
 
 
@@ -148,7 +163,7 @@ def lp_bound(problem: Problem, *, max_ops: int = 3000) -> int:
     if p.n > max_ops:
         return 0
     lp = AssignmentLP.build(p)
-    if lp is None:  # pragma: no cover - GLOP ships with every OR-Tools wheel
+    if lp is None:  # pragma: no cover - OR-Tools ships HiGHS and GLOP
         return 0
     placed: list[list[tuple[tuple[int, ...], Any]]] = [
         [((d,), x) for d, x in xs.items()] for xs in lp.mix
@@ -218,7 +233,7 @@ def _minimise_makespan(
     """The part :func:`lp_bound` and :func:`budget_lp_bound` share: each edge's start
     after its producer's duration and the transfer its ends force (:func:`forced_delays`;
     ``placed[v]``: the devices of each of ``v``'s choices and its fractional variable),
-    each device's load within ``T``; ``T`` minimised and rounded up (0 if GLOP does not
+    each device's load within ``T``; ``T`` minimised and rounded up (0 if the LP solver does not
     reach an optimum)."""
     tables = forced_delay_tables(p)
     forced = (tables[0].max(axis=1, initial=0) > 0) | (tables[1].max(axis=1, initial=0) > 0)
@@ -236,7 +251,7 @@ def _minimise_makespan(
 def least_horizon(solver: Any, t: Any, load: list[list[Any]]) -> int:
     """Each device's load (``load[d]``: its terms) within ``T``, then ``T`` minimised and
     rounded up: the end :func:`lp_bound`, :func:`budget_lp_bound` and the transfer LP share
-    (0 if GLOP does not reach an optimum)."""
+    (0 if the LP solver does not reach an optimum)."""
     return least_horizon_within(solver, t, load, time_limit=None)[0]
 
 
@@ -244,22 +259,47 @@ def least_horizon_within(
     solver: Any, t: Any, load: list[list[Any]], *, time_limit: float | None
 ) -> tuple[int, bool]:
     """:func:`least_horizon` within ``time_limit`` seconds, and whether it is final
-    (:func:`solve_glop`; 0 when not)."""
+    (:func:`solve_lp`; 0 when not)."""
     for terms in load:
         if terms:
             solver.Add(solver.Sum(terms) <= t)
     solver.Minimize(t)
-    optimal, final = solve_glop(solver, time_limit)
+    optimal, final = solve_lp(solver, time_limit)
     if not optimal:
         return 0, final
     return math.ceil(t.solution_value() - 1e-6), True
 
 
-def solve_glop(solver: Any, time_limit: float | None) -> tuple[bool, bool]:
-    """Solve a GLOP model within ``time_limit`` seconds (``None``: no limit): whether it
+def new_lp_solver() -> Any:
+    """An OR-Tools LP solver for the LP bounds: :data:`LP_SOLVER` with
+    :data:`LP_PARAMETERS`, else GLOP's dual simplex (``None`` without either).
+
+    >>> solver = new_lp_solver()
+    >>> x = solver.NumVar(0, 4, "x")
+    >>> _ = solver.Add(x >= 1.5)
+    >>> solver.Minimize(x)
+    >>> solve_lp(solver, None), x.solution_value()
+    ((True, True), 1.5)
+    """
+    from ortools.linear_solver import pywraplp
+
+    solver = pywraplp.Solver.CreateSolver(LP_SOLVER)
+    if solver is not None:
+        # OR-Tools 9.15 answers False for HiGHS's options though HiGHS applies them (a
+        # wrong option name is reported by HiGHS): the answer is not checked
+        solver.SetSolverSpecificParametersAsString(LP_PARAMETERS)
+        return solver
+    solver = pywraplp.Solver.CreateSolver("GLOP")  # pragma: no cover - HiGHS ships too
+    if solver is not None:  # pragma: no cover
+        solver.SetSolverSpecificParametersAsString("use_dual_simplex: true")
+    return solver  # pragma: no cover
+
+
+def solve_lp(solver: Any, time_limit: float | None) -> tuple[bool, bool]:
+    """Solve an LP model within ``time_limit`` seconds (``None``: no limit): whether it
     reached its optimum, and whether that answer is final rather than the time limit's
-    (with a limit GLOP ends NOT_SOLVED or ABNORMAL when stopped; measured: the transfer LP
-    at 300 ops on 8 devices stopped at 1-1,000 ms ended in either)."""
+    (stopped by its limit GLOP ends NOT_SOLVED or ABNORMAL, HiGHS through OR-Tools with an
+    unknown status; an LP found infeasible or unbounded is final either way)."""
     from ortools.linear_solver import pywraplp
 
     if time_limit is not None:
@@ -267,8 +307,8 @@ def solve_glop(solver: Any, time_limit: float | None) -> tuple[bool, bool]:
     status = solver.Solve()
     if status == pywraplp.Solver.OPTIMAL:
         return True, True
-    cut = (pywraplp.Solver.NOT_SOLVED, pywraplp.Solver.ABNORMAL)
-    return False, time_limit is None or status not in cut
+    settled = (pywraplp.Solver.INFEASIBLE, pywraplp.Solver.UNBOUNDED, pywraplp.Solver.MODEL_INVALID)
+    return False, time_limit is None or status in settled
 
 
 def load_bound_dual(p: Problem, *, iterations: int = 400) -> int:

@@ -58,7 +58,7 @@ TRANSFER_LP_MAX_OPS = 3000
 def transfer_lp_bound(problem: Problem, *, floor: int = 0, time_limit: float | None = None) -> int:
     """The LP's least ``T`` (units, rounded up; see the module docstring); 0 when it cannot
     beat a positive ``floor`` (:func:`common_mix_value`), above
-    :data:`TRANSFER_LP_MAX_OPS` ops, or when GLOP does not reach its optimum within
+    :data:`TRANSFER_LP_MAX_OPS` ops, or when its LP is not solved within
     ``time_limit`` seconds."""
     return transfer_lp_within(problem, floor=floor, time_limit=time_limit)[0]
 
@@ -66,17 +66,15 @@ def transfer_lp_bound(problem: Problem, *, floor: int = 0, time_limit: float | N
 def transfer_lp_within(
     problem: Problem, *, floor: int = 0, time_limit: float | None = None
 ) -> tuple[int, bool]:
-    """:func:`transfer_lp_bound`, and whether it is final: ``False`` where GLOP stopped at
+    """:func:`transfer_lp_bound`, and whether it is final: ``False`` where the LP solver stopped at
     ``time_limit`` (then 0)."""
     p = problem.relaxation()  # bounds of the question asked
     if not transfer_lp_can_beat(p, floor):
         return 0, True
     lp = AssignmentLP.build(p)
-    if lp is None:  # pragma: no cover - GLOP ships with every OR-Tools wheel
+    if lp is None:  # pragma: no cover - OR-Tools ships HiGHS and GLOP
         return 0, True
     solver, mix = lp.solver, lp.mix
-    # measured: the dual simplex solves it 4-5x faster than the primal here
-    solver.SetSolverSpecificParametersAsString("use_dual_simplex: true")
     for (u, v), c in _dearest_cuts(p).items():
         delay = 0
         if c > 0:

@@ -43,7 +43,7 @@ import weakref
 import numpy as np
 
 from hetsched.problem import Problem
-from hetsched.schedule.bounds.load import solve_glop
+from hetsched.schedule.bounds.load import solve_lp
 from hetsched.schedule.bounds.paths import device_finish_times, device_tail_times
 
 __all__ = [
@@ -181,7 +181,7 @@ def _solve_window_lp(
                     solver.Add(used >= x[v, d])
                 solver.Add(solver.Sum(terms) <= t - cp - (r + s - cp) * used)
     solver.Minimize(t)
-    optimal, final = solve_glop(solver, time_limit)
+    optimal, final = solve_lp(solver, time_limit)
     if not optimal:
         return None, final
     frac = np.zeros((p.n, p.num_devices))

@@ -2,9 +2,11 @@
 
 Within one time budget: HEFT, PEFT, CPOP and LP-rounded HEFT (milliseconds to ~0.5 s; on
 graphs whose transfers cost more than their ops, HEFT on the fastest k devices and with
-other rank weights too), the lower bounds (on small such graphs, also the placement
-relaxation's: :mod:`~hetsched.schedule.latency.placement`, in turn with one worker, else
-on a worker of its own beside the other stages: :class:`_PlacementBeside`), cluster moves
+other rank weights too), the lower bounds (with two workers, the transfer LP beside the
+heuristics on the worker they leave idle: :class:`_BoundsBeside`; on small such graphs,
+also the placement relaxation's: :mod:`~hetsched.schedule.latency.placement`, in turn
+with one worker, else on a worker of its own beside the other stages:
+:class:`_PlacementBeside`), cluster moves
 and simulated
 annealing (:mod:`~hetsched.schedule.latency.anneal`) on such graphs, and if the best
 heuristic is not already proven optimal, CP-SAT (small and
@@ -167,6 +169,13 @@ PLACEMENT_SECONDS_PER_OP = 0.01
 # step proved nothing new in 1.4-2.6 s CP-SAT then lacked (plans 950-1,006 against
 # 942-949, three runs each; with its LP). Beside the plan search it always goes on.
 PLACEMENT_LINKS_SECONDS = 30.0
+# Up to this many ops the portfolio's bounds are all of them (lower_bound_within); above,
+# the vectorised ones and the series bound.
+WHOLE_BOUNDS_MAX_OPS = 2000
+# With two workers or more, these bounds run beside the plan search (:class:`_BoundsBeside`)
+# until this share of the time, not in turn with the others.
+BOUNDS_BESIDE = ("transfer_lp",)
+BOUNDS_BESIDE_SHARE = 0.4
 # Fraction of the remaining budget for solving one repeated block (when there are blocks).
 BLOCK_SHARE = 0.3
 # Fraction of the remaining budget for solving the classes of segments between series cuts.
@@ -185,11 +194,13 @@ def _portfolio(problem: Problem, ctx: SolveContext) -> Plan:
     beside = _PlacementBeside.start(problem, ctx, anneals=_anneals(problem))
     if beside is not None and not beside.hands_back:
         ctx = dataclasses.replace(ctx, workers=ctx.workers - 1)
+    bounds = _BoundsBeside.start(problem, ctx) if beside is None else None
     try:
-        return _search(problem, ctx, beside)
-    finally:  # the search is over, or failed: the relaxation too
-        if beside is not None:
-            beside.stop()
+        return _search(problem, ctx, beside, bounds)
+    finally:  # the search is over, or failed: the bounds beside it too
+        for side in (beside, bounds):
+            if side is not None:
+                side.stop()
 
 
 def _shape(p: Problem) -> tuple[float, bool, bool]:
@@ -209,8 +220,14 @@ def _anneals(p: Problem) -> bool:
     return ccr > ANNEAL_MIN_CCR and (not whole or p.num_devices > ANNEAL_MIN_DEVICES)
 
 
-def _search(problem: Problem, ctx: SolveContext, beside: _PlacementBeside | None) -> Plan:
-    """The portfolio's stages (:func:`_portfolio`), the placement relaxation ``beside``."""
+def _search(
+    problem: Problem,
+    ctx: SolveContext,
+    beside: _PlacementBeside | None,
+    bounds: _BoundsBeside | None = None,
+) -> Plan:
+    """The portfolio's stages (:func:`_portfolio`), the placement relaxation ``beside``,
+    or the LP ``bounds`` beside the heuristics."""
     n = problem.n
     device_view = problem.is_device_table  # segments, blocks, LS and LNS need one
     heuristics: dict[str, Plan] = {}
@@ -298,7 +315,7 @@ def _search(problem: Problem, ctx: SolveContext, beside: _PlacementBeside | None
     q = problem.quantum
     # only this solve's bounds count: a hint's may belong to another problem, and a
     # heuristic run on a restriction (fewer devices, weights streamed) carries its bound
-    own, skipped = _bound(problem, ctx)
+    own, skipped = _bound(problem, ctx, leave=BOUNDS_BESIDE if bounds is not None else ())
     bound = max(own, quick_lower_bound(problem)) * q  # above 2,000 ops _bound skips some
     ctx.report(best.solver, best.makespan, bound)
     stats: dict[str, Any] = {"path": [best.solver]}
@@ -350,6 +367,9 @@ def _search(problem: Problem, ctx: SolveContext, beside: _PlacementBeside | None
         stats["ls"] = dict(ls.stats)
         if ls.makespan < best.makespan:
             best = ls
+    if bounds is not None and best.makespan > bound * (1 + 1e-12):  # (proved: not needed)
+        bound = max(bound, bounds.result(best, stats, stop_first=True))
+        ctx.report(best.solver, best.makespan, bound)
     if beside is not None and beside.hands_back:  # its worker back, for CP-SAT or LNS
         bound = max(bound, beside.result(best, stats, stop_first=True))
         ctx.report(best.solver, best.makespan, bound)
@@ -485,13 +505,16 @@ def _fits(p: Problem, plan: Plan) -> bool:
     return bool(np.all(within(peak, p.capacity)))
 
 
-def _bound(p: Problem, ctx: SolveContext) -> tuple[int, tuple[str, ...]]:
+def _bound(
+    p: Problem, ctx: SolveContext, *, leave: tuple[str, ...] = ()
+) -> tuple[int, tuple[str, ...]]:
     """Best bound (units) of the real problem that fits :data:`BOUND_SHARE` of the time
-    left: all bounds up to 2000 ops, vectorised ones and the series bound above (on the
+    left: all bounds up to :data:`WHOLE_BOUNDS_MAX_OPS` ops but those to ``leave`` (being
+    computed beside, counted if done), vectorised ones and the series bound above (on the
     rounded-down twin); and the names of the bounds skipped for time."""
     deadline = time.perf_counter() + BOUND_SHARE * ctx.remaining()
-    if p.n <= 2000:
-        return lower_bound_within(p, deadline)
+    if p.n <= WHOLE_BOUNDS_MAX_OPS:
+        return lower_bound_within(p, deadline, leave=leave)
     p = p.floored
     _, tail = heads_and_tails_fast(p)
     cp = int(tail.max()) if p.n > LARGE_OPS else critical_path_bound(p)
@@ -538,19 +561,11 @@ def _anneal_stage(
     return best
 
 
-class _PlacementBeside:
-    """The placement relaxation's bound (:func:`_placement_stage`, then the sequenced one)
-    on a worker of its own, in a thread, from the portfolio's start: with three workers or
-    more for all the time (the stages keep the others), with two until CP-SAT or LNS
-    starts (:attr:`hands_back`; the stages before them, annealing among them, run on
-    one). Without its LP (:mod:`~hetsched.schedule.latency.placement`) one worker proves
-    as fast as two. On the random suite's 100-op CCR-10 graphs at 10 s, two workers, three
-    bench runs each (BENCHMARKS.md): bounds 860 / 929 / 872 / 771 (3 related, 3 unrelated,
-    8 related, 8 unrelated devices) against 860 / 822-851 / 760 / 699 with its LP, in turn
-    before CP-SAT or beside annealing for 0.4 of the time; plans 965 / 1,051 / 1,125 /
-    1,081 on average against 958 / 1,028 / 1,128 / 1,101. Run for all the time on a third
-    thread (two workers for the stages), it proved 851 on the last graph, but the plans
-    lost 2-3% (2 cores)."""
+class _Beside:
+    """A bound of the problem searched in a thread, on a worker of its own, beside the plan
+    search: :meth:`result` is that bound once checked against a plan."""
+
+    name = "bound"
 
     def __init__(
         self,
@@ -565,6 +580,61 @@ class _PlacementBeside:
         self._problem, self._future, self._stop = p, future, stop
         self._unhook, self._stats = unhook, stats
         self.hands_back = hands_back
+
+    @classmethod
+    def _run(
+        cls, p: Problem, ctx: SolveContext, job: Callable[..., float], *, hands_back: bool
+    ) -> Any:
+        """``job(side, stats)`` started in a thread: ``side`` is ``ctx`` on one worker with
+        a stop of its own (set by :meth:`stop` and by ``ctx``'s), ``stats`` what it adds to
+        the plan's."""
+        stop = StopToken()  # the search's end, the worker wanted back, or the portfolio's stop
+        unhook = ctx.stop.on_stop(stop.set)
+        side = dataclasses.replace(ctx, workers=1, stop=stop, progress=None)
+        stats: dict[str, Any] = {"path": []}
+        pool = ThreadPoolExecutor(1, thread_name_prefix=f"hetsched-{cls.name}")
+        future = pool.submit(job, side, stats)
+        pool.shutdown(wait=False)
+        return cls(p, future, stop, unhook, stats, hands_back=hands_back)
+
+    def stop(self) -> None:
+        """Stop its search (its bound so far stays)."""
+        self._stop.set()
+        self._unhook()
+
+    def result(self, best: Plan, stats: dict[str, Any], *, stop_first: bool) -> float:
+        """Its bound (0 if above ``best``, a plan: every plan is a solution of a
+        relaxation), its stats added to ``stats``; with ``stop_first`` (the plan proved
+        optimal, or its worker wanted back) stopped first, else when its time is up."""
+        if stop_first:
+            self.stop()
+        bound = self._future.result()
+        if bound > best.makespan * (1 + 1e-9):
+            log_.warning("%s bound %s above a plan of %s: ignored", self.name, bound, best.makespan)
+            return 0.0
+        stats["path"].extend(self._stats["path"])
+        stats.update({k: v for k, v in self._stats.items() if k != "path"})
+        if bound > 0:
+            p = self._problem
+            record_bound(p, math.floor(bound / p.quantum + 1e-9))  # CP-SAT, next, starts there
+        return bound
+
+
+class _PlacementBeside(_Beside):
+    """The placement relaxation's bound (:func:`_placement_stage`, then the sequenced one)
+    beside the plan search, from the portfolio's start: with three workers or more for all
+    the time (the stages keep the others), with two until CP-SAT or LNS starts
+    (:attr:`hands_back`; the stages before them, annealing among them, run on one).
+    Without its LP (:mod:`~hetsched.schedule.latency.placement`) one worker proves as fast
+    as two. On the random suite's 100-op CCR-10 graphs at 10 s, two workers, three bench
+    runs each (BENCHMARKS.md): bounds 860 / 929 / 872 / 771 (3 related, 3 unrelated, 8
+    related, 8 unrelated devices) against 860 / 822-851 / 760 / 699 with its LP, in turn
+    before CP-SAT or beside annealing for 0.4 of the time; plans 965 / 1,051 / 1,125 /
+    1,081 on average against 958 / 1,028 / 1,128 / 1,101. Run for all the time on a third
+    thread (two workers for the stages), it proved 851 on the last graph, but the plans
+    lost 2-3% (2 cores)."""
+
+    name = "placement"
 
     @classmethod
     def start(cls, p: Problem, ctx: SolveContext, *, anneals: bool) -> _PlacementBeside | None:
@@ -582,38 +652,44 @@ class _PlacementBeside:
             return None
         if not _shape(p)[1]:  # transfers cost no more than ops
             return None
-        stop = StopToken()  # the search's end, the worker wanted back, or the portfolio's stop
-        unhook = ctx.stop.on_stop(stop.set)
-        side = dataclasses.replace(ctx, workers=1, stop=stop, progress=None)
-        stats: dict[str, Any] = {"path": []}
-        pool = ThreadPoolExecutor(1, thread_name_prefix="hetsched-placement")
-        future = pool.submit(
-            _placement_stage, p, None, 0.0, side, stats, share=1.0, links=True, sequenced=True
-        )
-        pool.shutdown(wait=False)
-        return cls(p, future, stop, unhook, stats, hands_back=ctx.workers == 2)
 
-    def stop(self) -> None:
-        """Stop its search (its bound so far stays)."""
-        self._stop.set()
-        self._unhook()
+        def job(side: SolveContext, stats: dict[str, Any]) -> float:
+            return _placement_stage(
+                p, None, 0.0, side, stats, share=1.0, links=True, sequenced=True
+            )
 
-    def result(self, best: Plan, stats: dict[str, Any], *, stop_first: bool) -> float:
-        """Its bound (0 if above ``best``, a plan: every plan is a solution of the
-        relaxation), its stats added to ``stats``; with ``stop_first`` (the plan proved
-        optimal, or its worker wanted back) stopped first, else when its time is up."""
-        if stop_first:
-            self.stop()
-        bound = self._future.result()
-        if bound > best.makespan * (1 + 1e-9):
-            log_.warning("placement bound %s above a plan of %s: ignored", bound, best.makespan)
-            return 0.0
-        stats["path"].extend(self._stats["path"])
-        stats.update({k: v for k, v in self._stats.items() if k != "path"})
-        if bound > 0:
-            p = self._problem
-            record_bound(p, math.floor(bound / p.quantum + 1e-9))  # CP-SAT, next, starts there
-        return bound
+        placed: _PlacementBeside = cls._run(p, ctx, job, hands_back=ctx.workers == 2)
+        return placed
+
+
+class _BoundsBeside(_Beside):
+    """The bounds with the dearest LPs (:data:`BOUNDS_BESIDE`) beside the plan search, on
+    the worker the heuristics leave idle, from the portfolio's start until
+    :data:`BOUNDS_BESIDE_SHARE` of its time; the search computes the others in turn
+    (:func:`_bound`), counting these if they have ended by then, else when it hands the
+    worker back. The transfer LP takes 2-2.5 s at 300 ops on 8 devices and 7.5-11.4 s at
+    1,000 (random suite, CCR 10): more than the share of a 10 s or 30 s budget the search
+    gives its bounds."""
+
+    name = "LP bounds"
+
+    @classmethod
+    def start(cls, p: Problem, ctx: SolveContext) -> _BoundsBeside | None:
+        """Started with two workers or more on graphs up to :data:`WHOLE_BOUNDS_MAX_OPS`
+        ops (above, the portfolio's bounds solve no LP over the whole graph); else
+        ``None``."""
+        if ctx.workers < 2 or p.n > WHOLE_BOUNDS_MAX_OPS or ctx.stop.is_set():
+            return None
+        deadline = time.perf_counter() + BOUNDS_BESIDE_SHARE * ctx.remaining()
+
+        def job(_side: SolveContext, stats: dict[str, Any]) -> float:
+            value, skipped = lower_bound_within(p, deadline, only=BOUNDS_BESIDE)
+            if skipped:
+                stats["bounds_skipped"] = list(skipped)
+            return value * p.quantum
+
+        bounds: _BoundsBeside = cls._run(p, ctx, job, hands_back=True)
+        return bounds
 
 
 def _placement_stage(

@@ -51,7 +51,7 @@ def test_a_run_cut_short_is_said_and_not_kept(monkeypatch: pytest.MonkeyPatch) -
     import hetsched.schedule.bounds as bounds
 
     def unrelated() -> Problem:  # a fresh object each time: nothing memoised
-        return build_problem(random_spec(300, 8, 10.0, seed=0, beta=1.0))  # GLOP: ~9 s
+        return build_problem(random_spec(300, 8, 10.0, seed=0, beta=1.0))  # about 2 s
 
     assert transfer_lp_within(unrelated(), time_limit=1e-3) == (0, False)
     # in the bounds within a deadline: started (its estimate says it fits), cut, skipped
@@ -60,3 +60,25 @@ def test_a_run_cut_short_is_said_and_not_kept(monkeypatch: pytest.MonkeyPatch) -
     _, skipped = bounds.lower_bound_within(p, time.perf_counter() + 0.5)
     assert "transfer_lp" in skipped and "transfer_lp" not in bounds._BOUND_MEMO.get(p, {})
     assert "transfer_lp" not in bounds._BOUND_MEMO.get(p.floored, {})
+
+
+def test_highs_interior_point_agrees_with_glop_s_simplex(monkeypatch: pytest.MonkeyPatch) -> None:
+    import hetsched.schedule.bounds.load as load
+
+    cases = [random_tiny_problem(s, n=6, devices=3) for s in range(4)]
+    cases += [heavy_problem(s) for s in range(4)]
+    cases += [
+        build_problem(random_spec(100, d, 10.0, seed=0, beta=b)) for d in (3, 8) for b in (0, 1)
+    ]
+    highs = [transfer_lp_bound(p) for p in cases]
+    monkeypatch.setattr(load, "LP_SOLVER", "GLOP")
+    monkeypatch.setattr(load, "LP_PARAMETERS", "use_dual_simplex: true")
+    assert [transfer_lp_bound(p) for p in cases] == highs
+    assert highs[-4:] == [860, 735, 461, 426]
+
+
+def test_a_feasible_lp_is_not_declared_infeasible() -> None:
+    # with T and the starts unbounded above, HiGHS's interior point method declared this
+    # LP infeasible after 10 iterations (GLOP: 13,419, the optimum of the problem)
+    p = build_problem(random_spec(1000, 3, 10.0, seed=0, beta=0.0))
+    assert transfer_lp_within(p) == (13419, True)
