@@ -669,7 +669,8 @@ class _BoundsBeside(_Beside):
     (:func:`_bound`), counting these if they have ended by then, else when it hands the
     worker back. The transfer LP takes 2-2.5 s at 300 ops on 8 devices and 7.5-11.4 s at
     1,000 (random suite, CCR 10): more than the share of a 10 s or 30 s budget the search
-    gives its bounds."""
+    gives its bounds. An LP is not interrupted: a search proved optimal before it ends
+    leaves it to its time limit."""
 
     name = "LP bounds"
 
