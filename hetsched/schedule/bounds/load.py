@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from hetsched.problem import Problem
+from hetsched.schedule.bounds.paths import serial_horizon
 
 __all__ = [
     "LOAD_LP_MAX_OPS",
@@ -124,11 +125,10 @@ class AssignmentLP:
         solver = new_lp_solver()
         if solver is None:  # pragma: no cover - OR-Tools ships HiGHS and GLOP
             return None
-        # every op and transfer one after another: no optimum ends later (a bounded box
+        # no optimum ends after every op and transfer one after another (a bounded box
         # keeps HiGHS's interior point method from declaring the LP infeasible, as it did
         # on a 1,000-op graph on 3 devices with T unbounded)
-        comm = np.where(np.isfinite(p.comm), p.comm, 0).max(initial=0)
-        horizon = float(np.where(p.allowed, p.dur, 0).max(axis=1).sum() + comm * p.num_edges)
+        horizon = float(serial_horizon(p))
         t = solver.NumVar(0, horizon, "T")
         starts = [solver.NumVar(0, horizon, f"S_{v}") for v in range(p.n)]
         mix: list[dict[int, Any]] = []

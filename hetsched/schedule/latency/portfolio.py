@@ -44,7 +44,7 @@ import math
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 
@@ -584,7 +584,7 @@ class _Beside:
     @classmethod
     def _run(
         cls, p: Problem, ctx: SolveContext, job: Callable[..., float], *, hands_back: bool
-    ) -> Any:
+    ) -> Self:
         """``job(side, stats)`` started in a thread: ``side`` is ``ctx`` on one worker with
         a stop of its own (set by :meth:`stop` and by ``ctx``'s), ``stats`` what it adds to
         the plan's."""
@@ -658,8 +658,7 @@ class _PlacementBeside(_Beside):
                 p, None, 0.0, side, stats, share=1.0, links=True, sequenced=True
             )
 
-        placed: _PlacementBeside = cls._run(p, ctx, job, hands_back=ctx.workers == 2)
-        return placed
+        return cls._run(p, ctx, job, hands_back=ctx.workers == 2)
 
 
 class _BoundsBeside(_Beside):
@@ -689,8 +688,7 @@ class _BoundsBeside(_Beside):
                 stats["bounds_skipped"] = list(skipped)
             return value * p.quantum
 
-        bounds: _BoundsBeside = cls._run(p, ctx, job, hands_back=True)
-        return bounds
+        return cls._run(p, ctx, job, hands_back=True)
 
 
 def _placement_stage(
