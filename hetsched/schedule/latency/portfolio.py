@@ -172,9 +172,12 @@ PLACEMENT_LINKS_SECONDS = 30.0
 # Up to this many ops the portfolio's bounds are all of them (lower_bound_within); above,
 # the vectorised ones and the series bound.
 WHOLE_BOUNDS_MAX_OPS = 2000
-# With two workers or more, these bounds run beside the plan search (:class:`_BoundsBeside`)
-# until this share of the time, not in turn with the others.
-BOUNDS_BESIDE = ("transfer_lp",)
+# With two workers or more, these bounds run beside the plan search (:class:`_BoundsBeside`),
+# in this order, until this share of the time, not in turn with the others. The window LP
+# (GLOP) took 1.4-2.2 s at 300 ops on 8 devices (random suite, CCR 10; estimated 0.6 s),
+# in turn cut at its deadline in a 10 s solve (0.25 of the time left), and moved no
+# bound of the random suite's 100- and 300-op graphs at CCR 10.
+BOUNDS_BESIDE = ("transfer_lp", "window")
 BOUNDS_BESIDE_SHARE = 0.4
 # Fraction of the remaining budget for solving one repeated block (when there are blocks).
 BLOCK_SHARE = 0.3
@@ -191,6 +194,11 @@ def _portfolio(problem: Problem, ctx: SolveContext) -> Plan:
     ctx = ctx.child(
         time_limit=ctx.remaining() - min(PLAN_SHARE * ctx.remaining(), PLAN_SECONDS_PER_OP * n)
     )
+    if _anneals(problem):  # numba compiles (or loads) the annealing loop meanwhile
+        from hetsched.schedule.latency.anneal import compiles, warm_up
+
+        if compiles(problem):
+            warm_up()
     beside = _PlacementBeside.start(problem, ctx, anneals=_anneals(problem))
     if beside is not None and not beside.hands_back:
         ctx = dataclasses.replace(ctx, workers=ctx.workers - 1)
@@ -536,9 +544,18 @@ def _anneal_stage(
     :data:`~hetsched.schedule.latency.placement.PLACEMENT_MAX_OPS` ops (no placement
     relaxation to run beside it), a second, cool search (:data:`COOL_HEAT`) beside the
     first (the compiled move loop releases the GIL). The best plan."""
-    from hetsched.schedule.latency.anneal import anneal, compiles, moves_for, solve_anneal
+    from hetsched.schedule.latency.anneal import (
+        anneal,
+        compiles,
+        kernel_ready,
+        moves_for,
+        solve_anneal,
+    )
     from hetsched.schedule.latency.placement import PLACEMENT_MAX_OPS
 
+    if compiles(view) and not kernel_ready(ANNEAL_SHARE * ctx.remaining(), ctx.stop):
+        stats["anneal"] = "no time left after compiling"  # (a fresh environment)
+        return best
     share = ANNEAL_SHARE * ctx.remaining()
     with ThreadPoolExecutor(1) as pool:
         second = None
@@ -667,9 +684,10 @@ class _BoundsBeside(_Beside):
     :data:`BOUNDS_BESIDE_SHARE` of its time; the search computes the others in turn
     (:func:`_bound`), counting these if they have ended by then, else when it hands the
     worker back. The transfer LP takes 2-2.5 s at 300 ops on 8 devices and 7.5-11.4 s at
-    1,000 (random suite, CCR 10): more than the share of a 10 s or 30 s budget the search
-    gives its bounds. An LP is not interrupted: a search proved optimal before it ends
-    leaves it to its time limit."""
+    1,000 (random suite, CCR 10), the window LP 1.4-2.2 s at 300: more than the share of a
+    10 s or 30 s budget the search gives its bounds. An LP is not interrupted: a search
+    proved optimal before it ends leaves it to its time limit; a stop before the next one
+    skips it."""
 
     name = "LP bounds"
 
@@ -683,9 +701,15 @@ class _BoundsBeside(_Beside):
         deadline = time.perf_counter() + BOUNDS_BESIDE_SHARE * ctx.remaining()
 
         def job(_side: SolveContext, stats: dict[str, Any]) -> float:
-            value, skipped = lower_bound_within(p, deadline, only=BOUNDS_BESIDE)
+            value, skipped = 0, []
+            for name in BOUNDS_BESIDE:  # one at a time, in this order
+                if _side.stop.is_set():
+                    skipped.append(name)
+                    continue
+                found, cut = lower_bound_within(p, deadline, only=(name,))
+                value, skipped = max(value, found), skipped + list(cut)
             if skipped:
-                stats["bounds_skipped"] = list(skipped)
+                stats["bounds_skipped"] = skipped
             return value * p.quantum
 
         return cls._run(p, ctx, job, hands_back=True)

@@ -8,9 +8,11 @@ import pytest
 from hetsched.bench.instances import build_problem, random_spec
 from hetsched.plan import validate
 from hetsched.problem import Problem
+from hetsched.schedule.latency import anneal as annealing
 from hetsched.schedule.latency.anneal import (
     anneal,
     compiles,
+    kernel_ready,
     moves_within,
     solve_anneal,
     start_temperature,
@@ -19,7 +21,16 @@ from hetsched.schedule.latency.clusters import solve_clusters
 from hetsched.schedule.latency.heuristics import solve_heft, solve_heft_fewer
 from hetsched.schedule.latency.listsched import Retimer, priority_order, retime
 from hetsched.schedule.latency.portfolio import solve_portfolio
+from hetsched.solver import StopToken
 from tests.schedule.bounds.test_delays import heavy_problem
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _compiled_loop() -> None:
+    """The compiled loop ready before the solves here (in a fresh clone numba compiles it
+    in 3-10 s, which the portfolio would not wait for within their budgets)."""
+    if compiles(heavy_problem(0)):
+        assert kernel_ready(600.0)
 
 
 def bus_problem(seed: int, n: int = 12, devices: int = 3) -> Problem:
@@ -202,3 +213,28 @@ def test_graphs_whose_transfers_cost_about_their_ops_are_not_annealed() -> None:
     assert 1.0 < comm_ratio(p) < ANNEAL_MIN_CCR
     path = solve_portfolio(p, time_limit=2, seed=0, workers=1).stats["path"]
     assert "clusters" in path and "anneal" not in path
+
+
+def test_a_loop_still_compiling_is_not_waited_for_past_the_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from concurrent.futures import Future
+
+    compiling: Future[None] = Future()  # as in a fresh environment: never done here
+    monkeypatch.setattr(annealing, "_WARMING", compiling)
+    assert not kernel_ready(0.05)
+    stop = StopToken()
+    stop.set()
+    assert not kernel_ready(600.0, stop)  # a stop ends the wait
+    p = build_problem(random_spec(40, 5, 10.0, seed=1, beta=1.0))
+    if compiles(p):
+        plan = solve_portfolio(p, time_limit=2, seed=0, workers=1)
+        validate(plan, p)
+        assert plan.stats.get("anneal") == "no time left after compiling"
+        assert "anneal" not in plan.stats["path"]
+        hint = solve_heft(p, time_limit=5)
+        alone = solve_anneal(p, time_limit=0.5, seed=0, hint=hint)
+        assert alone.makespan == hint.makespan
+        assert alone.stats["anneal"] == "no time left after compiling"
+    compiling.set_result(None)
+    assert kernel_ready(0.0)

@@ -3,6 +3,8 @@ the heuristics leave idle, only with two workers or more, and the portfolio repo
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from hetsched.bench.instances import build_problem, random_spec
@@ -29,7 +31,7 @@ def test_beside_the_search_they_are_the_bounds_in_turn() -> None:
     bounds = _BoundsBeside.start(p, _context(2))
     assert bounds is not None
     stats: dict = {"path": []}
-    value = bounds.result(heft, stats, stop_first=True)  # stopped or not: the LP ends
+    value = bounds.result(heft, stats, stop_first=False)  # both LPs, to their end
     assert value == lower_bound_within(alone, only=BOUNDS_BESIDE)[0] * alone.quantum == 735
     assert stats["path"] == [] and "bounds_skipped" not in stats
     # kept: the search's own bounds count it and do not solve it again
@@ -59,6 +61,35 @@ def test_a_bound_they_had_no_time_for_is_said(monkeypatch: pytest.MonkeyPatch) -
     stats: dict = {"path": []}
     assert bounds.result(solve_heft(p, time_limit=5), stats, stop_first=True) > 0
     assert "transfer_lp" in stats["bounds_skipped"]
+
+
+def test_a_stop_skips_the_lps_not_yet_started(monkeypatch: pytest.MonkeyPatch) -> None:
+    from hetsched.schedule.latency import portfolio
+
+    entered, released = threading.Event(), threading.Event()
+    asked: list[tuple[str, ...]] = []
+
+    def first_lp_until_released(_p, _deadline, *, only):  # type: ignore[no-untyped-def]
+        asked.append(tuple(only))
+        entered.set()
+        released.wait(10)
+        return 700, ()
+
+    monkeypatch.setattr(portfolio, "lower_bound_within", first_lp_until_released)
+    p = build_problem(random_spec(100, 3, 10.0, seed=0, beta=1.0))
+    ctx = _context(2)
+    ctx.stop.set()  # the portfolio's stop before the start: nothing starts
+    assert _BoundsBeside.start(p, ctx) is None
+    bounds = _BoundsBeside.start(p, _context(2))
+    assert bounds is not None
+    assert entered.wait(10)
+    bounds.stop()  # while the first LP runs
+    released.set()
+    stats: dict = {"path": []}
+    assert bounds.result(solve_heft(p, time_limit=5), stats, stop_first=False) == 700
+    # the LP under way ends and counts; those after it do not start
+    assert asked == [BOUNDS_BESIDE[:1]]
+    assert stats["bounds_skipped"] == list(BOUNDS_BESIDE[1:])
 
 
 def test_the_portfolio_reports_them_with_two_workers() -> None:
