@@ -120,6 +120,10 @@ def _run_solver(task: Task, problem: Problem, stop: StopToken | None = None) -> 
 
     rec = _base(task, problem, task.what)
     events: list[list[float]] = []
+    if task.what in ("portfolio", "anneal"):  # numba's one-off compile is not the solve's
+        from hetsched.schedule.latency.anneal import warm_up_now
+
+        warm_up_now()
 
     def on_progress(ev: Progress) -> None:
         events.append([round(ev.elapsed, 4), ev.makespan, ev.bound])

@@ -79,6 +79,7 @@ __all__ = [
     "solve_anneal",
     "start_temperature",
     "warm_up",
+    "warm_up_now",
 ]
 
 # Weight of the mean finish time (per op) in the cost: breaks the makespan's plateaus.
@@ -339,6 +340,16 @@ def kernel_ready(timeout: float, stop: StopToken | None = None) -> bool:
             continue
         return True
     return False
+
+
+def warm_up_now() -> None:
+    """Wait for the compiled loop (:func:`warm_up`) where numba is installed: a benchmark's
+    warm-up, so that its timed solves do not pay a fresh environment's compile."""
+    try:
+        import numba  # noqa: F401
+    except ImportError:
+        return
+    warm_up().result()
 
 
 def _kernel(p: Problem, assign: list[int], order: list[int]) -> Kernel:

@@ -85,6 +85,7 @@ __all__ = [
     "ANNEAL_MIN_CCR",
     "ANNEAL_MIN_DEVICES",
     "ANNEAL_SHARE",
+    "ANNEAL_SHARE_BEFORE_LNS",
     "BLOCK_SHARE",
     "CLUSTER_SHARE",
     "CPSAT_MAX_OPS",
@@ -142,6 +143,13 @@ CLUSTER_SHARE = 0.15
 # the time (100 ops, CCR 10, 3 devices, 10 s, two runs each: 952-957 against 995-1,099,
 # 1,027-1,040 against 1,076-1,150; one graph the other way, 1,269-1,287 against 1,225-1,244).
 ANNEAL_SHARE = 0.6
+# The same where LNS, not CP-SAT, follows (graphs CP-SAT does not take whole): LNS and the
+# local search after annealing improved its plan by 0-0.3% at 300 ops and not at 1,000
+# (random suite, CCR 10). With 0.85 against 0.6, 10 s, two workers, three seeds each on
+# 300-op graphs (8 related, 8, 5 and 3 unrelated devices): better in 9 of 12 runs, in all
+# 12 by 1.3%; 1,000 ops in 30 s (8 related, 8 and 3 unrelated): 4,341 / 3,929 / 11,132
+# against 4,319 / 4,100 / 11,117.
+ANNEAL_SHARE_BEFORE_LNS = 0.85
 # The start temperature (makespan per op) of a second annealing search beside the first on
 # graphs with no placement relaxation to run beside it (above PLACEMENT_MAX_OPS ops), with
 # two workers or more. At 1,000 ops and 1,000 moves per op (about 6 s compiled, from
@@ -539,8 +547,9 @@ def _anneal_stage(
     *,
     cool: bool,
 ) -> Plan:
-    """Simulated annealing from ``best`` for its share of the time; with ``cool`` and two
-    workers or more, on graphs above
+    """Simulated annealing from ``best`` for its share of the time (:data:`ANNEAL_SHARE`,
+    :data:`ANNEAL_SHARE_BEFORE_LNS` where CP-SAT does not take the graph whole); with
+    ``cool`` and two workers or more, on graphs above
     :data:`~hetsched.schedule.latency.placement.PLACEMENT_MAX_OPS` ops (no placement
     relaxation to run beside it), a second, cool search (:data:`COOL_HEAT`) beside the
     first (the compiled move loop releases the GIL). The best plan."""
@@ -553,10 +562,11 @@ def _anneal_stage(
     )
     from hetsched.schedule.latency.placement import PLACEMENT_MAX_OPS
 
-    if compiles(view) and not kernel_ready(ANNEAL_SHARE * ctx.remaining(), ctx.stop):
+    fraction = ANNEAL_SHARE if _shape(view)[2] else ANNEAL_SHARE_BEFORE_LNS
+    if compiles(view) and not kernel_ready(fraction * ctx.remaining(), ctx.stop):
         stats["anneal"] = "no time left after compiling"  # (a fresh environment)
         return best
-    share = ANNEAL_SHARE * ctx.remaining()
+    share = fraction * ctx.remaining()
     with ThreadPoolExecutor(1) as pool:
         second = None
         if cool and ctx.workers >= 2 and view.n > PLACEMENT_MAX_OPS and compiles(view):

@@ -238,3 +238,10 @@ def test_a_loop_still_compiling_is_not_waited_for_past_the_time(
         assert alone.stats["anneal"] == "no time left after compiling"
     compiling.set_result(None)
     assert kernel_ready(0.0)
+
+
+def test_a_benchmark_warms_the_loop_up_before_its_timed_solves() -> None:
+    from hetsched.schedule.latency.anneal import warm_up_now
+
+    warm_up_now()  # returns once compiled (or loaded), or at once without numba
+    assert kernel_ready(0.0) or not compiles(heavy_problem(0))
