@@ -45,6 +45,7 @@ Examples
 
 from __future__ import annotations
 
+import threading
 import time
 import weakref
 from collections.abc import Callable, Collection
@@ -135,12 +136,26 @@ __all__ = [
 _BOUND_MEMO: weakref.WeakKeyDictionary[Problem, dict[str, int]] = weakref.WeakKeyDictionary()
 
 
+_MEMO_LOCKS: weakref.WeakKeyDictionary[Problem, dict[str, threading.RLock]] = (
+    weakref.WeakKeyDictionary()
+)
+_MEMO_LOCKS_GUARD = threading.Lock()
+
+
 def _memo(problem: Problem, key: str, compute: Callable[[Problem], int]) -> int:
-    """``compute`` on the rounded-down twin (a bound of the real problem), once."""
+    """``compute`` on the rounded-down twin (a bound of the real problem), once: a thread
+    that asks while another computes it waits for that value (the portfolio's search and
+    the LPs beside it both start from the quick bounds: 0.05-0.18 s at 300-1,000 ops)."""
     value = _kept(problem, key)
-    if value is None:
-        value = compute(problem.floored)
-        _keep(problem, key, value)
+    if value is not None:
+        return value
+    with _MEMO_LOCKS_GUARD:
+        lock = _MEMO_LOCKS.setdefault(problem.floored, {}).setdefault(key, threading.RLock())
+    with lock:
+        value = _kept(problem, key)
+        if value is None:
+            value = compute(problem.floored)
+            _keep(problem, key, value)
     return value
 
 
