@@ -218,7 +218,7 @@ GROUP_LOAD_SECONDS_PER_UNIT = 5e-4
 
 
 # Seconds the transfer LP takes here, per ops^1.5 x devices^2 (HiGHS's interior point
-# method, :data:`~hetsched.schedule.bounds.load.LP_SOLVER`, on the random suite's CCR-10
+# method, :data:`~hetsched.schedule.bounds.verified.LP_METHOD`, on the random suite's CCR-10
 # graphs: 0.1-0.4 s at 100 ops on 3-8 devices, 0.3 / 0.7 / 2.0-2.5 s at 300 ops on 3 / 5 /
 # 8, 1.2-1.4 / 3.5-4.2 / 7.5-11.4 s at 1,000: 4.6-9.4e-6 per unit above 100 ops; GLOP's
 # dual simplex took 5.7 s at 300 ops on 8 devices and 22.7 s at 1,000).

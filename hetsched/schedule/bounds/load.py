@@ -32,6 +32,7 @@ import numpy as np
 
 from hetsched.problem import Problem
 from hetsched.schedule.bounds.paths import serial_horizon
+from hetsched.schedule.bounds.verified import LPMinimum, lp_minimum
 
 __all__ = [
     "LOAD_LP_MAX_OPS",
@@ -45,19 +46,11 @@ __all__ = [
     "load_bound_dual",
     "load_dual",
     "lp_bound",
-    "new_lp_solver",
-    "solve_lp",
+    "new_lp_model",
 ]
 
 # Above this many ops the load bound uses the Lagrangian dual instead of a GLOP model.
 LOAD_LP_MAX_OPS = 2000
-# The LP bounds' solver (:func:`new_lp_solver`): HiGHS's interior point method (IPX, then
-# crossover to a vertex), as OR-Tools ships it. The transfer LP of the random suite's
-# CCR-10 graphs on 8 unrelated devices: 1.9 s at 300 ops and 7.8 s at 1,000 (GLOP's dual
-# simplex 5.7 s and 22.7 s, HiGHS's own simplex 4.5 s and 9.1 s, CLP 24 s at 300), the
-# same optima (1,157.14 and 2,804.56 units).
-LP_SOLVER = "HIGHS_LP"
-LP_PARAMETERS = "solver=ipm\noutput_flag=false"
 
 
 def load_bound(problem: Problem) -> int:
@@ -75,16 +68,14 @@ def load_bound(problem: Problem) -> int:
         # Building the GLOP model takes ~10 s at 12k ops; the Lagrangian dual of the same LP
         # is a valid bound for any multipliers and lands within 1e-4 of it in 0.2 s.
         return load_bound_dual(p)
-    return math.ceil(_load_lp(p) - 1e-6)
+    return _load_lp(p)
 
 
-def _load_lp(p: Problem) -> float:
-    from ortools.linear_solver import pywraplp
-
-    solver = pywraplp.Solver.CreateSolver("GLOP")
-    if solver is None:  # pragma: no cover - GLOP ships with every OR-Tools wheel
-        return float(p.min_dur.sum()) / p.num_devices
-    t = solver.NumVar(0, solver.infinity(), "T")
+def _load_lp(p: Problem) -> int:
+    """The load LP's verified minimum, rounded up (:func:`least_horizon`)."""
+    solver = new_lp_model()
+    # every op on its fastest device loads none more than all of them: T's box
+    t = solver.NumVar(0, float(p.min_dur.sum()), "T")
     load: list[list] = [[] for _ in range(p.num_devices)]
     for v in range(p.n):
         xs = []
@@ -94,18 +85,12 @@ def _load_lp(p: Problem) -> float:
             if p.dur[v, d]:
                 load[d].append(int(p.dur[v, d]) * x)
         solver.Add(solver.Sum(xs) == 1)
-    for d in range(p.num_devices):
-        if load[d]:
-            solver.Add(solver.Sum(load[d]) <= t)
-    solver.Minimize(t)
-    if solver.Solve() != pywraplp.Solver.OPTIMAL:
-        return float(p.min_dur.sum()) / p.num_devices
-    return float(t.solution_value())
+    return max(least_horizon(solver, t, load), math.ceil(p.min_dur.sum() / p.num_devices))
 
 
 @dataclass(frozen=True)
 class AssignmentLP:
-    """An LP model (:func:`new_lp_solver`) of fractional assignments: ``T``, a start per
+    """An LP model (:func:`new_lp_model`) of fractional assignments: ``T``, a start per
     op, per op its fraction on each device it may use (``mix[v][d]``, summing to one), its
     duration under them and each device's load terms, with every op's start plus duration
     within ``T`` (written for the ops that feed none: the others end before those they
@@ -120,11 +105,9 @@ class AssignmentLP:
     load: list[list[Any]]
 
     @classmethod
-    def build(cls, p: Problem) -> AssignmentLP | None:
-        """The model of ``p`` (a device view); ``None`` without an LP solver."""
-        solver = new_lp_solver()
-        if solver is None:  # pragma: no cover - OR-Tools ships HiGHS and GLOP
-            return None
+    def build(cls, p: Problem) -> AssignmentLP:
+        """The model of ``p`` (a device view)."""
+        solver = new_lp_model()
         # no optimum ends after every op and transfer one after another (a bounded box
         # keeps HiGHS's interior point method from declaring the LP infeasible, as it did
         # on a 1,000-op graph on 3 devices with T unbounded)
@@ -163,12 +146,11 @@ def lp_bound(problem: Problem, *, max_ops: int = 3000) -> int:
     if p.n > max_ops:
         return 0
     lp = AssignmentLP.build(p)
-    if lp is None:  # pragma: no cover - OR-Tools ships HiGHS and GLOP
-        return 0
     placed: list[list[tuple[tuple[int, ...], Any]]] = [
         [((d,), x) for d, x in xs.items()] for xs in lp.mix
     ]
-    return _minimise_makespan(lp.solver, p, lp.t, lp.starts, lp.dur, lp.load, placed)
+    found = _minimise_makespan(lp.solver, p, lp.t, lp.starts, lp.dur, lp.load, placed)
+    return 0 if found is None else found[0]
 
 
 def forced_delays(
@@ -229,12 +211,12 @@ def _minimise_makespan(
     dur_expr: list[Any],
     load: list[list],
     placed: list[list[tuple[tuple[int, ...], Any]]],
-) -> int:
+) -> tuple[int, LPMinimum] | None:
     """The part :func:`lp_bound` and :func:`budget_lp_bound` share: each edge's start
     after its producer's duration and the transfer its ends force (:func:`forced_delays`;
     ``placed[v]``: the devices of each of ``v``'s choices and its fractional variable),
-    each device's load within ``T``; ``T`` minimised and rounded up (0 if the LP solver does not
-    reach an optimum)."""
+    each device's load within ``T``; ``T`` minimised: its bound rounded up and the LP's
+    solution (``None`` if the LP solver does not reach an optimum)."""
     tables = forced_delay_tables(p)
     forced = (tables[0].max(axis=1, initial=0) > 0) | (tables[1].max(axis=1, initial=0) > 0)
     for k in range(p.num_edges):
@@ -245,13 +227,13 @@ def _minimise_makespan(
         for side in forced_delays(p, k, placed[u], placed[v], tables):
             delay = solver.Sum([c * x for c, x in side])
             solver.Add(starts[v] >= starts[u] + dur_expr[u] + delay)
-    return least_horizon(solver, t, load)
+    return _least_horizon_lp(solver, t, load, time_limit=None)[0]
 
 
 def least_horizon(solver: Any, t: Any, load: list[list[Any]]) -> int:
     """Each device's load (``load[d]``: its terms) within ``T``, then ``T`` minimised and
-    rounded up: the end :func:`lp_bound`, :func:`budget_lp_bound` and the transfer LP share
-    (0 if the LP solver does not reach an optimum)."""
+    its verified bound rounded up: the end :func:`lp_bound`, :func:`budget_lp_bound`, the
+    load LP and the transfer LP share (0 if the LP solver does not reach an optimum)."""
     return least_horizon_within(solver, t, load, time_limit=None)[0]
 
 
@@ -259,56 +241,42 @@ def least_horizon_within(
     solver: Any, t: Any, load: list[list[Any]], *, time_limit: float | None
 ) -> tuple[int, bool]:
     """:func:`least_horizon` within ``time_limit`` seconds, and whether it is final
-    (:func:`solve_lp`; 0 when not)."""
+    (:func:`~hetsched.schedule.bounds.verified.lp_minimum`; 0 when not). The bound is the
+    LP's verified minimum (its duals' value, not the reported optimum) rounded up."""
+    found, final = _least_horizon_lp(solver, t, load, time_limit=time_limit)
+    return (0 if found is None else found[0]), final
+
+
+def _least_horizon_lp(
+    solver: Any, t: Any, load: list[list[Any]], *, time_limit: float | None
+) -> tuple[tuple[int, LPMinimum] | None, bool]:
+    """:func:`least_horizon_within`'s bound with the LP's solution (``None`` without an
+    optimum), and whether that answer is final."""
     for terms in load:
         if terms:
             solver.Add(solver.Sum(terms) <= t)
     solver.Minimize(t)
-    optimal, final = solve_lp(solver, time_limit)
-    if not optimal:
-        return 0, final
-    return math.ceil(t.solution_value() - 1e-6), True
+    found, final = lp_minimum(solver, time_limit)
+    if found is None or not math.isfinite(found.bound):
+        return None, final
+    return (max(0, math.ceil(found.bound)), found), True
 
 
-def new_lp_solver() -> Any:
-    """An OR-Tools LP solver for the LP bounds: :data:`LP_SOLVER` with
-    :data:`LP_PARAMETERS`, else GLOP's dual simplex (``None`` without either).
+def new_lp_model() -> Any:
+    """An empty OR-Tools model (pywraplp) to build an LP bound in; it is solved by
+    :func:`~hetsched.schedule.bounds.verified.lp_minimum`, every variable boxed.
 
-    >>> solver = new_lp_solver()
-    >>> x = solver.NumVar(0, 4, "x")
-    >>> _ = solver.Add(x >= 1.5)
-    >>> solver.Minimize(x)
-    >>> solve_lp(solver, None), x.solution_value()
-    ((True, True), 1.5)
+    >>> model = new_lp_model()
+    >>> x = model.NumVar(0, 4, "x")
+    >>> _ = model.Add(x >= 1.5)
+    >>> model.Minimize(x)
+    >>> found, final = lp_minimum(model, None)
+    >>> round(found.value, 9), found.bound <= 1.5, final
+    (1.5, True, True)
     """
     from ortools.linear_solver import pywraplp
 
-    solver = pywraplp.Solver.CreateSolver(LP_SOLVER)
-    if solver is not None:
-        # OR-Tools 9.15 answers False for HiGHS's options though HiGHS applies them (a
-        # wrong option name is reported by HiGHS): the answer is not checked
-        solver.SetSolverSpecificParametersAsString(LP_PARAMETERS)
-        return solver
-    solver = pywraplp.Solver.CreateSolver("GLOP")  # pragma: no cover - HiGHS ships too
-    if solver is not None:  # pragma: no cover
-        solver.SetSolverSpecificParametersAsString("use_dual_simplex: true")
-    return solver  # pragma: no cover
-
-
-def solve_lp(solver: Any, time_limit: float | None) -> tuple[bool, bool]:
-    """Solve an LP model within ``time_limit`` seconds (``None``: no limit): whether it
-    reached its optimum, and whether that answer is final rather than the time limit's
-    (stopped by its limit GLOP ends NOT_SOLVED or ABNORMAL, HiGHS through OR-Tools with an
-    unknown status; an LP found infeasible or unbounded is final either way)."""
-    from ortools.linear_solver import pywraplp
-
-    if time_limit is not None:
-        solver.SetTimeLimit(max(1, int(time_limit * 1000)))
-    status = solver.Solve()
-    if status == pywraplp.Solver.OPTIMAL:
-        return True, True
-    settled = (pywraplp.Solver.INFEASIBLE, pywraplp.Solver.UNBOUNDED, pywraplp.Solver.MODEL_INVALID)
-    return False, time_limit is None or status in settled
+    return pywraplp.Solver.CreateSolver("GLOP")  # (a model: lp_minimum solves it)
 
 
 def load_bound_dual(p: Problem, *, iterations: int = 400) -> int:
@@ -369,7 +337,7 @@ def budget_lp_bound(problem: Problem, *, max_ops: int = 3000) -> int:
 def modes_lp(problem: Problem, *, max_ops: int = 3000) -> tuple[int, np.ndarray] | None:
     """The LP of :func:`budget_lp_bound`: its bound and each mode's fractional share ``y``
     (the device mix an assignment can be rounded from); ``None`` when neither a budget nor
-    memory can bind, above ``max_ops`` ops, or when GLOP ends without an optimum."""
+    memory can bind, above ``max_ops`` ops, or when the LP ends without an optimum."""
     from hetsched.plan.memory import envelope_binds
 
     p = problem
@@ -377,14 +345,10 @@ def modes_lp(problem: Problem, *, max_ops: int = 3000) -> tuple[int, np.ndarray]
     memory = envelope_binds(p) is not None
     if (budget is None and not memory) or p.n > max_ops:
         return None
-    from ortools.linear_solver import pywraplp
-
-    solver = pywraplp.Solver.CreateSolver("GLOP")
-    if solver is None:  # pragma: no cover
-        return None
-    inf = solver.infinity()
-    t = solver.NumVar(0, inf, "T")
-    starts = [solver.NumVar(0, inf, f"S_{v}") for v in range(p.n)]
+    solver = new_lp_model()
+    horizon = float(serial_horizon(p))  # every variable boxed (verified bound)
+    t = solver.NumVar(0, horizon, "T")
+    starts = [solver.NumVar(0, horizon, f"S_{v}") for v in range(p.n)]
     load: list[list] = [[] for _ in range(p.num_devices)]
     dur_expr = []
     spend = []
@@ -411,10 +375,11 @@ def modes_lp(problem: Problem, *, max_ops: int = 3000) -> tuple[int, np.ndarray]
             solver.Add(solver.Sum(held[d]) <= float(p.capacity[d]) / 2**20)
     placed = [[(p.modes.devices_of(k), every[k]) for k in p.modes.ops_modes(v).tolist()]
               for v in range(p.n)]  # fmt: skip
-    bound = _minimise_makespan(solver, p, t, starts, dur_expr, load, placed)
-    if bound == 0:
+    found = _minimise_makespan(solver, p, t, starts, dur_expr, load, placed)
+    if found is None or found[0] == 0:
         return None
+    bound, solved = found
     mix = np.zeros(p.num_modes)
     for k, y in every.items():
-        mix[k] = y.solution_value()
+        mix[k] = solved.x[y.index()]
     return bound, mix

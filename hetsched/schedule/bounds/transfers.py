@@ -72,8 +72,6 @@ def transfer_lp_within(
     if not transfer_lp_can_beat(p, floor):
         return 0, True
     lp = AssignmentLP.build(p)
-    if lp is None:  # pragma: no cover - OR-Tools ships HiGHS and GLOP
-        return 0, True
     solver, mix = lp.solver, lp.mix
     for (u, v), c in _dearest_cuts(p).items():
         delay = 0

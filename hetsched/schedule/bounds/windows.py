@@ -19,7 +19,8 @@ bound (the critical path ``cp``). Above it the row becomes ``load <= T - cp - (r
 * used`` with ``used >= x[v, d]`` for each of those ops: ``used`` is 1 when one of them is
 on ``d`` (the window holds) and may be 0 when none is (``T >= cp``).
 
-With fractional assignments ``x`` this is an LP (GLOP); every schedule satisfies it, so its
+With fractional assignments ``x`` this is an LP (GLOP, through
+:func:`~hetsched.schedule.bounds.verified.lp_minimum`); every schedule satisfies it, so its
 optimum ``T`` is a lower bound. On pipelines (attention heads: NPU linears first, CPU softmax
 after, a ``cat`` at the end) it adds the fill and drain times the plain load LP misses.
 
@@ -43,8 +44,9 @@ import weakref
 import numpy as np
 
 from hetsched.problem import Problem
-from hetsched.schedule.bounds.load import solve_lp
-from hetsched.schedule.bounds.paths import device_finish_times, device_tail_times
+from hetsched.schedule.bounds.load import new_lp_model
+from hetsched.schedule.bounds.paths import device_finish_times, device_tail_times, serial_horizon
+from hetsched.schedule.bounds.verified import lp_minimum
 
 __all__ = [
     "WINDOW_MAX_OPS",
@@ -54,8 +56,10 @@ __all__ = [
     "window_load_within",
 ]
 
-# GLOP model size grows with ops x thresholds^2; above this many ops the bound is skipped.
+# The LP's size grows with ops x thresholds^2; above this many ops the bound is skipped.
 WINDOW_MAX_OPS = 3000
+# scipy's HiGHS method for the window LP (:func:`~hetsched.schedule.bounds.verified.lp_minimum`).
+WINDOW_LP_METHOD = ("GLOP", "DUAL_SIMPLEX")
 # Heads and tails combine the inputs (outputs) of an op two at a time among this many.
 HEAD_PAIRS = 8
 _BIG = np.iinfo(np.int64).max // 8
@@ -96,26 +100,28 @@ def _window_part(hs: np.ndarray, qs: np.ndarray, ps: np.ndarray, r: int, s: int)
 
 
 def window_load_bound(p: Problem, *, thresholds: int = 8, time_limit: float | None = None) -> int:
-    """The window load LP's optimum, rounded up (units); 0 above :data:`WINDOW_MAX_OPS`, or
-    if GLOP has not solved it within ``time_limit`` seconds."""
+    """The window load LP's verified minimum, rounded up (units); 0 above
+    :data:`WINDOW_MAX_OPS`, or if the LP is not solved within ``time_limit`` seconds."""
     return window_load_within(p, thresholds=thresholds, time_limit=time_limit)[0]
 
 
 def window_load_within(
     p: Problem, *, thresholds: int = 8, time_limit: float | None = None
 ) -> tuple[int, bool]:
-    """:func:`window_load_bound`, and whether it is final: ``False`` where GLOP stopped at
-    ``time_limit`` (then 0)."""
+    """:func:`window_load_bound`, and whether it is final: ``False`` where the LP solver
+    stopped at ``time_limit`` (then 0)."""
     solved, complete = _window_lp(p.relaxation(), thresholds, time_limit)
-    return (0 if solved is None else math.ceil(solved[0] - 1e-6)), complete
+    return (0 if solved is None else max(0, math.ceil(solved[0]))), complete
 
 
 def window_load_lp(
     p: Problem, *, thresholds: int = 8, time_limit: float | None = None
 ) -> tuple[float, np.ndarray] | None:
-    """``(T, x)``: the window load LP's optimum and its fractional assignment ``x[v, d]``;
-    ``None`` above :data:`WINDOW_MAX_OPS` ops, if GLOP fails, or if it has not solved the LP
-    within ``time_limit`` seconds (at 1,000 ops on 8 devices it took 11.6 s)."""
+    """``(T, x)``: the window load LP's verified minimum
+    (:func:`~hetsched.schedule.bounds.verified.lp_minimum`) and its fractional assignment
+    ``x[v, d]``; ``None`` above :data:`WINDOW_MAX_OPS` ops, if the LP solver fails, or if it
+    has not solved the LP within ``time_limit`` seconds (at 1,000 ops on 8 devices GLOP
+    took 11.6 s)."""
     return _window_lp(p.relaxation(), thresholds, time_limit)[0]  # bounds of the question asked
 
 
@@ -140,16 +146,12 @@ def _solve_window_lp(
     final (not cut short by ``time_limit``)."""
     if p.n > WINDOW_MAX_OPS or p.n == 0:
         return None, True
-    from ortools.linear_solver import pywraplp
-
     head, tail = device_heads_tails(p)
-    solver = pywraplp.Solver.CreateSolver("GLOP")
-    if solver is None:  # pragma: no cover - GLOP ships with every OR-Tools wheel
-        return None, True
+    solver = new_lp_model()
     # Every constraint below with no op placed on ``d`` reads ``T >= r + s``: only valid
     # where ``r + s`` is at most a proven bound, the critical path.
     cp = int(np.where(p.allowed, head + p.dur + tail, _BIG).min(axis=1).max())
-    t = solver.NumVar(cp, solver.infinity(), "T")
+    t = solver.NumVar(cp, max(cp, serial_horizon(p)), "T")  # boxed: a verified bound
     x = {}
     for v in range(p.n):
         xs = []
@@ -181,10 +183,10 @@ def _solve_window_lp(
                     solver.Add(used >= x[v, d])
                 solver.Add(solver.Sum(terms) <= t - cp - (r + s - cp) * used)
     solver.Minimize(t)
-    optimal, final = solve_lp(solver, time_limit)
-    if not optimal:
+    found, final = lp_minimum(solver, time_limit, method=WINDOW_LP_METHOD)
+    if found is None or not math.isfinite(found.bound):
         return None, final
     frac = np.zeros((p.n, p.num_devices))
     for (v, d), var in x.items():
-        frac[v, d] = var.solution_value()
-    return (float(t.solution_value()), frac), True
+        frac[v, d] = found.x[var.index()]
+    return (found.bound, frac), True
