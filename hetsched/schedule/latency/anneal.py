@@ -42,6 +42,7 @@ True
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
@@ -59,6 +60,8 @@ from hetsched.solver import Capabilities, SolveContext, Solver, StopToken
 
 if TYPE_CHECKING:
     from hetsched.schedule.latency.annealkernel import Kernel
+
+log_ = logging.getLogger(__name__)
 
 # Uniform draws per move (the compiled loop takes the same ones): the op, the kind of move,
 # neighbour's device or any, the device or place, the Metropolis draw.
@@ -248,6 +251,9 @@ def anneal(
     deadline = None if time_limit is None else time.perf_counter() + time_limit
     if compiled is None:
         compiled = compiles(p)
+    if compiled:  # compiled (or loaded) once per process, here if not before
+        warm_up().result()
+        compiled = not _BROKEN
     assign_arr, start_arr = schedule_arrays(start, p)
     order = priority_order(p, start_arr + np.arange(n) * 1e-6)  # the plan's, as clusters'
     assign0 = [int(x) for x in assign_arr]
@@ -290,13 +296,17 @@ def anneal(
 def compiles(problem: Problem) -> bool:
     """Whether annealing on ``problem`` runs in the compiled loop: no link contention, no
     memory limit, and numba installed."""
-    if problem.link_contention or problem.use_memory:
+    if problem.link_contention or problem.use_memory or _BROKEN:
         return False
     try:
         import numba  # noqa: F401
     except ImportError:  # numba is a dependency; without it, Python
         return False
     return True
+
+
+# numba failed to compile the loop in this process (:func:`_compile`): Python from then on.
+_BROKEN = False
 
 
 _WARMING: Future[None] | None = None
@@ -308,9 +318,9 @@ def warm_up() -> Future[None]:
     its own, once per process, from the first call: its future. Solvers start it as they
     start, so that the seconds a fresh environment takes to compile (3-10 s measured on 2
     cores; the cache 0.35-0.7 s) pass beside their heuristics, not inside the annealing's
-    time (numba's compiler lock makes a loop run sooner wait for it). Beside Python on the
-    main thread it costs that thread little: five HEFT runs at 300 ops took 0.29 s alone,
-    0.32 s beside a compile."""
+    time; they wait for it before they return (:func:`_compile`). Beside Python on the main
+    thread it costs that thread little: five HEFT runs at 300 ops took 0.29 s alone, 0.32 s
+    beside a compile."""
     global _WARMING
     with _WARMING_LOCK:
         if _WARMING is None:
@@ -321,9 +331,20 @@ def warm_up() -> Future[None]:
 
 
 def _compile() -> None:
-    from hetsched.schedule.latency.annealkernel import compile_kernel
+    """:func:`~hetsched.schedule.latency.annealkernel.compile_kernel`; if numba fails,
+    annealing runs in Python in this process from then on (:func:`compiles`). Seen with
+    the compile on a thread of its own: numba's first compile in a process read the
+    builtin ``min`` while a non-strict ``torch.export`` on another thread had replaced it
+    (a ``functools.partial``), and compiles after it failed the same way; solvers wait for
+    the compile they start before they return, so it does not outlive them."""
+    global _BROKEN
+    try:
+        from hetsched.schedule.latency.annealkernel import compile_kernel
 
-    compile_kernel()
+        compile_kernel()
+    except Exception as err:  # any failure: the moves in Python give the same plans
+        log_.warning("numba did not compile the annealing loop (%s): annealing in Python", err)
+        _BROKEN = True
 
 
 def kernel_ready(timeout: float, stop: StopToken | None = None) -> bool:

@@ -202,11 +202,12 @@ def _portfolio(problem: Problem, ctx: SolveContext) -> Plan:
     ctx = ctx.child(
         time_limit=ctx.remaining() - min(PLAN_SHARE * ctx.remaining(), PLAN_SECONDS_PER_OP * n)
     )
+    warming = None
     if _anneals(problem):  # numba compiles (or loads) the annealing loop meanwhile
         from hetsched.schedule.latency.anneal import compiles, warm_up
 
         if compiles(problem):
-            warm_up()
+            warming = warm_up()
     beside = _PlacementBeside.start(problem, ctx, anneals=_anneals(problem))
     if beside is not None and not beside.hands_back:
         ctx = dataclasses.replace(ctx, workers=ctx.workers - 1)
@@ -217,6 +218,8 @@ def _portfolio(problem: Problem, ctx: SolveContext) -> Plan:
         for side in (beside, bounds):
             if side is not None:
                 side.stop()
+        if warming is not None:  # a compile does not outlive the solve (anneal._compile)
+            warming.result()
 
 
 def _shape(p: Problem) -> tuple[float, bool, bool]:

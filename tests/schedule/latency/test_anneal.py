@@ -218,9 +218,10 @@ def test_graphs_whose_transfers_cost_about_their_ops_are_not_annealed() -> None:
 def test_a_loop_still_compiling_is_not_waited_for_past_the_time(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    import threading
     from concurrent.futures import Future
 
-    compiling: Future[None] = Future()  # as in a fresh environment: never done here
+    compiling: Future[None] = Future()  # as in a fresh environment: compiling for seconds
     monkeypatch.setattr(annealing, "_WARMING", compiling)
     assert not kernel_ready(0.05)
     stop = StopToken()
@@ -228,16 +229,38 @@ def test_a_loop_still_compiling_is_not_waited_for_past_the_time(
     assert not kernel_ready(600.0, stop)  # a stop ends the wait
     p = build_problem(random_spec(40, 5, 10.0, seed=1, beta=1.0))
     if compiles(p):
-        plan = solve_portfolio(p, time_limit=2, seed=0, workers=1)
-        validate(plan, p)
-        assert plan.stats.get("anneal") == "no time left after compiling"
-        assert "anneal" not in plan.stats["path"]
         hint = solve_heft(p, time_limit=5)
         alone = solve_anneal(p, time_limit=0.5, seed=0, hint=hint)
         assert alone.makespan == hint.makespan
         assert alone.stats["anneal"] == "no time left after compiling"
-    compiling.set_result(None)
+        # the compile ends after the portfolio's annealing stage gave up on it, and the
+        # portfolio returns once it has ended (it does not outlive the solve)
+        timer = threading.Timer(6.0, compiling.set_result, args=(None,))
+        timer.start()
+        plan = solve_portfolio(p, time_limit=2, seed=0, workers=1)
+        timer.join()
+        validate(plan, p)
+        assert plan.stats.get("anneal") == "no time left after compiling"
+        assert "anneal" not in plan.stats["path"]
+    else:
+        compiling.set_result(None)
     assert kernel_ready(0.0)
+
+
+def test_if_numba_fails_annealing_runs_in_python(monkeypatch: pytest.MonkeyPatch) -> None:
+    from concurrent.futures import Future
+
+    failed: Future[None] = Future()
+    failed.set_result(None)  # the compile ended ...
+    monkeypatch.setattr(annealing, "_WARMING", failed)
+    monkeypatch.setattr(annealing, "_BROKEN", True)  # ... in a failure (anneal._compile)
+    p = heavy_problem(3, n=14, devices=4)
+    assert not compiles(p)
+    h = solve_heft(p, time_limit=5)
+    plan = anneal(p, h, moves=2000, seed=0)
+    validate(plan, p)
+    assert plan.stats.get("anneal", plan.stats)["compiled"] is False
+    assert plan.makespan == anneal(p, h, moves=2000, seed=0, compiled=False).makespan
 
 
 def test_a_benchmark_warms_the_loop_up_before_its_timed_solves() -> None:
