@@ -76,3 +76,28 @@ def test_an_unboxed_variable_the_duals_need_gives_no_bound() -> None:
         np.array([np.inf]), np.array([0.0]),
     )  # fmt: skip
     assert value == -np.inf
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_the_group_load_s_multipliers_bound_the_least_most_load(seed: int) -> None:
+    from hetsched.schedule.bounds.groupload import _least_most_load
+
+    rng = np.random.default_rng(seed)
+    groups, devices = int(rng.integers(2, 15)), int(rng.integers(2, 6))
+    load = rng.integers(1, 50, size=(groups, devices)).astype(float)
+    open_ = rng.random((groups, devices)) < 0.7
+    open_[np.arange(groups), rng.integers(0, devices, size=groups)] = True
+    # the least most-load by the LP itself: min L over x[g, d] on open pairs
+    cols = [(g, d) for g in range(groups) for d in range(devices) if open_[g, d]]
+    a_ub = np.zeros((devices, len(cols) + 1))
+    a_eq = np.zeros((groups, len(cols) + 1))
+    for j, (g, d) in enumerate(cols):
+        a_ub[d, j], a_eq[g, j] = load[g, d], 1.0
+    a_ub[:, -1] = -1.0
+    cost = np.zeros(len(cols) + 1)
+    cost[-1] = 1.0
+    best = linprog(cost, A_ub=a_ub, b_ub=np.zeros(devices), A_eq=a_eq, b_eq=np.ones(groups),
+                   bounds=[(0, 1)] * len(cols) + [(0, None)]).fun  # fmt: skip
+    bound = _least_most_load(open_, load)
+    assert bound <= best + 1e-9
+    assert best - bound <= 1e-6 * best
