@@ -82,7 +82,8 @@ def lp_minimum(
     :data:`LP_METHOD`): the solution
     (``None`` without an optimum), and whether that answer is final rather than the time
     limit's (an LP found infeasible or unbounded is final; none is started with less than
-    :data:`MIN_LP_SECONDS`). The solve releases the GIL."""
+    :data:`MIN_LP_SECONDS`; a model that maximises: ``ValueError``). The solve releases
+    the GIL."""
     if time_limit is not None and time_limit < MIN_LP_SECONDS:
         return None, False
     import scipy.sparse as sp
@@ -92,8 +93,9 @@ def lp_minimum(
 
     proto = linear_solver_pb2.MPModelProto()
     model.ExportModelToProto(proto)
-    sign = -1.0 if proto.maximize else 1.0
-    c = sign * np.array([v.objective_coefficient for v in proto.variable], dtype=float)
+    if proto.maximize:
+        raise ValueError("lp_minimum minimises: the model maximises its objective")
+    c = np.array([v.objective_coefficient for v in proto.variable], dtype=float)
     box = np.array([(v.lower_bound, v.upper_bound) for v in proto.variable], dtype=float)
     box = box.reshape(len(proto.variable), 2)
     a, lo, hi = _rows(proto, len(c), sp)
@@ -130,8 +132,6 @@ def lp_minimum(
     y[np.asarray(duals.ids, dtype=np.int64)] = duals.values
     value = float(solution.primal_solution.objective_value)
     bound = safe_minimum_bound(c, a, lo, hi, box[:, 0], box[:, 1], y)
-    if proto.maximize:  # (the LP bounds minimise; a maximum's bound is an upper one)
-        return LPMinimum(value=sign * value, bound=math.inf, x=x), True
     return LPMinimum(value=value, bound=min(bound, value), x=x), True
 
 

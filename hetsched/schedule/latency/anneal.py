@@ -73,12 +73,14 @@ __all__ = [
     "MAX_MOVES_PER_OP",
     "MIN_MOVES_PER_OP",
     "MOVE_SECONDS",
+    "NOT_COMPILED",
     "TIE_WEIGHT",
     "anneal",
     "compiles",
     "kernel_ready",
     "moves_for",
     "moves_within",
+    "ready_within",
     "solve_anneal",
     "start_temperature",
     "warm_up",
@@ -298,6 +300,10 @@ def compiles(problem: Problem) -> bool:
     memory limit, and numba installed."""
     if problem.link_contention or problem.use_memory or _BROKEN:
         return False
+    return _numba_installed()
+
+
+def _numba_installed() -> bool:
     try:
         import numba  # noqa: F401
     except ImportError:  # numba is a dependency; without it, Python
@@ -347,6 +353,17 @@ def _compile() -> None:
         _BROKEN = True
 
 
+# What annealing says (``stats["anneal"]``) when the loop it would run is still compiling
+# at the end of its time.
+NOT_COMPILED = "no time left after compiling"
+
+
+def ready_within(problem: Problem, timeout: float, stop: StopToken | None = None) -> bool:
+    """Whether annealing on ``problem`` can start within ``timeout`` seconds: at once in
+    Python, else once the compiled loop is ready (:func:`kernel_ready`)."""
+    return not compiles(problem) or kernel_ready(timeout, stop)
+
+
 def kernel_ready(timeout: float, stop: StopToken | None = None) -> bool:
     """Whether the compiled loop is ready (:func:`warm_up`, started if it was not) within
     ``timeout`` seconds: ``False`` if it is still compiling then, or ``stop`` is set first."""
@@ -366,11 +383,8 @@ def kernel_ready(timeout: float, stop: StopToken | None = None) -> bool:
 def warm_up_now() -> None:
     """Wait for the compiled loop (:func:`warm_up`) where numba is installed: a benchmark's
     warm-up, so that its timed solves do not pay a fresh environment's compile."""
-    try:
-        import numba  # noqa: F401
-    except ImportError:
-        return
-    warm_up().result()
+    if _numba_installed():
+        warm_up().result()
 
 
 def _kernel(p: Problem, assign: list[int], order: list[int]) -> Kernel:
@@ -467,8 +481,8 @@ def _anneal(problem: Problem, ctx: SolveContext) -> Plan:
     hint = ctx.hint if ctx.hint is not None else solve_heft.within(p, ctx.child())
     if not p.is_device_table:  # moves are between devices: one mode per (op, device)
         return hint.with_(stats={**hint.stats, "anneal": "needs one mode per (op, device)"})
-    if compiles(p) and not kernel_ready(ctx.remaining(), ctx.stop):  # (a fresh environment)
-        return hint.with_(stats={**hint.stats, "anneal": "no time left after compiling"})
+    if not ready_within(p, ctx.remaining(), ctx.stop):  # (a fresh environment)
+        return hint.with_(stats={**hint.stats, "anneal": NOT_COMPILED})
     budget = ctx.remaining()
     moves = moves_for(p, budget)
     return anneal(p, hint, moves=moves, seed=ctx.seed, time_limit=budget, stop=ctx.stop)

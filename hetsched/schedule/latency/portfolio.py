@@ -182,9 +182,10 @@ PLACEMENT_LINKS_SECONDS = 30.0
 WHOLE_BOUNDS_MAX_OPS = 2000
 # With two workers or more, these bounds run beside the plan search (:class:`_BoundsBeside`),
 # in this order, until this share of the time, not in turn with the others. The window LP
-# (GLOP) took 1.4-2.2 s at 300 ops on 8 devices (random suite, CCR 10; estimated 0.6 s),
-# in turn cut at its deadline in a 10 s solve (0.25 of the time left), and moved no
-# bound of the random suite's 100- and 300-op graphs at CCR 10.
+# (GLOP) took 0.5-0.7 s alone and 1.4-2.2 s beside another thread at 300 ops on 8 devices
+# (random suite, CCR 10; estimated 0.6 s), in turn cut at its deadline in a 10 s solve
+# (0.25 of the time left), and moved no bound of the random suite's 100- and 300-op
+# graphs at CCR 10.
 BOUNDS_BESIDE = ("transfer_lp", "window")
 BOUNDS_BESIDE_SHARE = 0.4
 # Fraction of the remaining budget for solving one repeated block (when there are blocks).
@@ -203,12 +204,13 @@ def _portfolio(problem: Problem, ctx: SolveContext) -> Plan:
         time_limit=ctx.remaining() - min(PLAN_SHARE * ctx.remaining(), PLAN_SECONDS_PER_OP * n)
     )
     warming = None
-    if _anneals(problem):  # numba compiles (or loads) the annealing loop meanwhile
+    anneals = _anneals(problem)
+    if anneals:  # numba compiles (or loads) the annealing loop meanwhile
         from hetsched.schedule.latency.anneal import compiles, warm_up
 
         if compiles(problem):
             warming = warm_up()
-    beside = _PlacementBeside.start(problem, ctx, anneals=_anneals(problem))
+    beside = _PlacementBeside.start(problem, ctx, anneals=anneals)
     if beside is not None and not beside.hands_back:
         ctx = dataclasses.replace(ctx, workers=ctx.workers - 1)
     bounds = _BoundsBeside.start(problem, ctx) if beside is None else None
@@ -557,17 +559,18 @@ def _anneal_stage(
     relaxation to run beside it), a second, cool search (:data:`COOL_HEAT`) beside the
     first (the compiled move loop releases the GIL). The best plan."""
     from hetsched.schedule.latency.anneal import (
+        NOT_COMPILED,
         anneal,
         compiles,
-        kernel_ready,
         moves_for,
+        ready_within,
         solve_anneal,
     )
     from hetsched.schedule.latency.placement import PLACEMENT_MAX_OPS
 
     fraction = ANNEAL_SHARE if _shape(view)[2] else ANNEAL_SHARE_BEFORE_LNS
-    if compiles(view) and not kernel_ready(fraction * ctx.remaining(), ctx.stop):
-        stats["anneal"] = "no time left after compiling"  # (a fresh environment)
+    if not ready_within(view, fraction * ctx.remaining(), ctx.stop):  # (a fresh environment)
+        stats["anneal"] = NOT_COMPILED
         return best
     share = fraction * ctx.remaining()
     with ThreadPoolExecutor(1) as pool:
@@ -697,7 +700,7 @@ class _BoundsBeside(_Beside):
     :data:`BOUNDS_BESIDE_SHARE` of its time; the search computes the others in turn
     (:func:`_bound`), counting these if they have ended by then, else when it hands the
     worker back. The transfer LP takes 2-2.5 s at 300 ops on 8 devices and 7.5-11.4 s at
-    1,000 (random suite, CCR 10), the window LP 1.4-2.2 s at 300: more than the share of a
+    1,000 (random suite, CCR 10), the window LP 0.5-2.2 s at 300: more than the share of a
     10 s or 30 s budget the search gives its bounds. An LP is not interrupted: a search
     proved optimal before it ends leaves it to its time limit; a stop before the next one
     skips it."""
