@@ -22,7 +22,8 @@ smaller: on the random suite's 100-op CCR-10 graphs the optimum is 995 (8 relate
 other bounds 679), 951 (8 unrelated, 603) and 929 (3 unrelated, 718). Charging each
 transfer only the cheapest link into the consumer's device, whichever device sends, the
 first two are 872 and 851; the links (one and two units a byte there) take longer to prove,
-so the search proves that looser optimum first and goes on from it. CP-SAT searches without
+so the search refutes horizons of that looser model first and goes on from the last one
+refuted with the links (:func:`placement_bound`). CP-SAT searches without
 its LP (:func:`_new_solver`: a fractional assignment spreads every op over every device and
 cuts no edge): the three looser optima are proved in 2.1, 5.0 and 5.1 s (two workers; 4-19 s
 with the LP, 868 and 771 after 9 s), the two with each transfer's own link in 20 s (not in
@@ -292,16 +293,20 @@ def placement_bound(
     Searched in two steps: with each transfer charged the cheapest link into the
     consumer's device (:func:`_add_transfers`: its optimum proved in 5 s on the random
     suite's 100-op CCR-10 graphs on 8 devices), then, with ``links`` and where links
-    differ, from that optimum with the link from the producer's device (the optimum of
+    differ, with the link from the producer's device (the optimum of
     both rows together, searched from the start: not proved within 20 s there, with the
-    LP; without ``links``, ``proved`` is the first step's)."""
+    LP; without ``links``, ``proved`` is the first step's). Where the second step follows,
+    the first only refutes horizons and the second goes on from the last one refuted, not
+    from the first step's proved optimum: on the 100-op graphs on 8 devices, one worker,
+    that proof took 1.4-1.8 s (872 and 851, from 868 and 771), where the links model
+    refuted up to 902 and 861 by 3 s and proved 995 at 8.1 s, not 11.5 s (951: 12.3 s,
+    not 11.0 s)."""
     deadline = time.perf_counter() + time_limit
     value, proved = floor, False
-    for paid in (False, True):  # the cheapest link into a device, then every link
+    both = links and _links_matter(problem)
+    for paid in (False, True) if both else (False,):  # the cheapest link, then every link
         left = deadline - time.perf_counter()
         if left < MIN_PROBE_SECONDS:
-            break
-        if paid and not (links and proved and _links_matter(problem)):
             break
         value, proved = _search_from_below(
             problem,
@@ -314,6 +319,7 @@ def placement_bound(
             workers=workers,
             stop=stop,
             floor=value,
+            minimise=paid or not both,  # the second step's refutations go on from there
         )
     return value, proved
 
@@ -384,11 +390,12 @@ def _search_from_below(
     workers: int,
     stop: StopToken | None,
     floor: int,
+    minimise: bool = True,
 ) -> tuple[int, bool]:
     """The relaxation (``sequenced`` or not, paying ``links`` or not) of ``problem`` from
     ``floor`` up: refuted horizons (:func:`_refute_upwards`, the first step
-    ``1/step_divisor`` of the floor), then a minimisation from the first solution found
-    (:func:`_minimise_from`); ``(bound, proved)``."""
+    ``1/step_divisor`` of the floor), then, with ``minimise``, a minimisation from the first
+    solution found (:func:`_minimise_from`); ``(bound, proved)``."""
     t0 = time.perf_counter()  # building the model comes out of the time limit
     floor = max(floor, quick_lower_bound(problem))
     p = problem.floored.relaxation()
@@ -400,7 +407,7 @@ def _search_from_below(
     deadline = t0 + time_limit
     step = floor // step_divisor
     low, found = _refute_upwards(model, makespan, floor, step, deadline, seed, workers, stop)
-    if found is None:
+    if found is None or not minimise:
         return low, False
     return _minimise_from(model, makespan, low, found, deadline, seed, workers, stop)
 

@@ -72,6 +72,29 @@ def test_it_pays_the_link_a_transfer_takes_not_the_cheapest_into_the_device() ->
     assert placement_bound(p, time_limit=10, workers=1, links=False) == (18, True)
 
 
+def test_the_first_step_only_refutes_when_the_links_step_follows(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # proving the cheapest-link optimum costs what the links model's first refutations
+    # from the same floor give more of: only the last step minimises
+    from hetsched.schedule.latency import placement
+
+    calls: list[int] = []
+    real = placement._minimise_from
+
+    def minimise(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(args[2])  # the proven bound it starts from
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(placement, "_minimise_from", minimise)
+    p = heavy_problem(12)
+    assert placement_bound(p, time_limit=10, workers=1) == (20, True)
+    assert len(calls) <= 1  # the links step's (none where its first probe proves 20)
+    calls.clear()
+    assert placement_bound(p, time_limit=10, workers=1, links=False) == (18, True)
+    assert len(calls) == 1
+
+
 def test_a_hint_changes_nothing_it_proves() -> None:
     p = build_problem(random_spec(30, 3, 10.0, seed=0, beta=1.0))
     hint = schedule_arrays(solve_heft(p, time_limit=5), p)
