@@ -95,6 +95,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         return 0
+    finally:
+        _say_if_compiling()
+
+
+def _say_if_compiling() -> None:
+    """A solve in a fresh environment returns in its time while numba compiles annealing's
+    loop beside it, and the process exits once that compile is cached (3-10 s here): say
+    so rather than seem to hang. (Looked up, not imported: most commands never load it.)"""
+    anneal = sys.modules.get("hetsched.schedule.latency.anneal")
+    if anneal is not None and anneal.compiling():
+        print(
+            "hetsched: finishing numba's one-off compile of the annealing loop "
+            "(cached for later runs)",
+            file=sys.stderr,
+        )
 
 
 if __name__ == "__main__":  # pragma: no cover

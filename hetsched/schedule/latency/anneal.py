@@ -77,6 +77,7 @@ __all__ = [
     "TIE_WEIGHT",
     "anneal",
     "compiles",
+    "compiling",
     "kernel_ready",
     "moves_for",
     "moves_within",
@@ -320,29 +321,51 @@ _WARMING_LOCK = threading.Lock()
 
 
 def warm_up() -> Future[None]:
-    """Import numba and compile (or load from its cache) the compiled loop in a thread of
-    its own, once per process, from the first call: its future. Solvers start it as they
-    start, so that the seconds a fresh environment takes to compile (3-10 s measured on 2
-    cores; the cache 0.35-0.7 s) pass beside their heuristics, not inside the annealing's
-    time; they wait for it before they return (:func:`_compile`). Beside Python on the main
-    thread it costs that thread little: five HEFT runs at 300 ops took 0.29 s alone, 0.32 s
-    beside a compile."""
+    """Compile (or load from numba's cache) the compiled loop in a thread of its own, once
+    per process, from the first call: its future. Solvers start it as they start, so that
+    the seconds a fresh environment takes to compile (3-10 s measured on 2 cores; the cache
+    0.35-0.7 s) pass beside their heuristics, not inside the annealing's time, and return
+    when their time is up whether it has ended or not (a process exits once it has: the
+    next one loads it). Beside Python on the main thread it costs that thread little: five
+    HEFT runs at 300 ops took 0.29 s alone, 0.32 s beside a compile. numba's import and
+    its registries are loaded first, on the caller's thread (:func:`_load_numba`)."""
     global _WARMING
     with _WARMING_LOCK:
         if _WARMING is None:
+            _load_numba()
             pool = ThreadPoolExecutor(1, thread_name_prefix="hetsched-compile")
             _WARMING = pool.submit(_compile)
             pool.shutdown(wait=False)
         return _WARMING
 
 
+def compiling() -> bool:
+    """Whether the compile :func:`warm_up` started is still running."""
+    return _WARMING is not None and not _WARMING.done()
+
+
+def _load_numba() -> None:
+    """Import numba and load its typing and lowering registries (0.5-0.6 s here, once per
+    process). numba loads them on its first compile, reading ``math.pow`` and the builtins
+    as they are then; a non-strict ``torch.export`` replaces those while it traces (a
+    lambda and ``functools.partial`` objects), so a first compile on a thread beside one
+    failed, and every compile after it in that process (reproduced: numba's registries
+    loaded inside ``torch.export``'s patch fail at once). Here, on the thread that starts
+    a solve, they are the real ones, and so are the ``min`` and ``max`` the loop's module
+    binds as it is imported (:mod:`~hetsched.schedule.latency.annealkernel`)."""
+    try:
+        from numba.core.registry import cpu_target
+
+        import hetsched.schedule.latency.annealkernel  # noqa: F401
+    except ImportError:  # numba is a dependency; without it, :func:`_compile` says so
+        return
+    cpu_target.target_context.refresh()
+
+
 def _compile() -> None:
     """:func:`~hetsched.schedule.latency.annealkernel.compile_kernel`; if numba fails,
-    annealing runs in Python in this process from then on (:func:`compiles`). Seen with
-    the compile on a thread of its own: numba's first compile in a process read the
-    builtin ``min`` while a non-strict ``torch.export`` on another thread had replaced it
-    (a ``functools.partial``), and compiles after it failed the same way; solvers wait for
-    the compile they start before they return, so it does not outlive them."""
+    annealing runs in Python in this process from then on (:func:`compiles`): the same
+    plans per seed and moves, fewer moves per second."""
     global _BROKEN
     try:
         from hetsched.schedule.latency.annealkernel import compile_kernel

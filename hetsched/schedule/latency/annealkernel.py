@@ -27,6 +27,11 @@ from __future__ import annotations
 
 import math
 
+# The compiled functions read ``min`` and ``max`` from this module, not from ``builtins``,
+# where a non-strict ``torch.export`` on another thread puts ``functools.partial`` objects
+# while it traces (numba cannot type them: the compile failed).
+from builtins import max, min  # noqa: UP029
+
 import numba
 import numpy as np
 

@@ -203,13 +203,12 @@ def _portfolio(problem: Problem, ctx: SolveContext) -> Plan:
     ctx = ctx.child(
         time_limit=ctx.remaining() - min(PLAN_SHARE * ctx.remaining(), PLAN_SECONDS_PER_OP * n)
     )
-    warming = None
     anneals = _anneals(problem)
     if anneals:  # numba compiles (or loads) the annealing loop meanwhile
         from hetsched.schedule.latency.anneal import compiles, warm_up
 
         if compiles(problem):
-            warming = warm_up()
+            warm_up()
     beside = _PlacementBeside.start(problem, ctx, anneals=anneals)
     if beside is not None and not beside.hands_back:
         ctx = dataclasses.replace(ctx, workers=ctx.workers - 1)
@@ -220,8 +219,6 @@ def _portfolio(problem: Problem, ctx: SolveContext) -> Plan:
         for side in (beside, bounds):
             if side is not None:
                 side.stop()
-        if warming is not None:  # a compile does not outlive the solve (anneal._compile)
-            warming.result()
 
 
 def _shape(p: Problem) -> tuple[float, bool, bool]:
