@@ -217,12 +217,14 @@ LP_SECONDS_PER_UNIT = 2.5e-4
 GROUP_LOAD_SECONDS_PER_UNIT = 5e-4
 
 
-# Seconds the transfer LP takes here, per ops^1.5 x devices^2 (HiGHS's interior point
+# Seconds the transfer LP takes here, per ops^1.25 x devices^2 (HiGHS's interior point
 # method, :data:`~hetsched.schedule.bounds.verified.LP_METHOD`, on the random suite's CCR-10
 # graphs: 0.1-0.4 s at 100 ops on 3-8 devices, 0.3 / 0.7 / 2.0-2.5 s at 300 ops on 3 / 5 /
-# 8, 1.2-1.4 / 3.5-4.2 / 7.5-11.4 s at 1,000: 4.6-9.4e-6 per unit above 100 ops; GLOP's
-# dual simplex took 5.7 s at 300 ops on 8 devices and 22.7 s at 1,000).
-TRANSFER_LP_SECONDS = 8e-6
+# 8, 1.2-1.4 / 3.5-4.2 / 7.5-11.4 s at 1,000: 2.0-3.2e-5 per unit, the longest times at
+# 300 and 1,000 ops 3.0-3.2e-5; per ops^1.5 they were 4.6-9.4e-6, and 8e-6 estimated 16 s
+# at 1,000 ops on 8 devices, more than a 30 s solve gives it). GLOP's dual simplex took
+# 5.7 s at 300 ops on 8 devices and 22.7 s at 1,000.
+TRANSFER_LP_SECONDS = 3.2e-5
 
 
 def quick_lower_bound(problem: Problem) -> int:
@@ -311,7 +313,7 @@ _TIMED_BOUNDS = (
     _TimedBound(
         "transfer_lp",
         lambda p, d, _lb: transfer_lp_within(p, time_limit=_left(d)),
-        lambda p: TRANSFER_LP_SECONDS * p.n**1.5 * p.num_devices**2,
+        lambda p: TRANSFER_LP_SECONDS * p.n**1.25 * p.num_devices**2,
         # too large, or one device mix for every op is a solution already refuted
         useful=lambda p, lb: transfer_lp_can_beat(p.floored, lb),
     ),
