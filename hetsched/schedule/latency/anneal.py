@@ -332,10 +332,13 @@ def warm_up() -> Future[None]:
     global _WARMING
     with _WARMING_LOCK:
         if _WARMING is None:
-            _load_numba()
-            pool = ThreadPoolExecutor(1, thread_name_prefix="hetsched-compile")
-            _WARMING = pool.submit(_compile)
-            pool.shutdown(wait=False)
+            if _load_numba():
+                pool = ThreadPoolExecutor(1, thread_name_prefix="hetsched-compile")
+                _WARMING = pool.submit(_compile)
+                pool.shutdown(wait=False)
+            else:  # annealing in Python (_BROKEN): nothing to wait for
+                _WARMING = Future()
+                _WARMING.set_result(None)
         return _WARMING
 
 
@@ -344,22 +347,30 @@ def compiling() -> bool:
     return _WARMING is not None and not _WARMING.done()
 
 
-def _load_numba() -> None:
+def _load_numba() -> bool:
     """Import numba and load its typing and lowering registries (0.5-0.6 s here, once per
-    process). numba loads them on its first compile, reading ``math.pow`` and the builtins
-    as they are then; a non-strict ``torch.export`` replaces those while it traces (a
-    lambda and ``functools.partial`` objects), so a first compile on a thread beside one
+    process); ``False`` where that fails (annealing runs in Python in this process then,
+    :data:`_BROKEN`). numba loads them on its first compile, reading ``math.pow`` and the
+    builtins as they are then; a non-strict ``torch.export`` replaces those while it traces
+    (a lambda and ``functools.partial`` objects), so a first compile on a thread beside one
     failed, and every compile after it in that process (reproduced: numba's registries
-    loaded inside ``torch.export``'s patch fail at once). Here, on the thread that starts
-    a solve, they are the real ones, and so are the ``min`` and ``max`` the loop's module
+    loaded inside ``torch.export``'s patch fail at once). Here, on the thread that starts a
+    solve, they are the real ones, and so are the ``min`` and ``max`` the loop's module
     binds as it is imported (:mod:`~hetsched.schedule.latency.annealkernel`)."""
+    global _BROKEN
     try:
         from numba.core.registry import cpu_target
 
         import hetsched.schedule.latency.annealkernel  # noqa: F401
+
+        cpu_target.target_context.refresh()
     except ImportError:  # numba is a dependency; without it, :func:`_compile` says so
-        return
-    cpu_target.target_context.refresh()
+        return True
+    except Exception as err:  # e.g. a solve started inside a torch.export trace
+        log_.warning("numba did not load (%s): annealing in Python", err)
+        _BROKEN = True
+        return False
+    return True
 
 
 def _compile() -> None:

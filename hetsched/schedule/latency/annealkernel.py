@@ -127,8 +127,8 @@ class Kernel:
 
 def compile_kernel() -> None:
     """Compile (or load from numba's cache) the move loop: the first call in a fresh
-    environment takes seconds (3-10 s measured on 2 cores; loading the cache, numba's import
-    included, 0.35-0.7 s), which a caller may not want charged to a solve
+    environment takes seconds (3-10 s measured on 2 cores; loading the cache 0.35-0.7 s,
+    numba's import and registries included), which a caller may not want charged to a solve
     (:func:`~hetsched.schedule.latency.anneal.warm_up`)."""
     p = Problem.from_arrays(
         names=["a", "b"], devices=["x", "y"], exec_time=np.ones((2, 2)), edges=[(0, 1, 1.0)],

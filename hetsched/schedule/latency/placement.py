@@ -302,11 +302,11 @@ def placement_bound(
     refuted up to 902 and 861 by 3 s and proved 995 at 8.1 s, not 11.5 s (951: 12.3 s,
     not 11.0 s)."""
     deadline = time.perf_counter() + time_limit
-    value, proved = floor, False
+    value, proved = max(floor, quick_lower_bound(problem)), False
     both = links and _links_matter(problem)
     for paid in (False, True) if both else (False,):  # the cheapest link, then every link
         left = deadline - time.perf_counter()
-        if left < MIN_PROBE_SECONDS:
+        if left < MIN_PROBE_SECONDS or (stop is not None and stop.is_set()):
             break
         value, proved = _search_from_below(
             problem,

@@ -185,9 +185,10 @@ WHOLE_BOUNDS_MAX_OPS = 2000
 # (GLOP) took 0.5-0.7 s alone and 1.4-2.2 s beside another thread at 300 ops on 8 devices
 # (random suite, CCR 10; estimated 0.6 s), in turn cut at its deadline in a 10 s solve
 # (0.25 of the time left), and moved no bound of the random suite's 100- and 300-op
-# graphs at CCR 10. The share is their LPs' deadline only (the search waits for them after
-# annealing, later): with 0.4 the transfer LP of the 1,000-op graph on 8 unrelated devices
-# (10.4 s alone, 10.6 s beside annealing) did not fit a 30 s solve, with 0.5 it does.
+# graphs at CCR 10. The share is their LPs' deadline: where the portfolio anneals, the
+# search collects them after annealing (0.85 of the time); elsewhere it may wait for them
+# up to it. With 0.4 the transfer LP of the 1,000-op graph on 8 unrelated devices (10.4 s
+# alone, 10.6 s beside annealing) did not fit a 30 s solve, with 0.5 it does.
 BOUNDS_BESIDE = ("transfer_lp", "window")
 BOUNDS_BESIDE_SHARE = 0.5
 # Fraction of the remaining budget for solving one repeated block (when there are blocks).

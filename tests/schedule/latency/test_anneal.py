@@ -232,13 +232,21 @@ def test_a_loop_still_compiling_is_not_waited_for_past_the_time(
         alone = solve_anneal(p, time_limit=0.5, seed=0, hint=hint)
         assert alone.makespan == hint.makespan
         assert alone.stats["anneal"] == "no time left after compiling"
-        # the portfolio gives up on it too, and returns in its time with the compile going on
-        plan = solve_portfolio(p, time_limit=2, seed=0, workers=1)
-        assert not compiling.done()
+        # the portfolio gives up on it too, and returns with the compile going on (a
+        # portfolio that waited for it would wait here for ever)
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(1) as pool:
+            solving = pool.submit(solve_portfolio, p, time_limit=2, seed=0, workers=1)
+            try:
+                plan = solving.result(timeout=120)
+            finally:
+                compiling.set_result(None)
         validate(plan, p)
         assert plan.stats.get("anneal") == "no time left after compiling"
         assert "anneal" not in plan.stats["path"]
-    compiling.set_result(None)
+    else:
+        compiling.set_result(None)
     assert kernel_ready(0.0)
 
 
@@ -271,11 +279,36 @@ def test_numba_is_loaded_before_a_torch_export_can_patch_what_it_reads(loaded: b
     import sys
 
     pytest.importorskip("numba")
+    pytest.importorskip("torch")
     ran = subprocess.run(
         [sys.executable, "-c", _RACE, "loaded" if loaded else "cold"],
         capture_output=True, text=True, timeout=240, check=True,
     )  # fmt: skip
-    assert ran.stdout.strip() == ("ok True" if loaded else "failed: AttributeError False")
+    said = ran.stdout.strip()
+    if loaded:
+        assert said == "ok True"
+    else:  # the hazard itself (how numba fails may change with its version)
+        assert said.startswith("failed:") and said.endswith("False")
+
+
+def test_a_solve_started_inside_a_torch_export_trace_anneals_in_python() -> None:
+    # numba's registries cannot load there: warm_up says so, and nothing waits or raises
+    import subprocess
+    import sys
+
+    pytest.importorskip("numba")
+    pytest.importorskip("torch")
+    code = (
+        "from torch._export.non_strict_utils import _override_builtin_ops\n"
+        "from hetsched.schedule.latency import anneal\n"
+        "with _override_builtin_ops():\n"
+        "    warming = anneal.warm_up()\n"
+        "print(warming.done(), anneal._BROKEN)\n"
+    )
+    ran = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=240, check=True
+    )
+    assert ran.stdout.strip() == "True True"
 
 
 @pytest.mark.slow
@@ -286,6 +319,7 @@ def test_a_cold_compile_inside_torch_exports_patch_succeeds(tmp_path) -> None:  
     import sys
 
     pytest.importorskip("numba")
+    pytest.importorskip("torch")
     code = (
         "from torch._export.non_strict_utils import _override_builtin_ops\n"
         "from hetsched.schedule.latency import anneal\n"
