@@ -45,7 +45,7 @@ from scipy.sparse import csr_matrix
 from hetsched.problem import Problem
 from hetsched.schedule.bounds.colocation import colocation_bound, colocation_groups
 from hetsched.schedule.bounds.delays import cheapest_remote, device_delay_heads_tails
-from hetsched.schedule.bounds.load import load_bound_dual
+from hetsched.schedule.bounds.load import load_bound_dual, priced_cheapest
 from hetsched.schedule.bounds.paths import serial_horizon
 
 __all__ = ["GROUP_LOAD_MAX_OPS", "group_load_bound", "group_load_fits"]
@@ -114,8 +114,9 @@ def _least_most_load(open_: np.ndarray, load: np.ndarray) -> float:
     """A lower bound of the least most-loaded device over fractional assignments of the
     groups to their open devices: the LP (HiGHS) gives the devices' multipliers ``mu``,
     and the bound is their Lagrangian value ``sum_g min_d mu_d load[g, d]`` (``mu`` on the
-    simplex), valid for any ``mu`` (weak duality), computed here, so no solver tolerance
-    can lift it; 0 where HiGHS gives no optimum."""
+    simplex, :func:`~hetsched.schedule.bounds.load.priced_cheapest`), valid for any ``mu``
+    (weak duality), computed here, so no solver tolerance can lift it; 0 where HiGHS gives
+    no optimum."""
     k, num_devices = open_.shape
     g, d = np.nonzero(open_)
     cols = np.arange(g.size)
@@ -143,5 +144,5 @@ def _least_most_load(open_: np.ndarray, load: np.ndarray) -> float:
     if mu.sum() <= 0:
         return 0.0
     mu = mu / mu.sum()
-    priced = np.where(open_, mu[None, :] * load, np.inf).min(axis=1)
+    _, priced = priced_cheapest(np.where(open_, load, np.inf), mu)
     return float(math.fsum(priced)) * (1 - 1e-12)

@@ -47,6 +47,7 @@ __all__ = [
     "load_dual",
     "lp_bound",
     "new_lp_model",
+    "priced_cheapest",
 ]
 
 # Above this many ops the load bound uses the Lagrangian dual instead of a GLOP model.
@@ -284,6 +285,25 @@ def load_bound_dual(p: Problem, *, iterations: int = 400) -> int:
     return load_dual(p, iterations=iterations)[0]
 
 
+def priced_cheapest(work: np.ndarray, prices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of ``work`` (an op's or a group's work on each device, ``inf`` where it may
+    not run) the device where its work priced by the device multipliers ``prices`` is
+    least, and that priced work. Their sum is the load LP's Lagrangian value at
+    ``prices``: for any prices on the simplex, a lower bound of the least most-loaded
+    device (weak duality).
+
+    >>> arg, priced = priced_cheapest(np.array([[2.0, 4.0], [np.inf, 1.0]]), np.array([0.5, 0.5]))
+    >>> arg.tolist(), priced.tolist()
+    ([0, 1], [1.0, 0.5])
+    """
+    with np.errstate(invalid="ignore"):
+        priced = prices[None, :] * work
+    if not prices.all():  # a zero price times inf: the device stays closed
+        priced = np.where(np.isfinite(work), priced, np.inf)
+    arg = priced.argmin(axis=1)
+    return arg, priced[np.arange(len(work)), arg]
+
+
 def load_dual(p: Problem, *, iterations: int = 400) -> tuple[int, np.ndarray]:
     """Load LP bound via its dual: ``max_{lambda in simplex} sum_v min_d lambda_d dur[v, d]``.
 
@@ -302,9 +322,8 @@ def load_dual(p: Problem, *, iterations: int = 400) -> tuple[int, np.ndarray]:
     best_lam = lam
     step = 0.5
     for _ in range(iterations):
-        val = lam[None, :] * w
-        arg = val.argmin(axis=1)
-        g_val = float(val[np.arange(p.n), arg].sum())
+        arg, priced = priced_cheapest(w, lam)
+        g_val = float(priced.sum())
         if g_val > best:
             best, best_lam = g_val, lam
         load = np.bincount(arg, weights=w[np.arange(p.n), arg], minlength=d)

@@ -250,10 +250,30 @@ def test_a_loop_still_compiling_is_not_waited_for_past_the_time(
     assert kernel_ready(0.0)
 
 
+def _run_beside_torch_export(body: str, *args: str, timeout: float = 240, **env: str) -> str:
+    """What ``body`` prints, run in a fresh Python process that has imported torch's
+    builtins patch (``_override_builtin_ops``, what a non-strict ``torch.export`` applies
+    while it traces) and ``anneal``, with ``args`` in its ``sys.argv[1:]`` and ``env``
+    added to its environment; skipped without numba or torch."""
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("numba")
+    pytest.importorskip("torch")
+    code = (
+        "from torch._export.non_strict_utils import _override_builtin_ops\n"
+        "from hetsched.schedule.latency import anneal\n" + body
+    )
+    ran = subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=timeout,
+        env={**os.environ, **env}, check=True,
+    )  # fmt: skip
+    return ran.stdout.strip()
+
+
 _RACE = """
 import sys
-from torch._export.non_strict_utils import _override_builtin_ops
-from hetsched.schedule.latency import anneal
 real = (min, max)
 if sys.argv[1] == "loaded":
     anneal._load_numba()  # as warm_up does, on the thread that starts a solve
@@ -275,16 +295,7 @@ def test_numba_is_loaded_before_a_torch_export_can_patch_what_it_reads(loaded: b
     # numba reads math.pow and the builtins when its first compile loads its registries; a
     # non-strict torch.export replaces them while it traces (seen: the compile beside one
     # failed). warm_up loads them first; the loop binds its own min and max.
-    import subprocess
-    import sys
-
-    pytest.importorskip("numba")
-    pytest.importorskip("torch")
-    ran = subprocess.run(
-        [sys.executable, "-c", _RACE, "loaded" if loaded else "cold"],
-        capture_output=True, text=True, timeout=240, check=True,
-    )  # fmt: skip
-    said = ran.stdout.strip()
+    said = _run_beside_torch_export(_RACE, "loaded" if loaded else "cold")
     if loaded:
         assert said == "ok True"
     else:  # the hazard itself (how numba fails may change with its version)
@@ -293,47 +304,25 @@ def test_numba_is_loaded_before_a_torch_export_can_patch_what_it_reads(loaded: b
 
 def test_a_solve_started_inside_a_torch_export_trace_anneals_in_python() -> None:
     # numba's registries cannot load there: warm_up says so, and nothing waits or raises
-    import subprocess
-    import sys
-
-    pytest.importorskip("numba")
-    pytest.importorskip("torch")
-    code = (
-        "from torch._export.non_strict_utils import _override_builtin_ops\n"
-        "from hetsched.schedule.latency import anneal\n"
+    body = (
         "with _override_builtin_ops():\n"
         "    warming = anneal.warm_up()\n"
         "print(warming.done(), anneal._BROKEN)\n"
     )
-    ran = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=240, check=True
-    )
-    assert ran.stdout.strip() == "True True"
+    assert _run_beside_torch_export(body) == "True True"
 
 
 @pytest.mark.slow
 def test_a_cold_compile_inside_torch_exports_patch_succeeds(tmp_path) -> None:  # type: ignore[no-untyped-def]
     # the whole hazard, reproduced: a fresh numba cache, the compile within the patch
-    import os
-    import subprocess
-    import sys
-
-    pytest.importorskip("numba")
-    pytest.importorskip("torch")
-    code = (
-        "from torch._export.non_strict_utils import _override_builtin_ops\n"
-        "from hetsched.schedule.latency import anneal\n"
+    body = (
         "anneal._load_numba()\n"
         "with _override_builtin_ops():\n"
         "    anneal._compile()\n"
         "print('broken' if anneal._BROKEN else 'compiled')\n"
     )
-    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
-    ran = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=600, env=env,
-        check=True,
-    )  # fmt: skip
-    assert ran.stdout.strip() == "compiled"
+    said = _run_beside_torch_export(body, timeout=600, NUMBA_CACHE_DIR=str(tmp_path))
+    assert said == "compiled"
 
 
 def test_if_numba_fails_annealing_runs_in_python(monkeypatch: pytest.MonkeyPatch) -> None:
