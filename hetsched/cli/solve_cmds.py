@@ -233,6 +233,17 @@ class _ProgressLine:
             sys.stderr.write("\n")
 
 
+def _bound_from_line(plan: Any) -> list[str]:
+    """The line under the bound that says which bound it is (what it counts: a gap to the
+    devices' combined load says less of the plan than one to a relaxation with transfers),
+    where the solver recorded it."""
+    from hetsched.schedule.bounds import BOUND_TITLES
+
+    stats = plan.stats if isinstance(plan.stats, Mapping) else {}
+    title = BOUND_TITLES.get(str(stats.get("bound_from")))
+    return [f"          from {title}"] if title else []
+
+
 def _fmt_time(t: float, units: str) -> str:
     if units != "s":
         return f"{t:g}"
@@ -410,7 +421,10 @@ def format_plan_summary(plan: Any, *, graph_name: str, wall: float) -> str:
             plan.objective, "  (one iteration)"
         ),
         *(
-            [f"bound     {_fmt_time(plan.lower_bound, units)}   gap {100 * plan.gap:.2f}%"]
+            [
+                f"bound     {_fmt_time(plan.lower_bound, units)}   gap {100 * plan.gap:.2f}%",
+                *_bound_from_line(plan),
+            ]
             if plan.objective != "memory"
             else []
         ),

@@ -230,19 +230,74 @@ TRANSFER_LP_SECONDS = 3.2e-5
 def quick_lower_bound(problem: Problem) -> int:
     """The bounds that solve no LP (critical path, the load LP's Lagrangian dual, the series
     bound without its segment LPs, transfers counted, edges too dear to cut, sharded
-    chains' modes bound together): what heuristics wait on."""
-    return _memo(
-        problem,
-        "quick",
-        lambda p: max(
-            critical_path_bound(p),
-            load_bound_dual(p),
-            series_bound(p, use_lp=False),
-            delay_bound(p) if p.n <= DELAY_MAX_OPS else 0,
-            colocation_bound(p) if p.n <= DELAY_MAX_OPS else 0,
-            chain_path_bound(p) if p.n <= DELAY_MAX_OPS else 0,
-        ),
-    )
+    chains' modes bound together): what heuristics wait on. Each part is kept by name
+    (:func:`bound_source`)."""
+    return _memo(problem, "quick", _quick_parts)
+
+
+# The parts of quick_lower_bound, by their name in BOUND_TITLES: kept under "quick:" + name
+# (the LP bounds "load" and "series" keep their own values under the plain names).
+_QUICK_PARTS: tuple[tuple[str, Callable[[Problem], int], bool], ...] = (
+    ("critical_path", critical_path_bound, False),
+    ("load", load_bound_dual, False),
+    ("series", lambda p: series_bound(p, use_lp=False), False),
+    ("delays", delay_bound, True),
+    ("colocation", colocation_bound, True),
+    ("chain_paths", chain_path_bound, True),
+)
+
+
+def _quick_parts(p: Problem) -> int:
+    """The best of :data:`_QUICK_PARTS` on ``p`` (the rounded-down twin), each kept."""
+    best = 0
+    for name, bound, small_only in _QUICK_PARTS:
+        value = bound(p) if not small_only or p.n <= DELAY_MAX_OPS else 0
+        _keep(p, f"quick:{name}", value)
+        best = max(best, value)
+    return best
+
+
+# What each bound counts, for a reader of a plan's bound (`hetsched solve` prints the one
+# that gave it beside the gap: a gap to the devices' combined load says little of the plan).
+BOUND_TITLES: dict[str, str] = {
+    "critical_path": "critical path: each op on its fastest device, transfers forced by support",
+    "load": "load: the devices' combined work, transfers free",
+    "series": "series cuts: segment by segment between ops that run alone",
+    "delays": "heads and tails: each input co-located and run first, or its transfer paid",
+    "colocation": "co-location: edges too dear to cut join ops on one device",
+    "chain_paths": "sharded chains: modes that keep a layout bind their readers",
+    "modes_lp": "load LP under the error budget",
+    "priced_path": "priced paths: the error budget's or memory's price on the longest path",
+    "lp": "load LP with start times and precedence, transfers free",
+    "group_load": "group load: each co-located group on the devices where it still fits",
+    "window": "window load LP: each device's work between its ops' heads and tails",
+    "transfer_lp": "transfer LP: each edge pays the share of its ends that sit apart",
+    "placement": "placement relaxation (CP-SAT): device choices and transfers, ops unordered",
+    "search": "an exact search (CP-SAT) refuted every shorter schedule",
+}
+
+
+def bound_source(problem: Problem, value: int) -> str | None:
+    """The name (a key of :data:`BOUND_TITLES`) of a bound of ``problem`` computed so far
+    whose value is ``value`` (units): the quick bounds first, then those that solve LPs,
+    then one a search recorded (:func:`record_bound`); ``None`` if none is.
+
+    >>> import numpy as np
+    >>> p = Problem.from_arrays(names=["a", "b", "c"], devices=["x", "y"],
+    ...     exec_time=np.full((3, 2), 2.0), edges=[], quantum=1.0)
+    >>> lower_bound(p), bound_source(p, 3), bound_source(p, 2)   # 6 units over two devices
+    (3, 'load', 'critical_path')
+    """
+    if value <= 0:
+        return None
+    for name, _, _ in _QUICK_PARTS:
+        if _kept(problem, f"quick:{name}") == value:
+            return name
+    for bound in _TIMED_BOUNDS:
+        if _kept(problem, bound.name) == value:
+            return bound.name
+    searched = max(_SEARCHED.get(problem, 0), _SEARCHED.get(problem.floored, 0))
+    return "search" if searched == value else None
 
 
 def lower_bound(problem: Problem, *, use_lp: bool = True) -> int:

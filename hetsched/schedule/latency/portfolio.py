@@ -54,6 +54,7 @@ from hetsched.problem import Problem
 from hetsched.schedule.bounds import (
     BOUND_SHARE,
     LP_SECONDS_PER_UNIT,
+    bound_source,
     critical_path_bound,
     heads_and_tails_fast,
     load_bound_dual,
@@ -420,12 +421,26 @@ def _search(
     if beside is not None:
         proven = best.makespan <= bound * (1 + 1e-12)
         bound = max(bound, beside.result(best, stats, stop_first=proven))
+    bound = min(bound, best.makespan)
     return best.with_(
         searched=searched or best.searched,
-        lower_bound=min(bound, best.makespan),
-        stats={**stats, "winner": best.solver},
+        lower_bound=bound,
+        stats={**stats, "winner": best.solver, "bound_from": _bound_from(problem, bound, stats)},
         baselines=baselines,
     )
+
+
+def _bound_from(p: Problem, bound: float, stats: dict[str, Any]) -> str | None:
+    """Which bound gave ``bound`` (a key of
+    :data:`~hetsched.schedule.bounds.BOUND_TITLES`): the placement relaxation's (its stats),
+    a named one computed for ``p``, else the exact search's; ``None`` for no bound."""
+    placement = stats.get("placement")
+    if isinstance(placement, dict) and placement.get("bound") == bound > 0:
+        return "placement"
+    named = bound_source(p, math.floor(bound / p.quantum + 1e-9))
+    if named is not None:
+        return named
+    return "search" if bound > 0 and {"cpsat", "lns"} & set(stats["path"]) else None
 
 
 solve_portfolio = Solver(
