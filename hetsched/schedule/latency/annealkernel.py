@@ -5,7 +5,8 @@ A move costs a re-timing of the order from its first changed place; in Python th
 35 us at 100 ops on 8 devices, and the plans annealing finds track the moves it can afford
 (BENCHMARKS.md, issue 20). This module holds the same loop — the same moves, drawn from the
 same uniforms, the same re-timing (:meth:`~hetsched.schedule.latency.listsched.Retimer.resume`
-with its snapshots and cap), the same acceptance — as one function numba compiles once
+with its snapshots and cap), the same acceptance (a move rejected without re-timing
+where the busy time of the device it fills is past the draw) — as one function numba compiles once
 (cached beside this file) and runs without the GIL. It serves graphs without link contention
 and without a memory limit; :mod:`~hetsched.schedule.latency.anneal` runs the rest in Python,
 and its tests check that both give the same plan for the same seed.
@@ -85,6 +86,10 @@ class Kernel:
         self.pos[self.order] = np.arange(n)
         self.fin = np.zeros(n, dtype=i64)
         self.snaps = np.zeros((max(snaps, 1), p.num_devices), dtype=i64)
+        # each device's busy time (the sum of its ops' durations): no trial ends before it
+        self.load = np.bincount(
+            self.assign, weights=dur[np.arange(n), self.assign], minlength=p.num_devices
+        ).astype(i64)
         self.best_assign = self.assign.copy()
         self.best_order = self.order.copy()
         # scratch: a trial's finish times, snapshots and order, a group and its old devices
@@ -120,7 +125,7 @@ class Kernel:
         group moves, neighbour's device)."""
         _loop(
             draws, done, moves, heat, self.tie_weight, *shares, SNAPSHOT_EVERY, self.graph,
-            self.assign, self.order, self.pos, self.fin, self.snaps,
+            self.assign, self.order, self.pos, self.fin, self.snaps, self.load,
             self.best_assign, self.best_order, self.values, self.counts, self.scratch,
         )  # fmt: skip
 
@@ -210,10 +215,12 @@ def _cost(fin, tie_weight):
 
 
 @_jit
-def _accept(graph, assign, order, first, draw, temperature, fin, snaps, values, counts,
-           scratch, every, tie_weight):  # fmt: skip
+def _accept(graph, assign, order, first, floor, draw, temperature, fin, snaps, values,
+           counts, scratch, every, tie_weight):  # fmt: skip
     """:func:`anneal._accept` over arrays: whether the trial is taken; if so its
-    timing is the state's (the caller updates the best)."""
+    timing is the state's (the caller updates the best). ``floor``: a least makespan of
+    the trial (a device's busy time); above what the draw accepts, the trial is rejected
+    without re-timing it (its cost is at least its makespan: the same answer)."""
     trial_fin, trial_snaps = scratch[0], scratch[1]
     if temperature <= 0:
         rise = 0.0
@@ -221,8 +228,10 @@ def _accept(graph, assign, order, first, draw, temperature, fin, snaps, values, 
         rise = math.inf
     else:
         rise = -temperature * math.log(draw)
-    counts[0] += 1
     cost = values[0]
+    if floor > cost + rise:
+        return False, 0
+    counts[0] += 1
     ok, at = _retime(graph, assign, order, fin, snaps, trial_fin, trial_snaps, first,
                      cost + rise, True, every, scratch[5])  # fmt: skip
     if not ok:
@@ -239,11 +248,12 @@ def _accept(graph, assign, order, first, draw, temperature, fin, snaps, values, 
 
 @_jit
 def _loop(draws, done, moves, heat, tie_weight, device_share, group_share, neighbour_share,
-         every, graph, assign, order, pos, fin, snaps, best_assign, best_order, values,
+         every, graph, assign, order, pos, fin, snaps, load, best_assign, best_order, values,
          counts, scratch):  # fmt: skip
     """Moves ``done`` .. of ``moves`` (:func:`anneal._move`), one row of ``draws``
     each."""
     nb_ptr, nb, succ_ptr, succ, allowed, al_ptr, al = graph[6:]
+    dur = graph[0]
     in_ptr, in_src = graph[1], graph[2]
     n = assign.shape[0]
     trial_order, group, old = scratch[2], scratch[3], scratch[4]
@@ -275,23 +285,32 @@ def _loop(draws, done, moves, heat, tie_weight, device_share, group_share, neigh
                         size += 1
             fits = True
             first = n
+            busy = load[device]
             for g in range(size):
                 x = group[g]
                 if not allowed[x, device]:
                     fits = False
+                    break
                 if pos[x] < first:
                     first = pos[x]
+                busy += dur[x, device]
             if not fits:
                 continue
             for g in range(size):
                 old[g] = assign[group[g]]
                 assign[group[g]] = device
-            taken, makespan = _accept(graph, assign, order, first, u[4], temperature, fin,
-                                     snaps, values, counts, scratch, every, tie_weight)  # fmt: skip
+            taken, makespan = _accept(graph, assign, order, first, busy, u[4],
+                                     temperature, fin, snaps, values, counts, scratch, every,
+                                     tie_weight)  # fmt: skip
             if not taken:
                 for g in range(size):
                     assign[group[g]] = old[g]
-            elif makespan < values[1]:
+                continue
+            for g in range(size):
+                x = group[g]
+                load[old[g]] -= dur[x, old[g]]
+                load[device] += dur[x, device]
+            if makespan < values[1]:
                 values[1] = makespan
                 best_assign[:] = assign
                 best_order[:] = order
@@ -318,8 +337,9 @@ def _loop(draws, done, moves, heat, tie_weight, device_share, group_share, neigh
             trial_order[j + 1 : i + 1] = order[j:i]
         trial_order[j] = v
         first = min(i, j)
-        taken, makespan = _accept(graph, assign, trial_order, first, u[4], temperature, fin,
-                                 snaps, values, counts, scratch, every, tie_weight)  # fmt: skip
+        taken, makespan = _accept(graph, assign, trial_order, first, 0, u[4],
+                                 temperature, fin, snaps, values, counts, scratch, every,
+                                 tie_weight)  # fmt: skip
         if taken:
             order[:] = trial_order
             for k in range(first, max(i, j) + 1):

@@ -121,6 +121,27 @@ def test_the_compiled_loop_moves_as_the_python_one(seed: int) -> None:
     assert not compiles(bus_problem(0))  # link contention: annealed in Python
 
 
+def test_a_move_onto_a_device_busy_past_the_draw_is_rejected_without_re_timing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # the device's busy time bounds the trial's makespan: rejecting there is the answer a
+    # re-timing would give (the same plan), with fewer trials re-timed
+    p = heavy_problem(1, n=14, devices=4)
+    start = solve_heft(p, time_limit=5)
+    plans = [anneal(p, start, seed=1, moves=4_000, compiled=False)]
+    accept = annealing._accept
+
+    def without_floor(*args: object) -> bool:
+        return accept(*args[:6])  # type: ignore[arg-type]
+
+    monkeypatch.setattr(annealing, "_accept", without_floor)
+    plans.append(anneal(p, start, seed=1, moves=4_000, compiled=False))
+    first, second = ((plan.makespan, plan.start, plan.modes) for plan in plans)
+    assert first == second
+    trials = [plan.stats.get("anneal", plan.stats)["evaluations"] for plan in plans]
+    assert trials[0] < trials[1]
+
+
 def test_without_numba_annealing_runs_in_python(monkeypatch: pytest.MonkeyPatch) -> None:
     import sys
 
