@@ -25,9 +25,9 @@ from hetsched.fileio import write_bytes_atomic, write_json_atomic, write_text_at
 __all__ = ["md_table", "summary_markdown", "write_outputs"]
 
 _ROW_COLS = (
-    "instance", "solver", "n", "devices", "makespan", "lower_bound", "best", "lb", "optimum",
-    "ratio", "ratio_heft", "gap", "status", "solve_time", "valid", "saga_makespan", "saga_valid",
-    "error",
+    "instance", "solver", "n", "devices", "makespan", "lower_bound", "best", "lb", "lb_from",
+    "optimum", "ratio", "ratio_heft", "gap", "status", "solve_time", "valid", "saga_makespan",
+    "saga_valid", "error",
 )  # fmt: skip
 _SUM_COLS = (
     "instances", "valid", "geo_ratio_best", "geo_ratio_heft", "best_found", "proved_optimal",

@@ -61,10 +61,7 @@ def instance_rows(
         if spec is not None and spec.known_ub is not None:
             cands.append(spec.known_ub)
         best = min(cands) if cands else None
-        lbs = [float(r["lower_bound"]) for r in recs if r.get("valid") and r.get("lower_bound")]
-        if spec is not None and spec.known_lb is not None:
-            lbs.append(spec.known_lb)
-        lb = max(lbs) if lbs else None
+        lb, lb_from = _best_bound(recs, spec)
         heft = next((float(r["makespan"]) for r in ok if r["solver"] == "heft"), None)
         opt = spec.optimum if spec is not None else None
         for r in recs:
@@ -80,6 +77,7 @@ def instance_rows(
                 "lower_bound": r.get("lower_bound"),
                 "best": best,
                 "lb": lb,
+                "lb_from": lb_from,
                 "optimum": opt,
                 "status": r.get("status"),
                 "solve_time": r.get("solve_time"),
@@ -96,6 +94,27 @@ def instance_rows(
             }
             rows.append(row)
     return rows
+
+
+def _best_bound(
+    recs: Sequence[Mapping[str, Any]], spec: InstanceSpec | None
+) -> tuple[float | None, str | None]:
+    """The best lower bound of an instance's valid records (and a published one), and where
+    it came from: ``task:bound`` (the task and the bound it names, a key of
+    :data:`~hetsched.schedule.bounds.BOUND_TITLES`, where it recorded one), the task alone,
+    or ``published``."""
+    found: list[tuple[float, str]] = [
+        (float(r["lower_bound"]), f"{r['solver']}:{r['bound_from']}" if r.get("bound_from")
+         else str(r["solver"]))
+        for r in recs
+        if r.get("valid") and r.get("lower_bound")
+    ]  # fmt: skip
+    if spec is not None and spec.known_lb is not None:
+        found.append((spec.known_lb, "published"))
+    if not found:
+        return None, None
+    # on a tie, a source that names its bound
+    return max(found, key=lambda vs: (vs[0], ":" in vs[1] or vs[1] == "published"))
 
 
 def summarize(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:

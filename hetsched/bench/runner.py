@@ -22,7 +22,7 @@ import functools
 import json
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -104,6 +104,7 @@ def _plan_fields(rec: dict[str, Any], plan: Plan, problem: Problem) -> None:
     rec.update(
         makespan=plan.makespan,
         lower_bound=plan.lower_bound,
+        bound_from=plan.stats.get("bound_from") if isinstance(plan.stats, Mapping) else None,
         status=plan.status,
         solve_time=plan.solve_time,
         interrupted=plan.interrupted,
@@ -201,12 +202,13 @@ def run_task(task: Task, stop: StopToken | None = None) -> list[dict[str, Any]]:
             }
         ]
     if task.what == "bound":
-        from hetsched.schedule.bounds import lower_bound
+        from hetsched.schedule.bounds import bound_source, lower_bound
 
         rec = _base(task, problem, "bound")
         t0 = time.perf_counter()
         lb = lower_bound(problem, use_lp=problem.n <= 2000)
         rec.update(lower_bound=lb * problem.quantum, status="bound", valid=True)
+        rec["bound_from"] = bound_source(problem, lb)
         rec["solve_time"] = time.perf_counter() - t0
         return [rec]
     if task.what == "peers":

@@ -76,3 +76,39 @@ def test_a_solver_task_does_not_inherit_the_bound_task_s_bounds(monkeypatch):
     runner.run_task(runner.Task(spec, "bound", time_limit=1.0))
     (rec,) = runner.run_task(runner.Task(spec, "heft", time_limit=1.0))
     assert rec["valid"] and "load" not in _BOUND_MEMO.get(seen[0], {})
+
+
+def test_each_row_says_where_its_instance_s_best_bound_came_from():
+    from hetsched.bench.report import instance_rows
+
+    recs = [
+        {"instance": "a", "solver": "bound", "lower_bound": 8.0, "bound_from": "load",
+         "valid": True},
+        {"instance": "a", "solver": "heft", "makespan": 10.0, "lower_bound": 8.0,
+         "bound_from": None, "valid": True},
+        {"instance": "a", "solver": "portfolio", "makespan": 9.0, "lower_bound": 9.0,
+         "bound_from": "placement", "valid": True},
+        {"instance": "b", "solver": "bound", "lower_bound": 5.0, "bound_from": "window",
+         "valid": True},
+        {"instance": "b", "solver": "heft", "makespan": 6.0, "lower_bound": 4.0, "valid": True},
+    ]  # fmt: skip
+    rows = instance_rows(recs, {})
+    assert {(r["instance"], r["lb"], r["lb_from"]) for r in rows} == {
+        ("a", 9.0, "portfolio:placement"),
+        ("b", 5.0, "bound:window"),
+    }
+    spec = random_spec(20, 3, 1.0, seed=0)  # a published bound above both: named so
+    spec = type(spec)(**{**spec.__dict__, "name": "a", "known_lb": 9.5})
+    assert {r["lb_from"] for r in instance_rows(recs[:3], {"a": spec})} == {"published"}
+
+
+def test_the_bench_names_each_instance_s_bound(tmp_path):
+    cfg = BenchConfig(
+        suite="random", out=str(tmp_path), solvers=("heft", "portfolio"), peers=(),
+        sizes=(20,), devices=(3,), ccrs=(10.0,), betas=(0.0,), progress=False, time_limit=5,
+    )  # fmt: skip
+    res = run_bench(cfg)
+    (row,) = [r for r in res["rows"] if r["solver"] == "portfolio"]
+    task, _, name = row["lb_from"].partition(":")
+    assert task in ("bound", "heft", "portfolio") and name
+    assert "lb_from" in (tmp_path / "instances.csv").read_text().splitlines()[0]
