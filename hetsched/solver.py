@@ -299,11 +299,7 @@ def _run(spec: Solver, problem: Problem, ctx: SolveContext, options: dict[str, A
             hint = None
     plan = spec.run(restricted, ctx.child(hint=hint), **options)
     bound = _load(_QUESTION_BOUND)(problem) * problem.quantum
-    return plan.with_(
-        lower_bound=min(bound, plan.makespan),
-        searched=False,
-        stats={**plan.stats, "pinned_by": how},
-    )
+    return plan.with_bound(bound, searched=False, stats={**plan.stats, "pinned_by": how})
 
 
 def run_solver(

@@ -213,6 +213,12 @@ class Plan:
         """A copy with some fields changed (the status follows)."""
         return replace(self, **changes)
 
+    def with_bound(self, bound: float, **changes: Any) -> Plan:
+        """A copy whose lower bound is ``bound`` (at most its makespan), with ``changes``; the
+        note of which bound gave the old one (``stats["bound_from"]``) goes with it."""
+        stats = {k: v for k, v in changes.pop("stats", self.stats).items() if k != "bound_from"}
+        return self.with_(lower_bound=min(bound, self.makespan), stats=stats, **changes)
+
 
 # ---------------------------------------------------------------------- construction
 def plan_from_schedule(

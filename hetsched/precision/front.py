@@ -224,7 +224,7 @@ def solve_measured(
         graph, platform, table, budget, measure,
         time_limit=time_limit, seed=seed, rounds=rounds, split=split, constraints=constraints,
     )  # fmt: skip
-    return best.with_(lower_bound=min(bound, best.makespan), searched=False), tried
+    return best.with_bound(bound, searched=False), tried
 
 
 def _measured_rounds(

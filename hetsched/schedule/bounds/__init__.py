@@ -273,7 +273,7 @@ BOUND_TITLES: dict[str, str] = {
     "window": "window load LP: each device's work between its ops' heads and tails",
     "transfer_lp": "transfer LP: each edge pays the share of its ends that sit apart",
     "placement": "placement relaxation (CP-SAT): device choices and transfers, ops unordered",
-    "search": "an exact search (CP-SAT) refuted every shorter schedule",
+    "search": "a CP-SAT search refuted every shorter schedule (of the problem or a relaxation)",
 }
 
 

@@ -396,7 +396,7 @@ def _search(
         bound = max(bound, beside.result(best, stats, stop_first=True))
         ctx.report(best.solver, best.makespan, bound)
         beside = None
-    searched = False
+    searched, searched_to = False, 0.0
     exact_ok = whole or view is not None
     if best.makespan > bound * (1 + 1e-12) and ctx.remaining() > 0.05 and exact_ok:
         if not ctx.stop.is_set() and whole:
@@ -415,6 +415,8 @@ def _search(
             stats["path"].append(exact.solver)
             stats[exact.solver] = dict(exact.stats)
             if exact.solver == "cpsat" or device_view:  # a view's bound is not the problem's
+                if exact.solver == "cpsat" and exact.lower_bound > bound:
+                    searched_to = exact.lower_bound  # (LNS only passes its bound on)
                 bound = max(bound, exact.lower_bound)
             if exact.makespan <= best.makespan:
                 best = exact
@@ -425,22 +427,29 @@ def _search(
     return best.with_(
         searched=searched or best.searched,
         lower_bound=bound,
-        stats={**stats, "winner": best.solver, "bound_from": _bound_from(problem, bound, stats)},
+        stats={
+            **stats,
+            "winner": best.solver,
+            "bound_from": _bound_from(problem, bound, stats, searched_to=searched_to),
+        },
         baselines=baselines,
     )
 
 
-def _bound_from(p: Problem, bound: float, stats: dict[str, Any]) -> str | None:
+def _bound_from(
+    p: Problem, bound: float, stats: dict[str, Any], *, searched_to: float
+) -> str | None:
     """Which bound gave ``bound`` (a key of
     :data:`~hetsched.schedule.bounds.BOUND_TITLES`): the placement relaxation's (its stats),
-    a named one computed for ``p``, else the exact search's; ``None`` for no bound."""
+    CP-SAT's where its search raised the bound to ``searched_to``, or a named one computed
+    for ``p``; ``None`` where none is known (a bound cut short by its deadline is not kept
+    by name)."""
     placement = stats.get("placement")
     if isinstance(placement, dict) and placement.get("bound") == bound > 0:
         return "placement"
-    named = bound_source(p, math.floor(bound / p.quantum + 1e-9))
-    if named is not None:
-        return named
-    return "search" if bound > 0 and {"cpsat", "lns"} & set(stats["path"]) else None
+    if bound > 0 and bound == searched_to:
+        return "search"
+    return bound_source(p, math.floor(bound / p.quantum + 1e-9))
 
 
 solve_portfolio = Solver(

@@ -101,7 +101,7 @@ def within_budget(run: Callable[..., Plan]) -> Callable[..., Plan]:
         from hetsched.schedule.bounds import quick_lower_bound
 
         bound = quick_lower_bound(problem) * problem.quantum
-        return plan.with_(lower_bound=min(bound, plan.makespan), searched=False)
+        return plan.with_bound(bound, searched=False)
 
     budgeted.__doc__ = run.__doc__
     return budgeted

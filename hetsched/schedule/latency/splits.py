@@ -213,7 +213,7 @@ def _restricted(restrict: Callable[[Problem], Problem]) -> Callable[..., Plan]:
 
         plan = solve_portfolio.within(restrict(problem), ctx.child())
         bound = quick_lower_bound(problem) * problem.quantum
-        return plan.with_(lower_bound=min(bound, plan.makespan), searched=False)
+        return plan.with_bound(bound, searched=False)
 
     return run
 

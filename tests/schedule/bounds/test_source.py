@@ -73,3 +73,29 @@ def test_the_summary_prints_what_the_bound_counts() -> None:
         assert plan.stats["placement"]["bound"] == plan.lower_bound
     elif name != "search":  # a bound computed for the problem, with this value
         assert bound_source(p, round(plan.lower_bound / p.quantum)) == name
+
+
+def test_no_bound_is_named_that_did_not_give_the_value() -> None:
+    from hetsched.schedule.latency.portfolio import _bound_from
+
+    p = Problem.from_arrays(
+        names=list("abcd"), devices=["x", "y"], exec_time=np.full((4, 2), 0.2), edges=[],
+        quantum=0.1,
+    )  # fmt: skip
+    assert lower_bound(p) == 4  # 0.4: the load
+    assert _bound_from(p, 0.4, {"path": ["heft"]}, searched_to=0.0) == "load"
+    # LNS passes its bound on, proving nothing: a value no named bound has is not a search's
+    assert _bound_from(p, 0.5, {"path": ["heft", "lns"]}, searched_to=0.0) is None
+    assert _bound_from(p, 0.5, {"path": ["heft", "cpsat"]}, searched_to=0.5) == "search"
+    stats = {"path": ["placement"], "placement": {"bound": 0.5}}
+    assert _bound_from(p, 0.5, stats, searched_to=0.0) == "placement"
+
+
+def test_a_plan_given_another_bound_loses_the_old_bound_s_name() -> None:
+    p = _pairs()
+    plan = run_solver("portfolio", p, time_limit=30, workers=1, seed=0)
+    assert plan.stats["bound_from"]
+    other = plan.with_bound(9.0, searched=False)
+    assert other.lower_bound == 9.0 and "bound_from" not in other.stats
+    assert other.stats["winner"] == plan.stats["winner"]
+    assert plan.with_bound(99.0).lower_bound == plan.makespan  # never above the plan
