@@ -103,18 +103,18 @@ def _best_bound(
     it came from: ``task:bound`` (the task and the bound it names, a key of
     :data:`~hetsched.schedule.bounds.BOUND_TITLES`, where it recorded one), the task alone,
     or ``published``."""
-    found: list[tuple[float, str]] = [
-        (float(r["lower_bound"]), f"{r['solver']}:{r['bound_from']}" if r.get("bound_from")
-         else str(r["solver"]))
-        for r in recs
-        if r.get("valid") and r.get("lower_bound")
-    ]  # fmt: skip
+    found: list[tuple[float, bool, str]] = []  # value, names its bound (wins a tie), source
+    for r in recs:
+        if r.get("valid") and r.get("lower_bound"):
+            named = r.get("bound_from")
+            source = f"{r['solver']}:{named}" if named else str(r["solver"])
+            found.append((float(r["lower_bound"]), bool(named), source))
     if spec is not None and spec.known_lb is not None:
-        found.append((spec.known_lb, "published"))
+        found.append((spec.known_lb, True, "published"))
     if not found:
         return None, None
-    # on a tie, a source that names its bound
-    return max(found, key=lambda vs: (vs[0], ":" in vs[1] or vs[1] == "published"))
+    value, _, source = max(found, key=lambda found_one: found_one[:2])
+    return value, source
 
 
 def summarize(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:

@@ -240,7 +240,7 @@ def _bound_from_line(plan: Any) -> list[str]:
     from hetsched.schedule.bounds import BOUND_TITLES
 
     stats = plan.stats if isinstance(plan.stats, Mapping) else {}
-    title = BOUND_TITLES.get(str(stats.get("bound_from")))
+    title = BOUND_TITLES.get(stats.get("bound_from") or "")
     return [f"          from {title}"] if title else []
 
 
